@@ -1,0 +1,275 @@
+"""Where the weights start: λ-balanced, task-aligned, re-factorised, Gaussian and deep balanced inits.
+
+Conventions (THEORY.md §1–2): W1 is (n_hidden, n_in), W2 is (n_out, n_hidden); the balance of a pair is
+W2ᵀW2 − W1W1ᵀ = λI, and λ > 0 means the output layer is the larger one. Every function takes an optional
+``batch`` and then returns tensors with a leading batch axis, so one call initialises a whole sweep.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from lazyrich.device import DTYPE
+
+__all__ = [
+    "balance",
+    "balanced_factors",
+    "check_widths",
+    "deep_balanced",
+    "gaussian",
+    "lambda_balanced",
+    "random_orthogonal",
+    "refactorise",
+]
+
+
+def check_widths(n_in: int, n_hidden: int, n_out: int, lam: float) -> None:
+    """Raise ``ValueError`` if no weights of these widths can be λ-balanced (THEORY.md §1, A3)."""
+    for name, value in (("n_in", n_in), ("n_hidden", n_hidden), ("n_out", n_out)):
+        if int(value) < 1:
+            raise ValueError(f"{name} must be a positive width, got {value}.")
+    if n_hidden > max(n_in, n_out) and lam != 0:
+        raise ValueError(
+            f"n_hidden={n_hidden} > max(n_in={n_in}, n_out={n_out}) forces lam = 0 (got lam={lam}): "
+            f"use lam=0 or n_hidden <= {max(n_in, n_out)}."
+        )
+    if n_hidden > n_out and lam > 0:
+        raise ValueError(
+            f"n_hidden={n_hidden} > n_out={n_out} forces lam <= 0 (got lam={lam}): W2ᵀW2 has rank at most "
+            f"n_out, so it cannot exceed W1W1ᵀ by lam·I. Use lam <= 0 or n_hidden <= {n_out}."
+        )
+    if n_hidden > n_in and lam < 0:
+        raise ValueError(
+            f"n_hidden={n_hidden} > n_in={n_in} forces lam >= 0 (got lam={lam}): W1W1ᵀ has rank at most "
+            f"n_in. Use lam >= 0 or n_hidden <= {n_in}."
+        )
+
+
+def balanced_factors(s: Tensor, lam: Tensor | float) -> tuple[Tensor, Tensor]:
+    """Per-mode layer singular values (s1, s2) with s2² − s1² = lam and s1·s2 = s (s ≥ 0).
+
+    The smaller square is 2s²/(√(λ²+4s²) + |λ|), never a difference, so |λ| ≫ s loses nothing.
+    """
+    lam = torch.as_tensor(lam, dtype=s.dtype, device=s.device)
+    root = torch.hypot(lam, 2 * s)
+    denom = root + lam.abs()
+    big = denom / 2
+    small = torch.where(denom > 0, 2 * s * s / torch.where(denom > 0, denom, 1), torch.zeros_like(s))
+    positive = lam >= 0
+    s2_sq = torch.where(positive, big, small)
+    s1_sq = torch.where(positive, small, big)
+    return s1_sq.sqrt(), s2_sq.sqrt()
+
+
+def random_orthogonal(n: int, *, batch: int | None = None, generator: torch.Generator | None = None,
+                      dtype: torch.dtype = DTYPE, device: torch.device | str | None = None) -> Tensor:
+    """Haar-random orthogonal matrix (n, n), or (batch, n, n)."""
+    shape = (n, n) if batch is None else (batch, n, n)
+    a = torch.randn(shape, generator=generator, dtype=dtype, device=_gen_device(generator, device))
+    q, r = torch.linalg.qr(a)
+    # The sign fix makes the distribution Haar rather than biased by QR's convention.
+    q = q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)
+    return q.to(device) if device is not None else q
+
+
+def _gen_device(generator: torch.Generator | None, device: torch.device | str | None) -> torch.device:
+    if generator is not None:
+        return generator.device
+    return torch.device(device) if device is not None else torch.device("cpu")
+
+
+def _complement(basis: Tensor, n_extra: int) -> Tensor:
+    """Orthonormal columns (…, n, n_extra) orthogonal to the orthonormal columns of ``basis`` (…, n, k)."""
+    n, k = basis.shape[-2], basis.shape[-1]
+    if n_extra == 0:
+        return basis.new_zeros(*basis.shape[:-1], 0)
+    # The full QR of [basis | I] spans ℝⁿ with the first k columns equal to ±basis.
+    eye = torch.eye(n, dtype=basis.dtype, device=basis.device).expand(*basis.shape[:-2], n, n)
+    q, _ = torch.linalg.qr(torch.cat([basis, eye], dim=-1), mode="complete")
+    return q[..., :, k : k + n_extra]
+
+
+def refactorise(product: Tensor, lam: float | Tensor, *, n_hidden: int | None = None,
+                generator: torch.Generator | None = None, rotate: bool = True) -> tuple[Tensor, Tensor]:
+    """Factor a product W (…, n_out, n_in) as W2·W1 with W2ᵀW2 − W1W1ᵀ = λI (THEORY.md §2).
+
+    ``lam`` is a float or a tensor broadcastable to the batch shape. ``n_hidden`` defaults to min(n_in, n_out);
+    wider nets pad the extra hidden directions with √λ on W2 (λ ≥ 0) or √(−λ) on W1 (λ ≤ 0); narrower nets keep
+    the top n_hidden modes. ``rotate`` applies a random hidden rotation R (the factorisation is unique up to R).
+    Returns (W1 (…, n_hidden, n_in), W2 (…, n_out, n_hidden)).
+    """
+    n_out, n_in = product.shape[-2:]
+    m = min(n_in, n_out)
+    n_hidden = m if n_hidden is None else int(n_hidden)
+    lam_t = torch.as_tensor(lam, dtype=product.dtype, device=product.device)
+    for value in lam_t.reshape(-1).tolist():
+        check_widths(n_in, n_hidden, n_out, value)
+    batch_shape = product.shape[:-2]
+    lam_t = lam_t.expand(batch_shape) if lam_t.dim() == 0 else lam_t
+    u, s, vh = torch.linalg.svd(product, full_matrices=False)
+    k = min(m, n_hidden)
+    u, s, vh = u[..., :, :k], s[..., :k], vh[..., :k, :]
+    s1, s2 = balanced_factors(s, lam_t.unsqueeze(-1))
+    w1 = s1.unsqueeze(-1) * vh  # (…, k, n_in)
+    w2 = u * s2.unsqueeze(-2)  # (…, n_out, k)
+    n_extra = n_hidden - k
+    if n_extra > 0:
+        # check_widths guarantees room: λ > 0 only if n_out ≥ n_hidden, λ < 0 only if n_in ≥ n_hidden.
+        root = lam_t.abs().sqrt()[..., None, None]
+        pad_out = product.new_zeros(*batch_shape, n_out, n_extra)
+        pad_in = product.new_zeros(*batch_shape, n_extra, n_in)
+        if n_out >= n_hidden:
+            pad_out = _complement(u, n_extra) * root * (lam_t > 0)[..., None, None]
+        if n_in >= n_hidden:
+            pad_in = _complement(vh.mT, n_extra).mT * root * (lam_t < 0)[..., None, None]
+        w1 = torch.cat([w1, pad_in], dim=-2)
+        w2 = torch.cat([w2, pad_out], dim=-1)
+    if rotate:
+        batch = int(math.prod(batch_shape)) if batch_shape else None
+        r = random_orthogonal(n_hidden, batch=batch, generator=generator, dtype=product.dtype)
+        r = r.to(product.device).reshape(*batch_shape, n_hidden, n_hidden)
+        w1, w2 = r @ w1, w2 @ r.mT
+    return w1, w2
+
+
+def lambda_balanced(n_in: int, n_hidden: int, n_out: int, lam: float | Tensor | Sequence[float], *,
+                    scale: float = 1.0, generator: torch.Generator | None = None, align_to: Tensor | None = None,
+                    dtype: torch.dtype = DTYPE, batch: int | None = None,
+                    device: torch.device | str | None = None) -> tuple[Tensor, Tensor]:
+    """λ-balanced two-layer weights (W1 (n_hidden, n_in), W2 (n_out, n_hidden)), exact to rounding.
+
+    Without ``align_to`` the product W2W1 is ``scale``·G with G Gaussian of variance 1/n_in (random singular
+    vectors). With ``align_to`` = a task's Σyx (n_out, n_in) the product is ``scale``·Ũ_mṼ_mᵀ: every mode starts
+    at s = scale in the task's singular basis (Saxe et al. 2014). ``lam`` may be a sequence with one value per
+    network; then ``batch`` defaults to its length and a leading batch axis is added.
+    """
+    lam_t = torch.as_tensor(lam, dtype=dtype)
+    if lam_t.dim() == 1 and batch is None:
+        batch = lam_t.shape[0]
+    if lam_t.dim() == 1 and lam_t.shape[0] != batch:
+        raise ValueError(f"lam has {lam_t.shape[0]} values but batch={batch}; give one lam per network.")
+    for value in lam_t.reshape(-1).tolist():
+        check_widths(n_in, n_hidden, n_out, value)
+    if not scale > 0:
+        raise ValueError(f"scale must be positive, got {scale}.")
+    shape = (n_out, n_in) if batch is None else (batch, n_out, n_in)
+    dev = _gen_device(generator, device)
+    if align_to is None:
+        product = torch.randn(shape, generator=generator, dtype=dtype, device=dev) * (scale / math.sqrt(n_in))
+    else:
+        sigma = torch.as_tensor(align_to, dtype=dtype)
+        if sigma.shape != (n_out, n_in):
+            raise ValueError(f"align_to must be Σyx of shape (n_out, n_in) = {(n_out, n_in)}, got {tuple(sigma.shape)}.")
+        u, _, vh = torch.linalg.svd(sigma.to(dev), full_matrices=False)
+        product = (scale * u @ vh).expand(shape).clone()
+    w1, w2 = refactorise(product, lam_t.to(dev), n_hidden=n_hidden, generator=generator)
+    target = torch.device(device) if device is not None else dev
+    return w1.to(target), w2.to(target)
+
+
+def gaussian(widths: Sequence[int], scale: float | Sequence[float] = 1.0, *, lecun: bool = True,
+             generator: torch.Generator | None = None, dtype: torch.dtype = DTYPE, batch: int | None = None,
+             device: torch.device | str | None = None) -> list[Tensor]:
+    """Independent Gaussian layers for widths [n_in, n_1, …, n_out]; W_l ~ N(0, σ_l²/fan_in) if ``lecun``.
+
+    ``scale`` is σ, one value or one per layer. Such inits are nearly λ-balanced with
+    λ ≈ n_out σ₂² − n_in σ₁² (THEORY.md §2); see :func:`balance`.
+    """
+    n_layers = len(widths) - 1
+    if n_layers < 1:
+        raise ValueError(f"widths needs at least [n_in, n_out], got {list(widths)}.")
+    scales = [float(scale)] * n_layers if isinstance(scale, int | float) else [float(s) for s in scale]
+    if len(scales) != n_layers:
+        raise ValueError(f"scale has {len(scales)} values for {n_layers} layers; give one per layer or one.")
+    dev = _gen_device(generator, device)
+    weights = []
+    for fan_in, fan_out, sigma in zip(widths[:-1], widths[1:], scales, strict=True):
+        shape = (fan_out, fan_in) if batch is None else (batch, fan_out, fan_in)
+        std = sigma / math.sqrt(fan_in) if lecun else sigma
+        weights.append(torch.randn(shape, generator=generator, dtype=dtype, device=dev) * std)
+    return [w.to(device) for w in weights] if device is not None else weights
+
+
+def _deep_layer_values(s: Tensor, lams: Tensor) -> Tensor:
+    """Layer singular values a (…, L) with a_{l+1}² − a_l² = λ_l and Π a_l = s, per mode (s ≥ 0)."""
+    offsets = torch.cat([lams.new_zeros(*lams.shape[:-1], 1), torch.cumsum(lams, -1)], -1)  # Λ_l, (…, L)
+    lo = torch.clamp(-offsets.min(-1).values, min=0.0)  # a_1² must keep every a_l² ≥ 0
+    target = 2 * torch.log(s.clamp_min(torch.finfo(s.dtype).tiny))
+
+    def log_prod(x: Tensor) -> Tensor:
+        return torch.log((x.unsqueeze(-1) + offsets.unsqueeze(-2)).clamp_min(torch.finfo(s.dtype).tiny)).sum(-1)
+
+    hi = lo + (s.abs() ** (2 / offsets.shape[-1])) + offsets.abs().amax(-1, keepdim=True) + 1.0
+    lo = lo.unsqueeze(-1).expand_as(s).clone()
+    while bool((log_prod(hi) < target).any()):
+        hi = torch.where(log_prod(hi) < target, 2 * hi, hi)
+    # Bisection on a monotone function: 200 halvings reach float64 resolution for any bracket.
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        below = log_prod(mid) < target
+        lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
+    a1_sq = (lo + hi) / 2
+    return (a1_sq.unsqueeze(-1) + offsets.unsqueeze(-2)).clamp_min(0).sqrt()
+
+
+def deep_balanced(widths: Sequence[int], lams: float | Sequence[float], *, scale: float = 1.0,
+                  generator: torch.Generator | None = None, align_to: Tensor | None = None,
+                  dtype: torch.dtype = DTYPE, batch: int | None = None,
+                  device: torch.device | str | None = None) -> list[Tensor]:
+    """Deep λ-balanced weights [W1, …, WL] with W_{l+1}ᵀW_{l+1} − W_lW_lᵀ = λ_l I for each adjacent pair.
+
+    ``widths`` = [n_in, n_1, …, n_out]; every hidden width must equal min(n_in, n_out). ``lams`` has L−1 values
+    (or one, used for every pair). The product's modes are those of :func:`lambda_balanced`; each mode is split
+    into layer values a_l solving a_{l+1}² − a_l² = λ_l, Π a_l = s (THEORY.md §4).
+    """
+    widths = [int(w) for w in widths]
+    n_layers = len(widths) - 1
+    if n_layers < 2:
+        raise ValueError(f"deep_balanced needs at least two layers, got widths={widths}; use gaussian for one.")
+    n_in, n_out = widths[0], widths[-1]
+    m = min(n_in, n_out)
+    if any(w != m for w in widths[1:-1]):
+        raise ValueError(f"deep_balanced needs every hidden width = min(n_in, n_out) = {m}, got {widths[1:-1]}.")
+    lam_list = [float(lams)] * (n_layers - 1) if isinstance(lams, int | float) else [float(x) for x in lams]
+    if len(lam_list) != n_layers - 1:
+        raise ValueError(f"lams needs {n_layers - 1} values (one per adjacent pair), got {len(lam_list)}.")
+    dev = _gen_device(generator, device)
+    shape = (n_out, n_in) if batch is None else (batch, n_out, n_in)
+    if align_to is None:
+        product = torch.randn(shape, generator=generator, dtype=dtype, device=dev) * (scale / math.sqrt(n_in))
+    else:
+        u, _, vh = torch.linalg.svd(torch.as_tensor(align_to, dtype=dtype).to(dev), full_matrices=False)
+        product = (scale * u @ vh).expand(shape).clone()
+    u, s, vh = torch.linalg.svd(product, full_matrices=False)
+    a = _deep_layer_values(s, torch.tensor(lam_list, dtype=dtype, device=dev))  # (…, m, L)
+    bshape = product.shape[:-2]
+    nb = int(math.prod(bshape)) if bshape else None
+    rotations = [random_orthogonal(m, batch=nb, generator=generator, dtype=dtype).reshape(*bshape, m, m)
+                 for _ in range(n_layers - 1)]
+    left = rotations + [u]  # R_1 … R_{L-1}, U
+    right = [vh.mT] + rotations  # V, R_1 … R_{L-1}
+    weights = [lft * a[..., l].unsqueeze(-2) @ rgt.mT for l, (lft, rgt) in enumerate(zip(left, right, strict=True))]
+    return [w.to(device) for w in weights] if device is not None else weights
+
+
+def balance(weights: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+    """Estimated λ and deviation for each adjacent pair of [W1, …, WL] (each (…, out, in)).
+
+    λ̂_l = tr(D_l)/n_l and dev_l = ‖D_l − λ̂_l I‖_F with D_l = W_{l+1}ᵀW_{l+1} − W_lW_lᵀ (n_l × n_l).
+    Returns (lam (…, L−1), deviation (…, L−1)).
+    """
+    if len(weights) < 2:
+        raise ValueError("balance needs at least two layers.")
+    lams, devs = [], []
+    for w_lo, w_hi in zip(weights[:-1], weights[1:], strict=True):
+        d = w_hi.mT @ w_hi - w_lo @ w_lo.mT
+        n = d.shape[-1]
+        lam = torch.diagonal(d, dim1=-2, dim2=-1).sum(-1) / n
+        eye = torch.eye(n, dtype=d.dtype, device=d.device)
+        devs.append(torch.linalg.matrix_norm(d - lam[..., None, None] * eye))
+        lams.append(lam)
+    return torch.stack(lams, -1), torch.stack(devs, -1)

@@ -1,0 +1,214 @@
+"""What we measure, as pure functions of weights and data statistics.
+
+Shapes: weights are [W1, …, WL], each (…, out, in) with any leading batch axes; X is (P, Ni), one sample per row;
+x_gram = XᵀX (Ni, Ni). The NTK is output-major (index o·P + p) and, for linear nets (THEORY.md §5),
+
+    K = Σ_l A_l ⊗ (X G_l Xᵀ),   A_l = W_{L:l+1}W_{L:l+1}ᵀ (No×No),   G_l = W_{l−1:1}ᵀW_{l−1:1} (Ni×Ni).
+
+The trainer only ever needs traces of K, so it keeps the list of (A_l, G_l) "blocks" and uses
+⟨A⊗B, C⊗D⟩_F = ⟨A,C⟩_F⟨B,D⟩_F with tr(X G Xᵀ X G' Xᵀ) = tr(G C G' C): cost O(L²(No³ + Ni³)) per network,
+independent of P, instead of O((No·P)²) for the kernel itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+Blocks = list[tuple[Tensor, Tensor]]
+
+__all__ = [
+    "balance_drift",
+    "kernel_change",
+    "kernel_distance",
+    "kernel_inner",
+    "layer_norms",
+    "linear_ntk",
+    "least_squares_optimum",
+    "loss_from_product",
+    "ntk_blocks",
+    "product",
+    "task_svals",
+    "two_layer_ntk_blocks",
+]
+
+
+def product(weights: Sequence[Tensor]) -> Tensor:
+    """Network function W = W_L ⋯ W_1, shape (…, No, Ni)."""
+    out = weights[0]
+    for w in weights[1:]:
+        out = w @ out
+    return out
+
+
+def least_squares_optimum(sigma_xx: Tensor, sigma_yx: Tensor, sigma_yy: Tensor, x: Tensor | None = None,
+                          y: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """The best linear map W* = Σyx Σxx⁺ (No, Ni) and the loss it leaves, L_min = ½(tr Σyy − tr W*ΣxxW*ᵀ).
+
+    With the data X (P, Ni), Y (P, No), L_min is taken from the residual itself, 1/(2P)‖XW*ᵀ − Y‖², which is
+    exactly zero-ish for a realisable task instead of a rounding-level difference of two O(1) traces.
+    """
+    w_star = sigma_yx @ torch.linalg.pinv(sigma_xx)
+    if x is not None and y is not None:
+        l_min = 0.5 * torch.sum((x @ w_star.mT - y) ** 2) / x.shape[0]
+    else:
+        l_min = 0.5 * (torch.trace(sigma_yy) - torch.sum((w_star @ sigma_xx) * w_star)).clamp_min(0.0)
+    return w_star, l_min
+
+
+def loss_from_product(w: Tensor, sigma_xx: Tensor, sigma_yx: Tensor, sigma_yy: Tensor, *,
+                      optimum: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    """Loss 1/(2P)‖W Xᵀ − Yᵀ‖² of a linear map W (…, No, Ni) from the data statistics, shape (…).
+
+    Written as ½tr(E Σxx Eᵀ) + L_min with E = W − W*: no cancellation between large terms, so the curve stays
+    accurate down to the rounding floor of L_min even when the loss goes to zero. Pass ``optimum`` (from
+    :func:`least_squares_optimum`) to skip the pseudo-inverse in a loop.
+    """
+    w_star, l_min = optimum if optimum is not None else least_squares_optimum(sigma_xx, sigma_yx, sigma_yy)
+    err = w - w_star
+    return 0.5 * torch.sum((err @ sigma_xx) * err, dim=(-2, -1)) + l_min
+
+
+def task_svals(w: Tensor, u: Tensor, v: Tensor) -> Tensor:
+    """Signed singular values of W (…, No, Ni) in the task basis: diag(Ũ_mᵀ W Ṽ_m), shape (…, m).
+
+    ``u`` (No, ≥m) and ``v`` (Ni, ≥m) are the task's singular vectors; only the first m columns are used.
+    """
+    m = min(w.shape[-2], w.shape[-1])
+    return torch.einsum("om,...oi,im->...m", u[:, :m], w, v[:, :m])
+
+
+def layer_norms(weights: Sequence[Tensor]) -> Tensor:
+    """Frobenius norm of each layer, shape (…, L)."""
+    return torch.stack([torch.linalg.matrix_norm(w) for w in weights], dim=-1)
+
+
+def balance_drift(weights: Sequence[Tensor], init_weights: Sequence[Tensor]) -> Tensor:
+    """Relative drift of each pair's conserved quantity D_l = W_{l+1}ᵀW_{l+1} − W_lW_lᵀ since init, (…, L−1).
+
+    ‖D_l(t) − D_l(0)‖_F / (‖W_{l+1}ᵀW_{l+1}‖_F + ‖W_lW_lᵀ‖_F) at init: gradient flow conserves D_l exactly,
+    so this is a direct measure of discretisation error, relative to the size of the terms it is made of.
+    """
+    drifts = []
+    for l in range(len(weights) - 1):
+        lo, hi, lo0, hi0 = weights[l], weights[l + 1], init_weights[l], init_weights[l + 1]
+        hi_gram0, lo_gram0 = hi0.mT @ hi0, lo0 @ lo0.mT
+        delta = (hi.mT @ hi - lo @ lo.mT) - (hi_gram0 - lo_gram0)
+        scale = torch.linalg.matrix_norm(hi_gram0) + torch.linalg.matrix_norm(lo_gram0)
+        drifts.append(torch.linalg.matrix_norm(delta) / scale.clamp_min(torch.finfo(scale.dtype).tiny))
+    return torch.stack(drifts, dim=-1)
+
+
+def ntk_blocks(weights: Sequence[Tensor]) -> Blocks:
+    """The NTK of a linear net as [(A_l, G_l)] for l = 1..L (see module docstring)."""
+    n_in, n_out = weights[0].shape[-1], weights[-1].shape[-2]
+    like = weights[0]
+    eye_in = torch.eye(n_in, dtype=like.dtype, device=like.device)
+    eye_out = torch.eye(n_out, dtype=like.dtype, device=like.device)
+    prefixes = [None]  # W_{l-1:1}; None stands for the identity
+    for w in weights[:-1]:
+        prefixes.append(w if prefixes[-1] is None else w @ prefixes[-1])
+    suffixes = [None]  # W_{L:l+1}, built from the top
+    for w in reversed(weights[1:]):
+        suffixes.append(w if suffixes[-1] is None else suffixes[-1] @ w)
+    suffixes.reverse()
+    blocks = []
+    for pre, suf in zip(prefixes, suffixes, strict=True):
+        a = eye_out if suf is None else suf @ suf.mT
+        g = eye_in if pre is None else pre.mT @ pre
+        blocks.append((a, g))
+    return blocks
+
+
+def two_layer_ntk_blocks(w1tw1: Tensor, wwt_out: Tensor) -> Blocks:
+    """NTK blocks of a two-layer linear net from its Gram matrices W1ᵀW1 (…, Ni, Ni) and W2W2ᵀ (…, No, No)."""
+    eye_in = torch.eye(w1tw1.shape[-1], dtype=w1tw1.dtype, device=w1tw1.device)
+    eye_out = torch.eye(wwt_out.shape[-1], dtype=wwt_out.dtype, device=wwt_out.device)
+    return [(wwt_out, eye_in), (eye_out, w1tw1)]
+
+
+def kernel_inner(blocks1: Blocks, blocks2: Blocks, x_gram: Tensor) -> Tensor:
+    """Frobenius inner product ⟨K1, K2⟩ of two kernels given as blocks, shape (…)."""
+    total = None
+    for a1, g1 in blocks1:
+        h1 = g1 @ x_gram
+        for a2, g2 in blocks2:
+            h2 = g2 @ x_gram
+            term = torch.sum(a1 * a2, dim=(-2, -1)) * torch.sum(h1 * h2.mT, dim=(-2, -1))
+            total = term if total is None else total + term
+    return total
+
+
+def kernel_change(blocks0: Blocks, blocks_t: Blocks, x_gram: Tensor) -> tuple[Tensor, Tensor]:
+    """Kernel distance S = 1 − ⟨K0,Kt⟩/(‖K0‖‖Kt‖) and relative change ‖Kt − K0‖/‖K0‖, each (…).
+
+    Kt − K0 is expanded as Σ_l [(A_l^t − A_l^0) ⊗ B_l^t + A_l^0 ⊗ (B_l^t − B_l^0)], whose terms are small when
+    the kernel barely moves, so neither figure loses precision to cancellation in the lazy regime.
+    """
+    delta = []
+    for (a0, g0), (at, gt) in zip(blocks0, blocks_t, strict=True):
+        delta += [(at - a0, gt), (a0, gt - g0)]
+    n0 = kernel_inner(blocks0, blocks0, x_gram).clamp_min(0).sqrt()
+    nt = kernel_inner(blocks_t, blocks_t, x_gram).clamp_min(0).sqrt()
+    d_sq = kernel_inner(delta, delta, x_gram).clamp_min(0)
+    # nt − n0 = (nt² − n0²)/(nt + n0) with nt² − n0² = ⟨ΔK, K0 + Kt⟩.
+    dn = kernel_inner(delta, list(blocks0) + list(blocks_t), x_gram) / (nt + n0)
+    distance = ((d_sq - dn * dn) / (2 * n0 * nt)).clamp(0.0, 2.0)
+    return distance, d_sq.sqrt() / n0
+
+
+def linear_ntk(weights: Sequence[Tensor], x: Tensor) -> Tensor:
+    """The full NTK of a linear net, (…, No·P, No·P), output-major (index o·P + p). For tests and small P."""
+    kernel = None
+    for a, g in ntk_blocks(weights):
+        b = x @ g @ x.mT
+        term = torch.einsum("...ij,...pq->...ipjq", a, b)
+        term = term.reshape(*term.shape[:-4], a.shape[-1] * b.shape[-1], a.shape[-1] * b.shape[-1])
+        kernel = term if kernel is None else kernel + term
+    return kernel
+
+
+def kernel_distance(k0: Tensor, k1: Tensor) -> Tensor:
+    """Kernel distance 1 − ⟨K0,K1⟩_F/(‖K0‖_F‖K1‖_F) between full kernels (…, n, n) (Fort et al. 2020)."""
+    inner = torch.sum(k0 * k1, dim=(-2, -1))
+    return 1.0 - inner / (torch.linalg.matrix_norm(k0) * torch.linalg.matrix_norm(k1))
+
+
+def snapshot(weights: Sequence[Tensor], init_weights: Sequence[Tensor], init_blocks: Blocks | None,
+             sigma_xx: Tensor, sigma_yx: Tensor, sigma_yy: Tensor, task_u: Tensor, task_v: Tensor, *,
+             optimum: tuple[Tensor, Tensor] | None = None, loss: Tensor | None = None,
+             with_matrices: bool = True) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """Every metric the trainer records, for a batch of linear nets (weights (B, out, in)).
+
+    Returns (scalars, matrices): scalars maps stable names to (B,) tensors — ``loss``, ``kernel_distance``,
+    ``ntk_rel_change``, ``sval_k`` (k = 1..m), ``balance_dev_l``, ``balance_drift_l`` (pairs l = 1..L−1) and
+    ``norm_Wl``; matrices maps ``product`` (B, No, Ni), ``w1tw1`` (B, Ni, Ni) and ``wwt_out`` (B, No, No).
+    ``init_blocks=None`` (nonlinear nets) leaves the NTK figures NaN; ``loss`` overrides the linear-map loss.
+    """
+    from lazyrich.init import balance  # local: init imports nothing from here, keep the graph one-way
+
+    w = product(weights)
+    if loss is None:
+        loss = loss_from_product(w, sigma_xx, sigma_yx, sigma_yy, optimum=optimum)
+    scalars: dict[str, Tensor] = {"loss": loss}
+    if init_blocks is not None:
+        x_gram = sigma_xx * 1.0  # kernel distance and relative change are invariant to the scale P
+        dist, rel = kernel_change(init_blocks, ntk_blocks(weights), x_gram)
+    else:
+        dist = rel = torch.full_like(loss, float("nan"))
+    scalars["kernel_distance"], scalars["ntk_rel_change"] = dist, rel
+    for k, s in enumerate(task_svals(w, task_u, task_v).unbind(-1), start=1):
+        scalars[f"sval_{k}"] = s
+    _, dev = balance(weights)
+    drift = balance_drift(weights, init_weights)
+    for l in range(len(weights) - 1):
+        scalars[f"balance_dev_{l + 1}"] = dev[..., l]
+        scalars[f"balance_drift_{l + 1}"] = drift[..., l]
+    for l, n in enumerate(layer_norms(weights).unbind(-1), start=1):
+        scalars[f"norm_W{l}"] = n
+    matrices: dict[str, Tensor] = {}
+    if with_matrices:
+        matrices = {"product": w, "w1tw1": weights[0].mT @ weights[0], "wwt_out": weights[-1] @ weights[-1].mT}
+    return scalars, matrices

@@ -1,0 +1,280 @@
+"""How a batch of networks moves: one gradient step for B stacked networks, a log schedule in t, divergence.
+
+Weights are [W1, …, WL] with W_l of shape (B, out_l, in_l): the batch axis is the sweep (λ × seed × lr), and each
+step is a handful of batched matmuls, never a Python loop over networks. Time is t = step·lr; every network logs
+on the same t grid, so networks with different learning rates line up (and stop at the same t_max).
+
+Linear nets trained full-batch use the sufficient statistics Σxx, Σyx, so a step costs O(L·No·Ni·Nh) whatever P
+is. Nonlinear nets (``activation``) and minibatch SGD (``batch_size``) take the data path with autograd.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from lazyrich import metrics
+
+ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"relu": torch.relu, "tanh": torch.tanh}
+
+__all__ = ["ACTIVATIONS", "Trajectory", "log_grid", "train"]
+
+
+def log_grid(t_max: float, n_log: int = 101, spacing: str = "linear", t_min: float | None = None) -> Tensor:
+    """The t values (n_log,) at which metrics are recorded; starts at 0. ``log`` spacing is geometric from t_min."""
+    if not t_max > 0:
+        raise ValueError(f"t_max must be positive, got {t_max}.")
+    if n_log < 2:
+        raise ValueError(f"n_log must be at least 2 (t = 0 and t_max), got {n_log}.")
+    if spacing == "linear":
+        return torch.linspace(0.0, t_max, n_log, dtype=torch.float64)
+    if spacing == "log":
+        t_min = t_max * 1e-3 if t_min is None else t_min
+        return torch.cat([torch.zeros(1, dtype=torch.float64),
+                          torch.logspace(math.log10(t_min), math.log10(t_max), n_log - 1, dtype=torch.float64)])
+    raise ValueError(f"spacing must be 'linear' or 'log', got {spacing!r}.")
+
+
+@dataclass
+class Trajectory:
+    """What one training run recorded, batch first.
+
+    ``scalars`` maps metric names (see :func:`lazyrich.metrics.snapshot`) to (B, T); ``matrices`` maps
+    ``product``, ``w1tw1``, ``wwt_out`` to (B, Tm, …) at the log points ``matrix_index`` (Tm,). ``t`` and ``step``
+    are (B, T); ``status`` is "ok" or "diverged" per network, with ``diverged_step`` (−1 when it did not).
+    """
+
+    t: Tensor
+    step: Tensor
+    scalars: dict[str, Tensor]
+    matrices: dict[str, Tensor]
+    matrix_index: Tensor
+    lr: Tensor
+    status: list[str]
+    diverged_step: Tensor
+    init_weights: list[Tensor]
+    final_weights: list[Tensor]
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def batch(self) -> int:
+        return self.t.shape[0]
+
+
+class _Recorder:
+    """Preallocated (B, T) buffers filled at each network's own log steps."""
+
+    def __init__(self, n_batch: int, n_log: int, matrix_index: Tensor, device: torch.device):
+        self.n_batch, self.n_log = n_batch, n_log
+        self.matrix_slot = torch.full((n_log,), -1, dtype=torch.long)
+        self.matrix_slot[matrix_index] = torch.arange(len(matrix_index))
+        self.n_matrix = len(matrix_index)
+        self.device = device
+        self.scalars: dict[str, Tensor] = {}
+        self.matrices: dict[str, Tensor] = {}
+
+    def put(self, rows: Tensor, cols: Tensor, scalars: dict[str, Tensor], matrices: dict[str, Tensor]) -> None:
+        for name, value in scalars.items():
+            if name not in self.scalars:
+                self.scalars[name] = torch.full((self.n_batch, self.n_log), math.nan, dtype=value.dtype,
+                                                device=self.device)
+            self.scalars[name][rows, cols] = value
+        slots = self.matrix_slot[cols.cpu()].to(self.device)
+        keep = slots >= 0
+        if not bool(keep.any()):
+            return
+        for name, value in matrices.items():
+            if name not in self.matrices:
+                self.matrices[name] = torch.full((self.n_batch, self.n_matrix, *value.shape[1:]), math.nan,
+                                                 dtype=value.dtype, device=self.device)
+            self.matrices[name][rows[keep], slots[keep]] = value[keep]
+
+
+def _log_events(steps: Tensor) -> dict[int, tuple[Tensor, Tensor]]:
+    """Group (network, log index) pairs by the step at which they are due. ``steps`` is (B, T)."""
+    n_log = steps.shape[1]
+    flat = steps.reshape(-1)
+    order = torch.argsort(flat, stable=True)
+    uniq, counts = torch.unique_consecutive(flat[order], return_counts=True)
+    events = {}
+    for step, idx in zip(uniq.tolist(), torch.split(order, counts.tolist()), strict=True):
+        events[step] = (idx // n_log, idx % n_log)
+    return events
+
+
+def _linear_step(weights: list[Tensor], sigma_xx: Tensor, sigma_yx: Tensor, whitening: float | None,
+                 lr: Tensor) -> tuple[list[Tensor], Tensor]:
+    """One full-batch GD step on the statistics; returns the new weights and the product before the step."""
+    prefixes: list[Tensor | None] = [None]
+    for w in weights[:-1]:
+        prefixes.append(w if prefixes[-1] is None else torch.bmm(w, prefixes[-1]))
+    prod = torch.bmm(weights[-1], prefixes[-1]) if prefixes[-1] is not None else weights[-1]
+    # Negative gradient w.r.t. the product, scaled by each network's lr: (Σyx − WΣxx)·η.
+    err = sigma_yx - (prod * whitening if whitening is not None else prod @ sigma_xx)
+    back = err.mul_(lr)
+    new = [None] * len(weights)
+    for l in range(len(weights) - 1, -1, -1):
+        pre = prefixes[l]
+        new[l] = weights[l] + back if pre is None else torch.baddbmm(weights[l], back, pre.mT)
+        if l > 0:
+            back = torch.bmm(weights[l].mT, back)
+    return new, prod
+
+
+def _forward(weights: Sequence[Tensor], x: Tensor, activation: Callable[[Tensor], Tensor] | None) -> Tensor:
+    """Outputs (B, P, No) of B nets on X (P, Ni); the activation acts on every hidden layer."""
+    h = x.expand(weights[0].shape[0], *x.shape)
+    for l, w in enumerate(weights):
+        h = h @ w.mT
+        if activation is not None and l < len(weights) - 1:
+            h = activation(h)
+    return h
+
+
+def _data_loss(weights: Sequence[Tensor], x: Tensor, y: Tensor, activation) -> Tensor:
+    """Per-network loss 1/(2P)‖ŷ − Y‖², shape (B,)."""
+    return 0.5 * ((_forward(weights, x, activation) - y) ** 2).sum((-2, -1)) / x.shape[0]
+
+
+def train(task, weights: Sequence[Tensor], lr: float | Sequence[float] | Tensor, *, t_max: float,
+          n_log: int = 101, spacing: str = "linear", n_matrix: int = 21, activation: str | None = None,
+          batch_size: int | None = None, seed: int = 0, check_every: int = 10, explode: float = 1e8,
+          progress: bool = True) -> Trajectory:
+    """Train B stacked networks on ``task`` by gradient descent up to t = t_max and record their metrics.
+
+    ``weights``: [W1, …, WL], each (B, out, in), on the device and in the dtype to train in (they are not
+    modified). ``lr``: one value, or one per network. Metrics are recorded at the ``n_log`` points of
+    :func:`log_grid`; the matrices at ``n_matrix`` of them. A network whose loss turns non-finite or exceeds
+    ``explode`` × max(initial loss, 1) is frozen with status "diverged" while the rest go on.
+    """
+    weights = [w.detach().clone() for w in weights]
+    if len(weights) < 1 or any(w.dim() != 3 for w in weights):
+        raise ValueError("weights must be a list of stacked layers, each (B, out, in); add a batch axis.")
+    n_batch, device, dtype = weights[0].shape[0], weights[0].device, weights[0].dtype
+    for l, (lo, hi) in enumerate(zip(weights[:-1], weights[1:], strict=True), start=1):
+        if hi.shape[2] != lo.shape[1] or hi.shape[0] != n_batch:
+            raise ValueError(f"layer shapes do not chain: W{l} is {tuple(lo.shape)}, W{l + 1} is {tuple(hi.shape)}.")
+    if weights[0].shape[2] != task.n_in or weights[-1].shape[1] != task.n_out:
+        raise ValueError(f"the network maps {weights[0].shape[2]} → {weights[-1].shape[1]} but task "
+                         f"{task.name!r} has n_in={task.n_in}, n_out={task.n_out}.")
+    act = None
+    if activation not in (None, "none", "linear"):
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation={activation!r} is unknown; choose one of {['none', *ACTIVATIONS]}.")
+        act = ACTIVATIONS[activation]
+    lr_t = torch.as_tensor(lr, dtype=torch.float64).reshape(-1).expand(n_batch).clone() \
+        if torch.as_tensor(lr).numel() == 1 else torch.as_tensor(lr, dtype=torch.float64)
+    if lr_t.shape != (n_batch,) or not bool((lr_t > 0).all()):
+        raise ValueError(f"lr must be positive, one value or one per network (B={n_batch}); got {lr}.")
+
+    grid = log_grid(t_max, n_log, spacing)
+    steps = torch.round(grid.unsqueeze(0) / lr_t.unsqueeze(1)).long()  # (B, T)
+    last = steps[:, -1]
+    events = _log_events(steps)
+    n_matrix = max(2, min(n_matrix, n_log))
+    matrix_index = torch.unique(torch.round(torch.linspace(0, n_log - 1, n_matrix)).long())
+
+    sxx, syx, syy = (s.to(device=device, dtype=dtype) for s in (task.sigma_xx, task.sigma_yx, task.sigma_yy))
+    u, _, v = task.svd
+    u, v = u.to(device=device, dtype=dtype), v.to(device=device, dtype=dtype)
+    whitening = task.whitening_scale
+    x = task.X.to(device=device, dtype=dtype)
+    y = task.Y.to(device=device, dtype=dtype)
+    optimum = metrics.least_squares_optimum(sxx, syx, syy, x, y)
+    data_path = act is not None or batch_size is not None
+    if batch_size is not None and not 1 <= batch_size <= task.P:
+        raise ValueError(f"batch_size must be in [1, P={task.P}], got {batch_size}.")
+    gen = torch.Generator(device=device).manual_seed(seed)
+
+    init_weights = [w.clone() for w in weights]
+    init_blocks = None if act is not None else metrics.ntk_blocks(init_weights)
+
+    def loss_of(ws: Sequence[Tensor], prod: Tensor | None = None) -> Tensor:
+        if act is not None:
+            return _data_loss(ws, x, y, act)
+        return metrics.loss_from_product(metrics.product(ws) if prod is None else prod, sxx, syx, syy,
+                                         optimum=optimum)
+
+    loss0 = loss_of(weights)
+    limit = explode * loss0.clamp_min(1.0)
+    lr_step = lr_t.to(device=device, dtype=dtype).view(-1, 1, 1).clone()
+    finish = {}
+    for b, k in enumerate(last.tolist()):
+        finish.setdefault(k, []).append(b)
+    alive = torch.ones(n_batch, dtype=torch.bool, device=device)
+    diverged_step = torch.full((n_batch,), -1, dtype=torch.long)
+    recorder = _Recorder(n_batch, n_log, matrix_index, device)
+    messages: list[str] = []
+
+    def record(k: int) -> None:
+        rows, cols = events[k]
+        rows, cols = rows.to(device), cols.to(device)
+        full = len(rows) == n_batch and bool((rows == torch.arange(n_batch, device=device)).all())
+        sub = weights if full else [w[rows] for w in weights]
+        sub0 = init_weights if full else [w[rows] for w in init_weights]
+        blocks0 = init_blocks if full or init_blocks is None else [(a[rows] if a.dim() == 3 else a, g[rows] if
+                                                                    g.dim() == 3 else g) for a, g in init_blocks]
+        scalars, matrices = metrics.snapshot(sub, sub0, blocks0, sxx, syx, syy, u, v, optimum=optimum,
+                                             loss=_data_loss(sub, x, y, act) if act is not None else None)
+        if not bool(alive.all()):
+            dead = ~alive[rows]
+            for value in list(scalars.values()) + list(matrices.values()):
+                value[dead] = math.nan
+        recorder.put(rows, cols, scalars, matrices)
+
+    def check(k: int, prod: Tensor | None) -> None:
+        loss = loss_of(weights, prod)
+        bad = alive & (~torch.isfinite(loss) | (loss > limit))
+        if bool(bad.any()):
+            for b in torch.nonzero(bad).flatten().tolist():
+                diverged_step[b] = k
+                messages.append(
+                    f"network {b} diverged at step {k} (t={k * float(lr_t[b]):.4g}, lr={float(lr_t[b]):.4g}): "
+                    "its loss became non-finite or exploded. GD follows the flow only when "
+                    "lr·max(|λ|, s̃₁, s₁) ≪ 1: lower its lr (or the init scale / |λ|).")
+            alive.masked_fill_(bad, False)
+            lr_step.masked_fill_(bad.view(-1, 1, 1), 0.0)
+
+    total = int(last.max())
+    bar = tqdm(total=total, disable=not progress, desc="train", unit="step", mininterval=0.5, leave=False)
+    done = 0
+    for k in range(total + 1):
+        if k in events:
+            if k % check_every:
+                check(k, None)
+            record(k)
+            bar.update(k - done)
+            done = k
+        if k in finish:
+            lr_step[finish[k]] = 0.0  # reached t_max: frozen, so faster networks wait for the slower ones
+        if k == total:
+            break
+        if data_path:
+            ws = [w.requires_grad_(True) for w in weights]
+            if batch_size is None:
+                xb, yb = x, y
+            else:
+                idx = torch.randperm(task.P, generator=gen, device=device)[:batch_size]
+                xb, yb = x[idx], y[idx]
+            grads = torch.autograd.grad(_data_loss(ws, xb, yb, act).sum(), ws)
+            with torch.no_grad():
+                weights = [w.detach() - lr_step * g for w, g in zip(ws, grads, strict=True)]
+            prod = None
+        else:
+            weights, prod = _linear_step(weights, sxx, syx, whitening, lr_step)
+        if (k + 1) % check_every == 0:
+            check(k + 1, None)
+    bar.close()
+    for message in messages:
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
+    status = ["ok" if bool(a) else "diverged" for a in alive.tolist()]
+    return Trajectory(t=steps.to(torch.float64) * lr_t.unsqueeze(1), step=steps, scalars=recorder.scalars,
+                      matrices=recorder.matrices, matrix_index=matrix_index, lr=lr_t, status=status,
+                      diverged_step=diverged_step, init_weights=init_weights, final_weights=weights,
+                      messages=messages)
