@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
@@ -168,8 +169,8 @@ def train(task, weights: Sequence[Tensor], lr: float | Sequence[float] | Tensor,
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation={activation!r} is unknown; choose one of {['none', *ACTIVATIONS]}.")
         act = ACTIVATIONS[activation]
-    lr_t = torch.as_tensor(lr, dtype=torch.float64).reshape(-1).expand(n_batch).clone() \
-        if torch.as_tensor(lr).numel() == 1 else torch.as_tensor(lr, dtype=torch.float64)
+    lr_t = torch.tensor(np.asarray(lr, dtype=np.float64)).reshape(-1)
+    lr_t = lr_t.expand(n_batch).clone() if lr_t.numel() == 1 else lr_t
     if lr_t.shape != (n_batch,) or not bool((lr_t > 0).all()):
         raise ValueError(f"lr must be positive, one value or one per network (B={n_batch}); got {lr}.")
 

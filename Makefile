@@ -1,0 +1,38 @@
+# lazyrich — `make run` and `make test` set up .venv on first use, then run the main job / the test suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export WANDB_MODE ?= offline
+
+.PHONY: run test lint bench figures clean distclean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,slurm]'
+	touch $(STAMP)
+
+## run: the main job — a small benchmark suite with theory overlay; prints a table, writes metrics and plots
+run: $(STAMP)
+	$(BIN)/lazyrich run experiment=lambda_sweep
+
+## test: the whole test suite (W&B disabled)
+test: $(STAMP)
+	WANDB_MODE=disabled $(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check lazyrich tests benchmarks
+
+## bench: performance benchmarks, each a ratio against its baseline in the same process
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.perf --out bench_results
+
+## figures: regenerate every paper figure into figures/
+figures: $(STAMP)
+	$(BIN)/python -m lazyrich.figures --out figures
+
+clean:
+	rm -rf outputs multirun wandb bench_results figures .pytest_cache .hypothesis
+
+distclean: clean
+	rm -rf $(VENV) *.egg-info

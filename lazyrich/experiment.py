@@ -1,0 +1,270 @@
+"""One experiment, end to end: task → init → trainer → theory → results (tables, npz, PNG, W&B).
+
+The config is a plain mapping (Hydra composes it; Python users can pass a dict). The batch axes ``init.lam``,
+``init.scale``, ``trainer.lr`` and ``seed`` may each be a list: their Cartesian product is trained as ONE batch.
+Each network's initial weights depend only on its own (seed, lam, scale), so a network's numbers are the same
+whatever else shares its batch.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lazyrich import init as inits
+from lazyrich import metrics, results
+from lazyrich.device import DTYPE, resolve_device
+from lazyrich.tasks import Task, TaskSequence, make
+from lazyrich.train import Trajectory, train
+
+log = logging.getLogger(__name__)
+
+__all__ = ["BATCH_KEYS", "ExperimentResult", "build_batch", "build_task", "run_experiment"]
+
+BATCH_KEYS = ("init.lam", "init.scale", "trainer.lr", "seed")
+"""Config keys whose lists become the batch axis of one training run (not separate processes)."""
+
+META_COLUMNS = ("lam", "scale", "lr", "seed")
+
+
+@dataclass
+class ExperimentResult:
+    """What :func:`run_experiment` produced: the long table, one summary row per network, and the raw objects."""
+
+    frame: pd.DataFrame
+    summary: pd.DataFrame
+    run_dir: Path | None
+    trajectories: list[Trajectory]
+    predictions: list[Any]
+    theory_notes: list[str]
+    meta: pd.DataFrame
+    loss_matrix: np.ndarray | None = None
+    figures: list[Path] = field(default_factory=list)
+
+
+def _as_list(value: Any) -> list[Any]:
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        return [value]
+    return list(value)
+
+
+def _get(cfg: Mapping[str, Any], dotted: str, default: Any = None) -> Any:
+    node: Any = cfg
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def build_task(task_cfg: Mapping[str, Any]) -> Task | TaskSequence:
+    """The task of ``task_cfg`` = {name, whiten, **params}; ``whiten`` true (ZCA) or ``"pca"`` whitens inputs."""
+    params = {k: v for k, v in dict(task_cfg).items() if k not in ("name", "whiten")}
+    task = make(str(task_cfg["name"]), **params)
+    whiten = task_cfg.get("whiten", False)
+    if whiten:
+        method = "pca" if whiten == "pca" else "zca"
+        if isinstance(task, TaskSequence):
+            from lazyrich.tasks import Phase
+
+            task = TaskSequence([Phase(p.task.whiten(method), p.t_budget, p.name) for p in task],
+                                name=task.name)
+        else:
+            task = task.whiten(method)
+    return task
+
+
+def build_batch(cfg: Mapping[str, Any], n_in: int, n_out: int, align_to: torch.Tensor | None,
+                device: torch.device) -> tuple[list[torch.Tensor], pd.DataFrame]:
+    """Initial weights [W1, …, WL] (each (B, out, in)) for the Cartesian product of the batch axes, and one
+    metadata row per network (lam, scale, lr, seed)."""
+    init_cfg, model_cfg = cfg.get("init", {}), cfg.get("model", {})
+    kind = init_cfg.get("kind", "balanced")
+    depth = int(model_cfg.get("depth", 2))
+    if depth < 2:
+        raise ValueError(f"model.depth must be at least 2 (a deep linear network), got {depth}.")
+    hidden = model_cfg.get("hidden") or min(n_in, n_out)
+    widths = [n_in] + [int(hidden)] * (depth - 1) + [n_out]
+    lams = [float(x) for x in _as_list(init_cfg.get("lam", 0.0))]
+    scales = [float(x) for x in _as_list(init_cfg.get("scale", 1.0))]
+    lrs = [float(x) for x in _as_list(_get(cfg, "trainer.lr", 1e-2))]
+    seeds = [int(x) for x in _as_list(cfg.get("seed", 0))]
+    align = align_to if init_cfg.get("align", False) else None
+    if kind == "gaussian" and len(lams) > 1:
+        raise ValueError("init.lam is not an input of the gaussian init (its λ is measured, column lam_hat); "
+                         "sweep init.scale instead, or use init=balanced.")
+    layers: list[list[torch.Tensor]] = [[] for _ in range(depth)]
+    rows = []
+    for lam, scale, lr, seed in itertools.product(lams, scales, lrs, seeds):
+        gen = torch.Generator().manual_seed(seed)
+        if kind == "balanced" and depth == 2:
+            ws = list(inits.lambda_balanced(n_in, widths[1], n_out, lam, scale=scale, generator=gen,
+                                            align_to=align))
+        elif kind == "balanced":
+            ws = inits.deep_balanced(widths, lam, scale=scale, generator=gen, align_to=align)
+        elif kind == "gaussian":
+            ws = inits.gaussian(widths, scale, lecun=bool(init_cfg.get("lecun", True)), generator=gen)
+        else:
+            raise ValueError(f"init.kind={kind!r} is unknown; choose 'balanced' or 'gaussian'.")
+        for l, w in enumerate(ws):
+            layers[l].append(w)
+        rows.append({"lam": lam if kind == "balanced" else float("nan"), "scale": scale, "lr": lr, "seed": seed})
+    weights = [torch.stack(ws).to(device=device, dtype=DTYPE) for ws in layers]
+    meta = pd.DataFrame(rows)
+    lam_hat, dev = inits.balance(weights)
+    meta["lam_hat"] = lam_hat[:, 0].cpu().numpy()
+    meta["balance_dev0"] = dev[:, 0].cpu().numpy()
+    return weights, meta
+
+
+def _theory_for(name: str, task: Task, weights: list[torch.Tensor]):
+    """(theory or None, note) for a theory name, ``auto`` or ``none``; the note says why a theory was skipped."""
+    if name in (None, "none", "null"):
+        return None, "theory=none"
+    from lazyrich import theory as th
+
+    stats = th.TaskStats.from_task(task)
+    if name == "auto":
+        chosen, why = th.select_theory(stats, weights)
+        return chosen, f"theory=auto chose {chosen.name}: {why}"
+    chosen = th.get_theory(name)
+    reason = chosen.check(stats, weights)
+    if reason is not None:
+        return None, f"theory {name} skipped: {reason}"
+    return chosen, f"theory={name}"
+
+
+def _predict(theory, task: Task, weights: list[torch.Tensor], t: torch.Tensor):
+    from lazyrich import theory as th
+
+    return theory.predict(th.TaskStats.from_task(task), weights, t)
+
+
+def run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None = None, *, log_wandb: bool = True,
+                   plot: bool = True) -> ExperimentResult:
+    """Train the batch of ``cfg`` on its task (or task sequence), predict it with the chosen theory, and write
+    the run folder (if ``run_dir``). Returns an :class:`ExperimentResult`."""
+    device = resolve_device(cfg.get("device", "auto"))
+    task = build_task(cfg["task"])
+    phases = list(task) if isinstance(task, TaskSequence) else None
+    first = phases[0].task if phases else task
+    trainer_cfg = dict(cfg.get("trainer", {}))
+    model_cfg = dict(cfg.get("model", {}))
+    weights, meta = build_batch(cfg, first.n_in, first.n_out, first.sigma_yx, device)
+    theory_name = _get(cfg, "theory.name", "auto")
+    if model_cfg.get("activation") not in (None, "none", "linear") and theory_name not in ("none", None):
+        theory_name = "none"
+        notes = ["theory skipped: the theories describe linear networks; model.activation is set."]
+    else:
+        notes = []
+
+    frames, trajectories, predictions, phase_weights = [], [], [], [weights]
+    t_offset = torch.zeros(len(meta), dtype=torch.float64)
+    for index, phase in enumerate(phases or [None]):
+        phase_task = phase.task if phase is not None else task
+        budget = phase.t_budget if phase is not None and phase.t_budget is not None else trainer_cfg["t_max"]
+        traj = train(phase_task.to(device), weights, meta["lr"].to_numpy(), t_max=float(budget),
+                     n_log=int(trainer_cfg.get("n_log", 101)), spacing=trainer_cfg.get("spacing", "linear"),
+                     n_matrix=int(trainer_cfg.get("n_matrix", 21)), activation=model_cfg.get("activation"),
+                     batch_size=trainer_cfg.get("batch_size"), seed=int(_as_list(cfg.get("seed", 0))[0]),
+                     check_every=int(trainer_cfg.get("check_every", 10)),
+                     progress=bool(trainer_cfg.get("progress", True)))
+        theory, note = _theory_for(theory_name, phase_task, weights)
+        prefix = f"phase {index}: " if phases else ""
+        notes.append(prefix + note)
+        prediction = None
+        if theory is not None:
+            try:
+                prediction = _predict(theory, phase_task, weights, traj.t)
+                notes += [prefix + n for n in getattr(prediction, "notes", [])]
+            except ValueError as err:
+                notes.append(f"{prefix}theory {theory.name} skipped: {err}")
+        frame = results.to_frame(traj, meta, prediction, phase=index if phases else None, t_offset=t_offset)
+        if phases:
+            frame.insert(frame.columns.get_loc("phase") + 1, "task", phase_task.name)
+        frames.append(frame)
+        trajectories.append(traj)
+        predictions.append(prediction)
+        t_offset = t_offset + traj.t[:, -1].cpu()
+        weights = traj.final_weights
+        phase_weights.append(weights)
+    for note in notes:
+        log.info(note)
+
+    frame = pd.concat(frames, ignore_index=True)
+    loss_matrix = _loss_matrix([p.task for p in phases], phase_weights[1:]) if phases else None
+    summary = results.summarise(frame[frame["phase"] == frame["phase"].max()] if phases else frame,
+                                meta_columns=[*META_COLUMNS, "lam_hat"])
+    summary = _add_saddle_columns(summary, predictions[-1])
+    result = ExperimentResult(frame, summary, None, trajectories, predictions, notes, meta, loss_matrix)
+    if run_dir is not None:
+        _write(result, Path(run_dir), cfg, log_wandb=log_wandb, plot=plot)
+    return result
+
+
+def _loss_matrix(tasks: list[Task], weights_after: list[list[torch.Tensor]]) -> np.ndarray:
+    """R[b, i, j]: loss of network b on task i after training phase j, (B, K, K)."""
+    out = []
+    for task in tasks:
+        row = [metrics.loss_from_product(metrics.product(ws), *(s.to(ws[0].device) for s in
+                                         (task.sigma_xx, task.sigma_yx, task.sigma_yy))) for ws in weights_after]
+        out.append(torch.stack(row, -1))
+    return torch.stack(out, -2).cpu().numpy()
+
+
+def _add_saddle_columns(summary: pd.DataFrame, prediction) -> pd.DataFrame:
+    """The theory's verdict per network: does the flow converge to a saddle, and to what loss as t → ∞."""
+    if prediction is None or getattr(prediction, "converges_to_saddle", None) is None:
+        return summary
+    summary = summary.copy()
+    summary["theory_saddle"] = prediction.converges_to_saddle.cpu().numpy().astype(bool)
+    summary["theory_limit_loss"] = prediction.final_loss.cpu().numpy()
+    return summary
+
+
+def _write(result: ExperimentResult, run_dir: Path, cfg: Mapping[str, Any], *, log_wandb: bool,
+           plot: bool) -> None:
+    from omegaconf import OmegaConf
+
+    from lazyrich import plots
+
+    cfg_node = OmegaConf.create(dict(cfg)) if not OmegaConf.is_config(cfg) else cfg
+    matrices: dict[str, np.ndarray] = {}
+    for i, (traj, pred) in enumerate(zip(result.trajectories, result.predictions, strict=True)):
+        key = f"phase{i}_" if len(result.trajectories) > 1 else ""
+        matrices[f"{key}t"] = traj.t[:, traj.matrix_index].cpu().numpy()
+        for name, value in traj.matrices.items():
+            matrices[f"{key}sim_{name}"] = value.cpu().numpy()
+        if pred is not None:
+            for name in ("product", "w1tw1", "wwt_out"):
+                value = getattr(pred, name, None)
+                if value is not None:
+                    matrices[f"{key}theory_{name}"] = value[:, traj.matrix_index.to(value.device)].cpu().numpy()
+    if result.loss_matrix is not None:
+        matrices["loss_matrix"] = result.loss_matrix
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "theory.txt").write_text("\n".join(result.theory_notes) + "\n")
+    if plot:
+        hue = "lam" if result.meta["lam"].nunique() > 1 else "scale" if result.meta["scale"].nunique() > 1 else "lr"
+        fig = plots.curves(result.frame, ("loss", "kernel_distance"), hue=hue,
+                           title=str(_get(cfg, "task.name", "")))
+        result.figures.append(plots.save(fig, run_dir / "curves.png"))
+    results.write_run(run_dir, result.frame, result.summary, matrices=matrices, config=cfg_node)
+    result.run_dir = run_dir
+    logger_cfg = _get(cfg, "logger.wandb", None)
+    if log_wandb and logger_cfg and logger_cfg.get("enabled", True):
+        from lazyrich.wandb_sink import log_to_wandb
+
+        plain = OmegaConf.to_container(cfg_node, resolve=True)
+        log_to_wandb(result.frame, config=plain, group=str(logger_cfg.get("group") or run_dir.name),
+                     run_dir=run_dir, config_columns=("lam", "scale", "lr"),
+                     project=logger_cfg.get("project", "lazyrich"), entity=logger_cfg.get("entity"),
+                     tags=list(logger_cfg.get("tags", []) or []))

@@ -1,0 +1,34 @@
+"""What a finished run prints: the theory verdict and one table row per configuration (seeds averaged)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+__all__ = ["config_table", "print_run"]
+
+TABLE_COLUMNS = ["final_loss", "final_kernel_distance", "t_to_1pct", "theory_final_loss", "theory_max_rel_err"]
+
+
+def config_table(summary: pd.DataFrame, keys: tuple[str, ...] = ("lam", "scale", "lr")) -> pd.DataFrame:
+    """Summary rows averaged over seeds, one per configuration, with a count of diverged networks."""
+    keys = [k for k in keys if k in summary and summary[k].notna().any()]
+    cols = [c for c in TABLE_COLUMNS if c in summary]
+    if not keys:
+        return summary[cols]
+    table = summary.groupby(keys, sort=True)[cols].mean()
+    table["seeds"] = summary.groupby(keys, sort=True).size()
+    table["diverged"] = summary.assign(d=summary["status"] == "diverged").groupby(keys, sort=True)["d"].sum()
+    if "theory_saddle" in summary:
+        table["theory_saddle"] = summary.groupby(keys, sort=True)["theory_saddle"].sum()
+    return table
+
+
+def print_run(result) -> None:
+    """Print the theory notes, the per-configuration table and where the files went."""
+    for note in dict.fromkeys(result.theory_notes):
+        print(f"[theory] {note}")
+    with pd.option_context("display.width", 160, "display.max_columns", 20, "display.float_format", "{:.4g}".format):
+        print(config_table(result.summary).to_string())
+    if result.run_dir is not None:
+        files = "metrics.csv, summary.csv, matrices.npz" + (", curves.png" if result.figures else "")
+        print(f"\nresults: {result.run_dir}  ({files})")

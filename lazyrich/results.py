@@ -1,0 +1,157 @@
+"""Where numbers go first: tidy tables and files in a run folder. W&B is a mirror of these, never the source.
+
+A run folder holds ``config.yaml`` (resolved), ``metrics.csv`` (long format: one row per network per logged
+step), ``matrices.npz`` (W2W1, W1ᵀW1, W_LW_Lᵀ on a subsampled t grid, simulated and predicted), ``summary.json``
+and ``summary.csv`` (one record per network) and a ``DONE`` marker written last.
+Metric columns are namespaced exactly like the W&B keys: ``sim/<metric>`` and ``theory/<metric>``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+__all__ = ["DONE", "load", "load_summary", "summarise", "to_frame", "write_run"]
+
+DONE = "DONE"
+METRICS_FILE = "metrics.csv"
+SUMMARY_FILE = "summary.csv"
+AGREEMENT_RTOL = 0.05
+"""Simulation and theory 'agree' when the loss curves differ by at most 5% of the theory's largest loss."""
+
+
+def _np(x: torch.Tensor) -> np.ndarray:
+    return x.detach().to("cpu", torch.float64).numpy()
+
+
+def to_frame(trajectory, meta: pd.DataFrame | Mapping[str, Sequence[Any]] | None = None, prediction=None,
+             *, phase: int | None = None, t_offset: torch.Tensor | float = 0.0) -> pd.DataFrame:
+    """Long table of a :class:`~lazyrich.train.Trajectory`: one row per network per log point.
+
+    ``meta`` holds one row per network (lam, seed, lr, …), repeated on each of its rows. ``prediction`` (a
+    :class:`~lazyrich.theory.Prediction` on the same t grid) adds ``theory/<metric>`` columns.
+    """
+    n_batch, n_log = trajectory.t.shape
+    net = np.repeat(np.arange(n_batch), n_log)
+    columns: dict[str, Any] = {"net": net}
+    if meta is not None:
+        meta_df = pd.DataFrame(meta).reset_index(drop=True)
+        if len(meta_df) != n_batch:
+            raise ValueError(f"meta has {len(meta_df)} rows for {n_batch} networks.")
+        for name in meta_df.columns:
+            columns[name] = np.repeat(meta_df[name].to_numpy(), n_log)
+    if phase is not None:
+        columns["phase"] = phase
+    columns["step"] = trajectory.step.cpu().numpy().reshape(-1)
+    t_off = torch.as_tensor(t_offset, dtype=torch.float64)
+    t_off = t_off.unsqueeze(-1) if t_off.dim() == 1 else t_off
+    columns["t"] = _np(trajectory.t + t_off).reshape(-1)
+    for name, value in trajectory.scalars.items():
+        columns[f"sim/{name}"] = _np(value).reshape(-1)
+    if prediction is not None:
+        for name, value in prediction_scalars(prediction).items():
+            columns[f"theory/{name}"] = _np(value).reshape(-1)
+    frame = pd.DataFrame(columns)
+    frame["status"] = np.repeat(np.asarray(trajectory.status, dtype=object), n_log)
+    return frame
+
+
+def prediction_scalars(prediction) -> dict[str, torch.Tensor]:
+    """The scalar metrics of a theory Prediction under the trainer's names (B, T)."""
+    out = {"loss": prediction.loss, "kernel_distance": prediction.kernel_distance,
+           "ntk_rel_change": prediction.ntk_rel_change}
+    for k, s in enumerate(prediction.svals.unbind(-1), start=1):
+        out[f"sval_{k}"] = s
+    return out
+
+
+def agreement(frame: pd.DataFrame, metric: str = "loss") -> pd.Series:
+    """Max relative error |sim − theory| / max|theory| over each network's run, indexed by ``net``."""
+    sim, th = f"sim/{metric}", f"theory/{metric}"
+    if th not in frame:
+        return pd.Series(dtype=float)
+    err = (frame[sim] - frame[th]).abs()
+    scale = frame[th].abs().groupby(frame["net"]).transform("max").clip(lower=1e-300)
+    return (err / scale).groupby(frame["net"]).max()
+
+
+def summarise(frame: pd.DataFrame, meta_columns: Sequence[str] = (), threshold: float = 0.01) -> pd.DataFrame:
+    """One row per network: final loss, final kernel distance, t to reach ``threshold``·initial loss, status.
+
+    ``t_to_1pct`` is the first logged t at which the loss is at most 1% of its initial value (NaN if never).
+    With a theory, adds its final loss, the max relative loss error (``theory_max_rel_err``) and whether that is
+    within ``AGREEMENT_RTOL`` (``theory_agrees``).
+    """
+    rows = []
+    keys = [c for c in meta_columns if c in frame]
+    for net, group in frame.groupby("net", sort=True):
+        group = group.sort_values("t")
+        loss = group["sim/loss"].to_numpy()
+        t = group["t"].to_numpy()
+        below = np.nonzero(loss <= threshold * loss[0])[0]
+        row = {"net": net, **{k: group[k].iloc[0] for k in keys}}
+        row.update({
+            "status": group["status"].iloc[0],
+            "final_loss": float(loss[-1]),
+            "final_kernel_distance": float(group["sim/kernel_distance"].iloc[-1]),
+            "t_to_1pct": float(t[below[0]]) if len(below) else math.nan,
+        })
+        if "theory/loss" in group:
+            th = group["theory/loss"].to_numpy()
+            row["theory_final_loss"] = float(th[-1])
+            scale = max(float(np.nanmax(np.abs(th))), 1e-300)
+            row["theory_max_rel_err"] = float(np.nanmax(np.abs(loss - th)) / scale)
+            row["theory_agrees"] = bool(row["theory_max_rel_err"] <= AGREEMENT_RTOL)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_run(run_dir: str | Path, frame: pd.DataFrame, summary: pd.DataFrame, *,
+              matrices: Mapping[str, np.ndarray] | None = None, config: Any = None) -> Path:
+    """Write a run folder (see module docstring); ``DONE`` is written last, so a killed run is never 'done'."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if config is not None:
+        from omegaconf import OmegaConf
+
+        text = OmegaConf.to_yaml(config) if not isinstance(config, str) else config
+        (run_dir / "config.yaml").write_text(text)
+    frame.to_csv(run_dir / METRICS_FILE, index=False)
+    summary.to_csv(run_dir / SUMMARY_FILE, index=False)
+    records = json.loads(summary.to_json(orient="records"))
+    (run_dir / "summary.json").write_text(json.dumps(records, indent=1))
+    if matrices:
+        np.savez_compressed(run_dir / "matrices.npz", **{k: np.asarray(v) for k, v in matrices.items()})
+    (run_dir / DONE).write_text("")
+    return run_dir
+
+
+def _collect(path: str | Path, filename: str) -> pd.DataFrame:
+    path = Path(path)
+    files = [path] if path.is_file() else sorted(path.rglob(filename))
+    if not files:
+        raise FileNotFoundError(f"no {filename} under {path}: pass a run folder or a sweep folder that holds runs.")
+    frames = []
+    for f in files:
+        df = pd.read_csv(f)
+        rel = f.parent.relative_to(path) if path.is_dir() else Path(".")
+        df.insert(0, "run", str(rel) if str(rel) != "." else f.parent.name)
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True)
+
+
+def load(path: str | Path) -> pd.DataFrame:
+    """The long metrics table of one run folder, or of every run under a sweep folder (adds a ``run`` column)."""
+    return _collect(path, METRICS_FILE)
+
+
+def load_summary(path: str | Path) -> pd.DataFrame:
+    """The per-network summaries of one run or of every run under a folder (adds a ``run`` column)."""
+    return _collect(path, SUMMARY_FILE)

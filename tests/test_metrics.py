@@ -1,0 +1,106 @@
+"""lazyrich.metrics: NTK in closed and trace form against torch.func Jacobians, and hand-computed examples."""
+
+import math
+
+import pytest
+import torch
+from torch.func import jacrev
+
+from lazyrich.init import gaussian
+from lazyrich.metrics import (
+    balance_drift,
+    kernel_change,
+    kernel_distance,
+    linear_ntk,
+    loss_from_product,
+    ntk_blocks,
+    task_svals,
+    two_layer_ntk_blocks,
+)
+
+P, NI, NH, NO = 7, 5, 4, 3
+
+
+def jacobian_ntk(weights, x):
+    """The empirical NTK from autodiff, output-major (o·P + p): an independent reference."""
+
+    def f(*ws):
+        h = x.mT
+        for w in ws:
+            h = w @ h
+        return h.reshape(-1)
+
+    jac = jacrev(f, argnums=tuple(range(len(weights))))(*weights)
+    flat = torch.cat([j.reshape(j.shape[0], -1) for j in jac], dim=1)
+    return flat @ flat.mT
+
+
+@pytest.fixture
+def data():
+    return torch.randn(P, NI, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+
+
+@pytest.mark.parametrize("widths", [[NI, NH, NO], [NI, NH, 6, NO], [NI, 2, 3, 4, NO]])
+def test_linear_ntk_matches_torch_func(data, widths):
+    ws = gaussian(widths, generator=torch.Generator().manual_seed(1))
+    # 1e-10 is the issue's bar; both sides are a few float64 matmuls, so agreement is ~1e-14.
+    torch.testing.assert_close(linear_ntk(ws, data), jacobian_ntk(ws, data), atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("widths", [[NI, NH, NO], [NI, NH, 6, NO]])
+@pytest.mark.parametrize("step", [1e-6, 1e-2, 1.0])
+def test_trace_form_kernel_change_matches_full_kernels(data, widths, step):
+    g = torch.Generator().manual_seed(2)
+    ws0 = gaussian(widths, generator=g)
+    ws1 = [w + step * torch.randn(w.shape, generator=g, dtype=w.dtype) for w in ws0]
+    k0, k1 = jacobian_ntk(ws0, data), jacobian_ntk(ws1, data)
+    dist, rel = kernel_change(ntk_blocks(ws0), ntk_blocks(ws1), data.mT @ data)
+    torch.testing.assert_close(dist, kernel_distance(k0, k1), atol=1e-10, rtol=0)
+    expected_rel = torch.linalg.matrix_norm(k1 - k0) / torch.linalg.matrix_norm(k0)
+    # Relative, because at step=1 the change is O(1) and at 1e-6 it is O(1e-6): the trace form keeps both.
+    torch.testing.assert_close(rel, expected_rel, rtol=1e-9, atol=1e-14)
+
+
+def test_two_layer_blocks_from_grams_equal_blocks_from_weights(data):
+    w1, w2 = gaussian([NI, NH, NO], generator=torch.Generator().manual_seed(3))
+    b_w = ntk_blocks([w1, w2])
+    b_g = two_layer_ntk_blocks(w1.mT @ w1, w2 @ w2.mT)
+    for (a1, g1), (a2, g2) in zip(b_w, b_g, strict=True):
+        torch.testing.assert_close(a1, a2)
+        torch.testing.assert_close(g1, g2)
+
+
+def test_kernel_distance_hand_examples():
+    k = torch.tensor([[2.0, 1.0], [1.0, 2.0]], dtype=torch.float64)
+    assert float(kernel_distance(k, 3.0 * k)) == pytest.approx(0.0, abs=1e-15)  # a rescaled kernel has not moved
+    a = torch.tensor([[1.0, 0.0], [0.0, 0.0]], dtype=torch.float64)
+    b = torch.tensor([[0.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    assert float(kernel_distance(a, b)) == pytest.approx(1.0)  # orthogonal kernels
+    # cos between diag(1,1) and diag(1,0) is 1/√2.
+    assert float(kernel_distance(a + b, a)) == pytest.approx(1 - 1 / math.sqrt(2))
+
+
+def test_loss_from_product_equals_the_data_loss_for_unwhitened_inputs():
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(11, 4, generator=g, dtype=torch.float64) * torch.tensor([1.0, 3.0, 0.1, 2.0])
+    y = torch.randn(11, 3, generator=g, dtype=torch.float64)
+    w = torch.randn(5, 3, 4, generator=g, dtype=torch.float64)
+    direct = 0.5 * ((x @ w.mT - y) ** 2).sum((-2, -1)) / 11  # 1/(2P)‖ŷ − Y‖², the project's convention
+    sxx, syx, syy = x.mT @ x / 11, y.mT @ x / 11, y.mT @ y / 11
+    torch.testing.assert_close(loss_from_product(w, sxx, syx, syy), direct, atol=1e-13, rtol=1e-12)
+
+
+def test_task_svals_hand_example():
+    u = torch.eye(2, dtype=torch.float64)
+    v = torch.eye(3, dtype=torch.float64)
+    w = torch.tensor([[2.0, 5.0, 7.0], [1.0, -3.0, 9.0]], dtype=torch.float64)
+    torch.testing.assert_close(task_svals(w, u, v), torch.tensor([2.0, -3.0], dtype=torch.float64))
+
+
+def test_balance_drift_hand_example():
+    w1 = torch.eye(2, dtype=torch.float64)
+    w2 = 2 * torch.eye(2, dtype=torch.float64)
+    assert float(balance_drift([w1, w2], [w1, w2])) == 0.0
+    # W2 → diag(2, 3): D changes by diag(0, 5); the terms at init have norms ‖4I‖ + ‖I‖ = 5√2.
+    w2b = torch.diag(torch.tensor([2.0, 3.0], dtype=torch.float64))
+    assert float(balance_drift([w1, w2b], [w1, w2])) == pytest.approx(5 / (5 * math.sqrt(2)))
