@@ -200,7 +200,8 @@ def run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None = None, *,
         log.info(note)
 
     frame = pd.concat(frames, ignore_index=True)
-    loss_matrix = _loss_matrix([p.task for p in phases], phase_weights[1:]) if phases else None
+    loss_matrix = (metrics.loss_matrix(phase_weights[1:], [p.task for p in phases]).cpu().numpy()
+                   if phases else None)
     summary = results.summarise(frame[frame["phase"] == frame["phase"].max()] if phases else frame,
                                 meta_columns=[*META_COLUMNS, "lam_hat"])
     summary = _add_saddle_columns(summary, predictions[-1])
@@ -208,16 +209,6 @@ def run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None = None, *,
     if run_dir is not None:
         _write(result, Path(run_dir), cfg, log_wandb=log_wandb, plot=plot)
     return result
-
-
-def _loss_matrix(tasks: list[Task], weights_after: list[list[torch.Tensor]]) -> np.ndarray:
-    """R[b, i, j]: loss of network b on task i after training phase j, (B, K, K)."""
-    out = []
-    for task in tasks:
-        row = [metrics.loss_from_product(metrics.product(ws), *(s.to(ws[0].device) for s in
-                                         (task.sigma_xx, task.sigma_yx, task.sigma_yy))) for ws in weights_after]
-        out.append(torch.stack(row, -1))
-    return torch.stack(out, -2).cpu().numpy()
 
 
 def _add_saddle_columns(summary: pd.DataFrame, prediction) -> pd.DataFrame:

@@ -20,7 +20,13 @@ from torch import Tensor
 Blocks = list[tuple[Tensor, Tensor]]
 
 __all__ = [
+    "backward_transfer",
     "balance_drift",
+    "forgetting",
+    "generalisation_score",
+    "loss_matrix",
+    "predicted_generalisation",
+    "time_to_threshold",
     "kernel_change",
     "kernel_distance",
     "kernel_inner",
@@ -212,3 +218,83 @@ def snapshot(weights: Sequence[Tensor], init_weights: Sequence[Tensor], init_blo
     if with_matrices:
         matrices = {"product": w, "w1tw1": weights[0].mT @ weights[0], "wwt_out": weights[-1] @ weights[-1].mT}
     return scalars, matrices
+
+
+# --- Continual and transfer metrics. Losses, not accuracies: lower is better everywhere below. -------------
+
+
+def loss_matrix(weights_after: Sequence[Sequence[Tensor]], tasks: Sequence) -> Tensor:
+    """R (…, K, K) with R[i, j] = loss on task i after training phase j, for K phases of linear nets.
+
+    ``weights_after[j]`` is [W1, …, WL] at the end of phase j; ``tasks[i]`` has sigma_xx, sigma_yx, sigma_yy.
+    """
+    rows = []
+    for task in tasks:
+        row = []
+        for ws in weights_after:
+            dev = ws[0].device
+            row.append(loss_from_product(product(ws), task.sigma_xx.to(dev), task.sigma_yx.to(dev),
+                                         task.sigma_yy.to(dev)))
+        rows.append(torch.stack(row, -1))
+    return torch.stack(rows, -2)
+
+
+def forgetting(r: Tensor) -> Tensor:
+    """Forgetting of each earlier task, (…, K−1): F_i = R[i, K−1] − R[i, i].
+
+    Positive means the loss on task i rose between just after learning it and the end of the sequence.
+    """
+    k = r.shape[-1]
+    idx = torch.arange(k - 1, device=r.device)
+    return r[..., idx, k - 1] - r[..., idx, idx]
+
+
+def backward_transfer(r: Tensor) -> Tensor:
+    """Backward transfer (…): BWT = mean_{i<K−1} (R[i, i] − R[i, K−1]) = −mean forgetting.
+
+    The sign follows Lopez-Paz & Ranzato (2017) with −loss in place of accuracy: negative BWT is forgetting,
+    positive BWT means later tasks helped earlier ones.
+    """
+    return -forgetting(r).mean(-1)
+
+
+def time_to_threshold(t: Tensor, loss: Tensor, threshold: float, *, relative: bool = True) -> Tensor:
+    """First t (…) at which the loss reaches ``threshold`` (× its initial value if ``relative``); NaN if never.
+
+    ``t`` and ``loss`` are (…, T) on a common grid. The crossing is linearly interpolated between the two log
+    points that bracket it, so the answer does not snap to the logging grid.
+    """
+    t = t.expand_as(loss)
+    target = threshold * loss[..., :1] if relative else torch.full_like(loss[..., :1], threshold)
+    below = loss <= target
+    never = torch.full(below.shape[:-1], -1, dtype=torch.long, device=loss.device)
+    first = torch.where(below.any(-1), below.to(torch.int8).argmax(-1), never)
+    prev = (first - 1).clamp_min(0)
+
+    def at(x: Tensor, i: Tensor) -> Tensor:
+        return torch.gather(x, -1, i.clamp_min(0).unsqueeze(-1)).squeeze(-1)
+
+    t0, t1, l0, l1 = at(t, prev), at(t, first), at(loss, prev), at(loss, first)
+    frac = torch.where(l0 > l1, (l0 - target.squeeze(-1)) / (l0 - l1).clamp_min(1e-300), torch.zeros_like(l0))
+    out = torch.where(first > 0, t0 + frac.clamp(0, 1) * (t1 - t0), t1)
+    return torch.where(first >= 0, out, torch.full_like(out, float("nan")))
+
+
+def generalisation_score(outputs: Tensor, trained_item: int) -> Tensor:
+    """How a new output feature trained on one item generalises: outputs / outputs[trained_item], (…, P).
+
+    ``outputs`` (…, P) is the new feature's value on every item. 1 on the trained item; the value on item j is
+    the fraction of the trained response that j receives (property generalisation, Saxe et al. 2019).
+    """
+    return outputs / outputs[..., trained_item : trained_item + 1]
+
+
+def predicted_generalisation(w1tw1: Tensor, x: Tensor, trained_item: int) -> Tensor:
+    """The theory's generalisation profile (…, P): row ``trained_item`` of X W1ᵀW1 Xᵀ, normalised to 1 there.
+
+    With the rest of the network frozen, one GD step on the new output moves its value on item j by
+    ∝ x_jᵀ W1ᵀW1 x_i (THEORY.md §6): the input-side representation decides how the new property spreads.
+    """
+    k = x @ w1tw1 @ x.mT
+    row = k[..., trained_item, :]
+    return row / row[..., trained_item : trained_item + 1]

@@ -104,3 +104,34 @@ def test_balance_drift_hand_example():
     # W2 → diag(2, 3): D changes by diag(0, 5); the terms at init have norms ‖4I‖ + ‖I‖ = 5√2.
     w2b = torch.diag(torch.tensor([2.0, 3.0], dtype=torch.float64))
     assert float(balance_drift([w1, w2b], [w1, w2])) == pytest.approx(5 / (5 * math.sqrt(2)))
+
+
+def test_continual_metrics_hand_example():
+    from lazyrich.metrics import backward_transfer, forgetting
+
+    # R[i, j]: loss on task i after phase j. Task 0: 1 after learning it, 7 at the end → forgot 6.
+    r = torch.tensor([[1.0, 5.0, 7.0], [9.0, 2.0, 4.0], [8.0, 8.0, 3.0]])
+    torch.testing.assert_close(forgetting(r), torch.tensor([6.0, 2.0]))
+    assert float(backward_transfer(r)) == -4.0  # negative BWT = forgetting
+
+
+def test_time_to_threshold_interpolates_and_reports_never():
+    from lazyrich.metrics import time_to_threshold
+
+    t = torch.tensor([0.0, 1.0, 2.0, 3.0])
+    loss = torch.tensor([[1.0, 0.5, 0.005, 0.001], [1.0, 1.0, 1.0, 1.0], [1.0, 0.01, 0.0, 0.0]])
+    out = time_to_threshold(t, loss, 0.01)
+    # Row 0 crosses 0.01 between t=1 (0.5) and t=2 (0.005): 1 + 0.49/0.495. Row 2 hits it exactly at t=1.
+    torch.testing.assert_close(out[[0, 2]], torch.tensor([1 + 0.49 / 0.495, 1.0]))
+    assert math.isnan(float(out[1]))
+    assert float(time_to_threshold(t, loss[0], 0.4, relative=False)) == pytest.approx(1 + 0.1 / 0.495)
+
+
+def test_generalisation_score_and_its_prediction():
+    from lazyrich.metrics import generalisation_score, predicted_generalisation
+
+    torch.testing.assert_close(generalisation_score(torch.tensor([2.0, 1.0, -0.5]), 0),
+                               torch.tensor([1.0, 0.5, -0.25]))
+    # One-hot items (X = I): the predicted profile is a row of W1ᵀW1 scaled to 1 at the trained item.
+    g = torch.tensor([[4.0, 2.0, 0.0], [2.0, 3.0, 1.0], [0.0, 1.0, 5.0]])
+    torch.testing.assert_close(predicted_generalisation(g, torch.eye(3), 1), torch.tensor([2 / 3, 1.0, 1 / 3]))
