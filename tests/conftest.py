@@ -1,0 +1,51 @@
+"""Shared test fixtures."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+PLUGIN_DIR = Path(__file__).parent / "plugin_pkg"
+PLUGIN_DIST = "lazyrich-example-plugin"
+
+
+def install_example_plugin() -> str | None:
+    """Install tests/plugin_pkg (editable, offline) into this interpreter; return None or why it failed."""
+    try:
+        metadata.distribution(PLUGIN_DIST)
+        return None
+    except metadata.PackageNotFoundError:
+        pass
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--no-deps",
+        "--no-build-isolation",
+        "--no-index",
+        "-q",
+        "-e",
+        str(PLUGIN_DIR),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0:
+        return f"pip could not install {PLUGIN_DIR} offline: {proc.stderr.strip()[-800:]}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def example_plugin_installed() -> str:
+    """Install the example plug-in package once per session (skip if pip cannot build it offline).
+
+    Entry points are read when a process first looks a plug-in up, so use it from a fresh subprocess.
+    Returns the entry-point name, ``example_plugin``.
+    """
+    reason = install_example_plugin()
+    if reason is not None:
+        pytest.skip(reason)
+    return "example_plugin"
