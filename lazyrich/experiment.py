@@ -197,7 +197,7 @@ def run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None = None, *,
         weights = traj.final_weights
         phase_weights.append(weights)
     for note in notes:
-        log.info(note)
+        log.debug(note)
 
     frame = pd.concat(frames, ignore_index=True)
     loss_matrix = (metrics.loss_matrix(phase_weights[1:], [p.task for p in phases]).cpu().numpy()

@@ -19,6 +19,7 @@ __all__ = ["curves", "save", "SIM_STYLE", "THEORY_STYLE"]
 SIM_STYLE = {"linestyle": "-", "linewidth": 1.8}
 THEORY_STYLE = {"linestyle": ":", "linewidth": 2.4}
 LOG_METRICS = {"loss"}
+LOG_FLOOR = 1e-12
 
 
 def _mean_curve(part: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
@@ -39,7 +40,7 @@ def curves(frame: pd.DataFrame, metrics: Sequence[str] = ("loss", "kernel_distan
         axes = axes[0]
     fig = axes[0].figure
     values = sorted(frame[hue].dropna().unique()) if hue in frame else [None]
-    cmap = plt.get_cmap("coolwarm" if hue == "lam" else "viridis")
+    cmap = plt.get_cmap("viridis")
     for i, value in enumerate(values):
         part = frame if value is None else frame[frame[hue] == value]
         colour = cmap(i / max(len(values) - 1, 1))
@@ -58,11 +59,14 @@ def curves(frame: pd.DataFrame, metrics: Sequence[str] = ("loss", "kernel_distan
         ax.set_ylabel(metric.replace("_", " "))
         if metric in LOG_METRICS:
             ax.set_yscale("log")
+            top = max((line.get_ydata().max() for line in ax.get_lines()), default=1.0)
+            ax.set_ylim(bottom=max(ax.get_ylim()[0], LOG_FLOOR * top))  # below it is rounding, not learning
         if log_t:
             ax.set_xscale("symlog", linthresh=1e-2)
         ax.grid(alpha=0.3)
     if len(values) > 1 or values[0] is not None:
-        axes[-1].legend(fontsize=7, frameon=False, title="solid: sim, dotted: theory", title_fontsize=7)
+        axes[-1].legend(fontsize=7, frameon=False, title="solid: sim\ndotted: theory", title_fontsize=7,
+                        loc="upper left", bbox_to_anchor=(1.02, 1.0))
     if title:
         fig.suptitle(title)
     fig.tight_layout()
