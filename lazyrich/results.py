@@ -103,7 +103,7 @@ def summarise(frame: pd.DataFrame, meta_columns: Sequence[str] = (), threshold: 
             "final_kernel_distance": float(group["sim/kernel_distance"].iloc[-1]),
             "t_to_1pct": float(t[below[0]]) if len(below) else math.nan,
         })
-        if "theory/loss" in group:
+        if "theory/loss" in group and group["theory/loss"].notna().any():
             th = group["theory/loss"].to_numpy()
             row["theory_final_loss"] = float(th[-1])
             scale = max(float(np.nanmax(np.abs(th))), 1e-300)
