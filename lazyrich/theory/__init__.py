@@ -1,0 +1,35 @@
+"""What we predict: closed-form and numerical theories of deep linear network learning dynamics.
+
+Every theory takes task statistics (:class:`TaskStats`, or any object with sigma_xx, sigma_yx, sigma_yy and
+P), the initial weights [W_l (B, out, in)] and a time grid (T,) or (B, T) in t = step·lr, and returns a
+:class:`Prediction` with the same figures the trainer records. Built-ins: ``exact`` (THEORY.md §3),
+``aligned``, ``saxe``, ``lazy``, ``deep_aligned`` (§4), ``ode`` (numerical gradient flow, the reference) and
+``auto``.
+Plug-ins register through the ``lazyrich.theories`` entry-point group.
+"""
+
+from lazyrich.theory import aligned, auto, deep, exact, lazy, ode  # noqa: F401  (registers the built-ins)
+from lazyrich.theory.aligned import singular_values
+from lazyrich.theory.auto import select_theory
+from lazyrich.theory.base import Prediction, TaskStats, Theory, TheoryNotApplicable, loss_from_product
+from lazyrich.theory.exact import qqt
+from lazyrich.theory.fukumizu import fukumizu_qqt
+from lazyrich.theory.ode import integrate_flow
+from lazyrich.theory.registry import available_theories, describe_theories, get_theory, register_theory
+
+__all__ = [
+    "Prediction",
+    "TaskStats",
+    "Theory",
+    "TheoryNotApplicable",
+    "available_theories",
+    "describe_theories",
+    "fukumizu_qqt",
+    "get_theory",
+    "integrate_flow",
+    "loss_from_product",
+    "qqt",
+    "register_theory",
+    "select_theory",
+    "singular_values",
+]

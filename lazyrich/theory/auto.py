@@ -1,0 +1,49 @@
+"""Pick the most exact theory that applies: exact, aligned, deep_aligned, else ode (the fallback)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from torch import Tensor
+
+from lazyrich.theory.base import Prediction, TaskStats, Theory
+from lazyrich.theory.registry import filter_options, get_theory, register_theory
+
+__all__ = ["PREFERENCE", "AutoTheory", "select_theory"]
+
+PREFERENCE = ("exact", "aligned", "deep_aligned")
+"""Closed forms first; ``ode`` is always last and always applies."""
+
+
+def select_theory(stats: Any, weights: Sequence[Tensor], **options: Any) -> tuple[Theory, str]:
+    """(theory, reason): the first of exact → aligned → deep_aligned that applies, else ode, with why.
+
+    ``options`` go to each candidate that takes them (``tau`` to all; ``rtol`` to ode and deep_aligned).
+    """
+    refused = []
+    for name in PREFERENCE:
+        theory = get_theory(name, **filter_options(name, options))
+        reason = theory.check(stats, weights)
+        if reason is None:
+            why = f"{name} applies" + (f" ({'; '.join(refused)})" if refused else "")
+            return theory, why
+        refused.append(f"{name}: {reason.rstrip('.')}")
+    return get_theory("ode", **filter_options("ode", options)), "ode (the fallback): " + "; ".join(refused)
+
+
+@register_theory("auto")
+class AutoTheory(Theory):
+    """The most exact theory that applies (exact, aligned, deep_aligned, else ode); notes say why."""
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    def _check(self, stats: TaskStats, weights: list[Tensor]) -> str | None:
+        return None
+
+    def _predict(self, stats: TaskStats, weights: list[Tensor], t: Tensor) -> Prediction:
+        theory, why = select_theory(stats, weights, **self.options)
+        pred = theory._predict(stats, weights, t)
+        pred.notes = [f"auto: picked {why}.", *pred.notes]
+        return pred

@@ -1,0 +1,302 @@
+"""The theory plug-in interface: task statistics in, a :class:`Prediction` out.
+
+Conventions (THEORY.md §1): Σxx = XᵀX/P (Ni, Ni), Σyx = YᵀX/P (No, Ni), loss = 1/(2P)‖ŷ − Y‖², time
+t = step·lr, float64 throughout. Weights are a list [W1, …, WL] with W_l (B, out_l, in_l), batch first;
+unbatched (out, in) layers are treated as B = 1. A time grid is (T,), shared by the batch, or (B, T), one
+grid per network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from functools import cached_property
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from lazyrich import metrics
+from lazyrich.device import DTYPE
+
+__all__ = [
+    "WHITENING_RTOL",
+    "Prediction",
+    "TaskStats",
+    "Theory",
+    "TheoryNotApplicable",
+    "as_batched",
+    "exprel",
+    "loss_from_product",
+    "min_width",
+    "weight_scale",
+    "time_grid",
+    "whitening_advice",
+]
+
+WHITENING_RTOL = 1e-10
+"""Σxx counts as c·I when max|Σxx − cI| ≤ 1e-10·c: the same test as ``Task.whitening_scale``."""
+
+
+class TheoryNotApplicable(ValueError):
+    """A theory's assumptions fail for these weights or this task; the message says which, and the fix."""
+
+
+def exprel(z: Tensor) -> Tensor:
+    """expm1(z)/z, equal to 1 at z = 0; finite for every z ≤ 0 (the only arguments the theories pass)."""
+    zero = z == 0
+    z_safe = torch.where(zero, torch.ones_like(z), z)
+    return torch.where(zero, torch.ones_like(z), torch.expm1(z_safe) / z_safe)
+
+
+def whitening_advice(sigma_xx: Tensor) -> str:
+    """The human reason a theory that needs Σxx = c·I (A1) refuses this Σxx."""
+    c = float(torch.diagonal(sigma_xx).mean())
+    dev = float((sigma_xx - c * torch.eye(sigma_xx.shape[-1], dtype=sigma_xx.dtype,
+                                          device=sigma_xx.device)).abs().max())
+    return (f"inputs are not whitened (A1): Σxx is not a multiple of I (max |Σxx − cI| = {dev:.3g} with "
+            f"c = tr Σxx/Ni = {c:.3g}). Whiten the task first (task.whiten(), or config task.whiten=true), "
+            f"or use theory=ode, which handles any Σxx.")
+
+
+def _svd_with_signs(sigma_yx: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    # The sign convention of Task.svd (largest |entry| of each of V's first m columns positive), so that a
+    # TaskStats built from raw data sees the same task basis as the Task it came from.
+    u, s, vh = torch.linalg.svd(sigma_yx, full_matrices=True)
+    v, u = vh.mT.clone(), u.clone()
+    m = s.shape[0]
+    idx = v[:, :m].abs().argmax(dim=0)
+    sign = torch.sign(v[idx, torch.arange(m, device=v.device)])
+    sign[sign == 0] = 1.0
+    v[:, :m] *= sign
+    u[:, :m] *= sign
+    return u, s, v
+
+
+@dataclass(eq=False)
+class TaskStats:
+    """The second-order statistics a theory needs: Σxx (Ni, Ni), Σyx (No, Ni), Σyy (No, No) and P.
+
+    ``task_svd`` = (U (No, No), S (m,), V (Ni, Ni)), Σyx = U_m diag(S) V_mᵀ; taken from the task when it has
+    one, so that "aligned" means aligned in the very basis the trainer reports singular values in.
+    """
+
+    sigma_xx: Tensor
+    sigma_yx: Tensor
+    sigma_yy: Tensor
+    P: int
+    task_svd: tuple[Tensor, Tensor, Tensor] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        dev = torch.as_tensor(self.sigma_yx).device
+        self.sigma_xx = torch.as_tensor(self.sigma_xx, dtype=DTYPE, device=dev)
+        self.sigma_yx = torch.as_tensor(self.sigma_yx, dtype=DTYPE, device=dev)
+        self.sigma_yy = torch.as_tensor(self.sigma_yy, dtype=DTYPE, device=dev)
+        self.P = int(self.P)
+        no, ni = self.sigma_yx.shape
+        if self.sigma_xx.shape != (ni, ni) or self.sigma_yy.shape != (no, no):
+            raise ValueError(f"inconsistent statistics: Σyx {tuple(self.sigma_yx.shape)}, Σxx "
+                             f"{tuple(self.sigma_xx.shape)}, Σyy {tuple(self.sigma_yy.shape)}.")
+        if self.task_svd is None:
+            self.task_svd = _svd_with_signs(self.sigma_yx)
+        else:
+            self.task_svd = tuple(torch.as_tensor(x, dtype=DTYPE, device=dev) for x in self.task_svd)
+
+    @classmethod
+    def from_data(cls, X: Tensor, Y: Tensor) -> TaskStats:
+        """Statistics of X (P, Ni) and Y (P, No), one sample per row."""
+        X, Y = torch.as_tensor(X, dtype=DTYPE), torch.as_tensor(Y, dtype=DTYPE)
+        P = X.shape[0]
+        return cls(X.mT @ X / P, Y.mT @ X / P, Y.mT @ Y / P, P)
+
+    @classmethod
+    def from_task(cls, task: Any) -> TaskStats:
+        """Statistics of any object with sigma_xx, sigma_yx, sigma_yy and P (and maybe svd)."""
+        if isinstance(task, TaskStats):
+            return task
+        missing = [a for a in ("sigma_xx", "sigma_yx", "sigma_yy", "P") if not hasattr(task, a)]
+        if missing:
+            raise TypeError(f"{type(task).__name__} has no {', '.join(missing)}; a theory needs the task's "
+                            f"sigma_xx, sigma_yx, sigma_yy and P (see TaskStats.from_data).")
+        svd = getattr(task, "svd", None)
+        return cls(task.sigma_xx, task.sigma_yx, task.sigma_yy, task.P,
+                   task_svd=tuple(svd) if isinstance(svd, tuple | list) and len(svd) == 3 else None)
+
+    def to(self, device: torch.device | str) -> TaskStats:
+        """The same statistics on ``device``."""
+        if self.sigma_yx.device == torch.device(device):
+            return self
+        return TaskStats(self.sigma_xx.to(device), self.sigma_yx.to(device), self.sigma_yy.to(device), self.P,
+                         task_svd=tuple(x.to(device) for x in self.task_svd))
+
+    @property
+    def n_in(self) -> int:
+        return self.sigma_yx.shape[1]
+
+    @property
+    def n_out(self) -> int:
+        return self.sigma_yx.shape[0]
+
+    @property
+    def svd(self) -> tuple[Tensor, Tensor, Tensor]:
+        """(U (No, No), S (m,) descending, V (Ni, Ni)) with Σyx = U_m diag(S) V_mᵀ."""
+        return self.task_svd
+
+    @cached_property
+    def whitening_scale(self) -> float | None:
+        """c if Σxx = c·I (max-abs, relative ``WHITENING_RTOL``) with c > 0, else None."""
+        c = float(torch.diagonal(self.sigma_xx).mean())
+        if not c > 0:
+            return None
+        eye = torch.eye(self.n_in, dtype=DTYPE, device=self.sigma_xx.device)
+        return c if float((self.sigma_xx - c * eye).abs().max()) <= WHITENING_RTOL * c else None
+
+    @cached_property
+    def optimum(self) -> tuple[Tensor, Tensor]:
+        """(W* = Σyx Σxx⁺, L_min), cached for :func:`loss_from_product`."""
+        return metrics.least_squares_optimum(self.sigma_xx, self.sigma_yx, self.sigma_yy)
+
+    def rank_limited_min_loss(self, rank: int) -> Tensor:
+        """Least loss at rank ≤ ``rank``: L_min + ½Σ_{i>rank} σ_i², σ the singular values of Σyx Σxx^{+½}."""
+        evals, evecs = torch.linalg.eigh(self.sigma_xx)
+        keep = evals > evals.abs().max() * self.n_in * torch.finfo(DTYPE).eps
+        inv_sqrt = torch.where(keep, evals.clamp_min(torch.finfo(DTYPE).tiny).rsqrt(), 0.0)
+        sig = torch.linalg.svdvals(self.sigma_yx @ (evecs * inv_sqrt) @ evecs.mT)
+        return self.optimum[1] + 0.5 * (sig[rank:] ** 2).sum()
+
+
+def loss_from_product(product: Tensor, stats: TaskStats) -> Tensor:
+    """Loss ½tr(WΣxxWᵀ) − tr(WΣyxᵀ) + ½tr Σyy = 1/(2P)‖WXᵀ − Yᵀ‖² of W (…, No, Ni), shape (…); any Σxx.
+
+    Evaluated as ½tr(EΣxxEᵀ) + L_min with E = W − W* (``metrics.loss_from_product``), free of cancellation.
+    """
+    return metrics.loss_from_product(product, stats.sigma_xx, stats.sigma_yx, stats.sigma_yy,
+                                     optimum=stats.optimum)
+
+
+def as_batched(weights: Sequence[Tensor]) -> list[Tensor]:
+    """Weights as float64 (B, out, in) layers; unbatched (out, in) layers get B = 1."""
+    ws = [torch.as_tensor(w) for w in weights]
+    if len(ws) < 2:
+        raise ValueError(f"a theory needs at least two layers, got {len(ws)}.")
+    if all(w.dim() == 2 for w in ws):
+        ws = [w.unsqueeze(0) for w in ws]
+    if any(w.dim() != 3 for w in ws) or len({w.shape[0] for w in ws}) != 1:
+        raise ValueError(f"weights must all be (B, out, in) with one B, got {[tuple(w.shape) for w in ws]}.")
+    for lo, hi in zip(ws[:-1], ws[1:], strict=True):
+        if hi.shape[-1] != lo.shape[-2]:
+            raise ValueError(f"layer widths do not chain: {[tuple(w.shape[1:]) for w in ws]}.")
+    return [w.to(DTYPE) for w in ws]
+
+
+def time_grid(t: Tensor | Sequence[float] | float, batch: int, device: torch.device | None = None) -> Tensor:
+    """A time grid as a (B, T) float64 tensor: (T,) is shared by the batch, (B, T) is per network."""
+    t = torch.as_tensor(t, dtype=DTYPE, device=device).to(device)
+    if t.dim() == 0:
+        t = t.reshape(1)
+    if t.dim() == 1:
+        t = t.unsqueeze(0).expand(batch, -1)
+    if t.dim() != 2 or t.shape[0] not in (1, batch):
+        raise ValueError(f"t must be (T,) or (B, T) with B = {batch}, got shape {tuple(t.shape)}.")
+    if not bool(torch.isfinite(t).all()) or bool((t < 0).any()):
+        raise ValueError("t must be finite and ≥ 0 (time t = step·lr from the initial weights).")
+    return t.expand(batch, -1).contiguous()
+
+
+@dataclass
+class Prediction:
+    """A theory's prediction for a batch of B networks on a (B, T) time grid; float64, batch first.
+
+    ``product`` (B,T,No,Ni) = W_L⋯W_1; ``w1tw1`` (B,T,Ni,Ni) = W1ᵀW1; ``wwt_out`` (B,T,No,No) = W_LW_Lᵀ;
+    ``loss``, ``kernel_distance`` (1 − cos(K(0), K(t)), Fort et al.) and ``ntk_rel_change``
+    (‖K(t)−K(0)‖/‖K(0)‖) are (B,T); ``svals`` (B,T,m) = diag(Ũ_mᵀ W(t) Ṽ_m), signed;
+    ``converges_to_saddle`` (B,) bool and ``final_loss`` (B,) describe t → ∞.
+    """
+
+    t: Tensor
+    product: Tensor
+    w1tw1: Tensor
+    wwt_out: Tensor
+    loss: Tensor
+    kernel_distance: Tensor
+    ntk_rel_change: Tensor
+    svals: Tensor
+    converges_to_saddle: Tensor
+    final_loss: Tensor
+    theory: str
+    notes: list[str] = field(default_factory=list)
+
+    _TENSORS: ClassVar[tuple[str, ...]] = ("t", "product", "w1tw1", "wwt_out", "loss", "kernel_distance",
+                                           "ntk_rel_change", "svals", "converges_to_saddle", "final_loss")
+
+    @property
+    def batch(self) -> int:
+        return self.t.shape[0]
+
+    @classmethod
+    def scatter(cls, parts: Sequence[tuple[Tensor, Prediction]], batch: int, theory: str) -> Prediction:
+        """Merge predictions for disjoint index sets (idx (b,), part) of a batch of ``batch`` networks."""
+        first = parts[0][1]
+        out: dict[str, Any] = {}
+        for name in cls._TENSORS:
+            ref = getattr(first, name)
+            full = ref.new_zeros((batch, *ref.shape[1:]))
+            for idx, part in parts:
+                full[idx] = getattr(part, name)
+            out[name] = full
+        notes = [n for _, part in parts for n in part.notes]
+        return cls(**out, theory=theory, notes=list(dict.fromkeys(notes)))
+
+    def as_dict(self) -> dict[str, Any]:
+        """Fields as a plain dict (tensors unchanged)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+class Theory:
+    """A prediction of the learning dynamics. Subclasses set ``name``, implement ``_check`` and ``_predict``.
+
+    ``check`` returns None when the theory applies, else the human reason (which assumption failed, and the
+    fix); ``predict`` raises :class:`TheoryNotApplicable` with that reason.
+    """
+
+    name: ClassVar[str] = ""
+
+    def check(self, stats: Any, weights: Sequence[Tensor]) -> str | None:
+        stats, weights = _prepare(stats, weights)
+        return self._check(stats, weights)
+
+    def predict(self, stats: Any, weights: Sequence[Tensor], t: Tensor | Sequence[float]) -> Prediction:
+        stats, weights = _prepare(stats, weights)
+        reason = self._check(stats, weights)
+        if reason is not None:
+            raise TheoryNotApplicable(f"theory {self.name!r} does not apply: {reason}")
+        return self._predict(stats, weights, time_grid(t, weights[0].shape[0], weights[0].device))
+
+    def _check(self, stats: TaskStats, weights: list[Tensor]) -> str | None:
+        raise NotImplementedError
+
+    def _predict(self, stats: TaskStats, weights: list[Tensor], t: Tensor) -> Prediction:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+def _prepare(stats: Any, weights: Sequence[Tensor]) -> tuple[TaskStats, list[Tensor]]:
+    weights = as_batched(weights)
+    stats = TaskStats.from_task(stats).to(weights[0].device)
+    if weights[0].shape[-1] != stats.n_in or weights[-1].shape[-2] != stats.n_out:
+        raise ValueError(f"weights map {weights[0].shape[-1]} → {weights[-1].shape[-2]} but the task has "
+                         f"Ni = {stats.n_in}, No = {stats.n_out}.")
+    return stats, weights
+
+
+def min_width(weights: Sequence[Tensor]) -> int:
+    """The largest rank the product of these layers can have."""
+    return min(min(w.shape[-2:]) for w in weights)
+
+
+def weight_scale(weights: Sequence[Tensor]) -> Tensor:
+    """√(Σ_l ‖W_l‖_F²) per network, (B,): the size that relative tolerances refer to."""
+    return torch.sqrt(sum(torch.sum(w * w, dim=(-2, -1)) for w in weights))
+

@@ -1,0 +1,183 @@
+"""Task-aligned nets as independent modes (THEORY.md §4): read the modes off the weights, and rebuild weights.
+
+A net is *mode-decoupled* when every layer acts on each task mode α through one hidden direction per level:
+W_l r^{l−1}_α = a_{l,α} r^l_α and W_lᵀ r^l_α = a_{l,α} r^{l−1}_α, with r^0_α = ṽ_α, r^L_α = ũ_α and the r^l
+orthonormal. Then the product is Ũ_m diag(Π_l a_l) Ṽ_mᵀ, each mode follows its own scalar flow, and the
+differences a_{l+1}² − a_l² are conserved per mode (for a λ-balanced init they all equal λ_l). Whatever else
+is in the weights (e.g. √λ padding of wider nets) is orthogonal to the modes and gradient flow never moves it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lazyrich.device import DTYPE
+
+__all__ = ["ALIGN_RTOL", "Modes", "extract_modes", "layer_squares", "layer_squares_np", "rebuild",
+           "signed_layer_values"]
+
+ALIGN_RTOL = 1e-8
+"""Relative residual allowed in the mode structure: far above rounding, far below any real misalignment."""
+
+_DEFINED_RTOL = 1e-10  # a hidden direction below this relative size is rounding noise, not a direction
+_SNAP_RTOL = 1e-12  # offsets this close (relative to a_l²) are equal; λ = 0 measured from weights is ~1e-16
+
+
+@dataclass
+class Modes:
+    """Modes of B nets: signed layer values ``a`` (B, L, m); directions ``r`` (B, n_l, m) for l = 0..L."""
+
+    a: Tensor
+    r: list[Tensor]
+
+    @property
+    def s(self) -> Tensor:
+        """Signed singular values of the product in the task basis, (B, m)."""
+        return self.a.prod(dim=1)
+
+    def offsets(self) -> Tensor:
+        """Conserved d_l = a_l² − min_k a_k² ≥ 0 per mode, (B, m, L), snapped to 0 within rounding."""
+        sq = (self.a * self.a).transpose(1, 2)
+        d = sq - sq.amin(-1, keepdim=True)
+        return torch.where(d <= _SNAP_RTOL * sq.amax(-1, keepdim=True), torch.zeros_like(d), d)
+
+
+def _fail(what: str, rel: Tensor, rtol: float) -> str | None:
+    bad = (rel > rtol).nonzero().flatten().tolist()
+    if not bad:
+        return None
+    return (f"the weights are not task-aligned: {what} is {float(rel[bad[0]]):.3g} (relative) > {rtol:g} for "
+            f"network(s) {bad}. Aligned theories need each layer to act on the task modes Ũ, Ṽ one by one "
+            f"(e.g. init.lambda_balanced(..., align_to=task.sigma_yx)); use theory=exact or ode instead.")
+
+
+def extract_modes(weights: Sequence[Tensor], u_m: Tensor, v_m: Tensor,
+                  rtol: float = ALIGN_RTOL) -> tuple[Modes | None, str | None]:
+    """Modes of [W_l (B, out, in)] in the task basis u_m (No, m), v_m (Ni, m), or (None, reason)."""
+    n_layers, batch = len(weights), weights[0].shape[0]
+    tiny = torch.finfo(DTYPE).tiny
+    norms = torch.stack([torch.linalg.matrix_norm(w, ord=2) for w in weights], dim=-1)  # (B, L)
+    fwd = [v_m.expand(batch, -1, -1)]
+    for w in weights:
+        fwd.append(w @ fwd[-1])  # W_{l:1} Ṽ_m
+    bwd = [u_m.expand(batch, -1, -1)]
+    for w in reversed(weights):
+        bwd.append(w.mT @ bwd[-1])
+    bwd.reverse()  # W_{L:l+1}ᵀ Ũ_m
+    r = [fwd[0]]
+    for l in range(1, n_layers):
+        nf, nb = fwd[l].norm(dim=-2), bwd[l].norm(dim=-2)  # (B, m)
+        rf = nf / norms[:, :l].prod(-1, keepdim=True).clamp_min(tiny)
+        rb = nb / norms[:, l:].prod(-1, keepdim=True).clamp_min(tiny)
+        use_f = rf >= rb
+        vec = torch.where(use_f[:, None], fwd[l] / nf.clamp_min(tiny)[:, None],
+                          bwd[l] / nb.clamp_min(tiny)[:, None])
+        r.append(vec * (torch.maximum(rf, rb) > _DEFINED_RTOL)[:, None])
+    r.append(bwd[-1])
+    a = torch.stack([torch.einsum("bim,bij,bjm->bm", r[l + 1], w, r[l]) for l, w in enumerate(weights)], 1)
+    for l, w in enumerate(weights):
+        scale = norms[:, l].clamp_min(tiny)
+        res_in = (w @ r[l] - a[:, l, None, :] * r[l + 1]).norm(dim=-2).amax(-1) / scale
+        res_out = (w.mT @ r[l + 1] - a[:, l, None, :] * r[l]).norm(dim=-2).amax(-1) / scale
+        reason = _fail(f"layer {l + 1}'s action off the mode directions", res_in.maximum(res_out), rtol)
+        if reason:
+            return None, reason
+    for l in range(1, n_layers):
+        gram = r[l].mT @ r[l]
+        target = torch.diag_embed((r[l].norm(dim=-2) > 0.5).to(DTYPE))
+        overlap = (gram - target).abs().amax((-2, -1))
+        reason = _fail(f"the overlap of hidden mode directions at level {l}", overlap, rtol)
+        if reason:
+            return None, reason
+    product = weights[0]
+    for w in weights[1:]:
+        product = w @ product
+    mode_part = u_m @ torch.diag_embed(a.prod(1)) @ v_m.mT
+    rel = torch.linalg.matrix_norm(product - mode_part) / norms.prod(-1).clamp_min(tiny)
+    reason = _fail("the product's part outside diag(Ũ_mᵀWṼ_m)", rel, rtol)
+    return (None, reason) if reason else (Modes(a=a, r=r), None)
+
+
+def layer_squares(s_abs: Tensor, offsets: Tensor) -> Tensor:
+    """Layer values a_l² = y + d_l (…, L) with Π_l a_l² = s², from |s| (…) and offsets d (…, L), min d = 0.
+
+    L = 2 uses the closed form; deeper nets use :func:`layer_squares_np` (a root-find, on the CPU).
+    """
+    s_abs, _ = torch.broadcast_tensors(s_abs, offsets[..., 0])
+    d = offsets.expand(*s_abs.shape, offsets.shape[-1])
+    if d.shape[-1] == 2:
+        gap = d.sum(-1)  # = |λ|, one of the two offsets is 0
+        root = torch.hypot(gap, 2 * s_abs)
+        y = torch.where(root > 0, 2 * s_abs * s_abs / torch.where(root > 0, root + gap, 1.0), 0.0)
+        return y[..., None] + d
+    out = layer_squares_np(s_abs.detach().cpu().numpy(), d.detach().cpu().numpy())
+    return torch.from_numpy(out).to(s_abs.device)
+
+
+def layer_squares_np(s_abs: np.ndarray, d: np.ndarray, max_iter: int = 100,
+                     guess: np.ndarray | None = None) -> np.ndarray:
+    """numpy twin of :func:`layer_squares` for L ≥ 2 (the deep theory calls it at every ODE evaluation).
+
+    Solves φ(w) = Σ_l log(e^w + d_l) − log s² = 0 for w = log y by Newton's method: φ is convex and increasing
+    in w, so Newton converges monotonically after its first step; a bracket on y guards it. Working in y, the
+    smallest square, keeps it exact even when it is tiny next to the offsets. ``guess`` (…) is a starting y,
+    e.g. the previous solution inside an ODE solve.
+    """
+    positive = s_abs > 0
+    s_safe = np.where(positive, s_abs, 1.0)  # s = 0 has y = 0; keep its lane finite meanwhile
+    target = s_safe ** (2.0 / d.shape[-1])  # geometric mean of the a_l²
+    lo = np.maximum(target - d.mean(-1), 0.0)  # AM ≥ GM
+    hi = target.copy()  # every factor ≥ y
+    log_s2 = 2 * np.log(s_safe)
+    # Start from the small-s asymptote y^z Π_{d>0} d = s² (z zero offsets), clipped into the bracket.
+    zero = d == 0
+    log_rest = np.log(np.where(zero, 1.0, d)).sum(-1)
+    start = np.exp((log_s2 - log_rest) / zero.sum(-1)) if guess is None else guess
+    y = np.clip(start, lo, hi)
+    y = np.where(y > 0, y, hi / 2)
+    polish = False
+    for _ in range(max_iter):
+        factors = y[..., None] + d
+        val = np.log(factors).sum(-1) - log_s2
+        lo = np.where(val < 0, y, lo)
+        hi = np.where(val > 0, y, hi)
+        newton = y * np.exp(-val / (y * (1.0 / factors).sum(-1)))
+        nxt = np.where((newton >= lo) & (newton <= hi), newton, (lo + hi) / 2)
+        step = np.abs(nxt - y)
+        y = nxt
+        if polish:
+            break
+        # Quadratic convergence: once every step is below 1e-9·y, one more step reaches rounding.
+        polish = bool((step <= 1e-9 * y).all())
+    return np.where(positive, y, 0.0)[..., None] + d
+
+
+def signed_layer_values(squares: Tensor, s: Tensor, offsets: Tensor, a0: Tensor) -> Tensor:
+    """Signed a_l (…, L) from a_l² (…, L), the signed product s (…) and the initial signed values a0 (…, L).
+
+    Only the layer with the unique smallest offset can pass through zero; it takes the sign that makes
+    Π a_l = s. All others keep their initial sign (with ties no layer can reach zero: the mode stalls).
+    """
+    sign0 = torch.sign(a0).expand_as(squares)
+    d = offsets.expand_as(squares)
+    star = d.argmin(-1, keepdim=True)
+    zeros = (d == 0).sum(-1, keepdim=True)
+    others = torch.where(torch.arange(d.shape[-1], device=d.device) == star, torch.ones_like(sign0), sign0)
+    star_sign = torch.sign(s)[..., None] * others.prod(-1, keepdim=True)
+    is_star = torch.arange(d.shape[-1], device=d.device) == star
+    sign = torch.where(is_star & (zeros == 1), star_sign, sign0)
+    return sign * squares.sqrt()
+
+
+def rebuild(weights0: Sequence[Tensor], modes: Modes, a_t: Tensor) -> list[Tensor]:
+    """W_l(t) = W_l(0) + Σ_α (a_{l,α}(t) − a_{l,α}(0)) r^l_α r^{l−1}_αᵀ, a_t (B,T,L,m) → [(B,T,out,in)]."""
+    out = []
+    for l, w in enumerate(weights0):
+        delta = a_t[:, :, l, :] - modes.a[:, None, l, :]
+        out.append(w[:, None] + torch.einsum("bim,btm,bjm->btij", modes.r[l + 1], delta, modes.r[l]))
+    return out

@@ -1,0 +1,121 @@
+"""The deep_aligned theory (lazyrich/theory/deep.py) against gradient flow and gradient descent."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from lazyrich.init import deep_balanced, gaussian
+from lazyrich.theory import TaskStats, get_theory, select_theory
+from lazyrich.theory.modes import layer_squares_np
+
+F64 = torch.float64
+
+
+def whitened_stats(n_in: int, n_out: int, seed: int = 0, noise: float = 0.3) -> TaskStats:
+    """A random task with Σxx = I exactly (orthogonal input columns) and label noise (L_min > 0)."""
+    g = torch.Generator().manual_seed(seed)
+    P = 3 * (n_in + n_out)
+    q, _ = torch.linalg.qr(torch.randn(P, n_in, generator=g, dtype=F64))
+    X = math.sqrt(P) * q
+    signal = X @ torch.randn(n_in, n_out, generator=g, dtype=F64)
+    Y = signal + noise * torch.randn(P, n_out, generator=g, dtype=F64)
+    return TaskStats.from_data(X, Y)
+
+
+def aligned_deep(stats: TaskStats, widths: list[int], lam_sets: list[list[float]], scale: float = 0.4,
+                 negate_mode: int | None = None, seed: int = 0) -> list[torch.Tensor]:
+    """Aligned deep-balanced nets, one per λ set; ``negate_mode`` reflects that output mode (s₀ < 0)."""
+    g = torch.Generator().manual_seed(seed)
+    nets = [deep_balanced(widths, lams, scale=scale, generator=g, align_to=stats.sigma_yx, batch=1)
+            for lams in lam_sets]
+    weights = [torch.cat(layer) for layer in zip(*nets, strict=True)]
+    if negate_mode is not None:
+        u = stats.svd[0][:, negate_mode]
+        # (I − 2uuᵀ) keeps W_LᵀW_L, hence every balance, and the alignment; it flips one mode's sign.
+        weights[-1] = (torch.eye(u.shape[0], dtype=F64) - 2 * torch.outer(u, u)) @ weights[-1]
+    return weights
+
+
+@pytest.mark.parametrize("widths,lam_sets", [
+    ([4, 3, 3, 3], [[1.0, -0.5], [0.0, 0.0], [-2.0, 3.0]]),
+    ([3, 3, 3, 3, 5], [[0.5, 0.5, -1.0], [0.0, 1.0, 0.0]]),
+])
+def test_deep_aligned_matches_gradient_flow(widths, lam_sets):
+    stats = whitened_stats(widths[0], widths[-1], seed=1)
+    weights = aligned_deep(stats, widths, lam_sets)
+    assert get_theory("deep_aligned").check(stats, weights) is None
+    t = torch.linspace(0, 8, 9, dtype=F64)
+    # rtol 1e-13 for both: at 1e-12 the λ = (−2, 3) net's fast layer modes leave ~2e-9 in either solver.
+    pred = get_theory("deep_aligned", rtol=1e-13, atol=1e-15).predict(stats, weights, t)
+    ode = get_theory("ode", rtol=1e-13, atol=1e-15).predict(stats, weights, t)
+    for name in ("product", "w1tw1", "wwt_out", "loss", "svals", "kernel_distance", "ntk_rel_change"):
+        # The two solves then agree to ~1e-12 on O(1) entries; 1e-10 leaves room for other inits.
+        assert (getattr(pred, name) - getattr(ode, name)).abs().max() <= 1e-10, name
+    assert not pred.converges_to_saddle.any()
+
+
+def test_deep_aligned_follows_gradient_descent():
+    stats = whitened_stats(3, 3, seed=2)
+    weights = aligned_deep(stats, [3, 3, 3, 3], [[0.5, -0.5]], scale=0.3)
+    lr, steps, every = 1e-3, 5000, 250
+    ws = [w[0].clone() for w in weights]
+    losses = []
+    for k in range(steps + 1):
+        prefix = [torch.eye(3, dtype=F64)]
+        for w in ws[:-1]:
+            prefix.append(w @ prefix[-1])
+        product = ws[-1] @ prefix[-1]
+        err = product @ stats.sigma_xx - stats.sigma_yx
+        if k % every == 0:
+            losses.append(0.5 * torch.trace(product @ stats.sigma_xx @ product.mT)
+                          - torch.trace(product @ stats.sigma_yx.mT) + 0.5 * torch.trace(stats.sigma_yy))
+        grads, back = [], err
+        for l in range(len(ws) - 1, -1, -1):
+            grads.append(back @ prefix[l].mT)
+            back = ws[l].mT @ back
+        ws = [w - lr * g for w, g in zip(ws, reversed(grads), strict=True)]
+    t = torch.arange(0, steps + 1, every, dtype=F64) * lr
+    pred = get_theory("deep_aligned").predict(stats, weights, t)
+    gd = torch.stack(losses)
+    # GD departs from the flow by O(η·rate), rate ≲ L·s̃₁^{2−2/L} ≈ 10, i.e. ≲ 1e-2 relative; L_min > 0.
+    assert ((gd - pred.loss[0]).abs() / pred.loss[0]).max() <= 1e-2
+
+
+def test_stall_needs_two_layers_that_can_vanish_together():
+    stats = whitened_stats(3, 3, seed=3)
+    # Mode 1 starts negative. Offsets (0, 0, 0) and (0, 0, 1) let two layers vanish at s = 0: the mode stalls.
+    # λ = (1, 0) gives offsets (0, 1, 1): one layer passes through zero and the mode crosses over.
+    weights = aligned_deep(stats, [3, 3, 3, 3], [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0]], negate_mode=1)
+    t = torch.tensor([0.0, 2.0, 40.0], dtype=F64)
+    pred = get_theory("deep_aligned").predict(stats, weights, t)
+    assert pred.converges_to_saddle.tolist() == [True, True, False]
+    s_hat = stats.svd[1]
+    assert float(pred.svals[2, -1, 1]) == pytest.approx(float(s_hat[1]), rel=1e-8)  # crossed and learned
+    assert -0.05 < float(pred.svals[0, -1, 1]) <= 0  # stalled on its side of zero, decaying algebraically
+    excess = pred.final_loss[:2] - pred.final_loss[2]
+    assert torch.allclose(excess, (s_hat[1] ** 2 / 2).expand(2), rtol=1e-10)  # one mode unlearned
+
+
+def test_layer_squares_root_find():
+    d = torch.tensor([[0.0, 1.0, 0.5], [0.0, 0.0, 2.0], [0.0, 0.0, 0.0], [3.0, 0.0, 1e-9]], dtype=F64)
+    for s in (1e-12, 1e-4, 0.7, 50.0):
+        squares = layer_squares_np(torch.full((4,), s, dtype=F64).numpy(), d.numpy())
+        # Π a_l² = s² to rounding (a few ulps from the logs), and a_l² − a_k² is the offset exactly.
+        assert abs(math.sqrt(squares.prod(-1).max()) / s - 1) <= 1e-13
+        assert abs(math.sqrt(squares.prod(-1).min()) / s - 1) <= 1e-13
+    assert (layer_squares_np(torch.zeros(4, dtype=F64).numpy(), d.numpy()) == d.numpy()).all()
+
+
+def test_deep_refusals_and_selection():
+    stats = whitened_stats(4, 3, seed=4)
+    g = torch.Generator().manual_seed(0)
+    random_deep = gaussian([4, 3, 3, 3], 0.5, generator=g, batch=2)
+    reason = get_theory("deep_aligned").check(stats, random_deep)
+    assert "not task-aligned" in reason
+    theory, why = select_theory(stats, random_deep)
+    assert theory.name == "ode" and "deep_aligned" in why
+    aligned = aligned_deep(stats, [4, 3, 3, 3], [[1.0, 1.0]])
+    assert select_theory(stats, aligned)[0].name == "deep_aligned"
