@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 
 __all__ = ["BATCH_KEYS", "ExperimentResult", "build_batch", "build_task", "run_experiment"]
 
-BATCH_KEYS = ("init.lam", "init.scale", "trainer.lr", "seed")
-"""Config keys whose lists become the batch axis of one training run (not separate processes)."""
+BATCH_KEYS = ("init.lam", "init.scale", "trainer.lr", "seed", "suite.lams")
+"""Config keys whose lists become the batch axis of one training run (not separate processes); for
+``lazyrich bench``, ``suite.lams`` is the λ sweep of one suite run."""
 
 META_COLUMNS = ("lam", "scale", "lr", "seed")
 

@@ -298,3 +298,26 @@ def predicted_generalisation(w1tw1: Tensor, x: Tensor, trained_item: int) -> Ten
     k = x @ w1tw1 @ x.mT
     row = k[..., trained_item, :]
     return row / row[..., trained_item : trained_item + 1]
+
+
+# --- Sweep-level figures used by the benchmark suites (lazyrich.suites). -----------------------------------
+
+__all__ += ["relative_change", "time_in_band"]
+
+
+def time_in_band(t: Tensor, loss: Tensor, level: Tensor | float, band: float) -> Tensor:
+    """Time (…) the loss spends within ``band``·|level| of ``level``: the length of a plateau at that level.
+
+    ``t`` and ``loss`` are (…, T) on a common grid; ``level`` is a number or (…). Each interval between two
+    log points counts by the trapezoid rule on the indicator: Δt if both ends are in the band, Δt/2 if one is.
+    """
+    t = t.expand_as(loss)
+    level = torch.as_tensor(level, dtype=loss.dtype, device=loss.device)
+    level = level.unsqueeze(-1) if level.dim() else level
+    inside = ((loss - level).abs() <= band * level.abs()).to(loss.dtype)
+    return (0.5 * (inside[..., 1:] + inside[..., :-1]) * (t[..., 1:] - t[..., :-1])).sum(-1)
+
+
+def relative_change(before: Tensor, after: Tensor) -> Tensor:
+    """‖after − before‖_F / ‖before‖_F over the last two axes, (…): how far a matrix (e.g. W1ᵀW1) moved."""
+    return torch.linalg.matrix_norm(after - before) / torch.linalg.matrix_norm(before)

@@ -135,3 +135,23 @@ def test_generalisation_score_and_its_prediction():
     # One-hot items (X = I): the predicted profile is a row of W1ᵀW1 scaled to 1 at the trained item.
     g = torch.tensor([[4.0, 2.0, 0.0], [2.0, 3.0, 1.0], [0.0, 1.0, 5.0]])
     torch.testing.assert_close(predicted_generalisation(g, torch.eye(3), 1), torch.tensor([2 / 3, 1.0, 1 / 3]))
+
+
+def test_time_in_band_counts_the_plateau_by_the_trapezoid_rule():
+    from lazyrich.metrics import time_in_band
+
+    t = torch.tensor([0.0, 1.0, 2.0, 4.0])
+    # Level 2, band 10% → [1.8, 2.2]: points 1 and 2 are in (the 1→2 interval counts 1), 0 and 3 are out
+    # (the 0→1 and 2→4 intervals count half of their lengths: 0.5 and 1). Total 2.5.
+    loss = torch.tensor([[8.0, 2.1, 1.9, 0.5], [8.0, 4.0, 3.0, 2.5]])
+    torch.testing.assert_close(time_in_band(t, loss, 2.0, 0.1), torch.tensor([2.5, 0.0]))
+    # A level per row: row 1 at level 3 has only point 2 inside → half of 1→2 and half of 2→4 = 1.5.
+    torch.testing.assert_close(time_in_band(t, loss, torch.tensor([2.0, 3.0]), 0.1), torch.tensor([2.5, 1.5]))
+
+
+def test_relative_change_hand_example():
+    from lazyrich.metrics import relative_change
+
+    before = torch.diag(torch.tensor([3.0, 4.0]))  # ‖·‖_F = 5
+    after = torch.diag(torch.tensor([3.0, 1.0]))  # moved by 3
+    assert float(relative_change(before, after)) == pytest.approx(0.6)

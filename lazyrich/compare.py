@@ -1,0 +1,166 @@
+"""``lazyrich compare``: finished runs or sweeps side by side — the offline counterpart of a W&B dashboard.
+
+    lazyrich compare DIR [DIR ...] [--out DIR] [--metric loss kernel_distance ...] [--label NAME ...]
+
+Each DIR is a run folder, a sweep folder or a bench folder. Its long metrics tables are loaded with
+:func:`lazyrich.results.load`, its ``suite.csv`` tables (if any) with pandas. Written to ``--out``:
+
+- ``final.csv`` / ``final.md``: the last logged value of ``sim/<metric>`` and ``theory/<metric>`` per
+  configuration (lam, arch, …, seeds averaged), one column per source;
+- ``suite_<name>.csv`` / ``.md``: each suite's headline columns per configuration, one column per source;
+- ``curves.png``: every source's curves overlaid against t (simulation solid, theory dotted, one colour per
+  source and configuration).
+
+The Markdown tables are printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from lazyrich import plots, results
+from lazyrich.suites.common import markdown_table
+
+__all__ = ["CONFIG_COLUMNS", "compare", "main"]
+
+CONFIG_COLUMNS = ("suite", "part", "arch", "angle", "lam", "scale", "lr", "seed")
+"""Columns that identify a configuration (whichever a table has)."""
+
+
+def _labels(dirs: Sequence[Path], labels: Sequence[str] | None) -> list[str]:
+    if labels:
+        if len(labels) != len(dirs):
+            raise SystemExit(f"lazyrich compare: {len(labels)} --label values for {len(dirs)} folders.")
+        return list(labels)
+    out: list[str] = []
+    for d in dirs:
+        name = d.resolve().name
+        out.append(name if name not in out else f"{name}#{len(out)}")
+    return out
+
+
+def _side_by_side(table: pd.DataFrame, keys: Sequence[str], values: Sequence[str]) -> pd.DataFrame:
+    """Rows = configurations (``keys``), columns = '<value> [<source>]', means over repeats."""
+    wide = table.pivot_table(
+        index=list(keys), columns="source", values=list(values), aggfunc="mean", dropna=False
+    )
+    sources = list(dict.fromkeys(table["source"]))
+    wide = wide[[(v, s) for v in values for s in sources if (v, s) in wide.columns]]
+    wide.columns = [f"{value} [{source}]" for value, source in wide.columns]
+    return wide.dropna(how="all")
+
+
+def _final_table(frame: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame | None:
+    last = frame.sort_values("t").groupby(["source", "run", "net"], sort=False).tail(1)
+    keys = [c for c in CONFIG_COLUMNS if c in last and c != "lr" and last[c].notna().any()]
+    values = [c for m in metrics for c in (f"sim/{m}", f"theory/{m}") if c in last and last[c].notna().any()]
+    if not values:
+        return None
+    return _side_by_side(last, keys or ["run"], values)
+
+
+def _suite_tables(
+    dirs: Sequence[Path], labels: Sequence[str], metrics: Sequence[str]
+) -> dict[str, pd.DataFrame]:
+    from lazyrich.suites import SUITES
+
+    parts = []
+    for d, label in zip(dirs, labels, strict=True):
+        for f in sorted(d.rglob("suite.csv")):
+            table = pd.read_csv(f).assign(source=label)
+            if "suite" not in table:  # written before suite.csv had the column: the folder names the suite
+                table.insert(0, "suite", f.parent.name)
+            parts.append(table)
+    if not parts:
+        return {}
+    tables = {}
+    for name, table in pd.concat(parts, ignore_index=True).groupby("suite", sort=False):
+        suite = SUITES.get(str(name))
+        keys = [
+            c for c in CONFIG_COLUMNS if c in table and c not in ("suite", "lr") and table[c].notna().any()
+        ]
+        chosen = [m for m in metrics if m in table]
+        headline = suite.columns if suite is not None else ()
+        values = chosen or [c for c in headline if c in table and c not in keys]
+        values = [c for c in values if pd.api.types.is_numeric_dtype(table[c]) or table[c].dtype == bool]
+        if values:
+            table = table.assign(**{c: table[c].astype(float) for c in values})
+            tables[str(name)] = _side_by_side(table, keys, values)
+    return tables
+
+
+def compare(
+    dirs: Sequence[str | Path],
+    out: str | Path,
+    metrics: Sequence[str] = ("loss", "kernel_distance"),
+    labels: Sequence[str] | None = None,
+) -> dict[str, Path]:
+    """Write the comparison of ``dirs`` into ``out`` (see module docstring); returns the files by name."""
+    dirs = [Path(d) for d in dirs]
+    for d in dirs:
+        if not d.exists():
+            raise SystemExit(f"lazyrich compare: {d} does not exist; pass run, sweep or bench folders.")
+    labels = _labels(dirs, labels)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    frames = []
+    for d, label in zip(dirs, labels, strict=True):
+        try:
+            frames.append(results.load(d).assign(source=label))
+        except FileNotFoundError:
+            print(f"[compare] no metrics.csv under {d}; only its suite.csv (if any) is compared.")
+    tables = {}
+    if frames:
+        frame = pd.concat(frames, ignore_index=True)
+        final = _final_table(frame, metrics)
+        if final is not None:
+            tables["final"] = final
+        keys = [c for c in ("suite", "part", "arch", "angle", "lam") if c in frame and frame[c].notna().any()]
+        frame["curve"] = frame["source"]
+        for key in keys:
+            frame["curve"] += (
+                " " + key + "=" + frame[key].map(lambda v: f"{v:g}" if isinstance(v, float) else str(v))
+            )
+        shown = [m for m in metrics if f"sim/{m}" in frame]
+        if shown:
+            fig = plots.curves(frame, shown, hue="curve", title="compare: " + " vs ".join(labels))
+            written["curves.png"] = plots.save(fig, out / "curves.png")
+    tables.update({f"suite_{k}": v for k, v in _suite_tables(dirs, labels, metrics).items()})
+    if not tables:
+        known = sorted({c[4:] for f in frames for c in f.columns if c.startswith("sim/")})
+        raise SystemExit(
+            f"lazyrich compare: none of the metrics {list(metrics)} is in these folders; the runs "
+            f"log {known}."
+        )
+    for name, table in tables.items():
+        table.to_csv(out / f"{name}.csv")
+        text = markdown_table(table, index=True)
+        (out / f"{name}.md").write_text(text + "\n")
+        written[f"{name}.csv"], written[f"{name}.md"] = out / f"{name}.csv", out / f"{name}.md"
+        print(f"\n## {name}\n\n{text}")
+    print(f"\ncompare: wrote {', '.join(sorted(written))} to {out}")
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of ``lazyrich compare``."""
+    parser = argparse.ArgumentParser(prog="lazyrich compare", description=__doc__.split("\n")[0])
+    parser.add_argument("dirs", nargs="+", help="run, sweep or bench folders")
+    parser.add_argument("--out", default="compare", help="output folder (default: ./compare)")
+    parser.add_argument(
+        "--metric",
+        nargs="+",
+        default=["loss", "kernel_distance"],
+        help="metrics to compare: sim/<metric> and theory/<metric> of the runs, or suite.csv "
+        "columns (default: loss kernel_distance, and each suite's headline columns)",
+    )
+    parser.add_argument(
+        "--label", nargs="+", default=None, help="one name per folder (default: folder names)"
+    )
+    args = parser.parse_args(argv)
+    compare(args.dirs, args.out, args.metric, args.label)

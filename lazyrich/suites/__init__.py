@@ -1,0 +1,229 @@
+"""Benchmark suites: λ sweeps with their theory, one table per suite, resumable.
+
+``lazyrich bench suite=<name>`` composes ``conf/bench.yaml`` and calls :func:`run_suites`. Each suite (see
+``SUITES``) turns its config into units of work (one λ batched over seeds, …), runs them with the resumable
+:func:`~lazyrich.suites.runner.run_sweep`, and writes into its folder:
+
+- ``suite.csv``: one row per configuration (``lam``, ``seed``, the suite's key columns and metrics,
+  ``status``);
+- ``summary.md``: what was measured, the table, and the measured outcome against THEORY.md §6;
+- PNG figures (simulation solid, theory dotted) and ``runs/<id>/`` per unit (``DONE`` when finished).
+
+A single suite writes into the run folder itself; several (``suite=all``, ``suite=default``) write one
+sub-folder each plus a top-level ``summary.md`` and ``timings.csv``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lazyrich.suites import architecture, continual, finetune, reversal, transfer
+from lazyrich.suites.common import Report, Suite, markdown_table
+from lazyrich.suites.runner import SweepResult, Unit, UnitOutput, run_sweep
+
+__all__ = ["SUITES", "Suite", "run_suite", "run_suites"]
+
+SUITES: dict[str, Suite] = {
+    s.name: s for s in (reversal.SUITE, continual.SUITE, transfer.SUITE, finetune.SUITE, architecture.SUITE)
+}
+"""Every suite by name, in the order ``suite=all`` runs them."""
+
+
+def _plain(node: Any) -> Any:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+
+def suite_params(cfg: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The parameters of suite ``name``: ``suite.<name>``, with ``suite.lams`` and ``seed`` overriding every
+    suite's λ values and seeds when they are set."""
+    suite_cfg = _plain(cfg["suite"])
+    if name not in suite_cfg:
+        raise ValueError(
+            f"suite {name!r} has no parameters under suite.{name}; compose it with suite={name} "
+            f"(conf/suite/{name}.yaml)."
+        )
+    params = dict(suite_cfg[name])
+    if suite_cfg.get("lams") is not None:
+        params["lams"] = [float(x) for x in _as_list(suite_cfg["lams"])]
+    if cfg.get("seed") is not None:
+        params["seeds"] = [int(x) for x in _as_list(_plain(cfg["seed"]))]
+    return params
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _wandb_logger(cfg: Mapping[str, Any], suite: Suite, group: str):
+    """The per-unit W&B mirror (one W&B run per configuration of a unit, grouped by suite run), or None."""
+    wb = _plain(cfg.get("logger", {}) or {}).get("wandb")
+    if not wb or not wb.get("enabled", True):
+        return None
+    os.environ.setdefault("WANDB_SILENT", "true")  # one banner per unit would drown the progress bar
+
+    def log(unit: Unit, output: UnitOutput, run_dir: Path) -> None:
+        from lazyrich.wandb_sink import log_to_wandb
+
+        log_to_wandb(
+            output.frame,
+            config={**unit.config, "suite": suite.name, "unit": unit.id},
+            group=str(wb.get("group") or group),
+            run_dir=run_dir,
+            config_columns=suite.key,
+            project=wb.get("project", "lazyrich"),
+            entity=wb.get("entity"),
+            tags=[suite.name, *(wb.get("tags") or [])],
+        )
+
+    return log
+
+
+def run_suite(
+    suite: Suite,
+    params: Mapping[str, Any],
+    folder: Path,
+    *,
+    device: str = "auto",
+    progress: bool = True,
+    log=None,
+) -> tuple[pd.DataFrame, Report, SweepResult]:
+    """Run one suite into ``folder`` (resuming finished units); write suite.csv, figures and summary.md."""
+    start = time.perf_counter()
+    units = suite.units(params, device)
+    sweep = run_sweep(units, suite.compute, folder, desc=suite.name, progress=progress, log=log)
+    table = sweep.rows
+    if len(table):
+        table.insert(0, "suite", suite.name)
+    keys = [c for c in (*suite.key, "seed") if c in table]
+    if keys and len(table):
+        order = {c: {v: i for i, v in enumerate(suite.orders[c])} for c in keys if c in suite.orders}
+        table = table.sort_values(
+            keys,
+            kind="stable",
+            ignore_index=True,
+            key=lambda col: col.map(order[col.name]) if col.name in order else col,
+        )
+    table.to_csv(folder / "suite.csv", index=False)
+    if "status" in table and (table["status"] == "ok").any():
+        try:
+            report = suite.report(table, folder)
+        except Exception:  # noqa: BLE001 — the table is written; a broken write-up must not hide it
+            report = Report(
+                f"The write-up failed (the table in suite.csv is complete):\n\n```\n"
+                f"{traceback.format_exc()}```\n",
+                verdict="write-up failed, see summary.md",
+            )
+    else:
+        report = Report("No configuration finished; see the failures below.\n", verdict="every unit failed")
+    seconds = time.perf_counter() - start
+    lines = [
+        f"# Suite `{suite.name}`: {suite.description}",
+        "",
+        f"{len(units)} units: {len(sweep.computed)} computed, {len(sweep.skipped)} already done (resumed), "
+        f"{len(sweep.failed)} failed; {seconds:.1f} s. Table: `suite.csv`; per-unit results: `runs/<id>/`. "
+        f"To resume or retry failures, re-run the same command with `hydra.run.dir=<this run folder>`.",
+        "",
+        report.markdown,
+    ]
+    if sweep.failed:
+        failed = table[table["status"] == "failed"]
+        lines += [
+            "### Failed configurations",
+            "",
+            "Tracebacks in `runs/<id>/FAILED`; rerun the same command to retry them.",
+            "",
+            markdown_table(failed[[c for c in failed if c in (*keys, "unit", "error")]]),
+        ]
+    lines += ["", "Figures: " + ", ".join(f"`{p.name}`" for p in report.figures)] if report.figures else []
+    (folder / "summary.md").write_text("\n".join(lines) + "\n")
+    report.seconds = seconds
+    return table, report, sweep
+
+
+def _print(suite: Suite, table: pd.DataFrame, report: Report, sweep: SweepResult, folder: Path) -> None:
+    cols = [c for c in (report.columns or suite.columns) if c in table] or list(table.columns)
+    with pd.option_context(
+        "display.width",
+        200,
+        "display.max_columns",
+        30,
+        "display.max_rows",
+        200,
+        "display.float_format",
+        "{:.4g}".format,
+    ):
+        print(
+            f"\n== {suite.name}: {len(sweep.computed)} computed, {len(sweep.skipped)} resumed, "
+            f"{len(sweep.failed)} failed, {report.seconds:.1f} s =="
+        )
+        print(table[cols].to_string(index=False))
+    print(f"outcome: {report.verdict}")
+    print(f"results: {folder} (suite.csv, summary.md, " + ", ".join(p.name for p in report.figures) + ")")
+
+
+def run_suites(cfg: Mapping[str, Any], out_dir: str | Path) -> dict[str, pd.DataFrame]:
+    """Run the suites listed in ``cfg.suite.run`` into ``out_dir``; returns each suite's table by name.
+
+    Re-running with the same ``out_dir`` (``hydra.run.dir=...``) skips finished units and redoes the rest.
+    """
+    import torch
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    threads = int(cfg.get("threads", 1) or 0)
+    if threads > 0:
+        torch.set_num_threads(threads)  # tiny matrices: extra threads only add synchronisation
+    names = [str(n) for n in _as_list(_plain(cfg["suite"])["run"])]
+    unknown = [n for n in names if n not in SUITES]
+    if unknown:
+        raise ValueError(f"unknown suite(s) {unknown}; choose from {sorted(SUITES)} (or suite=all).")
+    device = str(cfg.get("device", "auto"))
+    for name in names:  # every suite's config is checked before any of them trains
+        SUITES[name].units(suite_params(cfg, name), device)
+    tables, summary = {}, []
+    for name in names:
+        suite = SUITES[name]
+        folder = out_dir if len(names) == 1 else out_dir / name
+        folder.mkdir(parents=True, exist_ok=True)
+        table, report, sweep = run_suite(
+            suite,
+            suite_params(cfg, name),
+            folder,
+            device=str(cfg.get("device", "auto")),
+            progress=bool(cfg.get("progress", True)),
+            log=_wandb_logger(cfg, suite, out_dir.name),
+        )
+        _print(suite, table, report, sweep, folder)
+        tables[name] = table
+        summary.append(
+            {
+                "suite": name,
+                "seconds": round(report.seconds, 2),
+                "units": len(sweep.ids),
+                "computed": len(sweep.computed),
+                "resumed": len(sweep.skipped),
+                "failed": len(sweep.failed),
+                "outcome": report.verdict,
+            }
+        )
+    if len(names) > 1:
+        timings = pd.DataFrame(summary)
+        timings.to_csv(out_dir / "timings.csv", index=False)
+        text = [
+            "# Benchmark suites",
+            "",
+            markdown_table(timings),
+            "",
+            *[f"- [{n}]({n}/summary.md)" for n in names],
+        ]
+        (out_dir / "summary.md").write_text("\n".join(text) + "\n")
+    return tables

@@ -1,0 +1,250 @@
+"""Fine-tuning (THEORY.md §6): pretrain, re-factorise the pretrained product at λ_FT, fine-tune on a new task.
+
+One unit per λ_FT, batched over seeds. Each unit pretrains the source (a ``random_regression`` task) from
+the same seeds — deterministic, so every unit starts from the same pretrained products, and units stay
+independent for resuming — then factors each product W2W1 as λ_FT-balanced weights
+(:func:`lazyrich.init.refactorise`, same function, new balance) and trains on the target, the source's
+``rotated_pair`` partner. The re-factorised weights are exactly balanced, so the exact theory applies.
+
+Measured against λ_FT: the time to reach ``threshold`` × the initial fine-tuning loss, the kernel distance at
+the end (NTK relative to the start of fine-tuning), and how far the representations moved,
+‖ΔW1ᵀW1‖/‖W1ᵀW1‖ and ‖ΔW2W2ᵀ‖/‖W2W2ᵀ‖ (``metrics.relative_change``), each beside the theory's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lazyrich import metrics, plots
+from lazyrich.experiment import build_task, run_experiment
+from lazyrich.init import refactorise
+from lazyrich.suites.common import (
+    Report,
+    Suite,
+    experiment_config,
+    flow_lr,
+    load_frames,
+    markdown_table,
+    ok_rows,
+    phase_curve,
+    train_from,
+)
+from lazyrich.suites.runner import Unit, UnitOutput
+
+__all__ = ["SUITE"]
+
+TABLE = [
+    "lam",
+    "seed",
+    "time_to_threshold",
+    "theory_time_to_threshold",
+    "kernel_distance_final",
+    "theory_kernel_distance_final",
+    "rep_change_in",
+    "theory_rep_change_in",
+    "rep_change_out",
+    "theory_rep_change_out",
+    "final_loss",
+]
+
+
+def _tasks(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The task-sequence config: source = random_regression(params.task), target = its rotated partner."""
+    rel = dict(params["relation"])
+    return {
+        "name": "transfer_rotated",
+        "base": "random_regression",
+        "base_params": dict(params["task"]),
+        "angle": float(rel["angle"]),
+        "side": rel.get("side", "input"),
+    }
+
+
+def _units(params: Mapping[str, Any], device: str) -> list[Unit]:
+    seq = build_task(_tasks(params))
+    s_max = max(float(t.svd[1][0]) / (t.whitening_scale or 1.0) for t in seq.tasks)
+    pre = dict(params["pretrain"])
+    source = {"name": "random_regression", **dict(params["task"])}
+    pretrain = experiment_config(
+        source,
+        lam=pre["lam"],
+        seeds=params["seeds"],
+        lr=flow_lr(pre["lam"], s_max, params["eta"], params["lr_max"]),
+        t_max=pre["t_max"],
+        init={"scale": pre["init_scale"], "align": pre["align"]},
+        trainer={"n_log": 21},
+        theory="none",
+        device=device,
+    )
+    out = []
+    for lam in params["lams"]:
+        config = {
+            "suite": "finetune",
+            "pretrain": pretrain,
+            "target": _tasks(params),
+            "lam_ft": float(lam),
+            "trainer": {
+                "lr": flow_lr(lam, s_max, params["eta"], params["lr_max"]),
+                "t_max": float(params["t_max"]),
+                "n_log": int(params["n_log"]),
+                "spacing": params["spacing"],
+                "n_matrix": 2,
+            },
+            "theory": params["theory"],
+            "threshold": float(params["threshold"]),
+            "device": device,
+        }
+        out.append(Unit({"lam": float(lam)}, config))
+    return out
+
+
+def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
+    cfg = unit.config
+    pre = run_experiment(cfg["pretrain"], None, log_wandb=False, plot=False)
+    product = metrics.product(pre.trajectories[0].final_weights).cpu()
+    lam = cfg["lam_ft"]
+    seeds = pre.meta["seed"].astype(int).tolist()
+    pairs = [
+        refactorise(p, lam, generator=torch.Generator().manual_seed(s))
+        for p, s in zip(product, seeds, strict=True)
+    ]
+    weights = [torch.stack([w1 for w1, _ in pairs]), torch.stack([w2 for _, w2 in pairs])]
+    target = build_task(cfg["target"])[1].task
+    meta = pd.DataFrame(
+        {
+            "lam": lam,
+            "scale": np.nan,
+            "lr": cfg["trainer"]["lr"],
+            "seed": seeds,
+            "pretrain_loss": pre.summary["final_loss"].to_numpy(),
+        }
+    )
+    frame, traj, pred, note = train_from(target, weights, meta, cfg["trainer"], cfg["theory"], cfg["device"])
+    w1_0, w2_0 = (w.cpu() for w in traj.init_weights)
+    w1_t, w2_t = (w.cpu() for w in traj.final_weights)
+    rep_in = metrics.relative_change(w1_0.mT @ w1_0, w1_t.mT @ w1_t)
+    rep_out = metrics.relative_change(w2_0 @ w2_0.mT, w2_t @ w2_t.mT)
+    if pred is not None:
+        th_in = metrics.relative_change(pred.w1tw1[:, 0].cpu(), pred.w1tw1[:, -1].cpu())
+        th_out = metrics.relative_change(pred.wwt_out[:, 0].cpu(), pred.wwt_out[:, -1].cpu())
+    rows = []
+    for net in range(len(meta)):
+        t, loss = phase_curve(frame, net, None, "sim/loss")
+        _, kd = phase_curve(frame, net, None, "sim/kernel_distance")
+        row = {
+            "lam": lam,
+            "seed": seeds[net],
+            "lr": cfg["trainer"]["lr"],
+            "pretrain_loss": float(meta["pretrain_loss"][net]),
+            "ft_loss0": float(loss[0]),
+            "final_loss": float(loss[-1]),
+            "time_to_threshold": float(metrics.time_to_threshold(t, loss, cfg["threshold"])),
+            "kernel_distance_final": float(kd[-1]),
+            "rep_change_in": float(rep_in[net]),
+            "rep_change_out": float(rep_out[net]),
+        }
+        if pred is not None:
+            _, th = phase_curve(frame, net, None, "theory/loss")
+            _, th_kd = phase_curve(frame, net, None, "theory/kernel_distance")
+            row.update(
+                {
+                    "theory": pred.theory,
+                    "theory_time_to_threshold": float(metrics.time_to_threshold(t, th, cfg["threshold"])),
+                    "theory_kernel_distance_final": float(th_kd[-1]),
+                    "theory_rep_change_in": float(th_in[net]),
+                    "theory_rep_change_out": float(th_out[net]),
+                }
+            )
+        rows.append(row)
+    (run_dir / "theory.txt").write_text(note + "\n" + "\n".join(getattr(pred, "notes", []) or []) + "\n")
+    return UnitOutput(frame, pd.DataFrame(rows), {"pretrained_product": product.numpy()})
+
+
+def _trend(values: pd.Series) -> str:
+    d = np.diff(values.to_numpy())
+    return "falls" if (d <= 0).all() else "rises" if (d >= 0).all() else "is not monotone"
+
+
+def _report(table: pd.DataFrame, suite_dir: Path) -> Report:
+    ok = ok_rows(table)
+    figures = []
+    frames = load_frames(suite_dir, table)
+    if len(frames):
+        fig = plots.curves(frames, ("loss", "kernel_distance"), hue="lam", title="fine-tuning at λ_FT")
+        figures.append(plots.save(fig, suite_dir / "curves.png"))
+    metric_cols = ["time_to_threshold", "kernel_distance_final", "rep_change_in", "rep_change_out"]
+    if len(ok):
+        fig = plots.sweep(ok, "lam", metric_cols, log_y=metric_cols, title="fine-tuning against λ_FT")
+        figures.append(plots.save(fig, suite_dir / "sweep.png"))
+    lines = [
+        "## Fine-tuning",
+        "",
+        "Pretrain on a source task, re-factorise each pretrained W2W1 at λ_FT (init.refactorise; the column "
+        "`lam` is λ_FT), fine-tune on the rotated target. `time_to_threshold`: t until the loss is "
+        "threshold × its value at the start of fine-tuning; `kernel_distance_final`: NTK movement over "
+        "fine-tuning; `rep_change_in` = ‖ΔW1ᵀW1‖/‖W1ᵀW1‖, `rep_change_out` = ‖ΔW2W2ᵀ‖/‖W2W2ᵀ‖ "
+        "(metrics.relative_change). `theory_*`: the same from the theory's prediction.",
+        "",
+        markdown_table(ok[[c for c in TABLE if c in ok]]),
+        "",
+        "### Outcome (measured) against THEORY.md §6",
+        "",
+        "THEORY predicts: larger |λ_FT| gives faster, lazier fine-tuning with less change in the "
+        "representations.",
+        "",
+    ]
+    verdict = []
+    if len(ok):
+        mean = ok.groupby("lam")[metric_cols].mean()
+        for sign, part in (("λ_FT > 0", mean[mean.index > 0]), ("λ_FT < 0", mean[mean.index < 0])):
+            if len(part) < 2:
+                continue
+            part = part.sort_index(key=np.abs)
+            text = ", ".join(
+                f"{c} {_trend(part[c])} ({part[c].iloc[0]:.3g} → {part[c].iloc[-1]:.3g})" for c in metric_cols
+            )
+            lines.append(f"- {sign}, as |λ_FT| grows: {text}.")
+            # λ > 0 makes the output layer the large one (W2ᵀW2 − W1W1ᵀ = λI), λ < 0 the input layer.
+            large, small = (
+                ("rep_change_out", "rep_change_in")
+                if sign.startswith("λ_FT >")
+                else ("rep_change_in", "rep_change_out")
+            )
+            faster = _trend(part["time_to_threshold"]) == "falls"
+            lazier = _trend(part["kernel_distance_final"]) == "falls"
+            big, little = _trend(part[large]) == "falls", _trend(part[small]) == "falls"
+            lines.append(
+                f"  Faster: {faster}; lazier: {lazier}; less change in the larger layer's representation "
+                f"({large}): {big}; in the smaller layer's ({small}): {little}."
+            )
+            verdict.append(
+                f"{sign}: faster {faster}, lazier {lazier}, larger layer's representation moves less {big}, "
+                f"smaller layer's {little}"
+            )
+        if "theory_time_to_threshold" in ok:
+            gap = (
+                (ok["time_to_threshold"] - ok["theory_time_to_threshold"]).abs()
+                / ok["theory_time_to_threshold"].abs()
+            ).max()
+            lines.append(f"- Max relative gap between measured and predicted time to threshold: {gap:.2g}.")
+    if not verdict:
+        verdict.append("too few λ_FT values of one sign to judge a trend (need two or more per sign)")
+        lines.append(f"- {verdict[0]}.")
+    return Report("\n".join(lines) + "\n", figures, "; ".join(verdict), TABLE)
+
+
+SUITE = Suite(
+    "finetune",
+    "re-factorise a pretrained product at λ_FT and fine-tune: speed, laziness, representation change",
+    _units,
+    _compute,
+    _report,
+    columns=tuple(TABLE),
+    key=("lam",),
+)

@@ -1,0 +1,156 @@
+"""The resumable sweep runner: units of work with stable ids, skipped when finished, recorded when they fail.
+
+A unit is one point of a suite's sweep (one λ batched over seeds, or one (arch, λ) point). Its id is the
+short sha1 of its resolved config as sorted JSON, so the same command computes the same ids.
+
+Results go to ``<suite folder>/runs/<id>/``: ``config.yaml``, ``metrics.csv`` (long table), ``summary.csv``
+(the unit's rows of ``suite.csv``), ``matrices.npz`` and ``DONE``, written last by
+:func:`lazyrich.results.write_run`. A unit with ``DONE`` is never computed again; a unit without it (killed,
+or failed) is cleared and redone. A failure writes ``runs/<id>/FAILED`` (the traceback) and a
+``status=failed`` row, and the other units go on. ``computed.log`` lists, one per line, every id this folder
+ever computed: the audit trail of what a resumed run redid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from lazyrich import results
+
+__all__ = ["FAILED", "Unit", "UnitOutput", "SweepResult", "run_sweep", "unit_id"]
+
+FAILED = "FAILED"
+COMPUTED_LOG = "computed.log"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def unit_id(config: Mapping[str, Any]) -> str:
+    """Stable id of a resolved config: the first 12 hex digits of sha1(sorted JSON)."""
+    text = json.dumps(_jsonable(config), sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One unit of work: ``key`` (its identifying columns in suite.csv, e.g. {"lam": 2.0}) and ``config``, the
+    resolved JSON-able config that fully determines what it computes (and hence its id)."""
+
+    key: Mapping[str, Any]
+    config: Mapping[str, Any]
+
+    @property
+    def id(self) -> str:
+        return unit_id(self.config)
+
+
+@dataclass
+class UnitOutput:
+    """What a unit computed: the long ``frame`` (sim/ and theory/ columns against t), its ``rows`` of
+    suite.csv (one per configuration, e.g. per seed) and optional ``matrices`` for matrices.npz."""
+
+    frame: pd.DataFrame
+    rows: pd.DataFrame
+    matrices: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class SweepResult:
+    """The sweep's rows (finished and failed units), and which ids were computed, skipped or failed."""
+
+    rows: pd.DataFrame
+    runs_dir: Path
+    computed: list[str]
+    skipped: list[str]
+    failed: list[str]
+    ids: dict[str, str]  # unit id → its key as text
+
+
+def _key_text(key: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in key.items())
+
+
+def _failed_row(unit: Unit, error: str) -> pd.DataFrame:
+    return pd.DataFrame([{**unit.key, "status": "failed", "error": error, "unit": unit.id}])
+
+
+def run_sweep(
+    units: Sequence[Unit],
+    compute: Callable[[Unit, Path], UnitOutput],
+    out_dir: str | Path,
+    *,
+    desc: str = "sweep",
+    progress: bool = True,
+    log: Callable[[Unit, UnitOutput, Path], None] | None = None,
+) -> SweepResult:
+    """Compute every unit not yet ``DONE`` under ``out_dir/runs`` and collect all rows (see module docstring).
+
+    ``compute(unit, run_dir)`` returns a :class:`UnitOutput`; ``log`` (e.g. the W&B mirror) runs after it and
+    before the results are written, so a unit is only ``DONE`` when everything about it is.
+    """
+    out_dir = Path(out_dir)
+    runs_dir = out_dir / "runs"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    ids = [u.id for u in units]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"{desc}: two units share a config (ids {ids}); every point of a sweep must differ.")
+    frames, computed, skipped, failed = [], [], [], []
+    bar = tqdm(units, desc=desc, unit="run", disable=not progress, leave=True)
+    for unit in bar:
+        run_dir = runs_dir / unit.id
+        if (run_dir / results.DONE).exists():
+            frames.append(pd.read_csv(run_dir / results.SUMMARY_FILE))
+            skipped.append(unit.id)
+        else:
+            if run_dir.exists():
+                shutil.rmtree(run_dir)  # a killed or failed attempt: start clean
+            run_dir.mkdir(parents=True)
+            try:
+                output = compute(unit, run_dir)
+                rows = output.rows.copy()
+                for name, value in reversed(list(unit.key.items())):
+                    if name not in rows:
+                        rows.insert(0, name, value)
+                rows["unit"] = unit.id
+                if "status" not in rows:
+                    rows["status"] = "ok"
+                if log is not None:
+                    log(unit, output, run_dir)
+                results.write_run(
+                    run_dir,
+                    output.frame,
+                    rows,
+                    matrices=output.matrices or None,
+                    config=json.dumps(_jsonable(unit.config), indent=1, sort_keys=True) + "\n",
+                )
+                with open(out_dir / COMPUTED_LOG, "a") as handle:
+                    handle.write(unit.id + "\n")
+                frames.append(rows)
+                computed.append(unit.id)
+            except Exception as err:  # noqa: BLE001 — one bad configuration must not cost the others
+                (run_dir / FAILED).write_text(f"{_key_text(unit.key)}\n\n{traceback.format_exc()}")
+                frames.append(_failed_row(unit, f"{type(err).__name__}: {err}"))
+                failed.append(unit.id)
+        bar.set_postfix(done=len(computed), skipped=len(skipped), failed=len(failed))
+    bar.close()
+    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return SweepResult(rows, runs_dir, computed, skipped, failed, {u.id: _key_text(u.key) for u in units})

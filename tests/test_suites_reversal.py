@@ -1,0 +1,59 @@
+"""The reversal suite at a tiny size: λ = 0 stalls at the saddle the exact theory flags, λ ≠ 0 reverses."""
+
+import math
+
+from hydra import compose, initialize_config_dir
+
+from lazyrich.cli import conf_dir
+from lazyrich.suites import run_suites
+
+TINY = [
+    "suite.reversal.lams=[-2,0,2]",
+    "suite.reversal.seeds=[0,1]",
+    "+suite.reversal.task.depth=2",
+    "suite.reversal.t_phase=8",
+    "suite.reversal.n_log=41",
+    "suite.reversal.eta=0.1",
+]
+
+
+def run(tmp_path, name, overrides):
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        cfg = compose("bench", overrides=[f"suite={name}", "logger=none", "progress=false", *overrides])
+    return run_suites(cfg, tmp_path)[name]
+
+
+def test_reversal_fails_at_lambda_zero_only_as_the_exact_theory_predicts(tmp_path):
+    table = run(tmp_path, "reversal", TINY)
+    assert {
+        "lam",
+        "seed",
+        "success",
+        "time_to_reverse",
+        "plateau_time",
+        "exact_saddle",
+        "exact_limit_loss",
+        "theory_final_loss",
+        "status",
+    } <= set(table.columns)
+    assert len(table) == 6 and (table["status"] == "ok").all()
+    zero, other = table[table["lam"] == 0], table[table["lam"] != 0]
+    assert not zero["success"].any() and other["success"].all()
+    assert (zero["exact_saddle"] == 1).all() and (other["exact_saddle"] == 0).all()
+    # At the saddle the network sits at the zero map: measured loss = predicted limit = ½ tr Σyy (tolerance:
+    # the stall is approached at rate ~2s̃_min, e^{-2·0.7·8} ≈ 1e-5 of the way left at the end of the phase).
+    for row in zero.itertuples():
+        assert math.isclose(row.final_loss, row.exact_limit_loss, rel_tol=1e-3)
+        assert math.isclose(row.final_loss, row.saddle_loss, rel_tol=1e-3)
+        assert math.isnan(row.time_to_reverse) and row.plateau_time > 4.0
+    # λ ≠ 0 reverses, mirror-symmetric in λ, and the theory's time agrees with the measured one within 5%.
+    t = other.groupby("lam")["time_to_reverse"].mean()
+    assert math.isclose(t[-2.0], t[2.0], rel_tol=1e-2)
+    assert (
+        (other["time_to_reverse"] - other["theory_time_to_reverse"]).abs()
+        <= 0.05 * other["theory_time_to_reverse"]
+    ).all()
+    for name in ("suite.csv", "summary.md", "curves.png", "sweep.png", "computed.log"):
+        assert (tmp_path / name).exists(), name
+    summary = (tmp_path / "summary.md").read_text()
+    assert "stalled for λ ∈ {0}" in summary and "As predicted." in summary
