@@ -31,8 +31,8 @@ def curves(frame: pd.DataFrame, metrics: Sequence[str] = ("loss", "kernel_distan
            *, title: str | None = None, axes=None, log_t: bool = False):
     """One panel per metric against t; one colour per value of ``hue``; seeds averaged.
 
-    Simulation (``sim/<metric>``) is solid; the theory (``theory/<metric>``), where present, is dotted on top in
-    the same colour, so agreement reads as a dotted line lying on a solid one.
+    Simulation (``sim/<metric>``) is solid; the theory (``theory/<metric>``), where present, is dotted on top
+    in the same colour, so agreement reads as a dotted line lying on a solid one.
     """
     metrics = list(metrics)
     if axes is None:
@@ -44,7 +44,8 @@ def curves(frame: pd.DataFrame, metrics: Sequence[str] = ("loss", "kernel_distan
     for i, value in enumerate(values):
         part = frame if value is None else frame[frame[hue] == value]
         colour = cmap(i / max(len(values) - 1, 1))
-        label = None if value is None else f"{hue}={value:g}" if isinstance(value, int | float) else f"{hue}={value}"
+        label = (None if value is None else f"{hue}={value:g}" if isinstance(value, int | float)
+                 else f"{hue}={value}")
         for ax, metric in zip(axes, metrics, strict=True):
             sim = f"sim/{metric}"
             if sim in part and part[sim].notna().any():
@@ -80,3 +81,158 @@ def save(fig, path: str | Path, dpi: int = 120) -> Path:
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
+
+
+__all__ += ["sweep"]
+
+
+def sweep(table: pd.DataFrame, x: str, metrics: Sequence[str], hue: str | None = None, *,
+          title: str | None = None, log_y: Sequence[str] = (), theory_prefix: str = "theory_"):
+    """One panel per metric against a sweep parameter ``x`` (e.g. ``lam``); one colour per value of ``hue``.
+
+    ``table`` has one row per configuration (a suite.csv); rows sharing (hue, x), e.g. seeds, are averaged.
+    The measured column ``<metric>`` is solid with markers; its prediction ``theory_<metric>``, where present,
+    is dotted on top in the same colour. Non-numeric or missing values are skipped.
+    """
+    metrics = list(metrics)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
+    axes = axes[0]
+    groups = [(None, table)] if hue is None or hue not in table else list(table.groupby(hue, sort=True))
+    cmap = plt.get_cmap("viridis")
+    for i, (value, part) in enumerate(groups):
+        colour = cmap(i / max(len(groups) - 1, 1)) if hue is not None else "C0"
+        label = None if value is None else (f"{hue}={value:g}" if isinstance(value, float)
+                                             else f"{hue}={value}")
+        for ax, metric in zip(axes, metrics, strict=True):
+            for column, style, lab in ((metric, {**SIM_STYLE, "marker": "o", "markersize": 4}, label),
+                                       (f"{theory_prefix}{metric}", THEORY_STYLE, None)):
+                if column not in part:
+                    continue
+                values = pd.to_numeric(part[column], errors="coerce").astype(float)
+                mean = values.groupby(part[x]).mean().dropna()
+                if len(mean):
+                    ax.plot(mean.index.to_numpy(dtype=float), mean.to_numpy(), color=colour, label=lab,
+                            **style)
+    for ax, metric in zip(axes, metrics, strict=True):
+        ax.set_xlabel(x)
+        ax.set_ylabel(metric.replace("_", " "))
+        if metric in log_y:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    if any(ax.get_legend_handles_labels()[1] for ax in axes):
+        axes[-1].legend(fontsize=7, frameon=False, title="solid: measured\ndotted: theory", title_fontsize=7,
+                        loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# --- Primitives for the paper figures (lazyrich.figures): arrays in, lines on a given axes out. -------------
+
+__all__ += ["LIMIT_STYLE", "legend_sim_theory", "mark_phases", "matrix_entries", "palette", "sim_theory",
+            "split_matrix", "contour_compare"]
+
+LIMIT_STYLE = {"linestyle": "--", "linewidth": 1.2, "color": "0.45"}
+"""Reference curves that are neither the simulation nor its theory (e.g. the Saxe and lazy limits)."""
+
+
+def palette(n: int, cmap: str = "viridis") -> list:
+    """``n`` colours spread over ``cmap`` (one per configuration, as in :func:`curves`)."""
+    colours = plt.get_cmap(cmap)
+    return [colours(i / max(n - 1, 1)) for i in range(n)]
+
+
+def sim_theory(ax, x, sim, theory=None, *, x_theory=None, color="C0", label: str | None = None,
+               marker: str | None = None) -> list:
+    """Simulation solid and theory dotted against ``x``, in one colour; returns the lines drawn.
+
+    ``sim`` is (T,) or (T, k) for k curves (e.g. matrix entries); ``theory`` the same on ``x_theory`` (default
+    ``x``). Only the first simulated line carries ``label``. NaN theory values are simply not drawn.
+    """
+    lines = []
+    style = {**SIM_STYLE, **({"marker": marker, "markersize": 3.5} if marker else {})}
+    drawn = ax.plot(np.asarray(x), np.asarray(sim), color=color, **style)
+    if drawn and label is not None:
+        drawn[0].set_label(label)
+    lines += drawn
+    if theory is not None:
+        xt = np.asarray(x if x_theory is None else x_theory)
+        lines += ax.plot(xt, np.asarray(theory), color=color, **THEORY_STYLE)
+    return lines
+
+
+def legend_sim_theory(ax, *, extra: Sequence = (), title: str | None = None, outside: bool = False,
+                      fontsize: float = 7, **kwargs):
+    """Legend that opens with "solid: simulation" and "dotted: theory", then ``ax``'s labelled lines.
+
+    ``extra`` adds (label, style-dict) proxies, e.g. ("Saxe (λ = 0)", LIMIT_STYLE). The proxies are not added
+    to the axes, so ``ax.get_lines()`` still holds only the plotted curves.
+    """
+    handles = [plt.Line2D([], [], color="k", label="solid: simulation", **SIM_STYLE),
+               plt.Line2D([], [], color="k", label="dotted: theory", **THEORY_STYLE)]
+    handles += [plt.Line2D([], [], label=label, **{"color": "k", **style}) for label, style in extra]
+    mine, labels = ax.get_legend_handles_labels()
+    handles += [h for h, lab in zip(mine, labels, strict=True) if not lab.startswith("_")]
+    place = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0)} if outside else {}
+    return ax.legend(handles=handles, fontsize=fontsize, frameon=False, title=title,
+                     title_fontsize=fontsize, **{**place, **kwargs})
+
+
+def matrix_entries(ax, t, sim, theory=None, *, t_theory=None,
+                   entries: Sequence[tuple[int, int]] | None = None, cmap: str = "tab10") -> list:
+    """Entries of a matrix trajectory against t: one colour per entry, simulation solid, theory dotted.
+
+    ``sim`` is (T, a, b) and ``theory`` (T', a, b) on ``t_theory`` (default ``t``); ``entries`` picks the
+    (i, j) to draw (default all, row-major). Returns the lines drawn.
+    """
+    sim = np.asarray(sim)
+    entries = list(entries) if entries is not None else [(i, j) for i in range(sim.shape[1])
+                                                          for j in range(sim.shape[2])]
+    colours = plt.get_cmap(cmap)
+    lines = []
+    for k, (i, j) in enumerate(entries):
+        th = None if theory is None else np.asarray(theory)[:, i, j]
+        lines += sim_theory(ax, t, sim[:, i, j], th, x_theory=t_theory, color=colours(k % colours.N))
+    return lines
+
+
+def split_matrix(ax, sim, theory, *, vmax: float | None = None, cmap: str = "RdBu_r",
+                 title: str | None = None):
+    """A symmetric matrix as one image: simulation on and above the diagonal, theory below it.
+
+    Agreement reads as a mirror-symmetric image. The colour scale is symmetric about 0 (``vmax`` defaults to
+    the largest |entry| of either). Returns the AxesImage.
+    """
+    sim, theory = np.asarray(sim, dtype=float), np.asarray(theory, dtype=float)
+    upper = np.triu(np.ones(sim.shape, dtype=bool))
+    shown = np.where(upper, sim, theory)
+    vmax = float(np.nanmax(np.abs([sim, theory]))) if vmax is None else vmax
+    image = ax.imshow(shown, cmap=cmap, vmin=-vmax, vmax=vmax, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=8)
+    return image
+
+
+def contour_compare(ax, x, y, sim, theory, *, levels: Sequence[float], cmap: str = "magma",
+                    colorbar_label: str = ""):
+    """Colour map of ``sim`` (len(y), len(x)) over the grid (x, y), with contour lines at ``levels``:
+    simulation solid white, theory dotted black. Returns (mesh, sim contours, theory contours)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    mesh = ax.pcolormesh(x, y, np.asarray(sim), cmap=cmap, shading="nearest")
+    cbar = ax.figure.colorbar(mesh, ax=ax)
+    cbar.set_label(colorbar_label)
+    cs_sim = ax.contour(x, y, np.asarray(sim), levels=list(levels), colors="w", linestyles="solid",
+                        linewidths=1.6)
+    cs_th = ax.contour(x, y, np.asarray(theory), levels=list(levels), colors="k", linestyles="dotted",
+                       linewidths=2.0)
+    ax.clabel(cs_th, fontsize=6, fmt="%g")
+    return mesh, cs_sim, cs_th
+
+
+def mark_phases(ax, boundaries: Sequence[float]) -> None:
+    """Thin grey vertical lines at task switches (their style is neither simulation nor theory)."""
+    for b in boundaries:
+        ax.axvline(float(b), color="0.6", linewidth=0.8, linestyle="-.")

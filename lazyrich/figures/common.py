@@ -1,0 +1,197 @@
+"""What every figure shares: the result record, the error measure, the agreement sentence, run helpers.
+
+Error convention: a panel's error is max |simulation − theory| over everything it plots, divided by the
+largest |theory| value of that quantity (its scale). A figure's ``max_error`` is the largest panel error, and
+the figure "agrees" when that is at most ``TOLERANCE``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lazyrich.experiment import ExperimentResult, build_batch, build_task, run_experiment
+
+__all__ = [
+    "TOLERANCE",
+    "FigureResult",
+    "T_LABEL",
+    "config",
+    "figure",
+    "non_saddle_seed",
+    "np64",
+    "ntk_from_grams",
+    "rel_error",
+    "save_png",
+    "run",
+    "statement",
+]
+
+TOLERANCE = 0.05
+"""Agreement threshold (5% of a quantity's scale), as ``lazyrich.results.AGREEMENT_RTOL``: GD at the learning
+rates used here follows the flow to ~1%, so 5% separates discretisation error from a wrong theory."""
+
+T_LABEL = "t = step · lr"
+
+
+@dataclass
+class FigureResult:
+    """One regenerated figure: where its PNG is, its measured max theory-vs-simulation error (relative to the
+    plotted scale), the one-sentence statement, and the error of each panel."""
+
+    path: Path
+    max_error: float
+    statement: str
+    errors: dict[str, float] = field(default_factory=dict)
+
+
+def figure(fn: Callable[..., FigureResult]) -> Callable[..., FigureResult]:
+    """Mark a figure function: it runs with one intra-op torch thread, restored afterwards.
+
+    Every net here is at most 8 × 8; on two shared cores, splitting such matmuls over threads made training
+    20–50× slower (thread hand-offs cost more than the arithmetic).
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs) -> FigureResult:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            torch.set_num_threads(threads)
+
+    return wrapper
+
+
+def np64(x: Tensor | np.ndarray | float) -> np.ndarray:
+    """A float64 numpy copy of a tensor or array."""
+    if isinstance(x, Tensor):
+        return x.detach().to("cpu", torch.float64).numpy()
+    return np.asarray(x, dtype=float)
+
+
+def save_png(fig, out_dir: str | Path, name: str, small: bool) -> Path:
+    """Write ``out_dir/name.png``: 120 dpi, or 70 dpi at reduced size (rendering is most of a small run)."""
+    from lazyrich import plots
+
+    return plots.save(fig, Path(out_dir) / f"{name}.png", dpi=70 if small else 120)
+
+
+def rel_error(sim: Any, theory: Any, scale: float | None = None) -> float:
+    """max |sim − theory| / scale over the finite pairs; ``scale`` defaults to max |theory|."""
+    sim, theory = np.broadcast_arrays(np64(sim), np64(theory))
+    ok = np.isfinite(sim) & np.isfinite(theory)
+    if not ok.any():
+        return math.nan
+    scale = float(np.max(np.abs(theory[ok]))) if scale is None else float(scale)
+    return float(np.max(np.abs(sim[ok] - theory[ok])) / max(scale, 1e-300))
+
+
+def statement(what: str, error: float, tol: float = TOLERANCE) -> str:
+    """The one sentence: ``what`` the figure shows and whether theory and simulation agree, from ``error``."""
+    if math.isfinite(error) and error <= tol:
+        verdict = f"theory (dotted) and simulation (solid) agree to within {tol:.0%} of each plotted scale"
+    else:
+        verdict = f"theory (dotted) and simulation (solid) disagree by more than {tol:.0%} of a plotted scale"
+    return f"{what}; {verdict}."
+
+
+def config(
+    task: Mapping[str, Any],
+    *,
+    lam: Any = 0.0,
+    scale: Any = 0.1,
+    kind: str = "balanced",
+    align: bool = False,
+    lr: float = 5e-3,
+    t_max: float = 10.0,
+    n_log: int = 101,
+    spacing: str = "linear",
+    theory: str = "exact",
+    seed: Any = 0,
+    hidden: int | None = None,
+) -> dict[str, Any]:
+    """A run_experiment config; every matrix is kept at every log point (the nets here are small)."""
+    return {
+        "task": dict(task),
+        "init": {"kind": kind, "lam": lam, "scale": scale, "align": align},
+        "model": {"depth": 2, "hidden": hidden},
+        "trainer": {
+            "lr": lr,
+            "t_max": t_max,
+            "n_log": n_log,
+            "n_matrix": n_log,
+            "spacing": spacing,
+            "progress": False,
+        },
+        "theory": {"name": theory},
+        "seed": seed,
+    }
+
+
+def run(cfg: Mapping[str, Any]) -> ExperimentResult:
+    """run_experiment without a run folder, W&B or plots, and with a theory that must have applied."""
+    result = run_experiment(cfg, log_wandb=False, plot=False)
+    if any(p is None for p in result.predictions) and cfg["theory"]["name"] != "none":
+        raise RuntimeError("the theory did not apply: " + "; ".join(result.theory_notes))
+    return result
+
+
+def non_saddle_seed(cfg: Mapping[str, Any], tries: int = 20) -> int:
+    """The first seed ≥ cfg's whose every network converges to the global minimum, not a saddle.
+
+    Random zero-balanced square nets go to a saddle about half the time (THEORY.md §3); a figure meant to show
+    the rich solution picks a seed that does not. The exact theory's B tells which without training.
+    """
+    from lazyrich import theory as th
+
+    task = build_task(cfg["task"])
+    first = next(iter(task)).task if hasattr(task, "phases") else task
+    start = int(cfg.get("seed", 0))
+    for seed in range(start, start + tries):
+        weights, _ = build_batch(
+            {**cfg, "seed": seed}, first.n_in, first.n_out, first.sigma_yx, torch.device("cpu")
+        )
+        pred = th.get_theory("exact").predict(first, weights, torch.zeros(1, dtype=torch.float64))
+        if not bool(pred.converges_to_saddle.any()):
+            return seed
+    raise RuntimeError(f"no seed in [{start}, {start + tries}) avoids the saddle; widen the search.")
+
+
+def ntk_from_grams(w1tw1: Tensor, wwt_out: Tensor, x: Tensor) -> Tensor:
+    """Full two-layer NTK (…, No·P, No·P), output-major, from W1ᵀW1 (…, Ni, Ni), W2W2ᵀ (…, No, No) and
+    X (P, Ni): K = I_No ⊗ (X W1ᵀW1 Xᵀ) + W2W2ᵀ ⊗ (X Xᵀ) (THEORY.md §5). For small P·No only."""
+    n_out, p = wwt_out.shape[-1], x.shape[0]
+    eye = torch.eye(n_out, dtype=x.dtype, device=x.device)
+    inner = x @ w1tw1 @ x.mT
+    kron = torch.einsum("ij,...pq->...ipjq", eye, inner) + torch.einsum(
+        "...ij,pq->...ipjq", wwt_out, x @ x.mT
+    )
+    return kron.reshape(*kron.shape[:-4], n_out * p, n_out * p)
+
+
+def upper_pairs(n: int) -> list[tuple[int, int]]:
+    """The (i, j) with i ≤ j of an n × n symmetric matrix: its distinct entries."""
+    return [(i, j) for i in range(n) for j in range(i, n)]
+
+
+def matrix_pair(
+    result: ExperimentResult, name: str, index: int = 0, phase: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(t (Tm,), simulated (Tm, …), theory (Tm, …)) of matrix ``name`` for network ``index`` of a phase."""
+    traj, pred = result.trajectories[phase], result.predictions[phase]
+    idx = traj.matrix_index
+    return (
+        np64(traj.t[index, idx]),
+        np64(traj.matrices[name][index]),
+        np64(getattr(pred, name)[index, idx.to(pred.t.device)]),
+    )
