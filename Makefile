@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 
 ## run: the main job — a small benchmark suite with theory overlay; prints a table, writes metrics and plots
 run: $(STAMP)
-	$(BIN)/lazyrich run experiment=lambda_sweep
+	$(BIN)/lazyrich bench suite=default
 
 ## test: the whole test suite (W&B disabled)
 test: $(STAMP)

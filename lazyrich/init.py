@@ -136,6 +136,19 @@ def refactorise(product: Tensor, lam: float | Tensor, *, n_hidden: int | None = 
     return w1, w2
 
 
+def _initial_product(shape: tuple[int, ...], scale: float, align_to: Tensor | None,
+                     generator: torch.Generator | None, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """The target W_L⋯W_1 (…, n_out, n_in): scale·G (G Gaussian, variance 1/n_in) or scale·Ũ_mṼ_mᵀ if aligned."""
+    n_out, n_in = shape[-2:]
+    if align_to is None:
+        return torch.randn(shape, generator=generator, dtype=dtype, device=device) * (scale / math.sqrt(n_in))
+    sigma = torch.as_tensor(align_to, dtype=dtype)
+    if sigma.shape != (n_out, n_in):
+        raise ValueError(f"align_to must be Σyx of shape (n_out, n_in) = {(n_out, n_in)}, got {tuple(sigma.shape)}.")
+    u, _, vh = torch.linalg.svd(sigma.to(device), full_matrices=False)
+    return (scale * u @ vh).expand(shape).clone()
+
+
 def lambda_balanced(n_in: int, n_hidden: int, n_out: int, lam: float | Tensor | Sequence[float], *,
                     scale: float = 1.0, generator: torch.Generator | None = None, align_to: Tensor | None = None,
                     dtype: torch.dtype = DTYPE, batch: int | None = None,
@@ -158,14 +171,7 @@ def lambda_balanced(n_in: int, n_hidden: int, n_out: int, lam: float | Tensor | 
         raise ValueError(f"scale must be positive, got {scale}.")
     shape = (n_out, n_in) if batch is None else (batch, n_out, n_in)
     dev = _gen_device(generator, device)
-    if align_to is None:
-        product = torch.randn(shape, generator=generator, dtype=dtype, device=dev) * (scale / math.sqrt(n_in))
-    else:
-        sigma = torch.as_tensor(align_to, dtype=dtype)
-        if sigma.shape != (n_out, n_in):
-            raise ValueError(f"align_to must be Σyx of shape (n_out, n_in) = {(n_out, n_in)}, got {tuple(sigma.shape)}.")
-        u, _, vh = torch.linalg.svd(sigma.to(dev), full_matrices=False)
-        product = (scale * u @ vh).expand(shape).clone()
+    product = _initial_product(shape, scale, align_to, generator, dtype, dev)
     w1, w2 = refactorise(product, lam_t.to(dev), n_hidden=n_hidden, generator=generator)
     target = torch.device(device) if device is not None else dev
     return w1.to(target), w2.to(target)
@@ -239,11 +245,7 @@ def deep_balanced(widths: Sequence[int], lams: float | Sequence[float], *, scale
         raise ValueError(f"lams needs {n_layers - 1} values (one per adjacent pair), got {len(lam_list)}.")
     dev = _gen_device(generator, device)
     shape = (n_out, n_in) if batch is None else (batch, n_out, n_in)
-    if align_to is None:
-        product = torch.randn(shape, generator=generator, dtype=dtype, device=dev) * (scale / math.sqrt(n_in))
-    else:
-        u, _, vh = torch.linalg.svd(torch.as_tensor(align_to, dtype=dtype).to(dev), full_matrices=False)
-        product = (scale * u @ vh).expand(shape).clone()
+    product = _initial_product(shape, scale, align_to, generator, dtype, dev)
     u, s, vh = torch.linalg.svd(product, full_matrices=False)
     a = _deep_layer_values(s, torch.tensor(lam_list, dtype=dtype, device=dev))  # (…, m, L)
     bshape = product.shape[:-2]
