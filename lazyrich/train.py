@@ -110,22 +110,32 @@ def _log_events(steps: Tensor) -> dict[int, tuple[Tensor, Tensor]]:
 
 
 def _linear_step(weights: list[Tensor], sigma_xx: Tensor, sigma_yx: Tensor, whitening: float | None,
-                 lr: Tensor) -> tuple[list[Tensor], Tensor]:
-    """One full-batch GD step on the statistics; returns the new weights and the product before the step."""
+                 lr: Tensor) -> list[Tensor]:
+    """One full-batch GD step on the statistics: the new weights [W1, …, WL], each (B, out, in).
+
+    ``lr`` is (B, 1, 1). For two whitened layers this is four kernels: three baddbmm and one multiply.
+    """
     prefixes: list[Tensor | None] = [None]
     for w in weights[:-1]:
         prefixes.append(w if prefixes[-1] is None else torch.bmm(w, prefixes[-1]))
-    prod = torch.bmm(weights[-1], prefixes[-1]) if prefixes[-1] is not None else weights[-1]
-    # Negative gradient w.r.t. the product, scaled by each network's lr: (Σyx − WΣxx)·η.
-    err = sigma_yx - (prod * whitening if whitening is not None else prod @ sigma_xx)
+    top, pre = weights[-1], prefixes[-1]
+    # Negative gradient w.r.t. the product, scaled by each network's lr: (Σyx − WΣxx)·η. When whitened,
+    # Σyx − c·W_L·pre is one baddbmm and the product is never materialised.
+    if whitening is None:
+        err = sigma_yx - (top if pre is None else torch.bmm(top, pre)) @ sigma_xx
+    elif pre is None:
+        err = torch.add(sigma_yx, top, alpha=-whitening)
+    else:
+        err = torch.baddbmm(sigma_yx.expand(top.shape[0], *sigma_yx.shape), top, pre, alpha=-whitening)
     back = err.mul_(lr)
-    new = [None] * len(weights)
-    for l in range(len(weights) - 1, -1, -1):
-        pre = prefixes[l]
-        new[l] = weights[l] + back if pre is None else torch.baddbmm(weights[l], back, pre.mT)
-        if l > 0:
+    new = [top + back] if pre is None else list(weights)  # every entry is replaced below
+    for l in range(len(weights) - 1, 0, -1):
+        new[l] = torch.baddbmm(weights[l], back, prefixes[l].mT)
+        if l == 1:  # bottom layer: W1 + W2ᵀ·back fused, with no identity prefix to multiply by
+            new[0] = torch.baddbmm(weights[0], weights[1].mT, back)
+        else:
             back = torch.bmm(weights[l].mT, back)
-    return new, prod
+    return new
 
 
 def _forward(weights: Sequence[Tensor], x: Tensor, activation: Callable[[Tensor], Tensor] | None) -> Tensor:
@@ -266,9 +276,8 @@ def train(task, weights: Sequence[Tensor], lr: float | Sequence[float] | Tensor,
             grads = torch.autograd.grad(_data_loss(ws, xb, yb, act).sum(), ws)
             with torch.no_grad():
                 weights = [w.detach() - lr_step * g for w, g in zip(ws, grads, strict=True)]
-            prod = None
         else:
-            weights, prod = _linear_step(weights, sxx, syx, whitening, lr_step)
+            weights = _linear_step(weights, sxx, syx, whitening, lr_step)
         if (k + 1) % check_every == 0:
             check(k + 1, None)
     bar.close()

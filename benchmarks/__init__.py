@@ -1,0 +1,1 @@
+"""Suites and performance measurements, built on lazyrich's public functions."""
