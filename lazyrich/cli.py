@@ -135,11 +135,13 @@ def _one_thread_if_multirun() -> None:
 def _run_job(cfg) -> None:
     from hydra.core.hydra_config import HydraConfig
 
+    from lazyrich.device import torch_threads
     from lazyrich.experiment import run_experiment
     from lazyrich.report import print_run
 
     _one_thread_if_multirun()
-    result = run_experiment(cfg, Path(HydraConfig.get().runtime.output_dir))
+    with torch_threads(cfg.get("threads")):
+        result = run_experiment(cfg, Path(HydraConfig.get().runtime.output_dir))
     print_run(result)
 
 

@@ -137,12 +137,12 @@ def two_layer_ntk_blocks(w1tw1: Tensor, wwt_out: Tensor) -> Blocks:
 
 def kernel_inner(blocks1: Blocks, blocks2: Blocks, x_gram: Tensor) -> Tensor:
     """Frobenius inner product ⟨K1, K2⟩ of two kernels given as blocks, shape (…)."""
+    h2s = [(a2, (g2 @ x_gram).mT) for a2, g2 in blocks2]  # each G·C once, not once per pair
     total = None
     for a1, g1 in blocks1:
         h1 = g1 @ x_gram
-        for a2, g2 in blocks2:
-            h2 = g2 @ x_gram
-            term = torch.sum(a1 * a2, dim=(-2, -1)) * torch.sum(h1 * h2.mT, dim=(-2, -1))
+        for a2, h2t in h2s:
+            term = torch.sum(a1 * a2, dim=(-2, -1)) * torch.sum(h1 * h2t, dim=(-2, -1))
             total = term if total is None else total + term
     return total
 

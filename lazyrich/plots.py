@@ -64,6 +64,7 @@ def curves(frame: pd.DataFrame, metrics: Sequence[str] = ("loss", "kernel_distan
             ax.set_ylim(bottom=max(ax.get_ylim()[0], LOG_FLOOR * top))  # below it is rounding, not learning
         if log_t:
             ax.set_xscale("symlog", linthresh=1e-2)
+            ax.set_xlim(left=0)  # symlog autoscaling pads into t < 0, which does not exist
         ax.grid(alpha=0.3)
     if len(values) > 1 or values[0] is not None:
         axes[-1].legend(fontsize=7, frameon=False, title="solid: sim\ndotted: theory", title_fontsize=7,

@@ -24,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from lazyrich.device import torch_threads
 from lazyrich.suites import architecture, continual, finetune, reversal, transfer
 from lazyrich.suites.common import Report, Suite, markdown_table
 from lazyrich.suites.runner import SweepResult, Unit, UnitOutput, run_sweep
@@ -175,13 +176,12 @@ def run_suites(cfg: Mapping[str, Any], out_dir: str | Path) -> dict[str, pd.Data
 
     Re-running with the same ``out_dir`` (``hydra.run.dir=...``) skips finished units and redoes the rest.
     """
-    import torch
+    with torch_threads(int(cfg.get("threads", 1) or 0)):
+        return _run_suites(cfg, Path(out_dir))
 
-    out_dir = Path(out_dir)
+
+def _run_suites(cfg: Mapping[str, Any], out_dir: Path) -> dict[str, pd.DataFrame]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    threads = int(cfg.get("threads", 1) or 0)
-    if threads > 0:
-        torch.set_num_threads(threads)  # tiny matrices: extra threads only add synchronisation
     names = [str(n) for n in _as_list(_plain(cfg["suite"])["run"])]
     unknown = [n for n in names if n not in SUITES]
     if unknown:
