@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-__all__ = ["DONE", "load", "load_summary", "summarise", "to_frame", "write_run"]
+__all__ = ["DONE", "load", "load_summary", "max_rel_error", "summarise", "to_frame", "write_run"]
 
 DONE = "DONE"
 METRICS_FILE = "metrics.csv"
@@ -72,14 +72,10 @@ def prediction_scalars(prediction) -> dict[str, torch.Tensor]:
     return out
 
 
-def agreement(frame: pd.DataFrame, metric: str = "loss") -> pd.Series:
-    """Max relative error |sim − theory| / max|theory| over each network's run, indexed by ``net``."""
-    sim, th = f"sim/{metric}", f"theory/{metric}"
-    if th not in frame:
-        return pd.Series(dtype=float)
-    err = (frame[sim] - frame[th]).abs()
-    scale = frame[th].abs().groupby(frame["net"]).transform("max").clip(lower=1e-300)
-    return (err / scale).groupby(frame["net"]).max()
+def max_rel_error(sim: np.ndarray, theory: np.ndarray) -> float:
+    """Agreement of one curve with its prediction: max |sim − theory| / max |theory| (NaNs ignored)."""
+    scale = max(float(np.nanmax(np.abs(theory))), 1e-300)
+    return float(np.nanmax(np.abs(sim - theory)) / scale)
 
 
 def summarise(frame: pd.DataFrame, meta_columns: Sequence[str] = (), threshold: float = 0.01) -> pd.DataFrame:
@@ -106,8 +102,7 @@ def summarise(frame: pd.DataFrame, meta_columns: Sequence[str] = (), threshold: 
         if "theory/loss" in group and group["theory/loss"].notna().any():
             th = group["theory/loss"].to_numpy()
             row["theory_final_loss"] = float(th[-1])
-            scale = max(float(np.nanmax(np.abs(th))), 1e-300)
-            row["theory_max_rel_err"] = float(np.nanmax(np.abs(loss - th)) / scale)
+            row["theory_max_rel_err"] = max_rel_error(loss, th)
             row["theory_agrees"] = bool(row["theory_max_rel_err"] <= AGREEMENT_RTOL)
         rows.append(row)
     return pd.DataFrame(rows)

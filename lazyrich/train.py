@@ -21,6 +21,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from lazyrich import metrics
+from lazyrich.device import resolve_device
 
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"relu": torch.relu, "tanh": torch.tanh}
 
@@ -156,15 +157,17 @@ def _data_loss(weights: Sequence[Tensor], x: Tensor, y: Tensor, activation) -> T
 def train(task, weights: Sequence[Tensor], lr: float | Sequence[float] | Tensor, *, t_max: float,
           n_log: int = 101, spacing: str = "linear", n_matrix: int = 21, activation: str | None = None,
           batch_size: int | None = None, seed: int = 0, check_every: int = 10, explode: float = 1e8,
-          progress: bool = True) -> Trajectory:
+          progress: bool = True, device: str | torch.device | None = None) -> Trajectory:
     """Train B stacked networks on ``task`` by gradient descent up to t = t_max and record their metrics.
 
-    ``weights``: [W1, …, WL], each (B, out, in), on the device and in the dtype to train in (they are not
-    modified). ``lr``: one value, or one per network. Metrics are recorded at the ``n_log`` points of
-    :func:`log_grid`; the matrices at ``n_matrix`` of them. A network whose loss turns non-finite or exceeds
-    ``explode`` × max(initial loss, 1) is frozen with status "diverged" while the rest go on.
+    ``weights``: [W1, …, WL], each (B, out, in), in the dtype to train in (they are not modified); training runs
+    on their device unless ``device`` (auto | cpu | cuda) says otherwise. ``lr``: one value, or one per network.
+    Metrics are recorded at the ``n_log`` points of :func:`log_grid`; the matrices at ``n_matrix`` of them.
+    A network whose loss turns non-finite or exceeds ``explode`` × max(initial loss, 1) is frozen with status
+    "diverged" while the rest go on.
     """
-    weights = [w.detach().clone() for w in weights]
+    target = resolve_device(device) if device is not None else None
+    weights = [w.detach().to(target).clone() if target is not None else w.detach().clone() for w in weights]
     if len(weights) < 1 or any(w.dim() != 3 for w in weights):
         raise ValueError("weights must be a list of stacked layers, each (B, out, in); add a batch axis.")
     n_batch, device, dtype = weights[0].shape[0], weights[0].device, weights[0].dtype

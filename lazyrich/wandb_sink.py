@@ -15,6 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from lazyrich.results import max_rel_error
+
 __all__ = ["flatten", "log_to_wandb"]
 
 
@@ -73,6 +75,10 @@ def log_to_wandb(frame: pd.DataFrame, *, config: Mapping[str, Any], group: str, 
             final = part.sort_values("t").groupby("net").tail(1)
             run.summary.update({f"final/{c}": float(final[c].mean()) for c in metric_cols if final[c].notna().any()})
             run.summary["status"] = ",".join(sorted(set(part["status"])))
+            if "theory/loss" in part and part["theory/loss"].notna().any():
+                errors = [max_rel_error(g["sim/loss"].to_numpy(), g["theory/loss"].to_numpy())
+                          for _, g in part.groupby("net")]
+                run.summary["agreement/loss_max_rel_err"] = max(errors)
             written.append(str(getattr(run, "dir", "")))
             run.finish()
         except Exception as err:  # noqa: BLE001 — any W&B failure is reported, never raised

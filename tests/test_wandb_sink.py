@@ -43,6 +43,8 @@ def test_offline_runs_one_per_configuration_with_stable_keys(tmp_path, monkeypat
     history = [r for r in records if r.get("type") == "history"]
     assert len(history) == 5
     keys = set(history[-1]["history"]["item"])
+    summary = [r for r in records if r.get("type") == "summary"]
+    assert any("agreement/loss_max_rel_err" in json.dumps(r) for r in summary)
     assert {"t", "sim/loss", "theory/loss", "sim/kernel_distance", "sim/loss_std"} <= keys
 
 

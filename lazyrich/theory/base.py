@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from lazyrich import metrics
-from lazyrich.device import DTYPE
+from lazyrich.device import DTYPE, resolve_device
 
 __all__ = [
     "WHITENING_RTOL",
@@ -261,12 +261,15 @@ class Theory:
 
     name: ClassVar[str] = ""
 
-    def check(self, stats: Any, weights: Sequence[Tensor]) -> str | None:
-        stats, weights = _prepare(stats, weights)
+    def check(self, stats: Any, weights: Sequence[Tensor], *, device: str | None = None) -> str | None:
+        stats, weights = _prepare(stats, weights, device)
         return self._check(stats, weights)
 
-    def predict(self, stats: Any, weights: Sequence[Tensor], t: Tensor | Sequence[float]) -> Prediction:
-        stats, weights = _prepare(stats, weights)
+    def predict(self, stats: Any, weights: Sequence[Tensor], t: Tensor | Sequence[float], *,
+                device: str | None = None) -> Prediction:
+        """The prediction on the grid t ((T,) or (B, T)); ``device`` (auto | cpu | cuda) moves the computation,
+        which otherwise runs where the weights are."""
+        stats, weights = _prepare(stats, weights, device)
         reason = self._check(stats, weights)
         if reason is not None:
             raise TheoryNotApplicable(f"theory {self.name!r} does not apply: {reason}")
@@ -282,8 +285,11 @@ class Theory:
         return f"{type(self).__name__}(name={self.name!r})"
 
 
-def _prepare(stats: Any, weights: Sequence[Tensor]) -> tuple[TaskStats, list[Tensor]]:
+def _prepare(stats: Any, weights: Sequence[Tensor], device: str | None = None) -> tuple[TaskStats, list[Tensor]]:
     weights = as_batched(weights)
+    if device is not None:
+        target = resolve_device(device)
+        weights = [w.to(target) for w in weights]
     stats = TaskStats.from_task(stats).to(weights[0].device)
     if weights[0].shape[-1] != stats.n_in or weights[-1].shape[-2] != stats.n_out:
         raise ValueError(f"weights map {weights[0].shape[-1]} → {weights[-1].shape[-2]} but the task has "
