@@ -97,9 +97,10 @@ def _drift(task, lr, lams, steps):
 def test_balance_is_conserved_up_to_discretisation_error(task):
     lams = [-5.0, 0.0, 5.0]
     drift = _drift(task, 1e-3, lams, 2000)
-    # GD changes W2ᵀW2 − W1W1ᵀ by O(η²) per step, so by O(η·t) in total: at η = 1e-3, t = 2 that is ~1e-4 of
-    # the terms' size at |λ| = 5 (measured 7e-5) and far less at λ = 0. The flow itself conserves it exactly.
-    assert float(drift.max()) < 2e-4
+    # GD changes W2ᵀW2 − W1W1ᵀ by O(η²) per step, so by O(η·t) in total: at η = 1e-3, t = 2 the measured drift is
+    # 6e-5 of the terms' size at |λ| = 5 and 1.9e-4 at λ = 0 (there the reference, the init Grams at scale 0.1, is
+    # small). 5e-4 bounds all three with margin; the flow itself conserves the quantity exactly.
+    assert float(drift.max()) < 5e-4
     # Halving η at the same t halves the drift: first order in η, i.e. the O(η²)-per-step error of GD.
     half = _drift(task, 5e-4, lams, 4000)
     ratio = drift / half
