@@ -27,7 +27,8 @@ from lazyrich.train import Trajectory, train
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BATCH_KEYS", "ExperimentResult", "build_batch", "build_task", "run_experiment"]
+__all__ = ["BATCH_KEYS", "ExperimentResult", "as_list", "build_batch", "build_task", "predict_theory",
+           "run_experiment"]
 
 BATCH_KEYS = ("init.lam", "init.scale", "trainer.lr", "seed", "suite.lams")
 """Config keys whose lists become the batch axis of one training run (not separate processes); for
@@ -51,7 +52,8 @@ class ExperimentResult:
     figures: list[Path] = field(default_factory=list)
 
 
-def _as_list(value: Any) -> list[Any]:
+def as_list(value: Any) -> list[Any]:
+    """A config value as a list: a scalar becomes [value], a list or ListConfig a plain list."""
     if isinstance(value, str) or not isinstance(value, Sequence):
         return [value]
     return list(value)
@@ -94,10 +96,10 @@ def build_batch(cfg: Mapping[str, Any], n_in: int, n_out: int, align_to: torch.T
         raise ValueError(f"model.depth must be at least 2 (a deep linear network), got {depth}.")
     hidden = model_cfg.get("hidden") or min(n_in, n_out)
     widths = [n_in] + [int(hidden)] * (depth - 1) + [n_out]
-    lams = [float(x) for x in _as_list(init_cfg.get("lam", 0.0))]
-    scales = [float(x) for x in _as_list(init_cfg.get("scale", 1.0))]
-    lrs = [float(x) for x in _as_list(_get(cfg, "trainer.lr", 1e-2))]
-    seeds = [int(x) for x in _as_list(cfg.get("seed", 0))]
+    lams = [float(x) for x in as_list(init_cfg.get("lam", 0.0))]
+    scales = [float(x) for x in as_list(init_cfg.get("scale", 1.0))]
+    lrs = [float(x) for x in as_list(_get(cfg, "trainer.lr", 1e-2))]
+    seeds = [int(x) for x in as_list(cfg.get("seed", 0))]
     align = align_to if init_cfg.get("align", False) else None
     if kind == "gaussian" and len(lams) > 1:
         raise ValueError("init.lam is not an input of the gaussian init (its λ is measured, column lam_hat); "
@@ -126,21 +128,29 @@ def build_batch(cfg: Mapping[str, Any], n_in: int, n_out: int, align_to: torch.T
     return weights, meta
 
 
-def _theory_for(name: str, task: Task, weights: list[torch.Tensor]):
-    """(theory or None, note) for a theory name, ``auto`` or ``none``; the note says why a theory was skipped."""
+def predict_theory(name: str | None, task: Task, weights: list[torch.Tensor],
+                   t: torch.Tensor) -> tuple[Any, list[str]]:
+    """(Prediction or None, notes) of theory ``name`` (``auto`` picks the most exact that applies; ``none``
+    skips) for ``weights`` on the grid ``t`` (B, T); the notes say which theory ran, or why none did."""
     if name in (None, "none", "null"):
-        return None, "theory=none"
+        return None, ["theory=none"]
     from lazyrich import theory as th
 
     stats = th.TaskStats.from_task(task)
     if name == "auto":
         chosen, why = th.select_theory(stats, weights)
-        return chosen, f"theory=auto chose {chosen.name}: {why}"
-    chosen = th.get_theory(name)
-    reason = chosen.check(stats, weights)
-    if reason is not None:
-        return None, f"theory {name} skipped: {reason}"
-    return chosen, f"theory={name}"
+        notes = [f"theory=auto chose {chosen.name}: {why}"]
+    else:
+        chosen = th.get_theory(name)
+        reason = chosen.check(stats, weights)
+        if reason is not None:
+            return None, [f"theory {name} skipped: {reason}"]
+        notes = [f"theory={name}"]
+    try:
+        prediction = chosen.predict(stats, weights, t)
+    except ValueError as err:
+        return None, [*notes, f"theory {chosen.name} skipped: {err}"]
+    return prediction, notes + list(getattr(prediction, "notes", []))
 
 
 def _rebalanced(weights: list[torch.Tensor]) -> tuple[list[torch.Tensor], str]:
@@ -160,12 +170,6 @@ def _rebalanced(weights: list[torch.Tensor]) -> tuple[list[torch.Tensor], str]:
         return weights, f"theory restarts from the simulated weights (cannot re-balance them: {err})"
     return [w1, w2], (f"theory restarts from the simulated W2W1 re-factorised at its measured λ̂ (GD left a "
                       f"relative balance deviation of up to {rel:.2g})")
-
-
-def _predict(theory, task: Task, weights: list[torch.Tensor], t: torch.Tensor):
-    from lazyrich import theory as th
-
-    return theory.predict(th.TaskStats.from_task(task), weights, t)
 
 
 def run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None = None, *, log_wandb: bool = True,
@@ -194,7 +198,7 @@ def run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None = None, *,
         traj = train(phase_task.to(device), weights, meta["lr"].to_numpy(), t_max=float(budget),
                      n_log=int(trainer_cfg.get("n_log", 101)), spacing=trainer_cfg.get("spacing", "linear"),
                      n_matrix=int(trainer_cfg.get("n_matrix", 21)), activation=model_cfg.get("activation"),
-                     batch_size=trainer_cfg.get("batch_size"), seed=int(_as_list(cfg.get("seed", 0))[0]),
+                     batch_size=trainer_cfg.get("batch_size"), seed=int(as_list(cfg.get("seed", 0))[0]),
                      check_every=int(trainer_cfg.get("check_every", 10)),
                      progress=bool(trainer_cfg.get("progress", True)))
         prefix = f"phase {index}: " if phases else ""
@@ -202,15 +206,8 @@ def run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None = None, *,
         if index > 0 and theory_name not in ("none", None):
             theory_weights, note = _rebalanced(weights)
             notes.append(prefix + note)
-        theory, note = _theory_for(theory_name, phase_task, theory_weights)
-        notes.append(prefix + note)
-        prediction = None
-        if theory is not None:
-            try:
-                prediction = _predict(theory, phase_task, theory_weights, traj.t)
-                notes += [prefix + n for n in getattr(prediction, "notes", [])]
-            except ValueError as err:
-                notes.append(f"{prefix}theory {theory.name} skipped: {err}")
+        prediction, theory_notes = predict_theory(theory_name, phase_task, theory_weights, traj.t)
+        notes += [prefix + n for n in theory_notes]
         frame = results.to_frame(traj, meta, prediction, phase=index if phases else None, t_offset=t_offset)
         if phases:
             frame.insert(frame.columns.get_loc("phase") + 1, "task", phase_task.name)

@@ -234,8 +234,11 @@ def train(task, weights: Sequence[Tensor], lr: float | Sequence[float] | Tensor,
         sub0 = init_weights if full else [w[rows] for w in init_weights]
         blocks0 = init_blocks if full or init_blocks is None else [(a[rows] if a.dim() == 3 else a, g[rows] if
                                                                     g.dim() == 3 else g) for a, g in init_blocks]
+        # Matrices are kept at n_matrix of the n_log points only: don't form the Grams at the others.
+        keep_matrices = bool((recorder.matrix_slot[cols.cpu()] >= 0).any())
         scalars, matrices = metrics.snapshot(sub, sub0, blocks0, sxx, syx, syy, u, v, optimum=optimum,
-                                             loss=_data_loss(sub, x, y, act) if act is not None else None)
+                                             loss=_data_loss(sub, x, y, act) if act is not None else None,
+                                             with_matrices=keep_matrices)
         if not bool(alive.all()):
             dead = ~alive[rows]
             for value in list(scalars.values()) + list(matrices.values()):

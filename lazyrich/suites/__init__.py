@@ -25,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 from lazyrich.device import torch_threads
+from lazyrich.experiment import as_list
 from lazyrich.suites import architecture, continual, finetune, reversal, transfer
 from lazyrich.suites.common import Report, Suite, markdown_table
 from lazyrich.suites.runner import SweepResult, Unit, UnitOutput, run_sweep
@@ -54,14 +55,10 @@ def suite_params(cfg: Mapping[str, Any], name: str) -> dict[str, Any]:
         )
     params = dict(suite_cfg[name])
     if suite_cfg.get("lams") is not None:
-        params["lams"] = [float(x) for x in _as_list(suite_cfg["lams"])]
+        params["lams"] = [float(x) for x in as_list(suite_cfg["lams"])]
     if cfg.get("seed") is not None:
-        params["seeds"] = [int(x) for x in _as_list(_plain(cfg["seed"]))]
+        params["seeds"] = [int(x) for x in as_list(_plain(cfg["seed"]))]
     return params
-
-
-def _as_list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, list | tuple) else [value]
 
 
 def _wandb_logger(cfg: Mapping[str, Any], suite: Suite, group: str):
@@ -182,7 +179,7 @@ def run_suites(cfg: Mapping[str, Any], out_dir: str | Path) -> dict[str, pd.Data
 
 def _run_suites(cfg: Mapping[str, Any], out_dir: Path) -> dict[str, pd.DataFrame]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    names = [str(n) for n in _as_list(_plain(cfg["suite"])["run"])]
+    names = [str(n) for n in as_list(_plain(cfg["suite"])["run"])]
     unknown = [n for n in names if n not in SUITES]
     if unknown:
         raise ValueError(f"unknown suite(s) {unknown}; choose from {sorted(SUITES)} (or suite=all).")

@@ -18,6 +18,7 @@ import torch
 
 from lazyrich import results
 from lazyrich.device import resolve_device
+from lazyrich.experiment import predict_theory
 from lazyrich.tasks import Task
 from lazyrich.train import train
 
@@ -30,7 +31,6 @@ __all__ = [
     "markdown_table",
     "ok_rows",
     "phase_curve",
-    "predict",
     "train_from",
 ]
 
@@ -90,25 +90,6 @@ def phase_curve(
     return t - t[0], torch.tensor(part[column].to_numpy(dtype=np.float64), dtype=torch.float64)
 
 
-def predict(theory_name: str, task: Task, weights: Sequence[torch.Tensor], t: torch.Tensor):
-    """(Prediction or None, note) of theory ``theory_name`` (``auto`` picks the most exact that applies)."""
-    from lazyrich import theory as th
-
-    if theory_name in (None, "none"):
-        return None, "theory=none"
-    stats = th.TaskStats.from_task(task)
-    if theory_name == "auto":
-        chosen, why = th.select_theory(stats, weights)
-        note = f"auto chose {chosen.name}: {why}"
-    else:
-        chosen = th.get_theory(theory_name)
-        reason = chosen.check(stats, weights)
-        if reason is not None:
-            return None, f"theory {theory_name} skipped: {reason}"
-        note = f"theory={theory_name}"
-    return chosen.predict(stats, weights, t), note
-
-
 def train_from(
     task: Task,
     weights: Sequence[torch.Tensor],
@@ -121,7 +102,8 @@ def train_from(
 
     For suites that start from weights no init config describes (a re-factorised pretrained product).
     ``meta`` has one row per network (lam, seed, lr, …); ``trainer`` holds lr, t_max, n_log, spacing.
-    Returns (frame, trajectory, prediction or None, note); ``frame`` as :func:`lazyrich.results.to_frame`.
+    Returns (frame, trajectory, prediction or None, notes as one text); ``frame`` as
+    :func:`lazyrich.results.to_frame`.
     """
     dev = resolve_device(device)
     task = task.to(dev)
@@ -135,8 +117,8 @@ def train_from(
         n_matrix=int(trainer.get("n_matrix", 5)),
         progress=False,
     )
-    prediction, note = predict(theory_name, task, traj.init_weights, traj.t)
-    return results.to_frame(traj, meta, prediction), traj, prediction, note
+    prediction, notes = predict_theory(theory_name, task, traj.init_weights, traj.t)
+    return results.to_frame(traj, meta, prediction), traj, prediction, "\n".join(notes)
 
 
 def _cell(value: Any, digits: int) -> str:

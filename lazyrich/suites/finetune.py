@@ -162,7 +162,7 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
                 }
             )
         rows.append(row)
-    (run_dir / "theory.txt").write_text(note + "\n" + "\n".join(getattr(pred, "notes", []) or []) + "\n")
+    (run_dir / "theory.txt").write_text(note + "\n")
     return UnitOutput(frame, pd.DataFrame(rows), {"pretrained_product": product.numpy()})
 
 

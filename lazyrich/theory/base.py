@@ -9,7 +9,7 @@ grid per network.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar
 
@@ -246,10 +246,6 @@ class Prediction:
             out[name] = full
         notes = [n for _, part in parts for n in part.notes]
         return cls(**out, theory=theory, notes=list(dict.fromkeys(notes)))
-
-    def as_dict(self) -> dict[str, Any]:
-        """Fields as a plain dict (tensors unchanged)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 class Theory:
