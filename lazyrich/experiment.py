@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,11 +20,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from lazyrich import checks, identity, locking, metrics, results
 from lazyrich import init as inits
-from lazyrich import metrics, results
 from lazyrich.device import DTYPE, resolve_device
 from lazyrich.tasks import Task, TaskSequence, make
-from lazyrich.train import Trajectory, train
+from lazyrich.train import Trajectory, log_grid, plan_steps, train
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +97,13 @@ def build_batch(cfg: Mapping[str, Any], n_in: int, n_out: int, align_to: torch.T
         raise ValueError(f"model.depth must be at least 2 (a deep linear network), got {depth}.")
     hidden = model_cfg.get("hidden") or min(n_in, n_out)
     widths = [n_in] + [int(hidden)] * (depth - 1) + [n_out]
-    lams = [float(x) for x in as_list(init_cfg.get("lam", 0.0))]
-    scales = [float(x) for x in as_list(init_cfg.get("scale", 1.0))]
-    lrs = [float(x) for x in as_list(_get(cfg, "trainer.lr", 1e-2))]
-    seeds = [int(x) for x in as_list(cfg.get("seed", 0))]
+    lam = init_cfg.get("lam", 0.0)
+    if kind == "gaussian" and lam is None:  # the gaussian preset leaves λ unset: it is measured (lam_hat)
+        lam = math.nan
+    lams = checks.floats("init.lam", lam, allow_nan=kind == "gaussian")
+    scales = checks.floats("init.scale", init_cfg.get("scale", 1.0), nonnegative=True)
+    lrs = checks.floats("trainer.lr", _get(cfg, "trainer.lr", 1e-2), positive=True)
+    seeds = checks.seeds("seed", cfg.get("seed", 0))
     align = align_to if init_cfg.get("align", False) else None
     if kind == "gaussian" and len(lams) > 1:
         raise ValueError("init.lam is not an input of the gaussian init (its λ is measured, column lam_hat); "
@@ -172,10 +176,36 @@ def _rebalanced(weights: list[torch.Tensor]) -> tuple[list[torch.Tensor], str]:
                       f"relative balance deviation of up to {rel:.2g})")
 
 
+def plan_work(budgets: Sequence[float | None], lrs: np.ndarray, trainer_cfg: Mapping[str, Any]) -> str:
+    """Check every phase's step count before any training (see :func:`lazyrich.train.plan_steps`) and say how
+    much work the run is: networks × GD steps. ``budgets`` holds each phase's t budget (None: trainer.t_max)."""
+    lr = torch.tensor(np.array(lrs, dtype=np.float64))
+    steps = 0
+    for budget in budgets:
+        t_max = checks.floats("trainer.t_max", trainer_cfg["t_max"] if budget is None else budget, positive=True)[0]
+        grid = log_grid(t_max, int(trainer_cfg.get("n_log", 101)), trainer_cfg.get("spacing", "linear"))
+        steps += int(plan_steps(grid, lr, trainer_cfg.get("max_steps"))[:, -1].max())
+    return (f"work: {len(lr)} networks × {steps:,} GD steps ({len(budgets)} phase(s)); budget "
+            f"trainer.max_steps={trainer_cfg.get('max_steps') or 'default'} per phase")
+
+
 def run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None = None, *, log_wandb: bool = True,
                    plot: bool = True) -> ExperimentResult:
     """Train the batch of ``cfg`` on its task (or task sequence), predict it with the chosen theory, and write
-    the run folder (if ``run_dir``). Returns an :class:`ExperimentResult`."""
+    the run folder (if ``run_dir``). Returns an :class:`ExperimentResult`.
+
+    A ``run_dir`` is written by one process at a time (:class:`~lazyrich.locking.FolderLock`) and holds one
+    configuration: a config other than the one it records (batch axes aside) is refused before training.
+    """
+    if run_dir is None:
+        return _run_experiment(cfg, None, log_wandb=log_wandb, plot=plot)
+    with locking.FolderLock(run_dir):
+        identity.check(run_dir, cfg, identity.RUN_IGNORED)  # recorded with the results, by _write
+        return _run_experiment(cfg, run_dir, log_wandb=log_wandb, plot=plot)
+
+
+def _run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None, *, log_wandb: bool,
+                    plot: bool) -> ExperimentResult:
     device = resolve_device(cfg.get("device", "auto"))
     task = build_task(cfg["task"])
     phases = list(task) if isinstance(task, TaskSequence) else None
@@ -183,6 +213,8 @@ def run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None = None, *,
     trainer_cfg = dict(cfg.get("trainer", {}))
     model_cfg = dict(cfg.get("model", {}))
     weights, meta = build_batch(cfg, first.n_in, first.n_out, first.sigma_yx, device)
+    work = plan_work([p.t_budget for p in phases] if phases else [None], meta["lr"].to_numpy(), trainer_cfg)
+    (log.info if run_dir is not None else log.debug)(work)
     theory_name = _get(cfg, "theory.name", "auto")
     if model_cfg.get("activation") not in (None, "none", "linear") and theory_name not in ("none", None):
         theory_name = "none"
@@ -200,7 +232,7 @@ def run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None = None, *,
                      n_matrix=int(trainer_cfg.get("n_matrix", 21)), activation=model_cfg.get("activation"),
                      batch_size=trainer_cfg.get("batch_size"), seed=int(as_list(cfg.get("seed", 0))[0]),
                      check_every=int(trainer_cfg.get("check_every", 10)),
-                     progress=bool(trainer_cfg.get("progress", True)))
+                     progress=bool(trainer_cfg.get("progress", True)), max_steps=trainer_cfg.get("max_steps"))
         prefix = f"phase {index}: " if phases else ""
         theory_weights = weights
         if index > 0 and theory_name not in ("none", None):
@@ -249,6 +281,7 @@ def _write(result: ExperimentResult, run_dir: Path, cfg: Mapping[str, Any], *, l
     from lazyrich import plots
 
     cfg_node = OmegaConf.create(dict(cfg)) if not OmegaConf.is_config(cfg) else cfg
+    identity.claim(run_dir, cfg_node, identity.RUN_IGNORED)
     matrices: dict[str, np.ndarray] = {}
     for i, (traj, pred) in enumerate(zip(result.trajectories, result.predictions, strict=True)):
         key = f"phase{i}_" if len(result.trajectories) > 1 else ""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-__all__ = ["DONE", "load", "load_summary", "max_rel_error", "summarise", "to_frame", "write_run"]
+from lazyrich import integrity
 
-DONE = "DONE"
+__all__ = ["DONE", "ResultsWarning", "load", "load_summary", "max_rel_error", "summarise", "to_frame", "write_run"]
+
+DONE = integrity.DONE
 METRICS_FILE = "metrics.csv"
 SUMMARY_FILE = "summary.csv"
 AGREEMENT_RTOL = 0.05
@@ -113,6 +116,7 @@ def write_run(run_dir: str | Path, frame: pd.DataFrame, summary: pd.DataFrame, *
     """Write a run folder (see module docstring); ``DONE`` is written last, so a killed run is never 'done'."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / DONE).unlink(missing_ok=True)  # rewriting a folder: unfinished until the new manifest is in
     if config is not None:
         from omegaconf import OmegaConf
 
@@ -124,18 +128,57 @@ def write_run(run_dir: str | Path, frame: pd.DataFrame, summary: pd.DataFrame, *
     (run_dir / "summary.json").write_text(json.dumps(records, indent=1))
     if matrices:
         np.savez_compressed(run_dir / "matrices.npz", **{k: np.asarray(v) for k, v in matrices.items()})
+    integrity.write_manifest(run_dir)
     (run_dir / DONE).write_text("")
     return run_dir
 
 
+class ResultsWarning(UserWarning):
+    """A unit left out of a loaded table (unfinished, or failing verification); the message names it."""
+
+
+REQUIRED_COLUMNS = {METRICS_FILE: ("t",), SUMMARY_FILE: ("status",)}
+
+
+def _read_table(f: Path, filename: str) -> pd.DataFrame:
+    """One table file, or a ValueError naming the file and what is wrong with it."""
+    try:
+        df = pd.read_csv(f)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise ValueError(f"{f}: not a readable {filename} table ({type(err).__name__}: {err}); re-run the "
+                         f"unit that wrote it.") from None
+    missing = [c for c in REQUIRED_COLUMNS.get(filename, ()) if c not in df]
+    if missing:
+        raise ValueError(f"{f}: not a lazyrich {filename} (no column {', '.join(missing)}); re-run the unit "
+                         f"that wrote it.")
+    return df
+
+
+def _verified(files: list[Path], path: Path) -> list[Path]:
+    """The files whose run folder is a finished, intact unit; the others are named in a ResultsWarning."""
+    kept = []
+    for f in files:
+        reason = integrity.verify_unit(f.parent)
+        if reason is None:
+            kept.append(f)
+        else:
+            warnings.warn(f"skipped {f.parent}: {reason}", ResultsWarning, stacklevel=4)
+    if files and not kept:
+        raise FileNotFoundError(f"no finished, intact run under {path}: every one failed verification (see the "
+                         f"warnings); re-run them.")
+    return kept
+
+
 def _collect(path: str | Path, filename: str) -> pd.DataFrame:
     path = Path(path)
-    files = [path] if path.is_file() else sorted(path.rglob(filename))
+    if not path.exists():
+        raise FileNotFoundError(f"no {filename} at {path}: it does not exist; pass a run or sweep folder, or a file.")
+    files = [path] if path.is_file() else _verified(sorted(path.rglob(filename)), path)
     if not files:
         raise FileNotFoundError(f"no {filename} under {path}: pass a run folder or a sweep folder that holds runs.")
     frames = []
     for f in files:
-        df = pd.read_csv(f)
+        df = _read_table(f, filename)
         rel = f.parent.relative_to(path) if path.is_dir() else Path(".")
         df.insert(0, "run", str(rel) if str(rel) != "." else f.parent.name)
         frames.append(df)
@@ -143,7 +186,12 @@ def _collect(path: str | Path, filename: str) -> pd.DataFrame:
 
 
 def load(path: str | Path) -> pd.DataFrame:
-    """The long metrics table of one run folder, or of every run under a sweep folder (adds a ``run`` column)."""
+    """The long metrics table of one run folder, or of every run under a sweep folder (adds a ``run`` column).
+
+    Only finished units whose files match their manifest are read (:func:`lazyrich.integrity.verify_unit`);
+    the others are skipped with a :class:`ResultsWarning` naming them. A file that is not a table raises a
+    ValueError naming it.
+    """
     return _collect(path, METRICS_FILE)
 
 

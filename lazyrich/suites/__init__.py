@@ -24,11 +24,13 @@ from typing import Any
 
 import pandas as pd
 
+from lazyrich import checks, identity, locking
 from lazyrich.device import torch_threads
 from lazyrich.experiment import as_list
 from lazyrich.suites import architecture, continual, finetune, reversal, transfer
 from lazyrich.suites.common import Report, Suite, markdown_table
 from lazyrich.suites.runner import SweepResult, Unit, UnitOutput, run_sweep
+from lazyrich.train import step_budget
 
 __all__ = ["SUITES", "Suite", "run_suite", "run_suites"]
 
@@ -55,9 +57,13 @@ def suite_params(cfg: Mapping[str, Any], name: str) -> dict[str, Any]:
         )
     params = dict(suite_cfg[name])
     if suite_cfg.get("lams") is not None:
-        params["lams"] = [float(x) for x in as_list(suite_cfg["lams"])]
+        params["lams"] = checks.floats("suite.lams", suite_cfg["lams"])
     if cfg.get("seed") is not None:
-        params["seeds"] = [int(x) for x in as_list(_plain(cfg["seed"]))]
+        params["seeds"] = checks.seeds("seed", _plain(cfg["seed"]))
+    for key in ("lams", "seeds"):
+        if key in params:
+            check = checks.seeds if key == "seeds" else checks.floats
+            params[key] = check(f"suite.{name}.{key}", params[key])
     return params
 
 
@@ -172,9 +178,13 @@ def run_suites(cfg: Mapping[str, Any], out_dir: str | Path) -> dict[str, pd.Data
     """Run the suites listed in ``cfg.suite.run`` into ``out_dir``; returns each suite's table by name.
 
     Re-running with the same ``out_dir`` (``hydra.run.dir=...``) skips finished units and redoes the rest.
+    The folder is locked for this process and holds one configuration (more λ values or seeds aside): a
+    different one is refused before any training (:mod:`lazyrich.identity`).
     """
-    with torch_threads(int(cfg.get("threads", 1) or 0)):
-        return _run_suites(cfg, Path(out_dir))
+    out_dir = Path(out_dir)
+    with locking.FolderLock(out_dir), torch_threads(int(cfg.get("threads", 1) or 0)), \
+            step_budget(cfg.get("max_steps")):
+        return _run_suites(cfg, out_dir)
 
 
 def _run_suites(cfg: Mapping[str, Any], out_dir: Path) -> dict[str, pd.DataFrame]:
@@ -186,6 +196,7 @@ def _run_suites(cfg: Mapping[str, Any], out_dir: Path) -> dict[str, pd.DataFrame
     device = str(cfg.get("device", "auto"))
     for name in names:  # every suite's config is checked before any of them trains
         SUITES[name].units(suite_params(cfg, name), device)
+    identity.claim(out_dir, cfg, identity.BENCH_IGNORED)
     tables, summary = {}, []
     for name in names:
         suite = SUITES[name]

@@ -4,10 +4,10 @@ A unit is one point of a suite's sweep (one λ batched over seeds, or one (arch,
 short sha1 of its resolved config as sorted JSON, so the same command computes the same ids.
 
 Results go to ``<suite folder>/runs/<id>/``: ``config.yaml``, ``metrics.csv`` (long table), ``summary.csv``
-(the unit's rows of ``suite.csv``), ``matrices.npz`` and ``DONE``, written last by
-:func:`lazyrich.results.write_run`. A unit with ``DONE`` is never computed again; a unit without it (killed,
-or failed) is cleared and redone. A failure writes ``runs/<id>/FAILED`` (the traceback) and a
-``status=failed`` row, and the other units go on. ``computed.log`` lists, one per line, every id this folder
+(the unit's rows of ``suite.csv``), ``matrices.npz``, ``MANIFEST.json`` and ``DONE``, written last by
+:func:`lazyrich.results.write_run`. A unit with ``DONE`` whose files match its manifest is never computed
+again; a unit without it (killed, or failed), or whose files were damaged since, is cleared and redone.
+A failure writes ``runs/<id>/FAILED`` (the traceback) and a ``status=failed`` row, and the other units go on. ``computed.log`` lists, one per line, every id this folder
 ever computed: the audit trail of what a resumed run redid.
 """
 
@@ -17,6 +17,7 @@ import hashlib
 import json
 import shutil
 import traceback
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from lazyrich import results
+from lazyrich import integrity, results
 
 __all__ = ["FAILED", "Unit", "UnitOutput", "SweepResult", "run_sweep", "unit_id"]
 
@@ -93,6 +94,17 @@ def _failed_row(unit: Unit, error: str) -> pd.DataFrame:
     return pd.DataFrame([{**unit.key, "status": "failed", "error": error, "unit": unit.id}])
 
 
+def _finished(run_dir: Path, unit: Unit) -> bool:
+    """Whether ``run_dir`` holds this unit, finished and intact; a damaged finished unit is named and redone."""
+    if not (run_dir / results.DONE).exists():
+        return False
+    reason = integrity.verify_unit(run_dir)
+    if reason is not None:
+        warnings.warn(f"unit {unit.id} ({_key_text(unit.key)}) failed verification, recomputing it: {reason}",
+                      results.ResultsWarning, stacklevel=3)
+    return reason is None
+
+
 def run_sweep(
     units: Sequence[Unit],
     compute: Callable[[Unit, Path], UnitOutput],
@@ -117,7 +129,7 @@ def run_sweep(
     bar = tqdm(units, desc=desc, unit="run", disable=not progress, leave=True)
     for unit in bar:
         run_dir = runs_dir / unit.id
-        if (run_dir / results.DONE).exists():
+        if _finished(run_dir, unit):
             frames.append(pd.read_csv(run_dir / results.SUMMARY_FILE))
             skipped.append(unit.id)
         else:

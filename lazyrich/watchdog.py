@@ -1,0 +1,49 @@
+"""Worker processes stop when the command that launched them dies.
+
+``lazyrich -m`` sweeps run jobs in joblib (loky) worker processes, which outlive a killed parent and would
+keep writing into folders a resume is about to use. The CLI records its PID in ``LAZYRICH_MAIN_PID`` before
+launching; :func:`start` (called at the top of every job) starts a daemon thread that polls that PID and ends
+the worker with ``os._exit`` once it is gone, within ``POLL_SECONDS`` or so.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+
+from lazyrich.locking import pid_alive
+
+__all__ = ["ENV", "POLL_SECONDS", "mark_main", "start"]
+
+ENV = "LAZYRICH_MAIN_PID"
+POLL_SECONDS = 1.0
+EXIT_CODE = 75
+_started: set[int] = set()
+
+
+def mark_main() -> None:
+    """Record this process as the main one (a no-op if a parent already did)."""
+    os.environ.setdefault(ENV, str(os.getpid()))
+
+
+def _watch(main_pid: int, parent_pid: int, poll: float) -> None:
+    while True:
+        time.sleep(poll)
+        if not pid_alive(main_pid) or os.getppid() != parent_pid:
+            sys.stderr.write(f"lazyrich: main process {main_pid} is gone; worker {os.getpid()} stops.\n")
+            sys.stderr.flush()
+            os._exit(EXIT_CODE)
+
+
+def start(poll: float = POLL_SECONDS) -> bool:
+    """In a worker process (PID ≠ ``LAZYRICH_MAIN_PID``), watch the main process; True if a watch started."""
+    text = os.environ.get(ENV, "")
+    if not text.isdigit() or int(text) == os.getpid() or os.getpid() in _started:
+        return False
+    _started.add(os.getpid())
+    thread = threading.Thread(target=_watch, args=(int(text), os.getppid(), poll), daemon=True,
+                              name="lazyrich-watchdog")
+    thread.start()
+    return True
