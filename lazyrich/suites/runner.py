@@ -7,8 +7,9 @@ Results go to ``<suite folder>/runs/<id>/``: ``config.yaml``, ``metrics.csv`` (l
 (the unit's rows of ``suite.csv``), ``matrices.npz``, ``MANIFEST.json`` and ``DONE``, written last by
 :func:`lazyrich.results.write_run`. A unit with ``DONE`` whose files match its manifest is never computed
 again; a unit without it (killed, or failed), or whose files were damaged since, is cleared and redone.
-A failure writes ``runs/<id>/FAILED`` (the traceback) and a ``status=failed`` row, and the other units go on. ``computed.log`` lists, one per line, every id this folder
-ever computed: the audit trail of what a resumed run redid.
+A failure writes ``runs/<id>/FAILED`` (the traceback) and a ``status=failed`` row, and the other units go on.
+``computed.log`` lists, one per line, every id this folder ever computed: the audit trail of what a resumed
+run redid.
 """
 
 from __future__ import annotations
