@@ -56,7 +56,8 @@ def identity(config: Mapping[str, Any], ignored: Sequence[str]) -> tuple[str, di
 
 
 def _differences(old: Mapping[str, Any], new: Mapping[str, Any], limit: int = 4) -> str:
-    keys = sorted(k for k in set(old) | set(new) if old.get(k, "<unset>") != new.get(k, "<unset>"))
+    changed = [k for k in set(old) | set(new) if old.get(k, "<unset>") != new.get(k, "<unset>")]
+    keys = sorted(changed, key=lambda k: (k not in old or k not in new, k.count("."), k))  # changes first
     shown = [f"{k}: {old.get(k, '<unset>')!r} → {new.get(k, '<unset>')!r}" for k in keys[:limit]]
     return "; ".join(shown) + (f"; and {len(keys) - limit} more" if len(keys) > limit else "")
 
