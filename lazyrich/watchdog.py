@@ -2,13 +2,15 @@
 
 ``lazyrich -m`` sweeps run jobs in joblib (loky) worker processes, which outlive a killed parent and would
 keep writing into folders a resume is about to use. The CLI records its PID in ``LAZYRICH_MAIN_PID`` before
-launching; :func:`start` (called at the top of every job) starts a daemon thread that polls that PID and ends
-the worker with ``os._exit`` once it is gone, within ``POLL_SECONDS`` or so.
+launching; :func:`start` (called at the top of every job) asks Linux to kill the worker with its parent
+(``PR_SET_PDEATHSIG``) and starts a daemon thread that polls that PID and ends the worker with ``os._exit``
+once it is gone, within ``POLL_SECONDS`` or so (the portable fallback, also for deeper descendants).
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 import time
@@ -20,6 +22,7 @@ __all__ = ["ENV", "POLL_SECONDS", "mark_main", "start"]
 ENV = "LAZYRICH_MAIN_PID"
 POLL_SECONDS = 1.0
 EXIT_CODE = 75
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _started: set[int] = set()
 
 
@@ -37,12 +40,35 @@ def _watch(main_pid: int, parent_pid: int, poll: float) -> None:
             os._exit(EXIT_CODE)
 
 
+def _kernel_watch(main_pid: int) -> bool:
+    """Linux: ask the kernel to SIGKILL this process when its parent, the main process, dies (no CPU needed
+    from this process, so it holds on a loaded machine where a polling thread could be starved)."""
+    if not sys.platform.startswith("linux") or os.getppid() != main_pid:
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() != main_pid:  # the parent died before the request took effect
+        os._exit(EXIT_CODE)
+    return True
+
+
 def start(poll: float = POLL_SECONDS) -> bool:
-    """In a worker process (PID ≠ ``LAZYRICH_MAIN_PID``), watch the main process; True if a watch started."""
+    """In a worker process (PID ≠ ``LAZYRICH_MAIN_PID``), watch the main process; True if a watch started.
+
+    Two watches: on Linux, when the worker is the main process's child, the kernel's parent-death signal;
+    everywhere, a daemon thread polling the main PID every ``poll`` seconds.
+    """
     text = os.environ.get(ENV, "")
     if not text.isdigit() or int(text) == os.getpid() or os.getpid() in _started:
         return False
     _started.add(os.getpid())
+    _kernel_watch(int(text))
     thread = threading.Thread(target=_watch, args=(int(text), os.getppid(), poll), daemon=True,
                               name="lazyrich-watchdog")
     thread.start()

@@ -9,7 +9,7 @@ import sys
 import pytest
 from hydra import compose, initialize_config_dir
 
-from lazyrich import identity, locking
+from lazyrich import cli, identity, locking
 from lazyrich.cli import conf_dir
 from lazyrich.experiment import run_experiment
 from lazyrich.suites import run_suites
@@ -87,22 +87,23 @@ def test_lock_of_another_host_is_respected_and_the_cli_refuses_before_writing(tm
     _lock(out, os.getpid(), host="elsewhere.example")
     with pytest.raises(locking.FolderLocked, match="elsewhere.example"):
         run_experiment(RUN, out, plot=False)
-    env = {**os.environ, "WANDB_MODE": "disabled"}
-    proc = subprocess.run([sys.executable, "-m", "lazyrich.cli", "run", f"hydra.run.dir={out}", "logger=none"],
-                          capture_output=True, text=True, env=env, timeout=120)
-    assert proc.returncode == 1
-    assert proc.stderr.strip().startswith("lazyrich: ") and "elsewhere.example" in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
-    assert not (out / ".hydra").exists()  # refused before Hydra wrote a config describing another run
+    cli.register_configs()
+    with pytest.raises(SystemExit, match=r"^lazyrich: .*elsewhere\.example.*hydra\.run\.dir=<new folder>"):
+        cli.preflight("config", [f"hydra.run.dir={out}"])  # before hydra.main: nothing written
 
 
 def test_the_cli_refuses_another_configuration_before_hydra_overwrites_its_config(tmp_path):
     out = tmp_path / "run"
+    args = [f"hydra.run.dir={out}", "logger=none", "theory=none", "trainer.t_max=0.5", "trainer.n_log=6",
+            "trainer.progress=false"]
+    cli.register_configs()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        run_experiment(compose("config", overrides=args[1:]), out, plot=False, log_wandb=False)
+    (out / ".hydra").mkdir()
+    (out / ".hydra" / "config.yaml").write_text("the config of the finished run\n")
     env = {**os.environ, "WANDB_MODE": "disabled"}
-    args = [sys.executable, "-m", "lazyrich.cli", "run", f"hydra.run.dir={out}", "logger=none", "theory=none",
-            "trainer.t_max=0.5", "trainer.n_log=6", "trainer.progress=false"]
-    assert subprocess.run(args, capture_output=True, env=env, timeout=120).returncode == 0
-    config = (out / ".hydra" / "config.yaml").read_text()
-    proc = subprocess.run([*args, "trainer.t_max=0.7"], capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run([sys.executable, "-m", "lazyrich.cli", "run", *args, "trainer.t_max=0.7"],
+                          capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 1 and "trainer.t_max: 0.5 → 0.7" in proc.stderr
-    assert (out / ".hydra" / "config.yaml").read_text() == config
+    assert len(proc.stderr.strip().splitlines()) == 1 and proc.stderr.startswith("lazyrich: ")
+    assert (out / ".hydra" / "config.yaml").read_text() == "the config of the finished run\n"
