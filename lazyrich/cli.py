@@ -180,6 +180,18 @@ def _output_dir(config_name: str, overrides: Sequence[str]) -> tuple[Path, objec
     return folder, cfg
 
 
+def _probe_writable(folder: Path) -> None:
+    """Raise OSError unless ``folder`` can be created and written, without leaving anything behind."""
+    import tempfile
+
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(20, "Not a directory", str(existing))
+    os.rmdir(tempfile.mkdtemp(prefix=".lazyrich-write-test-", dir=folder if folder.is_dir() else existing))
+
+
 def preflight(config_name: str, overrides: Sequence[str]) -> None:
     """Before Hydra writes anything: the output folder must be writable, free (no live writer) and hold no
     other configuration. Each failure is one line saying what to do."""
@@ -190,10 +202,7 @@ def preflight(config_name: str, overrides: Sequence[str]) -> None:
         return
     folder, cfg = found
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write-test-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
+        _probe_writable(folder)
     except OSError as err:
         raise SystemExit(f"lazyrich: cannot write to the output folder {folder} ({err.strerror or err}); choose "
                          f"a writable one with hydra.run.dir=<folder>.") from None
