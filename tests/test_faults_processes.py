@@ -88,3 +88,5 @@ def test_a_bench_with_failed_units_finishes_the_rest_and_exits_non_zero_naming_t
     last = proc.stderr.strip().splitlines()[-1]
     assert "1 unit(s) failed" in last and f"unit {failed}" in last and "max_steps" in last
     assert (tmp_path / "out" / "runs" / failed / "FAILED").exists()
+    # the estimate, printed before any training, already named the unit past the step budget
+    assert f"1 unit(s) exceed it and will be refused: {failed} (lam=1000000.0)" in proc.stdout

@@ -30,9 +30,9 @@ from lazyrich.experiment import as_list
 from lazyrich.suites import architecture, continual, finetune, reversal, transfer
 from lazyrich.suites.common import Report, Suite, markdown_table
 from lazyrich.suites.runner import SweepResult, Unit, UnitOutput, run_sweep
-from lazyrich.train import step_budget
+from lazyrich.train import DEFAULT_MAX_STEPS, step_budget
 
-__all__ = ["SUITES", "Suite", "run_suite", "run_suites"]
+__all__ = ["SUITES", "Suite", "run_suite", "run_suites", "work_estimate"]
 
 SUITES: dict[str, Suite] = {
     s.name: s for s in (reversal.SUITE, continual.SUITE, transfer.SUITE, finetune.SUITE, architecture.SUITE)
@@ -174,6 +174,32 @@ def _print(suite: Suite, table: pd.DataFrame, report: Report, sweep: SweepResult
     print(f"results: {folder} (suite.csv, summary.md, " + ", ".join(p.name for p in report.figures) + ")")
 
 
+def _trainings(node: Any) -> list[tuple[float, float]]:
+    """(t_max, lr) of every trainer section in a unit's config (a unit may train more than once)."""
+    if not isinstance(node, Mapping):
+        return []
+    found = []
+    if isinstance(node.get("lr"), int | float) and isinstance(node.get("t_max"), int | float):
+        found.append((float(node["t_max"]), float(node["lr"])))
+    for value in node.values():
+        found += _trainings(value)
+    return found
+
+
+def work_estimate(units: list[Unit], max_steps: int) -> str:
+    """One line: how many units, the most GD steps one network takes in one phase, and the units past
+    ``max_steps`` (each is refused when it starts; the others run)."""
+    steps = {u.id: max((t / lr for t, lr in _trainings(u.config) if lr > 0), default=0.0) for u in units}
+    over = [u for u in units if steps[u.id] > max_steps]
+    line = (f"work: {len(units)} units, at most {max(steps.values(), default=0):,.0f} GD steps per network per "
+            f"phase (budget max_steps={max_steps:,})")
+    if over:
+        line += (f"; {len(over)} unit(s) exceed it and will be refused: "
+                 + ", ".join(f"{u.id} ({', '.join(f'{k}={v}' for k, v in u.key.items())})" for u in over[:5])
+                 + " (raise max_steps, or change lr / t_max)")
+    return line
+
+
 def run_suites(cfg: Mapping[str, Any], out_dir: str | Path) -> dict[str, pd.DataFrame]:
     """Run the suites listed in ``cfg.suite.run`` into ``out_dir``; returns each suite's table by name.
 
@@ -194,9 +220,11 @@ def _run_suites(cfg: Mapping[str, Any], out_dir: Path) -> dict[str, pd.DataFrame
     if unknown:
         raise ValueError(f"unknown suite(s) {unknown}; choose from {sorted(SUITES)} (or suite=all).")
     device = str(cfg.get("device", "auto"))
+    units = []
     for name in names:  # every suite's config is checked before any of them trains
-        SUITES[name].units(suite_params(cfg, name), device)
+        units += SUITES[name].units(suite_params(cfg, name), device)
     identity.claim(out_dir, cfg, identity.BENCH_IGNORED)
+    print(work_estimate(units, int(cfg.get("max_steps") or DEFAULT_MAX_STEPS)))
     tables, summary = {}, []
     for name in names:
         suite = SUITES[name]
