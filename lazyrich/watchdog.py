@@ -1,16 +1,18 @@
 """Worker processes stop when the command that launched them dies.
 
 ``lazyrich -m`` sweeps run jobs in joblib (loky) worker processes, which outlive a killed parent and would
-keep writing into folders a resume is about to use. The CLI records its PID in ``LAZYRICH_MAIN_PID`` before
-launching; :func:`start` (called at the top of every job) asks Linux to kill the worker with its parent
+keep writing into folders a resume is about to use. The CLI records ``PID@host`` in ``LAZYRICH_MAIN_PID``
+before launching; :func:`start` (called at the top of every job) asks Linux to kill the worker with its parent
 (``PR_SET_PDEATHSIG``) and starts a daemon thread that polls that PID and ends the worker with ``os._exit``
-once it is gone, within ``POLL_SECONDS`` or so (the portable fallback, also for deeper descendants).
+once it is gone, within ``POLL_SECONDS`` or so (the portable fallback, also for deeper descendants). Jobs on
+another host (SLURM) are not watched: a PID means nothing there.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -27,8 +29,16 @@ _started: set[int] = set()
 
 
 def mark_main() -> None:
-    """Record this process as the main one (a no-op if a parent already did)."""
-    os.environ.setdefault(ENV, str(os.getpid()))
+    """Record this process (PID@host) as the main one, for the workers it launches."""
+    os.environ[ENV] = f"{os.getpid()}@{socket.gethostname()}"
+
+
+def _main_pid() -> int | None:
+    """The recorded main PID if it is another process on this host, else None."""
+    pid, _, host = os.environ.get(ENV, "").partition("@")
+    if not pid.isdigit() or host != socket.gethostname() or int(pid) == os.getpid():
+        return None
+    return int(pid)
 
 
 def _watch(main_pid: int, parent_pid: int, poll: float) -> None:
@@ -64,12 +74,12 @@ def start(poll: float = POLL_SECONDS) -> bool:
     Two watches: on Linux, when the worker is the main process's child, the kernel's parent-death signal;
     everywhere, a daemon thread polling the main PID every ``poll`` seconds.
     """
-    text = os.environ.get(ENV, "")
-    if not text.isdigit() or int(text) == os.getpid() or os.getpid() in _started:
+    main_pid = _main_pid()
+    if main_pid is None or os.getpid() in _started:
         return False
     _started.add(os.getpid())
-    _kernel_watch(int(text))
-    thread = threading.Thread(target=_watch, args=(int(text), os.getppid(), poll), daemon=True,
+    _kernel_watch(main_pid)
+    thread = threading.Thread(target=_watch, args=(main_pid, os.getppid(), poll), daemon=True,
                               name="lazyrich-watchdog")
     thread.start()
     return True

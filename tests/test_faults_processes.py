@@ -2,6 +2,7 @@
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -68,12 +69,17 @@ def test_the_watchdog_ends_a_worker_whose_main_process_is_gone():
     code = ("import os, time; from lazyrich import watchdog; "
             "assert watchdog.start(poll=0.1); time.sleep(30)")
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-c", code], env={**ENV, watchdog.ENV: str(gone.pid)},
-                          capture_output=True, text=True, timeout=60)
+    env = {**ENV, watchdog.ENV: f"{gone.pid}@{socket.gethostname()}"}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == watchdog.EXIT_CODE and "is gone" in proc.stderr
     assert time.monotonic() - start < 20
-    os.environ.pop(watchdog.ENV, None)
-    assert not watchdog.start()  # no main process recorded: nothing to watch
+
+
+@pytest.mark.parametrize("value", ["", "123@another-host.example", "not-a-pid", "{self}"])
+def test_no_watch_without_a_main_process_on_this_host(monkeypatch, value):
+    value = value.replace("{self}", f"{os.getpid()}@{socket.gethostname()}")
+    monkeypatch.setenv(watchdog.ENV, value)
+    assert not watchdog.start()  # nothing to watch: SLURM jobs elsewhere, or the main process itself
 
 
 def test_a_bench_with_failed_units_finishes_the_rest_and_exits_non_zero_naming_them(tmp_path):
