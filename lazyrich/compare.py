@@ -66,7 +66,12 @@ def _final_table(frame: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame | 
 
 def _verified_rows(path: Path) -> pd.DataFrame:
     """The rows of a suite.csv whose unit (``runs/<unit>/``) is finished and intact; others are warned about."""
-    table = pd.read_csv(path)
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        warnings.warn(f"skipped {path}: not a readable table ({type(err).__name__}: {err})",
+                      results.ResultsWarning, stacklevel=3)
+        return pd.DataFrame()
     if "unit" not in table or not (path.parent / "runs").is_dir():
         return table
     reasons = {u: integrity.verify_unit(path.parent / "runs" / str(u)) for u in table["unit"].dropna().unique()}
@@ -86,6 +91,8 @@ def _suite_tables(
     for d, label in zip(dirs, labels, strict=True):
         for f in sorted(d.rglob("suite.csv")):
             table = _verified_rows(f).assign(source=label)
+            if table.empty:
+                continue
             if "suite" not in table:  # written before suite.csv had the column: the folder names the suite
                 table.insert(0, "suite", f.parent.name)
             parts.append(table)
@@ -126,8 +133,8 @@ def compare(
     for d, label in zip(dirs, labels, strict=True):
         try:
             frames.append(results.load(d).assign(source=label))
-        except FileNotFoundError:
-            print(f"[compare] no metrics.csv under {d}; only its suite.csv (if any) is compared.")
+        except FileNotFoundError as err:
+            print(f"[compare] {err} Only its suite.csv (if any) is compared.")
     tables = {}
     if frames:
         frame = pd.concat(frames, ignore_index=True)

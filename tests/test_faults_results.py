@@ -113,6 +113,11 @@ def test_compare_leaves_out_damaged_units_of_suite_tables(copy, tmp_path):
     assert any(f"unit {damaged.name}" in str(w.message) for w in caught)
     suite = pd.read_csv(out["suite_reversal.csv"])
     assert len(suite) == 1 and damaged.name not in set(truth.loc[truth["lam"].isin(suite["lam"]), "unit"])
+    (folder / "suite.csv").write_bytes(b"")  # a 0-byte suite table is named and left out, not a crash
+    with pytest.warns(results.ResultsWarning) as caught:
+        out = compare([folder], tmp_path / "cmp2")
+    assert any(f"skipped {folder / 'suite.csv'}: not a readable table" in str(w.message) for w in caught)
+    assert "suite_reversal.csv" not in out and "final.csv" in out
 
 
 @pytest.mark.parametrize("content", [b"", b"\x89PNG\r\n garbage \x00", b"a,b\n1,2\n"])
