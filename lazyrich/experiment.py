@@ -152,8 +152,8 @@ def predict_theory(name: str | None, task: Task, weights: list[torch.Tensor],
         notes = [f"theory={name}"]
     try:
         prediction = chosen.predict(stats, weights, t)
-    except ValueError as err:
-        return None, [*notes, f"theory {chosen.name} skipped: {err}"]
+    except (ValueError, ArithmeticError, torch.linalg.LinAlgError) as err:  # the simulation is still written
+        return None, [*notes, f"theory {chosen.name} skipped: {type(err).__name__}: {err}"]
     return prediction, notes + list(getattr(prediction, "notes", []))
 
 

@@ -95,3 +95,16 @@ def test_the_gaussian_preset_runs(tmp_path):
     result = run_experiment(cfg, tmp_path, plot=False, log_wandb=False)
     assert result.summary["status"].tolist() == ["ok"] and math.isnan(result.meta["lam"].iloc[0])
     assert abs(result.meta["lam_hat"].iloc[0]) > 0  # a Gaussian init is only nearly balanced: λ̂ is measured
+
+
+def test_a_theory_that_fails_numerically_leaves_the_simulation_written(tmp_path, monkeypatch):
+    from lazyrich import theory
+
+    def singular(self, stats, weights, t):
+        raise torch.linalg.LinAlgError("linalg.solve: The solver failed because the input matrix is singular.")
+
+    monkeypatch.setattr(type(theory.get_theory("exact")), "predict", singular)
+    result = run_experiment(with_("theory", name="exact"), tmp_path, plot=False, log_wandb=False)
+    assert result.predictions == [None] and (tmp_path / "DONE").exists()
+    assert "theory exact skipped: _LinAlgError: linalg.solve" in (tmp_path / "theory.txt").read_text()
+    assert results.load(tmp_path)["sim/loss"].notna().all()
