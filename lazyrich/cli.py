@@ -166,15 +166,21 @@ def _hydra_entry(config_name: str, job: Callable, overrides: Sequence[str], prog
 
 
 def _output_dir(config_name: str, overrides: Sequence[str]) -> tuple[Path, object] | None:
-    """The folder a single (non ``-m``) run will write, with its job config; None for sweeps."""
+    """The folder a single (non ``-m``) run will write, with its job config; None for sweeps, or when only
+    Hydra itself can tell (its own checks then apply)."""
     from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
     from omegaconf import OmegaConf, open_dict
+    from omegaconf.errors import OmegaConfBaseException
 
     if any(o in ("-m", "--multirun") for o in overrides):
         return None
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
-    folder = Path(str(OmegaConf.select(cfg, "hydra.run.dir")))
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
+        folder = Path(str(OmegaConf.select(cfg, "hydra.run.dir")))
+    except (HydraException, OmegaConfBaseException):
+        return None
     with open_dict(cfg):
         del cfg["hydra"]
     return folder, cfg
