@@ -2,8 +2,8 @@
 
 ``with FolderLock(folder): ...`` creates ``folder/.lazyrich.lock`` atomically (a hard link of a complete
 temporary file, so nobody ever reads a half-written lock). A second writer is refused with a message naming
-the owner. A lock whose owner is dead (same host, PID gone) is stale: it is taken over with one warning. A lock
-from another host cannot be checked from here; the message says how to clear it.
+the owner. A lock whose owner is dead (same host; PID gone, or reused by a later process) is stale: it is taken
+over with one warning. A lock from another host cannot be checked from here; the message says how to clear it.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-__all__ = ["LOCK_FILE", "FolderLock", "FolderLocked", "describe", "holder", "is_stale", "pid_alive"]
+__all__ = ["LOCK_FILE", "FolderLock", "FolderLocked", "describe", "holder", "is_stale", "pid_alive", "started"]
 
 LOCK_FILE = ".lazyrich.lock"
 
@@ -41,8 +41,17 @@ def pid_alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
+def started(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot, Linux), to tell it from a later one reusing its
+    PID; None where /proc cannot tell."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def holder(folder: str | Path) -> dict[str, Any] | None:
-    """The lock's owner record ({pid, host, since}) if ``folder`` is locked, else None ({} if unreadable)."""
+    """The lock's owner record ({pid, host, since, started}) if ``folder`` is locked, else None ({} if unreadable)."""
     path = Path(folder) / LOCK_FILE
     try:
         return json.loads(path.read_text())
@@ -54,13 +63,16 @@ def holder(folder: str | Path) -> dict[str, Any] | None:
 
 def is_stale(owner: dict[str, Any]) -> bool:
     """Whether a lock record is stale: unreadable (never completed, as the link is atomic), or its owner is
-    dead on this host."""
+    dead on this host (gone, or its PID now belongs to a process that started later)."""
     if not owner:
         return True
     if owner.get("host") != socket.gethostname():
         return False  # cannot be checked from here
     pid = owner.get("pid")
-    return not (isinstance(pid, int) and pid_alive(pid))
+    if not (isinstance(pid, int) and pid_alive(pid)):
+        return True
+    recorded, now = owner.get("started"), started(pid)
+    return recorded is not None and now is not None and recorded != now  # the PID was reused
 
 
 def describe(owner: dict[str, Any], folder: Path) -> str:
@@ -79,7 +91,8 @@ class FolderLock:
         self.path = self.folder / LOCK_FILE
 
     def _try_create(self) -> bool:
-        record = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
+        record = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time(),
+                  "started": started(os.getpid())}
         tmp = self.folder / f"{LOCK_FILE}.{os.getpid()}.tmp"
         tmp.write_text(json.dumps(record))
         try:

@@ -63,9 +63,9 @@ def live_pid():
     proc.wait()
 
 
-def _lock(folder, pid, host=None):
+def _lock(folder, pid, host=None, started=None):
     folder.mkdir(parents=True, exist_ok=True)
-    record = {"pid": pid, "host": host or socket.gethostname(), "since": 0}
+    record = {"pid": pid, "host": host or socket.gethostname(), "since": 0, "started": started}
     (folder / locking.LOCK_FILE).write_text(json.dumps(record))
 
 
@@ -80,6 +80,17 @@ def test_a_live_writer_blocks_a_second_one_and_a_dead_ones_lock_is_taken_over(tm
     with pytest.warns(RuntimeWarning, match=f"stale lock .*PID {live_pid.pid}"):
         run_suites(bench_cfg(), out)
     assert (out / "suite.csv").exists() and not (out / locking.LOCK_FILE).exists()
+
+
+@pytest.mark.skipif(locking.started(os.getpid()) is None, reason="process start times come from /proc (Linux)")
+def test_a_lock_whose_pid_was_reused_by_a_later_process_is_stale(tmp_path, live_pid):
+    _lock(tmp_path, live_pid.pid, started=locking.started(live_pid.pid))
+    with pytest.raises(locking.FolderLocked):
+        locking.FolderLock(tmp_path).acquire()
+    _lock(tmp_path, live_pid.pid, started=locking.started(live_pid.pid) - 1)  # an earlier owner of that PID
+    with pytest.warns(RuntimeWarning, match="stale lock"), locking.FolderLock(tmp_path):
+        assert locking.holder(tmp_path)["pid"] == os.getpid()
+    assert locking.holder(tmp_path) is None  # released
 
 
 def test_lock_of_another_host_is_respected_and_the_cli_refuses_before_writing(tmp_path):
