@@ -1,13 +1,23 @@
 """The theory plug-in interface: task statistics in, a :class:`Prediction` out.
 
 Conventions (THEORY.md §1): Σxx = XᵀX/P (Ni, Ni), Σyx = YᵀX/P (No, Ni), loss = 1/(2P)‖ŷ − Y‖², time
-t = step·lr, float64 throughout. Weights are a list [W1, …, WL] with W_l (B, out_l, in_l), batch first;
-unbatched (out, in) layers are treated as B = 1. A time grid is (T,), shared by the batch, or (B, T), one
-grid per network.
+t = step·lr. Weights are a list [W1, …, WL] with W_l (B, out_l, in_l), batch first; unbatched (out, in) layers
+are treated as B = 1. A time grid is (T,), shared by the batch, or (B, T), one grid per network.
+
+Precision policy (one for init, trainer, theories and metrics):
+
+- init builds float64 weights, and a λ given in float32 is read as the decimal it was written as (0.8, not 0.80000001);
+- the trainer trains in the dtype of the weights it is given and reports in that dtype; nothing is promoted silently;
+- every theory computes in float64: lower-precision inputs are promoted with one :class:`PrecisionWarning`, and a
+  check that fails on them names the precision as the cause; the experiment layer warns when a float32 run is
+  compared with theory and widens the agreement tolerance by the float32 rounding (``lazyrich.theory.gd``).
+
+NaN or inf in any input is a ``ValueError`` that names the input.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -21,14 +31,18 @@ from lazyrich.device import DTYPE, resolve_device
 
 __all__ = [
     "WHITENING_RTOL",
+    "PrecisionWarning",
     "Prediction",
     "TaskStats",
     "Theory",
     "TheoryNotApplicable",
     "as_batched",
     "exprel",
+    "finite_or_raise",
     "loss_from_product",
+    "low_precision_reason",
     "min_width",
+    "promote",
     "weight_scale",
     "time_grid",
     "whitening_advice",
@@ -40,6 +54,37 @@ WHITENING_RTOL = 1e-10
 
 class TheoryNotApplicable(ValueError):
     """A theory's assumptions fail for these weights or this task; the message says which, and the fix."""
+
+
+class PrecisionWarning(UserWarning):
+    """A lower-precision input was promoted to float64 for a theory (the precision policy above)."""
+
+
+def finite_or_raise(name: str, value: Tensor) -> Tensor:
+    """``value`` unchanged; a ValueError naming ``name`` if it holds NaN or inf."""
+    if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+        bad = "NaN" if bool(torch.isnan(value).any()) else "inf"
+        raise ValueError(f"{name} contains {bad}; a theory needs finite inputs (check the task and the weights).")
+    return value
+
+
+def promote(value: Any, name: str) -> Tensor:
+    """``value`` as a finite float64 tensor; a lower-precision float input gives one :class:`PrecisionWarning`."""
+    value = torch.as_tensor(value) if hasattr(value, "dtype") else torch.as_tensor(value, dtype=DTYPE)
+    if value.is_floating_point() and value.dtype != DTYPE:
+        warnings.warn(f"{name} is {str(value.dtype).removeprefix('torch.')}; the theory promotes it to float64, "
+                      f"so it predicts the dynamics of the rounded values (pass float64 to avoid this).",
+                      PrecisionWarning, stacklevel=3)
+    return finite_or_raise(name, value.to(DTYPE))
+
+
+def low_precision_reason(dtypes: Sequence[torch.dtype]) -> str | None:
+    """The precision cause to name first when a check fails on weights that arrived below float64."""
+    low = sorted({str(d).removeprefix("torch.") for d in dtypes if d != DTYPE})
+    if not low:
+        return None
+    return (f"{'/'.join(low)} weights: promote to float64 (init and train in float64); their rounding "
+            f"(~{max(torch.finfo(d).eps for d in dtypes):.1g} relative) is what fails the check below. ")
 
 
 def exprel(z: Tensor) -> Tensor:
@@ -89,9 +134,9 @@ class TaskStats:
 
     def __post_init__(self) -> None:
         dev = torch.as_tensor(self.sigma_yx).device
-        self.sigma_xx = torch.as_tensor(self.sigma_xx, dtype=DTYPE, device=dev)
-        self.sigma_yx = torch.as_tensor(self.sigma_yx, dtype=DTYPE, device=dev)
-        self.sigma_yy = torch.as_tensor(self.sigma_yy, dtype=DTYPE, device=dev)
+        self.sigma_xx = promote(self.sigma_xx, "Σxx (sigma_xx)").to(dev)
+        self.sigma_yx = promote(self.sigma_yx, "Σyx (sigma_yx)").to(dev)
+        self.sigma_yy = promote(self.sigma_yy, "Σyy (sigma_yy)").to(dev)
         self.P = int(self.P)
         no, ni = self.sigma_yx.shape
         if self.sigma_xx.shape != (ni, ni) or self.sigma_yy.shape != (no, no):
@@ -175,7 +220,7 @@ def loss_from_product(product: Tensor, stats: TaskStats) -> Tensor:
 
 
 def as_batched(weights: Sequence[Tensor]) -> list[Tensor]:
-    """Weights as float64 (B, out, in) layers; unbatched (out, in) layers get B = 1."""
+    """Weights as float64 (B, out, in) layers; unbatched (out, in) layers get B = 1; NaN/inf is refused."""
     ws = [torch.as_tensor(w) for w in weights]
     if len(ws) < 2:
         raise ValueError(f"a theory needs at least two layers, got {len(ws)}.")
@@ -186,12 +231,12 @@ def as_batched(weights: Sequence[Tensor]) -> list[Tensor]:
     for lo, hi in zip(ws[:-1], ws[1:], strict=True):
         if hi.shape[-1] != lo.shape[-2]:
             raise ValueError(f"layer widths do not chain: {[tuple(w.shape[1:]) for w in ws]}.")
-    return [w.to(DTYPE) for w in ws]
+    return [promote(w, f"weights W{l}") for l, w in enumerate(ws, start=1)]
 
 
 def time_grid(t: Tensor | Sequence[float] | float, batch: int, device: torch.device | None = None) -> Tensor:
     """A time grid as a (B, T) float64 tensor: (T,) is shared by the batch, (B, T) is per network."""
-    t = torch.as_tensor(t, dtype=DTYPE, device=device).to(device)
+    t = promote(t, "t").to(device) if hasattr(t, "dtype") else torch.as_tensor(t, dtype=DTYPE, device=device)
     if t.dim() == 0:
         t = t.reshape(1)
     if t.dim() == 1:
@@ -210,7 +255,8 @@ class Prediction:
     ``product`` (B,T,No,Ni) = W_L⋯W_1; ``w1tw1`` (B,T,Ni,Ni) = W1ᵀW1; ``wwt_out`` (B,T,No,No) = W_LW_Lᵀ;
     ``loss``, ``kernel_distance`` (1 − cos(K(0), K(t)), Fort et al.) and ``ntk_rel_change``
     (‖K(t)−K(0)‖/‖K(0)‖) are (B,T); ``svals`` (B,T,m) = diag(Ũ_mᵀ W(t) Ṽ_m), signed;
-    ``converges_to_saddle`` (B,) bool and ``final_loss`` (B,) describe t → ∞.
+    ``converges_to_saddle`` (B,) bool and ``final_loss`` (B,) describe t → ∞; ``ode_fallback`` (B,) bool, when
+    set, marks the networks a closed-form theory handed to the ode theory (its notes say why).
     """
 
     t: Tensor
@@ -225,6 +271,7 @@ class Prediction:
     final_loss: Tensor
     theory: str
     notes: list[str] = field(default_factory=list)
+    ode_fallback: Tensor | None = None
 
     _TENSORS: ClassVar[tuple[str, ...]] = ("t", "product", "w1tw1", "wwt_out", "loss", "kernel_distance",
                                            "ntk_rel_change", "svals", "converges_to_saddle", "final_loss")
@@ -245,7 +292,11 @@ class Prediction:
                 full[idx] = getattr(part, name)
             out[name] = full
         notes = [n for _, part in parts for n in part.notes]
-        return cls(**out, theory=theory, notes=list(dict.fromkeys(notes)))
+        fallback = first.t.new_zeros(batch, dtype=torch.bool)
+        for idx, part in parts:
+            if part.ode_fallback is not None:
+                fallback[idx] = part.ode_fallback.to(fallback.device)
+        return cls(**out, theory=theory, notes=list(dict.fromkeys(notes)), ode_fallback=fallback)
 
 
 class Theory:
@@ -258,17 +309,24 @@ class Theory:
     name: ClassVar[str] = ""
 
     def check(self, stats: Any, weights: Sequence[Tensor], *, device: str | None = None) -> str | None:
+        """None when the theory applies to these weights on this task, else the reason (a low input precision
+        that the failure comes from is named first)."""
+        dtypes = [torch.as_tensor(w).dtype for w in weights]
         stats, weights = _prepare(stats, weights, device)
-        return self._check(stats, weights)
+        reason = self._check(stats, weights)
+        cause = low_precision_reason(dtypes) if reason is not None else None
+        return reason if cause is None else cause + reason
 
     def predict(self, stats: Any, weights: Sequence[Tensor], t: Tensor | Sequence[float], *,
                 device: str | None = None) -> Prediction:
         """The prediction on the grid t ((T,) or (B, T)); ``device`` (auto | cpu | cuda) moves the computation,
         which otherwise runs where the weights are."""
-        stats, weights = _prepare(stats, weights, device)
-        reason = self._check(stats, weights)
+        reason = self.check(stats, weights, device=device)
         if reason is not None:
             raise TheoryNotApplicable(f"theory {self.name!r} does not apply: {reason}")
+        with warnings.catch_warnings():  # check() has already said it once
+            warnings.simplefilter("ignore", PrecisionWarning)
+            stats, weights = _prepare(stats, weights, device)
         return self._predict(stats, weights, time_grid(t, weights[0].shape[0], weights[0].device))
 
     def _check(self, stats: TaskStats, weights: list[Tensor]) -> str | None:
