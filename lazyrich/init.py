@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -20,7 +21,9 @@ __all__ = [
     "balanced_factors",
     "check_widths",
     "deep_balanced",
+    "exact_lam",
     "gaussian",
+    "gaussian_lambda",
     "lambda_balanced",
     "random_orthogonal",
     "refactorise",
@@ -47,6 +50,21 @@ def check_widths(n_in: int, n_hidden: int, n_out: int, lam: float) -> None:
             f"n_hidden={n_hidden} > n_in={n_in} forces lam >= 0 (got lam={lam}): W1W1ᵀ has rank at most "
             f"n_in. Use lam >= 0 or n_hidden <= {n_in}."
         )
+
+
+def exact_lam(lam: float | Tensor | Sequence[float], dtype: torch.dtype = DTYPE) -> Tensor:
+    """λ as a ``dtype`` tensor; a lower-precision float λ is read as the shortest decimal that rounds to it.
+
+    ``torch.tensor(0.8)`` is float32 0.800000011920929: read as 0.8, so that a λ typed in float32 means the
+    number that was typed (the precision policy of :mod:`lazyrich.theory.base`), not its float32 rounding.
+    """
+    if isinstance(lam, Tensor | np.ndarray) and lam.dtype in (torch.float32, torch.float16, np.float32, np.float16):
+        values = np.asarray(lam.cpu() if isinstance(lam, Tensor) else lam)
+        decimal = [float(str(v)) for v in values.reshape(-1)]
+        return torch.tensor(decimal, dtype=dtype).reshape(values.shape)
+    if isinstance(lam, Tensor) and lam.is_floating_point() and torch.finfo(lam.dtype).eps > torch.finfo(dtype).eps:
+        return exact_lam(lam.to(torch.float32), dtype)  # bfloat16: through its float32 value
+    return torch.as_tensor(lam, dtype=dtype)
 
 
 def balanced_factors(s: Tensor, lam: Tensor | float) -> tuple[Tensor, Tensor]:
@@ -105,7 +123,7 @@ def refactorise(product: Tensor, lam: float | Tensor, *, n_hidden: int | None = 
     n_out, n_in = product.shape[-2:]
     m = min(n_in, n_out)
     n_hidden = m if n_hidden is None else int(n_hidden)
-    lam_t = torch.as_tensor(lam, dtype=product.dtype, device=product.device)
+    lam_t = exact_lam(lam, product.dtype).to(product.device)
     for value in lam_t.reshape(-1).tolist():
         check_widths(n_in, n_hidden, n_out, value)
     batch_shape = product.shape[:-2]
@@ -160,7 +178,7 @@ def lambda_balanced(n_in: int, n_hidden: int, n_out: int, lam: float | Tensor | 
     at s = scale in the task's singular basis (Saxe et al. 2014). ``lam`` may be a sequence with one value per
     network; then ``batch`` defaults to its length and a leading batch axis is added.
     """
-    lam_t = torch.as_tensor(lam, dtype=dtype)
+    lam_t = exact_lam(lam, dtype)
     if lam_t.dim() == 1 and batch is None:
         batch = lam_t.shape[0]
     if lam_t.dim() == 1 and lam_t.shape[0] != batch:
@@ -182,8 +200,9 @@ def gaussian(widths: Sequence[int], scale: float | Sequence[float] = 1.0, *, lec
              device: torch.device | str | None = None) -> list[Tensor]:
     """Independent Gaussian layers for widths [n_in, n_1, …, n_out]; W_l ~ N(0, σ_l²/fan_in) if ``lecun``.
 
-    ``scale`` is σ, one value or one per layer. Such inits are nearly λ-balanced with
-    λ ≈ n_out σ₂² − n_in σ₁² (THEORY.md §2); see :func:`balance`.
+    ``scale`` is σ, one value or one per layer. A two-layer init [n_in, n_h, n_out] has
+    E[W2ᵀW2 − W1W1ᵀ] = λI with λ = n_out σ₂²/n_h − σ₁² if ``lecun`` (each W_l's variance is σ_l²/fan_in), and
+    λ = n_out σ₂² − n_in σ₁² without; one draw deviates from λI by O(1/√width) (measure it with :func:`balance`).
     """
     n_layers = len(widths) - 1
     if n_layers < 1:
@@ -198,6 +217,15 @@ def gaussian(widths: Sequence[int], scale: float | Sequence[float] = 1.0, *, lec
         std = sigma / math.sqrt(fan_in) if lecun else sigma
         weights.append(torch.randn(shape, generator=generator, dtype=dtype, device=dev) * std)
     return [w.to(device) for w in weights] if device is not None else weights
+
+
+def gaussian_lambda(widths: Sequence[int], scale: float | Sequence[float] = 1.0, *, lecun: bool = True) -> float:
+    """The expected λ of a two-layer :func:`gaussian` init: E[W2ᵀW2 − W1W1ᵀ] = λI (see its docstring)."""
+    if len(widths) != 3:
+        raise ValueError(f"gaussian_lambda is for two layers, widths [n_in, n_h, n_out]; got {list(widths)}.")
+    n_in, n_h, n_out = (int(w) for w in widths)
+    s1, s2 = (float(scale), float(scale)) if isinstance(scale, int | float) else (float(x) for x in scale)
+    return n_out * s2**2 / n_h - s1**2 if lecun else n_out * s2**2 - n_in * s1**2
 
 
 def _deep_layer_values(s: Tensor, lams: Tensor) -> Tensor:

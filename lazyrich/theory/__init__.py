@@ -11,13 +11,21 @@ Plug-ins register through the ``lazyrich.theories`` entry-point group.
 from lazyrich.theory import aligned, auto, deep, exact, lazy, ode  # noqa: F401  (registers the built-ins)
 from lazyrich.theory.aligned import singular_values
 from lazyrich.theory.auto import select_theory
-from lazyrich.theory.base import Prediction, TaskStats, Theory, TheoryNotApplicable, loss_from_product
+from lazyrich.theory.base import (
+    PrecisionWarning,
+    Prediction,
+    TaskStats,
+    Theory,
+    TheoryNotApplicable,
+    loss_from_product,
+)
 from lazyrich.theory.exact import qqt
 from lazyrich.theory.fukumizu import fukumizu_qqt
 from lazyrich.theory.ode import integrate_flow
 from lazyrich.theory.registry import available_theories, describe_theories, get_theory, register_theory
 
 __all__ = [
+    "PrecisionWarning",
     "Prediction",
     "TaskStats",
     "Theory",

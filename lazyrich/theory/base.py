@@ -231,7 +231,12 @@ def as_batched(weights: Sequence[Tensor]) -> list[Tensor]:
     for lo, hi in zip(ws[:-1], ws[1:], strict=True):
         if hi.shape[-1] != lo.shape[-2]:
             raise ValueError(f"layer widths do not chain: {[tuple(w.shape[1:]) for w in ws]}.")
-    return [promote(w, f"weights W{l}") for l, w in enumerate(ws, start=1)]
+    low = sorted({str(w.dtype).removeprefix("torch.") for w in ws if w.is_floating_point() and w.dtype != DTYPE})
+    if low:  # one warning for the whole list, not one per layer
+        warnings.warn(f"weights are {'/'.join(low)}; the theory promotes them to float64, so it predicts the "
+                      f"dynamics of the rounded values (init and train in float64 to avoid this).",
+                      PrecisionWarning, stacklevel=3)
+    return [finite_or_raise(f"weights W{l}", w.to(DTYPE)) for l, w in enumerate(ws, start=1)]
 
 
 def time_grid(t: Tensor | Sequence[float] | float, batch: int, device: torch.device | None = None) -> Tensor:
