@@ -8,7 +8,7 @@ P), the initial weights [W_l (B, out, in)] and a time grid (T,) or (B, T) in t =
 Plug-ins register through the ``lazyrich.theories`` entry-point group.
 """
 
-from lazyrich.theory import aligned, auto, deep, exact, lazy, ode  # noqa: F401  (registers the built-ins)
+from lazyrich.theory import aligned, auto, deep, exact, gd, gd_flow, lazy, ode  # noqa: F401  (registers the built-ins)
 from lazyrich.theory.aligned import singular_values
 from lazyrich.theory.auto import select_theory
 from lazyrich.theory.base import (
