@@ -79,8 +79,8 @@ def test_modified_flow_is_the_leading_correction(hierarchy):
 def test_derived_tolerance_bounds_the_gd_flow_gap(hierarchy, aligned, scale):
     task, stats = hierarchy
     lr = 0.05
-    w1, w2 = init.lambda_balanced(8, 8, 8, [-4.0, 0.0, 1.0, 4.0], scale=scale, generator=torch.Generator().manual_seed(0),
-                                  align_to=task.sigma_yx if aligned else None)
+    w1, w2 = init.lambda_balanced(8, 8, 8, [-4.0, 0.0, 1.0, 4.0], scale=scale, align_to=task.sigma_yx if aligned
+                                  else None, generator=torch.Generator().manual_seed(0))
     traj = train(task, [w1, w2], lr, t_max=15.0, n_log=151, progress=False)
     pred = get_theory("exact").predict(stats, [w1, w2], traj.t)
     rtol = gd_flow_rtol(pred, stats, lr)
