@@ -25,6 +25,7 @@ __all__ = [
     "gaussian",
     "gaussian_lambda",
     "lambda_balanced",
+    "perturb",
     "random_orthogonal",
     "refactorise",
 ]
@@ -284,6 +285,20 @@ def deep_balanced(widths: Sequence[int], lams: float | Sequence[float], *, scale
     right = [vh.mT] + rotations  # V, R_1 … R_{L-1}
     weights = [lft * a[..., l].unsqueeze(-2) @ rgt.mT for l, (lft, rgt) in enumerate(zip(left, right, strict=True))]
     return [w.to(device) for w in weights] if device is not None else weights
+
+
+def perturb(weights: Sequence[Tensor], delta: float, *, generator: torch.Generator | None = None) -> list[Tensor]:
+    """[W_l + δ·G_l], G_l with independent N(0, 1) entries: an explicit seed of size δ for leaving a saddle.
+
+    A λ = 0 init with singular B sits on a saddle that gradient flow never leaves; δ sets how soon GD does
+    (after t ≈ ln(1/δ)/s̃, see :mod:`lazyrich.theory.escape`). δ = 0 returns copies of the weights.
+    """
+    if not (math.isfinite(delta) and delta >= 0):
+        raise ValueError(f"perturb delta must be a finite number ≥ 0, got {delta}.")
+    if delta == 0:
+        return [w.clone() for w in weights]
+    return [w + delta * torch.randn(w.shape, generator=generator, dtype=w.dtype, device=_gen_device(generator, None)
+                                    ).to(w.device) for w in weights]
 
 
 def balance(weights: Sequence[Tensor]) -> tuple[Tensor, Tensor]:

@@ -261,7 +261,9 @@ class Prediction:
     ``loss``, ``kernel_distance`` (1 − cos(K(0), K(t)), Fort et al.) and ``ntk_rel_change``
     (‖K(t)−K(0)‖/‖K(0)‖) are (B,T); ``svals`` (B,T,m) = diag(Ũ_mᵀ W(t) Ṽ_m), signed;
     ``converges_to_saddle`` (B,) bool and ``final_loss`` (B,) describe t → ∞; ``ode_fallback`` (B,) bool, when
-    set, marks the networks a closed-form theory handed to the ode theory (its notes say why).
+    set, marks the networks a closed-form theory handed to the ode theory (its notes say why); ``escape_time``
+    (B, m), when set (theory ``escape``), is when each saddle-bound mode leaves the saddle under GD (NaN: never
+    bound).
     """
 
     t: Tensor
@@ -277,6 +279,7 @@ class Prediction:
     theory: str
     notes: list[str] = field(default_factory=list)
     ode_fallback: Tensor | None = None
+    escape_time: Tensor | None = None
 
     _TENSORS: ClassVar[tuple[str, ...]] = ("t", "product", "w1tw1", "wwt_out", "loss", "kernel_distance",
                                            "ntk_rel_change", "svals", "converges_to_saddle", "final_loss")
