@@ -271,7 +271,7 @@ def _derived_agreement(summary: pd.DataFrame, prediction, task: Task, lr: np.nda
     if prediction.theory == "aligned_gd":
         rtol = np.full(len(summary), DTYPE_FLOOR * eps)
     elif prediction.theory in ("exact", "aligned", "ode"):  # gradient-flow theories
-        rtol = gd_flow_rtol(prediction, TaskStats.from_task(task), torch.as_tensor(lr), dtype).cpu().numpy()
+        rtol = gd_flow_rtol(prediction, TaskStats.from_task(task), torch.tensor(np.array(lr)), dtype).cpu().numpy()
     else:
         return summary
     summary = summary.copy()
