@@ -4,13 +4,12 @@ Conventions (THEORY.md §1): Σxx = XᵀX/P (Ni, Ni), Σyx = YᵀX/P (No, Ni), l
 t = step·lr. Weights are a list [W1, …, WL] with W_l (B, out_l, in_l), batch first; unbatched (out, in) layers
 are treated as B = 1. A time grid is (T,), shared by the batch, or (B, T), one grid per network.
 
-Precision policy (one for init, trainer, theories and metrics):
-
-- init builds float64 weights, and a λ given in float32 is read as the decimal it was written as (0.8, not 0.80000001);
-- the trainer trains in the dtype of the weights it is given and reports in that dtype; nothing is promoted silently;
-- every theory computes in float64: lower-precision inputs are promoted with one :class:`PrecisionWarning`, and a
-  check that fails on them names the precision as the cause; the experiment layer warns when a float32 run is
-  compared with theory and widens the agreement tolerance by the float32 rounding (``lazyrich.theory.gd``).
+Precision policy (the same in lazyrich.theory.base and lazyrich.train):
+1. init builds float64 weights and reads a float32 λ as the decimal it was typed as; metrics keep their inputs' dtype.
+2. The trainer trains and reports in the dtype of the weights it is given (``trainer.dtype``); it never promotes.
+3. Theories compute in float64: lower-precision inputs are promoted with one PrecisionWarning, a check that fails on
+   them names precision as the cause, and the experiment layer warns on a float32 run and adds 1000·u to the
+   agreement tolerance (``theory_rtol``).
 
 NaN or inf in any input is a ``ValueError`` that names the input.
 """

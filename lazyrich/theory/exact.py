@@ -246,8 +246,11 @@ def qqt(W1: Tensor, W2: Tensor, sigma_yx: Tensor, t: Tensor, tau: float = 1.0, *
 
 @register_theory("exact")
 class ExactTheory(Theory):
-    """λ-balanced two-layer nets with Nh = m and Σxx = c·I: the closed form; saddles and near-singular B fall back
-    to ``ode``."""
+    """λ-balanced two-layer nets with Nh = m and Σxx = c·I: the closed form; (near-)singular B falls back to ode.
+
+    Networks whose B is singular (a saddle) or nearly so (``NEAR_SINGULAR_RTOL``) are predicted by the ode theory,
+    marked in ``Prediction.ode_fallback`` and explained in the notes.
+    """
 
     def __init__(self, tau: float = 1.0, balance_rtol: float = BALANCE_RTOL,
                  ode_options: dict[str, Any] | None = None) -> None:
