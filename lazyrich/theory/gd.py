@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lazyrich.theory.aligned import _final
 from lazyrich.theory.assemble import from_trajectory
-from lazyrich.theory.base import Prediction, TaskStats, Theory, whitening_advice
-from lazyrich.theory.modes import Modes, extract_modes, rebuild
+from lazyrich.theory.base import Prediction, TaskStats, Theory
+from lazyrich.theory.deep import mode_limit, task_modes
+from lazyrich.theory.modes import Modes, rebuild
 from lazyrich.theory.registry import register_theory
 
 __all__ = ["AlignedGDTheory", "gd_steps", "mode_gd"]
@@ -80,11 +80,7 @@ class AlignedGDTheory(Theory):
         if self.lr is None:
             return None, ("aligned_gd predicts gradient descent at a given step size: pass the trainer's "
                           "learning rate, get_theory('aligned_gd', lr=…) (run_experiment does).")
-        if stats.whitening_scale is None:
-            return None, whitening_advice(stats.sigma_xx)
-        u, s, v = stats.svd
-        m = s.shape[0]
-        return extract_modes(weights, u[:, :m], v[:, :m])
+        return task_modes(stats, weights)
 
     def _check(self, stats: TaskStats, weights: list[Tensor]) -> str | None:
         return self._modes(stats, weights)[1]
@@ -95,11 +91,7 @@ class AlignedGDTheory(Theory):
         lr = _lr_tensor(self.lr, weights[0].shape[0], t.device)
         a_t = mode_gd(modes.a, stats.svd[1], c, lr, gd_steps(t, lr))
         traj = rebuild(weights, modes, a_t)
-        # The GD fixed points are those of the flow; a mode whose layers can only vanish together (two equal
-        # smallest |a_l|) and starts on the wrong side stays on that line and decays to 0, as under the flow.
-        d, s0, s_hat = modes.offsets(), modes.s, stats.svd[1] / c
-        stuck = ((d == 0).sum(-1) >= 2) & (s0 * s_hat <= 0)
-        final, saddle = _final(stats, torch.where(stuck, torch.zeros_like(s0), s_hat.expand_as(s0)), weights)
+        final, saddle = mode_limit(stats, modes, weights)  # GD's fixed points are the flow's
         notes = [f"aligned_gd: exact per-mode GD maps at lr = {sorted(set(lr.tolist()))} (L = {len(weights)}); "
                  f"final_loss assumes GD converges at that lr."]
         return from_trajectory(stats, weights, traj, t, theory=self.name, final_loss=final,

@@ -22,9 +22,9 @@ from scipy.integrate import solve_ivp
 from torch import Tensor
 
 from lazyrich.device import DTYPE
-from lazyrich.theory.assemble import from_trajectory
-from lazyrich.theory.base import Prediction, TaskStats, Theory, min_width
+from lazyrich.theory.base import Prediction, TaskStats, Theory
 from lazyrich.theory.gd import _lr_tensor
+from lazyrich.theory.ode import numerical_prediction
 from lazyrich.theory.registry import register_theory
 
 __all__ = ["DTYPE_FLOOR", "GDFlowTheory", "gd_flow_rtol", "modified_flow"]
@@ -96,13 +96,9 @@ class GDFlowTheory(Theory):
     def _predict(self, stats: TaskStats, weights: list[Tensor], t: Tensor) -> Prediction:
         lr = _lr_tensor(self.lr, weights[0].shape[0], t.device)
         traj = modified_flow(weights, stats.sigma_xx, stats.sigma_yx, lr, t, rtol=self.rtol, atol=self.atol)
-        batch = weights[0].shape[0]
-        final = stats.rank_limited_min_loss(min_width(weights)).expand(batch).clone()
-        notes = [f"gd_flow: modified flow ẇ = f − (lr/2)Df·f at lr = {sorted(set(lr.tolist()))}: GD to O(lr²); "
-                 f"final_loss is the global minimum at rank ≤ {min_width(weights)} (no saddle detection)."]
-        return from_trajectory(stats, weights, traj, t, theory=self.name, final_loss=final,
-                               converges_to_saddle=torch.zeros(batch, dtype=torch.bool, device=t.device),
-                               notes=notes)
+        return numerical_prediction(stats, weights, traj, t, self.name,
+                                    f"gd_flow: modified flow ẇ = f − (lr/2)Df·f at lr = {sorted(set(lr.tolist()))}, "
+                                    f"GD to O(lr²)")
 
 
 def gd_flow_rtol(prediction: Prediction, stats: TaskStats, lr: Tensor | float,
