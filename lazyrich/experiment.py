@@ -117,6 +117,7 @@ def build_batch(cfg: Mapping[str, Any], n_in: int, n_out: int, align_to: torch.T
             ws = inits.gaussian(widths, scale, lecun=bool(init_cfg.get("lecun", True)), generator=gen)
         else:
             raise ValueError(f"init.kind={kind!r} is unknown; choose 'balanced' or 'gaussian'.")
+        ws = inits.perturb(ws, float(init_cfg.get("perturb", 0.0) or 0.0), generator=gen)
         for l, w in enumerate(ws):
             layers[l].append(w)
         rows.append({"lam": lam if kind == "balanced" else float("nan"), "scale": scale, "lr": lr, "seed": seed})

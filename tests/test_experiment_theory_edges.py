@@ -53,3 +53,15 @@ def test_near_singular_fallback_is_flagged_in_the_summary(tmp_path):
     assert summary.loc[1e-9, "theory_ode_fallback"] and not summary.loc[1.0, "theory_ode_fallback"]
     assert summary["theory_agrees"].all()
     assert "nearly singular" in (tmp_path / "theory.txt").read_text()
+
+
+def test_init_perturb_option_seeds_every_weight():
+    from lazyrich.experiment import build_batch
+
+    cfg = {"init": {"kind": "balanced", "lam": 0.0, "scale": 0.1, "perturb": 1e-6}, "seed": [0, 1]}
+    plain, _ = build_batch({**cfg, "init": {**cfg["init"], "perturb": 0.0}}, 8, 8, None, "cpu")
+    seeded, meta = build_batch(cfg, 8, 8, None, "cpu")
+    for p, s in zip(plain, seeded, strict=True):
+        rms = float((s - p).pow(2).mean().sqrt())
+        assert 0.8e-6 <= rms <= 1.2e-6  # δ·N(0, 1) entries: rms δ over 128 entries per layer
+    assert (meta["balance_dev0"] > 1e-8).all()  # no longer λ-balanced to rounding
