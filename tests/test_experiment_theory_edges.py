@@ -6,7 +6,16 @@ import logging
 import numpy as np
 import pytest
 
+from lazyrich.device import torch_threads
 from lazyrich.experiment import run_experiment
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny nets: one torch thread (as the CLI runs) keeps kernels from waiting on a busy second core."""
+    with torch_threads(1):
+        yield
+
 
 BASE = {
     "task": {"name": "hierarchy"},

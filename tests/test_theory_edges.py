@@ -10,8 +10,17 @@ import pytest
 import torch
 
 from lazyrich import init, metrics, tasks
+from lazyrich.device import torch_threads
 from lazyrich.theory import PrecisionWarning, TaskStats, get_theory, integrate_flow, qqt
 from lazyrich.train import train
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny nets: one torch thread (as the CLI runs) keeps kernels from waiting on a busy second core."""
+    with torch_threads(1):
+        yield
+
 
 F64 = torch.float64
 

@@ -8,10 +8,19 @@ import pytest
 import torch
 
 from lazyrich import init, metrics, tasks
+from lazyrich.device import torch_threads
 from lazyrich.tasks.transforms import reverse
 from lazyrich.theory import TaskStats, get_theory
 from lazyrich.theory.escape import escape_times, mode_imbalance
 from lazyrich.train import train
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny nets: one torch thread (as the CLI runs) keeps kernels from waiting on a busy second core."""
+    with torch_threads(1):
+        yield
+
 
 F64 = torch.float64
 S_TILDE = [3.0, 2.0, 1.5]

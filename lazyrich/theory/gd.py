@@ -62,7 +62,7 @@ def mode_gd(a0: Tensor, sigma: Tensor, c: float, lr: Tensor, steps: Tensor) -> T
 
 
 def _lr_tensor(lr: float | Sequence[float] | np.ndarray | Tensor, batch: int, device: torch.device) -> Tensor:
-    value = torch.as_tensor(np.asarray(lr, dtype=np.float64)).reshape(-1).to(device)
+    value = torch.tensor(np.array(lr, dtype=np.float64)).reshape(-1).to(device)
     value = value.expand(batch) if value.numel() == 1 else value
     if value.shape != (batch,) or not bool((value > 0).all()):
         raise ValueError(f"aligned_gd needs lr > 0, one value or one per network (B = {batch}); got {lr}.")
