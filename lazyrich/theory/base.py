@@ -83,7 +83,7 @@ def low_precision_reason(dtypes: Sequence[torch.dtype]) -> str | None:
     if not low:
         return None
     return (f"{'/'.join(low)} weights: promote to float64 (init and train in float64); their rounding "
-            f"(~{max(torch.finfo(d).eps for d in dtypes):.1g} relative) is what fails the check below. ")
+            f"(~{max(torch.finfo(d).eps for d in dtypes):.1g} relative) exceeds the theories' 1e-8 tolerances; the check said: ")
 
 
 def exprel(z: Tensor) -> Tensor:
