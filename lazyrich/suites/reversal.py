@@ -192,6 +192,24 @@ def _fmt(values) -> str:
     return "{" + ", ".join(f"{v:g}" for v in sorted(set(values))) + "}"
 
 
+def _zero_lines(zero: pd.DataFrame, per_lam: pd.DataFrame) -> list[str]:
+    """The λ = 0 lines of the outcome: the stall the flow predicts and the escape GD makes (escape model)."""
+    lines: list[str] = []
+    if len(zero):
+        lines.append(
+            f"- λ = 0: measured final loss {zero['final_loss'].mean():.4g}, exact theory's limit "
+            f"{zero['exact_limit_loss'].mean():.4g}, loss of the zero map {zero['saddle_loss'].mean():.4g}."
+        )
+        if "escape_plateau_time" in zero and zero["escape_plateau_time"].notna().any():
+            within = "escapes" if bool(per_lam["escapes"].get(0.0, False)) else "stays"
+            lines.append(
+                f"- λ = 0 escape: plateau measured {zero['plateau_time'].mean():.4g}, predicted "
+                f"{zero['escape_plateau_time'].mean():.4g} by the escape model (first mode's escape predicted at "
+                f"t = {zero['escape_time'].mean():.4g}; {within} within the phase)."
+            )
+    return lines
+
+
 def _report(table: pd.DataFrame, suite_dir: Path) -> Report:
     ok = ok_rows(table)
     figures = []
@@ -246,18 +264,7 @@ def _report(table: pd.DataFrame, suite_dir: Path) -> Report:
         f"- Exact theory on the reached weights: saddle for λ ∈ {_fmt(saddle_lams)}. "
         f"{'As predicted.' if theory_ok else 'NOT as predicted.'}",
     ]
-    if len(zero):
-        lines.append(
-            f"- λ = 0: measured final loss {zero['final_loss'].mean():.4g}, exact theory's limit "
-            f"{zero['exact_limit_loss'].mean():.4g}, loss of the zero map {zero['saddle_loss'].mean():.4g}."
-        )
-        if "escape_plateau_time" in zero and zero["escape_plateau_time"].notna().any():
-            within = "escapes" if bool(per_lam["escapes"].get(0.0, False)) else "stays"
-            lines.append(
-                f"- λ = 0 escape: plateau measured {zero['plateau_time'].mean():.4g}, predicted "
-                f"{zero['escape_plateau_time'].mean():.4g} by the escape model (first mode's escape predicted at "
-                f"t = {zero['escape_time'].mean():.4g}; {within} within the phase)."
-            )
+    lines += _zero_lines(zero, per_lam)
     speed = ok[ok["lam"] != 0].groupby("lam")["time_to_reverse"].mean()
     for sign, part in (("λ > 0", speed[speed.index > 0]), ("λ < 0", speed[speed.index < 0])):
         if len(part) > 1:

@@ -82,8 +82,9 @@ def low_precision_reason(dtypes: Sequence[torch.dtype]) -> str | None:
     low = sorted({str(d).removeprefix("torch.") for d in dtypes if d != DTYPE})
     if not low:
         return None
+    eps = max(torch.finfo(d).eps for d in dtypes)
     return (f"{'/'.join(low)} weights: promote to float64 (init and train in float64); their rounding "
-            f"(~{max(torch.finfo(d).eps for d in dtypes):.1g} relative) exceeds the theories' 1e-8 tolerances; the check said: ")
+            f"(~{eps:.1g} relative) exceeds the theories' 1e-8 tolerances; the check said: ")
 
 
 def exprel(z: Tensor) -> Tensor:
