@@ -60,7 +60,8 @@ def test_a_key_added_to_a_yaml_file_appears_with_its_comment(tmp_path):
     with (conf / "trainer" / "gd.yaml").open("a", encoding="utf-8") as fh:
         fh.write("warmup: 7     # steps of linear learning-rate warm-up\n")
     rows = {r.key: r for r in group_docs(conf, "config", "trainer", ["gd"], "trainer.")["gd"]}
-    assert (rows["trainer.warmup"].default, rows["trainer.warmup"].meaning) == (7, "steps of linear learning-rate warm-up")
+    warmup = rows["trainer.warmup"]
+    assert (warmup.default, warmup.meaning) == (7, "steps of linear learning-rate warm-up")
 
 
 def test_task_options_come_from_the_registry(sections):

@@ -57,8 +57,12 @@ def test_generated_sections_are_in_the_site(site):
         assert f'id="{name}"' in api, f"{name} missing from the API reference"
     theory = (site / "theory" / "index.html").read_text(encoding="utf-8")
     assert theory.count('class="arithmatex"') > 20  # equations go to MathJax
-    assert sorted(p.name for p in (site / "notebooks").glob("*.ipynb")) == \
-        sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
+    notebooks = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
+    assert sorted(p.name for p in (site / "notebooks").glob("*.ipynb")) == notebooks
+    page = (site / "notebooks" / "index.html").read_text(encoding="utf-8")
+    assert all(f'href="{name}"' in page for name in notebooks), "a notebook is not linked from the Notebooks page"
+    perf = (site / "performance" / "index.html").read_text(encoding="utf-8")
+    assert "<th>ratio</th>" in perf and "torch.func" in perf  # the README's benchmark table, included
 
 
 def test_every_suite_page_shows_a_figure_that_exists():
