@@ -70,7 +70,8 @@ def installed(tmp_path_factory) -> tuple[Path, dict[str, str]]:
         archive.extractall(tmp / "unpacked", filter="data")
     wheels = tmp / "wheels"
     wheel = _wheel(next((tmp / "unpacked").iterdir()), wheels)
-    plugin = _wheel(PLUGIN_DIR, tmp / "plugin_wheels")
+    plugin_src = shutil.copytree(PLUGIN_DIR, tmp / "plugin_src", ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    plugin = _wheel(plugin_src, tmp / "plugin_wheels")  # built from a copy: no build/ left in the checkout
     python = _fresh_venv(tmp / "venv")
     _run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", "--no-index",
           str(wheel), str(plugin)], cwd=tmp)
@@ -121,3 +122,17 @@ def test_citation_and_changelog_name_the_released_version():
     paper = "From Lazy to Rich: Exact Learning Dynamics in Deep Linear Networks"
     assert citation["preferred-citation"]["title"] == paper
     assert f"## [{__version__}]" in (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+
+
+def test_lazyrich_conf_overrides_and_a_missing_folder_says_what_to_do(tmp_path, monkeypatch):
+    from lazyrich.cli import conf_dir
+
+    copy = shutil.copytree(ROOT / "conf", tmp_path / "my_conf")
+    monkeypatch.setenv("LAZYRICH_CONF", str(copy))
+    assert conf_dir() == copy
+    monkeypatch.setenv("LAZYRICH_CONF", str(tmp_path / "empty"))
+    with pytest.raises(SystemExit) as info:
+        conf_dir()
+    message = str(info.value)
+    assert message.startswith("lazyrich: no config.yaml in LAZYRICH_CONF=") and "\n" not in message
+    assert "point LAZYRICH_CONF at a copy of its conf/ folder" in message
