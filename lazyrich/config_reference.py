@@ -54,12 +54,12 @@ MEANINGS: dict[str, str] = {
     "suite.architecture.archs.funnel": "input and output widths of the funnel net (Ni > No)",
     "suite.architecture.archs.square": "input and output widths of the square net",
     "suite.architecture.archs.inverted_funnel": "input and output widths of the inverted funnel (No > Ni)",
-    "hydra/launcher.timeout_min": "SLURM time limit per job, in minutes",
-    "hydra/launcher.cpus_per_task": "CPUs per SLURM task",
-    "hydra/launcher.mem_gb": "memory per SLURM job, in GB",
-    "hydra/launcher.tasks_per_node": "SLURM tasks per node",
-    "hydra/launcher.nodes": "SLURM nodes per job",
-    "hydra/launcher.partition": "SLURM partition (set it for your cluster)",
+    "hydra.launcher.timeout_min": "SLURM time limit per job, in minutes",
+    "hydra.launcher.cpus_per_task": "CPUs per SLURM task",
+    "hydra.launcher.mem_gb": "memory per SLURM job, in GB",
+    "hydra.launcher.tasks_per_node": "SLURM tasks per node",
+    "hydra.launcher.nodes": "SLURM nodes per job",
+    "hydra.launcher.partition": "SLURM partition (set it for your cluster)",
 }
 """Meanings of keys whose YAML line has no comment: ``group.key`` (any option of the group), or
 ``group/option:key`` (one option only; checked first)."""
@@ -245,7 +245,7 @@ def _raw_section(title: str, intro: str, paths: list[Path], conf: Path, key_pref
         rows = [KeyDoc(g.split("/")[-1], v, f"option of the config group `{g.split('/')[-1]}`") for g, v in overrides]
         own = read_yaml_notes(path)
         for key, value in _flatten(raw, own.flow):
-            rows.append(KeyDoc(key, value, _global_meaning(conf, key_prefix + key, own.comments.get(key))))
+            rows.append(KeyDoc(key_prefix + key, value, _global_meaning(conf, key_prefix + key, own.comments.get(key))))
         group = path.parent.relative_to(conf).as_posix()
         lines += [f"### `{group}={path.stem}`", "", own.header, "", _table(rows), ""]
     return "\n".join(lines)
@@ -294,5 +294,5 @@ def config_reference(conf: Path) -> str:
                               "`lazyrich run experiment=<name>`.", sorted((conf / "experiment").glob("*.yaml")), conf))
     parts.append(_raw_section("`hydra/launcher/`", "Launchers for `-m` sweeps: the default is Hydra's joblib "
                               "launcher (one job per core); `hydra/launcher=slurm` submits SLURM jobs.",
-                              sorted((conf / "hydra" / "launcher").glob("*.yaml")), conf, "hydra/launcher."))
+                              sorted((conf / "hydra" / "launcher").glob("*.yaml")), conf, "hydra.launcher."))
     return "\n".join(parts)
