@@ -42,26 +42,25 @@ def test_every_page_in_the_nav_is_built(site):
     pages = re.findall(r"[\w/-]+\.md", str(nav))
     assert len(pages) >= 14
     for page in pages:
-        built = site / ("index.html" if page == "index.md" else page.removesuffix(".md").removesuffix("/index")
-                        + "/index.html")
+        built = site / page.replace(".md", ".html")
         assert built.is_file(), f"{page} was not built"
 
 
 def test_generated_sections_are_in_the_site(site):
-    cli = (site / "reference" / "cli" / "index.html").read_text(encoding="utf-8")
+    cli = (site / "reference" / "cli.html").read_text(encoding="utf-8")
     assert "lazyrich:config-reference" not in cli
     for key in ("trainer.lr", "init.lam", "suite.reversal.t_phase", "task.depth", "hydra.launcher.partition"):
         assert key in cli, f"{key} missing from the config reference"
-    api = (site / "reference" / "api" / "index.html").read_text(encoding="utf-8")
+    api = (site / "reference" / "api.html").read_text(encoding="utf-8")
     for name in ("lazyrich.train.train", "lazyrich.theory.qqt", "lazyrich.metrics.kernel_distance"):
         assert f'id="{name}"' in api, f"{name} missing from the API reference"
-    theory = (site / "theory" / "index.html").read_text(encoding="utf-8")
+    theory = (site / "theory.html").read_text(encoding="utf-8")
     assert theory.count('class="arithmatex"') > 20  # equations go to MathJax
     notebooks = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
     assert sorted(p.name for p in (site / "notebooks").glob("*.ipynb")) == notebooks
-    page = (site / "notebooks" / "index.html").read_text(encoding="utf-8")
-    assert all(f'href="{name}"' in page for name in notebooks), "a notebook is not linked from the Notebooks page"
-    perf = (site / "performance" / "index.html").read_text(encoding="utf-8")
+    page = (site / "notebooks.html").read_text(encoding="utf-8")
+    assert all(f'href="notebooks/{name}"' in page for name in notebooks), "a notebook is not linked from the Notebooks page"
+    perf = (site / "performance.html").read_text(encoding="utf-8")
     assert "<th>ratio</th>" in perf and "torch.func" in perf  # the README's benchmark table, included
 
 
