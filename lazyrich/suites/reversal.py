@@ -1,10 +1,10 @@
-"""Reversal learning (THEORY.md §6): learn a task to convergence, then its reversal Σyx → −Σyx.
+"""Reversal learning (docs/theory.md §10): learn a task to convergence, then its reversal Σyx → −Σyx.
 
 λ = 0 should stall at a saddle (B = 0 when the reversal starts from the learned, task-aligned solution) and
 every λ ≠ 0 should reverse, faster for larger |λ|. One unit is one λ, batched over seeds; its two phases are a
 :class:`~lazyrich.tasks.TaskSequence` run by :func:`~lazyrich.experiment.run_experiment`, so the theory
 restarts at the switch from the weights the network actually reached. Beside the measured outcome it reports
-the verdict of the exact theory (THEORY.md §3) on those weights: whether B is singular (a saddle) and the loss
+the verdict of the exact theory (docs/theory.md §4) on those weights: whether B is singular (a saddle) and the loss
 it predicts as t → ∞.
 """
 
@@ -202,9 +202,9 @@ def _report(table: pd.DataFrame, suite_dir: Path) -> Report:
         "",
         markdown_table(ok[[c for c in TABLE if c in ok]]),
         "",
-        "### Outcome (measured) against THEORY.md §6",
+        "### Outcome (measured) against docs/theory.md §10",
         "",
-        "THEORY predicts: λ = 0 stalls at a saddle (B = 0); every λ ≠ 0 reverses, faster for larger |λ|.",
+        "The Theory page predicts: λ = 0 stalls at a saddle (B = 0); every λ ≠ 0 reverses, faster for larger |λ|.",
         "",
         f"- Measured: reversed for λ ∈ {_fmt(reversed_)}; stalled for λ ∈ {_fmt(stalled)}. "
         f"{'As predicted.' if measured_ok else 'NOT as predicted.'}",
@@ -227,7 +227,7 @@ def _report(table: pd.DataFrame, suite_dir: Path) -> Report:
             )
     verdict = (
         f"reversed for λ ∈ {_fmt(reversed_)}, stalled for λ ∈ {_fmt(stalled)} "
-        f"({'as' if measured_ok else 'NOT as'} THEORY §6 predicts)"
+        f"({'as' if measured_ok else 'NOT as'} docs/theory.md §10 predicts)"
     )
     return Report("\n".join(lines) + "\n", figures, verdict, TABLE)
 

@@ -2,7 +2,7 @@
 
 Every theory takes task statistics (:class:`TaskStats`, or any object with sigma_xx, sigma_yx, sigma_yy and
 P), the initial weights [W_l (B, out, in)] and a time grid (T,) or (B, T) in t = step·lr, and returns a
-:class:`Prediction` with the same figures the trainer records. Built-ins: ``exact`` (THEORY.md §3),
+:class:`Prediction` with the same figures the trainer records. Built-ins: ``exact`` (docs/theory.md §4),
 ``aligned``, ``saxe``, ``lazy``, ``deep_aligned`` (§4), ``ode`` (numerical gradient flow, the reference) and
 ``auto``.
 Plug-ins register through the ``lazyrich.theories`` entry-point group.
