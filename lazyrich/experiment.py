@@ -160,7 +160,7 @@ def predict_theory(name: str | None, task: Task, weights: list[torch.Tensor],
 def _rebalanced(weights: list[torch.Tensor]) -> tuple[list[torch.Tensor], str]:
     """The theory's restart point after a phase switch: the simulated product re-factorised at its measured λ̂.
 
-    GD drifts W2ᵀW2 − W1W1ᵀ by O(η·t) (THEORY.md §1) while the closed form needs it exact; re-factorising keeps
+    GD drifts W2ᵀW2 − W1W1ᵀ by O(η·t) (docs/theory.md §8) while the closed form needs it exact; re-factorising keeps
     the network function and λ̂ and moves the Gram blocks by the size of that drift, which the note reports.
     """
     if len(weights) != 2:

@@ -1,6 +1,6 @@
 """Where the weights start: λ-balanced, task-aligned, re-factorised, Gaussian and deep balanced inits.
 
-Conventions (THEORY.md §1–2): W1 is (n_hidden, n_in), W2 is (n_out, n_hidden); the balance of a pair is
+Conventions (docs/theory.md §1, §3): W1 is (n_hidden, n_in), W2 is (n_out, n_hidden); the balance of a pair is
 W2ᵀW2 − W1W1ᵀ = λI, and λ > 0 means the output layer is the larger one. Every function takes an optional
 ``batch`` and then returns tensors with a leading batch axis, so one call initialises a whole sweep.
 """
@@ -32,7 +32,7 @@ __all__ = [
 
 
 def check_widths(n_in: int, n_hidden: int, n_out: int, lam: float) -> None:
-    """Raise ``ValueError`` if no weights of these widths can be λ-balanced (THEORY.md §1, A3)."""
+    """Raise ``ValueError`` if no weights of these widths can be λ-balanced (docs/theory.md §3, A3)."""
     for name, value in (("n_in", n_in), ("n_hidden", n_hidden), ("n_out", n_out)):
         if int(value) < 1:
             raise ValueError(f"{name} must be a positive width, got {value}.")
@@ -114,7 +114,7 @@ def _complement(basis: Tensor, n_extra: int) -> Tensor:
 
 def refactorise(product: Tensor, lam: float | Tensor, *, n_hidden: int | None = None,
                 generator: torch.Generator | None = None, rotate: bool = True) -> tuple[Tensor, Tensor]:
-    """Factor a product W (…, n_out, n_in) as W2·W1 with W2ᵀW2 − W1W1ᵀ = λI (THEORY.md §2).
+    """Factor a product W (…, n_out, n_in) as W2·W1 with W2ᵀW2 − W1W1ᵀ = λI (docs/theory.md §3).
 
     ``lam`` is a float or a tensor broadcastable to the batch shape. ``n_hidden`` defaults to min(n_in, n_out);
     wider nets pad the extra hidden directions with √λ on W2 (λ ≥ 0) or √(−λ) on W1 (λ ≤ 0); narrower nets keep
@@ -259,7 +259,7 @@ def deep_balanced(widths: Sequence[int], lams: float | Sequence[float], *, scale
 
     ``widths`` = [n_in, n_1, …, n_out]; every hidden width must equal min(n_in, n_out). ``lams`` has L−1 values
     (or one, used for every pair). The product's modes are those of :func:`lambda_balanced`; each mode is split
-    into layer values a_l solving a_{l+1}² − a_l² = λ_l, Π a_l = s (THEORY.md §4).
+    into layer values a_l solving a_{l+1}² − a_l² = λ_l, Π a_l = s (docs/theory.md §7).
     """
     widths = [int(w) for w in widths]
     n_layers = len(widths) - 1

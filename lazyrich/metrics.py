@@ -1,7 +1,7 @@
 """What we measure, as pure functions of weights and data statistics.
 
 Shapes: weights are [W1, …, WL], each (…, out, in) with any leading batch axes; X is (P, Ni), one sample per row;
-x_gram = XᵀX (Ni, Ni). The NTK is output-major (index o·P + p) and, for linear nets (THEORY.md §5),
+x_gram = XᵀX (Ni, Ni). The NTK is output-major (index o·P + p) and, for linear nets (docs/theory.md §6),
 
     K = Σ_l A_l ⊗ (X G_l Xᵀ),   A_l = W_{L:l+1}W_{L:l+1}ᵀ (No×No),   G_l = W_{l−1:1}ᵀW_{l−1:1} (Ni×Ni).
 
@@ -312,7 +312,7 @@ def predicted_generalisation(w1tw1: Tensor, x: Tensor, trained_item: int) -> Ten
     """The theory's generalisation profile (…, P): row ``trained_item`` of X W1ᵀW1 Xᵀ, normalised to 1 there.
 
     With the rest of the network frozen, one GD step on the new output moves its value on item j by
-    ∝ x_jᵀ W1ᵀW1 x_i (THEORY.md §6): the input-side representation decides how the new property spreads.
+    ∝ x_jᵀ W1ᵀW1 x_i (docs/theory.md §10): the input-side representation decides how the new property spreads.
     """
     k = x @ w1tw1 @ x.mT
     row = k[..., trained_item, :]

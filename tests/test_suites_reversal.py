@@ -61,7 +61,7 @@ def test_reversal_fails_at_lambda_zero_only_as_the_exact_theory_predicts(tmp_pat
 
 def test_reversal_reports_the_predicted_escape_from_the_lambda_zero_saddle(tmp_path):
     # Long enough for GD to leave the λ = 0 saddle (seeded by float64 rounding): the escape model's plateau is
-    # within 20% of the measured one, and the escape counts as predicted, not as a failure of THEORY §6.
+    # within 20% of the measured one, and the escape counts as predicted, not as a failure of docs/theory.md §10.
     table = run(tmp_path, "reversal", [*TINY[2:3], TINY[5], "suite.reversal.lams=[0]", "suite.reversal.seeds=[0]",
                                        "suite.reversal.t_phase=60", "suite.reversal.n_log=301",
                                        "suite.reversal.spacing=linear"])

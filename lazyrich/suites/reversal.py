@@ -1,10 +1,10 @@
-"""Reversal learning (THEORY.md §6): learn a task to convergence, then its reversal Σyx → −Σyx.
+"""Reversal learning (docs/theory.md §10): learn a task to convergence, then its reversal Σyx → −Σyx.
 
 λ = 0 should stall at a saddle (B = 0 when the reversal starts from the learned, task-aligned solution) and
 every λ ≠ 0 should reverse, faster for larger |λ|. One unit is one λ, batched over seeds; its two phases are a
 :class:`~lazyrich.tasks.TaskSequence` run by :func:`~lazyrich.experiment.run_experiment`, so the theory
 restarts at the switch from the weights the network actually reached. Beside the measured outcome it reports
-the verdict of the exact theory (THEORY.md §3) on those weights: whether B is singular (a saddle) and the loss
+the verdict of the exact theory (docs/theory.md §4) on those weights: whether B is singular (a saddle) and the loss
 it predicts as t → ∞; and, at λ ≈ 0, when GD escapes that saddle anyway (``lazyrich.theory.escape``: the seed in
 B grows like e^{c s̃ t}), as a predicted plateau beside the measured one.
 """
@@ -232,7 +232,7 @@ def _report(table: pd.DataFrame, suite_dir: Path) -> Report:
     per_lam = ok.assign(escapes=escapes).groupby("lam").agg(
         success=("success", "all"), exact_saddle=("exact_saddle", "max"), escapes=("escapes", "all"))
     reversed_, stalled = per_lam.index[per_lam["success"]], per_lam.index[~per_lam["success"]]
-    # λ ≠ 0 reverses (THEORY §6); λ = 0 only if GD escapes the saddle within the phase (the escape model).
+    # λ ≠ 0 reverses (docs/theory.md §10); λ = 0 only if GD escapes the saddle within the phase (the escape model).
     expected = (per_lam.index != 0.0) | per_lam["escapes"].to_numpy()
     measured_ok = bool((per_lam["success"].to_numpy() == expected).all())
     saddle_lams = per_lam.index[per_lam["exact_saddle"] == 1.0]
@@ -254,9 +254,9 @@ def _report(table: pd.DataFrame, suite_dir: Path) -> Report:
         "",
         markdown_table(ok[[c for c in TABLE if c in ok]]),
         "",
-        "### Outcome (measured) against THEORY.md §6",
+        "### Outcome (measured) against docs/theory.md §10",
         "",
-        "THEORY predicts: under gradient flow λ = 0 stalls at a saddle (B = 0); every λ ≠ 0 reverses, faster "
+        "The Theory page predicts: under gradient flow λ = 0 stalls at a saddle (B = 0); every λ ≠ 0 reverses, faster "
         "for larger |λ|. Under GD the λ = 0 saddle is left after a plateau seeded by rounding (escape model).",
         "",
         f"- Measured: reversed for λ ∈ {_fmt(reversed_)}; stalled for λ ∈ {_fmt(stalled)}. "
@@ -276,7 +276,7 @@ def _report(table: pd.DataFrame, suite_dir: Path) -> Report:
             )
     verdict = (
         f"reversed for λ ∈ {_fmt(reversed_)}, stalled for λ ∈ {_fmt(stalled)} "
-        f"({'as' if measured_ok else 'NOT as'} THEORY §6 and the escape model predict)"
+        f"({'as' if measured_ok else 'NOT as'} docs/theory.md §10 and the escape model predict)"
     )
     return Report("\n".join(lines) + "\n", figures, verdict, TABLE)
 

@@ -2,8 +2,8 @@
 
 Every theory takes task statistics (:class:`TaskStats`, or any object with sigma_xx, sigma_yx, sigma_yy and
 P), the initial weights [W_l (B, out, in)] and a time grid (T,) or (B, T) in t = step·lr, and returns a
-:class:`Prediction` with the same figures the trainer records. Built-ins: ``exact`` (THEORY.md §3),
-``aligned``, ``saxe``, ``lazy``, ``deep_aligned`` (§4), ``ode`` (numerical gradient flow, the reference),
+:class:`Prediction` with the same figures the trainer records. Built-ins: ``exact`` (docs/theory.md §4),
+``aligned``, ``saxe``, ``lazy``, ``deep_aligned`` (§5, §7), ``ode`` (numerical gradient flow, the reference),
 ``auto``, and for gradient descent itself ``aligned_gd`` (exact GD maps), ``gd_flow`` (GD to O(lr²)) and
 ``escape`` (the λ = 0 saddle's plateau under GD).
 Plug-ins register through the ``lazyrich.theories`` entry-point group.

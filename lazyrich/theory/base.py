@@ -1,6 +1,6 @@
 """The theory plug-in interface: task statistics in, a :class:`Prediction` out.
 
-Conventions (THEORY.md §1): Σxx = XᵀX/P (Ni, Ni), Σyx = YᵀX/P (No, Ni), loss = 1/(2P)‖ŷ − Y‖², time
+Conventions (docs/theory.md §1): Σxx = XᵀX/P (Ni, Ni), Σyx = YᵀX/P (No, Ni), loss = 1/(2P)‖ŷ − Y‖², time
 t = step·lr. Weights are a list [W1, …, WL] with W_l (B, out_l, in_l), batch first; unbatched (out, in) layers
 are treated as B = 1. A time grid is (T,), shared by the batch, or (B, T), one grid per network.
 

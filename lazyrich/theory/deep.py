@@ -1,4 +1,4 @@
-"""Task-aligned deep linear nets (THEORY.md §4, "deeper networks"): the ``deep_aligned`` theory.
+"""Task-aligned deep linear nets (docs/theory.md §7): the ``deep_aligned`` theory.
 
 For a mode-decoupled init (see :mod:`lazyrich.theory.modes`), each mode's layer values keep a_{l+1}² − a_l²
 fixed, so they are functions of s = Π_l a_l alone and s obeys the scalar ODE

@@ -1,7 +1,7 @@
 """Escape from the λ = 0 saddle: how long gradient descent sits on the plateau, and the curve after it.
 
 At λ = 0 a mode α whose product starts on the wrong side (s₀·s̃ ≤ 0: a reversal, or a wrong-sign determinant)
-has column α of B (THEORY.md §3) at 0, and gradient flow never leaves the saddle: ``exact`` reports it so. Any
+has column α of B (docs/theory.md §4) at 0, and gradient flow never leaves the saddle: ``exact`` reports it so. Any
 seed β_α = ‖B e_α‖ in that direction grows like e^{c s̃_α t} near the saddle, so GD, which always carries one,
 escapes after a finite plateau. The seed is read off the weights as the trainer holds them (rounded to its
 dtype; for λ-balanced weights at λ̂ ≈ 0, B = (W2ᵀŨ + W1Ṽ)/√2), and is never below u/2·‖Q‖_F, the rounding

@@ -1,4 +1,4 @@
-"""Exact learning dynamics of λ-balanced two-layer linear networks: the stable closed form of THEORY.md §3.
+"""Exact learning dynamics of λ-balanced two-layer linear networks: the stable closed form of docs/theory.md §4.
 
 QQᵀ(t) = Z(t) A(t)⁻¹ Z(t)ᵀ with Q = [W1ᵀ; W2], for Nh = m = min(Ni, No), any Ni, No and any λ. Everything but
 e(t) = diag(e^{−ε_α t/τ}) is computed once; the time grid and the batch are one vectorised evaluation.
@@ -202,7 +202,7 @@ def _ode_qqt(w1: Tensor, w2: Tensor, sigma_xx: Tensor, sigma_yx: Tensor, t: Tens
 
 def qqt(W1: Tensor, W2: Tensor, sigma_yx: Tensor, t: Tensor, tau: float = 1.0, *,
         sigma_xx: Tensor | None = None, balance_rtol: float = BALANCE_RTOL) -> Tensor:
-    """QQᵀ(t) of a λ-balanced two-layer net with Nh = min(Ni, No), Q = [W1ᵀ; W2] (THEORY.md §3).
+    """QQᵀ(t) of a λ-balanced two-layer net with Nh = min(Ni, No), Q = [W1ᵀ; W2] (docs/theory.md §4).
 
     W1 (Nh, Ni), W2 (No, Nh), t (T,) → (T, Ni+No, Ni+No); batched W1 (B, Nh, Ni), W2 (B, No, Nh) with t (T,)
     or (B, T) → (B, T, Ni+No, Ni+No). Blocks: [:Ni, :Ni] = W1ᵀW1, [Ni:, :Ni] = W2W1, [Ni:, Ni:] = W2W2ᵀ.
@@ -300,7 +300,7 @@ class ExactTheory(Theory):
         return from_grams(stats, qq[..., n_in:, :n_in], qq[..., :n_in, :n_in], qq[..., n_in:, n_in:],
                           w1.mT @ w1, w2 @ w2.mT, t, theory=self.name, final_loss=final,
                           converges_to_saddle=st.nullity > 0,
-                          notes=["exact: closed form QQᵀ = Z A⁻¹ Zᵀ (THEORY.md §3)."])
+                          notes=["exact: closed form QQᵀ = Z A⁻¹ Zᵀ (docs/theory.md §4)."])
 
     def _near_singular(self, stats: TaskStats, weights: list[Tensor], t: Tensor, st: _Setup,
                        final: Tensor) -> Prediction:

@@ -1,4 +1,4 @@
-"""The lazy limit: a linearised net whose NTK stays at its initial value (THEORY.md §4–5, |λ| → ∞).
+"""The lazy limit: a linearised net whose NTK stays at its initial value (docs/theory.md §5–6, |λ| → ∞).
 
 With Σxx = c·I and E = W − Σ̂ (Σ̂ = Σyx/c), a fixed kernel gives τ dE/dt = −c Σ_l A_l E G_l with the NTK blocks
 (A_l, G_l) of the initial weights: a linear ODE solved in the kernel's eigenbasis (``kernel="ntk"``, default).
@@ -39,7 +39,7 @@ def _lambda_reason(weights: list[Tensor]) -> str | None:
 
 @register_theory("lazy")
 class LazyTheory(Theory):
-    """Fixed-kernel (linearised) dynamics; ``kernel="lambda"`` is the pure |λ| → ∞ rate of THEORY.md §4."""
+    """Fixed-kernel (linearised) dynamics; ``kernel="lambda"`` is the pure |λ| → ∞ rate of docs/theory.md §5."""
 
     def __init__(self, tau: float = 1.0, kernel: str = "ntk") -> None:
         if kernel not in ("ntk", "lambda"):

@@ -1,6 +1,6 @@
 """Gradient flow integrated numerically: the reference the closed forms are tested against, and the fallback.
 
-τ dW_l/dt = W_{L:l+1}ᵀ (Σyx − W Σxx) W_{l−1:1}ᵀ for any depth, any init and any Σxx (THEORY.md §1). The whole
+τ dW_l/dt = W_{L:l+1}ᵀ (Σyx − W Σxx) W_{l−1:1}ᵀ for any depth, any init and any Σxx (docs/theory.md §1). The whole
 batch is one state vector for ``scipy.integrate.solve_ivp``; the right-hand side is batched numpy matmuls.
 Cost: O(steps · L · B · n³) with steps set by the tolerance and by the fastest rate, about max(|λ|, s̃₁).
 """
