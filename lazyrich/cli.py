@@ -5,6 +5,7 @@
     lazyrich tasks                      list registered tasks (built-in and plug-in) with their parameters
     lazyrich theories                   list registered theories
     lazyrich compare DIR [DIR ...]      side-by-side tables and overlay plots of finished runs or sweeps
+    lazyrich --version                  print the installed version
 """
 
 from __future__ import annotations
@@ -21,13 +22,17 @@ USAGE = __doc__.split("\n", 2)[2]
 
 
 def conf_dir() -> Path:
-    """The Hydra config folder: $LAZYRICH_CONF, else conf/ beside the package (source checkout)."""
+    """The Hydra config folder: $LAZYRICH_CONF if set, else the copy shipped in the package (``lazyrich/conf``,
+    wheel and sdist installs), else ``conf/`` of the source checkout (editable installs)."""
     env = os.environ.get("LAZYRICH_CONF")
-    path = Path(env) if env else Path(__file__).resolve().parents[1] / "conf"
-    if not (path / "config.yaml").is_file():
-        raise SystemExit(f"lazyrich: no config.yaml in {path}. Install lazyrich from its source checkout "
-                         f"(pip install -e .) or point LAZYRICH_CONF at a copy of its conf/ folder.")
-    return path
+    package = Path(__file__).resolve().parent
+    candidates = [Path(env)] if env else [package / "conf", package.parent / "conf"]
+    for path in candidates:
+        if (path / "config.yaml").is_file():
+            return path
+    where = f"LAZYRICH_CONF={env}" if env else " or ".join(str(c) for c in candidates)
+    raise SystemExit(f"lazyrich: no config.yaml in {where}. Reinstall lazyrich (pip install lazyrich or "
+                     f"pip install -e . in its checkout), or point LAZYRICH_CONF at a copy of its conf/ folder.")
 
 
 def register_configs() -> None:
@@ -287,6 +292,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
+        return
+    if argv[0] in ("-V", "--version"):
+        from lazyrich import __version__
+
+        print(f"lazyrich {__version__}")
         return
     try:
         _dispatch(argv[0], argv[1:])

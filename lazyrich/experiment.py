@@ -121,6 +121,7 @@ def build_batch(cfg: Mapping[str, Any], n_in: int, n_out: int, align_to: torch.T
             ws = inits.gaussian(widths, scale, lecun=bool(init_cfg.get("lecun", True)), generator=gen)
         else:
             raise ValueError(f"init.kind={kind!r} is unknown; choose 'balanced' or 'gaussian'.")
+        ws = inits.perturb(ws, float(init_cfg.get("perturb", 0.0) or 0.0), generator=gen)
         for l, w in enumerate(ws):
             layers[l].append(w)
         rows.append({"lam": lam if kind == "balanced" else float("nan"), "scale": scale, "lr": lr, "seed": seed})
@@ -133,19 +134,22 @@ def build_batch(cfg: Mapping[str, Any], n_in: int, n_out: int, align_to: torch.T
 
 
 def predict_theory(name: str | None, task: Task, weights: list[torch.Tensor],
-                   t: torch.Tensor) -> tuple[Any, list[str]]:
+                   t: torch.Tensor, options: Mapping[str, Any] | None = None) -> tuple[Any, list[str]]:
     """(Prediction or None, notes) of theory ``name`` (``auto`` picks the most exact that applies; ``none``
-    skips) for ``weights`` on the grid ``t`` (B, T); the notes say which theory ran, or why none did."""
+    skips) for ``weights`` on the grid ``t`` (B, T); the notes say which theory ran, or why none did.
+    ``options`` (e.g. the trainer's ``lr`` and ``dtype``) go to the theories that take them (aligned_gd, gd_flow,
+    escape)."""
     if name in (None, "none", "null"):
         return None, ["theory=none"]
     from lazyrich import theory as th
+    from lazyrich.theory.registry import filter_options
 
     stats = th.TaskStats.from_task(task)
     if name == "auto":
         chosen, why = th.select_theory(stats, weights)
         notes = [f"theory=auto chose {chosen.name}: {why}"]
     else:
-        chosen = th.get_theory(name)
+        chosen = th.get_theory(name, **filter_options(name, dict(options or {})))
         reason = chosen.check(stats, weights)
         if reason is not None:
             return None, [f"theory {name} skipped: {reason}"]
@@ -160,7 +164,7 @@ def predict_theory(name: str | None, task: Task, weights: list[torch.Tensor],
 def _rebalanced(weights: list[torch.Tensor]) -> tuple[list[torch.Tensor], str]:
     """The theory's restart point after a phase switch: the simulated product re-factorised at its measured λ̂.
 
-    GD drifts W2ᵀW2 − W1W1ᵀ by O(η·t) (THEORY.md §1) while the closed form needs it exact; re-factorising keeps
+    GD drifts W2ᵀW2 − W1W1ᵀ by O(η·t) (docs/theory.md §8) while the closed form needs it exact; re-factorising keeps
     the network function and λ̂ and moves the Gram blocks by the size of that drift, which the note reports.
     """
     if len(weights) != 2:
@@ -224,6 +228,9 @@ def _run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None, *, log_w
 
     frames, trajectories, predictions, phase_weights = [], [], [], [weights]
     t_offset = torch.zeros(len(meta), dtype=torch.float64)
+    dtype = _train_dtype(trainer_cfg, theory_name, notes)
+    init64, weights = weights, [w.to(dtype) for w in weights]
+    options = {"lr": meta["lr"].to_numpy(), "dtype": dtype}
     for index, phase in enumerate(phases or [None]):
         phase_task = phase.task if phase is not None else task
         budget = phase.t_budget if phase is not None and phase.t_budget is not None else trainer_cfg["t_max"]
@@ -234,11 +241,13 @@ def _run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None, *, log_w
                      check_every=int(trainer_cfg.get("check_every", 10)),
                      progress=bool(trainer_cfg.get("progress", True)), max_steps=trainer_cfg.get("max_steps"))
         prefix = f"phase {index}: " if phases else ""
-        theory_weights = weights
+        # Phase 0: the float64 init (its rounding to a lower trainer dtype is inside theory_rtol); later phases
+        # restart from the trainer's weights, promoted here so that the theory does not warn again.
+        theory_weights = init64 if index == 0 else [w.to(DTYPE) for w in weights]
         if index > 0 and theory_name not in ("none", None):
-            theory_weights, note = _rebalanced(weights)
+            theory_weights, note = _rebalanced(theory_weights)
             notes.append(prefix + note)
-        prediction, theory_notes = predict_theory(theory_name, phase_task, theory_weights, traj.t)
+        prediction, theory_notes = predict_theory(theory_name, phase_task, theory_weights, traj.t, options)
         notes += [prefix + n for n in theory_notes]
         frame = results.to_frame(traj, meta, prediction, phase=index if phases else None, t_offset=t_offset)
         if phases:
@@ -258,10 +267,50 @@ def _run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None, *, log_w
     summary = results.summarise(frame[frame["phase"] == frame["phase"].max()] if phases else frame,
                                 meta_columns=[*META_COLUMNS, "lam_hat"])
     summary = _add_saddle_columns(summary, predictions[-1])
+    if not phases and trainer_cfg.get("batch_size") is None:
+        summary = _derived_agreement(summary, predictions[-1], task, meta["lr"].to_numpy(), dtype,
+                                     two_layer=len(weights) == 2)
     result = ExperimentResult(frame, summary, None, trajectories, predictions, notes, meta, loss_matrix)
     if run_dir is not None:
         _write(result, Path(run_dir), cfg, log_wandb=log_wandb, plot=plot)
     return result
+
+
+def _train_dtype(trainer_cfg: Mapping[str, Any], theory_name: str | None, notes: list[str]) -> torch.dtype:
+    """The trainer's dtype (``trainer.dtype``, float64 by default); below float64 with a theory, one warning."""
+    name = str(trainer_cfg.get("dtype", "float64") or "float64")
+    dtype = getattr(torch, name, None)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"trainer.dtype={name!r} is not a torch float dtype; use float64 (default) or float32.")
+    if dtype != DTYPE and theory_name not in ("none", None):
+        msg = (f"trainer.dtype={name}: the {name} run is compared with a float64 theory from the float64 init; "
+               f"the agreement tolerance adds 1000·u = {1000 * torch.finfo(dtype).eps:.1g} for its rounding "
+               f"(theory_rtol in the summary).")
+        log.warning(msg)
+        notes.append(msg)
+    return dtype
+
+
+def _derived_agreement(summary: pd.DataFrame, prediction, task: Task, lr: np.ndarray, dtype: torch.dtype, *,
+                       two_layer: bool) -> pd.DataFrame:
+    """theory_rtol: the GD–flow tolerance derived from the leading O(lr) correction (lazyrich.theory.gd_flow) for
+    two-layer flow theories, rounding only for the GD theories; theory_agrees is then judged against it."""
+    if prediction is None or "theory_max_rel_err" not in summary or not two_layer:
+        return summary
+    from lazyrich.theory import TaskStats
+    from lazyrich.theory.gd_flow import DTYPE_FLOOR, gd_flow_rtol
+
+    eps = torch.finfo(dtype).eps
+    if prediction.theory == "aligned_gd":
+        rtol = np.full(len(summary), DTYPE_FLOOR * eps)
+    elif prediction.theory in ("exact", "aligned", "ode"):  # gradient-flow theories
+        rtol = gd_flow_rtol(prediction, TaskStats.from_task(task), torch.tensor(np.array(lr)), dtype).cpu().numpy()
+    else:
+        return summary
+    summary = summary.copy()
+    summary["theory_rtol"] = rtol
+    summary["theory_agrees"] = summary["theory_max_rel_err"].to_numpy() <= rtol
+    return summary
 
 
 def _add_saddle_columns(summary: pd.DataFrame, prediction) -> pd.DataFrame:
@@ -271,6 +320,8 @@ def _add_saddle_columns(summary: pd.DataFrame, prediction) -> pd.DataFrame:
     summary = summary.copy()
     summary["theory_saddle"] = prediction.converges_to_saddle.cpu().numpy().astype(bool)
     summary["theory_limit_loss"] = prediction.final_loss.cpu().numpy()
+    if getattr(prediction, "ode_fallback", None) is not None:  # the closed form handed these to the ode theory
+        summary["theory_ode_fallback"] = prediction.ode_fallback.cpu().numpy().astype(bool)
     return summary
 
 

@@ -6,6 +6,13 @@ on the same t grid, so networks with different learning rates line up (and stop 
 
 Linear nets trained full-batch use the sufficient statistics Σxx, Σyx, so a step costs O(L·No·Ni·Nh) whatever P
 is. Nonlinear nets (``activation``) and minibatch SGD (``batch_size``) take the data path with autograd.
+
+Precision policy (the same in lazyrich.theory.base and lazyrich.train):
+1. init builds float64 weights and reads a float32 λ as the decimal it was typed as; metrics keep their inputs' dtype.
+2. The trainer trains and reports in the dtype of the weights it is given (``trainer.dtype``); it never promotes.
+3. Theories compute in float64: lower-precision inputs are promoted with one PrecisionWarning, a check that fails on
+   them names precision as the cause, and the experiment layer warns on a float32 run and adds 1000·u to the
+   agreement tolerance (``theory_rtol``).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
 
 - ``suite.csv``: one row per configuration (``lam``, ``seed``, the suite's key columns and metrics,
   ``status``);
-- ``summary.md``: what was measured, the table, and the measured outcome against THEORY.md §6;
+- ``summary.md``: what was measured, the table, and the measured outcome against docs/theory.md §10;
 - PNG figures (simulation solid, theory dotted) and ``runs/<id>/`` per unit (``DONE`` when finished).
 
 A single suite writes into the run folder itself; several (``suite=all``, ``suite=default``) write one
