@@ -1,8 +1,8 @@
 """What a W&B run is called and what its config holds: one flat schema for ``lazyrich run`` and ``lazyrich bench``.
 
 Every run's config has the top-level scalars of :data:`SCHEMA_KEYS` that apply to it (``lam``, ``seed``, ``lr``,
-``scale``, ``task``, ``depth``, ``hidden``, ``arch``, ``suite``, ``theory``, ``phase``), ``sweep`` (its group)
-and ``unit``, beside the flattened run config with the batch lists left out: a W&B run never carries a list of
+``scale``, ``task``, ``depth``, ``hidden``, ``arch``, ``suite``, ``theory``, ``phase``) and
+``unit``, beside the flattened run config with the batch lists left out: a W&B run never carries a list of
 the batch's λ values or seeds. The group is the sweep folder, the job type ``run`` or ``bench/<suite>``.
 """
 

@@ -192,7 +192,7 @@ def log_networks(frame: pd.DataFrame, target: Target, keys: Sequence[str], *, ro
         directory = _write_run(target, rid=run_id(target.group, f"{target.unit}/{index}", seed),
                                name=run_name({k: point[k] for k in [*shown, "seed"] if k in point}),
                                config={**network_config(target.config, point), **target.extra, "net": index,
-                                       "unit": target.unit, "sweep": target.group},
+                                       "unit": target.unit},
                                history=_history(part.sort_values("t")), summary=summary)
         written += [directory] if directory else []
     return written
@@ -212,7 +212,7 @@ def _log_configurations(frame: pd.DataFrame, target: Target, keys: list[str],
         directory = _write_run(target, rid=run_id(target.group, f"{target.unit}/{run_name(point)}"),
                                name=run_name(point), history=_history(mean, std), summary=_final(part),
                                config={**network_config(target.config, point), **target.extra, "n_seeds": n_seeds,
-                                       "unit": target.unit, "sweep": target.group})
+                                       "unit": target.unit})
         written += [directory] if directory else []
     if rows is not None and len(rows):
         table = rows.reset_index(drop=True)
@@ -241,7 +241,7 @@ def log_table_run(target: Target, key: str, table: pd.DataFrame, *, name: str,
     import wandb
 
     start = time.perf_counter()
-    config = {**network_config(target.config, {}), **target.extra, "unit": target.unit, "sweep": target.group}
+    config = {**network_config(target.config, {}), **target.extra, "unit": target.unit}
     try:
         run = start_run(target.mode, project=target.project, entity=target.entity, group=target.group,
                         job_type=target.job_type, name=name, id=run_id(target.group, f"{target.unit}/{key}"),
