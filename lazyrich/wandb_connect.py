@@ -36,6 +36,13 @@ def go_offline(reason: str) -> None:
     if _STATE["offline"]:
         return
     _STATE["offline"] = True
+    os.environ["WANDB_MODE"] = "offline"  # W&B's own setup (and child processes) then never contact the host
+    try:  # W&B's usage telemetry would otherwise flush to the silent host at exit (≈ 10 s)
+        from wandb.analytics.opentelemetry import opentelemetry_proxy
+
+        opentelemetry_proxy.disable()
+    except (ImportError, AttributeError):
+        pass
     warnings.warn(f"W&B is unreachable ({reason}); this process logs offline from now on. The runs are complete on "
                   f"disk: upload them later with `lazyrich sync <output folder>`.", stacklevel=3)
 
