@@ -76,10 +76,12 @@ def _probe_once() -> None:
         go_offline(reason)
 
 
-def start_run(mode: str | None = None, **init_kwargs: Any):
+def start_run(mode: str | None = None, *, light: bool = True, **init_kwargs: Any):
     """``wandb.init(**init_kwargs)`` in the resolved mode, bounded in time; falls back to offline once.
 
-    Returns the W&B run, or None when the mode is ``disabled``. Raises only if an offline init fails too.
+    ``light`` skips what costs per run but says nothing per network (the pip package list, ≈ 0.5 s a run, and
+    the system-metrics sampler); sweep- and suite-level runs keep them. Returns the W&B run, or None when the
+    mode is ``disabled``. Raises only if an offline init fails too.
     """
     import wandb
 
@@ -89,7 +91,8 @@ def start_run(mode: str | None = None, **init_kwargs: Any):
     if mode == "online":
         _probe_once()
         mode = resolve_mode(mode)
-    settings = wandb.Settings(init_timeout=INIT_TIMEOUT, silent=True, console="off")
+    settings = wandb.Settings(init_timeout=INIT_TIMEOUT, silent=True, console="off", x_save_requirements=not light,
+                              x_disable_stats=light)
     try:
         return wandb.init(mode=mode, settings=settings, reinit="create_new", **init_kwargs)
     except Exception as err:  # noqa: BLE001 — any online failure: switch, then try once more offline

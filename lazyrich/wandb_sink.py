@@ -243,7 +243,7 @@ def log_table_run(target: Target, key: str, table: pd.DataFrame, *, name: str,
     start = time.perf_counter()
     config = {**network_config(target.config, {}), **target.extra, "unit": target.unit}
     try:
-        run = start_run(target.mode, project=target.project, entity=target.entity, group=target.group,
+        run = start_run(target.mode, light=False, project=target.project, entity=target.entity, group=target.group,
                         job_type=target.job_type, name=name, id=run_id(target.group, f"{target.unit}/{key}"),
                         resume="allow", dir=str(target.run_dir), config=config,
                         tags=[*tags(config), *target.tags])
