@@ -50,7 +50,8 @@ def _records(run_dir: Path) -> list[dict[str, Any]]:
     proc = subprocess.run([_wandb_exe(), "leet", "inspect", "--json", str(run_dir)], capture_output=True,
                           text=True, env=env, timeout=120, check=False)
     if proc.returncode != 0:
-        raise RuntimeError(f"wandb leet inspect failed on {run_dir} (needs wandb ≥ 0.25): {proc.stderr[-300:]}")
+        raise RuntimeError(f"wandb leet inspect failed on {run_dir} (it needs wandb ≥ 0.31, as pyproject.toml "
+                           f"asks): {proc.stderr[-300:]}")
     return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
 
 

@@ -17,7 +17,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,36 +127,36 @@ def _final(part: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
-def _suite_row(rows: pd.DataFrame | None, seed: Any, index: int, n_nets: int, skip: set[str]) -> dict[str, Any]:
-    """The row of ``rows`` (a unit's suite.csv rows) that belongs to one network: by seed, else by position."""
+def _own_row(rows: pd.DataFrame | None, net: Any, seed: Any, index: int, n_nets: int,
+             skip: set[str]) -> dict[str, Any]:
+    """The row of ``rows`` (summary.csv or a unit's suite.csv rows) that belongs to one network: by ``net``, else
+    by ``seed`` when that is unique, else by position when there is one row per network; {} otherwise."""
     if rows is None or not len(rows):
         return {}
-    if "seed" in rows and (rows["seed"] == seed).sum() == 1:
-        row = rows[rows["seed"] == seed].iloc[0]
-    elif len(rows) == n_nets:
-        row = rows.iloc[index]
+    for column, value in (("net", net), ("seed", seed)):
+        if column in rows and (rows[column] == value).sum() == 1:
+            row = rows[rows[column] == value].iloc[0]
+            break
     else:
-        return {}
+        if len(rows) != n_nets:
+            return {}
+        row = rows.iloc[index]
     return {k: v.item() if hasattr(v, "item") else v for k, v in row.items()
             if k not in skip and not (isinstance(v, float) and math.isnan(v))}
 
 
-def _write_run(target: Target, *, rid: str, name: str, config: Mapping[str, Any], history: list[dict[str, float]],
-               summary: Mapping[str, Any], job_type: str | None = None) -> str | None:
-    """One W&B run (``resume="allow"`` under the stable id ``rid``); returns its directory, or None on failure."""
+def _guarded(target: Target, *, rid: str, name: str, config: Mapping[str, Any], fill: Callable[[Any], None],
+             light: bool = True) -> str | None:
+    """Open the W&B run ``rid`` (``resume="allow"``), let ``fill(run)`` log into it, finish it; any W&B error
+    becomes a warning. Returns the run's directory, or None (W&B disabled or failed). Times every run."""
     start = time.perf_counter()
     try:
-        run = start_run(target.mode, project=target.project, entity=target.entity, group=target.group,
-                        job_type=job_type or target.job_type, name=name, id=rid, resume="allow",
+        run = start_run(target.mode, light=light, project=target.project, entity=target.entity,
+                        group=target.group, job_type=target.job_type, name=name, id=rid, resume="allow",
                         dir=str(target.run_dir), config=dict(config), tags=[*tags(config), *target.tags])
         if run is None:
             return None
-        run.define_metric("t")
-        for prefix in ("sim/*", "theory/*", "step", "phase"):
-            run.define_metric(prefix, step_metric="t")
-        for record in history:
-            run.log(record)
-        run.summary.update(dict(summary))
+        fill(run)
         directory = str(Path(run.dir).parent)
         run.finish()
     except Exception as err:  # noqa: BLE001 — any W&B failure is reported, never raised
@@ -166,6 +166,20 @@ def _write_run(target: Target, *, rid: str, name: str, config: Mapping[str, Any]
     _COST["seconds"] += time.perf_counter() - start
     _COST["runs"] += 1
     return directory
+
+
+def _write_run(target: Target, *, rid: str, name: str, config: Mapping[str, Any], history: list[dict[str, float]],
+               summary: Mapping[str, Any]) -> str | None:
+    """One network's (or configuration's) run: history against ``t`` and the summary."""
+    def fill(run) -> None:
+        run.define_metric("t")
+        for prefix in ("sim/*", "theory/*", "step", "phase"):
+            run.define_metric(prefix, step_metric="t")
+        for record in history:
+            run.log(record)
+        run.summary.update(dict(summary))
+
+    return _guarded(target, rid=rid, name=name, config=config, fill=fill)
 
 
 def log_networks(frame: pd.DataFrame, target: Target, keys: Sequence[str], *, rows: pd.DataFrame | None = None,
@@ -185,10 +199,11 @@ def log_networks(frame: pd.DataFrame, target: Target, keys: Sequence[str], *, ro
         return _log_configurations(frame, target, keys, rows if network_table else None)
     shown = [k for k in keys if frame[k].nunique(dropna=False) > 1] or keys[:1]
     written = []
-    for index, (_, part) in enumerate(nets):
+    for index, (net, part) in enumerate(nets):
         point = {k: part[k].iloc[0] for k in [*keys, "seed"] if k in part}
         seed = point.get("seed")
-        summary = {**_final(part), **_suite_row(rows, seed, index, len(nets), {*point, "unit", "status", "suite"})}
+        own = _own_row(rows, net, seed, index, len(nets), {*point, "net", "unit", "status", "suite"})
+        summary = {**_final(part), **own}
         directory = _write_run(target, rid=run_id(target.group, f"{target.unit}/{index}", seed),
                                name=run_name({k: point[k] for k in [*shown, "seed"] if k in point}),
                                config={**network_config(target.config, point), **target.extra, "net": index,
@@ -240,25 +255,12 @@ def log_table_run(target: Target, key: str, table: pd.DataFrame, *, name: str,
     ``wandb.Image`` (key → PNG) and ``files`` saved beside it (e.g. summary.md)."""
     import wandb
 
-    start = time.perf_counter()
-    config = {**network_config(target.config, {}), **target.extra, "unit": target.unit}
-    try:
-        run = start_run(target.mode, light=False, project=target.project, entity=target.entity, group=target.group,
-                        job_type=target.job_type, name=name, id=run_id(target.group, f"{target.unit}/{key}"),
-                        resume="allow", dir=str(target.run_dir), config=config,
-                        tags=[*tags(config), *target.tags])
-        if run is None:
-            return None
+    def fill(run) -> None:
         run.log({key: as_table(table), **{k: wandb.Image(str(p)) for k, p in (images or {}).items()}})
         for path in files:
             run.save(str(path), base_path=str(Path(path).parent), policy="now")
         run.summary.update({**dict(summary or {}), f"{key}_rows": len(table)})
-        directory = str(Path(run.dir).parent)
-        run.finish()
-    except Exception as err:  # noqa: BLE001 — any W&B failure is reported, never raised
-        warnings.warn(f"W&B logging failed for {name!r} ({err}); local results in {target.run_dir} are complete.",
-                      stacklevel=2)
-        return None
-    _COST["seconds"] += time.perf_counter() - start
-    _COST["runs"] += 1
-    return directory
+
+    config = {**network_config(target.config, {}), **target.extra, "unit": target.unit}
+    return _guarded(target, rid=run_id(target.group, f"{target.unit}/{key}"), name=name, config=config, fill=fill,
+                    light=False)
