@@ -30,7 +30,8 @@ from lazyrich.wandb_schema import flatten, network_config, run_id, run_name, tag
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LAYOUTS", "Target", "choose_layout", "flatten", "log_networks", "log_table_run", "run_seconds"]
+__all__ = ["LAYOUTS", "Target", "choose_layout", "flatten", "log_networks", "log_table_run", "plan_layout",
+           "process_seconds", "run_seconds"]
 
 LAYOUTS = ("auto", "network", "configuration")
 """``logger.wandb.layout``: auto (per network unless too costly), network, configuration (seeds averaged)."""
@@ -41,7 +42,7 @@ MAX_SHARE = 0.20
 PRIOR_RUN_SECONDS = 0.25
 """Cost of one offline W&B run (init, 101 log rows, finish) until this process has measured its own."""
 
-_COST = {"seconds": 0.0, "runs": 0}
+_COST = {"seconds": 0.0, "runs": 0, "first": 0.0}
 
 
 @dataclass
@@ -84,8 +85,11 @@ def process_seconds() -> float | None:
 
 
 def run_seconds() -> float:
-    """Mean wall seconds of one W&B run in this process (init + log + finish), or the prior before any."""
-    return _COST["seconds"] / _COST["runs"] if _COST["runs"] else PRIOR_RUN_SECONDS
+    """Mean wall seconds of one W&B run in this process (init + log + finish), the first run (which also starts
+    W&B's service) left out; :data:`PRIOR_RUN_SECONDS` until a second run is measured."""
+    if _COST["runs"] < 2:
+        return PRIOR_RUN_SECONDS
+    return (_COST["seconds"] - _COST["first"]) / (_COST["runs"] - 1)
 
 
 def choose_layout(n_networks: int, elapsed: float, layout: str = "auto") -> tuple[str, str]:
@@ -102,6 +106,20 @@ def choose_layout(n_networks: int, elapsed: float, layout: str = "auto") -> tupl
                                  f"averaged) plus a `networks` table of every network's summary instead; set "
                                  f"logger.wandb.layout=network to force per-network runs.")
     return "network", text
+
+
+def plan_layout(frame: pd.DataFrame, keys: Sequence[str], elapsed: float, layout: str = "auto") -> str:
+    """The layout for ``frame``: ``layout`` unless auto; per network when each configuration has one network (the
+    layouts coincide); else :func:`choose_layout`, whose reason goes to the log (a warning when it falls back)."""
+    if layout != "auto":
+        return layout
+    keys = [k for k in keys if k in frame and k != "seed"]
+    n_nets = frame["net"].nunique()
+    if n_nets <= (frame.groupby(keys, dropna=False).ngroups if keys else 1):
+        return "network"
+    chosen, why = choose_layout(n_nets, elapsed)
+    (log.warning if chosen == "configuration" else log.info)(why)
+    return chosen
 
 
 def _history(part: pd.DataFrame, std: pd.DataFrame | None = None) -> list[dict[str, float]]:
@@ -163,7 +181,9 @@ def _guarded(target: Target, *, rid: str, name: str, config: Mapping[str, Any], 
         warnings.warn(f"W&B logging failed for {name!r} ({err}); local results in {target.run_dir} are complete.",
                       stacklevel=3)
         return None
-    _COST["seconds"] += time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    _COST["first"] = _COST["first"] if _COST["runs"] else seconds
+    _COST["seconds"] += seconds
     _COST["runs"] += 1
     return directory
 
@@ -191,12 +211,23 @@ def log_networks(frame: pd.DataFrame, target: Target, keys: Sequence[str], *, ro
     metrics go into each network's summary; ``elapsed`` the seconds the logged work took. Returns the W&B run
     directories written (none if W&B is disabled or fails).
     """
+    start = time.perf_counter()
     keys = [k for k in keys if k in frame and k != "seed"]
     nets = list(frame.groupby("net", sort=True))
-    layout, why = choose_layout(len(nets), elapsed, target.layout)
-    (log.warning if layout == "configuration" and target.layout == "auto" else log.info)(why)
+    layout = plan_layout(frame, keys, elapsed, target.layout)
     if layout == "configuration":
-        return _log_configurations(frame, target, keys, rows if network_table else None)
+        written = _log_configurations(frame, target, keys, rows if network_table else None)
+    else:
+        written = _log_each_network(frame, target, keys, nets, rows)
+    seconds = time.perf_counter() - start
+    log.info(f"W&B: {len(written)} runs ({layout} layout) in {seconds:.1f} s, "
+             f"{seconds / max(elapsed + seconds, 1e-9):.0%} of the end-to-end {elapsed + seconds:.1f} s")
+    return written
+
+
+def _log_each_network(frame: pd.DataFrame, target: Target, keys: list[str], nets: list,
+                      rows: pd.DataFrame | None) -> list[str]:
+    """One run per network: its own history and summary (and its row of ``rows``)."""
     shown = [k for k in keys if frame[k].nunique(dropna=False) > 1] or keys[:1]
     written = []
     for index, (net, part) in enumerate(nets):

@@ -35,18 +35,22 @@ def suite_logger(cfg: Mapping[str, Any], suite_name: str, key: Sequence[str], fo
     if wb is None:
         return None
     os.environ.setdefault("WANDB_SILENT", "true")  # one banner per unit would drown the progress bar
-    clock = {"last": time.perf_counter()}
+    state = {"last": time.perf_counter(), "layout": str(wb.get("layout") or "auto")}
 
     def log(unit, output, run_dir: Path) -> None:
         from lazyrich.wandb_schema import sweep_group
-        from lazyrich.wandb_sink import Target, log_networks
+        from lazyrich.wandb_sink import Target, log_networks, plan_layout
 
-        target = Target.from_logger(wb, group=sweep_group(folder), job_type=f"bench/{suite_name}",
-                                    config={**unit.config, "suite": suite_name}, unit=unit.id, run_dir=run_dir,
+        elapsed = time.perf_counter() - state["last"]
+        layout = plan_layout(output.frame, key, elapsed, state["layout"])
+        if output.frame["net"].nunique() > 1:
+            state["layout"] = layout  # decided on the first unit with several networks, kept for the suite
+        target = Target.from_logger({**wb, "layout": layout}, group=sweep_group(folder),
+                                    job_type=f"bench/{suite_name}", config={**unit.config, "suite": suite_name},
+                                    unit=unit.id, run_dir=run_dir,
                                     extra={k: v for k, v in unit.key.items() if not _is_nan(v)})
-        log_networks(output.frame, target, key, rows=output.rows, elapsed=time.perf_counter() - clock["last"],
-                     network_table=False)
-        clock["last"] = time.perf_counter()
+        log_networks(output.frame, target, key, rows=output.rows, elapsed=elapsed, network_table=False)
+        state["last"] = time.perf_counter()
 
     return log
 
