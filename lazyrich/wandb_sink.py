@@ -220,8 +220,9 @@ def log_networks(frame: pd.DataFrame, target: Target, keys: Sequence[str], *, ro
     else:
         written = _log_each_network(frame, target, keys, nets, rows)
     seconds = time.perf_counter() - start
-    log.info(f"W&B: {len(written)} runs ({layout} layout) in {seconds:.1f} s, "
-             f"{seconds / max(elapsed + seconds, 1e-9):.0%} of the end-to-end {elapsed + seconds:.1f} s")
+    (log.info if len(written) > 1 else log.debug)(
+        f"W&B: {len(written)} runs ({layout} layout) in {seconds:.1f} s, {seconds / max(elapsed + seconds, 1e-9):.0%} "
+        f"of the {elapsed + seconds:.1f} s taken by them and the work they log")
     return written
 
 
