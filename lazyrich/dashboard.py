@@ -81,7 +81,7 @@ def build_workspace(runs: Sequence[OfflineRun], *, entity: str, project: str, na
                                    is_open=True))
     return ws.Workspace(entity=entity, project=project, name=name, sections=sections,
                         settings=ws.WorkspaceSettings(x_axis="t"),
-                        runset_settings=ws.RunsetSettings(filters=[ws.Metric("Group") == group],
+                        runset_settings=ws.RunsetSettings(filters=ws.And(ws.Metric("Group") == group),
                                                           groupby=[ws.Config(group_by)]))
 
 
