@@ -75,7 +75,8 @@ def build_workspace(runs: Sequence[OfflineRun], *, entity: str, project: str, na
               if k in summary]
     sections = [ws.Section(name="Curves against t", panels=curves, is_open=True),
                 ws.Section(name="Agreement and final values", panels=finals, is_open=True)]
-    tables = [k for k in ("suite", "networks") if any(k in row for r in runs for row in r.history)]
+    logged = {k.split(".", 1)[0] for r in runs for row in r.history for k in row}  # tables decode as "suite._type"
+    tables = [k for k in ("suite", "networks") if k in logged]
     if tables:
         sections.append(ws.Section(name="Tables", panels=[wr.WeavePanelSummaryTable(table_name=t) for t in tables],
                                    is_open=True))

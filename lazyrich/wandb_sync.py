@@ -21,7 +21,7 @@ def find_offline_runs(root: str | Path) -> list[Path]:
     """Every offline W&B run directory (``offline-run-*`` holding a ``.wandb`` file) below ``root``, sorted."""
     root = Path(root)
     if not root.is_dir():
-        raise SystemExit(f"lazyrich sync: {root} is not a folder; pass the output folder of a run or bench.")
+        raise SystemExit(f"lazyrich: {root} is not a folder; pass the output folder of a run, sweep or bench.")
     return sorted(p for p in root.rglob("offline-run-*") if p.is_dir() and any(p.glob("*.wandb")))
 
 

@@ -68,3 +68,20 @@ def test_one_suite_level_run_holds_the_table_figures_and_summary(bench):
         figures = {p.stem for p in (out / name).glob("*.png")}
         assert figures and {f"figures/{f}._type" for f in figures} <= set(row)
         assert "summary.md" in run.files and run.summary["verdict"]
+
+
+def test_the_suite_dashboard_shows_the_suite_table(bench):
+    pytest.importorskip("wandb_workspaces", reason="optional extra lazyrich[dashboards] not installed")
+    import json
+
+    from lazyrich.dashboard import main
+
+    out, runs = bench
+    assert main([str(out)]) == 0
+    for name in ("reversal", "architecture"):
+        spec = json.loads((out / name / "dashboard.json").read_text())["spec"]["section"]
+        sections = {s["name"]: s for s in spec["panelBankConfig"]["sections"]}
+        assert {"Curves against t", "Agreement and final values", "Tables"} <= set(sections)
+        (table,) = sections["Tables"]["panels"]
+        assert table["viewType"] == "Weave" and '"suite"' in json.dumps(table["config"])
+        assert spec["runSets"][0]["filters"]["filters"][0]["value"] == f"out/{name}"
