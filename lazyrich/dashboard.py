@@ -1,11 +1,12 @@
-"""``lazyrich dashboard DIR [--push]``: a W&B saved view per run or suite folder, written as code.
+"""``lazyrich dashboard DIR [--push]``: a W&B saved view per W&B group, written as code.
 
-For each folder below DIR that holds offline W&B runs (a ``lazyrich run`` folder, or a suite folder with
-``suite.csv``), the view shows the runs of that folder's group: loss and kernel distance against ``t`` grouped by
-``lam`` with the seed band (theory dashed beside simulation), the final kernel distance and the theory agreement
-against ``lam``, and, for a suite, its ``suite`` table. The keys come from the runs' own offline files, so every
-panel draws something they logged. Offline the definition is written to ``<folder>/dashboard.json``; ``--push``
-saves it to W&B (needs ``wandb login``, an entity and the optional extra ``lazyrich[dashboards]``).
+For each group of the offline W&B runs below DIR (a ``lazyrich run`` folder, every job of one ``-m`` sweep, or
+a suite folder with ``suite.csv``), the view shows the runs of that group: loss and kernel distance against
+``t`` grouped by ``lam`` with the seed band (theory dashed beside simulation), the final kernel distance and the
+theory agreement against ``lam``, and, for a suite, its ``suite`` table. The keys come from the runs' own offline
+files, so every panel draws something they logged. Offline the definition is written to ``dashboard.json`` in
+the folder that holds the group's runs; ``--push`` saves it to W&B (needs ``wandb login``, an entity and the
+optional extra ``lazyrich[dashboards]``).
 """
 
 from __future__ import annotations
@@ -105,8 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     folders = dashboard_folders(args.dir)
     if not folders:
         raise SystemExit(f"lazyrich dashboard: no offline W&B runs below {args.dir}; run with W&B enabled first.")
-    for folder, paths in folders.items():
-        runs = [read_run(p) for p in _sample(folder, paths)]
+    for folder, runs in _views(folders).items():
         project = args.project or runs[0].project or "lazyrich"
         view = build_workspace(runs, entity=entity or "", project=project, name=f"lazyrich {runs[0].group}")
         (folder / DEFINITION).write_text(json.dumps(definition(view), indent=1) + "\n")
@@ -114,3 +114,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.push:
             view.save()
     return 0
+
+
+def _views(folders: dict[Path, list[Path]]) -> dict[Path, list[OfflineRun]]:
+    """One view per W&B group: the jobs of one ``-m`` sweep share a group, so their view goes to the folder
+    that holds them all; each view gets a sample of its runs (enough to know the keys)."""
+    by_group: dict[str, tuple[list[Path], list[OfflineRun]]] = {}
+    for folder, paths in folders.items():
+        runs = [read_run(p) for p in _sample(folder, paths)]
+        places, sample = by_group.setdefault(runs[0].group, ([], []))
+        places.append(folder)
+        sample += runs
+    return {Path(os.path.commonpath(places)): sample for places, sample in by_group.values()}

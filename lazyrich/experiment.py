@@ -275,11 +275,11 @@ def _write(result: ExperimentResult, run_dir: Path, cfg: Mapping[str, Any], *, l
     result.run_dir = run_dir
     logger_cfg = _get(cfg, "logger.wandb", None)
     if log_wandb and logger_cfg and logger_cfg.get("enabled", True):
-        from lazyrich.wandb_schema import sweep_group
+        from lazyrich.wandb_schema import run_group
         from lazyrich.wandb_sink import Target, log_networks, process_seconds
 
         plain = OmegaConf.to_container(cfg_node, resolve=True)
-        target = Target.from_logger(logger_cfg, group=sweep_group(run_dir), job_type="run", config=plain,
+        target = Target.from_logger(logger_cfg, group=run_group(run_dir), job_type="run", config=plain,
                                     unit=run_dir.name, run_dir=run_dir)
         log_networks(result.frame, target, META_COLUMNS[:3], rows=result.summary,
                      elapsed=max(process_seconds() or 0.0, time.perf_counter() - started))

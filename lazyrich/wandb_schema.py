@@ -3,7 +3,8 @@
 Every run's config has the top-level scalars of :data:`SCHEMA_KEYS` that apply to it (``lam``, ``seed``, ``lr``,
 ``scale``, ``task``, ``depth``, ``hidden``, ``arch``, ``suite``, ``theory``, ``phase``) and
 ``unit``, beside the flattened run config with the batch lists left out: a W&B run never carries a list of
-the batch's λ values or seeds. The group is the sweep folder, the job type ``run`` or ``bench/<suite>``.
+the batch's λ values or seeds. The group is the sweep (a run folder, all jobs of one ``-m`` sweep, or a suite
+folder), the job type ``run`` or ``bench/<suite>``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SCHEMA_KEYS", "flatten", "network_config", "run_id", "run_name", "sweep_group", "tags"]
+__all__ = ["SCHEMA_KEYS", "flatten", "network_config", "run_group", "run_id", "run_name", "sweep_group", "tags"]
 
 SCHEMA_KEYS = ("lam", "seed", "lr", "scale", "task", "depth", "hidden", "arch", "suite", "theory", "phase")
 """Top-level config keys, the same for run and bench: filter, group and colour by these in W&B."""
@@ -70,6 +71,13 @@ def sweep_group(folder: str | Path) -> str:
     except ValueError:
         parts = path.parts[-3:]
     return "/".join(parts[-4:]) or path.name
+
+
+def run_group(run_dir: str | Path) -> str:
+    """The group of a ``lazyrich run`` folder: its multirun sweep folder for a ``-m`` job (Hydra writes
+    ``multirun.yaml`` there), so every job of one sweep shares a group; else the run folder itself."""
+    run_dir = Path(run_dir)
+    return sweep_group(run_dir.parent if (run_dir.parent / "multirun.yaml").exists() else run_dir)
 
 
 def run_id(group: str, unit: str, seed: Any = None) -> str:

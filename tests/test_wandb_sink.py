@@ -9,7 +9,7 @@ import pytest
 from lazyrich import wandb_sink
 from lazyrich.experiment import run_experiment
 from lazyrich.wandb_read import read_run
-from lazyrich.wandb_schema import flatten, network_config, run_id, run_name, sweep_group
+from lazyrich.wandb_schema import flatten, network_config, run_group, run_id, run_name, sweep_group
 from lazyrich.wandb_sync import find_offline_runs
 
 
@@ -116,8 +116,13 @@ def test_schema_names_groups_and_no_batch_lists(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert sweep_group(tmp_path / "multirun" / "run" / "2026-01-01_00-00-00" / "0") == \
         "multirun/run/2026-01-01_00-00-00/0"
-    assert sweep_group(tmp_path / "multirun" / "run" / "2026-01-02_00-00-00" / "0") != \
-        sweep_group(tmp_path / "multirun" / "run" / "2026-01-01_00-00-00" / "0")
+    sweeps = [tmp_path / "multirun" / "run" / day for day in ("2026-01-01_00-00-00", "2026-01-02_00-00-00")]
+    for sweep in sweeps:
+        (sweep / "0").mkdir(parents=True)
+        (sweep / "multirun.yaml").write_text("hydra: {}\n")  # what Hydra writes into a -m sweep folder
+    assert run_group(sweeps[0] / "0") == run_group(sweeps[0] / "1") == "multirun/run/2026-01-01_00-00-00"
+    assert run_group(sweeps[1] / "0") != run_group(sweeps[0] / "0")  # two -m sweeps never share a group
+    assert run_group(tmp_path / "outputs" / "run" / "x") == "outputs/run/x"
 
 
 def test_a_wandb_failure_keeps_the_local_metrics(tmp_path, monkeypatch):
