@@ -81,7 +81,8 @@ def start_run(mode: str | None = None, *, light: bool = True, **init_kwargs: Any
 
     ``light`` skips what costs per run but says nothing per network (the pip package list, ≈ 0.5 s a run, and
     the system-metrics sampler); sweep- and suite-level runs keep them. Returns the W&B run, or None when the
-    mode is ``disabled``. Raises only if an offline init fails too.
+    mode is ``disabled``. Raises only if an offline init fails too. The run whose online init timed out is
+    written offline as ``<id>-offline``: W&B's service keeps its id busy for the rest of the process.
     """
     import wandb
 
@@ -99,4 +100,6 @@ def start_run(mode: str | None = None, *, light: bool = True, **init_kwargs: Any
         if mode != "online":
             raise
         go_offline(f"wandb.init failed: {str(err).splitlines()[0]}")
+    if init_kwargs.get("id"):  # W&B's service keeps the id of the run that timed out busy in this process
+        init_kwargs = {**init_kwargs, "id": f"{init_kwargs['id']}-offline"}
     return wandb.init(mode="offline", settings=settings, reinit="create_new", **init_kwargs)

@@ -1,5 +1,6 @@
 """W&B mirror of `lazyrich run`: offline runs read back with W&B's own decoder and checked against metrics.csv."""
 
+import os
 import warnings
 
 import numpy as np
@@ -144,18 +145,22 @@ def test_an_online_failure_switches_the_process_offline_with_one_warning(tmp_pat
 
     from lazyrich import wandb_connect
 
-    modes = []
+    modes, ids = [], []
 
-    def init(*args, mode=None, **kwargs):
+    def init(*args, mode=None, id=None, **kwargs):
         modes.append(mode)
+        ids.append(id)
         if mode == "online":
             raise TimeoutError("server silent")
         return "run"
 
     monkeypatch.setattr(wandb, "init", init)
     monkeypatch.setattr(wandb_connect, "_STATE", {"offline": False, "probed": True})
+    monkeypatch.setenv("WANDB_MODE", "disabled")  # going offline sets it process-wide; restored after the test
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        assert [wandb_connect.start_run("online", project="p") for _ in range(3)] == ["run"] * 3
+        assert [wandb_connect.start_run("online", project="p", id=f"r{i}") for i in range(3)] == ["run"] * 3
     assert modes == ["online", "offline", "offline", "offline"]  # one online try per process
+    assert ids == ["r0", "r0-offline", "r1", "r2"]  # W&B's service keeps the timed-out id busy
+    assert os.environ["WANDB_MODE"] == "offline"  # so W&B's own setup, and child processes, stay offline
     assert len([w for w in caught if "unreachable" in str(w.message)]) == 1
