@@ -9,7 +9,7 @@ export WANDB_MODE ?= offline
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,slurm,docs]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,slurm,docs,dashboards]'
 	touch $(STAMP)
 
 ## run: the main job — a small benchmark suite with theory overlay; prints a table, writes metrics and plots

@@ -5,6 +5,8 @@
     lazyrich tasks                      list registered tasks (built-in and plug-in) with their parameters
     lazyrich theories                   list registered theories
     lazyrich compare DIR [DIR ...]      side-by-side tables and overlay plots of finished runs or sweeps
+    lazyrich sync DIR [--dry-run]       upload every offline W&B run below DIR (wandb sync, recursively)
+    lazyrich dashboard DIR [--push]     write (or save to W&B) a W&B saved view per run or suite folder
     lazyrich --version                  print the installed version
 """
 
@@ -323,8 +325,17 @@ def _dispatch(command: str, rest: list[str]) -> None:
         from lazyrich.compare import main as compare_main
 
         compare_main(rest)
+    elif command == "sync":
+        from lazyrich.wandb_sync import main as sync_main
+
+        sys.exit(sync_main(rest))
+    elif command == "dashboard":
+        from lazyrich.dashboard import main as dashboard_main
+
+        sys.exit(dashboard_main(rest))
     else:
-        close = difflib.get_close_matches(command, ["run", "bench", "tasks", "theories", "compare"], n=1)
+        commands = ["run", "bench", "tasks", "theories", "compare", "sync", "dashboard"]
+        close = difflib.get_close_matches(command, commands, n=1)
         raise SystemExit(f"lazyrich: unknown command {command!r}" + (f"; did you mean {close[0]!r}?" if close
                                                                      else "") + f"\n{USAGE}")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -210,6 +211,7 @@ def run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None = None, *,
 
 def _run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None, *, log_wandb: bool,
                     plot: bool) -> ExperimentResult:
+    started = time.perf_counter()
     device = resolve_device(cfg.get("device", "auto"))
     task = build_task(cfg["task"])
     phases = list(task) if isinstance(task, TaskSequence) else None
@@ -272,7 +274,7 @@ def _run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None, *, log_w
                                      two_layer=len(weights) == 2)
     result = ExperimentResult(frame, summary, None, trajectories, predictions, notes, meta, loss_matrix)
     if run_dir is not None:
-        _write(result, Path(run_dir), cfg, log_wandb=log_wandb, plot=plot)
+        _write(result, Path(run_dir), cfg, log_wandb=log_wandb, plot=plot, started=started)
     return result
 
 
@@ -326,7 +328,7 @@ def _add_saddle_columns(summary: pd.DataFrame, prediction) -> pd.DataFrame:
 
 
 def _write(result: ExperimentResult, run_dir: Path, cfg: Mapping[str, Any], *, log_wandb: bool,
-           plot: bool) -> None:
+           plot: bool, started: float) -> None:
     from omegaconf import OmegaConf
 
     from lazyrich import plots
@@ -357,10 +359,11 @@ def _write(result: ExperimentResult, run_dir: Path, cfg: Mapping[str, Any], *, l
     result.run_dir = run_dir
     logger_cfg = _get(cfg, "logger.wandb", None)
     if log_wandb and logger_cfg and logger_cfg.get("enabled", True):
-        from lazyrich.wandb_sink import log_to_wandb
+        from lazyrich.wandb_schema import run_group
+        from lazyrich.wandb_sink import Target, log_networks, process_seconds
 
         plain = OmegaConf.to_container(cfg_node, resolve=True)
-        log_to_wandb(result.frame, config=plain, group=str(logger_cfg.get("group") or run_dir.name),
-                     run_dir=run_dir, config_columns=("lam", "scale", "lr"),
-                     project=logger_cfg.get("project", "lazyrich"), entity=logger_cfg.get("entity"),
-                     tags=list(logger_cfg.get("tags", []) or []))
+        target = Target.from_logger(logger_cfg, group=run_group(run_dir), job_type="run", config=plain,
+                                    unit=run_dir.name, run_dir=run_dir)
+        log_networks(result.frame, target, META_COLUMNS[:3], rows=result.summary,
+                     elapsed=max(process_seconds() or 0.0, time.perf_counter() - started))

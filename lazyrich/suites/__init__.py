@@ -15,7 +15,6 @@ sub-folder each plus a top-level ``summary.md`` and ``timings.csv``.
 
 from __future__ import annotations
 
-import os
 import time
 import traceback
 from collections.abc import Mapping
@@ -29,8 +28,9 @@ from lazyrich.device import torch_threads
 from lazyrich.experiment import as_list
 from lazyrich.suites import architecture, continual, finetune, reversal, transfer
 from lazyrich.suites.common import Report, Suite, markdown_table
-from lazyrich.suites.runner import SweepResult, Unit, UnitOutput, run_sweep
+from lazyrich.suites.runner import SweepResult, Unit, run_sweep
 from lazyrich.train import DEFAULT_MAX_STEPS, step_budget
+from lazyrich.wandb_suite import log_suite_run, suite_logger
 
 __all__ = ["SUITES", "Suite", "run_suite", "run_suites", "work_estimate"]
 
@@ -65,30 +65,6 @@ def suite_params(cfg: Mapping[str, Any], name: str) -> dict[str, Any]:
             check = checks.seeds if key == "seeds" else checks.floats
             params[key] = check(f"suite.{name}.{key}", params[key])
     return params
-
-
-def _wandb_logger(cfg: Mapping[str, Any], suite: Suite, group: str):
-    """The per-unit W&B mirror (one W&B run per configuration of a unit, grouped by suite run), or None."""
-    wb = _plain(cfg.get("logger", {}) or {}).get("wandb")
-    if not wb or not wb.get("enabled", True):
-        return None
-    os.environ.setdefault("WANDB_SILENT", "true")  # one banner per unit would drown the progress bar
-
-    def log(unit: Unit, output: UnitOutput, run_dir: Path) -> None:
-        from lazyrich.wandb_sink import log_to_wandb
-
-        log_to_wandb(
-            output.frame,
-            config={**unit.config, "suite": suite.name, "unit": unit.id},
-            group=str(wb.get("group") or group),
-            run_dir=run_dir,
-            config_columns=suite.key,
-            project=wb.get("project", "lazyrich"),
-            entity=wb.get("entity"),
-            tags=[suite.name, *(wb.get("tags") or [])],
-        )
-
-    return log
 
 
 def run_suite(
@@ -236,9 +212,10 @@ def _run_suites(cfg: Mapping[str, Any], out_dir: Path) -> dict[str, pd.DataFrame
             folder,
             device=str(cfg.get("device", "auto")),
             progress=bool(cfg.get("progress", True)),
-            log=_wandb_logger(cfg, suite, out_dir.name),
+            log=suite_logger(cfg, suite.name, suite.key, folder),
         )
         _print(suite, table, report, sweep, folder)
+        log_suite_run(cfg, suite.name, folder, table, report.figures, report.verdict)
         tables[name] = table
         summary.append(
             {

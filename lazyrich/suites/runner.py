@@ -117,8 +117,8 @@ def run_sweep(
 ) -> SweepResult:
     """Compute every unit not yet ``DONE`` under ``out_dir/runs`` and collect all rows (see module docstring).
 
-    ``compute(unit, run_dir)`` returns a :class:`UnitOutput`; ``log`` (e.g. the W&B mirror) runs after it and
-    before the results are written, so a unit is only ``DONE`` when everything about it is.
+    ``compute(unit, run_dir)`` returns a :class:`UnitOutput`; ``log`` (e.g. the W&B mirror) runs after its
+    results are written, so a W&B call never holds the only copy of a result.
     """
     out_dir = Path(out_dir)
     runs_dir = out_dir / "runs"
@@ -146,8 +146,6 @@ def run_sweep(
                 rows["unit"] = unit.id
                 if "status" not in rows:
                     rows["status"] = "ok"
-                if log is not None:
-                    log(unit, output, run_dir)
                 results.write_run(
                     run_dir,
                     output.frame,
@@ -155,6 +153,8 @@ def run_sweep(
                     matrices=output.matrices or None,
                     config=json.dumps(_jsonable(unit.config), indent=1, sort_keys=True) + "\n",
                 )
+                if log is not None:  # after write_run: the results are on disk before any W&B call
+                    log(unit, output, run_dir)
                 with open(out_dir / COMPUTED_LOG, "a") as handle:
                     handle.write(unit.id + "\n")
                 frames.append(rows)
