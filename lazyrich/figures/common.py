@@ -26,6 +26,7 @@ __all__ = [
     "T_LABEL",
     "config",
     "figure",
+    "finish",
     "non_saddle_seed",
     "np64",
     "ntk_from_grams",
@@ -103,6 +104,14 @@ def statement(what: str, error: float, tol: float = TOLERANCE) -> str:
     else:
         verdict = f"theory (dotted) and simulation (solid) disagree by more than {tol:.0%} of a plotted scale"
     return f"{what}; {verdict}."
+
+
+def finish(fig, out_dir: str | Path, name: str, small: bool, errors: dict[str, float], what: str) -> FigureResult:
+    """Save the laid-out ``fig`` as ``name`` (see :func:`save_png`) and its record: the figure's error is the
+    largest of the panel ``errors``, and its sentence says ``what`` it shows and whether theory agrees."""
+    path = save_png(fig, out_dir, name, small)
+    err = max(errors.values())
+    return FigureResult(path, err, statement(what, err), errors)
 
 
 def config(
