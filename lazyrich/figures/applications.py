@@ -17,10 +17,11 @@ from lazyrich.figures.common import (
     FigureResult,
     config,
     figure,
-    finish,
+    figure_result,
     np64,
     rel_error,
     run,
+    save_png,
 )
 from lazyrich.figures.representations import HIERARCHY, hierarchy_sweep
 from lazyrich.tasks import reverse, rotated_pair
@@ -207,4 +208,5 @@ def fig_6(out_dir: Path, small: bool = False) -> FigureResult:
         "hardly at all at λ = −8, and larger "
         "|λ_FT| fine-tunes faster with less NTK movement"
     )
-    return finish(fig, out_dir, "fig6", small, errors, what)
+    path = save_png(fig, out_dir, "fig6", small)
+    return figure_result(path, errors, what)

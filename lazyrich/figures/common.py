@@ -26,7 +26,7 @@ __all__ = [
     "T_LABEL",
     "config",
     "figure",
-    "finish",
+    "figure_result",
     "non_saddle_seed",
     "np64",
     "ntk_from_grams",
@@ -106,10 +106,9 @@ def statement(what: str, error: float, tol: float = TOLERANCE) -> str:
     return f"{what}; {verdict}."
 
 
-def finish(fig, out_dir: str | Path, name: str, small: bool, errors: dict[str, float], what: str) -> FigureResult:
-    """Save the laid-out ``fig`` as ``name`` (see :func:`save_png`) and its record: the figure's error is the
-    largest of the panel ``errors``, and its sentence says ``what`` it shows and whether theory agrees."""
-    path = save_png(fig, out_dir, name, small)
+def figure_result(path: Path, errors: dict[str, float], what: str) -> FigureResult:
+    """The record of a figure saved at ``path``: its error is the largest of the panel ``errors``, and its
+    sentence says ``what`` it shows and whether theory and simulation agree."""
     err = max(errors.values())
     return FigureResult(path, err, statement(what, err), errors)
 

@@ -18,13 +18,14 @@ from lazyrich.figures.common import (
     FigureResult,
     config,
     figure,
-    finish,
+    figure_result,
     matrix_pair,
     non_saddle_seed,
     np64,
     ntk_from_grams,
     rel_error,
     run,
+    save_png,
     upper_pairs,
 )
 
@@ -136,7 +137,8 @@ def fig_1(out_dir: Path, small: bool = False) -> FigureResult:
         "LeCun Gaussian inits approach λ-balance as the input/output widths outgrow the hidden width but not "
         "as the hidden width alone grows"
     )
-    return finish(fig, out_dir, "fig1", small, errors, what)
+    path = save_png(fig, out_dir, "fig1", small)
+    return figure_result(path, errors, what)
 
 
 # --- Fig. 2 ------------------------------------------------------------------------------------------------
@@ -208,7 +210,8 @@ def fig_2(out_dir: Path, small: bool = False) -> FigureResult:
         "Fig. 2: for λ = −2, 0, 2 and 10 the loss, W2W1, W1ᵀW1, W2W2ᵀ and NTK entries follow the exact "
         "solution, with the NTK moving most at λ = 0"
     )
-    return finish(fig, out_dir, "fig2", small, errors, what)
+    path = save_png(fig, out_dir, "fig2", small)
+    return figure_result(path, errors, what)
 
 
 # --- Fig. 3 ------------------------------------------------------------------------------------------------
@@ -268,4 +271,5 @@ def fig_3(out_dir: Path, small: bool = False) -> FigureResult:
         "Fig. 3: from a task-aligned init each singular value of W2W1 rises sigmoidally after a plateau at "
         "λ = 0 and without one at |λ| = 3, identically for ±λ, between the Saxe and lazy limits"
     )
-    return finish(fig, out_dir, "fig3", small, errors, what)
+    path = save_png(fig, out_dir, "fig3", small)
+    return figure_result(path, errors, what)

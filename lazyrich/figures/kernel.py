@@ -14,11 +14,12 @@ from lazyrich.figures.common import (
     FigureResult,
     config,
     figure,
-    finish,
+    figure_result,
     non_saddle_seed,
     np64,
     rel_error,
     run,
+    save_png,
 )
 
 __all__ = ["ARCHITECTURES", "fig_5", "fig_7"]
@@ -131,7 +132,8 @@ def fig_5(out_dir: Path, small: bool = False) -> FigureResult:
         "λ > 0 in the funnel and λ < 0 in the inverted funnel, and a funnel at λ = −10 fits lazily before "
         "its NTK moves late"
     )
-    return finish(fig, out_dir, "fig5", small, errors, what)
+    path = save_png(fig, out_dir, "fig5", small)
+    return figure_result(path, errors, what)
 
 
 @figure
@@ -172,4 +174,5 @@ def fig_7(out_dir: Path, small: bool = False) -> FigureResult:
         "Fig. 7: the NTK moves least when |λ| is large next to the init scale — the kernel distance falls "
         "with |λ| at every scale, rises with the scale at fixed λ ≠ 0 and stays near 0.2 at λ = 0"
     )
-    return finish(fig, out_dir, "fig7", small, {"kernel distance over the grid": rel_error(sim, theory)}, what)
+    path = save_png(fig, out_dir, "fig7", small)
+    return figure_result(path, {"kernel distance over the grid": rel_error(sim, theory)}, what)

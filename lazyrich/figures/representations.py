@@ -16,11 +16,12 @@ from lazyrich.figures.common import (
     FigureResult,
     config,
     figure,
-    finish,
+    figure_result,
     non_saddle_seed,
     np64,
     rel_error,
     run,
+    save_png,
 )
 
 __all__ = ["fig_4", "hierarchy_sweep", "noise_costs"]
@@ -205,4 +206,5 @@ def fig_4(out_dir: Path, small: bool = False) -> FigureResult:
         "both W1ᵀW1 and W2W2ᵀ, a large Gaussian stays random, large ±λ keep one side structured and the "
         "other near |λ|I, and parameter-noise cost grows with |λ| while input-noise cost does not"
     )
-    return finish(fig, out_dir, "fig4", small, errors, what)
+    path = save_png(fig, out_dir, "fig4", small)
+    return figure_result(path, errors, what)
