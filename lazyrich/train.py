@@ -7,12 +7,12 @@ on the same t grid, so networks with different learning rates line up (and stop 
 Linear nets trained full-batch use the sufficient statistics Σxx, Σyx, so a step costs O(L·No·Ni·Nh) whatever P
 is. Nonlinear nets (``activation``) and minibatch SGD (``batch_size``) take the data path with autograd.
 
-Precision policy (the same in lazyrich.theory.base and lazyrich.train):
-1. init builds float64 weights and reads a float32 λ as the decimal it was typed as; metrics keep their inputs' dtype.
-2. The trainer trains and reports in the dtype of the weights it is given (``trainer.dtype``); it never promotes.
-3. Theories compute in float64: lower-precision inputs are promoted with one PrecisionWarning, a check that fails on
-   them names precision as the cause, and the experiment layer warns on a float32 run and adds 1000·u to the
-   agreement tolerance (``theory_rtol``).
+:func:`train` is a few parts, one job each: the input checks, the schedule (:func:`log_grid` → :func:`plan_steps`
+→ the steps at which each network logs and stops), the task on the training device, the recorder, the divergence
+guard, the step (fused statistics path or autograd) and a short loop that ties them together.
+
+Precision: the trainer trains and reports in the dtype of the weights it is given (``trainer.dtype``) and
+never promotes; the whole policy, theories included, is in :mod:`lazyrich.theory.base`.
 """
 
 from __future__ import annotations
