@@ -7,12 +7,12 @@ on the same t grid, so networks with different learning rates line up (and stop 
 Linear nets trained full-batch use the sufficient statistics Σxx, Σyx, so a step costs O(L·No·Ni·Nh) whatever P
 is. Nonlinear nets (``activation``) and minibatch SGD (``batch_size``) take the data path with autograd.
 
-Precision policy (the same in lazyrich.theory.base and lazyrich.train):
-1. init builds float64 weights and reads a float32 λ as the decimal it was typed as; metrics keep their inputs' dtype.
-2. The trainer trains and reports in the dtype of the weights it is given (``trainer.dtype``); it never promotes.
-3. Theories compute in float64: lower-precision inputs are promoted with one PrecisionWarning, a check that fails on
-   them names precision as the cause, and the experiment layer warns on a float32 run and adds 1000·u to the
-   agreement tolerance (``theory_rtol``).
+:func:`train` is a few parts, one job each: the input checks, the schedule (:func:`log_grid` → :func:`plan_steps`
+→ the steps at which each network logs and stops), the task on the training device, the recorder, the divergence
+guard, the step (fused statistics path or autograd) and a short loop that ties them together.
+
+Precision: the trainer trains and reports in the dtype of the weights it is given (``trainer.dtype``) and
+never promotes; the whole policy, theories included, is in :mod:`lazyrich.theory.base`.
 """
 
 from __future__ import annotations
@@ -116,19 +116,196 @@ class Trajectory:
         return self.t.shape[0]
 
 
-class _Recorder:
-    """Preallocated (B, T) buffers filled at each network's own log steps."""
+def _checked_weights(task, weights: Sequence[Tensor], device: str | torch.device | None) -> list[Tensor]:
+    """Detached copies of [W1, …, WL] on the training device; refused unless they chain from n_in to n_out."""
+    target = resolve_device(device) if device is not None else None
+    weights = [w.detach().to(target).clone() if target is not None else w.detach().clone() for w in weights]
+    if len(weights) < 1 or any(w.dim() != 3 for w in weights):
+        raise ValueError("weights must be a list of stacked layers, each (B, out, in); add a batch axis.")
+    n_batch = weights[0].shape[0]
+    if n_batch == 0:
+        raise ValueError("the batch is empty (weights have B = 0 networks); pass at least one network.")
+    for l, (lo, hi) in enumerate(zip(weights[:-1], weights[1:], strict=True), start=1):
+        if hi.shape[2] != lo.shape[1] or hi.shape[0] != n_batch:
+            raise ValueError(f"layer shapes do not chain: W{l} is {tuple(lo.shape)}, W{l + 1} is {tuple(hi.shape)}.")
+    if weights[0].shape[2] != task.n_in or weights[-1].shape[1] != task.n_out:
+        raise ValueError(f"the network maps {weights[0].shape[2]} → {weights[-1].shape[1]} but task "
+                         f"{task.name!r} has n_in={task.n_in}, n_out={task.n_out}.")
+    return weights
 
-    def __init__(self, n_batch: int, n_log: int, matrix_index: Tensor, device: torch.device):
-        self.n_batch, self.n_log = n_batch, n_log
+
+def _activation(name: str | None) -> Callable[[Tensor], Tensor] | None:
+    """The hidden-layer nonlinearity named ``name``; None for a linear network (None, "none" or "linear")."""
+    if name in (None, "none", "linear"):
+        return None
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation={name!r} is unknown; choose one of {['none', *ACTIVATIONS]}.")
+    return ACTIVATIONS[name]
+
+
+def _lr_per_network(lr: float | Sequence[float] | Tensor, n_batch: int) -> Tensor:
+    """The learning rate of each network, float64 (B,): one value broadcast, or one per network."""
+    lr_t = torch.tensor(np.asarray(lr, dtype=np.float64)).reshape(-1)
+    lr_t = lr_t.expand(n_batch).clone() if lr_t.numel() == 1 else lr_t
+    if lr_t.shape != (n_batch,) or not bool((lr_t > 0).all() & torch.isfinite(lr_t).all()):
+        raise ValueError(f"lr must be positive and finite, one value or one per network (B={n_batch}); got {lr}.")
+    return lr_t
+
+
+def _check_batch_size(batch_size: int | None, n_samples: int) -> None:
+    """Refuse a minibatch size outside [1, P]; None means full-batch."""
+    if batch_size is not None and not 1 <= batch_size <= n_samples:
+        raise ValueError(f"batch_size must be in [1, P={n_samples}], got {batch_size}.")
+
+
+def _log_events(steps: Tensor) -> dict[int, tuple[Tensor, Tensor]]:
+    """Group (network, log index) pairs by the step at which they are due. ``steps`` is (B, T)."""
+    n_log = steps.shape[1]
+    flat = steps.reshape(-1)
+    order = torch.argsort(flat, stable=True)
+    uniq, counts = torch.unique_consecutive(flat[order], return_counts=True)
+    events = {}
+    for step, idx in zip(uniq.tolist(), torch.split(order, counts.tolist()), strict=True):
+        events[step] = (idx // n_log, idx % n_log)
+    return events
+
+
+def _matrix_index(n_log: int, n_matrix: int) -> Tensor:
+    """The log points (Tm,) at which matrices are kept: ``n_matrix`` of the ``n_log``, evenly spread, ends included."""
+    n_matrix = max(2, min(n_matrix, n_log))
+    return torch.unique(torch.round(torch.linspace(0, n_log - 1, n_matrix)).long())
+
+
+@dataclass(frozen=True)
+class _Schedule:
+    """When each network logs and stops: the steps (B, T) of the t grid, grouped by step, and the matrix points."""
+
+    steps: Tensor
+    events: dict[int, tuple[Tensor, Tensor]]
+    finish: dict[int, list[int]]
+    matrix_index: Tensor
+
+    @classmethod
+    def plan(cls, lr: Tensor, t_max: float, n_log: int, spacing: str, n_matrix: int,
+             max_steps: int | None) -> _Schedule:
+        """The schedule of networks with learning rates ``lr`` (B,) on :func:`log_grid` (see :func:`plan_steps`)."""
+        steps = plan_steps(log_grid(t_max, n_log, spacing), lr, max_steps)
+        finish: dict[int, list[int]] = {}
+        for b, k in enumerate(steps[:, -1].tolist()):
+            finish.setdefault(k, []).append(b)
+        return cls(steps, _log_events(steps), finish, _matrix_index(n_log, n_matrix))
+
+    @property
+    def total(self) -> int:
+        """The last step any network takes."""
+        return int(self.steps[:, -1].max())
+
+
+@dataclass(frozen=True)
+class _TaskData:
+    """The task on the training device and dtype: statistics, data, the least-squares optimum, the activation."""
+
+    sxx: Tensor
+    syx: Tensor
+    syy: Tensor
+    u: Tensor
+    v: Tensor
+    x: Tensor
+    y: Tensor
+    whitening: float | None
+    optimum: tuple[Tensor, Tensor]
+    act: Callable[[Tensor], Tensor] | None
+
+    @classmethod
+    def of(cls, task, device: torch.device, dtype: torch.dtype, act: Callable[[Tensor], Tensor] | None) -> _TaskData:
+        """Move ``task`` to ``device`` / ``dtype``."""
+        sxx, syx, syy = (s.to(device=device, dtype=dtype) for s in (task.sigma_xx, task.sigma_yx, task.sigma_yy))
+        u, _, v = task.svd
+        x, y = task.X.to(device=device, dtype=dtype), task.Y.to(device=device, dtype=dtype)
+        optimum = metrics.least_squares_optimum(sxx, syx, syy, x, y)
+        return cls(sxx, syx, syy, u.to(device=device, dtype=dtype), v.to(device=device, dtype=dtype), x, y,
+                   task.whitening_scale, optimum, act)
+
+    def loss(self, weights: Sequence[Tensor]) -> Tensor:
+        """Per-network loss (B,): from the data for a nonlinear net, from the statistics for a linear one."""
+        if self.act is not None:
+            return _data_loss(weights, self.x, self.y, self.act)
+        return metrics.loss_from_product(metrics.product(weights), self.sxx, self.syx, self.syy, optimum=self.optimum)
+
+
+class _DivergenceGuard:
+    """Spots networks whose loss turns non-finite or exceeds ``explode`` × max(initial loss, 1), once each."""
+
+    def __init__(self, loss0: Tensor, explode: float, lr: Tensor):
+        self.limit = explode * loss0.clamp_min(1.0)
+        self.lr = lr
+        self.alive = torch.ones(loss0.shape[0], dtype=torch.bool, device=loss0.device)
+        self.diverged_step = torch.full((loss0.shape[0],), -1, dtype=torch.long)
+        self.messages: list[str] = []
+
+    def check(self, step: int, loss: Tensor) -> Tensor | None:
+        """Mark the networks that diverge at ``step`` given their ``loss`` (B,); their mask (B,), or None if none."""
+        bad = self.alive & (~torch.isfinite(loss) | (loss > self.limit))
+        if not bool(bad.any()):
+            return None
+        for b in torch.nonzero(bad).flatten().tolist():
+            lr = float(self.lr[b])
+            self.diverged_step[b] = step
+            self.messages.append(
+                f"network {b} diverged at step {step} (t={step * lr:.4g}, lr={lr:.4g}): "
+                "its loss became non-finite or exploded. GD follows the flow only when "
+                "lr·max(|λ|, s̃₁, s₁) ≪ 1: lower its lr (or the init scale / |λ|).")
+        self.alive.masked_fill_(bad, False)
+        return bad
+
+    @property
+    def status(self) -> list[str]:
+        """"ok" or "diverged" per network."""
+        return ["ok" if bool(a) else "diverged" for a in self.alive.tolist()]
+
+
+def _rows(tensors: Sequence[Tensor], rows: Tensor) -> list[Tensor]:
+    """The networks ``rows`` of each stacked tensor; a tensor without a batch axis (2-D) is shared and kept."""
+    return [t[rows] if t.dim() == 3 else t for t in tensors]
+
+
+class _Recorder:
+    """Preallocated (B, T) buffers filled with :func:`lazyrich.metrics.snapshot` at each network's own log steps."""
+
+    def __init__(self, n_log: int, matrix_index: Tensor, data: _TaskData, init_weights: list[Tensor]):
+        self.n_batch, self.n_log = init_weights[0].shape[0], n_log
         self.matrix_slot = torch.full((n_log,), -1, dtype=torch.long)
         self.matrix_slot[matrix_index] = torch.arange(len(matrix_index))
         self.n_matrix = len(matrix_index)
-        self.device = device
+        self.device = init_weights[0].device
+        self.data, self.init_weights = data, init_weights
+        self.init_blocks = None if data.act is not None else metrics.ntk_blocks(init_weights)
         self.scalars: dict[str, Tensor] = {}
         self.matrices: dict[str, Tensor] = {}
 
+    def record(self, weights: list[Tensor], rows: Tensor, cols: Tensor, alive: Tensor) -> None:
+        """Log networks ``rows`` at log points ``cols``; networks no longer ``alive`` (B,) log NaN."""
+        rows, cols = rows.to(self.device), cols.to(self.device)
+        full = len(rows) == self.n_batch and bool((rows == torch.arange(self.n_batch, device=self.device)).all())
+        sub = weights if full else _rows(weights, rows)
+        sub0 = self.init_weights if full else _rows(self.init_weights, rows)
+        blocks0 = self.init_blocks
+        if not full and blocks0 is not None:
+            blocks0 = [tuple(_rows(block, rows)) for block in blocks0]
+        # Matrices are kept at n_matrix of the n_log points only: don't form the Grams at the others.
+        keep_matrices = bool((self.matrix_slot[cols.cpu()] >= 0).any())
+        data = self.data
+        scalars, matrices = metrics.snapshot(sub, sub0, blocks0, data.sxx, data.syx, data.syy, data.u, data.v,
+                                             optimum=data.optimum, with_matrices=keep_matrices,
+                                             loss=data.loss(sub) if data.act is not None else None)
+        if not bool(alive.all()):
+            dead = ~alive[rows]
+            for value in list(scalars.values()) + list(matrices.values()):
+                value[dead] = math.nan
+        self.put(rows, cols, scalars, matrices)
+
     def put(self, rows: Tensor, cols: Tensor, scalars: dict[str, Tensor], matrices: dict[str, Tensor]) -> None:
+        """Store the values (len(rows), …) of networks ``rows`` at log points ``cols``."""
         for name, value in scalars.items():
             if name not in self.scalars:
                 self.scalars[name] = torch.full((self.n_batch, self.n_log), math.nan, dtype=value.dtype,
@@ -143,18 +320,6 @@ class _Recorder:
                 self.matrices[name] = torch.full((self.n_batch, self.n_matrix, *value.shape[1:]), math.nan,
                                                  dtype=value.dtype, device=self.device)
             self.matrices[name][rows[keep], slots[keep]] = value[keep]
-
-
-def _log_events(steps: Tensor) -> dict[int, tuple[Tensor, Tensor]]:
-    """Group (network, log index) pairs by the step at which they are due. ``steps`` is (B, T)."""
-    n_log = steps.shape[1]
-    flat = steps.reshape(-1)
-    order = torch.argsort(flat, stable=True)
-    uniq, counts = torch.unique_consecutive(flat[order], return_counts=True)
-    events = {}
-    for step, idx in zip(uniq.tolist(), torch.split(order, counts.tolist()), strict=True):
-        events[step] = (idx // n_log, idx % n_log)
-    return events
 
 
 def _linear_step(weights: list[Tensor], sigma_xx: Tensor, sigma_yx: Tensor, whitening: float | None,
@@ -201,6 +366,60 @@ def _data_loss(weights: Sequence[Tensor], x: Tensor, y: Tensor, activation) -> T
     return 0.5 * ((_forward(weights, x, activation) - y) ** 2).sum((-2, -1)) / x.shape[0]
 
 
+def _stepper(data: _TaskData, lr_step: Tensor, batch_size: int | None,
+             seed: int) -> Callable[[list[Tensor]], list[Tensor]]:
+    """One GD step of the batch at the rates ``lr_step`` (B, 1, 1): fused on the statistics for a linear net
+    trained full-batch, autograd on the data (a minibatch drawn with ``seed``) otherwise."""
+    if data.act is None and batch_size is None:
+        return lambda weights: _linear_step(weights, data.sxx, data.syx, data.whitening, lr_step)
+    gen = torch.Generator(device=data.x.device).manual_seed(seed)
+
+    def step(weights: list[Tensor]) -> list[Tensor]:
+        ws = [w.requires_grad_(True) for w in weights]
+        if batch_size is None:
+            xb, yb = data.x, data.y
+        else:
+            idx = torch.randperm(data.x.shape[0], generator=gen, device=data.x.device)[:batch_size]
+            xb, yb = data.x[idx], data.y[idx]
+        grads = torch.autograd.grad(_data_loss(ws, xb, yb, data.act).sum(), ws)
+        with torch.no_grad():
+            return [w.detach() - lr_step * g for w, g in zip(ws, grads, strict=True)]
+
+    return step
+
+
+def _loop(weights: list[Tensor], schedule: _Schedule, step: Callable[[list[Tensor]], list[Tensor]],
+          lr_step: Tensor, guard: _DivergenceGuard, recorder: _Recorder, data: _TaskData, check_every: int,
+          progress: bool) -> list[Tensor]:
+    """Step the batch to the end of ``schedule``, logging when due and checking for divergence every
+    ``check_every`` steps (and at every log); a network is frozen (its ``lr_step`` zeroed) when it reaches t_max
+    or diverges. Returns the final weights."""
+    def check(k: int) -> None:
+        bad = guard.check(k, data.loss(weights))
+        if bad is not None:
+            lr_step.masked_fill_(bad.view(-1, 1, 1), 0.0)
+
+    events, finish, total = schedule.events, schedule.finish, schedule.total
+    bar = tqdm(total=total, disable=not progress, desc="train", unit="step", mininterval=0.5, leave=False)
+    done = 0
+    for k in range(total + 1):
+        if k in events:
+            if k % check_every:
+                check(k)
+            recorder.record(weights, *events[k], guard.alive)
+            bar.update(k - done)
+            done = k
+        if k in finish:
+            lr_step[finish[k]] = 0.0  # reached t_max: frozen, so faster networks wait for the slower ones
+        if k == total:
+            break
+        weights = step(weights)
+        if (k + 1) % check_every == 0:
+            check(k + 1)
+    bar.close()
+    return weights
+
+
 def train(task, weights: Sequence[Tensor], lr: float | Sequence[float] | Tensor, *, t_max: float,
           n_log: int = 101, spacing: str = "linear", n_matrix: int = 21, activation: str | None = None,
           batch_size: int | None = None, seed: int = 0, check_every: int = 10, explode: float = 1e8,
@@ -215,133 +434,22 @@ def train(task, weights: Sequence[Tensor], lr: float | Sequence[float] | Tensor,
     "diverged" while the rest go on. The step count is checked before any work: see :func:`plan_steps`
     (``max_steps`` None: the budget of :func:`step_budget`, :data:`DEFAULT_MAX_STEPS` unless set).
     """
-    target = resolve_device(device) if device is not None else None
-    weights = [w.detach().to(target).clone() if target is not None else w.detach().clone() for w in weights]
-    if len(weights) < 1 or any(w.dim() != 3 for w in weights):
-        raise ValueError("weights must be a list of stacked layers, each (B, out, in); add a batch axis.")
-    n_batch, device, dtype = weights[0].shape[0], weights[0].device, weights[0].dtype
-    if n_batch == 0:
-        raise ValueError("the batch is empty (weights have B = 0 networks); pass at least one network.")
-    for l, (lo, hi) in enumerate(zip(weights[:-1], weights[1:], strict=True), start=1):
-        if hi.shape[2] != lo.shape[1] or hi.shape[0] != n_batch:
-            raise ValueError(f"layer shapes do not chain: W{l} is {tuple(lo.shape)}, W{l + 1} is {tuple(hi.shape)}.")
-    if weights[0].shape[2] != task.n_in or weights[-1].shape[1] != task.n_out:
-        raise ValueError(f"the network maps {weights[0].shape[2]} → {weights[-1].shape[1]} but task "
-                         f"{task.name!r} has n_in={task.n_in}, n_out={task.n_out}.")
-    act = None
-    if activation not in (None, "none", "linear"):
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation={activation!r} is unknown; choose one of {['none', *ACTIVATIONS]}.")
-        act = ACTIVATIONS[activation]
-    lr_t = torch.tensor(np.asarray(lr, dtype=np.float64)).reshape(-1)
-    lr_t = lr_t.expand(n_batch).clone() if lr_t.numel() == 1 else lr_t
-    if lr_t.shape != (n_batch,) or not bool((lr_t > 0).all() & torch.isfinite(lr_t).all()):
-        raise ValueError(f"lr must be positive and finite, one value or one per network (B={n_batch}); got {lr}.")
-
-    grid = log_grid(t_max, n_log, spacing)
-    steps = plan_steps(grid, lr_t, max_steps)  # (B, T)
-    last = steps[:, -1]
-    events = _log_events(steps)
-    n_matrix = max(2, min(n_matrix, n_log))
-    matrix_index = torch.unique(torch.round(torch.linspace(0, n_log - 1, n_matrix)).long())
-
-    sxx, syx, syy = (s.to(device=device, dtype=dtype) for s in (task.sigma_xx, task.sigma_yx, task.sigma_yy))
-    u, _, v = task.svd
-    u, v = u.to(device=device, dtype=dtype), v.to(device=device, dtype=dtype)
-    whitening = task.whitening_scale
-    x = task.X.to(device=device, dtype=dtype)
-    y = task.Y.to(device=device, dtype=dtype)
-    optimum = metrics.least_squares_optimum(sxx, syx, syy, x, y)
-    data_path = act is not None or batch_size is not None
-    if batch_size is not None and not 1 <= batch_size <= task.P:
-        raise ValueError(f"batch_size must be in [1, P={task.P}], got {batch_size}.")
-    gen = torch.Generator(device=device).manual_seed(seed)
+    weights = _checked_weights(task, weights, device)
+    act = _activation(activation)
+    lr_t = _lr_per_network(lr, weights[0].shape[0])
+    schedule = _Schedule.plan(lr_t, t_max, n_log, spacing, n_matrix, max_steps)
+    data = _TaskData.of(task, weights[0].device, weights[0].dtype, act)
+    _check_batch_size(batch_size, task.P)
 
     init_weights = [w.clone() for w in weights]
-    init_blocks = None if act is not None else metrics.ntk_blocks(init_weights)
-
-    def loss_of(ws: Sequence[Tensor], prod: Tensor | None = None) -> Tensor:
-        if act is not None:
-            return _data_loss(ws, x, y, act)
-        return metrics.loss_from_product(metrics.product(ws) if prod is None else prod, sxx, syx, syy,
-                                         optimum=optimum)
-
-    loss0 = loss_of(weights)
-    limit = explode * loss0.clamp_min(1.0)
-    lr_step = lr_t.to(device=device, dtype=dtype).view(-1, 1, 1).clone()
-    finish = {}
-    for b, k in enumerate(last.tolist()):
-        finish.setdefault(k, []).append(b)
-    alive = torch.ones(n_batch, dtype=torch.bool, device=device)
-    diverged_step = torch.full((n_batch,), -1, dtype=torch.long)
-    recorder = _Recorder(n_batch, n_log, matrix_index, device)
-    messages: list[str] = []
-
-    def record(k: int) -> None:
-        rows, cols = events[k]
-        rows, cols = rows.to(device), cols.to(device)
-        full = len(rows) == n_batch and bool((rows == torch.arange(n_batch, device=device)).all())
-        sub = weights if full else [w[rows] for w in weights]
-        sub0 = init_weights if full else [w[rows] for w in init_weights]
-        blocks0 = init_blocks if full or init_blocks is None else [(a[rows] if a.dim() == 3 else a, g[rows] if
-                                                                    g.dim() == 3 else g) for a, g in init_blocks]
-        # Matrices are kept at n_matrix of the n_log points only: don't form the Grams at the others.
-        keep_matrices = bool((recorder.matrix_slot[cols.cpu()] >= 0).any())
-        scalars, matrices = metrics.snapshot(sub, sub0, blocks0, sxx, syx, syy, u, v, optimum=optimum,
-                                             loss=_data_loss(sub, x, y, act) if act is not None else None,
-                                             with_matrices=keep_matrices)
-        if not bool(alive.all()):
-            dead = ~alive[rows]
-            for value in list(scalars.values()) + list(matrices.values()):
-                value[dead] = math.nan
-        recorder.put(rows, cols, scalars, matrices)
-
-    def check(k: int, prod: Tensor | None) -> None:
-        loss = loss_of(weights, prod)
-        bad = alive & (~torch.isfinite(loss) | (loss > limit))
-        if bool(bad.any()):
-            for b in torch.nonzero(bad).flatten().tolist():
-                diverged_step[b] = k
-                messages.append(
-                    f"network {b} diverged at step {k} (t={k * float(lr_t[b]):.4g}, lr={float(lr_t[b]):.4g}): "
-                    "its loss became non-finite or exploded. GD follows the flow only when "
-                    "lr·max(|λ|, s̃₁, s₁) ≪ 1: lower its lr (or the init scale / |λ|).")
-            alive.masked_fill_(bad, False)
-            lr_step.masked_fill_(bad.view(-1, 1, 1), 0.0)
-
-    total = int(last.max())
-    bar = tqdm(total=total, disable=not progress, desc="train", unit="step", mininterval=0.5, leave=False)
-    done = 0
-    for k in range(total + 1):
-        if k in events:
-            if k % check_every:
-                check(k, None)
-            record(k)
-            bar.update(k - done)
-            done = k
-        if k in finish:
-            lr_step[finish[k]] = 0.0  # reached t_max: frozen, so faster networks wait for the slower ones
-        if k == total:
-            break
-        if data_path:
-            ws = [w.requires_grad_(True) for w in weights]
-            if batch_size is None:
-                xb, yb = x, y
-            else:
-                idx = torch.randperm(task.P, generator=gen, device=device)[:batch_size]
-                xb, yb = x[idx], y[idx]
-            grads = torch.autograd.grad(_data_loss(ws, xb, yb, act).sum(), ws)
-            with torch.no_grad():
-                weights = [w.detach() - lr_step * g for w, g in zip(ws, grads, strict=True)]
-        else:
-            weights = _linear_step(weights, sxx, syx, whitening, lr_step)
-        if (k + 1) % check_every == 0:
-            check(k + 1, None)
-    bar.close()
-    for message in messages:
+    recorder = _Recorder(n_log, schedule.matrix_index, data, init_weights)
+    guard = _DivergenceGuard(data.loss(weights), explode, lr_t)
+    lr_step = lr_t.to(device=weights[0].device, dtype=weights[0].dtype).view(-1, 1, 1).clone()
+    step = _stepper(data, lr_step, batch_size, seed)
+    weights = _loop(weights, schedule, step, lr_step, guard, recorder, data, check_every, progress)
+    for message in guard.messages:
         warnings.warn(message, RuntimeWarning, stacklevel=2)
-    status = ["ok" if bool(a) else "diverged" for a in alive.tolist()]
-    return Trajectory(t=steps.to(torch.float64) * lr_t.unsqueeze(1), step=steps, scalars=recorder.scalars,
-                      matrices=recorder.matrices, matrix_index=matrix_index, lr=lr_t, status=status,
-                      diverged_step=diverged_step, init_weights=init_weights, final_weights=weights,
-                      messages=messages)
+    return Trajectory(t=schedule.steps.to(torch.float64) * lr_t.unsqueeze(1), step=schedule.steps,
+                      scalars=recorder.scalars, matrices=recorder.matrices, matrix_index=schedule.matrix_index,
+                      lr=lr_t, status=guard.status, diverged_step=guard.diverged_step, init_weights=init_weights,
+                      final_weights=weights, messages=guard.messages)

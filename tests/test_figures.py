@@ -78,3 +78,10 @@ def test_command_line_small_only_one(tmp_path):
     table = proc.stdout.splitlines()
     assert any(line.startswith("fig7") and line.rstrip().endswith("agree") for line in table)
     assert table[-1].startswith("total")
+
+
+def test_figure_result_takes_the_largest_panel_error(tmp_path):
+    record = common.figure_result(tmp_path / "f.png", {"a": 0.01, "b": 0.03, "c": 0.002}, "Fig. 9: x")
+    assert record.max_error == 0.03 and record.errors == {"a": 0.01, "b": 0.03, "c": 0.002}
+    assert record.statement == common.statement("Fig. 9: x", 0.03) and "agree to within" in record.statement
+    assert "disagree" in common.figure_result(tmp_path / "f.png", {"a": 0.01, "b": 0.2}, "Fig. 9: x").statement

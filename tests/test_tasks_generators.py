@@ -140,3 +140,24 @@ def test_generators_are_registered() -> None:
     assert make("hierarchy", depth=2).shape == (4, 4, 4)
     assert make("random_regression", n_in=3, n_out=2).shape == (3, 3, 2)
     assert make("student_teacher", n_samples=16).P == 16
+
+
+def test_membership_features_cover_the_leaves_below_each_node_in_breadth_first_order() -> None:
+    from lazyrich.tasks.generators import _membership_features
+
+    columns, names, levels = _membership_features(2, 3)  # root, 3 internal nodes, 9 leaves
+    assert names == ["root", "n1", "n2", "n3"] + [f"leaf{q}" for q in range(9)]
+    assert levels == [0] + [1] * 3 + [2] * 9
+    Y = torch.stack(columns, dim=1)
+    assert Y.sum(0).tolist() == [9.0] + [3.0] * 3 + [1.0] * 9
+    assert Y[:, 1:4].sum(1).tolist() == [1.0] * 9 and Y[:, 4:].sum(1).tolist() == [1.0] * 9  # a partition per level
+    assert Y[:, 2].tolist() == [0, 0, 0, 1, 1, 1, 0, 0, 0]  # node n2 holds leaves 3..5
+
+
+def test_level_scales_count_within_each_level_and_refuse_non_positive_scales() -> None:
+    from lazyrich.tasks.generators import _level_scales
+
+    scales = _level_scales([0, 0, 1, 1, 1, 2], 0.1)
+    torch.testing.assert_close(scales, torch.tensor([1.0, 1.1, 1.0, 1.1, 1.2, 1.0], dtype=torch.float64))
+    with pytest.raises(TaskError, match=r"1 \+ ε·j ≤ 0 \(j up to 2\)"):
+        _level_scales([0, 0, 0], -0.5)

@@ -17,11 +17,11 @@ from lazyrich.figures.common import (
     FigureResult,
     config,
     figure,
+    figure_result,
     np64,
     rel_error,
     run,
     save_png,
-    statement,
 )
 from lazyrich.figures.representations import HIERARCHY, hierarchy_sweep
 from lazyrich.tasks import reverse, rotated_pair
@@ -202,12 +202,11 @@ def fig_6(out_dir: Path, small: bool = False) -> FigureResult:
         ax.grid(alpha=0.3)
     fig.suptitle("Fig. 6 — applications: continual learning, reversal, transfer and fine-tuning")
     fig.tight_layout()
-    path = save_png(fig, out_dir, "fig6", small)
-    err = max(errors.values())
     what = (
         "Fig. 6: a λ = 2 net forgets each task as the theory's restarts predict, reversal stalls at λ = 0 "
         "but succeeds at λ = 2, a new feature spreads further through the hierarchy as λ grows and "
         "hardly at all at λ = −8, and larger "
         "|λ_FT| fine-tunes faster with less NTK movement"
     )
-    return FigureResult(path, err, statement(what, err), errors)
+    path = save_png(fig, out_dir, "fig6", small)
+    return figure_result(path, errors, what)

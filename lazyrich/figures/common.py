@@ -26,6 +26,7 @@ __all__ = [
     "T_LABEL",
     "config",
     "figure",
+    "figure_result",
     "non_saddle_seed",
     "np64",
     "ntk_from_grams",
@@ -103,6 +104,13 @@ def statement(what: str, error: float, tol: float = TOLERANCE) -> str:
     else:
         verdict = f"theory (dotted) and simulation (solid) disagree by more than {tol:.0%} of a plotted scale"
     return f"{what}; {verdict}."
+
+
+def figure_result(path: Path, errors: dict[str, float], what: str) -> FigureResult:
+    """The record of a figure saved at ``path``: its error is the largest of the panel ``errors``, and its
+    sentence says ``what`` it shows and whether theory and simulation agree."""
+    err = max(errors.values())
+    return FigureResult(path, err, statement(what, err), errors)
 
 
 def config(

@@ -18,6 +18,7 @@ from lazyrich.figures.common import (
     FigureResult,
     config,
     figure,
+    figure_result,
     matrix_pair,
     non_saddle_seed,
     np64,
@@ -25,7 +26,6 @@ from lazyrich.figures.common import (
     rel_error,
     run,
     save_png,
-    statement,
     upper_pairs,
 )
 
@@ -132,14 +132,13 @@ def fig_1(out_dir: Path, small: bool = False) -> FigureResult:
         plots.legend_sim_theory(ax, loc="best", fontsize=6)
     fig.suptitle("Fig. 1 — rich vs lazy learning, and how close standard inits are to λ-balanced")
     fig.tight_layout()
-    path = save_png(fig, out_dir, "fig1", small)
-    err = max(errors.values())
     what = (
         "Fig. 1: a λ = 0 net learns W2W1 in sigmoidal stages while a λ = 8 net moves it exponentially, and "
         "LeCun Gaussian inits approach λ-balance as the input/output widths outgrow the hidden width but not "
         "as the hidden width alone grows"
     )
-    return FigureResult(path, err, statement(what, err), errors)
+    path = save_png(fig, out_dir, "fig1", small)
+    return figure_result(path, errors, what)
 
 
 # --- Fig. 2 ------------------------------------------------------------------------------------------------
@@ -207,13 +206,12 @@ def fig_2(out_dir: Path, small: bool = False) -> FigureResult:
         "(one colour per matrix entry)"
     )
     fig.tight_layout()
-    path = save_png(fig, out_dir, "fig2", small)
-    err = max(errors.values())
     what = (
         "Fig. 2: for λ = −2, 0, 2 and 10 the loss, W2W1, W1ᵀW1, W2W2ᵀ and NTK entries follow the exact "
         "solution, with the NTK moving most at λ = 0"
     )
-    return FigureResult(path, err, statement(what, err), errors)
+    path = save_png(fig, out_dir, "fig2", small)
+    return figure_result(path, errors, what)
 
 
 # --- Fig. 3 ------------------------------------------------------------------------------------------------
@@ -269,10 +267,9 @@ def fig_3(out_dir: Path, small: bool = False) -> FigureResult:
         "exponential as |λ| grows, the same for ±λ"
     )
     fig.tight_layout()
-    path = save_png(fig, out_dir, "fig3", small)
-    err = max(errors.values())
     what = (
         "Fig. 3: from a task-aligned init each singular value of W2W1 rises sigmoidally after a plateau at "
         "λ = 0 and without one at |λ| = 3, identically for ±λ, between the Saxe and lazy limits"
     )
-    return FigureResult(path, err, statement(what, err), errors)
+    path = save_png(fig, out_dir, "fig3", small)
+    return figure_result(path, errors, what)

@@ -14,12 +14,12 @@ from lazyrich.figures.common import (
     FigureResult,
     config,
     figure,
+    figure_result,
     non_saddle_seed,
     np64,
     rel_error,
     run,
     save_png,
-    statement,
 )
 
 __all__ = ["ARCHITECTURES", "fig_5", "fig_7"]
@@ -37,13 +37,8 @@ def _final_kernel_distance(result) -> tuple[np.ndarray, np.ndarray]:
     return np64(traj.scalars["kernel_distance"][:, -1]), np64(pred.kernel_distance[:, -1])
 
 
-@figure
-def fig_5(out_dir: Path, small: bool = False) -> FigureResult:
-    """Final kernel distance against λ for funnel, square and inverted funnel; delayed rich in time."""
-    lams = [-16.0, -4.0, 0.0, 4.0, 16.0] if small else [-16.0, -8.0, -4.0, -1.0, 0.0, 1.0, 4.0, 8.0, 16.0]
-    t_max = 8.0
-    lr = 2.5e-3 if small else 1.25e-3
-    fig, axes = plt.subplots(1, 3, figsize=(17, 4.4))
+def _architecture_panel(ax, lams: list[float], lr: float, t_max: float) -> dict[str, float]:
+    """Panel (a): final kernel distance against λ, one curve per architecture; the error of each."""
     errors: dict[str, float] = {}
     for colour, (name, (n_in, n_out)) in zip(("C0", "C2", "C3"), ARCHITECTURES.items(), strict=True):
         task = {"name": "random_regression", "n_in": n_in, "n_out": n_out, "seed": 0}
@@ -51,7 +46,7 @@ def fig_5(out_dir: Path, small: bool = False) -> FigureResult:
         cfg["seed"] = non_saddle_seed(cfg)
         sim, theory = _final_kernel_distance(run(cfg))
         plots.sim_theory(
-            axes[0],
+            ax,
             lams,
             np.maximum(sim, FLOOR),
             np.maximum(theory, FLOOR),
@@ -60,17 +55,22 @@ def fig_5(out_dir: Path, small: bool = False) -> FigureResult:
             marker="o",
         )
         errors[f"final kernel distance, {name}"] = rel_error(sim, theory)
-    axes[0].set_xscale("symlog", linthresh=1.0)
-    axes[0].set_xticks(lams, [f"{v:g}" for v in lams])
-    axes[0].set(
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xticks(lams, [f"{v:g}" for v in lams])
+    ax.set(
         yscale="log",
         xlabel="λ",
         ylabel=f"kernel distance S at t = {t_max:g}",
         title="(a) NTK movement against λ, per architecture",
     )
-    plots.legend_sim_theory(axes[0], loc="lower left", fontsize=6)
+    plots.legend_sim_theory(ax, loc="lower left", fontsize=6)
+    return errors
 
-    # Delayed rich: a funnel at large negative λ fits lazily first, then its NTK moves at rate ≈ s̃²/|λ|.
+
+def _delayed_rich_panels(ax_loss, ax_kernel, small: bool) -> dict[str, float]:
+    """Panels (b), (c): loss and kernel distance against t for a funnel at λ = −10, 0, +10; the error of each.
+
+    Delayed rich: a funnel at large negative λ fits lazily first, then its NTK moves at rate ≈ s̃²/|λ|."""
     task = {"name": "random_regression", "n_in": 4, "n_out": 2, "singular_values": [2.0, 1.0], "seed": 0}
     lams_t = [-10.0, 0.0, 10.0]
     cfg = config(
@@ -85,29 +85,40 @@ def fig_5(out_dir: Path, small: bool = False) -> FigureResult:
     result = run(cfg)
     traj, pred = result.trajectories[0], result.predictions[0]
     labels = {-10.0: "λ = −10 (delayed rich)", 0.0: "λ = 0 (rich)", 10.0: "λ = +10 (lazy)"}
+    errors: dict[str, float] = {}
     for k, (lam, colour) in enumerate(zip(lams_t, ("C3", "C1", "C0"), strict=True)):
         t = np64(traj.t[k])[1:]  # t = 0 has no place on a log axis
         for ax, metric, sim_full, th_full in (
-            (axes[1], "loss", traj.scalars["loss"], pred.loss),
-            (axes[2], "kernel distance", traj.scalars["kernel_distance"], pred.kernel_distance),
+            (ax_loss, "loss", traj.scalars["loss"], pred.loss),
+            (ax_kernel, "kernel distance", traj.scalars["kernel_distance"], pred.kernel_distance),
         ):
             sim, theory = np64(sim_full[k])[1:], np64(th_full[k])[1:]
             plots.sim_theory(
                 ax, t, np.maximum(sim, FLOOR), np.maximum(theory, FLOOR), color=colour, label=labels[lam]
             )
             errors[f"{metric} vs t, {labels[lam]}"] = rel_error(sim, theory)
-    axes[1].set(
+    ax_loss.set(
         xscale="log", yscale="log", xlabel=T_LABEL, ylabel="loss", title="(b) funnel 4→2, s̃ = (2, 1): loss"
     )
-    axes[2].set(
+    ax_kernel.set(
         xscale="log",
         yscale="log",
         xlabel=T_LABEL,
         ylabel="kernel distance S(t)",
         title="(c) kernel distance: λ = −10 moves late (delayed rich)",
     )
-    axes[1].set_ylim(bottom=1e-10)
-    axes[2].set_ylim(bottom=1e-6)
+    ax_loss.set_ylim(bottom=1e-10)
+    ax_kernel.set_ylim(bottom=1e-6)
+    return errors
+
+
+@figure
+def fig_5(out_dir: Path, small: bool = False) -> FigureResult:
+    """Final kernel distance against λ for funnel, square and inverted funnel; delayed rich in time."""
+    lams = [-16.0, -4.0, 0.0, 4.0, 16.0] if small else [-16.0, -8.0, -4.0, -1.0, 0.0, 1.0, 4.0, 8.0, 16.0]
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.4))
+    errors = _architecture_panel(axes[0], lams, lr=2.5e-3 if small else 1.25e-3, t_max=8.0)
+    errors |= _delayed_rich_panels(axes[1], axes[2], small)
     for ax in axes:
         ax.grid(alpha=0.3)
     plots.legend_sim_theory(axes[2], loc="upper left", fontsize=7)
@@ -116,14 +127,13 @@ def fig_5(out_dir: Path, small: bool = False) -> FigureResult:
         "funnel at λ → +∞): delayed rich"
     )
     fig.tight_layout()
-    path = save_png(fig, out_dir, "fig5", small)
-    err = max(errors.values())
     what = (
         "Fig. 5: the final kernel distance falls with |λ| for the square net on both sides but only for "
         "λ > 0 in the funnel and λ < 0 in the inverted funnel, and a funnel at λ = −10 fits lazily before "
         "its NTK moves late"
     )
-    return FigureResult(path, err, statement(what, err), errors)
+    path = save_png(fig, out_dir, "fig5", small)
+    return figure_result(path, errors, what)
 
 
 @figure
@@ -160,10 +170,9 @@ def fig_7(out_dir: Path, small: bool = False) -> FigureResult:
         "colour and solid white contours: simulation, dotted black contours: theory",
     )
     fig.tight_layout()
-    path = save_png(fig, out_dir, "fig7", small)
-    err = rel_error(sim, theory)
     what = (
         "Fig. 7: the NTK moves least when |λ| is large next to the init scale — the kernel distance falls "
         "with |λ| at every scale, rises with the scale at fixed λ ≠ 0 and stays near 0.2 at λ = 0"
     )
-    return FigureResult(path, err, statement(what, err), {"kernel distance over the grid": err})
+    path = save_png(fig, out_dir, "fig7", small)
+    return figure_result(path, {"kernel distance over the grid": rel_error(sim, theory)}, what)

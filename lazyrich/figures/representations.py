@@ -16,12 +16,12 @@ from lazyrich.figures.common import (
     FigureResult,
     config,
     figure,
+    figure_result,
     non_saddle_seed,
     np64,
     rel_error,
     run,
     save_png,
-    statement,
 )
 
 __all__ = ["fig_4", "hierarchy_sweep", "noise_costs"]
@@ -80,12 +80,9 @@ def noise_costs(
     )
 
 
-@figure
-def fig_4(out_dir: Path, small: bool = False) -> FigureResult:
-    """W1ᵀW1, W2W2ᵀ and the RSMs at convergence for five inits; noise robustness against λ."""
-    task = build_task(HIERARCHY)
-    sweep, lams = hierarchy_sweep(small)
-    gauss = run(
+def _gaussian_pair(small: bool) -> ExperimentResult:
+    """A small (σ = 0.2) and a large (σ = 1.5) Gaussian init on the hierarchy, against the integrated flow."""
+    return run(
         config(
             HIERARCHY,
             kind="gaussian",
@@ -98,17 +95,12 @@ def fig_4(out_dir: Path, small: bool = False) -> FigureResult:
             hidden=8,
         )
     )
-    pick = {lam: i for i, lam in enumerate(lams)}
-    columns = [
-        ("small Gaussian σ = 0.2", gauss, 0),
-        ("large Gaussian σ = 1.5", gauss, 1),
-        ("λ = 0 (rich)", sweep, pick[0.0]),
-        ("λ = +8 (semi-lazy)", sweep, pick[8.0]),
-        ("λ = −8 (semi-lazy)", sweep, pick[-8.0]),
-    ]
+
+
+def _representation_grid(fig, grid, columns: list[tuple[str, ExperimentResult, int]], task) -> dict[str, float]:
+    """Rows 0–3 of Fig. 4: W1ᵀW1, W2W2ᵀ and the two RSMs at convergence, one column per (name, result, network),
+    simulation above the diagonal, theory below; the error of each image."""
     rows = ["W1ᵀW1", "W2W2ᵀ", "RSM_I = X W1ᵀW1 Xᵀ", "RSM_O = Y (W2W2ᵀ)⁺ Yᵀ"]
-    fig = plt.figure(figsize=(14, 15))
-    grid = fig.add_gridspec(5, 10, height_ratios=[1, 1, 1, 1, 1.25])
     errors: dict[str, float] = {}
     for col, (name, result, k) in enumerate(columns):
         (w1_sim, w1_th), (w2_sim, w2_th) = _final(result, "w1tw1"), _final(result, "wwt_out")
@@ -123,8 +115,12 @@ def fig_4(out_dir: Path, small: bool = False) -> FigureResult:
                 ax.set_title(f"{name}\nerror {err:.1e}", fontsize=9)
             if col == 0:
                 ax.set_ylabel(label, fontsize=9)
+    return errors
 
-    # Noise robustness of the converged λ sweep: Monte Carlo on the simulated weights vs the formulas.
+
+def _noise_predictions(sweep: ExperimentResult, task, lams: tuple[float, ...], small: bool) -> list[tuple]:
+    """(label, Monte Carlo (B,), exact expectation (B,), docs/theory.md §10 formula) for input, then parameter
+    noise on the converged λ sweep."""
     traj, pred = sweep.trajectories[0], sweep.predictions[0]
     extra_in, extra_par = noise_costs(traj.final_weights, task, NOISE_SIGMA, 2000 if small else 4000)
     n_out, n_hidden, n_in = task.n_out, traj.final_weights[0].shape[1], task.n_in
@@ -139,42 +135,65 @@ def fig_4(out_dir: Path, small: bool = False) -> FigureResult:
     s_tilde = np64(task.svd[1])
     eps_sum = np.sqrt(s_tilde[None] ** 2 + np.asarray(lams)[:, None] ** 2 / 4).sum(-1)
     doc_in, doc_par = s2 * norm_sq, 2 * s2 * task.P * n_in * eps_sum  # docs/theory.md §10 as written
-    lam_axis = np.asarray(lams)
-    for j, (label, sim, theory, doc) in enumerate(
-        [
-            ("input noise", np64(extra_in), th_in, doc_in),
-            ("parameter noise", np64(extra_par), th_par, doc_par),
-        ]
-    ):
+    return [
+        ("input noise", np64(extra_in), th_in, doc_in),
+        ("parameter noise", np64(extra_par), th_par, doc_par),
+    ]
+
+
+def _noise_panel(ax, j: int, lam_axis: np.ndarray, label: str, sim: np.ndarray, theory: np.ndarray,
+                 doc: np.ndarray | float) -> float:
+    """One noise-robustness panel (j = 0 input, 1 parameters): Monte Carlo against λ beside the expectation,
+    titled with the ratio to the docs formula; its error."""
+    plots.sim_theory(
+        ax,
+        lam_axis,
+        sim,
+        theory,
+        color="C0" if j == 0 else "C3",
+        marker="o",
+        label="Monte Carlo on the trained nets",
+    )
+    ratio = np.median(sim / doc)
+    formula = (
+        "½σ²‖W2W1‖²_F → ½σ²‖Σyx‖²_F"
+        if j == 0
+        else "½σ²(No‖W1‖² + Ni‖W2‖²) + ½σ⁴NoNhNi = σ²n Σ_α √(s̃_α² + λ²/4) + ½σ⁴n³"
+    )
+    ax.set(
+        xlabel="λ",
+        ylabel="excess loss (loss = 1/(2P)‖ŷ − Y‖²)",
+        title=f"{label}, σ = {NOISE_SIGMA:g}; theory {formula}\nMonte Carlo / (docs/theory.md §10 formula) = "
+        f"{ratio:.3g}",
+    )
+    ax.title.set_fontsize(8)
+    ax.set_ylim(0.0, 1.15 * max(sim.max(), theory.max()))  # from zero: the agreement reads at its true size
+    ax.grid(alpha=0.3)
+    plots.legend_sim_theory(ax, loc="best", fontsize=7)
+    return rel_error(sim, theory)
+
+
+@figure
+def fig_4(out_dir: Path, small: bool = False) -> FigureResult:
+    """W1ᵀW1, W2W2ᵀ and the RSMs at convergence for five inits; noise robustness against λ."""
+    task = build_task(HIERARCHY)
+    sweep, lams = hierarchy_sweep(small)
+    gauss = _gaussian_pair(small)
+    pick = {lam: i for i, lam in enumerate(lams)}
+    columns = [
+        ("small Gaussian σ = 0.2", gauss, 0),
+        ("large Gaussian σ = 1.5", gauss, 1),
+        ("λ = 0 (rich)", sweep, pick[0.0]),
+        ("λ = +8 (semi-lazy)", sweep, pick[8.0]),
+        ("λ = −8 (semi-lazy)", sweep, pick[-8.0]),
+    ]
+    fig = plt.figure(figsize=(14, 15))
+    grid = fig.add_gridspec(5, 10, height_ratios=[1, 1, 1, 1, 1.25])
+    errors = _representation_grid(fig, grid, columns, task)
+    # Noise robustness of the converged λ sweep: Monte Carlo on the simulated weights vs the formulas.
+    for j, (label, sim, theory, doc) in enumerate(_noise_predictions(sweep, task, lams, small)):
         ax = fig.add_subplot(grid[4, 5 * j : 5 * j + 5])
-        plots.sim_theory(
-            ax,
-            lam_axis,
-            sim,
-            theory,
-            color="C0" if j == 0 else "C3",
-            marker="o",
-            label="Monte Carlo on the trained nets",
-        )
-        errors[label] = rel_error(sim, theory)
-        ratio = np.median(sim / doc)
-        formula = (
-            "½σ²‖W2W1‖²_F → ½σ²‖Σyx‖²_F"
-            if j == 0
-            else "½σ²(No‖W1‖² + Ni‖W2‖²) + ½σ⁴NoNhNi = σ²n Σ_α √(s̃_α² + λ²/4) + ½σ⁴n³"
-        )
-        ax.set(
-            xlabel="λ",
-            ylabel="excess loss (loss = 1/(2P)‖ŷ − Y‖²)",
-            title=f"{label}, σ = {NOISE_SIGMA:g}; theory {formula}\nMonte Carlo / (docs/theory.md §10 formula) = "
-            f"{ratio:.3g}",
-        )
-        ax.title.set_fontsize(8)
-        ax.set_ylim(
-            0.0, 1.15 * max(sim.max(), theory.max())
-        )  # from zero: the agreement reads at its true size
-        ax.grid(alpha=0.3)
-        plots.legend_sim_theory(ax, loc="best", fontsize=7)
+        errors[label] = _noise_panel(ax, j, np.asarray(lams), label, sim, theory, doc)
     fig.suptitle(
         f"Fig. 4 — representations on the hierarchical task after training (t = {T_GAUSS:g} for Gaussian, "
         f"{T_SWEEP:g} for λ-balanced inits)\neach image: simulation above the diagonal, theory below "
@@ -182,11 +201,10 @@ def fig_4(out_dir: Path, small: bool = False) -> FigureResult:
         fontsize=10,
     )
     fig.tight_layout(rect=(0, 0, 1, 0.97))
-    path = save_png(fig, out_dir, "fig4", small)
-    err = max(errors.values())
     what = (
         "Fig. 4: after training on the hierarchical task, small-Gaussian and λ = 0 nets learn the tree in "
         "both W1ᵀW1 and W2W2ᵀ, a large Gaussian stays random, large ±λ keep one side structured and the "
         "other near |λ|I, and parameter-noise cost grows with |λ| while input-noise cost does not"
     )
-    return FigureResult(path, err, statement(what, err), errors)
+    path = save_png(fig, out_dir, "fig4", small)
+    return figure_result(path, errors, what)

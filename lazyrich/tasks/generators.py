@@ -58,6 +58,79 @@ def _helmert(b: int, child: torch.Tensor, j: int) -> torch.Tensor:
     return h * math.sqrt(b / (j * (j + 1)))
 
 
+def _hierarchy_size(depth: int, branching: int, noise: float) -> tuple[int, int, int]:
+    """Checked (depth, branching, P = branching**depth) of a hierarchy task; refuses a bad size or noise."""
+    _check_positive_int("hierarchy", depth=depth)
+    if int(branching) != branching or branching < 2:
+        raise TaskError(f"task 'hierarchy': branching={branching!r} must be an integer ≥ 2.")
+    depth, b = int(depth), int(branching)
+    P = b**depth
+    if P > MAX_ITEMS:
+        raise TaskError(
+            f"task 'hierarchy': branching**depth = {P} items is more than {MAX_ITEMS}; "
+            f"lower depth or branching."
+        )
+    if noise < 0:
+        raise TaskError(f"task 'hierarchy': noise={noise} must be ≥ 0 (it is a standard deviation).")
+    return depth, b, P
+
+
+def _node_id(b: int, level: int, q: int) -> int:
+    """Breadth-first id of node q at ``level`` of a b-ary tree (the root is 0)."""
+    return (b**level - 1) // (b - 1) + q
+
+
+_Features = tuple[list[torch.Tensor], list[str], list[int]]
+"""Hierarchy features as (columns (P,) each, names, level of each)."""
+
+
+def _signed_features(depth: int, b: int) -> _Features:
+    """The root feature, then b−1 Helmert contrasts between the child subtrees of every internal node."""
+    leaves = torch.arange(b**depth)
+    columns, names, levels = [torch.ones(b**depth, dtype=DTYPE)], ["root"], [0]
+    for level in range(depth):
+        span = b ** (depth - level)  # leaves under a node at this level
+        for q in range(b**level):
+            inside = leaves // span == q
+            child = (leaves // (span // b)) % b
+            for j in range(1, b):
+                columns.append(torch.where(inside, _helmert(b, child, j), 0.0))
+                names.append(f"n{_node_id(b, level, q)}" + (f".{j}" if b > 2 else ""))
+                levels.append(level)
+    return columns, names, levels
+
+
+def _membership_features(depth: int, b: int) -> _Features:
+    """One 0/1 feature per node of the tree (root, internal nodes, leaves): 1 on the leaves below it."""
+    leaves = torch.arange(b**depth)
+    columns: list[torch.Tensor] = []
+    names: list[str] = []
+    levels: list[int] = []
+    for level in range(depth + 1):
+        span = b ** (depth - level)
+        for q in range(b**level):
+            columns.append((leaves // span == q).to(DTYPE))
+            names.append("root" if level == 0 else f"leaf{q}" if level == depth else f"n{_node_id(b, level, q)}")
+            levels.append(level)
+    return columns, names, levels
+
+
+def _level_scales(levels: Sequence[int], eps: float) -> torch.Tensor:
+    """Scale 1 + ε·j of each feature, j its position within its level group; refused when one is ≤ 0."""
+    count: dict[int, int] = {}
+    j_in_level = []
+    for lv in levels:
+        j_in_level.append(count.get(lv, 0))
+        count[lv] = j_in_level[-1] + 1
+    scale = torch.tensor([1.0 + eps * j for j in j_in_level], dtype=DTYPE)
+    if bool((scale <= 0).any()):
+        raise TaskError(
+            f"task 'hierarchy': break_symmetry={eps} makes a feature scale 1 + ε·j "
+            f"≤ 0 (j up to {max(j_in_level)}); use |ε| < {1 / max(j_in_level):.3g}."
+        )
+    return scale
+
+
 @register()
 def hierarchy(
     depth: int = 3,
@@ -84,65 +157,13 @@ def hierarchy(
     noise: standard deviation of i.i.d. Gaussian noise added to every feature value.
     meta['feature_level'] gives each feature's level group.
     """
-    _check_positive_int("hierarchy", depth=depth)
-    if int(branching) != branching or branching < 2:
-        raise TaskError(f"task 'hierarchy': branching={branching!r} must be an integer ≥ 2.")
-    depth, b = int(depth), int(branching)
-    P = b**depth
-    if P > MAX_ITEMS:
-        raise TaskError(
-            f"task 'hierarchy': branching**depth = {P} items is more than {MAX_ITEMS}; "
-            f"lower depth or branching."
-        )
-    if noise < 0:
-        raise TaskError(f"task 'hierarchy': noise={noise} must be ≥ 0 (it is a standard deviation).")
-    leaves = torch.arange(P)
-
-    def node_id(level: int, q: int) -> int:  # breadth-first id of node q at `level`
-        return (b**level - 1) // (b - 1) + q
-
-    columns: list[torch.Tensor] = []
-    names: list[str] = []
-    levels: list[int] = []
-    if encoding == "signed":
-        columns.append(torch.ones(P, dtype=DTYPE))
-        names.append("root")
-        levels.append(0)
-        for level in range(depth):
-            span = b ** (depth - level)  # leaves under a node at this level
-            for q in range(b**level):
-                inside = leaves // span == q
-                child = (leaves // (span // b)) % b
-                for j in range(1, b):
-                    columns.append(torch.where(inside, _helmert(b, child, j), 0.0))
-                    names.append(f"n{node_id(level, q)}" + (f".{j}" if b > 2 else ""))
-                    levels.append(level)
-    elif encoding == "membership":
-        for level in range(depth + 1):
-            span = b ** (depth - level)
-            for q in range(b**level):
-                columns.append((leaves // span == q).to(DTYPE))
-                names.append(
-                    "root" if level == 0 else f"leaf{q}" if level == depth else f"n{node_id(level, q)}"
-                )
-                levels.append(level)
-    else:
+    depth, b, P = _hierarchy_size(depth, branching, noise)
+    if encoding not in ("signed", "membership"):
         raise TaskError(f"task 'hierarchy': unknown encoding {encoding!r}; use 'signed' or 'membership'.")
-
+    columns, names, levels = (_signed_features if encoding == "signed" else _membership_features)(depth, b)
     Y = torch.stack(columns, dim=1)
     if break_symmetry:
-        count: dict[int, int] = {}
-        j_in_level = []
-        for lv in levels:  # j = position of the feature within its level group
-            j_in_level.append(count.get(lv, 0))
-            count[lv] = j_in_level[-1] + 1
-        scale = torch.tensor([1.0 + break_symmetry * j for j in j_in_level], dtype=DTYPE)
-        if bool((scale <= 0).any()):
-            raise TaskError(
-                f"task 'hierarchy': break_symmetry={break_symmetry} makes a feature scale 1 + ε·j "
-                f"≤ 0 (j up to {max(j_in_level)}); use |ε| < {1 / max(j_in_level):.3g}."
-            )
-        Y = Y * scale
+        Y = Y * _level_scales(levels, break_symmetry)
     if noise:
         Y = Y + noise * torch.randn(Y.shape, generator=generator(seed), dtype=DTYPE)
     X = math.sqrt(P) * torch.eye(P, dtype=DTYPE)

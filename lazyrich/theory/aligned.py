@@ -15,13 +15,19 @@ from lazyrich.theory.assemble import from_grams, from_trajectory
 from lazyrich.theory.base import (
     Prediction,
     TaskStats,
-    Theory,
     exprel,
     loss_from_product,
     min_width,
     whitening_advice,
 )
-from lazyrich.theory.modes import Modes, extract_modes, layer_squares, rebuild, signed_layer_values
+from lazyrich.theory.modes import (
+    Modes,
+    ModeTheory,
+    extract_modes,
+    layer_squares,
+    rebuild,
+    signed_layer_values,
+)
 from lazyrich.theory.registry import register_theory
 
 __all__ = ["AlignedTheory", "SaxeTheory", "singular_values"]
@@ -79,18 +85,22 @@ def _final(stats: TaskStats, s_final: Tensor, weights: list[Tensor]) -> tuple[Te
     return final, final > best + 1e-10 * (best.abs() + torch.trace(stats.sigma_yy).abs() + 1e-300)
 
 
-@register_theory("aligned")
-class AlignedTheory(Theory):
-    """Task-aligned two-layer nets (any width, per-mode λ): closed-form s(t) per mode, exact weights."""
+class _TwoLayerAligned(ModeTheory):
+    """Task-aligned two-layer nets whose modes follow τ ds/dt; the closed forms below share this setting."""
 
     def __init__(self, tau: float = 1.0) -> None:
         self.tau = float(tau)
 
-    def _check(self, stats: TaskStats, weights: list[Tensor]) -> str | None:
-        return _aligned_reason(stats, weights)[1]
+    def _modes(self, stats: TaskStats, weights: list[Tensor]) -> tuple[Modes | None, str | None]:
+        return _aligned_reason(stats, weights)
+
+
+@register_theory("aligned")
+class AlignedTheory(_TwoLayerAligned):
+    """Task-aligned two-layer nets (any width, per-mode λ): closed-form s(t) per mode, exact weights."""
 
     def _predict(self, stats: TaskStats, weights: list[Tensor], t: Tensor) -> Prediction:
-        modes, _ = _aligned_reason(stats, weights)
+        modes, _ = self._modes(stats, weights)
         c = stats.whitening_scale
         s_hat = stats.svd[1] / c
         d = modes.offsets()  # (B, m, 2); λ_α = d_2 − d_1
@@ -107,20 +117,14 @@ class AlignedTheory(Theory):
 
 
 @register_theory("saxe")
-class SaxeTheory(Theory):
+class SaxeTheory(_TwoLayerAligned):
     """Saxe et al. (2014): the λ = 0 dynamics from the same initial s₀, as a comparison curve.
 
     The prediction is that of a zero-balanced net with the given product: W1ᵀW1 = Ṽ|S|Ṽᵀ, W2W2ᵀ = Ũ|S|Ũᵀ.
     """
 
-    def __init__(self, tau: float = 1.0) -> None:
-        self.tau = float(tau)
-
-    def _check(self, stats: TaskStats, weights: list[Tensor]) -> str | None:
-        return _aligned_reason(stats, weights)[1]
-
     def _predict(self, stats: TaskStats, weights: list[Tensor], t: Tensor) -> Prediction:
-        modes, _ = _aligned_reason(stats, weights)
+        modes, _ = self._modes(stats, weights)
         c = stats.whitening_scale
         u, s, v = stats.svd
         m = s.shape[0]

@@ -4,7 +4,7 @@ Conventions (docs/theory.md §1): Σxx = XᵀX/P (Ni, Ni), Σyx = YᵀX/P (No, N
 t = step·lr. Weights are a list [W1, …, WL] with W_l (B, out_l, in_l), batch first; unbatched (out, in) layers
 are treated as B = 1. A time grid is (T,), shared by the batch, or (B, T), one grid per network.
 
-Precision policy (the same in lazyrich.theory.base and lazyrich.train):
+Precision policy (for the whole project; lazyrich.train follows point 2):
 1. init builds float64 weights and reads a float32 λ as the decimal it was typed as; metrics keep their inputs' dtype.
 2. The trainer trains and reports in the dtype of the weights it is given (``trainer.dtype``); it never promotes.
 3. Theories compute in float64: lower-precision inputs are promoted with one PrecisionWarning, a check that fails on

@@ -17,9 +17,10 @@ from torch import Tensor
 from lazyrich.device import DTYPE
 from lazyrich.theory.aligned import _final
 from lazyrich.theory.assemble import from_trajectory
-from lazyrich.theory.base import Prediction, TaskStats, Theory, whitening_advice
+from lazyrich.theory.base import Prediction, TaskStats, whitening_advice
 from lazyrich.theory.modes import (
     Modes,
+    ModeTheory,
     extract_modes,
     layer_squares,
     layer_squares_np,
@@ -84,7 +85,7 @@ def mode_limit(stats: TaskStats, modes: Modes, weights: list[Tensor]) -> tuple[T
 
 
 @register_theory("deep_aligned")
-class DeepAlignedTheory(Theory):
+class DeepAlignedTheory(ModeTheory):
     """Mode-decoupled nets of any depth L ≥ 2 (balanced or per-mode offsets): one scalar ODE per mode."""
 
     def __init__(self, tau: float = 1.0, rtol: float = 1e-11, atol: float = 1e-12) -> None:
@@ -92,9 +93,6 @@ class DeepAlignedTheory(Theory):
 
     def _modes(self, stats: TaskStats, weights: list[Tensor]) -> tuple[Modes | None, str | None]:
         return task_modes(stats, weights)
-
-    def _check(self, stats: TaskStats, weights: list[Tensor]) -> str | None:
-        return self._modes(stats, weights)[1]
 
     def _predict(self, stats: TaskStats, weights: list[Tensor], t: Tensor) -> Prediction:
         modes, _ = self._modes(stats, weights)

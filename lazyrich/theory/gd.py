@@ -20,9 +20,9 @@ import torch
 from torch import Tensor
 
 from lazyrich.theory.assemble import from_trajectory
-from lazyrich.theory.base import Prediction, TaskStats, Theory
+from lazyrich.theory.base import Prediction, TaskStats
 from lazyrich.theory.deep import mode_limit, task_modes
-from lazyrich.theory.modes import Modes, rebuild
+from lazyrich.theory.modes import Modes, ModeTheory, rebuild
 from lazyrich.theory.registry import register_theory
 
 __all__ = ["AlignedGDTheory", "gd_steps", "mode_gd"]
@@ -70,7 +70,7 @@ def _lr_tensor(lr: float | Sequence[float] | np.ndarray | Tensor, batch: int, de
 
 
 @register_theory("aligned_gd")
-class AlignedGDTheory(Theory):
+class AlignedGDTheory(ModeTheory):
     """Task-aligned nets of any depth trained by GD at the trainer's lr: the exact per-mode GD maps, not a flow."""
 
     def __init__(self, lr: float | Sequence[float] | np.ndarray | Tensor | None = None) -> None:
@@ -81,9 +81,6 @@ class AlignedGDTheory(Theory):
             return None, ("aligned_gd predicts gradient descent at a given step size: pass the trainer's "
                           "learning rate, get_theory('aligned_gd', lr=…) (run_experiment does).")
         return task_modes(stats, weights)
-
-    def _check(self, stats: TaskStats, weights: list[Tensor]) -> str | None:
-        return self._modes(stats, weights)[1]
 
     def _predict(self, stats: TaskStats, weights: list[Tensor], t: Tensor) -> Prediction:
         modes, _ = self._modes(stats, weights)

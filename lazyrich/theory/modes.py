@@ -17,8 +17,9 @@ import torch
 from torch import Tensor
 
 from lazyrich.device import DTYPE
+from lazyrich.theory.base import TaskStats, Theory
 
-__all__ = ["ALIGN_RTOL", "Modes", "extract_modes", "layer_squares", "layer_squares_np", "rebuild",
+__all__ = ["ALIGN_RTOL", "ModeTheory", "Modes", "extract_modes", "layer_squares", "layer_squares_np", "rebuild",
            "signed_layer_values"]
 
 ALIGN_RTOL = 1e-8
@@ -181,3 +182,14 @@ def rebuild(weights0: Sequence[Tensor], modes: Modes, a_t: Tensor) -> list[Tenso
         delta = a_t[:, :, l, :] - modes.a[:, None, l, :]
         out.append(w[:, None] + torch.einsum("bim,btm,bjm->btij", modes.r[l + 1], delta, modes.r[l]))
     return out
+
+
+class ModeTheory(Theory):
+    """A theory of mode-decoupled nets: it applies exactly when :meth:`_modes` finds the nets' modes."""
+
+    def _modes(self, stats: TaskStats, weights: list[Tensor]) -> tuple[Modes | None, str | None]:
+        """(the nets' modes, None), or (None, why the theory does not apply)."""
+        raise NotImplementedError
+
+    def _check(self, stats: TaskStats, weights: list[Tensor]) -> str | None:
+        return self._modes(stats, weights)[1]
