@@ -19,6 +19,7 @@ import torch
 from lazyrich import results
 from lazyrich.device import resolve_device
 from lazyrich.experiment import predict_theory
+from lazyrich.suites.spec import Axis, Expectation, Figure, Measure
 from lazyrich.tasks import Task
 from lazyrich.train import train
 
@@ -156,18 +157,41 @@ class Report:
 
 @dataclass(frozen=True)
 class Suite:
-    """A benchmark suite: ``units(params, device)`` lists its sweep, ``compute(unit, run_dir)`` runs one
-    point, ``report(table, suite_dir)`` writes figures and returns the :class:`Report`. ``key`` names the
-    columns that identify a configuration in suite.csv (besides ``seed``)."""
+    """A benchmark suite, declared: ``units(params, device)`` lists its sweep, ``compute(unit, run_dir)`` runs
+    one point; the rest states what :func:`lazyrich.suites.writeup.render` writes into summary.md.
+
+    ``axes`` identify a configuration in suite.csv (``key``: the ones besides ``seed`` that sort it),
+    ``phases`` name the training phases of one unit, ``measures`` every measured column and its theory
+    column, ``expectations`` what docs/theory.md predicts (each a predicate over the table, see
+    :mod:`lazyrich.suites.spec`), ``figures`` the figure callables, ``sections`` extra Markdown blocks after
+    the table (table, suite folder → lines) and ``notes`` extra outcome lines (table → lines).
+    """
 
     name: str
     description: str
     units: Callable[..., list]
     compute: Callable[..., Any]
-    report: Callable[[pd.DataFrame, Path], Report]
+    axes: tuple[Axis, ...]
+    phases: tuple[str, ...]
+    measures: tuple[Measure, ...]
+    expectations: tuple[Expectation, ...]
+    protocol: str
+    prediction: str
+    section: str = "§10"
+    title: str = ""
+    figures: tuple[Figure, ...] = ()
+    sections: tuple[Callable[[pd.DataFrame, Path], list[str]], ...] = ()
+    notes: tuple[Callable[[pd.DataFrame], list[str]], ...] = ()
     key: tuple[str, ...] = ("lam",)
     orders: Mapping[str, Sequence[str]] = field(default_factory=dict)  # sort order of text key columns
-    columns: tuple[str, ...] = ()  # the headline columns of suite.csv (printed, compared)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The headline columns of suite.csv (printed, compared): axes, then each measure beside its theory."""
+        out = [a.name for a in self.axes]
+        for m in self.measures:
+            out += [m.column] + ([m.theory] if m.theory else [])
+        return tuple(dict.fromkeys(out))
 
 
 def load_frames(suite_dir: Path, table: pd.DataFrame) -> pd.DataFrame:
