@@ -20,6 +20,7 @@ import pandas as pd
 
 from lazyrich import metrics, plots
 from lazyrich.experiment import build_task, run_experiment
+from lazyrich.suites import figures
 from lazyrich.suites.common import Suite, experiment_config, flow_lr, markdown_table, phase_curve
 from lazyrich.suites.runner import Unit, UnitOutput
 from lazyrich.suites.spec import Axis, Measure, Predicate, Verdict
@@ -183,14 +184,6 @@ def _gap_note(ok: pd.DataFrame) -> list[str]:
     return [f"- Max relative gap between measured and predicted final kernel distance: {rel.max():.2g}."]
 
 
-def _sweep(ok: pd.DataFrame, frames: pd.DataFrame, folder: Path) -> Path | None:
-    if not len(ok):
-        return None
-    fig = plots.sweep(ok, "lam", ["kernel_distance_final", "kernel_t_half"], hue="arch",
-                      log_y=["kernel_distance_final"], title="kernel distance at the end, against λ")
-    return plots.save(fig, folder / "sweep.png")
-
-
 def _delayed_rich(ok: pd.DataFrame, frames: pd.DataFrame, folder: Path) -> Path | None:
     """The funnel's loss and kernel distance at λ_min, 0 and λ_max against log t."""
     if not len(frames) or not len(ok):
@@ -231,7 +224,11 @@ SUITE = Suite(
     prediction="square nets stay lazy for both signs of λ; the funnel is lazy as λ → +∞ and delayed rich as "
     "λ → −∞; the inverted funnel is the mirror image.",
     section="§6",
-    figures=(_sweep, _delayed_rich),
+    figures=(
+        figures.sweep(["kernel_distance_final", "kernel_t_half"], "kernel distance at the end, against λ", hue="arch",
+                      log_y=["kernel_distance_final"]),
+        _delayed_rich,
+    ),
     sections=(_pivot_section,),
     notes=(_funnel_note, _saddle_notes, _gap_note),
     key=("arch", "lam"),

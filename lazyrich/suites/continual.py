@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lazyrich import metrics, plots
+from lazyrich import metrics
 from lazyrich.experiment import build_task, run_experiment
+from lazyrich.suites import figures
 from lazyrich.suites.common import Suite, experiment_config, flow_lr, markdown_table
 from lazyrich.suites.runner import Unit, UnitOutput
 from lazyrich.suites.spec import Axis, Constant, Measure
@@ -132,21 +133,6 @@ def _stuck_notes(ok: pd.DataFrame) -> list[str]:
             "saddle) and `r_err_theory` (measured R against the theory's R)."]
 
 
-def _curves(ok: pd.DataFrame, frames: pd.DataFrame, folder: Path) -> Path | None:
-    if not len(frames):
-        return None
-    fig = plots.curves(frames, ("loss", "kernel_distance"), hue="lam", title="continual: task after task")
-    return plots.save(fig, folder / "curves.png")
-
-
-def _sweep(ok: pd.DataFrame, frames: pd.DataFrame, folder: Path) -> Path | None:
-    if not len(ok):
-        return None
-    fig = plots.sweep(ok, "lam", ["forgetting", "bwt"], theory_prefix="analytic_",
-                      title="continual: forgetting against λ (dotted: analytic, at convergence)")
-    return plots.save(fig, folder / "sweep.png")
-
-
 SUITE = Suite(
     "continual",
     "K tasks in sequence: loss matrix, forgetting and BWT against λ, with R̂ at convergence",
@@ -170,7 +156,11 @@ SUITE = Suite(
     "the prediction at convergence.",
     prediction="at convergence every λ forgets the same (R = R̂, set by task similarity); λ changes only the path "
     "and the speed.",
-    figures=(_curves, _sweep),
+    figures=(
+        figures.curves("continual: task after task"),
+        figures.sweep(["forgetting", "bwt"], "continual: forgetting against λ (dotted: analytic, at convergence)",
+                      theory_prefix="analytic_"),
+    ),
     sections=(_analytic_section,),
     notes=(_stuck_notes,),
     key=("lam",),

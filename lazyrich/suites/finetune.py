@@ -21,9 +21,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lazyrich import metrics, plots
+from lazyrich import metrics
 from lazyrich.experiment import build_task, run_experiment
 from lazyrich.init import refactorise
+from lazyrich.suites import figures
 from lazyrich.suites.common import Suite, experiment_config, flow_lr, phase_curve, train_from
 from lazyrich.suites.runner import Unit, UnitOutput
 from lazyrich.suites.spec import Axis, Measure, Monotone
@@ -150,20 +151,7 @@ def _gap_note(ok: pd.DataFrame) -> list[str]:
     return [f"- Max relative gap between measured and predicted time to threshold: {gap:.2g}."]
 
 
-def _curves(ok: pd.DataFrame, frames: pd.DataFrame, folder: Path) -> Path | None:
-    if not len(frames):
-        return None
-    fig = plots.curves(frames, ("loss", "kernel_distance"), hue="lam", title="fine-tuning at λ_FT")
-    return plots.save(fig, folder / "curves.png")
-
-
-def _sweep(ok: pd.DataFrame, frames: pd.DataFrame, folder: Path) -> Path | None:
-    if not len(ok):
-        return None
-    cols = ["time_to_threshold", "kernel_distance_final", "rep_change_in", "rep_change_out"]
-    return plots.save(plots.sweep(ok, "lam", cols, log_y=cols, title="fine-tuning against λ_FT"),
-                      folder / "sweep.png")
-
+_SWEPT = ["time_to_threshold", "kernel_distance_final", "rep_change_in", "rep_change_out"]
 
 SUITE = Suite(
     "finetune",
@@ -192,7 +180,7 @@ SUITE = Suite(
     "`lam` is λ_FT), fine-tune on the rotated target.",
     prediction="larger |λ_FT| gives faster, lazier fine-tuning with less change in the larger layer's "
     "representation (the output layer's for λ_FT > 0, the input layer's for λ_FT < 0).",
-    figures=(_curves, _sweep),
+    figures=(figures.curves("fine-tuning at λ_FT"), figures.sweep(_SWEPT, "fine-tuning against λ_FT", log_y=_SWEPT)),
     notes=(_gap_note,),
     key=("lam",),
 )

@@ -19,8 +19,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lazyrich import metrics, plots
+from lazyrich import metrics
 from lazyrich.experiment import build_task, run_experiment
+from lazyrich.suites import figures
 from lazyrich.suites.common import Suite, experiment_config, flow_lr, phase_curve
 from lazyrich.suites.runner import Unit, UnitOutput
 from lazyrich.suites.spec import Axis, Measure, Monotone, Predicate, Verdict
@@ -210,21 +211,6 @@ def _zero_lines(ok: pd.DataFrame) -> list[str]:
     return lines
 
 
-def _curves(ok: pd.DataFrame, frames: pd.DataFrame, folder: Path) -> Path | None:
-    if not len(frames):
-        return None
-    fig = plots.curves(frames, ("loss", "kernel_distance"), hue="lam", title="reversal: learn, then reverse")
-    return plots.save(fig, folder / "curves.png")
-
-
-def _sweep(ok: pd.DataFrame, frames: pd.DataFrame, folder: Path) -> Path | None:
-    if not len(ok):
-        return None
-    fig = plots.sweep(ok, "lam", ["time_to_reverse", "plateau_time", "final_loss"], log_y=["final_loss"],
-                      title="reversal against λ")
-    return plots.save(fig, folder / "sweep.png")
-
-
 SUITE = Suite(
     "reversal",
     "learn a task, then its reversal: λ = 0 stalls at a saddle, λ ≠ 0 reverses",
@@ -259,7 +245,10 @@ SUITE = Suite(
     "runs ahead of the flow by about eta/2 in relative time).",
     prediction="under gradient flow λ = 0 stalls at a saddle (B = 0); every λ ≠ 0 reverses, faster for larger |λ|. "
     "Under GD the λ = 0 saddle is left after a plateau seeded by rounding (escape model).",
-    figures=(_curves, _sweep),
+    figures=(
+        figures.curves("reversal: learn, then reverse"),
+        figures.sweep(["time_to_reverse", "plateau_time", "final_loss"], "reversal against λ", log_y=["final_loss"]),
+    ),
     notes=(_zero_lines,),
     key=("lam",),
 )

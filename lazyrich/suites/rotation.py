@@ -16,8 +16,9 @@ from typing import Any
 import pandas as pd
 import torch
 
-from lazyrich import metrics, plots
+from lazyrich import metrics
 from lazyrich.experiment import build_task, run_experiment
+from lazyrich.suites import figures
 from lazyrich.suites.common import Suite, experiment_config, flow_lr, markdown_table, phase_curve
 from lazyrich.suites.runner import Unit, UnitOutput
 from lazyrich.suites.spec import Agrees, Axis, Measure, Monotone
@@ -92,13 +93,6 @@ def _pivot_section(ok: pd.DataFrame, folder: Path) -> list[str]:
     return ["Time to learn the target (seeds averaged):", "", markdown_table(pivot, index=True), ""]
 
 
-def _sweep(ok: pd.DataFrame, frames: pd.DataFrame, folder: Path) -> Path | None:
-    if not len(ok):
-        return None
-    fig = plots.sweep(ok, "lam", ["time_to_learn"], hue="angle", title="rotated pair: time to learn the target")
-    return plots.save(fig, folder / "rotated.png")
-
-
 SUITE = Suite(
     "rotation",
     "learn a task, then a copy with rotated singular vectors: time to learn the target against λ and angle",
@@ -122,7 +116,7 @@ SUITE = Suite(
     "(`side`) are rotated by `angle`.",
     prediction="the target is learned faster at larger |λ| (each sign), and less similar tasks (larger angles) "
     "take longer.",
-    figures=(_sweep,),
+    figures=(figures.sweep(["time_to_learn"], "rotated pair: time to learn the target", "rotated.png", hue="angle"),),
     sections=(_pivot_section,),
     key=("angle", "lam"),
 )

@@ -27,6 +27,7 @@ import torch
 
 from lazyrich import metrics, plots
 from lazyrich.experiment import build_task, run_experiment
+from lazyrich.suites import figures
 from lazyrich.suites.common import Suite, experiment_config, flow_lr
 from lazyrich.suites.runner import Unit, UnitOutput
 from lazyrich.suites.spec import Axis, Measure, Monotone, Predicate, Verdict
@@ -179,13 +180,6 @@ def _new_item(ok: pd.DataFrame, frames: pd.DataFrame, folder: Path) -> Path | No
     return _scores("new_item", ok, cols, "new item: inherited features (dotted: W2W2ᵀ prediction)", folder)
 
 
-def _curves(ok: pd.DataFrame, frames: pd.DataFrame, folder: Path) -> Path | None:
-    if not len(frames):
-        return None
-    fig = plots.curves(frames, ("loss", "kernel_distance"), hue="lam", title="transfer: learning the hierarchy")
-    return plots.save(fig, folder / "curves.png")
-
-
 PARTS = ("new_feature", "new_item")
 
 SUITE = Suite(
@@ -216,7 +210,7 @@ SUITE = Suite(
     "(metrics.predicted_generalisation).",
     prediction="the new feature spreads as W1ᵀW1 (large positive λ keeps it structured, so it transfers and the "
     "sibling score rises with λ); the new item as W2W2ᵀ (the mirror image in λ: its ancestor score falls).",
-    figures=(_curves, _new_feature, _new_item),
+    figures=(figures.curves("transfer: learning the hierarchy"), _new_feature, _new_item),
     sections=(_trained,),
     key=("part", "lam"),
     orders={"part": PARTS},
