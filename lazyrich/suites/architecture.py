@@ -212,9 +212,10 @@ SUITE = Suite(
         Measure("kernel_t_half", "first t at which the kernel distance reaches half its final value",
                 "theory_kernel_t_half"),
         Measure("final_loss", "loss at the end", "theory_final_loss"),
-        Measure("t_to_1pct", "first t at which the loss is 1% of its initial value"),
-        Measure("theory_saddle", "the theory predicts a saddle (B singular) for this init", kind="bool"),
-        Measure("theory_limit_loss", "the theory's t → ∞ loss"),
+        Measure("t_to_1pct", "first t at which the loss is 1% of its initial value", headline=False),
+        Measure("theory_saddle", "the theory predicts a saddle (B singular) for this init", kind="bool",
+                headline=False),
+        Measure("theory_limit_loss", "the theory's t → ∞ loss", headline=False),
     ),
     expectations=(
         Predicate("regimes", _regimes),

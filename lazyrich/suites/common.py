@@ -187,9 +187,10 @@ class Suite:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        """The headline columns of suite.csv (printed, compared): axes, then each measure beside its theory."""
+        """The headline columns of suite.csv (printed, compared): axes, then each headline measure beside its
+        theory column."""
         out = [a.name for a in self.axes]
-        for m in self.measures:
+        for m in (m for m in self.measures if m.headline):
             out += [m.column] + ([m.theory] if m.theory else [])
         return tuple(dict.fromkeys(out))
 

@@ -225,15 +225,17 @@ SUITE = Suite(
         Measure("exact_saddle", "exact theory on the weights reached at the switch: 1 B singular (a saddle), 0 "
                 "not, empty: the theory does not apply"),
         Measure("exact_limit_loss", "the exact theory's t → ∞ loss from those weights", "theory_limit_loss"),
-        Measure("saddle_loss", "loss of the zero map (the saddle)"),
+        Measure("saddle_loss", "loss of the zero map (the saddle)", headline=False),
         Measure("time_to_reverse", "first t since the switch at which `success` holds", "theory_time_to_reverse"),
         Measure("plateau_time", "time the loss spends within `plateau_band` of the saddle's loss",
                 "theory_plateau_time"),
         Measure("escape_plateau_time", "at λ ≈ 0: the plateau the escape model predicts for GD, whose seed in B "
                 "grows like e^{c s̃ t} (lazyrich.theory.escape)"),
         Measure("escape_time", "at λ ≈ 0: the first mode's escape time, escape model"),
-        Measure("escape_success", "at λ ≈ 0: the escape model predicts the reversal succeeds within the phase"),
-        Measure("kernel_distance_final", "1 − cos(K(0), K(t_end)) over both phases"),
+        Measure("escape_success", "at λ ≈ 0: the escape model predicts the reversal succeeds within the phase",
+                headline=False),
+        Measure("kernel_distance_final", "1 − cos(K(0), K(t_end)) over both phases", headline=False),
+        Measure("theory", "which theory ran", kind="text", example=("exact",)),
     ),
     expectations=(
         Predicate("reverses", _reverses),

@@ -105,7 +105,7 @@ SUITE = Suite(
         Measure("time_to_learn", "t after the switch until the target loss ≤ `threshold` × the loss of the zero "
                 "map", "theory_time_to_learn"),
         Measure("final_loss", "target loss at the end"),
-        Measure("kernel_distance_final", "1 − cos(K(0), K(t_end)) over both phases"),
+        Measure("kernel_distance_final", "1 − cos(K(0), K(t_end)) over both phases", headline=False),
     ),
     expectations=(
         Monotone("time_to_learn", "falls", by_abs=True, within="angle"),

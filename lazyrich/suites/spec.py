@@ -51,13 +51,15 @@ class Axis:
 class Measure:
     """A measured column of the suite table, what it means, and its theory column (None: no prediction).
 
-    ``kind`` is ``float``, ``bool`` or ``text`` (``example`` then lists the values a text column takes)."""
+    ``kind`` is ``float``, ``bool`` or ``text`` (``example`` then lists the values a text column takes);
+    ``headline``: printed by ``bench`` and shown in summary.md's table (every measure is in suite.csv)."""
 
     column: str
     meaning: str
     theory: str | None = None
     kind: str = "float"
     example: tuple[Any, ...] = ()
+    headline: bool = True
 
 
 @dataclass(frozen=True)

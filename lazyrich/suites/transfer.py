@@ -197,7 +197,7 @@ SUITE = Suite(
                   f"theory_gen_{r}") for r in ("ancestor", "descendant", "other")),
         Measure("gen_err", "max |measured − predicted| score"),
         Measure("trained", "the item (new feature) or feature (new item) trained on", kind="text",
-                example=("leaf0", "n3")),
+                example=("leaf0", "n3"), headline=False),
     ),
     expectations=(
         Monotone("gen_d1", "rises", where={"part": "new_feature"}),
