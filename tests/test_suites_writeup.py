@@ -106,3 +106,47 @@ def test_every_suite_declares_itself_and_renders_on_a_synthetic_table(name, tmp_
     assert report.verdict.endswith("predicts)") and set(report.columns) <= set(table.columns)
     failed = pd.concat([table, table.head(1).assign(status="failed")])
     assert render(suite, failed, tmp_path, figures=False).markdown == text  # failed rows stay out of the outcome
+
+
+@pytest.mark.parametrize("name", list(SUITES))
+def test_every_suite_draws_its_table_figures_from_a_synthetic_table(name, tmp_path):
+    suite = SUITES[name]
+    report = render(suite, synthetic(suite), tmp_path)  # no runs/: the curve figures have nothing to draw
+    assert report.figures, f"{name} drew no figure from its table"
+    for path in report.figures:
+        assert path.parent == tmp_path and path.stat().st_size > 1000
+    assert {p.name for p in report.figures} == {p.name for p in tmp_path.glob("*.png")}
+
+
+def with_declared(suite, table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` plus every declared measure and theory column it lacks, as NaN (columns the test ignores)."""
+    names = [c for m in suite.measures for c in (m.column, m.theory) if c]
+    return table.assign(**{c: np.nan for c in names if c not in table})
+
+
+def _reversal_table(success_at_zero: bool, escapes: float) -> pd.DataFrame:
+    table = pd.DataFrame({"lam": [-2.0, 0.0, 2.0], "success": [True, success_at_zero, True],
+                          "exact_saddle": [0.0, 1.0, 0.0], "escape_success": [np.nan, escapes, np.nan], "status": "ok"})
+    return with_declared(SUITES["reversal"], table)
+
+
+def test_reversal_verdict_allows_a_predicted_escape_and_flags_an_unpredicted_one(tmp_path):
+    suite = SUITES["reversal"]
+    stall = render(suite, _reversal_table(False, 0.0), tmp_path, figures=False)
+    assert "stalled for λ ∈ {0}. As predicted." in stall.markdown and "NOT" not in stall.verdict
+    escaped = render(suite, _reversal_table(True, 1.0), tmp_path, figures=False)  # the escape model saw it coming
+    assert "reversed for λ ∈ {-2, 0, 2}, stalled for λ ∈ {}. As predicted." in escaped.markdown
+    surprise = render(suite, _reversal_table(True, 0.0), tmp_path, figures=False)
+    assert "stalled for λ ∈ {}. NOT as predicted." in surprise.markdown and "(NOT as" in surprise.verdict
+
+
+def test_architecture_verdict_names_the_regime_that_breaks_the_prediction(tmp_path):
+    kd = {"funnel": (0.5, 0.2, 0.001), "square": (0.001, 0.1, 0.001), "inverted_funnel": (0.001, 0.15, 0.3)}
+    rows = [{"arch": a, "lam": lam, "seed": 0, "kernel_distance_final": v, "status": "ok"}
+            for a, vals in kd.items() for lam, v in zip((-8.0, 0.0, 8.0), vals, strict=True)]
+    suite = SUITES["architecture"]
+    good = render(suite, with_declared(suite, pd.DataFrame(rows)), tmp_path, figures=False)
+    assert "funnel rich/lazy, square lazy/lazy, inverted_funnel lazy/rich (as docs/theory.md §6" in good.verdict
+    rows[3]["kernel_distance_final"] = 0.09  # square at λ = −8 moves as far as at λ = 0: rich, not lazy
+    bad = render(suite, with_declared(suite, pd.DataFrame(rows)), tmp_path, figures=False)
+    assert "square rich/lazy" in bad.verdict and "NOT as" in bad.verdict and "NOT as predicted." in bad.markdown

@@ -133,7 +133,7 @@ def _regimes(ok: pd.DataFrame) -> Verdict:
         return Verdict(None, "Regimes: fewer than two λ values.", "regimes not judged")
     reference = ok[ok["lam"] == 0.0]
     if "theory_saddle" in reference:
-        reference = reference[~reference["theory_saddle"].astype(bool)]
+        reference = reference[~reference["theory_saddle"].eq(True)]
     rich_kd = reference.groupby("arch")["kernel_distance_final"].mean()
     lo, hi = pivot.index.min(), pivot.index.max()
     lines, short, matches = [], [], []
@@ -163,7 +163,7 @@ def _saddle_notes(ok: pd.DataFrame) -> list[str]:
     if "theory_saddle" not in ok:
         return []
     lines = []
-    for _, r in ok[ok["theory_saddle"].astype(bool)].iterrows():
+    for _, r in ok[ok["theory_saddle"].eq(True)].iterrows():
         escaped = r["final_loss"] < 0.5 * r["theory_limit_loss"]
         lines.append(
             f"- {r['arch']}, λ={r['lam']:g}, seed {r['seed']}: the theory predicts a saddle (B singular; limit loss "
