@@ -21,7 +21,7 @@ import pandas as pd
 from lazyrich import metrics, plots
 from lazyrich.experiment import build_task, run_experiment
 from lazyrich.suites import figures
-from lazyrich.suites.common import Suite, experiment_config, flow_lr, markdown_table, phase_curve
+from lazyrich.suites.common import Suite, lam_config, markdown_table, phase_curve
 from lazyrich.suites.runner import Unit, UnitOutput
 from lazyrich.suites.spec import Axis, Measure, Predicate, Verdict
 
@@ -43,18 +43,8 @@ def _units(params: Mapping[str, Any], device: str) -> list[Unit]:
         base = build_task(task)
         s_max = float(base.svd[1][0]) / (base.whitening_scale or 1.0)
         for lam in params["lams"]:
-            lr = flow_lr(lam, s_max, params["eta"], params["lr_max"])
-            exp = experiment_config(
-                task,
-                lam=lam,
-                seeds=params["seeds"],
-                lr=lr,
-                t_max=params["t_max"],
-                init={"scale": params["init_scale"], "align": False},
-                trainer={"n_log": params["n_log"], "spacing": params["spacing"]},
-                theory=params["theory"],
-                device=device,
-            )
+            exp = lam_config(task, lam, params, s_max, t_max=params["t_max"], spacing=params["spacing"],
+                             device=device)
             out.append(
                 Unit(
                     {"arch": arch, "lam": float(lam)},

@@ -28,6 +28,7 @@ __all__ = [
     "Suite",
     "experiment_config",
     "flow_lr",
+    "lam_config",
     "load_frames",
     "markdown_table",
     "ok_rows",
@@ -77,6 +78,33 @@ def experiment_config(
         "seed": [int(s) for s in seeds],
         "device": device,
     }
+
+
+def lam_config(
+    task: Mapping[str, Any],
+    lam: float,
+    params: Mapping[str, Any],
+    s_max: float,
+    *,
+    t_max: float,
+    align: bool = False,
+    spacing: str | None = None,
+    device: str = "auto",
+) -> dict[str, Any]:
+    """:func:`experiment_config` for one λ of a suite whose ``params`` hold ``seeds``, ``init_scale``, ``eta``,
+    ``lr_max``, ``n_log`` and ``theory``; the step is :func:`flow_lr` for the task's largest singular value."""
+    trainer = {"n_log": params["n_log"], **({"spacing": spacing} if spacing is not None else {})}
+    return experiment_config(
+        task,
+        lam=lam,
+        seeds=params["seeds"],
+        lr=flow_lr(lam, s_max, params["eta"], params["lr_max"]),
+        t_max=t_max,
+        init={"scale": params["init_scale"], "align": align},
+        trainer=trainer,
+        theory=params["theory"],
+        device=device,
+    )
 
 
 def phase_curve(

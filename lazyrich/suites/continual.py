@@ -20,7 +20,7 @@ import torch
 from lazyrich import metrics
 from lazyrich.experiment import build_task, run_experiment
 from lazyrich.suites import figures
-from lazyrich.suites.common import Suite, experiment_config, flow_lr, markdown_table
+from lazyrich.suites.common import Suite, lam_config, markdown_table
 from lazyrich.suites.runner import Unit, UnitOutput
 from lazyrich.suites.spec import Axis, Constant, Measure
 
@@ -37,18 +37,7 @@ def _units(params: Mapping[str, Any], device: str) -> list[Unit]:
     s_max = max(float(t.svd[1][0]) / (t.whitening_scale or 1.0) for t in build_task(task).tasks)
     out = []
     for lam in params["lams"]:
-        lr = flow_lr(lam, s_max, params["eta"], params["lr_max"])
-        exp = experiment_config(
-            task,
-            lam=lam,
-            seeds=params["seeds"],
-            lr=lr,
-            t_max=params["t_phase"],
-            init={"scale": params["init_scale"], "align": False},
-            trainer={"n_log": params["n_log"]},
-            theory=params["theory"],
-            device=device,
-        )
+        exp = lam_config(task, lam, params, s_max, t_max=params["t_phase"], device=device)
         out.append(
             Unit(
                 {"lam": float(lam)},

@@ -22,7 +22,7 @@ import torch
 from lazyrich import metrics
 from lazyrich.experiment import build_task, run_experiment
 from lazyrich.suites import figures
-from lazyrich.suites.common import Suite, experiment_config, flow_lr, phase_curve
+from lazyrich.suites.common import Suite, lam_config, phase_curve
 from lazyrich.suites.runner import Unit, UnitOutput
 from lazyrich.suites.spec import Axis, Measure, Monotone, Predicate, Verdict
 
@@ -34,20 +34,11 @@ def _units(params: Mapping[str, Any], device: str) -> list[Unit]:
     s_max = float(base.svd[1][0]) / (base.whitening_scale or 1.0)
     out = []
     for lam in params["lams"]:
-        lr = flow_lr(lam, s_max, params["eta"], params["lr_max"])
         config = {
             "suite": "reversal",
-            "experiment": experiment_config(
-                _sequence_task(task, params["t_phase"]),
-                lam=lam,
-                seeds=params["seeds"],
-                lr=lr,
-                t_max=params["t_phase"],
-                init={"scale": params["init_scale"], "align": params["align"]},
-                trainer={"n_log": params["n_log"], "spacing": params["spacing"]},
-                theory=params["theory"],
-                device=device,
-            ),
+            "experiment": lam_config(_sequence_task(task, params["t_phase"]), lam, params, s_max,
+                                     t_max=params["t_phase"], align=params["align"], spacing=params["spacing"],
+                                     device=device),
             "success_threshold": float(params["success_threshold"]),
             "plateau_band": float(params["plateau_band"]),
             "exact_balance_rtol": float(params["exact_balance_rtol"]),

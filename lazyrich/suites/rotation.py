@@ -19,7 +19,7 @@ import torch
 from lazyrich import metrics
 from lazyrich.experiment import build_task, run_experiment
 from lazyrich.suites import figures
-from lazyrich.suites.common import Suite, experiment_config, flow_lr, markdown_table, phase_curve
+from lazyrich.suites.common import Suite, lam_config, markdown_table, phase_curve
 from lazyrich.suites.runner import Unit, UnitOutput
 from lazyrich.suites.spec import Agrees, Axis, Measure, Monotone
 
@@ -40,17 +40,8 @@ def _units(params: Mapping[str, Any], device: str) -> list[Unit]:
             "t_budget": float(params["t_phase"]),
         }
         for lam in params["lams"]:
-            exp = experiment_config(
-                task,
-                lam=lam,
-                seeds=params["seeds"],
-                lr=flow_lr(lam, s_max, params["eta"], params["lr_max"]),
-                t_max=params["t_phase"],
-                init={"scale": params["init_scale"], "align": params["align"]},
-                trainer={"n_log": params["n_log"], "spacing": params["spacing"]},
-                theory=params["theory"],
-                device=device,
-            )
+            exp = lam_config(task, lam, params, s_max, t_max=params["t_phase"], align=params["align"],
+                             spacing=params["spacing"], device=device)
             config = {"suite": "rotation", "experiment": exp, "threshold": float(params["threshold"])}
             out.append(Unit({"angle": float(angle), "lam": float(lam)}, config))
     return out

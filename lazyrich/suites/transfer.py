@@ -28,7 +28,7 @@ import torch
 from lazyrich import metrics, plots
 from lazyrich.experiment import build_task, run_experiment
 from lazyrich.suites import figures
-from lazyrich.suites.common import Suite, experiment_config, flow_lr
+from lazyrich.suites.common import Suite, lam_config
 from lazyrich.suites.runner import Unit, UnitOutput
 from lazyrich.suites.spec import Axis, Measure, Monotone, Predicate, Verdict
 from lazyrich.tasks import new_feature, new_item
@@ -70,17 +70,7 @@ def _units(params: Mapping[str, Any], device: str) -> list[Unit]:
     s_max = float(hier.svd[1][0]) / (hier.whitening_scale or 1.0)
     out = []
     for lam in params["lams"]:
-        exp = experiment_config(
-            params["task"],
-            lam=lam,
-            seeds=params["seeds"],
-            lr=flow_lr(lam, s_max, params["eta"], params["lr_max"]),
-            t_max=params["t_max"],
-            init={"scale": params["init_scale"], "align": False},
-            trainer={"n_log": params["n_log"]},
-            theory=params["theory"],
-            device=device,
-        )
+        exp = lam_config(params["task"], lam, params, s_max, t_max=params["t_max"], device=device)
         config = {"suite": "transfer", "experiment": exp, "item": params["item"], "feature": params["feature"]}
         out.append(Unit({"lam": float(lam)}, config))
     return out
