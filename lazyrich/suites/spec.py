@@ -196,7 +196,7 @@ class Constant:
         extra = f", max `{self.error}` = {err:.3g}" if self.error else ""
         return Verdict(ok, f"{judged}: `{self.column}` spans {spread:.3g} (`{self.reference}` {ref:.4g}, max gap "
                            f"{gap:.3g}{extra}; tolerance {tol:.3g}): {same}.",
-                       f"{self.column} spread {spread:.2g} around {ref:.4g}")
+                       f"{self.column} spread {spread:.2g} around {ref:.4g} ({judged})")
 
 
 @dataclass(frozen=True)
