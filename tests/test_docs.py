@@ -66,7 +66,7 @@ def test_generated_sections_are_in_the_site(site):
 
 
 def test_every_suite_page_shows_a_figure_that_exists():
-    for suite in ("reversal", "continual", "transfer", "finetune", "architecture"):
+    for suite in ("reversal", "continual", "transfer", "rotation", "finetune", "architecture"):
         text = (DOCS / "suites" / f"{suite}.md").read_text(encoding="utf-8")
         figures = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", text)
         assert figures, f"docs/suites/{suite}.md has no figure"

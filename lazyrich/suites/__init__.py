@@ -26,16 +26,18 @@ import pandas as pd
 from lazyrich import checks, identity, locking
 from lazyrich.device import torch_threads
 from lazyrich.experiment import as_list
-from lazyrich.suites import architecture, continual, finetune, reversal, transfer
+from lazyrich.suites import architecture, continual, finetune, reversal, rotation, transfer
 from lazyrich.suites.common import Report, Suite, markdown_table
 from lazyrich.suites.runner import SweepResult, Unit, run_sweep
+from lazyrich.suites.writeup import render
 from lazyrich.train import DEFAULT_MAX_STEPS, step_budget
 from lazyrich.wandb_suite import log_suite_run, suite_logger
 
 __all__ = ["SUITES", "Suite", "run_suite", "run_suites", "work_estimate"]
 
 SUITES: dict[str, Suite] = {
-    s.name: s for s in (reversal.SUITE, continual.SUITE, transfer.SUITE, finetune.SUITE, architecture.SUITE)
+    s.name: s
+    for s in (reversal.SUITE, continual.SUITE, transfer.SUITE, rotation.SUITE, finetune.SUITE, architecture.SUITE)
 }
 """Every suite by name, in the order ``suite=all`` runs them."""
 
@@ -95,7 +97,7 @@ def run_suite(
     table.to_csv(folder / "suite.csv", index=False)
     if "status" in table and (table["status"] == "ok").any():
         try:
-            report = suite.report(table, folder)
+            report = render(suite, table, folder)
         except Exception:  # noqa: BLE001 — the table is written; a broken write-up must not hide it
             report = Report(
                 f"The write-up failed (the table in suite.csv is complete):\n\n```\n"

@@ -20,17 +20,10 @@ import pandas as pd
 
 from lazyrich import metrics, plots
 from lazyrich.experiment import build_task, run_experiment
-from lazyrich.suites.common import (
-    Report,
-    Suite,
-    experiment_config,
-    flow_lr,
-    load_frames,
-    markdown_table,
-    ok_rows,
-    phase_curve,
-)
+from lazyrich.suites import figures
+from lazyrich.suites.common import Suite, lam_config, markdown_table, phase_curve
 from lazyrich.suites.runner import Unit, UnitOutput
+from lazyrich.suites.spec import Axis, Measure, Predicate, Verdict
 
 __all__ = ["ARCHS", "SUITE"]
 
@@ -39,19 +32,6 @@ EXPECTED = {"funnel": ("rich", "lazy"), "square": ("lazy", "lazy"), "inverted_fu
 """docs/theory.md §6 at large negative / positive λ (the funnel's 'rich' at λ → −∞ is delayed rich)."""
 LAZY_RATIO = 0.1
 """A net counts as lazy when its final kernel distance is below 10% of the λ = 0 (rich) value."""
-TABLE = [
-    "arch",
-    "lam",
-    "seed",
-    "kernel_distance_final",
-    "theory_kernel_distance_final",
-    "kernel_t_half",
-    "theory_kernel_t_half",
-    "final_loss",
-    "theory_final_loss",
-]
-
-
 def _units(params: Mapping[str, Any], device: str) -> list[Unit]:
     archs = dict(params["archs"])
     unknown = sorted(set(archs) - set(ARCHS))
@@ -63,18 +43,8 @@ def _units(params: Mapping[str, Any], device: str) -> list[Unit]:
         base = build_task(task)
         s_max = float(base.svd[1][0]) / (base.whitening_scale or 1.0)
         for lam in params["lams"]:
-            lr = flow_lr(lam, s_max, params["eta"], params["lr_max"])
-            exp = experiment_config(
-                task,
-                lam=lam,
-                seeds=params["seeds"],
-                lr=lr,
-                t_max=params["t_max"],
-                init={"scale": params["init_scale"], "align": False},
-                trainer={"n_log": params["n_log"], "spacing": params["spacing"]},
-                theory=params["theory"],
-                device=device,
-            )
+            exp = lam_config(task, lam, params, s_max, t_max=params["t_max"], spacing=params["spacing"],
+                             device=device)
             out.append(
                 Unit(
                     {"arch": arch, "lam": float(lam)},
@@ -133,111 +103,90 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
     return UnitOutput(frame, pd.DataFrame(rows))
 
 
-def _report(table: pd.DataFrame, suite_dir: Path) -> Report:
-    ok = ok_rows(table)
-    figures = []
-    if len(ok):
-        fig = plots.sweep(
-            ok,
-            "lam",
-            ["kernel_distance_final", "kernel_t_half"],
-            hue="arch",
-            log_y=["kernel_distance_final"],
-            title="kernel distance at the end, against λ",
-        )
-        figures.append(plots.save(fig, suite_dir / "sweep.png"))
-    frames = load_frames(suite_dir, table)
-    lam_min = float(ok["lam"].min()) if len(ok) else float("nan")
-    if len(frames):
-        lams = sorted({lam_min, 0.0, float(ok["lam"].max())} & set(frames["lam"].unique()))
-        part = frames[(frames["arch"] == "funnel") & frames["lam"].isin(lams)]
-        if len(part):
-            fig = plots.curves(
-                part,
-                ("loss", "kernel_distance"),
-                hue="lam",
-                log_t=True,
-                title="funnel (Ni > No): delayed rich at negative λ",
-            )
-            for ax in fig.axes[:2]:
-                ax.set_xlim(left=0.0)  # symlog autoscaling pads into t < 0, where nothing is logged
-            figures.append(plots.save(fig, suite_dir / "delayed_rich.png"))
+def _pivot(ok: pd.DataFrame) -> pd.DataFrame:
+    """Seed-mean final kernel distance, rows λ, columns arch (in ``ARCHS`` order)."""
     pivot = ok.pivot_table(index="lam", columns="arch", values="kernel_distance_final", aggfunc="mean")
-    pivot = pivot[[a for a in ARCHS if a in pivot]]
-    lines = [
-        "## Architecture",
-        "",
-        "Funnel (Ni > No), square and inverted funnel (No > Ni) nets with Nh = min(Ni, No), each trained "
-        "from a λ-balanced random init. `kernel_distance_final`: 1 − cos(K(0), K(t_end)) (Fort et al.); "
-        "`kernel_t_half`: first t at which the kernel distance reaches half its final value; "
-        "`theory_*`: the same from the theory.",
-        "",
-        markdown_table(ok[[c for c in TABLE if c in ok]]),
-        "",
-        "Kernel distance at the end (seeds averaged; rows λ, columns arch):",
-        "",
-        markdown_table(pivot, index=True),
-        "",
-        "### Outcome (measured) against docs/theory.md §6",
-        "",
-        "The Theory page predicts: square nets stay lazy for both signs of λ; the funnel is lazy as λ → +∞ and "
-        "delayed rich as λ → −∞; the inverted funnel is the mirror image.",
-        "",
-    ]
-    verdict, matches = [], []
+    return pivot[[a for a in ARCHS if a in pivot]]
+
+
+def _pivot_section(ok: pd.DataFrame, folder: Path) -> list[str]:
+    return ["Kernel distance at the end (seeds averaged; rows λ, columns arch):", "",
+            markdown_table(_pivot(ok), index=True), ""]
+
+
+def _regimes(ok: pd.DataFrame) -> Verdict:
+    """Lazy or rich at λ_min and λ_max for each arch, against EXPECTED (docs/theory.md §6): lazy when the final
+    kernel distance is below LAZY_RATIO × its value at λ = 0 (networks not at a saddle, whose rich learning
+    has not happened)."""
+    pivot = _pivot(ok)
+    if len(pivot) < 2:
+        return Verdict(None, "Regimes: fewer than two λ values.", "regimes not judged")
     reference = ok[ok["lam"] == 0.0]
-    if "theory_saddle" in reference:  # a λ = 0 net stuck at a saddle has not done its rich learning
-        reference = reference[~reference["theory_saddle"].astype(bool)]
+    if "theory_saddle" in reference:
+        reference = reference[~reference["theory_saddle"].eq(True)]
     rich_kd = reference.groupby("arch")["kernel_distance_final"].mean()
-    if len(pivot) > 1:
-        lo, hi = pivot.index.min(), pivot.index.max()
-        for arch in pivot.columns:
-            rich, neg, pos = rich_kd.get(arch, float("nan")), pivot.loc[lo, arch], pivot.loc[hi, arch]
-            regime = tuple(
-                "?" if not rich > 0 else "lazy" if v < LAZY_RATIO * rich else "rich" for v in (neg, pos)
-            )
-            matches.append(regime == EXPECTED[arch])
-            lines.append(
-                f"- {arch}: kernel distance {neg:.3g} at λ={lo:g}, {pos:.3g} at λ={hi:g}, against {rich:.3g} "
-                f"at λ = 0 (networks not at a saddle): {regime[0]} at λ={lo:g}, {regime[1]} at λ={hi:g} "
-                f"(lazy: below {LAZY_RATIO:g} × the λ = 0 value); Theory page: {EXPECTED[arch][0]}, "
-                f"{EXPECTED[arch][1]}."
-            )
-            verdict.append(f"{arch} {regime[0]}/{regime[1]}")
-        funnel = ok[(ok["arch"] == "funnel")].groupby("lam")["kernel_t_half"].mean()
-        if lo in funnel and 0.0 in funnel:
-            lines.append(
-                f"- Funnel: the kernel distance reaches half its final value at t = {funnel[lo]:.3g} for "
-                f"λ = {lo:g}, against {funnel[0.0]:.3g} at λ = 0 (a later, slower rich phase: "
-                f"{'yes' if funnel[lo] > funnel[0.0] else 'no'})."
-            )
-    if len(ok) and "theory_saddle" in ok:
-        for _, r in ok[ok["theory_saddle"].astype(bool)].iterrows():
-            escaped = r["final_loss"] < 0.5 * r["theory_limit_loss"]
-            lines.append(
-                f"- {r['arch']}, λ={r['lam']:g}, seed {r['seed']}: the theory predicts a saddle (B singular; "
-                f"limit loss {r['theory_limit_loss']:.3g}); measured final loss {r['final_loss']:.3g}"
-                + (
-                    f": the simulation escaped it (loss at 1% of its initial value at "
-                    f"t = {r['t_to_1pct']:.3g}). "
-                    f"The prediction is exact gradient flow from exactly these weights, and the saddle "
-                    f"is unstable, so small perturbations can carry GD away from it."
-                    if escaped
-                    else ": it stayed there, as predicted."
-                )
-            )
-    if len(ok) and "theory_kernel_distance_final" in ok:
-        rel = (ok["kernel_distance_final"] - ok["theory_kernel_distance_final"]).abs() / ok[
-            "theory_kernel_distance_final"
-        ].abs().clip(lower=1e-12)
+    lo, hi = pivot.index.min(), pivot.index.max()
+    lines, short, matches = [], [], []
+    for arch in pivot.columns:
+        rich, neg, pos = rich_kd.get(arch, float("nan")), pivot.loc[lo, arch], pivot.loc[hi, arch]
+        regime = tuple("?" if not rich > 0 else "lazy" if v < LAZY_RATIO * rich else "rich" for v in (neg, pos))
+        matches.append(regime == EXPECTED[arch])
+        lines.append(f"{arch}: kernel distance {neg:.3g} at λ={lo:g}, {pos:.3g} at λ={hi:g}, against {rich:.3g} at "
+                     f"λ = 0: {regime[0]}/{regime[1]} (Theory page: {EXPECTED[arch][0]}/{EXPECTED[arch][1]})")
+        short.append(f"{arch} {regime[0]}/{regime[1]}")
+    return Verdict(all(matches), f"Lazy (below {LAZY_RATIO:g} × the λ = 0 value) or rich at λ_min/λ_max: "
+                   + "; ".join(lines) + ".", f"at λ_min/λ_max: {', '.join(short)}")
+
+
+def _funnel_note(ok: pd.DataFrame) -> list[str]:
+    funnel = ok[ok["arch"] == "funnel"].groupby("lam")["kernel_t_half"].mean()
+    lo = funnel.index.min() if len(funnel) else None
+    if lo is None or lo == 0.0 or 0.0 not in funnel:
+        return []
+    return [f"- Funnel: the kernel distance reaches half its final value at t = {funnel[lo]:.3g} for λ = {lo:g}, "
+            f"against {funnel[0.0]:.3g} at λ = 0 (a later, slower rich phase: "
+            f"{'yes' if funnel[lo] > funnel[0.0] else 'no'})."]
+
+
+def _saddle_notes(ok: pd.DataFrame) -> list[str]:
+    """One line per network the theory puts at a saddle: did the simulation stay there or escape?"""
+    if "theory_saddle" not in ok:
+        return []
+    lines = []
+    for _, r in ok[ok["theory_saddle"].eq(True)].iterrows():
+        escaped = r["final_loss"] < 0.5 * r["theory_limit_loss"]
         lines.append(
-            f"- Max relative gap between measured and predicted final kernel distance: {rel.max():.2g}."
+            f"- {r['arch']}, λ={r['lam']:g}, seed {r['seed']}: the theory predicts a saddle (B singular; limit loss "
+            f"{r['theory_limit_loss']:.3g}); measured final loss {r['final_loss']:.3g}"
+            + (f": the simulation escaped it (loss at 1% of its initial value at t = {r['t_to_1pct']:.3g}). The "
+               "prediction is exact gradient flow from exactly these weights, and the saddle is unstable, so small "
+               "perturbations can carry GD away from it." if escaped else ": it stayed there, as predicted.")
         )
-    text = (
-        f"at λ_min/λ_max: {', '.join(verdict)} "
-        f"({'as' if matches and all(matches) else 'NOT as'} docs/theory.md §6 predicts)"
-    )
-    return Report("\n".join(lines) + "\n", figures, text, TABLE)
+    return lines
+
+
+def _gap_note(ok: pd.DataFrame) -> list[str]:
+    """The largest relative gap between measured and predicted final kernel distance (saddles included)."""
+    if not len(ok) or "theory_kernel_distance_final" not in ok:
+        return []
+    rel = (ok["kernel_distance_final"] - ok["theory_kernel_distance_final"]).abs() / ok[
+        "theory_kernel_distance_final"].abs().clip(lower=1e-12)
+    return [f"- Max relative gap between measured and predicted final kernel distance: {rel.max():.2g}."]
+
+
+def _delayed_rich(ok: pd.DataFrame, frames: pd.DataFrame, folder: Path) -> Path | None:
+    """The funnel's loss and kernel distance at λ_min, 0 and λ_max against log t."""
+    if not len(frames) or not len(ok):
+        return None
+    lams = sorted({float(ok["lam"].min()), 0.0, float(ok["lam"].max())} & set(frames["lam"].unique()))
+    part = frames[(frames["arch"] == "funnel") & frames["lam"].isin(lams)]
+    if not len(part):
+        return None
+    fig = plots.curves(part, ("loss", "kernel_distance"), hue="lam", log_t=True,
+                       title="funnel (Ni > No): delayed rich at negative λ")
+    for ax in fig.axes[:2]:
+        ax.set_xlim(left=0.0)  # symlog autoscaling pads into t < 0, where nothing is logged
+    return plots.save(fig, folder / "delayed_rich.png")
 
 
 SUITE = Suite(
@@ -245,8 +194,34 @@ SUITE = Suite(
     "funnel, square and inverted funnel × λ: how far the NTK moves (lazy or rich)",
     _units,
     _compute,
-    _report,
-    columns=tuple(TABLE),
+    axes=(Axis("arch", "funnel (Ni > No), square or inverted funnel (No > Ni), Nh = min(Ni, No)", ARCHS),
+          Axis("lam", "λ of the λ-balanced random init"), Axis("seed", "init seed", (0, 1))),
+    phases=("train",),
+    measures=(
+        Measure("kernel_distance_final", "1 − cos(K(0), K(t_end)) (Fort et al.)", "theory_kernel_distance_final"),
+        Measure("kernel_t_half", "first t at which the kernel distance reaches half its final value",
+                "theory_kernel_t_half"),
+        Measure("final_loss", "loss at the end", "theory_final_loss"),
+        Measure("t_to_1pct", "first t at which the loss is 1% of its initial value", headline=False),
+        Measure("theory_saddle", "the theory predicts a saddle (B singular) for this init", kind="bool",
+                headline=False),
+        Measure("theory_limit_loss", "the theory's t → ∞ loss", headline=False),
+    ),
+    expectations=(
+        Predicate("regimes", _regimes),
+    ),
+    protocol="Funnel, square and inverted-funnel nets, each trained from a λ-balanced random init on a "
+    "random_regression task of its widths.",
+    prediction="square nets stay lazy for both signs of λ; the funnel is lazy as λ → +∞ and delayed rich as "
+    "λ → −∞; the inverted funnel is the mirror image.",
+    section="§6",
+    figures=(
+        figures.sweep(["kernel_distance_final", "kernel_t_half"], "kernel distance at the end, against λ", hue="arch",
+                      log_y=["kernel_distance_final"]),
+        _delayed_rich,
+    ),
+    sections=(_pivot_section,),
+    notes=(_funnel_note, _saddle_notes, _gap_note),
     key=("arch", "lam"),
     orders={"arch": ARCHS},
 )

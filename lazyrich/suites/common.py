@@ -19,6 +19,7 @@ import torch
 from lazyrich import results
 from lazyrich.device import resolve_device
 from lazyrich.experiment import predict_theory
+from lazyrich.suites.spec import Axis, Expectation, Figure, Measure
 from lazyrich.tasks import Task
 from lazyrich.train import train
 
@@ -27,6 +28,7 @@ __all__ = [
     "Suite",
     "experiment_config",
     "flow_lr",
+    "lam_config",
     "load_frames",
     "markdown_table",
     "ok_rows",
@@ -76,6 +78,33 @@ def experiment_config(
         "seed": [int(s) for s in seeds],
         "device": device,
     }
+
+
+def lam_config(
+    task: Mapping[str, Any],
+    lam: float,
+    params: Mapping[str, Any],
+    s_max: float,
+    *,
+    t_max: float,
+    align: bool = False,
+    spacing: str | None = None,
+    device: str = "auto",
+) -> dict[str, Any]:
+    """:func:`experiment_config` for one λ of a suite whose ``params`` hold ``seeds``, ``init_scale``, ``eta``,
+    ``lr_max``, ``n_log`` and ``theory``; the step is :func:`flow_lr` for the task's largest singular value."""
+    trainer = {"n_log": params["n_log"], **({"spacing": spacing} if spacing is not None else {})}
+    return experiment_config(
+        task,
+        lam=lam,
+        seeds=params["seeds"],
+        lr=flow_lr(lam, s_max, params["eta"], params["lr_max"]),
+        t_max=t_max,
+        init={"scale": params["init_scale"], "align": align},
+        trainer=trainer,
+        theory=params["theory"],
+        device=device,
+    )
 
 
 def phase_curve(
@@ -156,18 +185,42 @@ class Report:
 
 @dataclass(frozen=True)
 class Suite:
-    """A benchmark suite: ``units(params, device)`` lists its sweep, ``compute(unit, run_dir)`` runs one
-    point, ``report(table, suite_dir)`` writes figures and returns the :class:`Report`. ``key`` names the
-    columns that identify a configuration in suite.csv (besides ``seed``)."""
+    """A benchmark suite, declared: ``units(params, device)`` lists its sweep, ``compute(unit, run_dir)`` runs
+    one point; the rest states what :func:`lazyrich.suites.writeup.render` writes into summary.md.
+
+    ``axes`` identify a configuration in suite.csv (``key``: the ones besides ``seed`` that sort it),
+    ``phases`` name the training phases of one unit, ``measures`` every measured column and its theory
+    column, ``expectations`` what docs/theory.md predicts (each a predicate over the table, see
+    :mod:`lazyrich.suites.spec`), ``figures`` the figure callables, ``sections`` extra Markdown blocks after
+    the table (table, suite folder → lines) and ``notes`` extra outcome lines (table → lines).
+    """
 
     name: str
     description: str
     units: Callable[..., list]
     compute: Callable[..., Any]
-    report: Callable[[pd.DataFrame, Path], Report]
+    axes: tuple[Axis, ...]
+    phases: tuple[str, ...]
+    measures: tuple[Measure, ...]
+    expectations: tuple[Expectation, ...]
+    protocol: str
+    prediction: str
+    section: str = "§10"
+    title: str = ""
+    figures: tuple[Figure, ...] = ()
+    sections: tuple[Callable[[pd.DataFrame, Path], list[str]], ...] = ()
+    notes: tuple[Callable[[pd.DataFrame], list[str]], ...] = ()
     key: tuple[str, ...] = ("lam",)
     orders: Mapping[str, Sequence[str]] = field(default_factory=dict)  # sort order of text key columns
-    columns: tuple[str, ...] = ()  # the headline columns of suite.csv (printed, compared)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The headline columns of suite.csv (printed, compared): axes, then each headline measure beside its
+        theory column."""
+        out = [a.name for a in self.axes]
+        for m in (m for m in self.measures if m.headline):
+            out += [m.column] + ([m.theory] if m.theory else [])
+        return tuple(dict.fromkeys(out))
 
 
 def load_frames(suite_dir: Path, table: pd.DataFrame) -> pd.DataFrame:

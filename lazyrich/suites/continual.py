@@ -17,35 +17,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lazyrich import metrics, plots
+from lazyrich import metrics
 from lazyrich.experiment import build_task, run_experiment
-from lazyrich.suites.common import (
-    Report,
-    Suite,
-    experiment_config,
-    flow_lr,
-    load_frames,
-    markdown_table,
-    ok_rows,
-)
+from lazyrich.suites import figures
+from lazyrich.suites.common import Suite, lam_config, markdown_table
 from lazyrich.suites.runner import Unit, UnitOutput
+from lazyrich.suites.spec import Axis, Constant, Measure
 
 __all__ = ["SUITE", "analytic_loss_matrix"]
-
-TABLE = [
-    "lam",
-    "seed",
-    "forgetting",
-    "analytic_forgetting",
-    "theory_forgetting",
-    "bwt",
-    "analytic_bwt",
-    "r_err_analytic",
-    "r_err_theory",
-    "converged",
-    "saddle_phases",
-]
-
 
 def analytic_loss_matrix(tasks) -> torch.Tensor:
     """R̂ (K, K): loss on task i of task k's least-squares optimum — R at convergence, for any λ (§6)."""
@@ -58,18 +37,7 @@ def _units(params: Mapping[str, Any], device: str) -> list[Unit]:
     s_max = max(float(t.svd[1][0]) / (t.whitening_scale or 1.0) for t in build_task(task).tasks)
     out = []
     for lam in params["lams"]:
-        lr = flow_lr(lam, s_max, params["eta"], params["lr_max"])
-        exp = experiment_config(
-            task,
-            lam=lam,
-            seeds=params["seeds"],
-            lr=lr,
-            t_max=params["t_phase"],
-            init={"scale": params["init_scale"], "align": False},
-            trainer={"n_log": params["n_log"]},
-            theory=params["theory"],
-            device=device,
-        )
+        exp = lam_config(task, lam, params, s_max, t_max=params["t_phase"], device=device)
         out.append(
             Unit(
                 {"lam": float(lam)},
@@ -129,79 +97,29 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
     return UnitOutput(result.frame, pd.DataFrame(rows), matrices)
 
 
-def _report(table: pd.DataFrame, suite_dir: Path) -> Report:
-    ok = ok_rows(table)
-    figures = []
-    frames = load_frames(suite_dir, table)
-    if len(frames):
-        fig = plots.curves(frames, ("loss", "kernel_distance"), hue="lam", title="continual: task after task")
-        figures.append(plots.save(fig, suite_dir / "curves.png"))
-    if len(ok):
-        fig = plots.sweep(
-            ok,
-            "lam",
-            ["forgetting", "bwt"],
-            theory_prefix="analytic_",
-            title="continual: forgetting against λ (dotted: analytic, at convergence)",
-        )
-        figures.append(plots.save(fig, suite_dir / "sweep.png"))
-    k = int(np.sqrt(len([c for c in ok.columns if c.startswith("R_")]))) if len(ok) else 0
-    lines = [
-        "## Continual learning",
-        "",
-        f"K = {k} whitened tasks on shared inputs, learned one after another from a λ-balanced init. "
-        "R[i, k]: loss on task i after phase k (columns `R_i_k`); `forgetting`: mean over earlier tasks of "
-        "R[i, K−1] − R[i, i]; `bwt` = −mean forgetting (metrics.backward_transfer). `analytic_*`: the "
-        "prediction at convergence, R̂[i, k] = ½‖Σ_k − Σ_i‖²_F + L_min,i, the same for every λ; "
-        "`r_err_analytic` = max |R − R̂|. `theory_forgetting`, `r_err_theory`: the closed-form dynamics "
-        "at the end of each finite phase; `saddle_phases`: phases in which the theory predicts a saddle; "
-        "`converged`: every phase ended within `converged_tol` of its task's L_min.",
-        "",
-    ]
-    lines += [markdown_table(ok[[c for c in TABLE if c in ok]]), ""]
-    if len(ok) and k:
-        npz = suite_dir / "runs" / str(ok["unit"].iloc[0]) / "matrices.npz"
-        if npz.exists():
-            r_hat = pd.DataFrame(
-                np.load(npz)["analytic_loss_matrix"], columns=[f"after {j}" for j in range(k)]
-            )
-            r_hat.insert(0, "loss on", [f"task {i}" for i in range(k)])
-            lines += ["Analytic R̂ (any λ, at convergence):", "", markdown_table(r_hat), ""]
-    conv = ok[ok["converged"].astype(bool)] if len(ok) else ok
-    spread = float(conv["forgetting"].max() - conv["forgetting"].min()) if len(conv) else float("nan")
-    ref = float(conv["analytic_forgetting"].mean()) if len(conv) else float("nan")
-    err = float(conv["r_err_analytic"].max()) if len(conv) else float("nan")
+def _k(ok: pd.DataFrame) -> int:
+    return int(np.sqrt(len([c for c in ok.columns if c.startswith("R_")]))) if len(ok) else 0
+
+
+def _analytic_section(ok: pd.DataFrame, folder: Path) -> list[str]:
+    """R̂ of the first finished unit (the same for every λ), read from its matrices.npz."""
+    k = _k(ok)
+    npz = folder / "runs" / str(ok["unit"].iloc[0]) / "matrices.npz" if k and "unit" in ok else None
+    if npz is None or not npz.exists():
+        return []
+    r_hat = pd.DataFrame(np.load(npz)["analytic_loss_matrix"], columns=[f"after {j}" for j in range(k)])
+    r_hat.insert(0, "loss on", [f"task {i}" for i in range(k)])
+    return [f"K = {k} tasks. Analytic R̂ (any λ, at convergence):", "", markdown_table(r_hat), ""]
+
+
+def _stuck_notes(ok: pd.DataFrame) -> list[str]:
     stuck = ok[~ok["converged"].astype(bool)] if len(ok) else ok
-    same = bool(len(conv)) and spread <= 1e-3 * max(abs(ref), 1.0) and err <= 1e-3 * max(abs(ref), 1.0)
-    lines += [
-        "### Outcome (measured) against docs/theory.md §10",
-        "",
-        "The Theory page predicts: at convergence every λ forgets the same (R = R̂, set by task similarity); λ "
-        "changes only the path and the speed.",
-        "",
-        f"- {len(conv)} of {len(ok)} networks converged in every phase; across them forgetting spans "
-        f"{spread:.3g} (analytic {ref:.4g}) and max |R − R̂| = {err:.3g}: "
-        f"{'the same for every λ, as predicted' if same else 'NOT the same for every λ'}.",
-    ]
-    if len(stuck):
-        desc = ", ".join(
-            f"λ={r['lam']:g} seed {r['seed']} (saddle phases: {r.get('saddle_phases', '?')}, "
-            f"forgetting {r['forgetting']:.4g})"
-            for _, r in stuck.iterrows()
-        )
-        lines.append(
-            f"- Not converged: {desc}. Compare `saddle_phases` (where the theory predicts B singular, "
-            f"i.e. a saddle) and `r_err_theory` (measured R against the theory's R)."
-        )
-    verdict = (
-        f"{len(conv)}/{len(ok)} converged; forgetting spread {spread:.2g} around analytic {ref:.4g} "
-        f"({'λ-independent, as' if same else 'NOT as'} docs/theory.md §10 predicts); {len(stuck)} not converged"
-    )
-    if len(stuck) and "saddle_phases" in stuck:
-        at_saddle = int((stuck["saddle_phases"].astype(str) != "none").sum())
-        lams = ", ".join(f"{v:g}" for v in sorted(stuck["lam"].unique()))
-        verdict += f" (λ ∈ {{{lams}}}; {at_saddle} of them where the theory predicts a saddle)"
-    return Report("\n".join(lines) + "\n", figures, verdict, TABLE)
+    if not len(stuck):
+        return []
+    desc = ", ".join(f"λ={r['lam']:g} seed {r['seed']} (saddle phases: {r.get('saddle_phases', '?')}, "
+                     f"forgetting {r['forgetting']:.4g})" for _, r in stuck.iterrows())
+    return [f"- Not converged: {desc}. Compare `saddle_phases` (where the theory predicts B singular, i.e. a "
+            "saddle) and `r_err_theory` (measured R against the theory's R)."]
 
 
 SUITE = Suite(
@@ -209,7 +127,30 @@ SUITE = Suite(
     "K tasks in sequence: loss matrix, forgetting and BWT against λ, with R̂ at convergence",
     _units,
     _compute,
-    _report,
-    columns=tuple(TABLE),
+    axes=(Axis("lam", "λ of the λ-balanced random init"), Axis("seed", "init seed", (0, 1))),
+    phases=("task 0", "task 1", "…", "task K−1"),
+    measures=(
+        Measure("forgetting", "mean over earlier tasks of R[i, K−1] − R[i, i] (R[i, k]: loss on task i after phase "
+                "k, columns `R_i_k`)", "analytic_forgetting"),
+        Measure("theory_forgetting", "the same from the closed-form dynamics at the end of each finite phase"),
+        Measure("bwt", "backward transfer, −mean forgetting (metrics.backward_transfer)", "analytic_bwt"),
+        Measure("r_err_analytic", "max |R − R̂|, R̂[i, k] = ½‖Σ_k − Σ_i‖²_F + L_min,i (the same for every λ)"),
+        Measure("r_err_theory", "max |R − R_theory|"),
+        Measure("converged", "every phase ended within `converged_tol` of its task's L_min", kind="bool"),
+        Measure("saddle_phases", "phases in which the theory predicts a saddle", kind="text", example=("none", "0")),
+    ),
+    expectations=(Constant("forgetting", "analytic_forgetting", rtol=1e-3, error="r_err_analytic",
+                           where="converged"),),
+    protocol="K whitened tasks on shared inputs, learned one after another from a λ-balanced init. `analytic_*`: "
+    "the prediction at convergence.",
+    prediction="at convergence every λ forgets the same (R = R̂, set by task similarity); λ changes only the path "
+    "and the speed.",
+    figures=(
+        figures.curves("continual: task after task"),
+        figures.sweep(["forgetting", "bwt"], "continual: forgetting against λ (dotted: analytic, at convergence)",
+                      theory_prefix="analytic_"),
+    ),
+    sections=(_analytic_section,),
+    notes=(_stuck_notes,),
     key=("lam",),
 )

@@ -21,38 +21,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lazyrich import metrics, plots
+from lazyrich import metrics
 from lazyrich.experiment import build_task, run_experiment
 from lazyrich.init import refactorise
-from lazyrich.suites.common import (
-    Report,
-    Suite,
-    experiment_config,
-    flow_lr,
-    load_frames,
-    markdown_table,
-    ok_rows,
-    phase_curve,
-    train_from,
-)
+from lazyrich.suites import figures
+from lazyrich.suites.common import Suite, experiment_config, flow_lr, phase_curve, train_from
 from lazyrich.suites.runner import Unit, UnitOutput
+from lazyrich.suites.spec import Axis, Measure, Monotone
 
 __all__ = ["SUITE"]
-
-TABLE = [
-    "lam",
-    "seed",
-    "time_to_threshold",
-    "theory_time_to_threshold",
-    "kernel_distance_final",
-    "theory_kernel_distance_final",
-    "rep_change_in",
-    "theory_rep_change_in",
-    "rep_change_out",
-    "theory_rep_change_out",
-    "final_loss",
-]
-
 
 def _tasks(params: Mapping[str, Any]) -> dict[str, Any]:
     """The task-sequence config: source = random_regression(params.task), target = its rotated partner."""
@@ -166,85 +143,44 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
     return UnitOutput(frame, pd.DataFrame(rows), {"pretrained_product": product.numpy()})
 
 
-def _trend(values: pd.Series) -> str:
-    d = np.diff(values.to_numpy())
-    return "falls" if (d <= 0).all() else "rises" if (d >= 0).all() else "is not monotone"
+def _gap_note(ok: pd.DataFrame) -> list[str]:
+    if not len(ok) or "theory_time_to_threshold" not in ok:
+        return []
+    gap = ((ok["time_to_threshold"] - ok["theory_time_to_threshold"]).abs()
+           / ok["theory_time_to_threshold"].abs()).max()
+    return [f"- Max relative gap between measured and predicted time to threshold: {gap:.2g}."]
 
 
-def _report(table: pd.DataFrame, suite_dir: Path) -> Report:
-    ok = ok_rows(table)
-    figures = []
-    frames = load_frames(suite_dir, table)
-    if len(frames):
-        fig = plots.curves(frames, ("loss", "kernel_distance"), hue="lam", title="fine-tuning at λ_FT")
-        figures.append(plots.save(fig, suite_dir / "curves.png"))
-    metric_cols = ["time_to_threshold", "kernel_distance_final", "rep_change_in", "rep_change_out"]
-    if len(ok):
-        fig = plots.sweep(ok, "lam", metric_cols, log_y=metric_cols, title="fine-tuning against λ_FT")
-        figures.append(plots.save(fig, suite_dir / "sweep.png"))
-    lines = [
-        "## Fine-tuning",
-        "",
-        "Pretrain on a source task, re-factorise each pretrained W2W1 at λ_FT (init.refactorise; the column "
-        "`lam` is λ_FT), fine-tune on the rotated target. `time_to_threshold`: t until the loss is "
-        "threshold × its value at the start of fine-tuning; `kernel_distance_final`: NTK movement over "
-        "fine-tuning; `rep_change_in` = ‖ΔW1ᵀW1‖/‖W1ᵀW1‖, `rep_change_out` = ‖ΔW2W2ᵀ‖/‖W2W2ᵀ‖ "
-        "(metrics.relative_change). `theory_*`: the same from the theory's prediction.",
-        "",
-        markdown_table(ok[[c for c in TABLE if c in ok]]),
-        "",
-        "### Outcome (measured) against docs/theory.md §10",
-        "",
-        "The Theory page predicts: larger |λ_FT| gives faster, lazier fine-tuning with less change in the "
-        "representations.",
-        "",
-    ]
-    verdict = []
-    if len(ok):
-        mean = ok.groupby("lam")[metric_cols].mean()
-        for sign, part in (("λ_FT > 0", mean[mean.index > 0]), ("λ_FT < 0", mean[mean.index < 0])):
-            if len(part) < 2:
-                continue
-            part = part.sort_index(key=np.abs)
-            text = ", ".join(
-                f"{c} {_trend(part[c])} ({part[c].iloc[0]:.3g} → {part[c].iloc[-1]:.3g})" for c in metric_cols
-            )
-            lines.append(f"- {sign}, as |λ_FT| grows: {text}.")
-            # λ > 0 makes the output layer the large one (W2ᵀW2 − W1W1ᵀ = λI), λ < 0 the input layer.
-            large, small = (
-                ("rep_change_out", "rep_change_in")
-                if sign.startswith("λ_FT >")
-                else ("rep_change_in", "rep_change_out")
-            )
-            faster = _trend(part["time_to_threshold"]) == "falls"
-            lazier = _trend(part["kernel_distance_final"]) == "falls"
-            big, little = _trend(part[large]) == "falls", _trend(part[small]) == "falls"
-            lines.append(
-                f"  Faster: {faster}; lazier: {lazier}; less change in the larger layer's representation "
-                f"({large}): {big}; in the smaller layer's ({small}): {little}."
-            )
-            verdict.append(
-                f"{sign}: faster {faster}, lazier {lazier}, larger layer's representation moves less {big}, "
-                f"smaller layer's {little}"
-            )
-        if "theory_time_to_threshold" in ok:
-            gap = (
-                (ok["time_to_threshold"] - ok["theory_time_to_threshold"]).abs()
-                / ok["theory_time_to_threshold"].abs()
-            ).max()
-            lines.append(f"- Max relative gap between measured and predicted time to threshold: {gap:.2g}.")
-    if not verdict:
-        verdict.append("too few λ_FT values of one sign to judge a trend (need two or more per sign)")
-        lines.append(f"- {verdict[0]}.")
-    return Report("\n".join(lines) + "\n", figures, "; ".join(verdict), TABLE)
-
+_SWEPT = ["time_to_threshold", "kernel_distance_final", "rep_change_in", "rep_change_out"]
 
 SUITE = Suite(
     "finetune",
     "re-factorise a pretrained product at λ_FT and fine-tune: speed, laziness, representation change",
     _units,
     _compute,
-    _report,
-    columns=tuple(TABLE),
+    axes=(Axis("lam", "λ_FT, the balance of the re-factorised pretrained product"),
+          Axis("seed", "seed of pretraining and re-factorisation", (0, 1))),
+    phases=("pretrain", "re-factorise", "fine-tune"),
+    measures=(
+        Measure("time_to_threshold", "t until the loss is `threshold` × its value at the start of fine-tuning",
+                "theory_time_to_threshold"),
+        Measure("kernel_distance_final", "NTK movement over fine-tuning", "theory_kernel_distance_final"),
+        Measure("rep_change_in", "‖ΔW1ᵀW1‖/‖W1ᵀW1‖ (metrics.relative_change)", "theory_rep_change_in"),
+        Measure("rep_change_out", "‖ΔW2W2ᵀ‖/‖W2W2ᵀ‖", "theory_rep_change_out"),
+        Measure("final_loss", "loss at the end of fine-tuning"),
+    ),
+    # λ > 0 makes the output layer the large one (W2ᵀW2 − W1W1ᵀ = λI), λ < 0 the input layer.
+    expectations=(
+        Monotone("time_to_threshold", "falls", by_abs=True),
+        Monotone("kernel_distance_final", "falls", by_abs=True),
+        Monotone("rep_change_out", "falls", by_abs=True, signs=(1,)),
+        Monotone("rep_change_in", "falls", by_abs=True, signs=(-1,)),
+    ),
+    protocol="Pretrain on a source task, re-factorise each pretrained W2W1 at λ_FT (init.refactorise; the column "
+    "`lam` is λ_FT), fine-tune on the rotated target.",
+    prediction="larger |λ_FT| gives faster, lazier fine-tuning with less change in the larger layer's "
+    "representation (the output layer's for λ_FT > 0, the input layer's for λ_FT < 0).",
+    figures=(figures.curves("fine-tuning at λ_FT"), figures.sweep(_SWEPT, "fine-tuning against λ_FT", log_y=_SWEPT)),
+    notes=(_gap_note,),
     key=("lam",),
 )

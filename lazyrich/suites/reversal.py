@@ -19,39 +19,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lazyrich import metrics, plots
+from lazyrich import metrics
 from lazyrich.experiment import build_task, run_experiment
-from lazyrich.suites.common import (
-    Report,
-    Suite,
-    experiment_config,
-    flow_lr,
-    load_frames,
-    markdown_table,
-    ok_rows,
-    phase_curve,
-)
+from lazyrich.suites import figures
+from lazyrich.suites.common import Suite, lam_config, phase_curve
 from lazyrich.suites.runner import Unit, UnitOutput
+from lazyrich.suites.spec import Axis, Measure, Monotone, Predicate, Verdict
 
 __all__ = ["SUITE"]
-
-TABLE = [
-    "lam",
-    "seed",
-    "success",
-    "final_loss",
-    "theory_final_loss",
-    "exact_saddle",
-    "exact_limit_loss",
-    "time_to_reverse",
-    "theory_time_to_reverse",
-    "plateau_time",
-    "theory_plateau_time",
-    "escape_plateau_time",
-    "escape_time",
-    "theory",
-]
-
 
 def _units(params: Mapping[str, Any], device: str) -> list[Unit]:
     task = dict(params["task"])
@@ -59,20 +34,11 @@ def _units(params: Mapping[str, Any], device: str) -> list[Unit]:
     s_max = float(base.svd[1][0]) / (base.whitening_scale or 1.0)
     out = []
     for lam in params["lams"]:
-        lr = flow_lr(lam, s_max, params["eta"], params["lr_max"])
         config = {
             "suite": "reversal",
-            "experiment": experiment_config(
-                _sequence_task(task, params["t_phase"]),
-                lam=lam,
-                seeds=params["seeds"],
-                lr=lr,
-                t_max=params["t_phase"],
-                init={"scale": params["init_scale"], "align": params["align"]},
-                trainer={"n_log": params["n_log"], "spacing": params["spacing"]},
-                theory=params["theory"],
-                device=device,
-            ),
+            "experiment": lam_config(_sequence_task(task, params["t_phase"]), lam, params, s_max,
+                                     t_max=params["t_phase"], align=params["align"], spacing=params["spacing"],
+                                     device=device),
             "success_threshold": float(params["success_threshold"]),
             "plateau_band": float(params["plateau_band"]),
             "exact_balance_rtol": float(params["exact_balance_rtol"]),
@@ -164,7 +130,7 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
             "success": bool(loss[-1] <= thr * loss[0]),
             "time_to_reverse": float(metrics.time_to_threshold(t, loss, thr)),
             "plateau_time": float(metrics.time_in_band(t, loss, l_zero, band)),
-            "final_kernel_distance": float(summary.loc[net, "final_kernel_distance"]),
+            "kernel_distance_final": float(summary.loc[net, "final_kernel_distance"]),
             "exact_saddle": saddle[net],
             "exact_limit_loss": limit[net],
             **{k: float(v[net]) for k, v in escape.items()},
@@ -192,16 +158,42 @@ def _fmt(values) -> str:
     return "{" + ", ".join(f"{v:g}" for v in sorted(set(values))) + "}"
 
 
-def _zero_lines(zero: pd.DataFrame, per_lam: pd.DataFrame) -> list[str]:
+def _per_lam(ok: pd.DataFrame) -> pd.DataFrame:
+    """Per λ: reversed in every seed, the exact theory's saddle verdict, escaped (escape model) in every seed."""
+    escapes = ok["escape_success"] == 1.0 if "escape_success" in ok else pd.Series(False, index=ok.index)
+    return ok.assign(escapes=escapes).groupby("lam").agg(
+        success=("success", "all"), exact_saddle=("exact_saddle", "max"), escapes=("escapes", "all"))
+
+
+def _reverses(ok: pd.DataFrame) -> Verdict:
+    """λ ≠ 0 reverses (docs/theory.md §10); λ = 0 only where GD escapes the saddle in the phase (escape model)."""
+    per_lam = _per_lam(ok)
+    reversed_, stalled = per_lam.index[per_lam["success"]], per_lam.index[~per_lam["success"]]
+    expected = (per_lam.index != 0.0) | per_lam["escapes"].to_numpy()
+    holds = bool((per_lam["success"].to_numpy() == expected).all()) if len(per_lam) else None
+    text = f"reversed for λ ∈ {_fmt(reversed_)}, stalled for λ ∈ {_fmt(stalled)}"
+    return Verdict(holds, f"Measured: {text}.", text)
+
+
+def _exact_saddle(ok: pd.DataFrame) -> Verdict:
+    """The exact theory, on the weights reached at the switch, finds a saddle at λ = 0 and only there."""
+    per_lam = _per_lam(ok)
+    saddle = (per_lam["exact_saddle"] == 1.0).to_numpy()
+    holds = bool((saddle == (per_lam.index == 0.0)).all()) if len(per_lam) else None
+    lams = _fmt(per_lam.index[saddle])
+    return Verdict(holds, f"Exact theory on the reached weights: saddle for λ ∈ {lams}.", f"exact saddle at λ ∈ {lams}")
+
+
+def _zero_lines(ok: pd.DataFrame) -> list[str]:
     """The λ = 0 lines of the outcome: the stall the flow predicts and the escape GD makes (escape model)."""
-    lines: list[str] = []
+    zero, lines = ok[ok["lam"] == 0.0], []
     if len(zero):
         lines.append(
             f"- λ = 0: measured final loss {zero['final_loss'].mean():.4g}, exact theory's limit "
             f"{zero['exact_limit_loss'].mean():.4g}, loss of the zero map {zero['saddle_loss'].mean():.4g}."
         )
         if "escape_plateau_time" in zero and zero["escape_plateau_time"].notna().any():
-            within = "escapes" if bool(per_lam["escapes"].get(0.0, False)) else "stays"
+            within = "escapes" if bool(_per_lam(ok)["escapes"].get(0.0, False)) else "stays"
             lines.append(
                 f"- λ = 0 escape: plateau measured {zero['plateau_time'].mean():.4g}, predicted "
                 f"{zero['escape_plateau_time'].mean():.4g} by the escape model (first mode's escape predicted at "
@@ -210,83 +202,46 @@ def _zero_lines(zero: pd.DataFrame, per_lam: pd.DataFrame) -> list[str]:
     return lines
 
 
-def _report(table: pd.DataFrame, suite_dir: Path) -> Report:
-    ok = ok_rows(table)
-    figures = []
-    frames = load_frames(suite_dir, table)
-    if len(frames):
-        fig = plots.curves(
-            frames, ("loss", "kernel_distance"), hue="lam", title="reversal: learn, then reverse"
-        )
-        figures.append(plots.save(fig, suite_dir / "curves.png"))
-    if len(ok):
-        fig = plots.sweep(
-            ok,
-            "lam",
-            ["time_to_reverse", "plateau_time", "final_loss"],
-            log_y=["final_loss"],
-            title="reversal against λ",
-        )
-        figures.append(plots.save(fig, suite_dir / "sweep.png"))
-    escapes = ok["escape_success"] == 1.0 if "escape_success" in ok else pd.Series(False, index=ok.index)
-    per_lam = ok.assign(escapes=escapes).groupby("lam").agg(
-        success=("success", "all"), exact_saddle=("exact_saddle", "max"), escapes=("escapes", "all"))
-    reversed_, stalled = per_lam.index[per_lam["success"]], per_lam.index[~per_lam["success"]]
-    # λ ≠ 0 reverses (docs/theory.md §10); λ = 0 only if GD escapes the saddle within the phase (the escape model).
-    expected = (per_lam.index != 0.0) | per_lam["escapes"].to_numpy()
-    measured_ok = bool((per_lam["success"].to_numpy() == expected).all())
-    saddle_lams = per_lam.index[per_lam["exact_saddle"] == 1.0]
-    theory_ok = bool(((per_lam["exact_saddle"] == 1.0).to_numpy() == (per_lam.index == 0.0)).all())
-    zero = ok[ok["lam"] == 0.0]
-    lines = [
-        "## Reversal",
-        "",
-        "Each network learns the task to convergence, then its reversal (Σyx → −Σyx), from a task-aligned "
-        "λ-balanced init. `success`: final reversal loss ≤ threshold × its value at the switch; "
-        "`time_to_reverse`: first t (since the switch) at which it gets there; `plateau_time`: time the loss "
-        "spends within the band around the loss of the zero map (the saddle). `exact_saddle`/"
-        "`exact_limit_loss`: the exact theory's verdict (1: B singular, a saddle; 0: not; empty: the theory "
-        "does not apply) and its t → ∞ loss, for the weights reached at the switch. `theory_*`: the "
-        "prediction overlaid on the curves (GD with step `eta` × the fastest rate runs ahead of the flow by "
-        "about eta/2 in relative time). `escape_plateau_time`/`escape_time`: at λ ≈ 0, the plateau and the "
-        "first mode's escape that the escape model predicts for GD, whose seed in B (rounding, or a perturbation) "
-        "grows like e^{c s̃ t} (lazyrich.theory.escape); compare with the measured `plateau_time`.",
-        "",
-        markdown_table(ok[[c for c in TABLE if c in ok]]),
-        "",
-        "### Outcome (measured) against docs/theory.md §10",
-        "",
-        "The Theory page predicts: under gradient flow λ = 0 stalls at a saddle (B = 0); every λ ≠ 0 reverses, faster "
-        "for larger |λ|. Under GD the λ = 0 saddle is left after a plateau seeded by rounding (escape model).",
-        "",
-        f"- Measured: reversed for λ ∈ {_fmt(reversed_)}; stalled for λ ∈ {_fmt(stalled)}. "
-        f"{'As predicted.' if measured_ok else 'NOT as predicted.'}",
-        f"- Exact theory on the reached weights: saddle for λ ∈ {_fmt(saddle_lams)}. "
-        f"{'As predicted.' if theory_ok else 'NOT as predicted.'}",
-    ]
-    lines += _zero_lines(zero, per_lam)
-    speed = ok[ok["lam"] != 0].groupby("lam")["time_to_reverse"].mean()
-    for sign, part in (("λ > 0", speed[speed.index > 0]), ("λ < 0", speed[speed.index < 0])):
-        if len(part) > 1:
-            by_abs = part.sort_index(key=np.abs)
-            falls = bool((np.diff(by_abs.to_numpy()) < 0).all())
-            lines.append(
-                f"- {sign}: time to reverse {' → '.join(f'{v:.3g}' for v in by_abs)} as |λ| grows "
-                f"({'decreasing, as predicted' if falls else 'NOT monotonically decreasing'})."
-            )
-    verdict = (
-        f"reversed for λ ∈ {_fmt(reversed_)}, stalled for λ ∈ {_fmt(stalled)} "
-        f"({'as' if measured_ok else 'NOT as'} docs/theory.md §10 and the escape model predict)"
-    )
-    return Report("\n".join(lines) + "\n", figures, verdict, TABLE)
-
-
 SUITE = Suite(
     "reversal",
     "learn a task, then its reversal: λ = 0 stalls at a saddle, λ ≠ 0 reverses",
     _units,
     _compute,
-    _report,
-    columns=tuple(TABLE),
+    axes=(Axis("lam", "λ of the λ-balanced, task-aligned init"), Axis("seed", "init seed", (0, 1))),
+    phases=("learn", "reverse"),
+    measures=(
+        Measure("success", "final reversal loss ≤ `success_threshold` × its value at the switch", "theory_success",
+                kind="bool"),
+        Measure("final_loss", "reversal loss at the end of the phase", "theory_final_loss"),
+        Measure("exact_saddle", "exact theory on the weights reached at the switch: 1 B singular (a saddle), 0 "
+                "not, empty: the theory does not apply"),
+        Measure("exact_limit_loss", "the exact theory's t → ∞ loss from those weights", "theory_limit_loss"),
+        Measure("saddle_loss", "loss of the zero map (the saddle)", headline=False),
+        Measure("time_to_reverse", "first t since the switch at which `success` holds", "theory_time_to_reverse"),
+        Measure("plateau_time", "time the loss spends within `plateau_band` of the saddle's loss",
+                "theory_plateau_time"),
+        Measure("escape_plateau_time", "at λ ≈ 0: the plateau the escape model predicts for GD, whose seed in B "
+                "grows like e^{c s̃ t} (lazyrich.theory.escape)"),
+        Measure("escape_time", "at λ ≈ 0: the first mode's escape time, escape model"),
+        Measure("escape_success", "at λ ≈ 0: the escape model predicts the reversal succeeds within the phase",
+                headline=False),
+        Measure("kernel_distance_final", "1 − cos(K(0), K(t_end)) over both phases", headline=False),
+        Measure("theory", "which theory ran", kind="text", example=("exact",)),
+    ),
+    expectations=(
+        Predicate("reverses", _reverses),
+        Predicate("exact_saddle", _exact_saddle),
+        Monotone("time_to_reverse", "falls", by_abs=True),
+    ),
+    protocol="Each network learns the task to convergence, then its reversal (Σyx → −Σyx), from a task-aligned "
+    "λ-balanced init. `theory_*`: the prediction overlaid on the curves (GD with step `eta` × the fastest rate "
+    "runs ahead of the flow by about eta/2 in relative time).",
+    prediction="under gradient flow λ = 0 stalls at a saddle (B = 0); every λ ≠ 0 reverses, faster for larger |λ|. "
+    "Under GD the λ = 0 saddle is left after a plateau seeded by rounding (escape model).",
+    figures=(
+        figures.curves("reversal: learn, then reverse"),
+        figures.sweep(["time_to_reverse", "plateau_time", "final_loss"], "reversal against λ", log_y=["final_loss"]),
+    ),
+    notes=(_zero_lines,),
     key=("lam",),
 )

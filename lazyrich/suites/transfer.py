@@ -1,6 +1,6 @@
-"""Transfer (docs/theory.md §10): property generalisation on the hierarchy, and transfer between rotated task pairs.
+"""Transfer (docs/theory.md §10): property generalisation on the hierarchy — a new feature, a new item.
 
-Part ``generalisation`` (one unit per λ): train the hierarchy to convergence, then
+One unit per λ, batched over seeds: train the hierarchy to convergence, then
 
 - **new feature** (Saxe et al. 2019): a new output row w, trained on one item with the rest frozen. Training
   only w from zero by gradient flow on ½(w·h_i − 1)², h_i = W1x_i, ends at the minimum-norm solution
@@ -11,16 +11,12 @@ Part ``generalisation`` (one unit per λ): train the hierarchy to convergence, t
 
 Scores come from ``metrics.generalisation_score`` and ``metrics.predicted_generalisation``; they are averaged
 by tree distance from the trained item (``gen_d1`` = sibling, …) and, for a new item in the membership
-encoding, over the ancestors, descendants and other nodes of f.
-
-Part ``rotated`` (one unit per (angle, λ)): learn a source task, then a target whose singular vectors are
-rotated by ``angle`` (``rotated_pair``); ``time_to_learn`` is the first t after the switch with target loss
-≤ threshold × the loss of the zero map, measured and predicted.
+encoding, over the ancestors, descendants and other nodes of f. Transfer between rotated task pairs is the
+``rotation`` suite (:mod:`lazyrich.suites.rotation`).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,26 +27,16 @@ import torch
 
 from lazyrich import metrics, plots
 from lazyrich.experiment import build_task, run_experiment
-from lazyrich.suites.common import (
-    Report,
-    Suite,
-    experiment_config,
-    flow_lr,
-    load_frames,
-    markdown_table,
-    ok_rows,
-    phase_curve,
-)
+from lazyrich.suites import figures
+from lazyrich.suites.common import Suite, lam_config
 from lazyrich.suites.runner import Unit, UnitOutput
+from lazyrich.suites.spec import Axis, Measure, Monotone, Predicate, Verdict
 from lazyrich.tasks import new_feature, new_item
 
 __all__ = ["SUITE", "tree_distance"]
 
-TABLE = (
-    "part angle lam seed gen_d1 theory_gen_d1 gen_d2 theory_gen_d2 gen_d3 theory_gen_d3 gen_ancestor "
-    "theory_gen_ancestor gen_descendant theory_gen_descendant gen_other theory_gen_other gen_err "
-    "time_to_learn theory_time_to_learn"
-).split()
+GEN_TOL = 1e-2
+"""Largest |measured − predicted| generalisation score counted as agreement."""
 
 
 def tree_distance(i: int, j: int, branching: int) -> int:
@@ -80,72 +66,13 @@ def _relations(levels: tuple[int, ...], f: int, branching: int) -> list[str]:
 
 
 def _units(params: Mapping[str, Any], device: str) -> list[Unit]:
-    out = []
-    gen = params["generalisation"]
-    trainer = {"n_log": params["n_log"]}
-    hier = build_task(gen["task"])
+    hier = build_task(params["task"])
     s_max = float(hier.svd[1][0]) / (hier.whitening_scale or 1.0)
+    out = []
     for lam in params["lams"]:
-        lr = flow_lr(lam, s_max, params["eta"], params["lr_max"])
-        exp = experiment_config(
-            gen["task"],
-            lam=lam,
-            seeds=params["seeds"],
-            lr=lr,
-            t_max=gen["t_max"],
-            init={"scale": params["init_scale"], "align": False},
-            trainer=trainer,
-            theory=params["theory"],
-            device=device,
-        )
-        out.append(
-            Unit(
-                {"part": "generalisation", "angle": math.nan, "lam": float(lam)},
-                {
-                    "suite": "transfer",
-                    "part": "generalisation",
-                    "experiment": exp,
-                    "item": gen["item"],
-                    "feature": gen["feature"],
-                },
-            )
-        )
-    rot = params["rotated"]
-    source = build_task({"name": "random_regression", **dict(rot["task"])})
-    s_max = float(source.svd[1][0]) / (source.whitening_scale or 1.0)
-    for angle in rot["angles"]:
-        task = {
-            "name": "transfer_rotated",
-            "base": "random_regression",
-            "base_params": dict(rot["task"]),
-            "angle": float(angle),
-            "side": rot["side"],
-            "t_budget": float(rot["t_phase"]),
-        }
-        for lam in params["lams"]:
-            lr = flow_lr(lam, s_max, params["eta"], params["lr_max"])
-            exp = experiment_config(
-                task,
-                lam=lam,
-                seeds=params["seeds"],
-                lr=lr,
-                t_max=rot["t_phase"],
-                init={"scale": params["init_scale"], "align": rot["align"]},
-                trainer={**trainer, "spacing": rot["spacing"]},
-                theory=params["theory"],
-                device=device,
-            )
-            out.append(
-                Unit(
-                    {"part": "rotated", "angle": float(angle), "lam": float(lam)},
-                    {
-                        "suite": "transfer",
-                        "part": "rotated",
-                        "experiment": exp,
-                        "threshold": float(rot["threshold"]),
-                    },
-                )
-            )
+        exp = lam_config(params["task"], lam, params, s_max, t_max=params["t_max"], device=device)
+        config = {"suite": "transfer", "experiment": exp, "item": params["item"], "feature": params["feature"]}
+        out.append(Unit({"lam": float(lam)}, config))
     return out
 
 
@@ -203,197 +130,78 @@ def _generalisation(unit: Unit, result) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _rotated(unit: Unit, result) -> pd.DataFrame:
-    target = build_task(unit.config["experiment"]["task"])[1].task
-    zero = torch.zeros(target.n_out, target.n_in, dtype=torch.float64)
-    level = unit.config["threshold"] * float(
-        metrics.loss_from_product(zero, target.sigma_xx, target.sigma_yx, target.sigma_yy)
-    )
-    rows = []
-    for net, meta in result.meta.iterrows():
-        t, loss = phase_curve(result.frame, net, 1, "sim/loss")
-        row = {
-            "lam": meta["lam"],
-            "seed": int(meta["seed"]),
-            "lr": meta["lr"],
-            "part": "rotated",
-            "target_loss0": float(loss[0]),
-            "final_loss": float(loss[-1]),
-            "time_to_learn": float(metrics.time_to_threshold(t, loss, level, relative=False)),
-            "final_kernel_distance": float(result.summary.loc[net, "final_kernel_distance"]),
-        }
-        if "theory/loss" in result.frame:
-            _, th = phase_curve(result.frame, net, 1, "theory/loss")
-            row["theory_time_to_learn"] = float(metrics.time_to_threshold(t, th, level, relative=False))
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
 def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
     result = run_experiment(unit.config["experiment"], None, log_wandb=False, plot=False)
-    rows = (
-        _generalisation(unit, result) if unit.config["part"] == "generalisation" else _rotated(unit, result)
-    )
-    frame = result.frame.assign(part=unit.key["part"], angle=unit.key["angle"])
     (run_dir / "theory.txt").write_text("\n".join(result.theory_notes) + "\n")
-    return UnitOutput(frame, rows)
+    return UnitOutput(result.frame, _generalisation(unit, result))
 
 
-def _falls_with_abs(series: pd.Series) -> bool:
-    """True when a series indexed by λ of one sign decreases as |λ| grows (vacuous for < 2 points)."""
-    d = np.diff(series.sort_index(key=np.abs).to_numpy())
-    return bool((d < 0).all())
+def _scores_match(ok: pd.DataFrame) -> Verdict:
+    """Measured scores equal the W1ᵀW1 / W2W2ᵀ predictions (largest gap ``gen_err`` ≤ GEN_TOL)."""
+    if "gen_err" not in ok or not ok["gen_err"].notna().any():
+        return Verdict(None, "No theory: no predicted scores.", "scores: no theory")
+    err = float(ok["gen_err"].max())
+    return Verdict(err <= GEN_TOL, f"Max |measured − predicted| score (W1ᵀW1 for the new feature, W2W2ᵀ for the new "
+                   f"item): {err:.3g} (tolerance {GEN_TOL:g}).", f"scores within {err:.2g} of theory")
 
 
-def _trend(series: pd.Series) -> str:
-    """'rises', 'falls' or 'is not monotone' for a series indexed by λ (sorted)."""
-    d = np.diff(series.sort_index().to_numpy())
-    return "rises" if (d >= 0).all() else "falls" if (d <= 0).all() else "is not monotone"
+def _trained(ok: pd.DataFrame, folder: Path) -> list[str]:
+    names = {p: ok.loc[ok["part"] == p, "trained"].iloc[0] for p in ("new_feature", "new_item")
+             if (ok["part"] == p).any()}
+    return [f"Trained: {', '.join(f'{p} on `{n}`' for p, n in names.items())}.", ""] if names else []
 
 
-def _report(table: pd.DataFrame, suite_dir: Path) -> Report:
-    ok = ok_rows(table)
-    figures = []
-    frames = load_frames(suite_dir, table)
-    if len(frames):
-        part = frames[frames["part"] == "generalisation"]
-        if len(part):
-            fig = plots.curves(
-                part, ("loss", "kernel_distance"), hue="lam", title="transfer: learning the hierarchy"
-            )
-            figures.append(plots.save(fig, suite_dir / "curves.png"))
-    feat, item, rot = (ok[ok["part"] == p] for p in ("new_feature", "new_item", "rotated"))
-    gen_cols = sorted(c for c in feat.columns if c.startswith("gen_d") and feat[c].notna().any())
-    rel_cols = [
-        c for c in ("gen_ancestor", "gen_descendant", "gen_other") if c in item and item[c].notna().any()
-    ]
-    if len(feat) and gen_cols:
-        figures.append(
-            plots.save(
-                plots.sweep(
-                    feat,
-                    "lam",
-                    gen_cols,
-                    title="new feature: generalisation by tree distance (dotted: W1ᵀW1 prediction)",
-                ),
-                suite_dir / "new_feature.png",
-            )
-        )
-    if len(item) and rel_cols:
-        figures.append(
-            plots.save(
-                plots.sweep(
-                    item, "lam", rel_cols, title="new item: inherited features (dotted: W2W2ᵀ prediction)"
-                ),
-                suite_dir / "new_item.png",
-            )
-        )
-    if len(rot):
-        figures.append(
-            plots.save(
-                plots.sweep(
-                    rot, "lam", ["time_to_learn"], hue="angle", title="rotated pair: time to learn the target"
-                ),
-                suite_dir / "rotated.png",
-            )
-        )
-    lines = [
-        "## Transfer",
-        "",
-        "`new_feature`: a new output trained on one item (the `trained` item) with the rest frozen "
-        "(closed-form gradient-flow limit of training only the new row); `gen_dk` = mean generalisation "
-        "score "
-        "(metrics.generalisation_score) over items at tree distance k (1 = sibling), `theory_gen_dk` the "
-        "same from the theory's W1ᵀW1 (metrics.predicted_generalisation). `new_item`: a new item trained to "
-        "have one feature (`trained`) with W2 frozen; `gen_ancestor/descendant/other` = mean score of "
-        "the features of those nodes relative to it, predicted from W2W2ᵀ. `gen_err` = max |measured − "
-        "predicted| score. `rotated`: source task then a copy with singular vectors rotated by `angle` "
-        "(radians); `time_to_learn` = t after the switch until the target loss ≤ threshold × loss of the "
-        "zero map.",
-        "",
-    ]
-    for name, part in (("New feature", feat), ("New item", item)):
-        if len(part):
-            cols = [c for c in TABLE if c in part and part[c].notna().any() and c not in ("part", "angle")]
-            lines += [
-                f"**{name}** (trained on `{part['trained'].iloc[0]}`):",
-                "",
-                markdown_table(part[cols]),
-                "",
-            ]
-    if len(rot):
-        pivot = rot.pivot_table(
-            index="lam",
-            columns="angle",
-            values=[c for c in ("time_to_learn", "theory_time_to_learn") if c in rot],
-            aggfunc="mean",
-        )
-        pivot.columns = [
-            f"{'theory ' if a.startswith('theory') else ''}t (angle {b:.3g})" for a, b in pivot.columns
-        ]
-        lines += [
-            "**Rotated pair**: time to learn the target (seeds averaged):",
-            "",
-            markdown_table(pivot, index=True),
-            "",
-        ]
-    lines += [
-        "### Outcome (measured) against docs/theory.md §10",
-        "",
-        "The Theory page predicts: the new feature spreads as W1ᵀW1 (large positive λ keeps it structured, so it "
-        "transfers); the new item as W2W2ᵀ (the mirror image in λ).",
-        "",
-    ]
-    verdicts = []
-    if len(feat) and gen_cols:
-        mean = feat.groupby("lam")[gen_cols].mean()
-        err = float(feat["gen_err"].max()) if "gen_err" in feat else float("nan")
-        trends = ", ".join(
-            f"{c} {_trend(mean[c])} with λ ({mean[c].iloc[0]:.3g} → {mean[c].iloc[-1]:.3g})" for c in gen_cols
-        )
-        lines.append(f"- New feature: {trends}; max |measured − W1ᵀW1 prediction| = {err:.3g}.")
-        verdicts.append(f"new-feature sibling score {_trend(mean[gen_cols[0]])} with λ (err {err:.2g})")
-    if len(item) and rel_cols:
-        mean = item.groupby("lam")[rel_cols].mean()
-        err = float(item["gen_err"].max()) if "gen_err" in item else float("nan")
-        trends = ", ".join(
-            f"{c} {_trend(mean[c])} with λ ({mean[c].iloc[0]:.3g} → {mean[c].iloc[-1]:.3g})" for c in rel_cols
-        )
-        lines.append(f"- New item: {trends}; max |measured − W2W2ᵀ prediction| = {err:.3g}.")
-        verdicts.append(f"new-item ancestor score {_trend(mean[rel_cols[0]])} with λ")
-    if len(rot):
-        falls, gaps = [], []
-        for angle, part in rot.groupby("angle"):
-            t = part.groupby("lam")["time_to_learn"].mean()
-            th = (
-                part.groupby("lam")["theory_time_to_learn"].mean()
-                if "theory_time_to_learn" in part
-                else t * np.nan
-            )
-            gaps.append(float(((t - th).abs() / th.abs()).max()))
-            falls += [_falls_with_abs(t[t.index > 0]), _falls_with_abs(t[t.index < 0])]
-            lines.append(
-                f"- Rotated pair, angle {angle:.3g}: time to learn the target "
-                + ", ".join(f"{v:.3g} (λ={k:g})" for k, v in t.items())
-                + f"; max relative gap to the theory {gaps[-1]:.2g}."
-            )
-        at_t0 = rot.groupby("angle")["time_to_learn"].mean()
-        lines.append(
-            f"- Larger angles (less similar tasks) take longer on average: {_trend(at_t0) == 'rises'}."
-        )
-        verdicts.append(
-            f"rotated: time to learn {'falls' if all(falls) else 'does NOT always fall'} with |λ| at every "
-            f"angle (theory gap ≤ {max(gaps):.2g})"
-        )
-    return Report("\n".join(lines) + "\n", figures, "; ".join(verdicts), TABLE)
+def _scores(part: str, ok: pd.DataFrame, cols: list[str], title: str, folder: Path) -> Path | None:
+    rows = ok[ok["part"] == part]
+    cols = [c for c in cols if c in rows and rows[c].notna().any()]
+    if not len(rows) or not cols:
+        return None
+    return plots.save(plots.sweep(rows, "lam", cols, title=title), folder / f"{part}.png")
 
+
+def _new_feature(ok: pd.DataFrame, frames: pd.DataFrame, folder: Path) -> Path | None:
+    cols = sorted(c for c in ok.columns if c.startswith("gen_d"))
+    return _scores("new_feature", ok, cols, "new feature: generalisation by tree distance (dotted: W1ᵀW1 "
+                   "prediction)", folder)
+
+
+def _new_item(ok: pd.DataFrame, frames: pd.DataFrame, folder: Path) -> Path | None:
+    cols = ["gen_ancestor", "gen_descendant", "gen_other"]
+    return _scores("new_item", ok, cols, "new item: inherited features (dotted: W2W2ᵀ prediction)", folder)
+
+
+PARTS = ("new_feature", "new_item")
 
 SUITE = Suite(
     "transfer",
-    "property generalisation (new feature / new item) and rotated-pair transfer against λ",
+    "property generalisation on the hierarchy: a new feature and a new item against λ",
     _units,
     _compute,
-    _report,
-    columns=tuple(TABLE),
-    key=("part", "angle", "lam"),
+    axes=(Axis("part", "`new_feature` (a new output trained on one item) or `new_item` (a new input trained to "
+               "have one feature)", PARTS), Axis("lam", "λ of the λ-balanced init"), Axis("seed", "init seed", (0, 1))),
+    phases=("learn the hierarchy", "new feature / new item (closed form)"),
+    measures=(
+        *(Measure(f"gen_d{d}", f"new feature: mean score (metrics.generalisation_score) on items at tree distance "
+                  f"{d} from the trained one", f"theory_gen_d{d}") for d in (1, 2, 3)),
+        *(Measure(f"gen_{r}", f"new item: mean score of the features of the {r} nodes of the trained feature",
+                  f"theory_gen_{r}") for r in ("ancestor", "descendant", "other")),
+        Measure("gen_err", "max |measured − predicted| score"),
+        Measure("trained", "the item (new feature) or feature (new item) trained on", kind="text",
+                example=("leaf0", "n3"), headline=False),
+    ),
+    expectations=(
+        Monotone("gen_d1", "rises", where={"part": "new_feature"}),
+        Monotone("gen_ancestor", "falls", where={"part": "new_item"}),
+        Predicate("scores_match", _scores_match),
+    ),
+    protocol="Train the hierarchy (membership encoding) from a λ-balanced init, then add a new output trained on "
+    "one item with the rest frozen, or a new item trained to have one feature with W2 frozen (closed-form "
+    "gradient-flow limits). `theory_*`: the same scores from the theory's W1ᵀW1 / W2W2ᵀ "
+    "(metrics.predicted_generalisation).",
+    prediction="the new feature spreads as W1ᵀW1 (large positive λ keeps it structured, so it transfers and the "
+    "sibling score rises with λ); the new item as W2W2ᵀ (the mirror image in λ: its ancestor score falls).",
+    figures=(figures.curves("transfer: learning the hierarchy"), _new_feature, _new_item),
+    sections=(_trained,),
+    key=("part", "lam"),
+    orders={"part": PARTS},
 )
