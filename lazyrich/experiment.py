@@ -21,14 +21,15 @@ import torch
 
 from lazyrich import init as inits
 from lazyrich import metrics, results
+from lazyrich.chunking import chunk_size
 from lazyrich.device import DTYPE, resolve_device
 from lazyrich.tasks import Task, TaskSequence, make
 from lazyrich.train import Trajectory, train
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BATCH_KEYS", "ExperimentResult", "as_list", "build_batch", "build_task", "predict_theory",
-           "run_experiment"]
+__all__ = ["BATCH_KEYS", "ExperimentResult", "as_list", "build_batch", "build_task", "choose_theory",
+           "predict_theory", "run_experiment"]
 
 BATCH_KEYS = ("init.lam", "init.scale", "trainer.lr", "seed", "suite.lams")
 """Config keys whose lists become the batch axis of one training run (not separate processes); for
@@ -39,9 +40,13 @@ META_COLUMNS = ("lam", "scale", "lr", "seed")
 
 @dataclass
 class ExperimentResult:
-    """What :func:`run_experiment` produced: the long table, one summary row per network, and the raw objects."""
+    """What :func:`run_experiment` produced: the long table, one summary row per network, and the raw objects.
 
-    frame: pd.DataFrame
+    A batch run in several chunks keeps neither ``trajectories`` nor ``predictions`` (empty lists), and its
+    ``frame`` is None when it was written to a run folder: read it with :func:`lazyrich.results.load`.
+    """
+
+    frame: pd.DataFrame | None
     summary: pd.DataFrame
     run_dir: Path | None
     trajectories: list[Trajectory]
@@ -128,10 +133,9 @@ def build_batch(cfg: Mapping[str, Any], n_in: int, n_out: int, align_to: torch.T
     return weights, meta
 
 
-def predict_theory(name: str | None, task: Task, weights: list[torch.Tensor],
-                   t: torch.Tensor) -> tuple[Any, list[str]]:
-    """(Prediction or None, notes) of theory ``name`` (``auto`` picks the most exact that applies; ``none``
-    skips) for ``weights`` on the grid ``t`` (B, T); the notes say which theory ran, or why none did."""
+def choose_theory(name: str | None, task: Task, weights: list[torch.Tensor]) -> tuple[Any, list[str]]:
+    """(Theory or None, notes): theory ``name`` if it applies to ``weights`` on ``task`` (``auto`` picks the
+    most exact that applies; ``none`` skips); the notes say which theory was chosen, or why none was."""
     if name in (None, "none", "null"):
         return None, ["theory=none"]
     from lazyrich import theory as th
@@ -139,15 +143,29 @@ def predict_theory(name: str | None, task: Task, weights: list[torch.Tensor],
     stats = th.TaskStats.from_task(task)
     if name == "auto":
         chosen, why = th.select_theory(stats, weights)
-        notes = [f"theory=auto chose {chosen.name}: {why}"]
+        return chosen, [f"theory=auto chose {chosen.name}: {why}"]
+    chosen = th.get_theory(name)
+    reason = chosen.check(stats, weights)
+    if reason is not None:
+        return None, [f"theory {name} skipped: {reason}"]
+    return chosen, [f"theory={name}"]
+
+
+def predict_theory(name: Any, task: Task, weights: list[torch.Tensor],
+                   t: torch.Tensor) -> tuple[Any, list[str]]:
+    """(Prediction or None, notes) of theory ``name`` (``auto`` picks the most exact that applies; ``none``
+    skips; a Theory object is used as it is) for ``weights`` on the grid ``t`` (B, T); the notes say which
+    theory ran, or why none did."""
+    if isinstance(name, str) or name is None:
+        chosen, notes = choose_theory(name, task, weights)
     else:
-        chosen = th.get_theory(name)
-        reason = chosen.check(stats, weights)
-        if reason is not None:
-            return None, [f"theory {name} skipped: {reason}"]
-        notes = [f"theory={name}"]
+        chosen, notes = name, []
+    if chosen is None:
+        return None, notes
+    from lazyrich import theory as th
+
     try:
-        prediction = chosen.predict(stats, weights, t)
+        prediction = chosen.predict(th.TaskStats.from_task(task), weights, t)
     except ValueError as err:
         return None, [*notes, f"theory {chosen.name} skipped: {err}"]
     return prediction, notes + list(getattr(prediction, "notes", []))
@@ -172,43 +190,46 @@ def _rebalanced(weights: list[torch.Tensor]) -> tuple[list[torch.Tensor], str]:
                       f"relative balance deviation of up to {rel:.2g})")
 
 
-def run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None = None, *, log_wandb: bool = True,
-                   plot: bool = True) -> ExperimentResult:
-    """Train the batch of ``cfg`` on its task (or task sequence), predict it with the chosen theory, and write
-    the run folder (if ``run_dir``). Returns an :class:`ExperimentResult`."""
-    device = resolve_device(cfg.get("device", "auto"))
-    task = build_task(cfg["task"])
-    phases = list(task) if isinstance(task, TaskSequence) else None
-    first = phases[0].task if phases else task
-    trainer_cfg = dict(cfg.get("trainer", {}))
-    model_cfg = dict(cfg.get("model", {}))
-    weights, meta = build_batch(cfg, first.n_in, first.n_out, first.sigma_yx, device)
-    theory_name = _get(cfg, "theory.name", "auto")
-    if model_cfg.get("activation") not in (None, "none", "linear") and theory_name not in ("none", None):
-        theory_name = "none"
-        notes = ["theory skipped: the theories describe linear networks; model.activation is set."]
-    else:
-        notes = []
+@dataclass
+class _Chunk:
+    """What one chunk of the batch produced (networks ``start`` … ``start + len(meta) − 1``)."""
 
-    frames, trajectories, predictions, phase_weights = [], [], [], [weights]
+    start: int
+    frame: pd.DataFrame
+    summary: pd.DataFrame
+    trajectories: list[Trajectory]
+    predictions: list[Any]
+    notes: list[str]
+    loss_matrix: np.ndarray | None
+
+
+def _train_chunk(cfg: Mapping[str, Any], task: Task | TaskSequence, weights: list[torch.Tensor],
+                 meta: pd.DataFrame, theories: tuple[Any, str | None], start: int) -> _Chunk:
+    """Train, predict and tabulate one chunk; ``theories`` = (phase-0 Theory or None, later phases' name or
+    None), see :func:`_phase0_theory`."""
+    phases = list(task) if isinstance(task, TaskSequence) else None
+    trainer_cfg, model_cfg = dict(cfg.get("trainer", {})), dict(cfg.get("model", {}))
+    frames, trajectories, predictions, phase_weights, notes = [], [], [], [weights], []
     t_offset = torch.zeros(len(meta), dtype=torch.float64)
     for index, phase in enumerate(phases or [None]):
         phase_task = phase.task if phase is not None else task
         budget = phase.t_budget if phase is not None and phase.t_budget is not None else trainer_cfg["t_max"]
-        traj = train(phase_task.to(device), weights, meta["lr"].to_numpy(), t_max=float(budget),
+        traj = train(phase_task.to(weights[0].device), weights, meta["lr"].to_numpy(), t_max=float(budget),
                      n_log=int(trainer_cfg.get("n_log", 101)), spacing=trainer_cfg.get("spacing", "linear"),
                      n_matrix=int(trainer_cfg.get("n_matrix", 21)), activation=model_cfg.get("activation"),
                      batch_size=trainer_cfg.get("batch_size"), seed=int(as_list(cfg.get("seed", 0))[0]),
                      check_every=int(trainer_cfg.get("check_every", 10)),
                      progress=bool(trainer_cfg.get("progress", True)))
         prefix = f"phase {index}: " if phases else ""
-        theory_weights = weights
-        if index > 0 and theory_name not in ("none", None):
+        theory_weights, phase_theory = weights, theories[0] if index == 0 else theories[1]
+        if index > 0 and phase_theory is not None:
             theory_weights, note = _rebalanced(weights)
             notes.append(prefix + note)
-        prediction, theory_notes = predict_theory(theory_name, phase_task, theory_weights, traj.t)
+        prediction, theory_notes = (predict_theory(phase_theory, phase_task, theory_weights, traj.t)
+                                    if phase_theory is not None else (None, []))
         notes += [prefix + n for n in theory_notes]
         frame = results.to_frame(traj, meta, prediction, phase=index if phases else None, t_offset=t_offset)
+        frame["net"] += start
         if phases:
             frame.insert(frame.columns.get_loc("phase") + 1, "task", phase_task.name)
         frames.append(frame)
@@ -217,19 +238,81 @@ def run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None = None, *,
         t_offset = t_offset + traj.t[:, -1].cpu()
         weights = traj.final_weights
         phase_weights.append(weights)
-    for note in notes:
-        log.debug(note)
-
-    frame = pd.concat(frames, ignore_index=True)
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     loss_matrix = (metrics.loss_matrix(phase_weights[1:], [p.task for p in phases]).cpu().numpy()
                    if phases else None)
     summary = results.summarise(frame[frame["phase"] == frame["phase"].max()] if phases else frame,
                                 meta_columns=[*META_COLUMNS, "lam_hat"])
     summary = _add_saddle_columns(summary, predictions[-1])
-    result = ExperimentResult(frame, summary, None, trajectories, predictions, notes, meta, loss_matrix)
-    if run_dir is not None:
-        _write(result, Path(run_dir), cfg, log_wandb=log_wandb, plot=plot)
+    return _Chunk(start, frame, summary, trajectories, predictions, notes, loss_matrix)
+
+
+def _phase0_theory(cfg: Mapping[str, Any], task: Task | TaskSequence,
+                   weights: list[torch.Tensor]) -> tuple[Any, str | None, list[str]]:
+    """(Theory or None for the first phase, theory name for later phases or None, notes). The first phase's
+    theory is chosen once for the whole batch, so every chunk runs the same one."""
+    name = _get(cfg, "theory.name", "auto")
+    if name in ("none", None, "null"):
+        return None, None, ["theory=none"]
+    if _get(cfg, "model.activation") not in (None, "none", "linear"):
+        return None, None, ["theory skipped: the theories describe linear networks; model.activation is set."]
+    sequence = isinstance(task, TaskSequence)
+    chosen, notes = choose_theory(name, list(task)[0].task if sequence else task, weights)
+    return chosen, name, [("phase 0: " if sequence else "") + n for n in notes]
+
+
+def run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None = None, *, log_wandb: bool = True,
+                   plot: bool = True) -> ExperimentResult:
+    """Train the batch of ``cfg`` on its task (or task sequence), predict it with the chosen theory, and write
+    the run folder (if ``run_dir``). Returns an :class:`ExperimentResult`.
+
+    A batch larger than ``trainer.batch_chunk`` (``auto``: sized from memory, see :mod:`lazyrich.chunking`)
+    runs chunk by chunk, each chunk's metrics and matrices written as soon as it is done; each network's
+    numbers are the same whatever the chunking. Then the result keeps the summary, not the long table
+    (``frame`` is None: read it with ``results.load(run_dir, columns=…, filters=…)``) nor the trajectories.
+    """
+    device = resolve_device(cfg.get("device", "auto"))
+    task = build_task(cfg["task"])
+    phases = list(task) if isinstance(task, TaskSequence) else None
+    first = phases[0].task if phases else task
+    weights, meta = build_batch(cfg, first.n_in, first.n_out, first.sigma_yx, device)
+    theory, later, notes = _phase0_theory(cfg, task, weights)
+    trainer_cfg = dict(cfg.get("trainer", {}))
+    n_log = int(trainer_cfg.get("n_log", 101))
+    size = chunk_size(trainer_cfg.get("batch_chunk", "auto"), len(meta), n_in=first.n_in, n_out=first.n_out,
+                      n_log=n_log, n_matrix=min(int(trainer_cfg.get("n_matrix", 21)), n_log),
+                      n_phases=len(phases or [None]))
+    single = size >= len(meta)
+    sink = _RunSink(Path(run_dir)) if run_dir is not None else None
+    chunks = []
+    for start in range(0, len(meta), size):
+        rows = slice(start, start + size)
+        chunk = _train_chunk(cfg, task, [w[rows] for w in weights], meta.iloc[rows].reset_index(drop=True),
+                             (theory, later), start)
+        if sink is not None:
+            sink.append(chunk)
+        if not single:  # keep only what is small: the summary and the notes
+            chunk.trajectories, chunk.predictions = [], []
+            chunk.frame = chunk.frame if sink is None else chunk.frame.iloc[:0]
+        chunks.append(chunk)
+    notes = list(dict.fromkeys(notes + [n for c in chunks for n in c.notes]))
+    for note in notes:
+        log.debug(note)
+    result = _combine(chunks, meta, notes, single=single, keep_frame=single or sink is None)
+    if sink is not None:
+        _write(result, sink, cfg, log_wandb=log_wandb, plot=plot)
     return result
+
+
+def _combine(chunks: list[_Chunk], meta: pd.DataFrame, notes: list[str], *, single: bool,
+             keep_frame: bool) -> ExperimentResult:
+    frame = (chunks[0].frame if single else pd.concat([c.frame for c in chunks], ignore_index=True)
+             ) if keep_frame else None
+    summary = pd.concat([c.summary for c in chunks], ignore_index=True) if not single else chunks[0].summary
+    losses = [c.loss_matrix for c in chunks if c.loss_matrix is not None]
+    return ExperimentResult(frame, summary, None, chunks[0].trajectories if single else [],
+                            chunks[0].predictions if single else [], notes, meta,
+                            np.concatenate(losses) if losses else None)
 
 
 def _add_saddle_columns(summary: pd.DataFrame, prediction) -> pd.DataFrame:
@@ -242,16 +325,11 @@ def _add_saddle_columns(summary: pd.DataFrame, prediction) -> pd.DataFrame:
     return summary
 
 
-def _write(result: ExperimentResult, run_dir: Path, cfg: Mapping[str, Any], *, log_wandb: bool,
-           plot: bool) -> None:
-    from omegaconf import OmegaConf
-
-    from lazyrich import plots
-
-    cfg_node = OmegaConf.create(dict(cfg)) if not OmegaConf.is_config(cfg) else cfg
+def _matrices(chunk: _Chunk) -> dict[str, np.ndarray]:
+    """The matrix arrays of one chunk, batch first: ``[phase<i>_]t``, ``sim_<name>``, ``theory_<name>``."""
     matrices: dict[str, np.ndarray] = {}
-    for i, (traj, pred) in enumerate(zip(result.trajectories, result.predictions, strict=True)):
-        key = f"phase{i}_" if len(result.trajectories) > 1 else ""
+    for i, (traj, pred) in enumerate(zip(chunk.trajectories, chunk.predictions, strict=True)):
+        key = f"phase{i}_" if len(chunk.trajectories) > 1 else ""
         matrices[f"{key}t"] = traj.t[:, traj.matrix_index].cpu().numpy()
         for name, value in traj.matrices.items():
             matrices[f"{key}sim_{name}"] = value.cpu().numpy()
@@ -260,23 +338,58 @@ def _write(result: ExperimentResult, run_dir: Path, cfg: Mapping[str, Any], *, l
                 value = getattr(pred, name, None)
                 if value is not None:
                     matrices[f"{key}theory_{name}"] = value[:, traj.matrix_index.to(value.device)].cpu().numpy()
-    if result.loss_matrix is not None:
-        matrices["loss_matrix"] = result.loss_matrix
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if chunk.loss_matrix is not None:
+        matrices["loss_matrix"] = chunk.loss_matrix
+    return matrices
+
+
+class _RunSink:
+    """The run folder being written while the chunks run (see :class:`lazyrich.storage.RunWriter`)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        from lazyrich.storage import RunWriter
+
+        self.run_dir = run_dir
+        self.writer = RunWriter(run_dir)
+        self.columns: list[str] = []
+
+    def append(self, chunk: _Chunk) -> None:
+        self.writer.append(chunk.start, chunk.frame, _matrices(chunk))
+        self.columns = list(chunk.frame.columns)
+
+
+def _plot_frame(result: ExperimentResult, sink: _RunSink, hue: str) -> pd.DataFrame:
+    """The long table for the curves figure: in memory, or only its plotted columns read back from disk."""
+    if result.frame is not None:
+        return result.frame
+    wanted = [c for c in sink.columns if c in (hue, "net", "t") or c.endswith(("/loss", "/kernel_distance"))]
+    return results.load(sink.run_dir, columns=wanted)
+
+
+def _write(result: ExperimentResult, sink: _RunSink, cfg: Mapping[str, Any], *, log_wandb: bool,
+           plot: bool) -> None:
+    from omegaconf import OmegaConf
+
+    from lazyrich import plots
+
+    run_dir = sink.run_dir
+    cfg_node = OmegaConf.create(dict(cfg)) if not OmegaConf.is_config(cfg) else cfg
+    sink.writer.close()
     (run_dir / "theory.txt").write_text("\n".join(result.theory_notes) + "\n")
     if plot:
         hue = "lam" if result.meta["lam"].nunique() > 1 else "scale" if result.meta["scale"].nunique() > 1 else "lr"
-        fig = plots.curves(result.frame, ("loss", "kernel_distance"), hue=hue,
+        fig = plots.curves(_plot_frame(result, sink, hue), ("loss", "kernel_distance"), hue=hue,
                            title=str(_get(cfg, "task.name", "")))
         result.figures.append(plots.save(fig, run_dir / "curves.png"))
-    results.write_run(run_dir, result.frame, result.summary, matrices=matrices, config=cfg_node)
+    results.write_run(run_dir, None, result.summary, config=cfg_node)
     result.run_dir = run_dir
     logger_cfg = _get(cfg, "logger.wandb", None)
     if log_wandb and logger_cfg and logger_cfg.get("enabled", True):
         from lazyrich.wandb_sink import log_to_wandb
 
         plain = OmegaConf.to_container(cfg_node, resolve=True)
-        log_to_wandb(result.frame, config=plain, group=str(logger_cfg.get("group") or run_dir.name),
+        frame = result.frame if result.frame is not None else results.load(run_dir).drop(columns="run")
+        log_to_wandb(frame, config=plain, group=str(logger_cfg.get("group") or run_dir.name),
                      run_dir=run_dir, config_columns=("lam", "scale", "lr"),
                      project=logger_cfg.get("project", "lazyrich"), entity=logger_cfg.get("entity"),
                      tags=list(logger_cfg.get("tags", []) or []))

@@ -28,6 +28,7 @@ __all__ = [
     "predicted_generalisation",
     "time_to_threshold",
     "kernel_change",
+    "two_layer_kernel_change",
     "kernel_distance",
     "kernel_inner",
     "layer_norms",
@@ -161,6 +162,49 @@ def kernel_change(blocks0: Blocks, blocks_t: Blocks, x_gram: Tensor) -> tuple[Te
     d_sq = kernel_inner(delta, delta, x_gram).clamp_min(0)
     # nt − n0 = (nt² − n0²)/(nt + n0) with nt² − n0² = ⟨ΔK, K0 + Kt⟩.
     dn = kernel_inner(delta, list(blocks0) + list(blocks_t), x_gram) / (nt + n0)
+    distance = ((d_sq - dn * dn) / (2 * n0 * nt)).clamp(0.0, 2.0)
+    return distance, d_sq.sqrt() / n0
+
+
+def _frob(a: Tensor, b: Tensor) -> Tensor:
+    """⟨a, b⟩_F over the last two axes, broadcasting the leading ones."""
+    return torch.einsum("...ij,...ij->...", a, b)
+
+
+def _trace(a: Tensor) -> Tensor:
+    return torch.diagonal(a, dim1=-2, dim2=-1).sum(-1)
+
+
+def _two_layer_inner(a1: Tensor, g1: Tensor, a2: Tensor, g2: Tensor, x_gram: Tensor) -> Tensor:
+    """⟨K1, K2⟩_F of two-layer kernels K = A ⊗ XXᵀ + I ⊗ XGXᵀ (C = XᵀX = ``x_gram``, A and G symmetric).
+
+    The four block pairs of :func:`kernel_inner`: ⟨A1,A2⟩⟨C,C⟩ + tr A1·⟨C², G2⟩ + tr A2·⟨C², G1⟩
+    + No·tr(G1 C G2 C), the last as c²⟨G1, G2⟩ when C = c·I.
+    """
+    c_sq = x_gram @ x_gram
+    scale = float(x_gram[0, 0])
+    if torch.equal(x_gram, scale * torch.eye(x_gram.shape[-1], dtype=x_gram.dtype, device=x_gram.device)):
+        gg = scale * scale * _frob(g1, g2)
+    else:
+        gg = _frob(g1 @ x_gram, x_gram @ g2)
+    return (_frob(a1, a2) * _trace(c_sq) + _trace(a1) * _frob(g2, c_sq) + _trace(a2) * _frob(g1, c_sq)
+            + a1.shape[-1] * gg)
+
+
+def two_layer_kernel_change(wwt_out0: Tensor, w1tw1_0: Tensor, wwt_out: Tensor, w1tw1: Tensor,
+                            x_gram: Tensor) -> tuple[Tensor, Tensor]:
+    """:func:`kernel_change` for two-layer nets from their Grams W2W2ᵀ (…, No, No) and W1ᵀW1 (…, Ni, Ni).
+
+    The same two figures, as free of cancellation (ΔK is formed from ΔA = A_t − A_0 and ΔG = G_t − G_0, and
+    ⟨ΔK, K0 + Kt⟩ as 2⟨ΔK, K0⟩ + ‖ΔK‖²), in a dozen reductions per network and time instead of the forty
+    block pairs of the general form: the theories evaluate it on every point of a (B, T) grid.
+    """
+    d_a, d_g = wwt_out - wwt_out0, w1tw1 - w1tw1_0
+    n0_sq = _two_layer_inner(wwt_out0, w1tw1_0, wwt_out0, w1tw1_0, x_gram)
+    n0 = n0_sq.clamp_min(0).sqrt()
+    nt = _two_layer_inner(wwt_out, w1tw1, wwt_out, w1tw1, x_gram).clamp_min(0).sqrt()
+    d_sq = _two_layer_inner(d_a, d_g, d_a, d_g, x_gram).clamp_min(0)
+    dn = (2 * _two_layer_inner(d_a, d_g, wwt_out0, w1tw1_0, x_gram) + d_sq) / (nt + n0)
     distance = ((d_sq - dn * dn) / (2 * n0 * nt)).clamp(0.0, 2.0)
     return distance, d_sq.sqrt() / n0
 

@@ -108,9 +108,12 @@ def summarise(frame: pd.DataFrame, meta_columns: Sequence[str] = (), threshold: 
     return pd.DataFrame(rows)
 
 
-def write_run(run_dir: str | Path, frame: pd.DataFrame, summary: pd.DataFrame, *,
+def write_run(run_dir: str | Path, frame: pd.DataFrame | None, summary: pd.DataFrame, *,
               matrices: Mapping[str, np.ndarray] | None = None, config: Any = None) -> Path:
-    """Write a run folder (see module docstring); ``DONE`` is written last, so a killed run is never 'done'."""
+    """Write a run folder (see module docstring); ``DONE`` is written last, so a killed run is never 'done'.
+
+    ``frame`` None: the metrics were written already (``metrics.parquet``, by :class:`lazyrich.storage.RunWriter`).
+    """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if config is not None:
@@ -118,7 +121,8 @@ def write_run(run_dir: str | Path, frame: pd.DataFrame, summary: pd.DataFrame, *
 
         text = OmegaConf.to_yaml(config) if not isinstance(config, str) else config
         (run_dir / "config.yaml").write_text(text)
-    frame.to_csv(run_dir / METRICS_FILE, index=False)
+    if frame is not None:
+        frame.to_csv(run_dir / METRICS_FILE, index=False)
     summary.to_csv(run_dir / SUMMARY_FILE, index=False)
     records = json.loads(summary.to_json(orient="records"))
     (run_dir / "summary.json").write_text(json.dumps(records, indent=1))
@@ -142,9 +146,17 @@ def _collect(path: str | Path, filename: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def load(path: str | Path) -> pd.DataFrame:
-    """The long metrics table of one run folder, or of every run under a sweep folder (adds a ``run`` column)."""
-    return _collect(path, METRICS_FILE)
+def load(path: str | Path, columns: Sequence[str] | None = None,
+         filters: Sequence[tuple[str, str, Any]] | None = None) -> pd.DataFrame:
+    """The long metrics table of one run folder, or of every run under a sweep folder (adds a ``run`` column).
+
+    Reads ``metrics.parquet`` (or ``metrics.csv`` of older runs) lazily: only ``columns`` (default all), and
+    only the rows that satisfy every ``filters`` entry (column, op, value), e.g. ``[("lam", "==", 0.5)]``.
+    See :func:`lazyrich.storage.read_metrics`.
+    """
+    from lazyrich.storage import read_metrics
+
+    return read_metrics(path, columns=columns, filters=filters)
 
 
 def load_summary(path: str | Path) -> pd.DataFrame:

@@ -8,6 +8,7 @@ import pytest
 
 from lazyrich import results
 from lazyrich.experiment import build_batch, run_experiment
+from lazyrich.storage import load_matrices
 
 BASE = {
     "task": {"name": "hierarchy"},
@@ -57,9 +58,9 @@ def test_run_folder_contents(finished):
     assert len(records) == 6
     for key in ("final_loss", "final_kernel_distance", "t_to_1pct", "status"):
         assert key in records[0]
-    with np.load(run_dir / "matrices.npz") as npz:
-        assert npz["sim_product"].shape == (6, 4, 8, 8)
-        assert npz["theory_w1tw1"].shape == (6, 4, 8, 8)
+    npz = load_matrices(run_dir)
+    assert npz["sim_product"].shape == (6, 4, 8, 8)
+    assert npz["theory_w1tw1"].shape == (6, 4, 8, 8)
     assert (run_dir / results.DONE).exists()
 
 
