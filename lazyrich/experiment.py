@@ -195,7 +195,7 @@ class _Chunk:
     """What one chunk of the batch produced (networks ``start`` … ``start + len(meta) − 1``)."""
 
     start: int
-    frame: pd.DataFrame
+    frame: pd.DataFrame | None
     summary: pd.DataFrame
     trajectories: list[Trajectory]
     predictions: list[Any]
@@ -291,9 +291,9 @@ def run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None = None, *,
                              (theory, later), start)
         if sink is not None:
             sink.append(chunk)
-        if not single:  # keep only what is small: the summary and the notes
+        if not single:  # keep only what is small: the summary and the notes (and the table if not written)
             chunk.trajectories, chunk.predictions = [], []
-            chunk.frame = chunk.frame if sink is None else chunk.frame.iloc[:0]
+            chunk.frame = chunk.frame if sink is None else None
         chunks.append(chunk)
     notes = list(dict.fromkeys(notes + [n for c in chunks for n in c.notes]))
     for note in notes:

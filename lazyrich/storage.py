@@ -158,7 +158,8 @@ class RunWriter:
 def load_matrices(run_dir: str | Path, names: Iterable[str] | None = None,
                   nets: Sequence[int] | np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The matrix arrays of a run folder, batch first: only ``names`` (default all) and, if given, only the
-    networks ``nets`` (global indices, the ``net`` column of the metrics), reading only the chunks that hold them.
+    networks ``nets`` (global indices, the ``net`` column of the metrics; returned in network order), reading
+    only the chunks that hold them.
 
     Reads the chunked store, or ``matrices.npz`` of older run folders.
     """
@@ -170,7 +171,7 @@ def load_matrices(run_dir: str | Path, names: Iterable[str] | None = None,
         if not legacy.is_file():
             raise FileNotFoundError(f"no matrices under {run_dir}: expected {MATRICES_DIR}/ or {LEGACY_MATRICES}.")
         chunks = [(0, -1, legacy)]
-    wanted = None if nets is None else np.asarray(nets, dtype=np.int64)
+    wanted = None if nets is None else np.unique(np.asarray(nets, dtype=np.int64))
     parts: dict[str, list[np.ndarray]] = {}
     for start, stop, path in chunks:
         with np.load(path) as npz:

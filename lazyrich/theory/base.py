@@ -237,6 +237,9 @@ class Prediction:
     def scatter(cls, parts: Sequence[tuple[Tensor, Prediction]], batch: int, theory: str) -> Prediction:
         """Merge predictions for disjoint index sets (idx (b,), part) of a batch of ``batch`` networks."""
         first = parts[0][1]
+        if len(parts) == 1 and torch.equal(parts[0][0].cpu(), torch.arange(batch)):  # one part: no copies
+            return cls(**{name: getattr(first, name) for name in cls._TENSORS}, theory=theory,
+                       notes=list(dict.fromkeys(first.notes)))
         out: dict[str, Any] = {}
         for name in cls._TENSORS:
             ref = getattr(first, name)
