@@ -9,9 +9,12 @@ the long table, its matrices) and a budget of a quarter of the available memory,
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import os
 
-__all__ = ["MAX_BUDGET", "MIN_CHUNK", "auto_chunk", "available_memory", "chunk_size"]
+__all__ = ["MAX_BUDGET", "MIN_CHUNK", "auto_chunk", "available_memory", "chunk_size", "release_memory"]
 
 MAX_BUDGET = 384 * 2**20
 """Bytes one chunk may use at its peak under ``auto``."""
@@ -60,3 +63,25 @@ def chunk_size(value: object, n_batch: int, **shape: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"trainer.batch_chunk must be a positive int or 'auto', got {value!r}.")
     return min(n_batch, value)
+
+
+@functools.cache
+def _libc_trim():
+    """glibc's malloc_trim, or None where the C library has none (macOS, musl, Windows)."""
+    name = ctypes.util.find_library("c")
+    try:
+        return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    except OSError:
+        return None
+
+
+def release_memory() -> None:
+    """Hand the freed heap back to the system between chunks (glibc only; elsewhere nothing to do).
+
+    Each chunk frees tens of MB of tensors and tables; glibc keeps such freed blocks in its heap, and small
+    long-lived objects allocated between them stop it from shrinking, so without this the resident size grew
+    by ~12 kB per network over a 65 536-network run (measured) instead of staying at one chunk's footprint.
+    """
+    trim = _libc_trim()
+    if trim is not None:
+        trim(0)

@@ -21,7 +21,7 @@ import torch
 
 from lazyrich import init as inits
 from lazyrich import metrics, results
-from lazyrich.chunking import chunk_size
+from lazyrich.chunking import chunk_size, release_memory
 from lazyrich.device import DTYPE, resolve_device
 from lazyrich.tasks import Task, TaskSequence, make
 from lazyrich.train import Trajectory, train
@@ -295,6 +295,7 @@ def run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None = None, *,
             chunk.trajectories, chunk.predictions = [], []
             chunk.frame = chunk.frame if sink is None else None
         chunks.append(chunk)
+        release_memory()
     notes = list(dict.fromkeys(notes + [n for c in chunks for n in c.notes]))
     for note in notes:
         log.debug(note)
@@ -362,7 +363,7 @@ def _plot_frame(result: ExperimentResult, sink: _RunSink, hue: str) -> pd.DataFr
     """The long table for the curves figure: in memory, or only its plotted columns read back from disk."""
     if result.frame is not None:
         return result.frame
-    wanted = [c for c in sink.columns if c in (hue, "net", "t") or c.endswith(("/loss", "/kernel_distance"))]
+    wanted = [c for c in sink.columns if c in (hue, "t") or c.endswith(("/loss", "/kernel_distance"))]
     return results.load(sink.run_dir, columns=wanted)
 
 
