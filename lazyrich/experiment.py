@@ -8,9 +8,12 @@ whatever else shares its batch.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
-from collections.abc import Mapping, Sequence
+import re
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -203,6 +206,20 @@ class _Chunk:
     loss_matrix: np.ndarray | None
 
 
+@contextlib.contextmanager
+def _global_network_numbers(start: int) -> Iterator[None]:
+    """Re-issue the trainer's "network <b> diverged" warnings of a chunk with the batch-wide index start + b."""
+    if start == 0:
+        yield
+        return
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        text = re.sub(r"^network (\d+)", lambda m: f"network {int(m[1]) + start}", str(w.message))
+        warnings.warn_explicit(text, w.category, w.filename, w.lineno)
+
+
 def _train_chunk(cfg: Mapping[str, Any], task: Task | TaskSequence, weights: list[torch.Tensor],
                  meta: pd.DataFrame, theories: tuple[Any, str | None], start: int) -> _Chunk:
     """Train, predict and tabulate one chunk; ``theories`` = (phase-0 Theory or None, later phases' name or
@@ -214,12 +231,13 @@ def _train_chunk(cfg: Mapping[str, Any], task: Task | TaskSequence, weights: lis
     for index, phase in enumerate(phases or [None]):
         phase_task = phase.task if phase is not None else task
         budget = phase.t_budget if phase is not None and phase.t_budget is not None else trainer_cfg["t_max"]
-        traj = train(phase_task.to(weights[0].device), weights, meta["lr"].to_numpy(), t_max=float(budget),
-                     n_log=int(trainer_cfg.get("n_log", 101)), spacing=trainer_cfg.get("spacing", "linear"),
-                     n_matrix=int(trainer_cfg.get("n_matrix", 21)), activation=model_cfg.get("activation"),
-                     batch_size=trainer_cfg.get("batch_size"), seed=int(as_list(cfg.get("seed", 0))[0]),
-                     check_every=int(trainer_cfg.get("check_every", 10)),
-                     progress=bool(trainer_cfg.get("progress", True)))
+        with _global_network_numbers(start):
+            traj = train(phase_task.to(weights[0].device), weights, meta["lr"].to_numpy(), t_max=float(budget),
+                         n_log=int(trainer_cfg.get("n_log", 101)), spacing=trainer_cfg.get("spacing", "linear"),
+                         n_matrix=int(trainer_cfg.get("n_matrix", 21)), activation=model_cfg.get("activation"),
+                         batch_size=trainer_cfg.get("batch_size"), seed=int(as_list(cfg.get("seed", 0))[0]),
+                         check_every=int(trainer_cfg.get("check_every", 10)),
+                         progress=bool(trainer_cfg.get("progress", True)))
         prefix = f"phase {index}: " if phases else ""
         theory_weights, phase_theory = weights, theories[0] if index == 0 else theories[1]
         if index > 0 and phase_theory is not None:
@@ -266,10 +284,11 @@ def run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None = None, *,
     """Train the batch of ``cfg`` on its task (or task sequence), predict it with the chosen theory, and write
     the run folder (if ``run_dir``). Returns an :class:`ExperimentResult`.
 
-    A batch larger than ``trainer.batch_chunk`` (``auto``: sized from memory, see :mod:`lazyrich.chunking`)
-    runs chunk by chunk, each chunk's metrics and matrices written as soon as it is done; each network's
-    numbers are the same whatever the chunking. Then the result keeps the summary, not the long table
-    (``frame`` is None: read it with ``results.load(run_dir, columns=…, filters=…)``) nor the trajectories.
+    A batch larger than ``trainer.batch_chunk`` (``auto``: sized from memory, see :mod:`lazyrich.chunking`,
+    and only when writing a run folder) runs chunk by chunk, each chunk's metrics and matrices written as soon
+    as it is done; each network's numbers are the same whatever the chunking. Then the result keeps the
+    summary, not the trajectories, nor the long table when it was written (``frame`` is None: read it with
+    ``results.load(run_dir, columns=…, filters=…)``).
     """
     device = resolve_device(cfg.get("device", "auto"))
     task = build_task(cfg["task"])
@@ -278,10 +297,11 @@ def run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None = None, *,
     weights, meta = build_batch(cfg, first.n_in, first.n_out, first.sigma_yx, device)
     theory, later, notes = _phase0_theory(cfg, task, weights)
     trainer_cfg = dict(cfg.get("trainer", {}))
-    n_log = int(trainer_cfg.get("n_log", 101))
-    size = chunk_size(trainer_cfg.get("batch_chunk", "auto"), len(meta), n_in=first.n_in, n_out=first.n_out,
-                      n_log=n_log, n_matrix=min(int(trainer_cfg.get("n_matrix", 21)), n_log),
-                      n_phases=len(phases or [None]))
+    n_log, chunk = int(trainer_cfg.get("n_log", 101)), trainer_cfg.get("batch_chunk", "auto")
+    # In memory (no run folder: suites, figures, the Python API) everything is kept, so `auto` is one chunk.
+    size = len(meta) if run_dir is None and chunk in (None, "auto") else chunk_size(
+        chunk, len(meta), n_in=first.n_in, n_out=first.n_out, n_log=n_log,
+        n_matrix=min(int(trainer_cfg.get("n_matrix", 21)), n_log), n_phases=len(phases or [None]))
     single = size >= len(meta)
     sink = _RunSink(Path(run_dir)) if run_dir is not None else None
     chunks = []

@@ -98,3 +98,14 @@ def test_the_command_line_runs_a_batch_larger_than_its_chunk(tmp_path):
     assert frame["net"].nunique() == 6 and len(frame) == 6 * 6
     assert len(MatrixStore(tmp_path / "out").chunks()) == 2
     assert "metrics.parquet" in proc.stdout and "final_loss" in proc.stdout
+
+
+def test_divergence_warnings_name_the_network_by_its_batch_wide_index():
+    cfg = {"task": {"name": "hierarchy"}, "init": {"lam": [0.0], "scale": 0.1}, "seed": [0, 1],
+           "trainer": {"lr": [0.05, 2.0], "t_max": 20.0, "n_log": 5, "n_matrix": 2, "progress": False,
+                       "batch_chunk": 2}, "theory": {"name": "none"}}  # nets 2 and 3 (lr 2) diverge, in chunk 2
+    with pytest.warns(RuntimeWarning) as caught:
+        result = run_experiment(cfg, None)
+    named = sorted(int(str(w.message).split()[1]) for w in caught if "diverged" in str(w.message))
+    assert named == [2, 3]
+    assert result.summary.set_index("net")["status"].to_dict() == {0: "ok", 1: "ok", 2: "diverged", 3: "diverged"}
