@@ -5,11 +5,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export WANDB_MODE ?= offline
 
-.PHONY: run test lint bench figures clean distclean
+.PHONY: run test lint bench figures docs clean distclean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,slurm]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,slurm,docs,dashboards]'
 	touch $(STAMP)
 
 ## run: the main job — a small benchmark suite with theory overlay; prints a table, writes metrics and plots
@@ -27,12 +27,16 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.perf --out bench_results
 
+## docs: build the documentation site into site/ (--strict: a broken link or reference fails the build)
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 ## figures: regenerate every paper figure into figures/
 figures: $(STAMP)
 	$(BIN)/python -m lazyrich.figures --out figures
 
 clean:
-	rm -rf outputs multirun wandb bench_results figures .pytest_cache .hypothesis
+	rm -rf outputs multirun wandb bench_results figures site .pytest_cache .hypothesis
 
 distclean: clean
 	rm -rf $(VENV) *.egg-info

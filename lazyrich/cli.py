@@ -5,6 +5,9 @@
     lazyrich tasks                      list registered tasks (built-in and plug-in) with their parameters
     lazyrich theories                   list registered theories
     lazyrich compare DIR [DIR ...]      side-by-side tables and overlay plots of finished runs or sweeps
+    lazyrich sync DIR [--dry-run]       upload every offline W&B run below DIR (wandb sync, recursively)
+    lazyrich dashboard DIR [--push]     write (or save to W&B) a W&B saved view per run or suite folder
+    lazyrich --version                  print the installed version
 """
 
 from __future__ import annotations
@@ -21,13 +24,17 @@ USAGE = __doc__.split("\n", 2)[2]
 
 
 def conf_dir() -> Path:
-    """The Hydra config folder: $LAZYRICH_CONF, else conf/ beside the package (source checkout)."""
+    """The Hydra config folder: $LAZYRICH_CONF if set, else the copy shipped in the package (``lazyrich/conf``,
+    wheel and sdist installs), else ``conf/`` of the source checkout (editable installs)."""
     env = os.environ.get("LAZYRICH_CONF")
-    path = Path(env) if env else Path(__file__).resolve().parents[1] / "conf"
-    if not (path / "config.yaml").is_file():
-        raise SystemExit(f"lazyrich: no config.yaml in {path}. Install lazyrich from its source checkout "
-                         f"(pip install -e .) or point LAZYRICH_CONF at a copy of its conf/ folder.")
-    return path
+    package = Path(__file__).resolve().parent
+    candidates = [Path(env)] if env else [package / "conf", package.parent / "conf"]
+    for path in candidates:
+        if (path / "config.yaml").is_file():
+            return path
+    where = f"LAZYRICH_CONF={env}" if env else " or ".join(str(c) for c in candidates)
+    raise SystemExit(f"lazyrich: no config.yaml in {where}. Reinstall lazyrich (pip install lazyrich or "
+                     f"pip install -e . in its checkout), or point LAZYRICH_CONF at a copy of its conf/ folder.")
 
 
 def register_configs() -> None:
@@ -81,14 +88,59 @@ def _first_of_sweeps(overrides: Sequence[str]) -> list[str]:
     return out
 
 
-def validate(config_name: str, overrides: Sequence[str]) -> None:
-    """Compose the config once and turn a typo into an error that lists the valid choices (exit status 2)."""
-    from hydra import compose, initialize_config_dir
+def one_line(text: str) -> str:
+    """``text`` on one line: its non-empty lines joined."""
+    return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
+def one_line_exit(err: BaseException) -> SystemExit:
+    """The SystemExit (status 1) that reports ``err`` in one line, naming its type."""
+    return SystemExit(f"lazyrich: {one_line(str(err)) or type(err).__name__} "
+                      f"[{type(err).__name__}; LAZYRICH_DEBUG=1 shows the traceback]")
+
+
+def _broken_task(overrides: Sequence[str]) -> None:
+    """Stop with the plug-in's own error when ``task=<name>`` names a plug-in that failed to load."""
+    from lazyrich import tasks
+
+    for text in overrides:
+        key, _, value = text.partition("=")
+        if key.lstrip("~+") == "task" and value:
+            reason = tasks.broken_entry_points().get(value)
+            if reason is not None:
+                raise SystemExit(f"lazyrich: task {value!r} is unavailable: {one_line(reason)}")
+
+
+def _key_hint(config_name: str, checked: Sequence[str], bad: str) -> str:
+    """' <key> is not a config key. Valid keys under <parent>: …' for a typo'd key override, else ''."""
+    from hydra import compose
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    key = bad.split("=")[0].lstrip("~+")
+    parent, _, leaf = key.rpartition(".")
+    try:
+        base = compose(config_name, overrides=[o for o in checked if o != bad])
+    except (HydraException, OmegaConfBaseException):
+        return ""
+    node = OmegaConf.select(base, parent) if parent else base
+    if not OmegaConf.is_dict(node):
+        return ""
+    valid = sorted(str(k) for k in node.keys())
+    close = difflib.get_close_matches(leaf, valid, n=1)
+    return (f" '{key}' is not a config key. Valid keys under '{parent or '<root>'}': {', '.join(valid)}."
+            + (f" Did you mean '{parent + '.' if parent else ''}{close[0]}'?" if close else ""))
+
+
+def validate(config_name: str, overrides: Sequence[str]) -> None:
+    """Compose the config once and turn a typo into one line that lists the valid choices (exit status 1)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
     checked = _first_of_sweeps(overrides)
+    _broken_task(checked)
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         try:
             compose(config_name, overrides=checked)
@@ -96,31 +148,85 @@ def validate(config_name: str, overrides: Sequence[str]) -> None:
         except (HydraException, OmegaConfBaseException) as err:
             message = str(err)
             cause = err.__cause__ or err
-            bad = next((o for o in checked if o.split("=")[0].lstrip("~+") in message), None)
+            keys = [o for o in checked if f"'{o.split('=')[0].lstrip('~+')}'" in message]
+            bad = max(keys, key=lambda o: len(o.split("=")[0]), default=None)
             hint = ""
             if bad is not None and ("not in struct" in str(cause) or "Key '" in str(cause)):
-                key = bad.split("=")[0].lstrip("~+")
-                parent, _, leaf = key.rpartition(".")
-                base = compose(config_name, overrides=[o for o in checked if o != bad])
-                node = OmegaConf.select(base, parent) if parent else base
-                if OmegaConf.is_dict(node):
-                    valid = sorted(str(k) for k in node.keys())
-                    close = difflib.get_close_matches(leaf, valid, n=1)
-                    hint = (f"\n'{key}' is not a config key. Valid keys under '{parent or '<root>'}': "
-                            f"{', '.join(valid)}." + (f" Did you mean '{parent + '.' if parent else ''}"
-                                                      f"{close[0]}'?" if close else ""))
-            raise SystemExit(f"lazyrich: {message}{hint}") from None
+                hint = _key_hint(config_name, checked, bad)
+            shown = message.splitlines()[0] if hint else one_line(message)  # drop Hydra's '+key' advice
+            raise SystemExit(f"lazyrich: {shown}{hint}") from None
 
 
 def _hydra_entry(config_name: str, job: Callable, overrides: Sequence[str], prog: str) -> None:
     import hydra
 
+    from lazyrich import watchdog
+
     os.environ.setdefault("WANDB_MODE", "offline")
+    watchdog.mark_main()
     register_configs()
     overrides = batch_overrides(overrides)
     validate(config_name, overrides)
+    preflight(config_name, overrides)
     sys.argv = [prog, *overrides]
     hydra.main(config_path=str(conf_dir()), config_name=config_name, version_base="1.3")(job)()
+
+
+def _output_dir(config_name: str, overrides: Sequence[str]) -> tuple[Path, object] | None:
+    """The folder a single (non ``-m``) run will write, with its job config; None for sweeps, or when only
+    Hydra itself can tell (its own checks then apply)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf, open_dict
+    from omegaconf.errors import OmegaConfBaseException
+
+    if any(o in ("-m", "--multirun") for o in overrides):
+        return None
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
+        folder = Path(str(OmegaConf.select(cfg, "hydra.run.dir")))
+    except (HydraException, OmegaConfBaseException):
+        return None
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return folder, cfg
+
+
+def _probe_writable(folder: Path) -> None:
+    """Raise OSError unless ``folder`` can be created and written, without leaving anything behind."""
+    import tempfile
+
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(20, "Not a directory", str(existing))
+    os.rmdir(tempfile.mkdtemp(prefix=".lazyrich-write-test-", dir=folder if folder.is_dir() else existing))
+
+
+def preflight(config_name: str, overrides: Sequence[str]) -> None:
+    """Before Hydra writes anything: the output folder must be writable, free (no live writer) and hold no
+    other configuration. Each failure is one line saying what to do."""
+    from lazyrich import identity, locking
+
+    found = _output_dir(config_name, overrides)
+    if found is None:
+        return
+    folder, cfg = found
+    try:
+        _probe_writable(folder)
+    except OSError as err:
+        raise SystemExit(f"lazyrich: cannot write to the output folder {folder} ({err.strerror or err}); choose "
+                         f"a writable one with hydra.run.dir=<folder>.") from None
+    owner = locking.holder(folder)
+    if owner is not None and not locking.is_stale(owner):
+        raise SystemExit(f"lazyrich: {locking.describe(owner, folder)}")
+    ignored = identity.BENCH_IGNORED if config_name == "bench" else identity.RUN_IGNORED
+    try:
+        identity.check(folder, cfg, ignored)
+    except identity.FolderConflict as err:
+        raise SystemExit(f"lazyrich: {err}") from None
 
 
 def _one_thread_if_multirun() -> None:
@@ -132,6 +238,27 @@ def _one_thread_if_multirun() -> None:
         torch.set_num_threads(1)  # joblib runs one job per core: more threads per job only fight each other
 
 
+def _job(body: Callable) -> Callable:
+    """A Hydra job that stops with its parent (:mod:`lazyrich.watchdog`) and reports any error in one line
+    (exit status 1); ``LAZYRICH_DEBUG=1`` lets the traceback through."""
+
+    def job(cfg) -> None:
+        from lazyrich import watchdog
+
+        watchdog.start()
+        try:
+            body(cfg)
+        except Exception as err:  # noqa: BLE001 — every failure becomes one line naming it
+            if os.environ.get("LAZYRICH_DEBUG") == "1":
+                raise
+            raise one_line_exit(err) from None
+
+    job.__name__ = job.__qualname__ = body.__name__
+    job.__module__ = body.__module__
+    return job
+
+
+@_job
 def _run_job(cfg) -> None:
     from hydra.core.hydra_config import HydraConfig
 
@@ -145,13 +272,21 @@ def _run_job(cfg) -> None:
     print_run(result)
 
 
+@_job
 def _bench_job(cfg) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     from lazyrich.suites import run_suites
 
     _one_thread_if_multirun()
-    run_suites(cfg, Path(HydraConfig.get().runtime.output_dir))
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    tables = run_suites(cfg, out_dir)
+    failed = [f"{name}: unit {row.unit} ({row.error})" for name, table in tables.items() if "status" in table
+              for row in table[table["status"] == "failed"].itertuples()]
+    if failed:
+        raise SystemExit(f"lazyrich bench: {len(failed)} unit(s) failed, the others finished; tracebacks in "
+                         f"runs/<unit>/FAILED under {out_dir}; re-run the same command to retry them. "
+                         + " | ".join(failed))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -160,7 +295,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         return
-    command, rest = argv[0], argv[1:]
+    if argv[0] in ("-V", "--version"):
+        from lazyrich import __version__
+
+        print(f"lazyrich {__version__}")
+        return
+    try:
+        _dispatch(argv[0], argv[1:])
+    except Exception as err:  # noqa: BLE001 — one line, unless debugging
+        if os.environ.get("LAZYRICH_DEBUG") == "1":
+            raise
+        raise one_line_exit(err) from None
+
+
+def _dispatch(command: str, rest: list[str]) -> None:
     if command == "run":
         _hydra_entry("config", _run_job, rest, "lazyrich run")
     elif command == "bench":
@@ -177,8 +325,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         from lazyrich.compare import main as compare_main
 
         compare_main(rest)
+    elif command == "sync":
+        from lazyrich.wandb_sync import main as sync_main
+
+        sys.exit(sync_main(rest))
+    elif command == "dashboard":
+        from lazyrich.dashboard import main as dashboard_main
+
+        sys.exit(dashboard_main(rest))
     else:
-        close = difflib.get_close_matches(command, ["run", "bench", "tasks", "theories", "compare"], n=1)
+        commands = ["run", "bench", "tasks", "theories", "compare", "sync", "dashboard"]
+        close = difflib.get_close_matches(command, commands, n=1)
         raise SystemExit(f"lazyrich: unknown command {command!r}" + (f"; did you mean {close[0]!r}?" if close
                                                                      else "") + f"\n{USAGE}")
 

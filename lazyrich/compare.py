@@ -17,12 +17,13 @@ The Markdown tables are printed too.
 from __future__ import annotations
 
 import argparse
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from lazyrich import plots, results
+from lazyrich import integrity, plots, results
 from lazyrich.suites.common import markdown_table
 
 __all__ = ["CONFIG_COLUMNS", "compare", "main"]
@@ -63,6 +64,24 @@ def _final_table(frame: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame | 
     return _side_by_side(last, keys or ["run"], values)
 
 
+def _verified_rows(path: Path) -> pd.DataFrame:
+    """The rows of a suite.csv whose unit (``runs/<unit>/``) is finished and intact; others are warned about."""
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        warnings.warn(f"skipped {path}: not a readable table ({type(err).__name__}: {err})",
+                      results.ResultsWarning, stacklevel=3)
+        return pd.DataFrame()
+    if "unit" not in table or not (path.parent / "runs").is_dir():
+        return table
+    reasons = {u: integrity.verify_unit(path.parent / "runs" / str(u)) for u in table["unit"].dropna().unique()}
+    for unit, reason in reasons.items():
+        if reason is not None and (table.loc[table["unit"] == unit, "status"] != "failed").any():
+            warnings.warn(f"skipped the rows of unit {unit} in {path}: {reason}", results.ResultsWarning,
+                          stacklevel=3)
+    return table[table["unit"].map(lambda u: reasons.get(u) is None)]
+
+
 def _suite_tables(
     dirs: Sequence[Path], labels: Sequence[str], metrics: Sequence[str]
 ) -> dict[str, pd.DataFrame]:
@@ -71,7 +90,9 @@ def _suite_tables(
     parts = []
     for d, label in zip(dirs, labels, strict=True):
         for f in sorted(d.rglob("suite.csv")):
-            table = pd.read_csv(f).assign(source=label)
+            table = _verified_rows(f).assign(source=label)
+            if table.empty:
+                continue
             if "suite" not in table:  # written before suite.csv had the column: the folder names the suite
                 table.insert(0, "suite", f.parent.name)
             parts.append(table)
@@ -112,8 +133,8 @@ def compare(
     for d, label in zip(dirs, labels, strict=True):
         try:
             frames.append(results.load(d).assign(source=label))
-        except FileNotFoundError:
-            print(f"[compare] no metrics.csv under {d}; only its suite.csv (if any) is compared.")
+        except FileNotFoundError as err:
+            print(f"[compare] {err} Only its suite.csv (if any) is compared.")
     tables = {}
     if frames:
         frame = pd.concat(frames, ignore_index=True)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import math
 import re
+import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,17 +24,18 @@ import numpy as np
 import pandas as pd
 import torch
 
+from lazyrich import checks, identity, locking, metrics, results
 from lazyrich import init as inits
-from lazyrich import metrics, results
 from lazyrich.chunking import chunk_size, release_memory
 from lazyrich.device import DTYPE, resolve_device
 from lazyrich.tasks import Task, TaskSequence, make
-from lazyrich.train import Trajectory, train
+from lazyrich.train import Trajectory, log_grid, plan_steps, train
 
 log = logging.getLogger(__name__)
 
 __all__ = ["BATCH_KEYS", "ExperimentResult", "as_list", "build_batch", "build_task", "choose_theory",
-           "predict_theory", "run_experiment"]
+           "predict_theory",
+           "run_experiment"]
 
 BATCH_KEYS = ("init.lam", "init.scale", "trainer.lr", "seed", "suite.lams")
 """Config keys whose lists become the batch axis of one training run (not separate processes); for
@@ -104,10 +107,13 @@ def build_batch(cfg: Mapping[str, Any], n_in: int, n_out: int, align_to: torch.T
         raise ValueError(f"model.depth must be at least 2 (a deep linear network), got {depth}.")
     hidden = model_cfg.get("hidden") or min(n_in, n_out)
     widths = [n_in] + [int(hidden)] * (depth - 1) + [n_out]
-    lams = [float(x) for x in as_list(init_cfg.get("lam", 0.0))]
-    scales = [float(x) for x in as_list(init_cfg.get("scale", 1.0))]
-    lrs = [float(x) for x in as_list(_get(cfg, "trainer.lr", 1e-2))]
-    seeds = [int(x) for x in as_list(cfg.get("seed", 0))]
+    lam = init_cfg.get("lam", 0.0)
+    if kind == "gaussian" and lam is None:  # the gaussian preset leaves λ unset: it is measured (lam_hat)
+        lam = math.nan
+    lams = checks.floats("init.lam", lam, allow_nan=kind == "gaussian")
+    scales = checks.floats("init.scale", init_cfg.get("scale", 1.0), nonnegative=True)
+    lrs = checks.floats("trainer.lr", _get(cfg, "trainer.lr", 1e-2), positive=True)
+    seeds = checks.seeds("seed", cfg.get("seed", 0))
     align = align_to if init_cfg.get("align", False) else None
     if kind == "gaussian" and len(lams) > 1:
         raise ValueError("init.lam is not an input of the gaussian init (its λ is measured, column lam_hat); "
@@ -125,6 +131,7 @@ def build_batch(cfg: Mapping[str, Any], n_in: int, n_out: int, align_to: torch.T
             ws = inits.gaussian(widths, scale, lecun=bool(init_cfg.get("lecun", True)), generator=gen)
         else:
             raise ValueError(f"init.kind={kind!r} is unknown; choose 'balanced' or 'gaussian'.")
+        ws = inits.perturb(ws, float(init_cfg.get("perturb", 0.0) or 0.0), generator=gen)
         for l, w in enumerate(ws):
             layers[l].append(w)
         rows.append({"lam": lam if kind == "balanced" else float("nan"), "scale": scale, "lr": lr, "seed": seed})
@@ -136,48 +143,49 @@ def build_batch(cfg: Mapping[str, Any], n_in: int, n_out: int, align_to: torch.T
     return weights, meta
 
 
-def choose_theory(name: str | None, task: Task, weights: list[torch.Tensor]) -> tuple[Any, list[str]]:
+def choose_theory(name: str | None, task: Task, weights: list[torch.Tensor],
+                  options: Mapping[str, Any] | None = None) -> tuple[Any, list[str]]:
     """(Theory or None, notes): theory ``name`` if it applies to ``weights`` on ``task`` (``auto`` picks the
-    most exact that applies; ``none`` skips); the notes say which theory was chosen, or why none was."""
+    most exact that applies; ``none`` skips); the notes say which theory was chosen, or why none was.
+    ``options`` (e.g. the trainer's ``lr`` and ``dtype``) go to the theories that take them (aligned_gd, gd_flow,
+    escape)."""
     if name in (None, "none", "null"):
         return None, ["theory=none"]
     from lazyrich import theory as th
+    from lazyrich.theory.registry import filter_options
 
     stats = th.TaskStats.from_task(task)
     if name == "auto":
         chosen, why = th.select_theory(stats, weights)
         return chosen, [f"theory=auto chose {chosen.name}: {why}"]
-    chosen = th.get_theory(name)
+    chosen = th.get_theory(name, **filter_options(name, dict(options or {})))
     reason = chosen.check(stats, weights)
     if reason is not None:
         return None, [f"theory {name} skipped: {reason}"]
     return chosen, [f"theory={name}"]
 
 
-def predict_theory(name: Any, task: Task, weights: list[torch.Tensor],
-                   t: torch.Tensor) -> tuple[Any, list[str]]:
+def predict_theory(name: str | None, task: Task, weights: list[torch.Tensor],
+                   t: torch.Tensor, options: Mapping[str, Any] | None = None) -> tuple[Any, list[str]]:
     """(Prediction or None, notes) of theory ``name`` (``auto`` picks the most exact that applies; ``none``
-    skips; a Theory object is used as it is) for ``weights`` on the grid ``t`` (B, T); the notes say which
-    theory ran, or why none did."""
-    if isinstance(name, str) or name is None:
-        chosen, notes = choose_theory(name, task, weights)
-    else:
-        chosen, notes = name, []
+    skips) for ``weights`` on the grid ``t`` (B, T); the notes say which theory ran, or why none did.
+    ``options`` go to the theories that take them (see :func:`choose_theory`)."""
+    chosen, notes = choose_theory(name, task, weights, options)
     if chosen is None:
         return None, notes
     from lazyrich import theory as th
 
     try:
         prediction = chosen.predict(th.TaskStats.from_task(task), weights, t)
-    except ValueError as err:
-        return None, [*notes, f"theory {chosen.name} skipped: {err}"]
+    except (ValueError, ArithmeticError, torch.linalg.LinAlgError) as err:  # the simulation is still written
+        return None, [*notes, f"theory {chosen.name} skipped: {type(err).__name__}: {err}"]
     return prediction, notes + list(getattr(prediction, "notes", []))
 
 
 def _rebalanced(weights: list[torch.Tensor]) -> tuple[list[torch.Tensor], str]:
     """The theory's restart point after a phase switch: the simulated product re-factorised at its measured λ̂.
 
-    GD drifts W2ᵀW2 − W1W1ᵀ by O(η·t) (THEORY.md §1) while the closed form needs it exact; re-factorising keeps
+    GD drifts W2ᵀW2 − W1W1ᵀ by O(η·t) (docs/theory.md §8) while the closed form needs it exact; re-factorising keeps
     the network function and λ̂ and moves the Gram blocks by the size of that drift, which the note reports.
     """
     if len(weights) != 2:
@@ -191,6 +199,97 @@ def _rebalanced(weights: list[torch.Tensor]) -> tuple[list[torch.Tensor], str]:
         return weights, f"theory restarts from the simulated weights (cannot re-balance them: {err})"
     return [w1, w2], (f"theory restarts from the simulated W2W1 re-factorised at its measured λ̂ (GD left a "
                       f"relative balance deviation of up to {rel:.2g})")
+
+
+def plan_work(budgets: Sequence[float | None], lrs: np.ndarray, trainer_cfg: Mapping[str, Any]) -> str:
+    """Check every phase's step count before any training (see :func:`lazyrich.train.plan_steps`) and say how
+    much work the run is: networks × GD steps. ``budgets`` holds each phase's t budget (None: trainer.t_max)."""
+    lr = torch.tensor(np.array(lrs, dtype=np.float64))
+    steps = 0
+    for budget in budgets:
+        t_max = checks.floats("trainer.t_max", trainer_cfg["t_max"] if budget is None else budget, positive=True)[0]
+        grid = log_grid(t_max, int(trainer_cfg.get("n_log", 101)), trainer_cfg.get("spacing", "linear"))
+        steps += int(plan_steps(grid, lr, trainer_cfg.get("max_steps"))[:, -1].max())
+    return (f"work: {len(lr)} networks × {steps:,} GD steps ({len(budgets)} phase(s)); budget "
+            f"trainer.max_steps={trainer_cfg.get('max_steps') or 'default'} per phase")
+
+
+def run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None = None, *, log_wandb: bool = True,
+                   plot: bool = True) -> ExperimentResult:
+    """Train the batch of ``cfg`` on its task (or task sequence), predict it with the chosen theory, and write
+    the run folder (if ``run_dir``). Returns an :class:`ExperimentResult`.
+
+    A ``run_dir`` is written by one process at a time (:class:`~lazyrich.locking.FolderLock`) and holds one
+    configuration: a config other than the one it records (batch axes aside) is refused before training.
+
+    A batch larger than ``trainer.batch_chunk`` (``auto``: sized from memory, see :mod:`lazyrich.chunking`,
+    and only when writing a run folder) runs chunk by chunk, each chunk's metrics and matrices written as soon
+    as it is done; each network's numbers are the same whatever the chunking. Then the result keeps the
+    summary, not the trajectories, nor the long table when it was written (``frame`` is None: read it with
+    ``results.load(run_dir, columns=…, filters=…)``).
+    """
+    if run_dir is None:
+        return _run_experiment(cfg, None, log_wandb=log_wandb, plot=plot)
+    with locking.FolderLock(run_dir):
+        identity.check(run_dir, cfg, identity.RUN_IGNORED)  # recorded with the results, by _write
+        return _run_experiment(cfg, run_dir, log_wandb=log_wandb, plot=plot)
+
+
+def _run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None, *, log_wandb: bool,
+                    plot: bool) -> ExperimentResult:
+    started = time.perf_counter()
+    device = resolve_device(cfg.get("device", "auto"))
+    task = build_task(cfg["task"])
+    phases = list(task) if isinstance(task, TaskSequence) else None
+    first = phases[0].task if phases else task
+    trainer_cfg = dict(cfg.get("trainer", {}))
+    weights, meta = build_batch(cfg, first.n_in, first.n_out, first.sigma_yx, device)
+    work = plan_work([p.t_budget for p in phases] if phases else [None], meta["lr"].to_numpy(), trainer_cfg)
+    (log.info if run_dir is not None else log.debug)(work)
+    theories, notes = _theories(cfg, task, weights)
+    dtype = _train_dtype(trainer_cfg, theories[1], notes)
+    n_log, chunk = int(trainer_cfg.get("n_log", 101)), trainer_cfg.get("batch_chunk", "auto")
+    # In memory (no run folder: suites, figures, the Python API) everything is kept, so `auto` is one chunk.
+    size = len(meta) if run_dir is None and chunk in (None, "auto") else chunk_size(
+        chunk, len(meta), n_in=first.n_in, n_out=first.n_out, n_log=n_log,
+        n_matrix=min(int(trainer_cfg.get("n_matrix", 21)), n_log), n_phases=len(phases or [None]))
+    single = size >= len(meta)
+    sink = _RunSink(Path(run_dir)) if run_dir is not None else None
+    chunks = []
+    for start in range(0, len(meta), size):
+        rows = slice(start, start + size)
+        chunk = _train_chunk(cfg, task, [w[rows] for w in weights], meta.iloc[rows].reset_index(drop=True),
+                             theories, start, dtype)
+        if sink is not None:
+            sink.append(chunk)
+        if not single:  # keep only what is small: the summary and the notes (and the table if not written)
+            chunk.trajectories, chunk.predictions = [], []
+            chunk.frame = chunk.frame if sink is None else None
+        chunks.append(chunk)
+        release_memory()
+    notes = list(dict.fromkeys(notes + [n for c in chunks for n in c.notes]))
+    for note in notes:
+        log.debug(note)
+    result = _combine(chunks, meta, notes, single=single, keep_frame=single or sink is None)
+    if sink is not None:
+        _write(result, sink, cfg, log_wandb=log_wandb, plot=plot, started=started)
+    return result
+
+
+def _theories(cfg: Mapping[str, Any], task: Task | TaskSequence,
+              weights: list[torch.Tensor]) -> tuple[tuple[str | None, str | None], list[str]]:
+    """((theory of the first phase, theory of later phases), notes): names, None for no theory. ``auto`` is
+    resolved here, once for the whole batch, so that every chunk runs the same theory."""
+    name = _get(cfg, "theory.name", "auto")
+    if name in ("none", None, "null"):
+        return (None, None), ["theory=none"]
+    if _get(cfg, "model.activation") not in (None, "none", "linear"):
+        return (None, None), ["theory skipped: the theories describe linear networks; model.activation is set."]
+    if name != "auto":
+        return (name, name), []
+    sequence = isinstance(task, TaskSequence)
+    chosen, notes = choose_theory(name, list(task)[0].task if sequence else task, weights)
+    return (chosen.name, name), [("phase 0: " if sequence else "") + n for n in notes]
 
 
 @dataclass
@@ -220,14 +319,17 @@ def _global_network_numbers(start: int) -> Iterator[None]:
         warnings.warn_explicit(text, w.category, w.filename, w.lineno)
 
 
-def _train_chunk(cfg: Mapping[str, Any], task: Task | TaskSequence, weights: list[torch.Tensor],
-                 meta: pd.DataFrame, theories: tuple[Any, str | None], start: int) -> _Chunk:
-    """Train, predict and tabulate one chunk; ``theories`` = (phase-0 Theory or None, later phases' name or
-    None), see :func:`_phase0_theory`."""
+def _train_phases(cfg: Mapping[str, Any], task: Task | TaskSequence, init64: list[torch.Tensor],
+                  meta: pd.DataFrame, theories: tuple[str | None, str | None], start: int,
+                  dtype: torch.dtype) -> tuple[list[pd.DataFrame], list[Trajectory], list[Any], list[list], list[str]]:
+    """Train one chunk phase after phase and predict each phase: (frames, trajectories, predictions, the
+    weights after each phase (the init first), notes)."""
     phases = list(task) if isinstance(task, TaskSequence) else None
     trainer_cfg, model_cfg = dict(cfg.get("trainer", {})), dict(cfg.get("model", {}))
+    weights = [w.to(dtype) for w in init64]
     frames, trajectories, predictions, phase_weights, notes = [], [], [], [weights], []
     t_offset = torch.zeros(len(meta), dtype=torch.float64)
+    options = {"lr": meta["lr"].to_numpy(), "dtype": dtype}
     for index, phase in enumerate(phases or [None]):
         phase_task = phase.task if phase is not None else task
         budget = phase.t_budget if phase is not None and phase.t_budget is not None else trainer_cfg["t_max"]
@@ -237,14 +339,16 @@ def _train_chunk(cfg: Mapping[str, Any], task: Task | TaskSequence, weights: lis
                          n_matrix=int(trainer_cfg.get("n_matrix", 21)), activation=model_cfg.get("activation"),
                          batch_size=trainer_cfg.get("batch_size"), seed=int(as_list(cfg.get("seed", 0))[0]),
                          check_every=int(trainer_cfg.get("check_every", 10)),
-                         progress=bool(trainer_cfg.get("progress", True)))
+                         progress=bool(trainer_cfg.get("progress", True)), max_steps=trainer_cfg.get("max_steps"))
         prefix = f"phase {index}: " if phases else ""
-        theory_weights, phase_theory = weights, theories[0] if index == 0 else theories[1]
-        if index > 0 and phase_theory is not None:
-            theory_weights, note = _rebalanced(weights)
+        # Phase 0: the float64 init (its rounding to a lower trainer dtype is inside theory_rtol); later phases
+        # restart from the trainer's weights, promoted here so that the theory does not warn again.
+        theory_weights, name = (init64, theories[0]) if index == 0 else ([w.to(DTYPE) for w in weights], theories[1])
+        if index > 0 and name is not None:
+            theory_weights, note = _rebalanced(theory_weights)
             notes.append(prefix + note)
-        prediction, theory_notes = (predict_theory(phase_theory, phase_task, theory_weights, traj.t)
-                                    if phase_theory is not None else (None, []))
+        prediction, theory_notes = (predict_theory(name, phase_task, theory_weights, traj.t, options)
+                                    if name is not None else (None, []))
         notes += [prefix + n for n in theory_notes]
         frame = results.to_frame(traj, meta, prediction, phase=index if phases else None, t_offset=t_offset)
         frame["net"] += start
@@ -256,73 +360,26 @@ def _train_chunk(cfg: Mapping[str, Any], task: Task | TaskSequence, weights: lis
         t_offset = t_offset + traj.t[:, -1].cpu()
         weights = traj.final_weights
         phase_weights.append(weights)
+    return frames, trajectories, predictions, phase_weights, notes
+
+
+def _train_chunk(cfg: Mapping[str, Any], task: Task | TaskSequence, init64: list[torch.Tensor],
+                 meta: pd.DataFrame, theories: tuple[str | None, str | None], start: int,
+                 dtype: torch.dtype) -> _Chunk:
+    """Train, predict and tabulate the networks ``start`` … of one chunk (see :func:`_train_phases`)."""
+    frames, trajectories, predictions, phase_weights, notes = _train_phases(cfg, task, init64, meta, theories,
+                                                                            start, dtype)
+    phases = list(task) if isinstance(task, TaskSequence) else None
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     loss_matrix = (metrics.loss_matrix(phase_weights[1:], [p.task for p in phases]).cpu().numpy()
                    if phases else None)
     summary = results.summarise(frame[frame["phase"] == frame["phase"].max()] if phases else frame,
                                 meta_columns=[*META_COLUMNS, "lam_hat"])
     summary = _add_saddle_columns(summary, predictions[-1])
+    if not phases and _get(cfg, "trainer.batch_size") is None:
+        summary = _derived_agreement(summary, predictions[-1], task, meta["lr"].to_numpy(), dtype,
+                                     two_layer=len(init64) == 2)
     return _Chunk(start, frame, summary, trajectories, predictions, notes, loss_matrix)
-
-
-def _phase0_theory(cfg: Mapping[str, Any], task: Task | TaskSequence,
-                   weights: list[torch.Tensor]) -> tuple[Any, str | None, list[str]]:
-    """(Theory or None for the first phase, theory name for later phases or None, notes). The first phase's
-    theory is chosen once for the whole batch, so every chunk runs the same one."""
-    name = _get(cfg, "theory.name", "auto")
-    if name in ("none", None, "null"):
-        return None, None, ["theory=none"]
-    if _get(cfg, "model.activation") not in (None, "none", "linear"):
-        return None, None, ["theory skipped: the theories describe linear networks; model.activation is set."]
-    sequence = isinstance(task, TaskSequence)
-    chosen, notes = choose_theory(name, list(task)[0].task if sequence else task, weights)
-    return chosen, name, [("phase 0: " if sequence else "") + n for n in notes]
-
-
-def run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None = None, *, log_wandb: bool = True,
-                   plot: bool = True) -> ExperimentResult:
-    """Train the batch of ``cfg`` on its task (or task sequence), predict it with the chosen theory, and write
-    the run folder (if ``run_dir``). Returns an :class:`ExperimentResult`.
-
-    A batch larger than ``trainer.batch_chunk`` (``auto``: sized from memory, see :mod:`lazyrich.chunking`,
-    and only when writing a run folder) runs chunk by chunk, each chunk's metrics and matrices written as soon
-    as it is done; each network's numbers are the same whatever the chunking. Then the result keeps the
-    summary, not the trajectories, nor the long table when it was written (``frame`` is None: read it with
-    ``results.load(run_dir, columns=…, filters=…)``).
-    """
-    device = resolve_device(cfg.get("device", "auto"))
-    task = build_task(cfg["task"])
-    phases = list(task) if isinstance(task, TaskSequence) else None
-    first = phases[0].task if phases else task
-    weights, meta = build_batch(cfg, first.n_in, first.n_out, first.sigma_yx, device)
-    theory, later, notes = _phase0_theory(cfg, task, weights)
-    trainer_cfg = dict(cfg.get("trainer", {}))
-    n_log, chunk = int(trainer_cfg.get("n_log", 101)), trainer_cfg.get("batch_chunk", "auto")
-    # In memory (no run folder: suites, figures, the Python API) everything is kept, so `auto` is one chunk.
-    size = len(meta) if run_dir is None and chunk in (None, "auto") else chunk_size(
-        chunk, len(meta), n_in=first.n_in, n_out=first.n_out, n_log=n_log,
-        n_matrix=min(int(trainer_cfg.get("n_matrix", 21)), n_log), n_phases=len(phases or [None]))
-    single = size >= len(meta)
-    sink = _RunSink(Path(run_dir)) if run_dir is not None else None
-    chunks = []
-    for start in range(0, len(meta), size):
-        rows = slice(start, start + size)
-        chunk = _train_chunk(cfg, task, [w[rows] for w in weights], meta.iloc[rows].reset_index(drop=True),
-                             (theory, later), start)
-        if sink is not None:
-            sink.append(chunk)
-        if not single:  # keep only what is small: the summary and the notes (and the table if not written)
-            chunk.trajectories, chunk.predictions = [], []
-            chunk.frame = chunk.frame if sink is None else None
-        chunks.append(chunk)
-        release_memory()
-    notes = list(dict.fromkeys(notes + [n for c in chunks for n in c.notes]))
-    for note in notes:
-        log.debug(note)
-    result = _combine(chunks, meta, notes, single=single, keep_frame=single or sink is None)
-    if sink is not None:
-        _write(result, sink, cfg, log_wandb=log_wandb, plot=plot)
-    return result
 
 
 def _combine(chunks: list[_Chunk], meta: pd.DataFrame, notes: list[str], *, single: bool,
@@ -336,6 +393,43 @@ def _combine(chunks: list[_Chunk], meta: pd.DataFrame, notes: list[str], *, sing
                             np.concatenate(losses) if losses else None)
 
 
+def _train_dtype(trainer_cfg: Mapping[str, Any], theory_name: str | None, notes: list[str]) -> torch.dtype:
+    """The trainer's dtype (``trainer.dtype``, float64 by default); below float64 with a theory, one warning."""
+    name = str(trainer_cfg.get("dtype", "float64") or "float64")
+    dtype = getattr(torch, name, None)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"trainer.dtype={name!r} is not a torch float dtype; use float64 (default) or float32.")
+    if dtype != DTYPE and theory_name not in ("none", None):
+        msg = (f"trainer.dtype={name}: the {name} run is compared with a float64 theory from the float64 init; "
+               f"the agreement tolerance adds 1000·u = {1000 * torch.finfo(dtype).eps:.1g} for its rounding "
+               f"(theory_rtol in the summary).")
+        log.warning(msg)
+        notes.append(msg)
+    return dtype
+
+
+def _derived_agreement(summary: pd.DataFrame, prediction, task: Task, lr: np.ndarray, dtype: torch.dtype, *,
+                       two_layer: bool) -> pd.DataFrame:
+    """theory_rtol: the GD–flow tolerance derived from the leading O(lr) correction (lazyrich.theory.gd_flow) for
+    two-layer flow theories, rounding only for the GD theories; theory_agrees is then judged against it."""
+    if prediction is None or "theory_max_rel_err" not in summary or not two_layer:
+        return summary
+    from lazyrich.theory import TaskStats
+    from lazyrich.theory.gd_flow import DTYPE_FLOOR, gd_flow_rtol
+
+    eps = torch.finfo(dtype).eps
+    if prediction.theory == "aligned_gd":
+        rtol = np.full(len(summary), DTYPE_FLOOR * eps)
+    elif prediction.theory in ("exact", "aligned", "ode"):  # gradient-flow theories
+        rtol = gd_flow_rtol(prediction, TaskStats.from_task(task), torch.tensor(np.array(lr)), dtype).cpu().numpy()
+    else:
+        return summary
+    summary = summary.copy()
+    summary["theory_rtol"] = rtol
+    summary["theory_agrees"] = summary["theory_max_rel_err"].to_numpy() <= rtol
+    return summary
+
+
 def _add_saddle_columns(summary: pd.DataFrame, prediction) -> pd.DataFrame:
     """The theory's verdict per network: does the flow converge to a saddle, and to what loss as t → ∞."""
     if prediction is None or getattr(prediction, "converges_to_saddle", None) is None:
@@ -343,6 +437,8 @@ def _add_saddle_columns(summary: pd.DataFrame, prediction) -> pd.DataFrame:
     summary = summary.copy()
     summary["theory_saddle"] = prediction.converges_to_saddle.cpu().numpy().astype(bool)
     summary["theory_limit_loss"] = prediction.final_loss.cpu().numpy()
+    if getattr(prediction, "ode_fallback", None) is not None:  # the closed form handed these to the ode theory
+        summary["theory_ode_fallback"] = prediction.ode_fallback.cpu().numpy().astype(bool)
     return summary
 
 
@@ -370,6 +466,8 @@ class _RunSink:
     def __init__(self, run_dir: Path) -> None:
         from lazyrich.storage import RunWriter
 
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / results.DONE).unlink(missing_ok=True)  # being rewritten: unfinished until the manifest is in
         self.run_dir = run_dir
         self.writer = RunWriter(run_dir)
         self.columns: list[str] = []
@@ -383,18 +481,21 @@ def _plot_frame(result: ExperimentResult, sink: _RunSink, hue: str) -> pd.DataFr
     """The long table for the curves figure: in memory, or only its plotted columns read back from disk."""
     if result.frame is not None:
         return result.frame
+    from lazyrich.storage import read_metrics
+
     wanted = [c for c in sink.columns if c in (hue, "t") or c.endswith(("/loss", "/kernel_distance"))]
-    return results.load(sink.run_dir, columns=wanted)
+    return read_metrics(sink.run_dir, columns=wanted)  # the unit is not finished yet: no verification
 
 
 def _write(result: ExperimentResult, sink: _RunSink, cfg: Mapping[str, Any], *, log_wandb: bool,
-           plot: bool) -> None:
+           plot: bool, started: float) -> None:
     from omegaconf import OmegaConf
 
     from lazyrich import plots
 
     run_dir = sink.run_dir
     cfg_node = OmegaConf.create(dict(cfg)) if not OmegaConf.is_config(cfg) else cfg
+    identity.claim(run_dir, cfg_node, identity.RUN_IGNORED)
     sink.writer.close()
     (run_dir / "theory.txt").write_text("\n".join(result.theory_notes) + "\n")
     if plot:
@@ -406,11 +507,12 @@ def _write(result: ExperimentResult, sink: _RunSink, cfg: Mapping[str, Any], *, 
     result.run_dir = run_dir
     logger_cfg = _get(cfg, "logger.wandb", None)
     if log_wandb and logger_cfg and logger_cfg.get("enabled", True):
-        from lazyrich.wandb_sink import log_to_wandb
+        from lazyrich.wandb_schema import run_group
+        from lazyrich.wandb_sink import Target, log_networks, process_seconds
 
         plain = OmegaConf.to_container(cfg_node, resolve=True)
+        target = Target.from_logger(logger_cfg, group=run_group(run_dir), job_type="run", config=plain,
+                                    unit=run_dir.name, run_dir=run_dir)
         frame = result.frame if result.frame is not None else results.load(run_dir).drop(columns="run")
-        log_to_wandb(frame, config=plain, group=str(logger_cfg.get("group") or run_dir.name),
-                     run_dir=run_dir, config_columns=("lam", "scale", "lr"),
-                     project=logger_cfg.get("project", "lazyrich"), entity=logger_cfg.get("entity"),
-                     tags=list(logger_cfg.get("tags", []) or []))
+        log_networks(frame, target, META_COLUMNS[:3], rows=result.summary,
+                     elapsed=max(process_seconds() or 0.0, time.perf_counter() - started))

@@ -1,6 +1,6 @@
 """Where the weights start: λ-balanced, task-aligned, re-factorised, Gaussian and deep balanced inits.
 
-Conventions (THEORY.md §1–2): W1 is (n_hidden, n_in), W2 is (n_out, n_hidden); the balance of a pair is
+Conventions (docs/theory.md §1, §3): W1 is (n_hidden, n_in), W2 is (n_out, n_hidden); the balance of a pair is
 W2ᵀW2 − W1W1ᵀ = λI, and λ > 0 means the output layer is the larger one. Every function takes an optional
 ``batch`` and then returns tensors with a leading batch axis, so one call initialises a whole sweep.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -20,15 +21,18 @@ __all__ = [
     "balanced_factors",
     "check_widths",
     "deep_balanced",
+    "exact_lam",
     "gaussian",
+    "gaussian_lambda",
     "lambda_balanced",
+    "perturb",
     "random_orthogonal",
     "refactorise",
 ]
 
 
 def check_widths(n_in: int, n_hidden: int, n_out: int, lam: float) -> None:
-    """Raise ``ValueError`` if no weights of these widths can be λ-balanced (THEORY.md §1, A3)."""
+    """Raise ``ValueError`` if no weights of these widths can be λ-balanced (docs/theory.md §3, A3)."""
     for name, value in (("n_in", n_in), ("n_hidden", n_hidden), ("n_out", n_out)):
         if int(value) < 1:
             raise ValueError(f"{name} must be a positive width, got {value}.")
@@ -47,6 +51,21 @@ def check_widths(n_in: int, n_hidden: int, n_out: int, lam: float) -> None:
             f"n_hidden={n_hidden} > n_in={n_in} forces lam >= 0 (got lam={lam}): W1W1ᵀ has rank at most "
             f"n_in. Use lam >= 0 or n_hidden <= {n_in}."
         )
+
+
+def exact_lam(lam: float | Tensor | Sequence[float], dtype: torch.dtype = DTYPE) -> Tensor:
+    """λ as a ``dtype`` tensor; a lower-precision float λ is read as the shortest decimal that rounds to it.
+
+    ``torch.tensor(0.8)`` is float32 0.800000011920929: read as 0.8, so that a λ typed in float32 means the
+    number that was typed (the precision policy of :mod:`lazyrich.theory.base`), not its float32 rounding.
+    """
+    if isinstance(lam, Tensor | np.ndarray) and lam.dtype in (torch.float32, torch.float16, np.float32, np.float16):
+        values = np.asarray(lam.cpu() if isinstance(lam, Tensor) else lam)
+        decimal = [float(str(v)) for v in values.reshape(-1)]
+        return torch.tensor(decimal, dtype=dtype).reshape(values.shape)
+    if isinstance(lam, Tensor) and lam.is_floating_point() and torch.finfo(lam.dtype).eps > torch.finfo(dtype).eps:
+        return exact_lam(lam.to(torch.float32), dtype)  # bfloat16: through its float32 value
+    return torch.as_tensor(lam, dtype=dtype)
 
 
 def balanced_factors(s: Tensor, lam: Tensor | float) -> tuple[Tensor, Tensor]:
@@ -95,7 +114,7 @@ def _complement(basis: Tensor, n_extra: int) -> Tensor:
 
 def refactorise(product: Tensor, lam: float | Tensor, *, n_hidden: int | None = None,
                 generator: torch.Generator | None = None, rotate: bool = True) -> tuple[Tensor, Tensor]:
-    """Factor a product W (…, n_out, n_in) as W2·W1 with W2ᵀW2 − W1W1ᵀ = λI (THEORY.md §2).
+    """Factor a product W (…, n_out, n_in) as W2·W1 with W2ᵀW2 − W1W1ᵀ = λI (docs/theory.md §3).
 
     ``lam`` is a float or a tensor broadcastable to the batch shape. ``n_hidden`` defaults to min(n_in, n_out);
     wider nets pad the extra hidden directions with √λ on W2 (λ ≥ 0) or √(−λ) on W1 (λ ≤ 0); narrower nets keep
@@ -105,7 +124,7 @@ def refactorise(product: Tensor, lam: float | Tensor, *, n_hidden: int | None = 
     n_out, n_in = product.shape[-2:]
     m = min(n_in, n_out)
     n_hidden = m if n_hidden is None else int(n_hidden)
-    lam_t = torch.as_tensor(lam, dtype=product.dtype, device=product.device)
+    lam_t = exact_lam(lam, product.dtype).to(product.device)
     for value in lam_t.reshape(-1).tolist():
         check_widths(n_in, n_hidden, n_out, value)
     batch_shape = product.shape[:-2]
@@ -160,7 +179,7 @@ def lambda_balanced(n_in: int, n_hidden: int, n_out: int, lam: float | Tensor | 
     at s = scale in the task's singular basis (Saxe et al. 2014). ``lam`` may be a sequence with one value per
     network; then ``batch`` defaults to its length and a leading batch axis is added.
     """
-    lam_t = torch.as_tensor(lam, dtype=dtype)
+    lam_t = exact_lam(lam, dtype)
     if lam_t.dim() == 1 and batch is None:
         batch = lam_t.shape[0]
     if lam_t.dim() == 1 and lam_t.shape[0] != batch:
@@ -182,8 +201,9 @@ def gaussian(widths: Sequence[int], scale: float | Sequence[float] = 1.0, *, lec
              device: torch.device | str | None = None) -> list[Tensor]:
     """Independent Gaussian layers for widths [n_in, n_1, …, n_out]; W_l ~ N(0, σ_l²/fan_in) if ``lecun``.
 
-    ``scale`` is σ, one value or one per layer. Such inits are nearly λ-balanced with
-    λ ≈ n_out σ₂² − n_in σ₁² (THEORY.md §2); see :func:`balance`.
+    ``scale`` is σ, one value or one per layer. A two-layer init [n_in, n_h, n_out] has
+    E[W2ᵀW2 − W1W1ᵀ] = λI with λ = n_out σ₂²/n_h − σ₁² if ``lecun`` (each W_l's variance is σ_l²/fan_in), and
+    λ = n_out σ₂² − n_in σ₁² without; one draw deviates from λI by O(1/√width) (measure it with :func:`balance`).
     """
     n_layers = len(widths) - 1
     if n_layers < 1:
@@ -198,6 +218,15 @@ def gaussian(widths: Sequence[int], scale: float | Sequence[float] = 1.0, *, lec
         std = sigma / math.sqrt(fan_in) if lecun else sigma
         weights.append(torch.randn(shape, generator=generator, dtype=dtype, device=dev) * std)
     return [w.to(device) for w in weights] if device is not None else weights
+
+
+def gaussian_lambda(widths: Sequence[int], scale: float | Sequence[float] = 1.0, *, lecun: bool = True) -> float:
+    """The expected λ of a two-layer :func:`gaussian` init: E[W2ᵀW2 − W1W1ᵀ] = λI (see its docstring)."""
+    if len(widths) != 3:
+        raise ValueError(f"gaussian_lambda is for two layers, widths [n_in, n_h, n_out]; got {list(widths)}.")
+    n_in, n_h, n_out = (int(w) for w in widths)
+    s1, s2 = (float(scale), float(scale)) if isinstance(scale, int | float) else (float(x) for x in scale)
+    return n_out * s2**2 / n_h - s1**2 if lecun else n_out * s2**2 - n_in * s1**2
 
 
 def _deep_layer_values(s: Tensor, lams: Tensor) -> Tensor:
@@ -230,7 +259,7 @@ def deep_balanced(widths: Sequence[int], lams: float | Sequence[float], *, scale
 
     ``widths`` = [n_in, n_1, …, n_out]; every hidden width must equal min(n_in, n_out). ``lams`` has L−1 values
     (or one, used for every pair). The product's modes are those of :func:`lambda_balanced`; each mode is split
-    into layer values a_l solving a_{l+1}² − a_l² = λ_l, Π a_l = s (THEORY.md §4).
+    into layer values a_l solving a_{l+1}² − a_l² = λ_l, Π a_l = s (docs/theory.md §7).
     """
     widths = [int(w) for w in widths]
     n_layers = len(widths) - 1
@@ -256,6 +285,20 @@ def deep_balanced(widths: Sequence[int], lams: float | Sequence[float], *, scale
     right = [vh.mT] + rotations  # V, R_1 … R_{L-1}
     weights = [lft * a[..., l].unsqueeze(-2) @ rgt.mT for l, (lft, rgt) in enumerate(zip(left, right, strict=True))]
     return [w.to(device) for w in weights] if device is not None else weights
+
+
+def perturb(weights: Sequence[Tensor], delta: float, *, generator: torch.Generator | None = None) -> list[Tensor]:
+    """[W_l + δ·G_l], G_l with independent N(0, 1) entries: an explicit seed of size δ for leaving a saddle.
+
+    A λ = 0 init with singular B sits on a saddle that gradient flow never leaves; δ sets how soon GD does
+    (after t ≈ ln(1/δ)/s̃, see :mod:`lazyrich.theory.escape`). δ = 0 returns copies of the weights.
+    """
+    if not (math.isfinite(delta) and delta >= 0):
+        raise ValueError(f"perturb delta must be a finite number ≥ 0, got {delta}.")
+    if delta == 0:
+        return [w.clone() for w in weights]
+    return [w + delta * torch.randn(w.shape, generator=generator, dtype=w.dtype, device=_gen_device(generator, None)
+                                    ).to(w.device) for w in weights]
 
 
 def balance(weights: Sequence[Tensor]) -> tuple[Tensor, Tensor]:

@@ -1,7 +1,7 @@
 """What we measure, as pure functions of weights and data statistics.
 
 Shapes: weights are [W1, …, WL], each (…, out, in) with any leading batch axes; X is (P, Ni), one sample per row;
-x_gram = XᵀX (Ni, Ni). The NTK is output-major (index o·P + p) and, for linear nets (THEORY.md §5),
+x_gram = XᵀX (Ni, Ni). The NTK is output-major (index o·P + p) and, for linear nets (docs/theory.md §6),
 
     K = Σ_l A_l ⊗ (X G_l Xᵀ),   A_l = W_{L:l+1}W_{L:l+1}ᵀ (No×No),   G_l = W_{l−1:1}ᵀW_{l−1:1} (Ni×Ni).
 
@@ -39,6 +39,7 @@ __all__ = [
     "product",
     "task_svals",
     "two_layer_ntk_blocks",
+    "zero_kernel_convention",
 ]
 
 
@@ -153,6 +154,7 @@ def kernel_change(blocks0: Blocks, blocks_t: Blocks, x_gram: Tensor) -> tuple[Te
 
     Kt − K0 is expanded as Σ_l [(A_l^t − A_l^0) ⊗ B_l^t + A_l^0 ⊗ (B_l^t − B_l^0)], whose terms are small when
     the kernel barely moves, so neither figure loses precision to cancellation in the lazy regime.
+    A zero kernel (e.g. a zero init) has no direction: see :func:`zero_kernel_convention` for the values then.
     """
     delta = []
     for (a0, g0), (at, gt) in zip(blocks0, blocks_t, strict=True):
@@ -163,7 +165,21 @@ def kernel_change(blocks0: Blocks, blocks_t: Blocks, x_gram: Tensor) -> tuple[Te
     # nt − n0 = (nt² − n0²)/(nt + n0) with nt² − n0² = ⟨ΔK, K0 + Kt⟩.
     dn = kernel_inner(delta, list(blocks0) + list(blocks_t), x_gram) / (nt + n0)
     distance = ((d_sq - dn * dn) / (2 * n0 * nt)).clamp(0.0, 2.0)
-    return distance, d_sq.sqrt() / n0
+    return zero_kernel_convention(distance, d_sq.sqrt() / n0, n0, nt)
+
+
+def zero_kernel_convention(distance: Tensor, rel: Tensor, n0: Tensor, nt: Tensor) -> tuple[Tensor, Tensor]:
+    """Kernel distance and relative change where ‖K0‖ or ‖Kt‖ is 0, where the cosine is undefined (0/0).
+
+    Defined as: a zero kernel shares no direction with any kernel, so S = 1 when exactly one of K0, Kt is zero
+    and S = 0 when both are (nothing moved); ‖Kt − K0‖/‖K0‖ is +inf from K0 = 0 to Kt ≠ 0 and 0 when both are 0.
+    A zero init (W = 0, a saddle of every linear net) therefore records S = 0 while it stays there.
+    """
+    zero0, zerot = n0 == 0, nt == 0
+    one = torch.ones_like(distance)
+    distance = torch.where(zero0 | zerot, torch.where(zero0 & zerot, 0 * one, one), distance)
+    rel = torch.where(zero0, torch.where(zerot, 0 * one, torch.full_like(rel, float("inf"))), rel)
+    return distance, rel
 
 
 def _frob(a: Tensor, b: Tensor) -> Tensor:
@@ -224,9 +240,12 @@ def linear_ntk(weights: Sequence[Tensor], x: Tensor) -> Tensor:
 
 
 def kernel_distance(k0: Tensor, k1: Tensor) -> Tensor:
-    """Kernel distance 1 − ⟨K0,K1⟩_F/(‖K0‖_F‖K1‖_F) between full kernels (…, n, n) (Fort et al. 2020)."""
+    """Kernel distance 1 − ⟨K0,K1⟩_F/(‖K0‖_F‖K1‖_F) between full kernels (…, n, n) (Fort et al. 2020).
+
+    Zero kernels follow :func:`zero_kernel_convention`."""
     inner = torch.sum(k0 * k1, dim=(-2, -1))
-    return 1.0 - inner / (torch.linalg.matrix_norm(k0) * torch.linalg.matrix_norm(k1))
+    n0, n1 = torch.linalg.matrix_norm(k0), torch.linalg.matrix_norm(k1)
+    return zero_kernel_convention(1.0 - inner / (n0 * n1), n0, n0, n1)[0]
 
 
 def snapshot(weights: Sequence[Tensor], init_weights: Sequence[Tensor], init_blocks: Blocks | None,
@@ -340,7 +359,7 @@ def predicted_generalisation(w1tw1: Tensor, x: Tensor, trained_item: int) -> Ten
     """The theory's generalisation profile (…, P): row ``trained_item`` of X W1ᵀW1 Xᵀ, normalised to 1 there.
 
     With the rest of the network frozen, one GD step on the new output moves its value on item j by
-    ∝ x_jᵀ W1ᵀW1 x_i (THEORY.md §6): the input-side representation decides how the new property spreads.
+    ∝ x_jᵀ W1ᵀW1 x_i (docs/theory.md §10): the input-side representation decides how the new property spreads.
     """
     k = x @ w1tw1 @ x.mT
     row = k[..., trained_item, :]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-__all__ = ["DONE", "load", "load_summary", "max_rel_error", "summarise", "to_frame", "write_run"]
+from lazyrich import integrity
 
-DONE = "DONE"
+__all__ = ["DONE", "ResultsWarning", "load", "load_summary", "max_rel_error", "summarise", "to_frame", "write_run"]
+
+DONE = integrity.DONE
 METRICS_FILE = "metrics.csv"
 SUMMARY_FILE = "summary.csv"
 AGREEMENT_RTOL = 0.05
@@ -127,6 +130,7 @@ def write_run(run_dir: str | Path, frame: pd.DataFrame | None, summary: pd.DataF
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / DONE).unlink(missing_ok=True)  # rewriting a folder: unfinished until the new manifest is in
     if config is not None:
         from omegaconf import OmegaConf
 
@@ -139,18 +143,57 @@ def write_run(run_dir: str | Path, frame: pd.DataFrame | None, summary: pd.DataF
     (run_dir / "summary.json").write_text(json.dumps(records, indent=1))
     if matrices:
         np.savez_compressed(run_dir / "matrices.npz", **{k: np.asarray(v) for k, v in matrices.items()})
+    integrity.write_manifest(run_dir)
     (run_dir / DONE).write_text("")
     return run_dir
 
 
+class ResultsWarning(UserWarning):
+    """A unit left out of a loaded table (unfinished, or failing verification); the message names it."""
+
+
+REQUIRED_COLUMNS = {METRICS_FILE: ("t",), SUMMARY_FILE: ("status",)}
+
+
+def _read_table(f: Path, filename: str) -> pd.DataFrame:
+    """One table file, or a ValueError naming the file and what is wrong with it."""
+    try:
+        df = pd.read_csv(f)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise ValueError(f"{f}: not a readable {filename} table ({type(err).__name__}: {err}); re-run the "
+                         f"unit that wrote it.") from None
+    missing = [c for c in REQUIRED_COLUMNS.get(filename, ()) if c not in df]
+    if missing:
+        raise ValueError(f"{f}: not a lazyrich {filename} (no column {', '.join(missing)}); re-run the unit "
+                         f"that wrote it.")
+    return df
+
+
+def _verified(files: list[Path], path: Path) -> list[Path]:
+    """The files whose run folder is a finished, intact unit; the others are named in a ResultsWarning."""
+    kept = []
+    for f in files:
+        reason = integrity.verify_unit(f.parent)
+        if reason is None:
+            kept.append(f)
+        else:
+            warnings.warn(f"skipped {f.parent}: {reason}", ResultsWarning, stacklevel=4)
+    if files and not kept:
+        raise FileNotFoundError(f"no finished, intact run under {path}: every one failed verification (see the "
+                         f"warnings); re-run them.")
+    return kept
+
+
 def _collect(path: str | Path, filename: str) -> pd.DataFrame:
     path = Path(path)
-    files = [path] if path.is_file() else sorted(path.rglob(filename))
+    if not path.exists():
+        raise FileNotFoundError(f"no {filename} at {path}: it does not exist; pass a run or sweep folder, or a file.")
+    files = [path] if path.is_file() else _verified(sorted(path.rglob(filename)), path)
     if not files:
         raise FileNotFoundError(f"no {filename} under {path}: pass a run folder or a sweep folder that holds runs.")
     frames = []
     for f in files:
-        df = pd.read_csv(f)
+        df = _read_table(f, filename)
         rel = f.parent.relative_to(path) if path.is_dir() else Path(".")
         df.insert(0, "run", str(rel) if str(rel) != "." else f.parent.name)
         frames.append(df)
@@ -161,13 +204,15 @@ def load(path: str | Path, columns: Sequence[str] | None = None,
          filters: Sequence[tuple[str, str, Any]] | None = None) -> pd.DataFrame:
     """The long metrics table of one run folder, or of every run under a sweep folder (adds a ``run`` column).
 
-    Reads ``metrics.parquet`` (or ``metrics.csv`` of older runs) lazily: only ``columns`` (default all), and
-    only the rows that satisfy every ``filters`` entry (column, op, value), e.g. ``[("lam", "==", 0.5)]``.
-    See :func:`lazyrich.storage.read_metrics`.
+    Reads ``metrics.parquet`` (or ``metrics.csv`` of older runs and suite units) lazily: only ``columns``
+    (default all), and only the rows that satisfy every ``filters`` entry (column, op, value), e.g.
+    ``[("lam", "==", 0.5)]``; see :func:`lazyrich.storage.read_metrics`. Only finished units whose files match
+    their manifest are read (:func:`lazyrich.integrity.verify_unit`); the others are skipped with a
+    :class:`ResultsWarning` naming them. A file that is not a table raises a ValueError naming it.
     """
     from lazyrich.storage import read_metrics
 
-    return read_metrics(path, columns=columns, filters=filters)
+    return read_metrics(path, columns=columns, filters=filters, select=_verified)
 
 
 def load_summary(path: str | Path) -> pd.DataFrame:

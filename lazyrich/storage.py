@@ -7,10 +7,11 @@ Layout of a run folder written by :func:`lazyrich.experiment.run_experiment`:
   chunk. Float metric columns use the BYTE_STREAM_SPLIT encoding (it groups the bytes of each float, so the
   exponent bytes of a smooth curve compress) and zstd; the repeated per-network columns (lam, seed, status, …)
   are dictionary-encoded. Row-group statistics let a filter such as ``lam == 0.5`` skip whole chunks.
-- ``matrices/<start>-<stop>.npz``: for the networks ``start … stop − 1``, every matrix array of the run (batch
+- ``matrices-<start>-<stop>.npz``: for the networks ``start … stop − 1``, every matrix array of the run (batch
   first, e.g. ``sim_product`` (b, Tm, No, Ni), ``t`` (b, Tm)), stored uncompressed. The matrices are dense,
   fixed-shape float64 arrays: npy keeps them bit-exact, writes at disk speed, and reading a selection of
   networks opens only the chunks that hold them (one array at a time: ``np.load`` of an npz is lazy per key).
+  The chunks sit beside the other files, so the unit's manifest (:mod:`lazyrich.integrity`) covers them.
 
 Older run folders (``metrics.csv``, ``matrices.npz``) are read by the same functions.
 """
@@ -26,12 +27,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["MATRICES_DIR", "METRICS_PARQUET", "Filter", "MatrixStore", "MetricsWriter", "RunWriter",
+__all__ = ["MATRICES_PREFIX", "METRICS_PARQUET", "Filter", "MatrixStore", "MetricsWriter", "RunWriter",
            "load_matrices", "metrics_files", "read_metrics"]
 
 METRICS_PARQUET = "metrics.parquet"
 METRICS_CSV = "metrics.csv"
-MATRICES_DIR = "matrices"
+MATRICES_PREFIX = "matrices-"
 LEGACY_MATRICES = "matrices.npz"
 COMPRESSION = "zstd"
 
@@ -106,10 +107,10 @@ class MetricsWriter:
 
 
 class MatrixStore:
-    """The chunked matrix store of one run folder: ``matrices/<start>-<stop>.npz`` per batch chunk."""
+    """The chunked matrix store of one run folder: ``matrices-<start>-<stop>.npz`` per batch chunk."""
 
     def __init__(self, run_dir: str | Path) -> None:
-        self.root = Path(run_dir) / MATRICES_DIR
+        self.root = Path(run_dir)
 
     def write(self, start: int, arrays: Mapping[str, np.ndarray]) -> Path:
         """Store the arrays (each batch first, all with the same batch size b) of networks start … start+b−1."""
@@ -118,15 +119,15 @@ class MatrixStore:
             raise ValueError(f"matrix arrays of one chunk must share their batch size, got {sizes}.")
         stop = start + next(iter(sizes.values()))
         self.root.mkdir(parents=True, exist_ok=True)
-        path = self.root / f"{start:09d}-{stop:09d}.npz"
+        path = self.root / f"{MATRICES_PREFIX}{start:09d}-{stop:09d}.npz"
         np.savez(path, **{k: np.asarray(v) for k, v in arrays.items()})
         return path
 
     def chunks(self) -> list[tuple[int, int, Path]]:
         """(start, stop, file) of every stored chunk, in network order."""
         found = []
-        for path in self.root.glob("*.npz"):
-            match = re.fullmatch(r"(\d+)-(\d+)\.npz", path.name)
+        for path in self.root.glob(f"{MATRICES_PREFIX}*.npz"):
+            match = re.fullmatch(re.escape(MATRICES_PREFIX) + r"(\d+)-(\d+)\.npz", path.name)
             if match:
                 found.append((int(match[1]), int(match[2]), path))
         return sorted(found)
@@ -169,7 +170,8 @@ def load_matrices(run_dir: str | Path, names: Iterable[str] | None = None,
     if not chunks:
         legacy = run_dir / LEGACY_MATRICES
         if not legacy.is_file():
-            raise FileNotFoundError(f"no matrices under {run_dir}: expected {MATRICES_DIR}/ or {LEGACY_MATRICES}.")
+            raise FileNotFoundError(f"no matrices under {run_dir}: expected {MATRICES_PREFIX}*.npz or "
+                                    f"{LEGACY_MATRICES}.")
         chunks = [(0, -1, legacy)]
     wanted = None if nets is None else np.unique(np.asarray(nets, dtype=np.int64))
     parts: dict[str, list[np.ndarray]] = {}
@@ -205,9 +207,23 @@ def _as_filters(filters: Sequence[Filter] | None) -> list[Filter]:
     return out
 
 
+def _not_a_table(path: Path, err: Exception) -> ValueError:
+    return ValueError(f"{path}: not a readable metrics table ({type(err).__name__}: {err}); re-run the unit that "
+                      f"wrote it.")
+
+
+def _require_t(path: Path, available: Sequence[str]) -> None:
+    if "t" not in available:
+        raise ValueError(f"{path}: not a lazyrich metrics table (no column t); re-run the unit that wrote it.")
+
+
 def _read_parquet(path: Path, columns: Sequence[str] | None, filters: list[Filter]) -> pd.DataFrame:
-    _, pq = _pyarrow()
-    available = pq.read_schema(path).names
+    pa, pq = _pyarrow()
+    try:
+        available = pq.read_schema(path).names
+    except (OSError, pa.ArrowInvalid) as err:
+        raise _not_a_table(path, err) from None
+    _require_t(path, available)
     _check_columns([*(columns or []), *(f[0] for f in filters)], available, path)
     table = pq.read_table(path, columns=list(columns) if columns is not None else None,
                           filters=[(c, op, list(v) if op.endswith("in") else v) for c, op, v in filters] or None)
@@ -215,10 +231,14 @@ def _read_parquet(path: Path, columns: Sequence[str] | None, filters: list[Filte
 
 
 def _read_csv(path: Path, columns: Sequence[str] | None, filters: list[Filter]) -> pd.DataFrame:
-    available = list(pd.read_csv(path, nrows=0).columns)
-    needed = None if columns is None else list(dict.fromkeys([*columns, *(f[0] for f in filters)]))
-    _check_columns([*(needed or []), *(f[0] for f in filters)], available, path)
-    frame = pd.read_csv(path, usecols=needed)
+    try:
+        available = list(pd.read_csv(path, nrows=0).columns)
+        _require_t(path, available)
+        needed = None if columns is None else list(dict.fromkeys([*columns, *(f[0] for f in filters)]))
+        _check_columns([*(needed or []), *(f[0] for f in filters)], available, path)
+        frame = pd.read_csv(path, usecols=needed)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise _not_a_table(path, err) from None
     for column, op, value in filters:
         frame = frame[_OPS[op](frame[column], value)]
     return frame.reset_index(drop=True) if columns is None else frame[list(columns)].reset_index(drop=True)
@@ -235,16 +255,22 @@ def metrics_files(path: str | Path) -> list[Path]:
     return [runs[d] for d in sorted(runs)]
 
 
-def read_metrics(path: str | Path, columns: Sequence[str] | None = None,
-                 filters: Sequence[Filter] | None = None) -> pd.DataFrame:
+def read_metrics(path: str | Path, columns: Sequence[str] | None = None, filters: Sequence[Filter] | None = None,
+                 select: Callable[[list[Path], Path], list[Path]] | None = None) -> pd.DataFrame:
     """The long metrics table of one run, or of every run under a sweep folder (adds a ``run`` column).
 
     ``columns`` keeps only those columns; ``filters`` keeps only the rows that satisfy every (column, op,
     value), e.g. ``[("lam", "==", 0.5), ("t", ">=", 1.0)]``. From Parquet, only the selected columns are
-    decoded and row groups whose statistics exclude the filter are skipped.
+    decoded and row groups whose statistics exclude the filter are skipped. ``select`` picks the files of a
+    folder to read (e.g. only verified units); a file passed directly is always read.
     """
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no {METRICS_CSV} at {path}: it does not exist; pass a run or sweep folder, or a "
+                                f"file.")
     files = metrics_files(path)
+    if select is not None and path.is_dir() and files:
+        files = select(files, path)
     if not files:
         raise FileNotFoundError(f"no {METRICS_CSV} or {METRICS_PARQUET} under {path}: pass a run folder or a "
                                 f"sweep folder that holds runs.")

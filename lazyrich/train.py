@@ -6,13 +6,22 @@ on the same t grid, so networks with different learning rates line up (and stop 
 
 Linear nets trained full-batch use the sufficient statistics Σxx, Σyx, so a step costs O(L·No·Ni·Nh) whatever P
 is. Nonlinear nets (``activation``) and minibatch SGD (``batch_size``) take the data path with autograd.
+
+Precision policy (the same in lazyrich.theory.base and lazyrich.train):
+1. init builds float64 weights and reads a float32 λ as the decimal it was typed as; metrics keep their inputs' dtype.
+2. The trainer trains and reports in the dtype of the weights it is given (``trainer.dtype``); it never promotes.
+3. Theories compute in float64: lower-precision inputs are promoted with one PrecisionWarning, a check that fails on
+   them names precision as the cause, and the experiment layer warns on a float32 run and adds 1000·u to the
+   agreement tolerance (``theory_rtol``).
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,13 +34,51 @@ from lazyrich.device import resolve_device
 
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"relu": torch.relu, "tanh": torch.tanh}
 
-__all__ = ["ACTIVATIONS", "Trajectory", "log_grid", "train"]
+__all__ = ["ACTIVATIONS", "DEFAULT_MAX_STEPS", "Trajectory", "log_grid", "plan_steps", "step_budget", "train"]
+
+
+DEFAULT_MAX_STEPS = 10_000_000
+"""Refuse a training run past this many GD steps per network (≈ minutes at tens of µs a step) unless raised."""
+
+_BUDGET: ContextVar[int] = ContextVar("lazyrich_max_steps", default=DEFAULT_MAX_STEPS)
+
+
+@contextmanager
+def step_budget(max_steps: int | None) -> Iterator[None]:
+    """Within the block, :func:`train` calls without ``max_steps`` refuse runs past ``max_steps`` (None: keep)."""
+    token = _BUDGET.set(int(max_steps)) if max_steps is not None else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            _BUDGET.reset(token)
+
+
+def plan_steps(grid: Tensor, lr: Tensor, max_steps: int | None = None) -> Tensor:
+    """The GD step (B, T) at which each network logs each t of ``grid``, refused when the run is impossible.
+
+    Refused: an lr whose first step already passes t_max (nothing would be trained), and more than
+    ``max_steps`` steps per network (default: the current :func:`step_budget`).
+    """
+    t_max = float(grid[-1])
+    worst = float(lr.max())
+    if worst > t_max:
+        raise ValueError(f"lr={worst:g} overshoots: one step already passes t_max={t_max:g}, so nothing would be "
+                         f"trained; lower lr well below t_max (GD follows the flow only for small lr), or raise "
+                         f"t_max.")
+    budget = _BUDGET.get() if max_steps is None else int(max_steps)
+    need = t_max / float(lr.min())
+    if need > budget:
+        raise ValueError(f"training to t_max={t_max:g} at lr={float(lr.min()):g} takes {need:.3g} steps per "
+                         f"network, past the budget max_steps={budget:.3g}: raise the budget (trainer.max_steps, "
+                         f"or max_steps for lazyrich bench), or raise lr / lower t_max.")
+    return torch.round(grid.unsqueeze(0) / lr.unsqueeze(1)).long()
 
 
 def log_grid(t_max: float, n_log: int = 101, spacing: str = "linear", t_min: float | None = None) -> Tensor:
     """The t values (n_log,) at which metrics are recorded; starts at 0. ``log`` spacing is geometric from t_min."""
-    if not t_max > 0:
-        raise ValueError(f"t_max must be positive, got {t_max}.")
+    if not (t_max > 0 and math.isfinite(t_max)):
+        raise ValueError(f"t_max must be positive and finite, got {t_max}.")
     if n_log < 2:
         raise ValueError(f"n_log must be at least 2 (t = 0 and t_max), got {n_log}.")
     if spacing == "linear":
@@ -157,20 +204,24 @@ def _data_loss(weights: Sequence[Tensor], x: Tensor, y: Tensor, activation) -> T
 def train(task, weights: Sequence[Tensor], lr: float | Sequence[float] | Tensor, *, t_max: float,
           n_log: int = 101, spacing: str = "linear", n_matrix: int = 21, activation: str | None = None,
           batch_size: int | None = None, seed: int = 0, check_every: int = 10, explode: float = 1e8,
-          progress: bool = True, device: str | torch.device | None = None) -> Trajectory:
+          progress: bool = True, device: str | torch.device | None = None,
+          max_steps: int | None = None) -> Trajectory:
     """Train B stacked networks on ``task`` by gradient descent up to t = t_max and record their metrics.
 
     ``weights``: [W1, …, WL], each (B, out, in), in the dtype to train in (they are not modified); training runs
     on their device unless ``device`` (auto | cpu | cuda) says otherwise. ``lr``: one value, or one per network.
     Metrics are recorded at the ``n_log`` points of :func:`log_grid`; the matrices at ``n_matrix`` of them.
     A network whose loss turns non-finite or exceeds ``explode`` × max(initial loss, 1) is frozen with status
-    "diverged" while the rest go on.
+    "diverged" while the rest go on. The step count is checked before any work: see :func:`plan_steps`
+    (``max_steps`` None: the budget of :func:`step_budget`, :data:`DEFAULT_MAX_STEPS` unless set).
     """
     target = resolve_device(device) if device is not None else None
     weights = [w.detach().to(target).clone() if target is not None else w.detach().clone() for w in weights]
     if len(weights) < 1 or any(w.dim() != 3 for w in weights):
         raise ValueError("weights must be a list of stacked layers, each (B, out, in); add a batch axis.")
     n_batch, device, dtype = weights[0].shape[0], weights[0].device, weights[0].dtype
+    if n_batch == 0:
+        raise ValueError("the batch is empty (weights have B = 0 networks); pass at least one network.")
     for l, (lo, hi) in enumerate(zip(weights[:-1], weights[1:], strict=True), start=1):
         if hi.shape[2] != lo.shape[1] or hi.shape[0] != n_batch:
             raise ValueError(f"layer shapes do not chain: W{l} is {tuple(lo.shape)}, W{l + 1} is {tuple(hi.shape)}.")
@@ -184,11 +235,11 @@ def train(task, weights: Sequence[Tensor], lr: float | Sequence[float] | Tensor,
         act = ACTIVATIONS[activation]
     lr_t = torch.tensor(np.asarray(lr, dtype=np.float64)).reshape(-1)
     lr_t = lr_t.expand(n_batch).clone() if lr_t.numel() == 1 else lr_t
-    if lr_t.shape != (n_batch,) or not bool((lr_t > 0).all()):
-        raise ValueError(f"lr must be positive, one value or one per network (B={n_batch}); got {lr}.")
+    if lr_t.shape != (n_batch,) or not bool((lr_t > 0).all() & torch.isfinite(lr_t).all()):
+        raise ValueError(f"lr must be positive and finite, one value or one per network (B={n_batch}); got {lr}.")
 
     grid = log_grid(t_max, n_log, spacing)
-    steps = torch.round(grid.unsqueeze(0) / lr_t.unsqueeze(1)).long()  # (B, T)
+    steps = plan_steps(grid, lr_t, max_steps)  # (B, T)
     last = steps[:, -1]
     events = _log_events(steps)
     n_matrix = max(2, min(n_matrix, n_log))

@@ -1,87 +1,298 @@
-"""Mirror a run's table to Weights & Biases: one W&B run per configuration, seeds averaged, t as the x-axis.
+"""Mirror results to Weights & Biases: one W&B run per network (configuration × seed), ``t`` as the x-axis.
 
-W&B is offline unless ``WANDB_MODE`` says otherwise (the CLI sets ``offline`` when it is unset; tests use
-``disabled``). The local files are written before anything here runs, and every W&B error is caught and reported
-as a warning, so a W&B failure never loses metrics. Keys are stable: ``sim/<metric>``, ``theory/<metric>``, ``t``.
+Called only after the local files are written, so W&B never holds anything the disk does not. Each network's run
+has a stable id (sweep, unit, seed) and ``resume="allow"``: re-running into the same folder updates the same run.
+Its history holds ``t``, ``step``, ``phase`` and the ``sim/<metric>`` and ``theory/<metric>`` columns; its summary
+the final values (``final/sim/…``, ``final/theory/…``), ``status``, ``agreement/loss_max_rel_err`` and, for a
+suite, that network's row of suite.csv (``success``, ``time_to_reverse``, …). When per-network runs would cost
+more than 20% of the end-to-end time (measured per W&B run in this process), the sweep falls back to one run per
+configuration (seeds averaged, ``…_std``) plus one run whose ``networks`` table holds every network's summary,
+and the log says so. Every W&B error is a warning: a W&B failure never costs the local results.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import os
+import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from lazyrich.results import max_rel_error
+from lazyrich.wandb_connect import start_run
+from lazyrich.wandb_schema import flatten, network_config, run_id, run_name, tags
 
-__all__ = ["flatten", "log_to_wandb"]
+log = logging.getLogger(__name__)
+
+__all__ = ["LAYOUTS", "Target", "choose_layout", "flatten", "log_networks", "log_table_run", "plan_layout",
+           "process_seconds", "run_seconds"]
+
+LAYOUTS = ("auto", "network", "configuration")
+"""``logger.wandb.layout``: auto (per network unless too costly), network, configuration (seeds averaged)."""
+
+MAX_SHARE = 0.20
+"""Largest share of the end-to-end time per-network W&B runs may take before ``auto`` falls back."""
+
+PRIOR_RUN_SECONDS = 0.25
+"""Cost of one offline W&B run (init, 101 log rows, finish) until this process has measured its own."""
+
+_COST = {"seconds": 0.0, "runs": 0, "first": 0.0}
 
 
-def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested mapping → flat ``{"a.b": value}`` (lists kept as values), the form W&B filters and groups on."""
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(flatten(value, prefix=f"{name}."))
-        else:
-            out[name] = value
+@dataclass
+class Target:
+    """Where a sweep's W&B runs go and what they share: group (the sweep), job type, base config, unit."""
+
+    group: str
+    job_type: str
+    config: Mapping[str, Any]
+    unit: str
+    run_dir: Path
+    project: str = "lazyrich"
+    entity: str | None = None
+    tags: Sequence[str] = ()
+    layout: str = "auto"
+    mode: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_logger(cls, logger_cfg: Mapping[str, Any], **fields: Any) -> Target:
+        """A target from the ``logger.wandb`` config (project, entity, group, tags, layout) and ``fields``."""
+        layout = str(logger_cfg.get("layout") or "auto")
+        if layout not in LAYOUTS:
+            raise ValueError(f"logger.wandb.layout={layout!r} is unknown; choose one of {', '.join(LAYOUTS)}.")
+        group = str(logger_cfg.get("group") or fields.pop("group"))
+        fields.pop("group", None)
+        return cls(group=group, project=str(logger_cfg.get("project") or "lazyrich"),
+                   entity=logger_cfg.get("entity"), tags=list(logger_cfg.get("tags") or []), layout=layout,
+                   **fields)
+
+
+def process_seconds() -> float | None:
+    """Wall seconds since this process started (Linux /proc), or None where that is not available."""
+    try:
+        ticks = os.sysconf("SC_CLK_TCK")
+        start = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19]) / ticks
+        return float(Path("/proc/uptime").read_text().split()[0]) - start
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def run_seconds() -> float:
+    """Mean wall seconds of one W&B run in this process (init + log + finish), the first run (which also starts
+    W&B's service) left out; :data:`PRIOR_RUN_SECONDS` until a second run is measured."""
+    if _COST["runs"] < 2:
+        return PRIOR_RUN_SECONDS
+    return (_COST["seconds"] - _COST["first"]) / (_COST["runs"] - 1)
+
+
+def choose_layout(n_networks: int, elapsed: float, layout: str = "auto") -> tuple[str, str]:
+    """(``network`` or ``configuration``, why): per-network runs unless their projected cost, ``n_networks`` ×
+    :func:`run_seconds`, exceeds :data:`MAX_SHARE` of the end-to-end time ``elapsed`` + that cost."""
+    if layout != "auto":
+        return layout, f"W&B layout {layout} (set by logger.wandb.layout)"
+    cost = n_networks * run_seconds()
+    share = cost / max(cost + elapsed, 1e-9)
+    text = (f"{n_networks} per-network W&B runs would take ≈ {cost:.1f} s ({run_seconds():.2f} s each), "
+            f"{share:.0%} of the end-to-end {cost + elapsed:.1f} s")
+    if share > MAX_SHARE:
+        return "configuration", (f"{text} (> {MAX_SHARE:.0%}): logging one W&B run per configuration (seeds "
+                                 f"averaged) plus a `networks` table of every network's summary instead; set "
+                                 f"logger.wandb.layout=network to force per-network runs.")
+    return "network", text
+
+
+def plan_layout(frame: pd.DataFrame, keys: Sequence[str], elapsed: float, layout: str = "auto") -> str:
+    """The layout for ``frame``: ``layout`` unless auto; per network when each configuration has one network (the
+    layouts coincide); else :func:`choose_layout`, whose reason goes to the log (a warning when it falls back)."""
+    if layout != "auto":
+        return layout
+    keys = [k for k in keys if k in frame and k != "seed"]
+    n_nets = frame["net"].nunique()
+    if n_nets <= (frame.groupby(keys, dropna=False).ngroups if keys else 1):
+        return "network"
+    chosen, why = choose_layout(n_nets, elapsed)
+    (log.warning if chosen == "configuration" else log.info)(why)
+    return chosen
+
+
+def _history(part: pd.DataFrame, std: pd.DataFrame | None = None) -> list[dict[str, float]]:
+    cols = [c for c in ("t", "step", "phase") if c in part] + [c for c in part if c.startswith(("sim/", "theory/"))]
+    records = []
+    for i, row in enumerate(part[cols].itertuples(index=False)):
+        record = {k: float(v) for k, v in zip(cols, row, strict=True) if pd.notna(v)}
+        if std is not None:
+            record.update({f"{k}_std": float(v) for k, v in std.iloc[i].items() if pd.notna(v)})
+        records.append(record)
+    return records
+
+
+def _final(part: pd.DataFrame) -> dict[str, Any]:
+    """Final values, status and agreement of the networks in ``part`` (means over networks)."""
+    metric_cols = [c for c in part if c.startswith(("sim/", "theory/"))]
+    final = part.sort_values("t").groupby("net").tail(1)
+    out: dict[str, Any] = {f"final/{c}": float(final[c].mean()) for c in metric_cols if final[c].notna().any()}
+    out["status"] = ",".join(sorted(set(part["status"].astype(str)))) if "status" in part else "ok"
+    if "theory/loss" in part and part["theory/loss"].notna().any():
+        out["agreement/loss_max_rel_err"] = max(
+            max_rel_error(g["sim/loss"].to_numpy(), g["theory/loss"].to_numpy()) for _, g in part.groupby("net"))
     return out
 
 
-def log_to_wandb(frame: pd.DataFrame, *, config: Mapping[str, Any], group: str, run_dir: str | Path,
-                 config_columns: Sequence[str], project: str = "lazyrich", entity: str | None = None,
-                 mode: str | None = None, tags: Sequence[str] = ()) -> list[str]:
-    """Log ``frame`` (see :func:`lazyrich.results.to_frame`) as one W&B run per value of ``config_columns``.
+def _own_row(rows: pd.DataFrame | None, net: Any, seed: Any, index: int, n_nets: int,
+             skip: set[str]) -> dict[str, Any]:
+    """The row of ``rows`` (summary.csv or a unit's suite.csv rows) that belongs to one network: by ``net``, else
+    by ``seed`` when that is unique, else by position when there is one row per network; {} otherwise."""
+    if rows is None or not len(rows):
+        return {}
+    for column, value in (("net", net), ("seed", seed)):
+        if column in rows and (rows[column] == value).sum() == 1:
+            row = rows[rows[column] == value].iloc[0]
+            break
+    else:
+        if len(rows) != n_nets:
+            return {}
+        row = rows.iloc[index]
+    return {k: v.item() if hasattr(v, "item") else v for k, v in row.items()
+            if k not in skip and not (isinstance(v, float) and math.isnan(v))}
 
-    Rows that differ only in ``seed`` go to the same W&B run as their mean (and ``…_std`` when there are several
-    seeds). Returns the W&B run directories written; returns [] with a warning if W&B fails or is disabled.
-    """
-    mode = mode or os.environ.get("WANDB_MODE", "offline")
-    if mode == "disabled":
-        return []
+
+def _guarded(target: Target, *, rid: str, name: str, config: Mapping[str, Any], fill: Callable[[Any], None],
+             light: bool = True) -> str | None:
+    """Open the W&B run ``rid`` (``resume="allow"``), let ``fill(run)`` log into it, finish it; any W&B error
+    becomes a warning. Returns the run's directory, or None (W&B disabled or failed). Times every run."""
+    start = time.perf_counter()
     try:
-        import wandb
-    except Exception as err:  # wandb is a dependency, but a broken install must not cost the local results
-        warnings.warn(f"W&B logging skipped: cannot import wandb ({err}). Local metrics are complete.", stacklevel=2)
-        return []
-    keys = [c for c in config_columns if c in frame and c != "seed"]
-    metric_cols = [c for c in frame.columns if c.startswith(("sim/", "theory/"))]
-    written = []
-    groups = frame.groupby(keys, sort=True, dropna=False) if keys else [((), frame)]
-    for values, part in groups:
-        values = values if isinstance(values, tuple) else (values,)
-        point = dict(zip(keys, values, strict=True))
-        name = ",".join(f"{k}={v}" for k, v in point.items()) or "run"
-        by_t = part.groupby(["phase", "step"] if "phase" in part else ["step"], sort=True)
-        mean = by_t[["t", *metric_cols]].mean()
-        n_seeds = int(part["seed"].nunique()) if "seed" in part else 1
-        std = by_t[metric_cols].std() if n_seeds > 1 else None
-        try:
-            run = wandb.init(project=project, entity=entity, group=group, name=name, dir=str(run_dir),
-                             config={**flatten(config), **point, "n_seeds": n_seeds},
-                             mode=mode, tags=list(tags), reinit="create_new")
-            run.define_metric("t")
-            run.define_metric("sim/*", step_metric="t")
-            run.define_metric("theory/*", step_metric="t")
-            for i, (_, row) in enumerate(mean.iterrows()):
-                record = {k: float(v) for k, v in row.items() if pd.notna(v)}
-                if std is not None:
-                    record.update({f"{k}_std": float(v) for k, v in std.iloc[i].items() if pd.notna(v)})
-                run.log(record)
-            final = part.sort_values("t").groupby("net").tail(1)
-            run.summary.update({f"final/{c}": float(final[c].mean()) for c in metric_cols if final[c].notna().any()})
-            run.summary["status"] = ",".join(sorted(set(part["status"])))
-            if "theory/loss" in part and part["theory/loss"].notna().any():
-                errors = [max_rel_error(g["sim/loss"].to_numpy(), g["theory/loss"].to_numpy())
-                          for _, g in part.groupby("net")]
-                run.summary["agreement/loss_max_rel_err"] = max(errors)
-            written.append(str(getattr(run, "dir", "")))
-            run.finish()
-        except Exception as err:  # noqa: BLE001 — any W&B failure is reported, never raised
-            warnings.warn(f"W&B logging failed for {name!r} ({err}); local metrics in {run_dir} are complete.",
-                          stacklevel=2)
+        run = start_run(target.mode, light=light, project=target.project, entity=target.entity,
+                        group=target.group, job_type=target.job_type, name=name, id=rid, resume="allow",
+                        dir=str(target.run_dir), config=dict(config), tags=[*tags(config), *target.tags])
+        if run is None:
+            return None
+        fill(run)
+        directory = str(Path(run.dir).parent)
+        run.finish()
+    except Exception as err:  # noqa: BLE001 — any W&B failure is reported, never raised
+        warnings.warn(f"W&B logging failed for {name!r} ({err}); local results in {target.run_dir} are complete.",
+                      stacklevel=3)
+        return None
+    seconds = time.perf_counter() - start
+    _COST["first"] = _COST["first"] if _COST["runs"] else seconds
+    _COST["seconds"] += seconds
+    _COST["runs"] += 1
+    return directory
+
+
+def _write_run(target: Target, *, rid: str, name: str, config: Mapping[str, Any], history: list[dict[str, float]],
+               summary: Mapping[str, Any]) -> str | None:
+    """One network's (or configuration's) run: history against ``t`` and the summary."""
+    def fill(run) -> None:
+        run.define_metric("t")
+        for prefix in ("sim/*", "theory/*", "step", "phase"):
+            run.define_metric(prefix, step_metric="t")
+        for record in history:
+            run.log(record)
+        run.summary.update(dict(summary))
+
+    return _guarded(target, rid=rid, name=name, config=config, fill=fill)
+
+
+def log_networks(frame: pd.DataFrame, target: Target, keys: Sequence[str], *, rows: pd.DataFrame | None = None,
+                 elapsed: float = 0.0, network_table: bool = True) -> list[str]:
+    """Log ``frame`` (see :func:`lazyrich.results.to_frame`) as one W&B run per network, or per configuration
+    when :func:`choose_layout` says so (then, if ``network_table``, one more run with the ``networks`` table).
+
+    ``keys`` are the columns naming a configuration (besides ``seed``); ``rows`` the unit's suite.csv rows, whose
+    metrics go into each network's summary; ``elapsed`` the seconds the logged work took. Returns the W&B run
+    directories written (none if W&B is disabled or fails).
+    """
+    start = time.perf_counter()
+    keys = [k for k in keys if k in frame and k != "seed"]
+    nets = list(frame.groupby("net", sort=True))
+    layout = plan_layout(frame, keys, elapsed, target.layout)
+    if layout == "configuration":
+        written = _log_configurations(frame, target, keys, rows if network_table else None)
+    else:
+        written = _log_each_network(frame, target, keys, nets, rows)
+    seconds = time.perf_counter() - start
+    (log.info if len(written) > 1 else log.debug)(
+        f"W&B: {len(written)} runs ({layout} layout) in {seconds:.1f} s, {seconds / max(elapsed + seconds, 1e-9):.0%} "
+        f"of the {elapsed + seconds:.1f} s taken by them and the work they log")
     return written
+
+
+def _log_each_network(frame: pd.DataFrame, target: Target, keys: list[str], nets: list,
+                      rows: pd.DataFrame | None) -> list[str]:
+    """One run per network: its own history and summary (and its row of ``rows``)."""
+    shown = [k for k in keys if frame[k].nunique(dropna=False) > 1] or keys[:1]
+    written = []
+    for index, (net, part) in enumerate(nets):
+        point = {k: part[k].iloc[0] for k in [*keys, "seed"] if k in part}
+        seed = point.get("seed")
+        own = _own_row(rows, net, seed, index, len(nets), {*point, "net", "unit", "status", "suite"})
+        summary = {**_final(part), **own}
+        directory = _write_run(target, rid=run_id(target.group, f"{target.unit}/{index}", seed),
+                               name=run_name({k: point[k] for k in [*shown, "seed"] if k in point}),
+                               config={**network_config(target.config, point), **target.extra, "net": index,
+                                       "unit": target.unit},
+                               history=_history(part.sort_values("t")), summary=summary)
+        written += [directory] if directory else []
+    return written
+
+
+def _log_configurations(frame: pd.DataFrame, target: Target, keys: list[str],
+                        rows: pd.DataFrame | None) -> list[str]:
+    """The fallback: one run per configuration (seeds averaged, ``…_std``), plus the ``networks`` table run."""
+    written = []
+    metric_cols = [c for c in frame if c.startswith(("sim/", "theory/"))]
+    for values, part in (frame.groupby(keys, sort=True, dropna=False) if keys else [((), frame)]):
+        point = dict(zip(keys, values if isinstance(values, tuple) else (values,), strict=True))
+        by_t = part.groupby([c for c in ("phase", "step") if c in part], sort=True)
+        mean = by_t[["t", *metric_cols]].mean().reset_index()
+        n_seeds = int(part["seed"].nunique()) if "seed" in part else 1
+        std = by_t[metric_cols].std().reset_index(drop=True) if n_seeds > 1 else None
+        directory = _write_run(target, rid=run_id(target.group, f"{target.unit}/{run_name(point)}"),
+                               name=run_name(point), history=_history(mean, std), summary=_final(part),
+                               config={**network_config(target.config, point), **target.extra, "n_seeds": n_seeds,
+                                       "unit": target.unit})
+        written += [directory] if directory else []
+    if rows is not None and len(rows):
+        table = rows.reset_index(drop=True)
+        directory = log_table_run(target, "networks", table, name=f"networks {target.unit}")
+        written += [directory] if directory else []
+    return written
+
+
+def as_table(frame: pd.DataFrame):
+    """``frame`` as a ``wandb.Table`` (text columns as str, missing values as None)."""
+    import wandb
+
+    clean = frame.copy()
+    for col in clean.columns:
+        if clean[col].dtype == object:
+            clean[col] = [None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+                          for v in clean[col]]
+    return wandb.Table(dataframe=clean)
+
+
+def log_table_run(target: Target, key: str, table: pd.DataFrame, *, name: str,
+                  images: Mapping[str, Path] | None = None, files: Sequence[Path] = (),
+                  summary: Mapping[str, Any] | None = None) -> str | None:
+    """One sweep- or suite-level run holding ``table`` as the ``wandb.Table`` ``key``, ``images`` as
+    ``wandb.Image`` (key → PNG) and ``files`` saved beside it (e.g. summary.md)."""
+    import wandb
+
+    def fill(run) -> None:
+        run.log({key: as_table(table), **{k: wandb.Image(str(p)) for k, p in (images or {}).items()}})
+        for path in files:
+            run.save(str(path), base_path=str(Path(path).parent), policy="now")
+        run.summary.update({**dict(summary or {}), f"{key}_rows": len(table)})
+
+    config = {**network_config(target.config, {}), **target.extra, "unit": target.unit}
+    return _guarded(target, rid=run_id(target.group, f"{target.unit}/{key}"), name=name, config=config, fill=fill,
+                    light=False)

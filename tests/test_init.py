@@ -121,7 +121,7 @@ def test_deep_balanced_rejects_wide_hidden_layers():
 
 
 def test_gaussian_init_is_nearly_balanced_with_the_predicted_lambda():
-    # E[W2ᵀW2 − W1W1ᵀ] = (No σ2²/Nh − σ1²) I under LeCun scaling (THEORY.md §2, with 1/fan-in variances).
+    # E[W2ᵀW2 − W1W1ᵀ] = (No σ2²/Nh − σ1²) I under LeCun scaling (docs/theory.md §3, with 1/fan-in variances).
     n_in, n_hidden, n_out, s1, s2 = 6, 40, 10, 0.5, 2.0
     ws = gaussian([n_in, n_hidden, n_out], [s1, s2], generator=torch.Generator().manual_seed(4), batch=4000)
     lam_hat, _ = balance(ws)

@@ -39,18 +39,18 @@ def test_parquet_round_trip_is_exact_chunk_by_chunk(written):
     run_dir, expected = written
     assert pq.ParquetFile(run_dir / METRICS_PARQUET).num_row_groups == 3  # one row group per appended chunk
     assert not list(run_dir.glob("*.partial"))
-    frame = results.load(run_dir)
+    frame = read_metrics(run_dir)
     assert (frame["run"] == run_dir.name).all()
     pd.testing.assert_frame_equal(frame.drop(columns="run"), expected)  # bit-exact floats, same dtypes
 
 
 def test_load_selects_columns_and_rows_lazily(written):
     run_dir, expected = written
-    frame = results.load(run_dir, columns=["net", "t", "sim/loss"], filters=[("lam", "==", 0.0), ("t", ">", 0.3)])
+    frame = read_metrics(run_dir, columns=["net", "t", "sim/loss"], filters=[("lam", "==", 0.0), ("t", ">", 0.3)])
     want = expected[(expected["lam"] == 0.0) & (expected["t"] > 0.3)][["net", "t", "sim/loss"]]
     assert list(frame.columns) == ["run", "net", "t", "sim/loss"]
     pd.testing.assert_frame_equal(frame.drop(columns="run"), want.reset_index(drop=True))
-    some = results.load(run_dir, columns=["net"], filters=[("net", "in", [1, 7])])
+    some = read_metrics(run_dir, columns=["net"], filters=[("net", "in", [1, 7])])
     assert sorted(some["net"].unique()) == [1, 7]
 
 
@@ -75,9 +75,9 @@ def test_a_sweep_folder_mixes_parquet_and_csv_runs(written):
 def test_bad_selections_name_what_is_wrong(written):
     run_dir, _ = written
     with pytest.raises(KeyError, match=r"no column\(s\) \['lambda'\].*columns are"):
-        results.load(run_dir, columns=["lambda"])
+        read_metrics(run_dir, columns=["lambda"])
     with pytest.raises(ValueError, match="is not \\(column, op, value\\)"):
-        results.load(run_dir, filters=[("lam", "~", 1.0)])
+        read_metrics(run_dir, filters=[("lam", "~", 1.0)])
 
 
 def test_matrix_store_reads_only_the_networks_asked_for(tmp_path):

@@ -39,6 +39,6 @@ def test_architecture_table_and_the_lazy_rich_pattern(tmp_path, capsys):
     assert kd["inverted_funnel", 4.0] > 5 * kd["inverted_funnel", -4.0]
     t_half = rich[rich["arch"] == "funnel"].groupby("lam")["kernel_t_half"].mean()
     assert t_half[-4.0] > 5 * t_half[0.0]  # delayed rich: the kernel moves late
-    assert "(as THEORY §5 predicts)" in capsys.readouterr().out
+    assert "(as docs/theory.md §6 predicts)" in capsys.readouterr().out
     for name in ("suite.csv", "summary.md", "sweep.png", "delayed_rich.png"):
         assert (tmp_path / name).exists(), name

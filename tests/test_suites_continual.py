@@ -52,7 +52,7 @@ def test_continual_measured_forgetting_matches_the_analytic_prediction(tmp_path)
     assert (table["r_err_analytic"] < 1e-5).all()
     np.testing.assert_allclose(table["forgetting"], table["analytic_forgetting"], rtol=1e-6)
     np.testing.assert_allclose(table["bwt"], -table["forgetting"], rtol=1e-12)
-    # The same forgetting for λ = −2 and λ = 2 (THEORY §6: λ changes the path, not the end point).
+    # The same forgetting for λ = −2 and λ = 2 (docs/theory.md §10: λ changes the path, not the end point).
     by_lam = table.groupby("lam")["forgetting"].mean()
     assert abs(by_lam[-2.0] - by_lam[2.0]) < 1e-6 * abs(by_lam[2.0])
     assert "the same for every λ, as predicted" in (tmp_path / "summary.md").read_text()

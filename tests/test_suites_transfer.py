@@ -46,7 +46,7 @@ def test_transfer_generalisation_matches_theory_and_a_failing_config_is_recorded
     feat = ok.loc["new_feature"]
     assert (feat["gen_err"] < 1e-2).all()
     np.testing.assert_allclose(feat["gen_d1"], feat["theory_gen_d1"], atol=1e-2)
-    # THEORY §6: positive λ keeps W1ᵀW1 structured, so the new feature spreads more than at negative λ.
+    # docs/theory.md §10: positive λ keeps W1ᵀW1 structured, so the new feature spreads more than at negative λ.
     assert feat.loc[2.0, "gen_d1"] > feat.loc[-2.0, "gen_d1"] + 0.1
     item = ok.loc["new_item"]
     assert (item["gen_err"] < 1e-2).all() and item["gen_ancestor"].notna().all()

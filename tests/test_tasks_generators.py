@@ -19,7 +19,7 @@ def _sorted_desc(values: list[float]) -> torch.Tensor:
 
 
 def signed_spectrum(depth: int, b: int) -> torch.Tensor:
-    """THEORY.md §6: root feature → 1; each internal level ℓ → b^(−ℓ/2), (b−1)·b^ℓ times."""
+    """docs/theory.md §10: root feature → 1; each internal level ℓ → b^(−ℓ/2), (b−1)·b^ℓ times."""
     values = [1.0]
     for level in range(depth):
         values += [b ** (-level / 2)] * ((b - 1) * b**level)
@@ -69,7 +69,7 @@ def test_binary_signed_features_are_plus_left_minus_right() -> None:
 def test_break_symmetry_splits_ties_deterministically() -> None:
     eps = 0.1
     t = hierarchy(break_symmetry=eps)
-    # level groups (THEORY order): [root, n0] × 1, level 1 × 2^-1/2, level 2 × 1/2, j-th scaled by 1 + εj
+    # level groups (docs/theory.md order): [root, n0] × 1, level 1 × 2^-1/2, level 2 × 1/2, j-th scaled by 1 + εj
     expected = (
         [1.0, 1.1] + [2**-0.5 * (1 + eps * j) for j in range(2)] + [0.5 * (1 + eps * j) for j in range(4)]
     )

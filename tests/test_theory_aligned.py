@@ -127,7 +127,7 @@ def test_saxe_is_aligned_at_lambda_zero_and_lazy_is_the_large_lambda_limit():
         assert (lazy.product - exact.product).abs().max() <= 1e-4, kernel
     ntk = get_theory("lazy").predict(stats, w_big, t_fast)
     plain = get_theory("lazy", kernel="lambda").predict(stats, w_big, t_fast)
-    # The NTK-linearised rates √(λ² + 4s²) ≥ |λ| beat the bare |λ| rate of THEORY.md §4 (vs the exact curve).
+    # The NTK-linearised rates √(λ² + 4s²) ≥ |λ| beat the bare |λ| rate of docs/theory.md §5 (vs the exact curve).
     assert (ntk.product - exact.product).abs().max() < (plain.product - exact.product).abs().max()
 
 

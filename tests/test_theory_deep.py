@@ -48,9 +48,11 @@ def test_deep_aligned_matches_gradient_flow(widths, lam_sets):
     weights = aligned_deep(stats, widths, lam_sets)
     assert get_theory("deep_aligned").check(stats, weights) is None
     t = torch.linspace(0, 8, 9, dtype=F64)
-    # rtol 1e-13 for both: at 1e-12 the λ = (−2, 3) net's fast layer modes leave ~2e-9 in either solver.
+    # At rtol 1e-12 the λ = (−2, 3) net's fast layer modes leave ~2e-9 in either solver. The full ODE is the
+    # reference at DOP853's tightest rtol (2.5e-14): at 1e-13 it erred by 1.35e-10 on the depth-4 nets with
+    # scipy 1.17 / numpy 2.4 while deep_aligned stayed within 4e-14 of its own tightest solve.
     pred = get_theory("deep_aligned", rtol=1e-13, atol=1e-15).predict(stats, weights, t)
-    ode = get_theory("ode", rtol=1e-13, atol=1e-15).predict(stats, weights, t)
+    ode = get_theory("ode", rtol=2.5e-14, atol=1e-15).predict(stats, weights, t)
     for name in ("product", "w1tw1", "wwt_out", "loss", "svals", "kernel_distance", "ntk_rel_change"):
         # The two solves then agree to ~1e-12 on O(1) entries; 1e-10 leaves room for other inits.
         assert (getattr(pred, name) - getattr(ode, name)).abs().max() <= 1e-10, name

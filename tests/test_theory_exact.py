@@ -94,7 +94,7 @@ def test_no_overflow_and_limits_at_long_times(n_in, n_out):
     assert torch.linalg.eigvalsh(out).min() >= -1e-9 * 1e3  # and PSD, as a Gram matrix must be
     for i, lam in enumerate((-1e3, 1e3)):
         # Lazy shapes fit at rate ~|λ|; the delayed-rich ones (funnel λ < 0, inverted funnel λ > 0) still move
-        # at rate ~s̃²/|λ| at t = 1e4 (THEORY.md §5), so only finiteness is asked of them.
+        # at rate ~s̃²/|λ| at t = 1e4 (docs/theory.md §6), so only finiteness is asked of them.
         if n_in == n_out or (n_in > n_out) == (lam > 0):
             assert (out[i, -1, n_in:, :n_in] - stats.sigma_yx).abs().max() <= 1e-8
     lams = [-2.0, 0.0, 2.0]
@@ -104,7 +104,7 @@ def test_no_overflow_and_limits_at_long_times(n_in, n_out):
         eps = torch.hypot(s, torch.tensor(lam / 2, dtype=F64))
         w1tw1 = v[:, :m] @ torch.diag(eps - lam / 2) @ v[:, :m].mT
         wwt = u[:, :m] @ torch.diag(eps + lam / 2) @ u[:, :m].mT
-        # Limits of THEORY.md §3; at t = 1e4 every rate (≥ 2(ε − |λ|/2) ≈ 0.3 here) has decayed to rounding.
+        # Limits of docs/theory.md §4; at t = 1e4 every rate (≥ 2(ε − |λ|/2) ≈ 0.3 here) has decayed to rounding.
         assert (end[i, n_in:, :n_in] - stats.sigma_yx).abs().max() <= 1e-10
         assert (end[i, :n_in, :n_in] - w1tw1).abs().max() <= 1e-10
         assert (end[i, n_in:, n_in:] - wwt).abs().max() <= 1e-10
@@ -125,7 +125,7 @@ def test_singular_b_converges_to_saddle():
     assert torch.isfinite(pred.product).all() and torch.isfinite(pred.loss).all()
     s_min = stats.svd[1][-1]
     l_min = stats.optimum[1]
-    # Excess s̃_min²/2 over L_min (THEORY.md §3); rounding of the two losses only.
+    # Excess s̃_min²/2 over L_min (docs/theory.md §4); rounding of the two losses only.
     assert torch.allclose(pred.final_loss, torch.stack([l_min, l_min + s_min**2 / 2]), rtol=1e-12, atol=1e-14)
     # The predicted trajectory reaches the saddle and stays (held on its manifold): rounding of the loss only.
     assert abs(float(pred.loss[1, -1] - pred.final_loss[1])) <= 1e-12
@@ -145,7 +145,7 @@ def test_reversal_from_the_learned_solution_has_b_zero():
     t = torch.linspace(0, 10, 6, dtype=F64)
     pred = get_theory("exact").predict(stats, [w1, w2], t)
     assert pred.converges_to_saddle.tolist() == [True]
-    # The stall of THEORY.md §4: each mode decays from −s̃ towards 0 without crossing (ODE accuracy, ×10).
+    # The stall of docs/theory.md §5: each mode decays from −s̃ towards 0 without crossing (ODE accuracy, ×10).
     assert (pred.svals[0] - singular_values(-s, s, 0.0, t[:, None])).abs().max() <= 1e-9
     half_tr_yy = 0.5 * torch.trace(stats.sigma_yy)
     assert torch.allclose(pred.final_loss[0], half_tr_yy, rtol=1e-12)  # every mode lost: W → 0

@@ -121,7 +121,7 @@ def test_entry_points_load_lazily_and_broken_ones_name_themselves(fake_entry_poi
     assert isinstance(theory, Plugin) and theory.scale == 2.0 and Plugin.name == "plug"
     stats = whitened_stats()
     w1, w2 = lambda_balanced(4, 3, 3, 1.0, generator=torch.Generator().manual_seed(0))
-    assert theory.predict(stats, [w1, w2], torch.tensor([0.0, 1.0])).loss.shape == (1, 2)
+    assert theory.predict(stats, [w1, w2], torch.tensor([0.0, 1.0], dtype=torch.float64)).loss.shape == (1, 2)
     with pytest.raises(ImportError, match=r"theory 'broken'.*fake.module:broken.*no module x"):
         get_theory("broken")
     assert get_theory("exact").name == "exact"  # a broken plug-in does not hide the built-ins
@@ -179,7 +179,7 @@ def test_prediction_shapes_and_task_stats_duck_typing():
     task = SimpleNamespace(sigma_xx=stats.sigma_xx, sigma_yx=stats.sigma_yx, sigma_yy=stats.sigma_yy,
                            P=stats.P)
     w1, w2 = lambda_balanced(4, 3, 3, [1.0, 2.0, 3.0], generator=torch.Generator().manual_seed(3))
-    pred = get_theory("exact").predict(task, [w1, w2], torch.linspace(0, 1, 5))
+    pred = get_theory("exact").predict(task, [w1, w2], torch.linspace(0, 1, 5, dtype=torch.float64))
     assert isinstance(pred, Prediction)
     shapes = {"t": (3, 5), "product": (3, 5, 3, 4), "w1tw1": (3, 5, 4, 4), "wwt_out": (3, 5, 3, 3),
               "loss": (3, 5), "kernel_distance": (3, 5), "ntk_rel_change": (3, 5), "svals": (3, 5, 3),

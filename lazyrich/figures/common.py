@@ -149,7 +149,7 @@ def run(cfg: Mapping[str, Any]) -> ExperimentResult:
 def non_saddle_seed(cfg: Mapping[str, Any], tries: int = 20) -> int:
     """The first seed ≥ cfg's whose every network converges to the global minimum, not a saddle.
 
-    Random zero-balanced square nets go to a saddle about half the time (THEORY.md §3); a figure meant to show
+    Random zero-balanced square nets go to a saddle about half the time (docs/theory.md §4); a figure meant to show
     the rich solution picks a seed that does not. The exact theory's B tells which without training.
     """
     from lazyrich import theory as th
@@ -169,7 +169,7 @@ def non_saddle_seed(cfg: Mapping[str, Any], tries: int = 20) -> int:
 
 def ntk_from_grams(w1tw1: Tensor, wwt_out: Tensor, x: Tensor) -> Tensor:
     """Full two-layer NTK (…, No·P, No·P), output-major, from W1ᵀW1 (…, Ni, Ni), W2W2ᵀ (…, No, No) and
-    X (P, Ni): K = I_No ⊗ (X W1ᵀW1 Xᵀ) + W2W2ᵀ ⊗ (X Xᵀ) (THEORY.md §5). For small P·No only."""
+    X (P, Ni): K = I_No ⊗ (X W1ᵀW1 Xᵀ) + W2W2ᵀ ⊗ (X Xᵀ) (docs/theory.md §6). For small P·No only."""
     n_out, p = wwt_out.shape[-1], x.shape[0]
     eye = torch.eye(n_out, dtype=x.dtype, device=x.device)
     inner = x @ w1tw1 @ x.mT

@@ -54,7 +54,7 @@ def gaussian_balance(shapes: list[tuple[int, int, int]], seed: int = 0) -> dict[
     """Measured and predicted closeness of LeCun Gaussian inits (σ1 = σ2 = 1) to λ-balance, per (Ni, Nh, No).
 
     r = RMS‖D − λ̂I‖_F / (RMS‖W2ᵀW2‖_F + RMS‖W1W1ᵀ‖_F) over seeds, D = W2ᵀW2 − W1W1ᵀ, and the mean λ̂; the
-    prediction uses the same ratio of exact second moments, and λ̂ = No σ2²/Nh − σ1² (THEORY.md §2).
+    prediction uses the same ratio of exact second moments, and λ̂ = No σ2²/Nh − σ1² (docs/theory.md §3).
     """
     out = {k: [] for k in ("r_sim", "r_theory", "lam_sim", "lam_theory", "n_seeds")}
     gen = torch.Generator().manual_seed(seed)

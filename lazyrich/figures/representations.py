@@ -55,7 +55,7 @@ def _final(result: ExperimentResult, name: str) -> tuple[Tensor, Tensor]:
 
 
 def _rsms(w1tw1: Tensor, wwt_out: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-    """RSM_I = X W1ᵀW1 Xᵀ and RSM_O = Y (W2W2ᵀ)⁺ Yᵀ (P × P, THEORY.md §5, rows are samples)."""
+    """RSM_I = X W1ᵀW1 Xᵀ and RSM_O = Y (W2W2ᵀ)⁺ Yᵀ (P × P, docs/theory.md §6, rows are samples)."""
     return x @ w1tw1 @ x.mT, y @ torch.linalg.pinv(wwt_out, hermitian=True) @ y.mT
 
 
@@ -138,7 +138,7 @@ def fig_4(out_dir: Path, small: bool = False) -> FigureResult:
     th_par = 0.5 * s2 * (n_out * w1_sq + n_in * w2_sq) + 0.5 * s2**2 * n_out * n_hidden * n_in
     s_tilde = np64(task.svd[1])
     eps_sum = np.sqrt(s_tilde[None] ** 2 + np.asarray(lams)[:, None] ** 2 / 4).sum(-1)
-    doc_in, doc_par = s2 * norm_sq, 2 * s2 * task.P * n_in * eps_sum  # THEORY.md §6 as written
+    doc_in, doc_par = s2 * norm_sq, 2 * s2 * task.P * n_in * eps_sum  # docs/theory.md §10 as written
     lam_axis = np.asarray(lams)
     for j, (label, sim, theory, doc) in enumerate(
         [
@@ -166,7 +166,7 @@ def fig_4(out_dir: Path, small: bool = False) -> FigureResult:
         ax.set(
             xlabel="λ",
             ylabel="excess loss (loss = 1/(2P)‖ŷ − Y‖²)",
-            title=f"{label}, σ = {NOISE_SIGMA:g}; theory {formula}\nMonte Carlo / (THEORY.md §6 formula) = "
+            title=f"{label}, σ = {NOISE_SIGMA:g}; theory {formula}\nMonte Carlo / (docs/theory.md §10 formula) = "
             f"{ratio:.3g}",
         )
         ax.title.set_fontsize(8)

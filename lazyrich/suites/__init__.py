@@ -6,7 +6,7 @@
 
 - ``suite.csv``: one row per configuration (``lam``, ``seed``, the suite's key columns and metrics,
   ``status``);
-- ``summary.md``: what was measured, the table, and the measured outcome against THEORY.md §6;
+- ``summary.md``: what was measured, the table, and the measured outcome against docs/theory.md §10;
 - PNG figures (simulation solid, theory dotted) and ``runs/<id>/`` per unit (``DONE`` when finished).
 
 A single suite writes into the run folder itself; several (``suite=all``, ``suite=default``) write one
@@ -15,7 +15,6 @@ sub-folder each plus a top-level ``summary.md`` and ``timings.csv``.
 
 from __future__ import annotations
 
-import os
 import time
 import traceback
 from collections.abc import Mapping
@@ -24,13 +23,16 @@ from typing import Any
 
 import pandas as pd
 
+from lazyrich import checks, identity, locking
 from lazyrich.device import torch_threads
 from lazyrich.experiment import as_list
 from lazyrich.suites import architecture, continual, finetune, reversal, transfer
 from lazyrich.suites.common import Report, Suite, markdown_table
-from lazyrich.suites.runner import SweepResult, Unit, UnitOutput, run_sweep
+from lazyrich.suites.runner import SweepResult, Unit, run_sweep
+from lazyrich.train import DEFAULT_MAX_STEPS, step_budget
+from lazyrich.wandb_suite import log_suite_run, suite_logger
 
-__all__ = ["SUITES", "Suite", "run_suite", "run_suites"]
+__all__ = ["SUITES", "Suite", "run_suite", "run_suites", "work_estimate"]
 
 SUITES: dict[str, Suite] = {
     s.name: s for s in (reversal.SUITE, continual.SUITE, transfer.SUITE, finetune.SUITE, architecture.SUITE)
@@ -55,34 +57,14 @@ def suite_params(cfg: Mapping[str, Any], name: str) -> dict[str, Any]:
         )
     params = dict(suite_cfg[name])
     if suite_cfg.get("lams") is not None:
-        params["lams"] = [float(x) for x in as_list(suite_cfg["lams"])]
+        params["lams"] = checks.floats("suite.lams", suite_cfg["lams"])
     if cfg.get("seed") is not None:
-        params["seeds"] = [int(x) for x in as_list(_plain(cfg["seed"]))]
+        params["seeds"] = checks.seeds("seed", _plain(cfg["seed"]))
+    for key in ("lams", "seeds"):
+        if key in params:
+            check = checks.seeds if key == "seeds" else checks.floats
+            params[key] = check(f"suite.{name}.{key}", params[key])
     return params
-
-
-def _wandb_logger(cfg: Mapping[str, Any], suite: Suite, group: str):
-    """The per-unit W&B mirror (one W&B run per configuration of a unit, grouped by suite run), or None."""
-    wb = _plain(cfg.get("logger", {}) or {}).get("wandb")
-    if not wb or not wb.get("enabled", True):
-        return None
-    os.environ.setdefault("WANDB_SILENT", "true")  # one banner per unit would drown the progress bar
-
-    def log(unit: Unit, output: UnitOutput, run_dir: Path) -> None:
-        from lazyrich.wandb_sink import log_to_wandb
-
-        log_to_wandb(
-            output.frame,
-            config={**unit.config, "suite": suite.name, "unit": unit.id},
-            group=str(wb.get("group") or group),
-            run_dir=run_dir,
-            config_columns=suite.key,
-            project=wb.get("project", "lazyrich"),
-            entity=wb.get("entity"),
-            tags=[suite.name, *(wb.get("tags") or [])],
-        )
-
-    return log
 
 
 def run_suite(
@@ -168,13 +150,43 @@ def _print(suite: Suite, table: pd.DataFrame, report: Report, sweep: SweepResult
     print(f"results: {folder} (suite.csv, summary.md, " + ", ".join(p.name for p in report.figures) + ")")
 
 
+def _trainings(node: Any) -> list[tuple[float, float]]:
+    """(t_max, lr) of every trainer section in a unit's config (a unit may train more than once)."""
+    if not isinstance(node, Mapping):
+        return []
+    found = []
+    if isinstance(node.get("lr"), int | float) and isinstance(node.get("t_max"), int | float):
+        found.append((float(node["t_max"]), float(node["lr"])))
+    for value in node.values():
+        found += _trainings(value)
+    return found
+
+
+def work_estimate(units: list[Unit], max_steps: int) -> str:
+    """One line: how many units, the most GD steps one network takes in one phase, and the units past
+    ``max_steps`` (each is refused when it starts; the others run)."""
+    steps = {u.id: max((t / lr for t, lr in _trainings(u.config) if lr > 0), default=0.0) for u in units}
+    over = [u for u in units if steps[u.id] > max_steps]
+    line = (f"work: {len(units)} units, at most {max(steps.values(), default=0):,.0f} GD steps per network per "
+            f"phase (budget max_steps={max_steps:,})")
+    if over:
+        line += (f"; {len(over)} unit(s) exceed it and will be refused: "
+                 + ", ".join(f"{u.id} ({', '.join(f'{k}={v}' for k, v in u.key.items())})" for u in over[:5])
+                 + " (raise max_steps, or change lr / t_max)")
+    return line
+
+
 def run_suites(cfg: Mapping[str, Any], out_dir: str | Path) -> dict[str, pd.DataFrame]:
     """Run the suites listed in ``cfg.suite.run`` into ``out_dir``; returns each suite's table by name.
 
     Re-running with the same ``out_dir`` (``hydra.run.dir=...``) skips finished units and redoes the rest.
+    The folder is locked for this process and holds one configuration (more λ values or seeds aside): a
+    different one is refused before any training (:mod:`lazyrich.identity`).
     """
-    with torch_threads(int(cfg.get("threads", 1) or 0)):
-        return _run_suites(cfg, Path(out_dir))
+    out_dir = Path(out_dir)
+    with locking.FolderLock(out_dir), torch_threads(int(cfg.get("threads", 1) or 0)), \
+            step_budget(cfg.get("max_steps")):
+        return _run_suites(cfg, out_dir)
 
 
 def _run_suites(cfg: Mapping[str, Any], out_dir: Path) -> dict[str, pd.DataFrame]:
@@ -184,8 +196,11 @@ def _run_suites(cfg: Mapping[str, Any], out_dir: Path) -> dict[str, pd.DataFrame
     if unknown:
         raise ValueError(f"unknown suite(s) {unknown}; choose from {sorted(SUITES)} (or suite=all).")
     device = str(cfg.get("device", "auto"))
+    units = []
     for name in names:  # every suite's config is checked before any of them trains
-        SUITES[name].units(suite_params(cfg, name), device)
+        units += SUITES[name].units(suite_params(cfg, name), device)
+    identity.claim(out_dir, cfg, identity.BENCH_IGNORED)
+    print(work_estimate(units, int(cfg.get("max_steps") or DEFAULT_MAX_STEPS)))
     tables, summary = {}, []
     for name in names:
         suite = SUITES[name]
@@ -197,9 +212,10 @@ def _run_suites(cfg: Mapping[str, Any], out_dir: Path) -> dict[str, pd.DataFrame
             folder,
             device=str(cfg.get("device", "auto")),
             progress=bool(cfg.get("progress", True)),
-            log=_wandb_logger(cfg, suite, out_dir.name),
+            log=suite_logger(cfg, suite.name, suite.key, folder),
         )
         _print(suite, table, report, sweep, folder)
+        log_suite_run(cfg, suite.name, folder, table, report.figures, report.verdict)
         tables[name] = table
         summary.append(
             {

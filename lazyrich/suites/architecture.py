@@ -1,10 +1,10 @@
-"""Architecture (THEORY.md §5): how far the NTK moves, for funnel, square and inverted-funnel nets, against λ.
+"""Architecture (docs/theory.md §6): how far the NTK moves, for funnel, square and inverted-funnel nets, against λ.
 
 One unit per (arch, λ), batched over seeds: a ``random_regression`` task of the arch's widths
 (Nh = min(Ni, No), so every λ is allowed), a λ-balanced random init, trained on a log-spaced t grid.
 Measured: the kernel distance at the end (``kernel_distance_final``, Fort et al.), beside the theory's, and
 ``kernel_t_half``, the first t at which the kernel distance reaches half its final value
-(``metrics.time_to_threshold`` on −distance). THEORY: square nets stay lazy for both signs of λ; a funnel
+(``metrics.time_to_threshold`` on −distance). Theory page: square nets stay lazy for both signs of λ; a funnel
 (Ni > No) is lazy as λ → +∞ but "delayed rich" as λ → −∞ (a fast lazy fit, then a slow rich phase at rate
 ≈ s̃²/|λ|); the inverted funnel is the mirror image. The time course of that delayed rich phase is drawn for
 the funnel at the most negative λ.
@@ -36,7 +36,7 @@ __all__ = ["ARCHS", "SUITE"]
 
 ARCHS = ("funnel", "square", "inverted_funnel")
 EXPECTED = {"funnel": ("rich", "lazy"), "square": ("lazy", "lazy"), "inverted_funnel": ("lazy", "rich")}
-"""THEORY.md §5 at large negative / positive λ (the funnel's 'rich' at λ → −∞ is delayed rich)."""
+"""docs/theory.md §6 at large negative / positive λ (the funnel's 'rich' at λ → −∞ is delayed rich)."""
 LAZY_RATIO = 0.1
 """A net counts as lazy when its final kernel distance is below 10% of the λ = 0 (rich) value."""
 TABLE = [
@@ -178,9 +178,9 @@ def _report(table: pd.DataFrame, suite_dir: Path) -> Report:
         "",
         markdown_table(pivot, index=True),
         "",
-        "### Outcome (measured) against THEORY.md §5",
+        "### Outcome (measured) against docs/theory.md §6",
         "",
-        "THEORY predicts: square nets stay lazy for both signs of λ; the funnel is lazy as λ → +∞ and "
+        "The Theory page predicts: square nets stay lazy for both signs of λ; the funnel is lazy as λ → +∞ and "
         "delayed rich as λ → −∞; the inverted funnel is the mirror image.",
         "",
     ]
@@ -200,7 +200,7 @@ def _report(table: pd.DataFrame, suite_dir: Path) -> Report:
             lines.append(
                 f"- {arch}: kernel distance {neg:.3g} at λ={lo:g}, {pos:.3g} at λ={hi:g}, against {rich:.3g} "
                 f"at λ = 0 (networks not at a saddle): {regime[0]} at λ={lo:g}, {regime[1]} at λ={hi:g} "
-                f"(lazy: below {LAZY_RATIO:g} × the λ = 0 value); THEORY: {EXPECTED[arch][0]}, "
+                f"(lazy: below {LAZY_RATIO:g} × the λ = 0 value); Theory page: {EXPECTED[arch][0]}, "
                 f"{EXPECTED[arch][1]}."
             )
             verdict.append(f"{arch} {regime[0]}/{regime[1]}")
@@ -235,7 +235,7 @@ def _report(table: pd.DataFrame, suite_dir: Path) -> Report:
         )
     text = (
         f"at λ_min/λ_max: {', '.join(verdict)} "
-        f"({'as' if matches and all(matches) else 'NOT as'} THEORY §5 predicts)"
+        f"({'as' if matches and all(matches) else 'NOT as'} docs/theory.md §6 predicts)"
     )
     return Report("\n".join(lines) + "\n", figures, text, TABLE)
 

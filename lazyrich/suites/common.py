@@ -1,7 +1,7 @@
 """Pieces every suite shares: the learning-rate rule, run configs, training from given weights, tables.
 
 Nothing here is a metric: losses, thresholds and transfer scores come from :mod:`lazyrich.metrics`, and the
-predictions from :mod:`lazyrich.theory`. Conventions follow THEORY.md §1 (t = step·lr, float64).
+predictions from :mod:`lazyrich.theory`. Conventions follow docs/theory.md §1 (t = step·lr, float64).
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ def markdown_table(frame: pd.DataFrame, digits: int = 4, index: bool = False) ->
 
 @dataclass
 class Report:
-    """A suite's write-up: Markdown (what was measured, the table, the outcome against THEORY.md §6), its
+    """A suite's write-up: Markdown (what was measured, the table, the outcome against docs/theory.md §10), its
     figures, a one-line verdict and the suite.csv columns worth printing; the runner fills ``seconds``."""
 
     markdown: str

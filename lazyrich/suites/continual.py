@@ -1,4 +1,4 @@
-"""Continual learning (THEORY.md §6): K whitened tasks on shared inputs, learned one after another.
+"""Continual learning (docs/theory.md §10): K whitened tasks on shared inputs, learned one after another.
 
 Measured: the loss matrix R[i, k] (loss on task i after phase k), forgetting per task and BWT, all from
 :mod:`lazyrich.metrics`. Beside it, the analytic prediction at convergence, R̂[i, k] = loss of task k's
@@ -174,9 +174,9 @@ def _report(table: pd.DataFrame, suite_dir: Path) -> Report:
     stuck = ok[~ok["converged"].astype(bool)] if len(ok) else ok
     same = bool(len(conv)) and spread <= 1e-3 * max(abs(ref), 1.0) and err <= 1e-3 * max(abs(ref), 1.0)
     lines += [
-        "### Outcome (measured) against THEORY.md §6",
+        "### Outcome (measured) against docs/theory.md §10",
         "",
-        "THEORY predicts: at convergence every λ forgets the same (R = R̂, set by task similarity); λ "
+        "The Theory page predicts: at convergence every λ forgets the same (R = R̂, set by task similarity); λ "
         "changes only the path and the speed.",
         "",
         f"- {len(conv)} of {len(ok)} networks converged in every phase; across them forgetting spans "
@@ -195,7 +195,7 @@ def _report(table: pd.DataFrame, suite_dir: Path) -> Report:
         )
     verdict = (
         f"{len(conv)}/{len(ok)} converged; forgetting spread {spread:.2g} around analytic {ref:.4g} "
-        f"({'λ-independent, as' if same else 'NOT as'} THEORY §6 predicts); {len(stuck)} not converged"
+        f"({'λ-independent, as' if same else 'NOT as'} docs/theory.md §10 predicts); {len(stuck)} not converged"
     )
     if len(stuck) and "saddle_phases" in stuck:
         at_saddle = int((stuck["saddle_phases"].astype(str) != "none").sum())

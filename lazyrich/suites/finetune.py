@@ -1,4 +1,4 @@
-"""Fine-tuning (THEORY.md §6): pretrain, re-factorise the pretrained product at λ_FT, fine-tune on a new task.
+"""Fine-tuning (docs/theory.md §10): pretrain, re-factorise the pretrained product at λ_FT, fine-tune on a new task.
 
 One unit per λ_FT, batched over seeds. Each unit pretrains the source (a ``random_regression`` task) from
 the same seeds — deterministic, so every unit starts from the same pretrained products, and units stay
@@ -193,9 +193,9 @@ def _report(table: pd.DataFrame, suite_dir: Path) -> Report:
         "",
         markdown_table(ok[[c for c in TABLE if c in ok]]),
         "",
-        "### Outcome (measured) against THEORY.md §6",
+        "### Outcome (measured) against docs/theory.md §10",
         "",
-        "THEORY predicts: larger |λ_FT| gives faster, lazier fine-tuning with less change in the "
+        "The Theory page predicts: larger |λ_FT| gives faster, lazier fine-tuning with less change in the "
         "representations.",
         "",
     ]

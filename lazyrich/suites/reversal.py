@@ -1,11 +1,12 @@
-"""Reversal learning (THEORY.md §6): learn a task to convergence, then its reversal Σyx → −Σyx.
+"""Reversal learning (docs/theory.md §10): learn a task to convergence, then its reversal Σyx → −Σyx.
 
 λ = 0 should stall at a saddle (B = 0 when the reversal starts from the learned, task-aligned solution) and
 every λ ≠ 0 should reverse, faster for larger |λ|. One unit is one λ, batched over seeds; its two phases are a
 :class:`~lazyrich.tasks.TaskSequence` run by :func:`~lazyrich.experiment.run_experiment`, so the theory
 restarts at the switch from the weights the network actually reached. Beside the measured outcome it reports
-the verdict of the exact theory (THEORY.md §3) on those weights: whether B is singular (a saddle) and the loss
-it predicts as t → ∞.
+the verdict of the exact theory (docs/theory.md §4) on those weights: whether B is singular (a saddle) and the loss
+it predicts as t → ∞; and, at λ ≈ 0, when GD escapes that saddle anyway (``lazyrich.theory.escape``: the seed in
+B grows like e^{c s̃ t}), as a predicted plateau beside the measured one.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ TABLE = [
     "theory_time_to_reverse",
     "plateau_time",
     "theory_plateau_time",
+    "escape_plateau_time",
+    "escape_time",
     "theory",
 ]
 
@@ -107,6 +110,28 @@ def _exact_verdict(task, weights: list[torch.Tensor], rtol: float) -> tuple[np.n
     return pred.converges_to_saddle.cpu().numpy().astype(float), pred.final_loss.cpu().numpy()
 
 
+def _escape(task, weights: list[torch.Tensor], t: torch.Tensor, l_zero: float, band: float, thr: float,
+            dtype: str) -> dict[str, np.ndarray]:
+    """The escape model from the switch weights: predicted plateau, first escape time and whether the reversal
+    succeeds within the phase (B,) each; NaN where it does not apply (λ̂ away from 0) or nothing is saddle-bound."""
+    from lazyrich.theory.escape import EscapeTheory
+
+    theory = EscapeTheory(dtype=dtype)
+    batch = weights[0].shape[0]
+    nan = np.full(batch, np.nan)
+    if theory.check(task, weights) is not None:
+        return {"escape_plateau_time": nan, "escape_time": nan, "escape_success": nan}
+    pred = theory.predict(task, weights, t)
+    bound = pred.converges_to_saddle.cpu().numpy()
+    first = pred.escape_time.nan_to_num(nan=np.inf).amin(-1).cpu().numpy()
+    return {
+        "escape_plateau_time": np.where(bound, metrics.time_in_band(pred.t, pred.loss, l_zero, band).cpu().numpy(),
+                                        np.nan),
+        "escape_time": np.where(bound & np.isfinite(first), first, np.nan),
+        "escape_success": np.where(bound, (pred.loss[:, -1] <= thr * pred.loss[:, 0]).cpu().numpy(), np.nan),
+    }
+
+
 def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
     cfg = unit.config["experiment"]
     result = run_experiment(cfg, None, log_wandb=False, plot=False)
@@ -118,6 +143,9 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
     saddle, limit = _exact_verdict(
         rev_task, result.trajectories[0].final_weights, unit.config["exact_balance_rtol"]
     )
+    t_rev = torch.as_tensor(result.trajectories[1].t, dtype=torch.float64)
+    escape = _escape(rev_task, [w.to(torch.float64) for w in result.trajectories[0].final_weights], t_rev, l_zero,
+                     band, thr, str(cfg.get("trainer", {}).get("dtype", "float64")))
     pred = result.predictions[1]
     summary = result.summary.set_index("net")
     rows = []
@@ -139,6 +167,7 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
             "final_kernel_distance": float(summary.loc[net, "final_kernel_distance"]),
             "exact_saddle": saddle[net],
             "exact_limit_loss": limit[net],
+            **{k: float(v[net]) for k, v in escape.items()},
         }
         if pred is not None:
             _, th = phase_curve(frame, net, 1, "theory/loss")
@@ -163,6 +192,24 @@ def _fmt(values) -> str:
     return "{" + ", ".join(f"{v:g}" for v in sorted(set(values))) + "}"
 
 
+def _zero_lines(zero: pd.DataFrame, per_lam: pd.DataFrame) -> list[str]:
+    """The λ = 0 lines of the outcome: the stall the flow predicts and the escape GD makes (escape model)."""
+    lines: list[str] = []
+    if len(zero):
+        lines.append(
+            f"- λ = 0: measured final loss {zero['final_loss'].mean():.4g}, exact theory's limit "
+            f"{zero['exact_limit_loss'].mean():.4g}, loss of the zero map {zero['saddle_loss'].mean():.4g}."
+        )
+        if "escape_plateau_time" in zero and zero["escape_plateau_time"].notna().any():
+            within = "escapes" if bool(per_lam["escapes"].get(0.0, False)) else "stays"
+            lines.append(
+                f"- λ = 0 escape: plateau measured {zero['plateau_time'].mean():.4g}, predicted "
+                f"{zero['escape_plateau_time'].mean():.4g} by the escape model (first mode's escape predicted at "
+                f"t = {zero['escape_time'].mean():.4g}; {within} within the phase)."
+            )
+    return lines
+
+
 def _report(table: pd.DataFrame, suite_dir: Path) -> Report:
     ok = ok_rows(table)
     figures = []
@@ -181,12 +228,15 @@ def _report(table: pd.DataFrame, suite_dir: Path) -> Report:
             title="reversal against λ",
         )
         figures.append(plots.save(fig, suite_dir / "sweep.png"))
-    per_lam = ok.groupby("lam").agg(success=("success", "all"), exact_saddle=("exact_saddle", "max"))
+    escapes = ok["escape_success"] == 1.0 if "escape_success" in ok else pd.Series(False, index=ok.index)
+    per_lam = ok.assign(escapes=escapes).groupby("lam").agg(
+        success=("success", "all"), exact_saddle=("exact_saddle", "max"), escapes=("escapes", "all"))
     reversed_, stalled = per_lam.index[per_lam["success"]], per_lam.index[~per_lam["success"]]
-    expected = per_lam.index != 0.0
+    # λ ≠ 0 reverses (docs/theory.md §10); λ = 0 only if GD escapes the saddle within the phase (the escape model).
+    expected = (per_lam.index != 0.0) | per_lam["escapes"].to_numpy()
     measured_ok = bool((per_lam["success"].to_numpy() == expected).all())
     saddle_lams = per_lam.index[per_lam["exact_saddle"] == 1.0]
-    theory_ok = bool(((per_lam["exact_saddle"] == 1.0).to_numpy() == ~expected).all())
+    theory_ok = bool(((per_lam["exact_saddle"] == 1.0).to_numpy() == (per_lam.index == 0.0)).all())
     zero = ok[ok["lam"] == 0.0]
     lines = [
         "## Reversal",
@@ -198,24 +248,23 @@ def _report(table: pd.DataFrame, suite_dir: Path) -> Report:
         "`exact_limit_loss`: the exact theory's verdict (1: B singular, a saddle; 0: not; empty: the theory "
         "does not apply) and its t → ∞ loss, for the weights reached at the switch. `theory_*`: the "
         "prediction overlaid on the curves (GD with step `eta` × the fastest rate runs ahead of the flow by "
-        "about eta/2 in relative time).",
+        "about eta/2 in relative time). `escape_plateau_time`/`escape_time`: at λ ≈ 0, the plateau and the "
+        "first mode's escape that the escape model predicts for GD, whose seed in B (rounding, or a perturbation) "
+        "grows like e^{c s̃ t} (lazyrich.theory.escape); compare with the measured `plateau_time`.",
         "",
         markdown_table(ok[[c for c in TABLE if c in ok]]),
         "",
-        "### Outcome (measured) against THEORY.md §6",
+        "### Outcome (measured) against docs/theory.md §10",
         "",
-        "THEORY predicts: λ = 0 stalls at a saddle (B = 0); every λ ≠ 0 reverses, faster for larger |λ|.",
+        "The Theory page predicts: under gradient flow λ = 0 stalls at a saddle (B = 0); every λ ≠ 0 reverses, faster "
+        "for larger |λ|. Under GD the λ = 0 saddle is left after a plateau seeded by rounding (escape model).",
         "",
         f"- Measured: reversed for λ ∈ {_fmt(reversed_)}; stalled for λ ∈ {_fmt(stalled)}. "
         f"{'As predicted.' if measured_ok else 'NOT as predicted.'}",
         f"- Exact theory on the reached weights: saddle for λ ∈ {_fmt(saddle_lams)}. "
         f"{'As predicted.' if theory_ok else 'NOT as predicted.'}",
     ]
-    if len(zero):
-        lines.append(
-            f"- λ = 0: measured final loss {zero['final_loss'].mean():.4g}, exact theory's limit "
-            f"{zero['exact_limit_loss'].mean():.4g}, loss of the zero map {zero['saddle_loss'].mean():.4g}."
-        )
+    lines += _zero_lines(zero, per_lam)
     speed = ok[ok["lam"] != 0].groupby("lam")["time_to_reverse"].mean()
     for sign, part in (("λ > 0", speed[speed.index > 0]), ("λ < 0", speed[speed.index < 0])):
         if len(part) > 1:
@@ -227,7 +276,7 @@ def _report(table: pd.DataFrame, suite_dir: Path) -> Report:
             )
     verdict = (
         f"reversed for λ ∈ {_fmt(reversed_)}, stalled for λ ∈ {_fmt(stalled)} "
-        f"({'as' if measured_ok else 'NOT as'} THEORY §6 predicts)"
+        f"({'as' if measured_ok else 'NOT as'} docs/theory.md §10 and the escape model predict)"
     )
     return Report("\n".join(lines) + "\n", figures, verdict, TABLE)
 

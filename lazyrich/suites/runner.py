@@ -4,11 +4,12 @@ A unit is one point of a suite's sweep (one λ batched over seeds, or one (arch,
 short sha1 of its resolved config as sorted JSON, so the same command computes the same ids.
 
 Results go to ``<suite folder>/runs/<id>/``: ``config.yaml``, ``metrics.csv`` (long table), ``summary.csv``
-(the unit's rows of ``suite.csv``), ``matrices.npz`` and ``DONE``, written last by
-:func:`lazyrich.results.write_run`. A unit with ``DONE`` is never computed again; a unit without it (killed,
-or failed) is cleared and redone. A failure writes ``runs/<id>/FAILED`` (the traceback) and a
-``status=failed`` row, and the other units go on. ``computed.log`` lists, one per line, every id this folder
-ever computed: the audit trail of what a resumed run redid.
+(the unit's rows of ``suite.csv``), ``matrices.npz``, ``MANIFEST.json`` and ``DONE``, written last by
+:func:`lazyrich.results.write_run`. A unit with ``DONE`` whose files match its manifest is never computed
+again; a unit without it (killed, or failed), or whose files were damaged since, is cleared and redone.
+A failure writes ``runs/<id>/FAILED`` (the traceback) and a ``status=failed`` row, and the other units go on.
+``computed.log`` lists, one per line, every id this folder ever computed: the audit trail of what a resumed
+run redid.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import hashlib
 import json
 import shutil
 import traceback
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +28,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from lazyrich import results
+from lazyrich import integrity, results
 
 __all__ = ["FAILED", "Unit", "UnitOutput", "SweepResult", "run_sweep", "unit_id"]
 
@@ -93,6 +95,17 @@ def _failed_row(unit: Unit, error: str) -> pd.DataFrame:
     return pd.DataFrame([{**unit.key, "status": "failed", "error": error, "unit": unit.id}])
 
 
+def _finished(run_dir: Path, unit: Unit) -> bool:
+    """Whether ``run_dir`` holds this unit, finished and intact; a damaged finished unit is named and redone."""
+    if not (run_dir / results.DONE).exists():
+        return False
+    reason = integrity.verify_unit(run_dir)
+    if reason is not None:
+        warnings.warn(f"unit {unit.id} ({_key_text(unit.key)}) failed verification, recomputing it: {reason}",
+                      results.ResultsWarning, stacklevel=3)
+    return reason is None
+
+
 def run_sweep(
     units: Sequence[Unit],
     compute: Callable[[Unit, Path], UnitOutput],
@@ -104,8 +117,8 @@ def run_sweep(
 ) -> SweepResult:
     """Compute every unit not yet ``DONE`` under ``out_dir/runs`` and collect all rows (see module docstring).
 
-    ``compute(unit, run_dir)`` returns a :class:`UnitOutput`; ``log`` (e.g. the W&B mirror) runs after it and
-    before the results are written, so a unit is only ``DONE`` when everything about it is.
+    ``compute(unit, run_dir)`` returns a :class:`UnitOutput`; ``log`` (e.g. the W&B mirror) runs after its
+    results are written, so a W&B call never holds the only copy of a result.
     """
     out_dir = Path(out_dir)
     runs_dir = out_dir / "runs"
@@ -117,7 +130,7 @@ def run_sweep(
     bar = tqdm(units, desc=desc, unit="run", disable=not progress, leave=True)
     for unit in bar:
         run_dir = runs_dir / unit.id
-        if (run_dir / results.DONE).exists():
+        if _finished(run_dir, unit):
             frames.append(pd.read_csv(run_dir / results.SUMMARY_FILE))
             skipped.append(unit.id)
         else:
@@ -133,8 +146,6 @@ def run_sweep(
                 rows["unit"] = unit.id
                 if "status" not in rows:
                     rows["status"] = "ok"
-                if log is not None:
-                    log(unit, output, run_dir)
                 results.write_run(
                     run_dir,
                     output.frame,
@@ -142,6 +153,8 @@ def run_sweep(
                     matrices=output.matrices or None,
                     config=json.dumps(_jsonable(unit.config), indent=1, sort_keys=True) + "\n",
                 )
+                if log is not None:  # after write_run: the results are on disk before any W&B call
+                    log(unit, output, run_dir)
                 with open(out_dir / COMPUTED_LOG, "a") as handle:
                     handle.write(unit.id + "\n")
                 frames.append(rows)

@@ -1,4 +1,4 @@
-"""Transfer (THEORY.md §6): property generalisation on the hierarchy, and transfer between rotated task pairs.
+"""Transfer (docs/theory.md §10): property generalisation on the hierarchy, and transfer between rotated task pairs.
 
 Part ``generalisation`` (one unit per λ): train the hierarchy to convergence, then
 
@@ -338,9 +338,9 @@ def _report(table: pd.DataFrame, suite_dir: Path) -> Report:
             "",
         ]
     lines += [
-        "### Outcome (measured) against THEORY.md §6",
+        "### Outcome (measured) against docs/theory.md §10",
         "",
-        "THEORY predicts: the new feature spreads as W1ᵀW1 (large positive λ keeps it structured, so it "
+        "The Theory page predicts: the new feature spreads as W1ᵀW1 (large positive λ keeps it structured, so it "
         "transfers); the new item as W2W2ᵀ (the mirror image in λ).",
         "",
     ]

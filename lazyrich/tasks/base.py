@@ -1,6 +1,6 @@
 """Task and TaskSequence: what a network learns, validated once where the data enters.
 
-Conventions (THEORY.md §1): X is (P, Ni) and Y is (P, No), one sample per row, float64.
+Conventions (docs/theory.md §1): X is (P, Ni) and Y is (P, No), one sample per row, float64.
 Σxx = XᵀX/P (Ni, Ni), Σyx = YᵀX/P (No, Ni), Σyy = YᵀY/P (No, No); loss = 1/(2P)‖ŷ − Y‖²_F.
 """
 

@@ -70,7 +70,7 @@ def hierarchy(
     """Hierarchical semantic task: items are the P = branching**depth leaves of a tree; X = √P·I (whitened).
 
     encoding:
-      ``signed`` (THEORY.md §6): a ``root`` feature (all +1) and, per internal node, contrasts between
+      ``signed`` (docs/theory.md §10): a ``root`` feature (all +1) and, per internal node, contrasts between
         its child subtrees (0 outside the node). For binary trees that is +1 on the left subtree and −1 on
         the right. For b > 2 a node gets b−1 normalised Helmert contrasts (contrast j: +1 on children < j,
         −j on child j, scaled by √(b/(j(j+1)))). Features are orthogonal, so Σyx has singular values

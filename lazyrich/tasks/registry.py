@@ -40,6 +40,23 @@ def _qualname(fn: Callable[..., Any]) -> str:
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
 
 
+def _config_value(value: Any) -> bool:
+    """Whether a config (OmegaConf) can hold ``value``: None, bool, int, float, str, or lists/dicts of them."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return True
+    if isinstance(value, list | tuple):
+        return all(_config_value(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _config_value(v) for k, v in value.items())
+    return False
+
+
+def _unsupported_defaults(sig: inspect.Signature) -> list[str]:
+    """``name=value`` of each parameter whose default a config cannot hold (e.g. a numpy array)."""
+    return [f"{p.name}={type(p.default).__name__}" for p in sig.parameters.values()
+            if p.default is not inspect.Parameter.empty and not _config_value(p.default)]
+
+
 def _add(name: str, fn: Callable[..., Any], origin: str) -> None:
     if not callable(fn):
         raise TaskError(
@@ -51,6 +68,12 @@ def _add(name: str, fn: Callable[..., Any], origin: str) -> None:
         raise TaskError(
             f"task {name!r} ({origin}): parameter(s) {clash} clash with the config keys "
             f"{list(RESERVED_PARAMS)} that lazyrich puts next to task parameters; rename them."
+        )
+    bad = _unsupported_defaults(_signature(fn))
+    if bad:
+        raise TaskError(
+            f"task {name!r} ({origin}): the default(s) of {bad} cannot go into a config (only None, bool, int, "
+            f"float, str and lists/dicts of them can); use a tuple or list instead."
         )
     old = _REGISTRY.get(name)
     if old is not None and _qualname(old) != _qualname(fn):
@@ -107,7 +130,7 @@ def _load_entry_points() -> None:
         try:
             fn = ep.load()
             _add(ep.name, fn, where)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # a plug-in's bug or exit() must not take the built-ins down
             _BROKEN[ep.name] = (
                 f"{where} failed to load: {type(exc).__name__}: {exc}. Fix or uninstall "
                 f"{dist} (pip uninstall {dist})."

@@ -1,4 +1,4 @@
-"""Task transforms and sequence builders: reversal, transfer, continual streams (THEORY.md §6).
+"""Task transforms and sequence builders: reversal, transfer, continual streams (docs/theory.md §10).
 
 Transforms that prescribe a new Σyx need whitened inputs (Σxx = c·I): the new targets are
 Y' = Y + X·(Σ' − Σyx)ᵀ/c, so that Y'ᵀX/P = Σ' exactly while the part of Y outside the span of X is kept.

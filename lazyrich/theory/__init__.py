@@ -2,22 +2,31 @@
 
 Every theory takes task statistics (:class:`TaskStats`, or any object with sigma_xx, sigma_yx, sigma_yy and
 P), the initial weights [W_l (B, out, in)] and a time grid (T,) or (B, T) in t = step·lr, and returns a
-:class:`Prediction` with the same figures the trainer records. Built-ins: ``exact`` (THEORY.md §3),
-``aligned``, ``saxe``, ``lazy``, ``deep_aligned`` (§4), ``ode`` (numerical gradient flow, the reference) and
-``auto``.
+:class:`Prediction` with the same figures the trainer records. Built-ins: ``exact`` (docs/theory.md §4),
+``aligned``, ``saxe``, ``lazy``, ``deep_aligned`` (§5, §7), ``ode`` (numerical gradient flow, the reference),
+``auto``, and for gradient descent itself ``aligned_gd`` (exact GD maps), ``gd_flow`` (GD to O(lr²)) and
+``escape`` (the λ = 0 saddle's plateau under GD).
 Plug-ins register through the ``lazyrich.theories`` entry-point group.
 """
 
-from lazyrich.theory import aligned, auto, deep, exact, lazy, ode  # noqa: F401  (registers the built-ins)
+from lazyrich.theory import aligned, auto, deep, escape, exact, gd, gd_flow, lazy, ode  # noqa: F401  (registers them)
 from lazyrich.theory.aligned import singular_values
 from lazyrich.theory.auto import select_theory
-from lazyrich.theory.base import Prediction, TaskStats, Theory, TheoryNotApplicable, loss_from_product
+from lazyrich.theory.base import (
+    PrecisionWarning,
+    Prediction,
+    TaskStats,
+    Theory,
+    TheoryNotApplicable,
+    loss_from_product,
+)
 from lazyrich.theory.exact import qqt
 from lazyrich.theory.fukumizu import fukumizu_qqt
 from lazyrich.theory.ode import integrate_flow
 from lazyrich.theory.registry import available_theories, describe_theories, get_theory, register_theory
 
 __all__ = [
+    "PrecisionWarning",
     "Prediction",
     "TaskStats",
     "Theory",

@@ -1,4 +1,4 @@
-"""Singular-value dynamics of task-aligned two-layer nets (THEORY.md §4): theories ``aligned`` and ``saxe``.
+"""Singular-value dynamics of task-aligned two-layer nets (docs/theory.md §5): theories ``aligned`` and ``saxe``.
 
 Each mode obeys τ ds/dt = √(λ² + 4s²)(s̃ − s). Its closed form, with c² = λ²/4 and ε = √(s̃² + c²), is written
 cancellation-free as s(t) = s̃ − 2ε²g/(1 + 2s̃g − c²g²), g = e^{−2εt/τ}(s̃ − s₀)/N, N = s̃s₀ + c² + ε√(s₀² + c²).
@@ -101,7 +101,7 @@ class AlignedTheory(Theory):
         traj = rebuild(weights, modes, a_t.transpose(-1, -2))
         stall = (lam == 0) & (s0 * s_hat <= 0)
         final, saddle = _final(stats, torch.where(stall, torch.zeros_like(s0), s_hat.expand_as(s0)), weights)
-        notes = ["aligned: per-mode closed form of τ ds/dt = √(λ² + 4s²)(s̃ − s) (THEORY.md §4)."]
+        notes = ["aligned: per-mode closed form of τ ds/dt = √(λ² + 4s²)(s̃ − s) (docs/theory.md §5)."]
         return from_trajectory(stats, weights, traj, t, theory=self.name, final_loss=final,
                                converges_to_saddle=saddle, notes=notes)
 

@@ -1,4 +1,11 @@
-"""Pick the most exact theory that applies: exact, aligned, deep_aligned, else ode (the fallback)."""
+"""Pick the most exact theory that applies: exact, aligned, deep_aligned, else ode (the fallback).
+
+Selection rules: the first of ``PREFERENCE`` whose check passes, else ``ode``, which always applies; the notes say
+which ran and why each earlier one refused. Inside ``exact``, a singular B (a saddle) and a nearly singular one
+(σ_min(B) ≤ 1e-3·scale) are handed to ode per network (``ode_fallback``). auto predicts gradient *flow* only: the
+gradient-descent theories need the trainer's lr or dtype and are chosen by name (``aligned_gd``: exact GD maps for
+task-aligned inits; ``gd_flow``: GD to O(lr²) for any two-layer init; ``escape``: the λ = 0 saddle's plateau).
+"""
 
 from __future__ import annotations
 

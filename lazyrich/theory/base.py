@@ -1,13 +1,22 @@
 """The theory plug-in interface: task statistics in, a :class:`Prediction` out.
 
-Conventions (THEORY.md §1): Σxx = XᵀX/P (Ni, Ni), Σyx = YᵀX/P (No, Ni), loss = 1/(2P)‖ŷ − Y‖², time
-t = step·lr, float64 throughout. Weights are a list [W1, …, WL] with W_l (B, out_l, in_l), batch first;
-unbatched (out, in) layers are treated as B = 1. A time grid is (T,), shared by the batch, or (B, T), one
-grid per network.
+Conventions (docs/theory.md §1): Σxx = XᵀX/P (Ni, Ni), Σyx = YᵀX/P (No, Ni), loss = 1/(2P)‖ŷ − Y‖², time
+t = step·lr. Weights are a list [W1, …, WL] with W_l (B, out_l, in_l), batch first; unbatched (out, in) layers
+are treated as B = 1. A time grid is (T,), shared by the batch, or (B, T), one grid per network.
+
+Precision policy (the same in lazyrich.theory.base and lazyrich.train):
+1. init builds float64 weights and reads a float32 λ as the decimal it was typed as; metrics keep their inputs' dtype.
+2. The trainer trains and reports in the dtype of the weights it is given (``trainer.dtype``); it never promotes.
+3. Theories compute in float64: lower-precision inputs are promoted with one PrecisionWarning, a check that fails on
+   them names precision as the cause, and the experiment layer warns on a float32 run and adds 1000·u to the
+   agreement tolerance (``theory_rtol``).
+
+NaN or inf in any input is a ``ValueError`` that names the input.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -21,14 +30,18 @@ from lazyrich.device import DTYPE, resolve_device
 
 __all__ = [
     "WHITENING_RTOL",
+    "PrecisionWarning",
     "Prediction",
     "TaskStats",
     "Theory",
     "TheoryNotApplicable",
     "as_batched",
     "exprel",
+    "finite_or_raise",
     "loss_from_product",
+    "low_precision_reason",
     "min_width",
+    "promote",
     "weight_scale",
     "time_grid",
     "whitening_advice",
@@ -40,6 +53,38 @@ WHITENING_RTOL = 1e-10
 
 class TheoryNotApplicable(ValueError):
     """A theory's assumptions fail for these weights or this task; the message says which, and the fix."""
+
+
+class PrecisionWarning(UserWarning):
+    """A lower-precision input was promoted to float64 for a theory (the precision policy above)."""
+
+
+def finite_or_raise(name: str, value: Tensor) -> Tensor:
+    """``value`` unchanged; a ValueError naming ``name`` if it holds NaN or inf."""
+    if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+        bad = "NaN" if bool(torch.isnan(value).any()) else "inf"
+        raise ValueError(f"{name} contains {bad}; a theory needs finite inputs (check the task and the weights).")
+    return value
+
+
+def promote(value: Any, name: str) -> Tensor:
+    """``value`` as a finite float64 tensor; a lower-precision float input gives one :class:`PrecisionWarning`."""
+    value = torch.as_tensor(value) if hasattr(value, "dtype") else torch.as_tensor(value, dtype=DTYPE)
+    if value.is_floating_point() and value.dtype != DTYPE:
+        warnings.warn(f"{name} is {str(value.dtype).removeprefix('torch.')}; the theory promotes it to float64, "
+                      f"so it predicts the dynamics of the rounded values (pass float64 to avoid this).",
+                      PrecisionWarning, stacklevel=3)
+    return finite_or_raise(name, value.to(DTYPE))
+
+
+def low_precision_reason(dtypes: Sequence[torch.dtype]) -> str | None:
+    """The precision cause to name first when a check fails on weights that arrived below float64."""
+    low = sorted({str(d).removeprefix("torch.") for d in dtypes if d != DTYPE})
+    if not low:
+        return None
+    eps = max(torch.finfo(d).eps for d in dtypes)
+    return (f"{'/'.join(low)} weights: promote to float64 (init and train in float64); their rounding "
+            f"(~{eps:.1g} relative) exceeds the theories' 1e-8 tolerances; the check said: ")
 
 
 def exprel(z: Tensor) -> Tensor:
@@ -89,9 +134,9 @@ class TaskStats:
 
     def __post_init__(self) -> None:
         dev = torch.as_tensor(self.sigma_yx).device
-        self.sigma_xx = torch.as_tensor(self.sigma_xx, dtype=DTYPE, device=dev)
-        self.sigma_yx = torch.as_tensor(self.sigma_yx, dtype=DTYPE, device=dev)
-        self.sigma_yy = torch.as_tensor(self.sigma_yy, dtype=DTYPE, device=dev)
+        self.sigma_xx = promote(self.sigma_xx, "Σxx (sigma_xx)").to(dev)
+        self.sigma_yx = promote(self.sigma_yx, "Σyx (sigma_yx)").to(dev)
+        self.sigma_yy = promote(self.sigma_yy, "Σyy (sigma_yy)").to(dev)
         self.P = int(self.P)
         no, ni = self.sigma_yx.shape
         if self.sigma_xx.shape != (ni, ni) or self.sigma_yy.shape != (no, no):
@@ -175,7 +220,7 @@ def loss_from_product(product: Tensor, stats: TaskStats) -> Tensor:
 
 
 def as_batched(weights: Sequence[Tensor]) -> list[Tensor]:
-    """Weights as float64 (B, out, in) layers; unbatched (out, in) layers get B = 1."""
+    """Weights as float64 (B, out, in) layers; unbatched (out, in) layers get B = 1; NaN/inf is refused."""
     ws = [torch.as_tensor(w) for w in weights]
     if len(ws) < 2:
         raise ValueError(f"a theory needs at least two layers, got {len(ws)}.")
@@ -186,12 +231,17 @@ def as_batched(weights: Sequence[Tensor]) -> list[Tensor]:
     for lo, hi in zip(ws[:-1], ws[1:], strict=True):
         if hi.shape[-1] != lo.shape[-2]:
             raise ValueError(f"layer widths do not chain: {[tuple(w.shape[1:]) for w in ws]}.")
-    return [w.to(DTYPE) for w in ws]
+    low = sorted({str(w.dtype).removeprefix("torch.") for w in ws if w.is_floating_point() and w.dtype != DTYPE})
+    if low:  # one warning for the whole list, not one per layer
+        warnings.warn(f"weights are {'/'.join(low)}; the theory promotes them to float64, so it predicts the "
+                      f"dynamics of the rounded values (init and train in float64 to avoid this).",
+                      PrecisionWarning, stacklevel=3)
+    return [finite_or_raise(f"weights W{l}", w.to(DTYPE)) for l, w in enumerate(ws, start=1)]
 
 
 def time_grid(t: Tensor | Sequence[float] | float, batch: int, device: torch.device | None = None) -> Tensor:
     """A time grid as a (B, T) float64 tensor: (T,) is shared by the batch, (B, T) is per network."""
-    t = torch.as_tensor(t, dtype=DTYPE, device=device).to(device)
+    t = promote(t, "t").to(device) if hasattr(t, "dtype") else torch.as_tensor(t, dtype=DTYPE, device=device)
     if t.dim() == 0:
         t = t.reshape(1)
     if t.dim() == 1:
@@ -210,7 +260,10 @@ class Prediction:
     ``product`` (B,T,No,Ni) = W_L⋯W_1; ``w1tw1`` (B,T,Ni,Ni) = W1ᵀW1; ``wwt_out`` (B,T,No,No) = W_LW_Lᵀ;
     ``loss``, ``kernel_distance`` (1 − cos(K(0), K(t)), Fort et al.) and ``ntk_rel_change``
     (‖K(t)−K(0)‖/‖K(0)‖) are (B,T); ``svals`` (B,T,m) = diag(Ũ_mᵀ W(t) Ṽ_m), signed;
-    ``converges_to_saddle`` (B,) bool and ``final_loss`` (B,) describe t → ∞.
+    ``converges_to_saddle`` (B,) bool and ``final_loss`` (B,) describe t → ∞; ``ode_fallback`` (B,) bool, when
+    set, marks the networks a closed-form theory handed to the ode theory (its notes say why); ``escape_time``
+    (B, m), when set (theory ``escape``), is when each saddle-bound mode leaves the saddle under GD (NaN: never
+    bound).
     """
 
     t: Tensor
@@ -225,6 +278,8 @@ class Prediction:
     final_loss: Tensor
     theory: str
     notes: list[str] = field(default_factory=list)
+    ode_fallback: Tensor | None = None
+    escape_time: Tensor | None = None
 
     _TENSORS: ClassVar[tuple[str, ...]] = ("t", "product", "w1tw1", "wwt_out", "loss", "kernel_distance",
                                            "ntk_rel_change", "svals", "converges_to_saddle", "final_loss")
@@ -237,18 +292,20 @@ class Prediction:
     def scatter(cls, parts: Sequence[tuple[Tensor, Prediction]], batch: int, theory: str) -> Prediction:
         """Merge predictions for disjoint index sets (idx (b,), part) of a batch of ``batch`` networks."""
         first = parts[0][1]
-        if len(parts) == 1 and torch.equal(parts[0][0].cpu(), torch.arange(batch)):  # one part: no copies
-            return cls(**{name: getattr(first, name) for name in cls._TENSORS}, theory=theory,
-                       notes=list(dict.fromkeys(first.notes)))
-        out: dict[str, Any] = {}
-        for name in cls._TENSORS:
-            ref = getattr(first, name)
-            full = ref.new_zeros((batch, *ref.shape[1:]))
-            for idx, part in parts:
-                full[idx] = getattr(part, name)
-            out[name] = full
         notes = [n for _, part in parts for n in part.notes]
-        return cls(**out, theory=theory, notes=list(dict.fromkeys(notes)))
+        fallback = first.t.new_zeros(batch, dtype=torch.bool)
+        for idx, part in parts:
+            if part.ode_fallback is not None:
+                fallback[idx] = part.ode_fallback.to(fallback.device)
+        if len(parts) == 1 and torch.equal(parts[0][0].cpu(), torch.arange(batch)):  # one part: no copies
+            out = {name: getattr(first, name) for name in cls._TENSORS}
+        else:
+            out = {name: getattr(first, name).new_zeros((batch, *getattr(first, name).shape[1:]))
+                   for name in cls._TENSORS}
+            for idx, part in parts:
+                for name in cls._TENSORS:
+                    out[name][idx] = getattr(part, name)
+        return cls(**out, theory=theory, notes=list(dict.fromkeys(notes)), ode_fallback=fallback)
 
 
 class Theory:
@@ -261,17 +318,24 @@ class Theory:
     name: ClassVar[str] = ""
 
     def check(self, stats: Any, weights: Sequence[Tensor], *, device: str | None = None) -> str | None:
+        """None when the theory applies to these weights on this task, else the reason (a low input precision
+        that the failure comes from is named first)."""
+        dtypes = [torch.as_tensor(w).dtype for w in weights]
         stats, weights = _prepare(stats, weights, device)
-        return self._check(stats, weights)
+        reason = self._check(stats, weights)
+        cause = low_precision_reason(dtypes) if reason is not None else None
+        return reason if cause is None else cause + reason
 
     def predict(self, stats: Any, weights: Sequence[Tensor], t: Tensor | Sequence[float], *,
                 device: str | None = None) -> Prediction:
         """The prediction on the grid t ((T,) or (B, T)); ``device`` (auto | cpu | cuda) moves the computation,
         which otherwise runs where the weights are."""
-        stats, weights = _prepare(stats, weights, device)
-        reason = self._check(stats, weights)
+        reason = self.check(stats, weights, device=device)
         if reason is not None:
             raise TheoryNotApplicable(f"theory {self.name!r} does not apply: {reason}")
+        with warnings.catch_warnings():  # check() has already said it once
+            warnings.simplefilter("ignore", PrecisionWarning)
+            stats, weights = _prepare(stats, weights, device)
         return self._predict(stats, weights, time_grid(t, weights[0].shape[0], weights[0].device))
 
     def _check(self, stats: TaskStats, weights: list[Tensor]) -> str | None:

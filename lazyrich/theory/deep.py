@@ -1,4 +1,4 @@
-"""Task-aligned deep linear nets (THEORY.md §4, "deeper networks"): the ``deep_aligned`` theory.
+"""Task-aligned deep linear nets (docs/theory.md §7): the ``deep_aligned`` theory.
 
 For a mode-decoupled init (see :mod:`lazyrich.theory.modes`), each mode's layer values keep a_{l+1}² − a_l²
 fixed, so they are functions of s = Π_l a_l alone and s obeys the scalar ODE
@@ -28,7 +28,7 @@ from lazyrich.theory.modes import (
 )
 from lazyrich.theory.registry import register_theory
 
-__all__ = ["DeepAlignedTheory", "integrate_modes"]
+__all__ = ["DeepAlignedTheory", "integrate_modes", "mode_limit", "task_modes"]
 
 
 def integrate_modes(s0: Tensor, s_target: Tensor, offsets: Tensor, u: Tensor, tau: float = 1.0, *,
@@ -63,6 +63,26 @@ def integrate_modes(s0: Tensor, s_target: Tensor, offsets: Tensor, u: Tensor, ta
     return torch.from_numpy(np.ascontiguousarray(per)).to(s0.device)
 
 
+def task_modes(stats: TaskStats, weights: list[Tensor]) -> tuple[Modes | None, str | None]:
+    """(modes, None) of mode-decoupled weights of any depth in the task basis, or (None, the reason they are not)."""
+    if stats.whitening_scale is None:
+        return None, whitening_advice(stats.sigma_xx)
+    u, s, v = stats.svd
+    m = s.shape[0]
+    return extract_modes(weights, u[:, :m], v[:, :m])
+
+
+def mode_limit(stats: TaskStats, modes: Modes, weights: list[Tensor]) -> tuple[Tensor, Tensor]:
+    """(final_loss (B,), converges_to_saddle (B,)) of mode-decoupled nets as t → ∞, under flow or converging GD.
+
+    s = 0 is a fixed point iff two layers can vanish together (two zero offsets); from the wrong side the mode
+    then decays to 0 instead of crossing. Every other mode reaches its target s̃.
+    """
+    d, s0, s_hat = modes.offsets(), modes.s, stats.svd[1] / stats.whitening_scale
+    stuck = ((d == 0).sum(-1) >= 2) & (s0 * s_hat <= 0)
+    return _final(stats, torch.where(stuck, torch.zeros_like(s0), s_hat.expand_as(s0)), weights)
+
+
 @register_theory("deep_aligned")
 class DeepAlignedTheory(Theory):
     """Mode-decoupled nets of any depth L ≥ 2 (balanced or per-mode offsets): one scalar ODE per mode."""
@@ -71,11 +91,7 @@ class DeepAlignedTheory(Theory):
         self.tau, self.rtol, self.atol = float(tau), float(rtol), float(atol)
 
     def _modes(self, stats: TaskStats, weights: list[Tensor]) -> tuple[Modes | None, str | None]:
-        if stats.whitening_scale is None:
-            return None, whitening_advice(stats.sigma_xx)
-        u, s, v = stats.svd
-        m = s.shape[0]
-        return extract_modes(weights, u[:, :m], v[:, :m])
+        return task_modes(stats, weights)
 
     def _check(self, stats: TaskStats, weights: list[Tensor]) -> str | None:
         return self._modes(stats, weights)[1]
@@ -89,10 +105,7 @@ class DeepAlignedTheory(Theory):
         squares = layer_squares(s_t.abs(), d[:, None])
         a_t = signed_layer_values(squares, s_t, d[:, None], modes.a.mT[:, None])  # (B, T, m, L)
         traj = rebuild(weights, modes, a_t.transpose(-1, -2))
-        # s = 0 is a fixed point iff two layers can vanish together (two zero offsets); from the wrong side
-        # the mode then decays to 0 instead of crossing.
-        stuck = ((d == 0).sum(-1) >= 2) & (s0 * s_hat <= 0)
-        final, saddle = _final(stats, torch.where(stuck, torch.zeros_like(s0), s_hat.expand_as(s0)), weights)
+        final, saddle = mode_limit(stats, modes, weights)
         notes = [f"deep_aligned: per-mode scalar ODE (L = {len(weights)}), DOP853 rtol={self.rtol:g}."]
         return from_trajectory(stats, weights, traj, t, theory=self.name, final_loss=final,
                                converges_to_saddle=saddle, notes=notes)

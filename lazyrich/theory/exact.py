@@ -1,10 +1,15 @@
-"""Exact learning dynamics of λ-balanced two-layer linear networks: the stable closed form of THEORY.md §3.
+"""Exact learning dynamics of λ-balanced two-layer linear networks: the stable closed form of docs/theory.md §4.
 
 QQᵀ(t) = Z(t) A(t)⁻¹ Z(t)ᵀ with Q = [W1ᵀ; W2], for Nh = m = min(Ni, No), any Ni, No and any λ. Everything but
 e(t) = diag(e^{−ε_α t/τ}) is computed once; the time grid and the batch are one vectorised evaluation.
 Overflow-free: exponents are combined before exponentiating so that each is ≤ 0, (1 − e^{−2εt})/ε is written
 as 2t·exprel(−2εt) (finite at ε = 0) and the D term as an exprel of its exponent difference (→ 4t at λ⊥ = 0).
 Cost: O(B·T·m²·(Ni + No)) after an O(B·m³) setup.
+
+Conditioning: the closed form goes through B⁻¹, so its error is about u·κ(B)² (u = 1.1e-16, κ = scale/σ_min(B);
+measured 3.5e-9 at κ ≈ 1e4, 0.4 at κ ≈ 1e8). Networks with σ_min(B) ≤ ``NEAR_SINGULAR_RTOL``·scale but above
+the singular threshold are predicted by the ode theory instead, and the prediction's notes say which and why.
+Inputs follow the precision policy of :mod:`lazyrich.theory.base` (float64, promoted once, finite).
 """
 
 from __future__ import annotations
@@ -24,18 +29,28 @@ from lazyrich.theory.base import (
     Theory,
     exprel,
     loss_from_product,
+    promote,
     time_grid,
     whitening_advice,
 )
 from lazyrich.theory.registry import register_theory
 
-__all__ = ["BALANCE_RTOL", "SINGULAR_RTOL", "ExactTheory", "qqt"]
+__all__ = ["BALANCE_RTOL", "NEAR_SINGULAR_RTOL", "SINGULAR_RTOL", "ExactTheory", "qqt"]
 
 BALANCE_RTOL = 1e-8
 """Allowed ‖W2ᵀW2 − W1W1ᵀ − λ̂I‖_F / (‖W1‖² + ‖W2‖²): far above rounding (1e-15), below any real imbalance."""
 
-SINGULAR_RTOL = 1e-9
-"""B is singular when σ_min(B) ≤ 1e-9·√(‖W1‖² + ‖W2‖²): an exact null space rounds to ~1e-16 of that scale."""
+SINGULAR_RTOL = 1e-13
+"""B is singular when σ_min(B) ≤ 1e-13·√(‖W1‖² + ‖W2‖²): an exact null space rounds to ~1e-16 of that scale, while
+a re-factorised init at λ = 1e-12 keeps σ_min(B) ≈ 1e-12 (and a flow that escapes its saddle, slowly)."""
+
+NEAR_SINGULAR_RTOL = 1e-3
+"""Above SINGULAR_RTOL but σ_min(B) ≤ 1e-3·scale: the closed form would lose ~u·κ² ≥ 1e-10; the ode theory runs."""
+
+
+NEAR_SINGULAR_ODE = {"rtol": 1e-13, "atol": 1e-16}
+"""ode options for near-singular B: the escape from the saddle is seeded by σ_min(B), which the default rtol of
+1e-11 would swamp (measured 2e-6 off a tighter solve at λ = 1e-12, against 1e-7 with these)."""
 
 
 @dataclass
@@ -54,6 +69,7 @@ class _Setup:
     p2: Tensor  # (B, m, m) B⁻¹C
     p3: Tensor  # (B, m, k) B⁻¹D, k = |No − Ni|
     nullity: Tensor  # (B,) number of singular values of B below SINGULAR_RTOL·scale
+    conditioning: Tensor  # (B,) σ_min(B)/scale
 
 
 def _balance_or_raise(w1: Tensor, w2: Tensor, rtol: float) -> Tensor:
@@ -98,13 +114,15 @@ def _setup(w1: Tensor, w2: Tensor, svd: tuple[Tensor, Tensor, Tensor], lam: Tens
     scale = torch.sqrt((w1 * w1).sum((-2, -1)) + (w2 * w2).sum((-2, -1)))
     svals = torch.linalg.svdvals(b_mat)
     nullity = (svals <= SINGULAR_RTOL * scale[:, None]).sum(-1)
-    # Singular rows get B = I so the batch solve stays finite; their results are replaced by the caller.
+    conditioning = svals[:, -1] / scale.clamp_min(torch.finfo(DTYPE).tiny)
+    # Badly conditioned rows get B = I so the batch solve stays finite; their results are replaced by the caller.
     eye = torch.eye(m, dtype=DTYPE, device=w1.device)
-    b_safe = torch.where((nullity > 0)[:, None, None], eye, b_mat)
+    b_safe = torch.where((conditioning <= NEAR_SINGULAR_RTOL)[:, None, None], eye, b_mat)
     b_inv = torch.linalg.solve(b_safe, eye.expand_as(b_safe))
     return _Setup(u_m=u_m, u_perp=u_perp, v_m=v_m, v_perp=v_perp, eps=eps,
                   lam_perp=lam * (0.5 if n_out > n_in else -0.5), a_plus=a_plus, a_minus=a_minus,
-                  p1=b_inv @ b_inv.mT, p2=b_inv @ c_mat, p3=b_inv @ d_mat, nullity=nullity)
+                  p1=b_inv @ b_inv.mT, p2=b_inv @ c_mat, p3=b_inv @ d_mat, nullity=nullity,
+                  conditioning=conditioning)
 
 
 def _evaluate(st: _Setup, u: Tensor) -> Tensor:
@@ -166,24 +184,42 @@ def _scaled_svd(sigma_yx: Tensor, c: float, svd: tuple[Tensor, Tensor, Tensor] |
     return svd[0], svd[1] / c, svd[2]
 
 
+def _rows(st: _Setup, idx: Tensor) -> _Setup:
+    """The setup of the networks ``idx`` only (the task-basis fields are shared)."""
+    shared = ("u_m", "u_perp", "v_m", "v_perp")
+    return _Setup(**{k: (val if k in shared else val[idx]) for k, val in vars(st).items()})
+
+
+def _ode_qqt(w1: Tensor, w2: Tensor, sigma_xx: Tensor, sigma_yx: Tensor, t: Tensor, tau: float,
+             **ode_options: Any) -> Tensor:
+    """QQᵀ(t) (B, T, N, N) by the ode theory: the fallback for badly conditioned B."""
+    from lazyrich.theory.ode import integrate_flow  # local: ode imports assemble, which imports base only
+
+    traj1, traj2 = integrate_flow([w1, w2], sigma_xx, sigma_yx, t, tau, **ode_options)
+    q = torch.cat([traj1.mT, traj2], dim=-2)
+    return q @ q.mT
+
+
 def qqt(W1: Tensor, W2: Tensor, sigma_yx: Tensor, t: Tensor, tau: float = 1.0, *,
         sigma_xx: Tensor | None = None, balance_rtol: float = BALANCE_RTOL) -> Tensor:
-    """QQᵀ(t) of a λ-balanced two-layer net with Nh = min(Ni, No), Q = [W1ᵀ; W2] (THEORY.md §3).
+    """QQᵀ(t) of a λ-balanced two-layer net with Nh = min(Ni, No), Q = [W1ᵀ; W2] (docs/theory.md §4).
 
     W1 (Nh, Ni), W2 (No, Nh), t (T,) → (T, Ni+No, Ni+No); batched W1 (B, Nh, Ni), W2 (B, No, Nh) with t (T,)
     or (B, T) → (B, T, Ni+No, Ni+No). Blocks: [:Ni, :Ni] = W1ᵀW1, [Ni:, :Ni] = W2W1, [Ni:, Ni:] = W2W2ᵀ.
     ``sigma_xx`` None means whitened inputs; Σxx = c·I is handled by rescaling (target Σyx/c, time c·t).
-    Raises ValueError when the weights are not balanced, Nh ≠ m, Σxx ≠ c·I, or B is singular (a saddle:
-    use :class:`ExactTheory`, which reports it and falls back to the ode theory).
+    Networks whose B is badly conditioned (``NEAR_SINGULAR_RTOL``) are integrated numerically instead.
+    Raises ValueError when an input holds NaN/inf, the weights are not balanced, Nh ≠ m, Σxx ≠ c·I, or B is
+    singular (a saddle: use :class:`ExactTheory`, which reports it and falls back to the ode theory).
     """
-    batched = W1.dim() == 3
-    w1 = torch.as_tensor(W1, dtype=DTYPE) if batched else torch.as_tensor(W1, dtype=DTYPE).unsqueeze(0)
-    w2 = torch.as_tensor(W2, dtype=DTYPE) if batched else torch.as_tensor(W2, dtype=DTYPE).unsqueeze(0)
-    sigma_yx = torch.as_tensor(sigma_yx, dtype=DTYPE, device=w1.device)
+    batched = torch.as_tensor(W1).dim() == 3
+    w1, w2 = (promote(w, name) for w, name in ((W1, "W1"), (W2, "W2")))
+    w1, w2 = (w if batched else w.unsqueeze(0) for w in (w1, w2))
+    sigma_yx = promote(sigma_yx, "sigma_yx").to(w1.device)
     reason = _width_reason(w1.shape[-2], w1.shape[-1], w2.shape[-2])
     if reason:
         raise ValueError(reason)
     c = 1.0
+    eye_in = torch.eye(sigma_yx.shape[1], dtype=DTYPE, device=w1.device)
     if sigma_xx is not None:
         stats = TaskStats(sigma_xx, sigma_yx, torch.eye(sigma_yx.shape[0], dtype=DTYPE), 1)
         if stats.whitening_scale is None:
@@ -196,13 +232,25 @@ def qqt(W1: Tensor, W2: Tensor, sigma_yx: Tensor, t: Tensor, tau: float = 1.0, *
         raise ValueError(f"B is singular for network(s) {singular}: the flow converges to a saddle, "
                          f"where the closed form does not hold; use ExactTheory (it reports the saddle and "
                          f"falls back to the ode theory) or theory=ode.")
-    out = _evaluate(st, c * time_grid(t, w1.shape[0], w1.device) / tau)
+    grid = time_grid(t, w1.shape[0], w1.device)
+    near = st.conditioning <= NEAR_SINGULAR_RTOL
+    ok = (~near).nonzero().flatten()
+    n = w1.shape[-1] + w2.shape[-2]
+    out = grid.new_empty(*grid.shape, n, n)
+    if ok.numel():
+        out[ok] = _evaluate(_rows(st, ok), c * grid[ok] / tau)
+    if bool(near.any()):
+        out[near] = _ode_qqt(w1[near], w2[near], c * eye_in, sigma_yx, grid[near], tau, **NEAR_SINGULAR_ODE)
     return out if batched else out[0]
 
 
 @register_theory("exact")
 class ExactTheory(Theory):
-    """λ-balanced two-layer nets with Nh = m and Σxx = c·I: the closed form; saddles fall back to ``ode``."""
+    """λ-balanced two-layer nets with Nh = m and Σxx = c·I: the closed form; (near-)singular B falls back to ode.
+
+    Networks whose B is singular (a saddle) or nearly so (``NEAR_SINGULAR_RTOL``) are predicted by the ode theory,
+    marked in ``Prediction.ode_fallback`` and explained in the notes.
+    """
 
     def __init__(self, tau: float = 1.0, balance_rtol: float = BALANCE_RTOL,
                  ode_options: dict[str, Any] | None = None) -> None:
@@ -226,39 +274,63 @@ class ExactTheory(Theory):
         return None
 
     def _predict(self, stats: TaskStats, weights: list[Tensor], t: Tensor) -> Prediction:
+        w1, w2 = weights
+        c = stats.whitening_scale
+        u, s_hat, v = _scaled_svd(stats.sigma_yx, c, stats.svd)
+        st = _setup(w1, w2, (u, s_hat, v), _balance_or_raise(w1, w2, self.balance_rtol))
+        m = s_hat.shape[0]
+        # t → ∞: every mode is learned, except that a k-dim null space of B leaves the k weakest unlearned.
+        keep = torch.arange(m, device=t.device)[None, :] < (m - st.nullity)[:, None]
+        final = loss_from_product(u[:, :m] @ torch.diag_embed(s_hat * keep) @ v[:, :m].mT, stats)
+        saddle = st.nullity > 0
+        near = ~saddle & (st.conditioning <= NEAR_SINGULAR_RTOL)
+        groups = ((~saddle & ~near, self._closed_form), (near, self._near_singular), (saddle, self._saddle))
+        parts = []
+        for mask, method in groups:
+            idx = mask.nonzero().flatten()
+            if idx.numel():
+                parts.append((idx, method(stats, [w1[idx], w2[idx]], t[idx], _rows(st, idx), final[idx])))
+        return Prediction.scatter(parts, w1.shape[0], theory=self.name)
+
+    def _closed_form(self, stats: TaskStats, weights: list[Tensor], t: Tensor, st: _Setup,
+                     final: Tensor) -> Prediction:
+        w1, w2 = weights
+        n_in = stats.n_in
+        qq = _evaluate(st, stats.whitening_scale * t / self.tau)
+        return from_grams(stats, qq[..., n_in:, :n_in], qq[..., :n_in, :n_in], qq[..., n_in:, n_in:],
+                          w1.mT @ w1, w2 @ w2.mT, t, theory=self.name, final_loss=final,
+                          converges_to_saddle=st.nullity > 0,
+                          notes=["exact: closed form QQᵀ = Z A⁻¹ Zᵀ (docs/theory.md §4)."])
+
+    def _near_singular(self, stats: TaskStats, weights: list[Tensor], t: Tensor, st: _Setup,
+                       final: Tensor) -> Prediction:
+        from lazyrich.theory.ode import OdeTheory  # local: ode imports assemble, which imports base only
+
+        options = {**NEAR_SINGULAR_ODE, **self.ode_options}
+        pred = OdeTheory(tau=self.tau, **options)._predict(stats, weights, t)
+        worst = float(st.conditioning.min())
+        pred.notes = [f"exact: B is nearly singular (σ_min(B)/scale down to {worst:.2g} ≤ {NEAR_SINGULAR_RTOL:g}) "
+                      f"for {len(st.conditioning)} network(s): the closed form would lose ~1e-16/{worst:.2g}² to "
+                      f"rounding, so they are predicted by the ode theory (ode_fallback in the summary)."]
+        pred.final_loss, pred.theory = final, self.name
+        pred.ode_fallback = torch.ones_like(final, dtype=torch.bool)
+        return pred
+
+    def _saddle(self, stats: TaskStats, weights: list[Tensor], t: Tensor, st: _Setup,
+                final: Tensor) -> Prediction:
         from lazyrich.theory.saddle import saddle_flow  # local: qqt itself never needs the fallback
 
         w1, w2 = weights
         c = stats.whitening_scale
         u, s_hat, v = _scaled_svd(stats.sigma_yx, c, stats.svd)
-        st = _setup(w1, w2, (u, s_hat, v), _balance_or_raise(w1, w2, self.balance_rtol))
-        n_in, batch, m = stats.n_in, w1.shape[0], s_hat.shape[0]
-        # t → ∞: every mode is learned, except that a k-dim null space of B leaves the k weakest unlearned.
-        keep = torch.arange(m, device=t.device)[None, :] < (m - st.nullity)[:, None]
-        final = loss_from_product(u[:, :m] @ torch.diag_embed(s_hat * keep) @ v[:, :m].mT, stats)
-        saddle = st.nullity > 0
-        parts = []
-        ok = (~saddle).nonzero().flatten()
-        if ok.numel():
-            st_ok = _Setup(**{k: (val[ok] if k not in ("u_m", "u_perp", "v_m", "v_perp") else val)
-                              for k, val in vars(st).items()})
-            qq = _evaluate(st_ok, c * t[ok] / self.tau)
-            pred = from_grams(stats, qq[..., n_in:, :n_in], qq[..., :n_in, :n_in], qq[..., n_in:, n_in:],
-                              w1[ok].mT @ w1[ok], w2[ok] @ w2[ok].mT, t[ok], theory=self.name,
-                              final_loss=final[ok], converges_to_saddle=saddle[ok],
-                              notes=["exact: closed form QQᵀ = Z A⁻¹ Zᵀ (THEORY.md §3)."])
-            parts.append((ok, pred))
-        bad = saddle.nonzero().flatten()
-        if bad.numel():
-            plus = torch.cat([v[:, :m] * st.a_minus[bad, None, :], u[:, :m] * st.a_plus[bad, None, :]], 1)
-            traj = saddle_flow(w1[bad], w2[bad], stats.sigma_xx, stats.sigma_yx, plus / 2**0.5,
-                               st.nullity[bad], c * st.eps[bad].amax(-1), t[bad], self.tau,
-                               **self.ode_options)
-            note = (f"exact: B is singular for network(s) {bad.tolist()} (nullity "
-                    f"{st.nullity[bad].tolist()}): the flow converges to a saddle, leaving the weakest "
-                    f"mode(s) unlearned; their trajectories come from the ode theory, held on the saddle's "
-                    f"manifold.")
-            pred = from_trajectory(stats, [w1[bad], w2[bad]], list(traj), t[bad], theory=self.name,
-                                   final_loss=final[bad], converges_to_saddle=saddle[bad], notes=[note])
-            parts.append((bad, pred))
-        return Prediction.scatter(parts, batch, theory=self.name)
+        m = s_hat.shape[0]
+        plus = torch.cat([v[:, :m] * st.a_minus[:, None, :], u[:, :m] * st.a_plus[:, None, :]], 1)
+        traj = saddle_flow(w1, w2, stats.sigma_xx, stats.sigma_yx, plus / 2**0.5, st.nullity,
+                           c * st.eps.amax(-1), t, self.tau, **self.ode_options)
+        note = (f"exact: B is singular for {len(st.nullity)} network(s) (nullity {st.nullity.tolist()}): the flow "
+                f"converges to a saddle, leaving the weakest mode(s) unlearned; their trajectories come from the "
+                f"ode theory, held on the saddle's manifold.")
+        pred = from_trajectory(stats, [w1, w2], list(traj), t, theory=self.name, final_loss=final,
+                               converges_to_saddle=st.nullity > 0, notes=[note])
+        pred.ode_fallback = torch.ones_like(final, dtype=torch.bool)
+        return pred

@@ -1,4 +1,4 @@
-"""Fukumizu's (1998) solution of the QQᵀ Riccati equation, taken literally (THEORY.md §3).
+"""Fukumizu's (1998) solution of the QQᵀ Riccati equation, taken literally (docs/theory.md §4).
 
 QQᵀ(t) = e^{Ft} Q₀ [I + ½ Q₀ᵀ(e^{Ft}F⁻¹e^{Ft} − F⁻¹)Q₀]⁻¹ Q₀ᵀ e^{Ft}, with a matrix exponential and an
 inverse at every time point. Correct, but e^{Ft} grows like e^{εt}: it overflows once ε₁t reaches a few

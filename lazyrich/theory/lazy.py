@@ -1,4 +1,4 @@
-"""The lazy limit: a linearised net whose NTK stays at its initial value (THEORY.md §4–5, |λ| → ∞).
+"""The lazy limit: a linearised net whose NTK stays at its initial value (docs/theory.md §5–6, |λ| → ∞).
 
 With Σxx = c·I and E = W − Σ̂ (Σ̂ = Σyx/c), a fixed kernel gives τ dE/dt = −c Σ_l A_l E G_l with the NTK blocks
 (A_l, G_l) of the initial weights: a linear ODE solved in the kernel's eigenbasis (``kernel="ntk"``, default).
@@ -21,9 +21,25 @@ __all__ = ["LazyTheory"]
 _MAX_DENSE = 4096  # No·Ni above which the deep-net operator (dense eigh, O((No·Ni)³)) is refused
 
 
+LAMBDA_MIN_RTOL = 1e-8
+"""kernel='lambda' refuses |λ̂| ≤ 1e-8·(‖W1‖² + ‖W2‖²): its rate c|λ| is then rounding, not a kernel."""
+
+
+def _lambda_reason(weights: list[Tensor]) -> str | None:
+    """Why kernel='lambda' (rate c|λ|, the |λ| → ∞ limit) does not apply: λ ≈ 0 for some network."""
+    lam = balance(weights)[0][..., 0].abs()
+    scale = sum((w * w).sum((-2, -1)) for w in weights)
+    bad = (lam <= LAMBDA_MIN_RTOL * scale).nonzero().flatten().tolist()
+    if not bad:
+        return None
+    return (f"kernel='lambda' is the |λ| → ∞ limit, but λ̂ ≈ 0 for network(s) {bad} (|λ̂| = "
+            f"{float(lam[bad[0]]):.2g} ≤ {LAMBDA_MIN_RTOL:g}·(‖W1‖² + ‖W2‖²)): its rate c|λ| would be 0 and no "
+            f"loss would ever decay; use kernel='ntk' (the initial NTK) or theory=exact.")
+
+
 @register_theory("lazy")
 class LazyTheory(Theory):
-    """Fixed-kernel (linearised) dynamics; ``kernel="lambda"`` is the pure |λ| → ∞ rate of THEORY.md §4."""
+    """Fixed-kernel (linearised) dynamics; ``kernel="lambda"`` is the pure |λ| → ∞ rate of docs/theory.md §5."""
 
     def __init__(self, tau: float = 1.0, kernel: str = "ntk") -> None:
         if kernel not in ("ntk", "lambda"):
@@ -35,6 +51,8 @@ class LazyTheory(Theory):
             return whitening_advice(stats.sigma_xx)
         if self.kernel == "lambda" and len(weights) != 2:
             return f"kernel='lambda' needs a two-layer net for its λ, not L = {len(weights)}; use 'ntk'."
+        if self.kernel == "lambda":
+            return _lambda_reason(weights)
         if len(weights) > 2 and stats.n_in * stats.n_out > _MAX_DENSE:
             return (f"the fixed-kernel operator of a deep net is dense (No·Ni = {stats.n_in * stats.n_out} > "
                     f"{_MAX_DENSE}); use theory=ode.")
@@ -43,9 +61,9 @@ class LazyTheory(Theory):
     def _error(self, stats: TaskStats, weights: list[Tensor], u: Tensor, e0: Tensor) -> tuple[Tensor, Tensor]:
         """E(u) (B, T, No, Ni) and E(∞) (B, No, Ni) at scaled times u = c·t/τ (B, T)."""
         if self.kernel == "lambda":
-            lam = balance(weights)[0][..., 0].abs()
+            lam = balance(weights)[0][..., 0].abs()  # _check refused λ̂ ≈ 0, so every rate is > 0
             decay = torch.exp(-lam[:, None] * u)[..., None, None]
-            return e0[:, None] * decay, torch.where((lam == 0)[:, None, None], e0, torch.zeros_like(e0))
+            return e0[:, None] * decay, torch.zeros_like(e0)
         if len(weights) == 2:
             alpha, p = torch.linalg.eigh(weights[1] @ weights[1].mT)
             gamma, q = torch.linalg.eigh(weights[0].mT @ weights[0])

@@ -1,4 +1,4 @@
-"""Task-aligned nets as independent modes (THEORY.md §4): read the modes off the weights, and rebuild weights.
+"""Task-aligned nets as independent modes (docs/theory.md §5): read the modes off the weights, and rebuild weights.
 
 A net is *mode-decoupled* when every layer acts on each task mode α through one hidden direction per level:
 W_l r^{l−1}_α = a_{l,α} r^l_α and W_lᵀ r^l_α = a_{l,α} r^{l−1}_α, with r^0_α = ṽ_α, r^L_α = ũ_α and the r^l

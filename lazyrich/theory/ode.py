@@ -1,6 +1,6 @@
 """Gradient flow integrated numerically: the reference the closed forms are tested against, and the fallback.
 
-τ dW_l/dt = W_{L:l+1}ᵀ (Σyx − W Σxx) W_{l−1:1}ᵀ for any depth, any init and any Σxx (THEORY.md §1). The whole
+τ dW_l/dt = W_{L:l+1}ᵀ (Σyx − W Σxx) W_{l−1:1}ᵀ for any depth, any init and any Σxx (docs/theory.md §1). The whole
 batch is one state vector for ``scipy.integrate.solve_ivp``; the right-hand side is batched numpy matmuls.
 Cost: O(steps · L · B · n³) with steps set by the tolerance and by the fastest rate, about max(|λ|, s̃₁).
 """
@@ -19,7 +19,7 @@ from lazyrich.theory.assemble import from_trajectory
 from lazyrich.theory.base import Prediction, TaskStats, Theory, min_width, time_grid
 from lazyrich.theory.registry import register_theory
 
-__all__ = ["OdeTheory", "integrate_flow"]
+__all__ = ["OdeTheory", "integrate_flow", "numerical_prediction"]
 
 RTOL, ATOL = 1e-11, 1e-12
 
@@ -96,10 +96,16 @@ class OdeTheory(Theory):
     def _predict(self, stats: TaskStats, weights: list[Tensor], t: Tensor) -> Prediction:
         traj = integrate_flow(weights, stats.sigma_xx, stats.sigma_yx, t, self.tau, rtol=self.rtol,
                               atol=self.atol, method=self.method)
-        batch = weights[0].shape[0]
-        final = stats.rank_limited_min_loss(min_width(weights)).expand(batch).clone()
-        notes = [f"ode: {self.method} gradient flow, rtol={self.rtol:g}, atol={self.atol:g}; final_loss is "
-                 f"the global minimum at rank ≤ {min_width(weights)} (ode does not detect saddles)."]
-        return from_trajectory(stats, weights, traj, t, theory=self.name, final_loss=final,
-                               converges_to_saddle=torch.zeros(batch, dtype=torch.bool, device=t.device),
-                               notes=notes)
+        return numerical_prediction(stats, weights, traj, t, self.name,
+                                    f"ode: {self.method} gradient flow, rtol={self.rtol:g}, atol={self.atol:g}")
+
+
+def numerical_prediction(stats: TaskStats, weights: list[Tensor], traj: list[Tensor], t: Tensor, theory: str,
+                         note: str) -> Prediction:
+    """The Prediction of an integrated trajectory: final_loss is the global minimum at the nets' rank, and no
+    saddle is flagged (a numerical solve does not detect them); ``note`` says which solve it was."""
+    batch = weights[0].shape[0]
+    final = stats.rank_limited_min_loss(min_width(weights)).expand(batch).clone()
+    notes = [f"{note}; final_loss is the global minimum at rank ≤ {min_width(weights)} (no saddle detection)."]
+    return from_trajectory(stats, weights, traj, t, theory=theory, final_loss=final,
+                           converges_to_saddle=torch.zeros(batch, dtype=torch.bool, device=t.device), notes=notes)

@@ -68,7 +68,7 @@ def _load(name: str) -> Callable[..., Theory]:
     where = f"entry point {ep.name} = {ep.value!r} in group {ENTRY_POINT_GROUP!r}"
     try:
         obj = ep.load()
-    except Exception as exc:  # the plug-in's own bug: say whose it is
+    except (Exception, SystemExit) as exc:  # the plug-in's own bug (or exit()): say whose it is
         raise ImportError(f"theory {name!r} could not be loaded from {where}: "
                           f"{type(exc).__name__}: {exc}") from exc
     if not callable(obj):

@@ -1,4 +1,4 @@
-"""Gradient flow from a λ-balanced init with singular B, held on the manifold it never leaves (THEORY.md §3).
+"""Gradient flow from a λ-balanced init with singular B, held on the manifold it never leaves (docs/theory.md §4).
 
 With Q = [W1ᵀ; W2], balance gives τ dQ/dt = FQ − QK(t) with K symmetric, so B(t)ᵀ = √2·P₊ᵀQ(t) obeys
 τ dBᵀ/dt = S_λBᵀ − BᵀK: its rank never changes and the flow ends at a saddle. A plain ODE solve does not stay

@@ -1,0 +1,122 @@
+"""Verified units: a manifest of a finished folder's files, written before ``DONE`` and checked when read.
+
+A unit (one run folder, or one ``runs/<id>/`` of a suite) is *finished* only when ``DONE`` exists and every
+file listed in ``MANIFEST.json`` still has its recorded size and sha256 (and, for tables, its row count). The
+manifest lists whatever regular files the folder holds at the time (CSV, Parquet, NPZ, PNG, …), so it stays
+right whatever format the metrics are stored in. Files that change after a unit is finished by design (logs,
+the lock, the folder identity, hidden folders such as ``.hydra`` and W&B's ``wandb/``) are left out.
+
+:func:`verify_unit` returns ``None`` for a good unit, else one line saying what is wrong; resume recomputes
+such a unit, and :func:`lazyrich.results.load` skips it with a warning naming it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DONE", "MANIFEST", "verify_unit", "write_manifest"]
+
+DONE = "DONE"
+MANIFEST = "MANIFEST.json"
+SKIPPED_NAMES = frozenset({DONE, MANIFEST, "FAILED", "identity.json", ".lazyrich.lock"})
+SKIPPED_SUFFIXES = (".log", ".tmp")
+
+
+def _listed(run_dir: Path) -> list[Path]:
+    """The files a manifest covers: regular top-level files, minus the markers and the by-design mutable."""
+    return sorted(
+        p for p in run_dir.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.name not in SKIPPED_NAMES
+        and not p.name.endswith(SKIPPED_SUFFIXES)
+    )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _rows(path: Path) -> int | None:
+    """Data rows of a table file (CSV: lines after the header; Parquet: from its footer), else None."""
+    if path.suffix == ".csv":
+        with open(path, "rb") as handle:
+            return max(sum(1 for _ in handle) - 1, 0)
+    if path.suffix == ".parquet":
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            return None
+        try:
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        except Exception:  # noqa: BLE001 — a damaged footer is reported by the checksum instead
+            return -1
+    return None
+
+
+def _entry(path: Path) -> dict[str, Any]:
+    entry: dict[str, Any] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+    rows = _rows(path)
+    if rows is not None:
+        entry["rows"] = rows
+    return entry
+
+
+def write_manifest(run_dir: str | Path) -> Path:
+    """Record every file of ``run_dir`` (size, sha256, rows of tables) in ``MANIFEST.json``, atomically.
+
+    Call it after the last result file is written and before ``DONE``.
+    """
+    run_dir = Path(run_dir)
+    manifest = {"version": 1, "files": {p.name: _entry(p) for p in _listed(run_dir)}}
+    tmp = run_dir / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, run_dir / MANIFEST)
+    return run_dir / MANIFEST
+
+
+def _read_manifest(run_dir: Path) -> dict[str, Any] | str:
+    try:
+        manifest = json.loads((run_dir / MANIFEST).read_text())
+        files = manifest["files"]
+        if not isinstance(files, dict):
+            raise TypeError("'files' is not a mapping")
+        return files
+    except FileNotFoundError:
+        return f"{MANIFEST} is missing (written by an older lazyrich, or the unit was never finished)"
+    except (ValueError, KeyError, TypeError) as err:
+        return f"{MANIFEST} is unreadable ({type(err).__name__}: {err})"
+
+
+def _check_file(path: Path, want: dict[str, Any]) -> str | None:
+    if not path.is_file():
+        return f"{path.name} is missing"
+    size = path.stat().st_size
+    if size != want.get("bytes"):
+        return f"{path.name} has {size} bytes where the manifest recorded {want.get('bytes')}"
+    if _sha256(path) != want.get("sha256"):
+        return f"{path.name} does not match its recorded checksum (changed after the unit finished)"
+    if "rows" in want and _rows(path) != want["rows"]:
+        return f"{path.name} has {_rows(path)} rows where the manifest recorded {want['rows']}"
+    return None
+
+
+def verify_unit(run_dir: str | Path) -> str | None:
+    """``None`` if ``run_dir`` is a finished, intact unit; else one line saying what is wrong with it."""
+    run_dir = Path(run_dir)
+    if not (run_dir / DONE).is_file():
+        return f"unfinished: no {DONE} marker (the run was killed, failed, or is still being written)"
+    files = _read_manifest(run_dir)
+    if isinstance(files, str):
+        return files
+    for name, want in sorted(files.items()):
+        problem = _check_file(run_dir / name, want)
+        if problem is not None:
+            return problem
+    return None

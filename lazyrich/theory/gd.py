@@ -1,0 +1,98 @@
+"""Exact gradient *descent* for task-aligned nets: the theory ``aligned_gd``.
+
+A mode-decoupled net (:mod:`lazyrich.theory.modes`) stays mode-decoupled under full-batch GD, since each step
+W_l ← W_l + η W_{L:l+1}ᵀ(Σyx − WΣxx)W_{l−1:1}ᵀ with Σxx = c·I acts on every mode through its own layer values.
+Mode α with target singular value σ_α (of Σyx, unscaled) follows the exact L-variable map
+
+    a_l ← a_l + η (σ_α − c Π_k a_k) Π_{k≠l} a_k        (all layers from the same old values),
+
+so iterating it for the trainer's own η and step count reproduces the trainer to rounding, at any η for which
+GD converges, with no O(η) gap to a flow. Note that GD does not conserve a_{l+1}² − a_l² exactly (two layers:
+it shrinks by the factor 1 − η²e² per step, e = σ − c·a₁a₂); the map carries that too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lazyrich.theory.assemble import from_trajectory
+from lazyrich.theory.base import Prediction, TaskStats, Theory
+from lazyrich.theory.deep import mode_limit, task_modes
+from lazyrich.theory.modes import Modes, rebuild
+from lazyrich.theory.registry import register_theory
+
+__all__ = ["AlignedGDTheory", "gd_steps", "mode_gd"]
+
+
+def gd_steps(t: Tensor, lr: Tensor) -> Tensor:
+    """Step counts (B, T) of the grid t (B, T) at learning rates lr (B,): round(t/lr), as the trainer logs."""
+    return torch.round(t / lr[:, None]).long()
+
+
+def mode_gd(a0: Tensor, sigma: Tensor, c: float, lr: Tensor, steps: Tensor) -> Tensor:
+    """Layer values (B, T, L, m) after ``steps`` (B, T) GD steps of the per-mode map from a0 (B, L, m).
+
+    ``sigma`` (m,) are Σyx's singular values, ``c`` the whitening scale (Σxx = c·I), ``lr`` (B,) per network.
+    One vectorised update per step for the whole batch; networks past their last recorded step keep going
+    (harmless: nothing after it is read).
+    """
+    batch, n_layers, m = a0.shape
+    out = a0.new_empty(batch, steps.shape[1], n_layers, m)
+    eta = lr.to(a0)[:, None, None]
+    a = a0.clone()
+    for k in range(int(steps.max()) + 1):
+        hit = steps == k
+        if bool(hit.any()):
+            b, j = hit.nonzero(as_tuple=True)
+            out[b, j] = a[b]
+        if k == int(steps.max()):
+            break
+        prod = a.prod(dim=1, keepdim=True)  # (B, 1, m)
+        err = sigma - c * prod
+        # Π_{k≠l} a_k without dividing by a_l (which may be 0): prefix and suffix products.
+        ones = torch.ones_like(a[:, :1])
+        before = torch.cumprod(torch.cat([ones, a[:, :-1]], 1), 1)
+        after = torch.cumprod(torch.cat([ones, a.flip(1)[:, :-1]], 1), 1).flip(1)
+        a = a + eta * err * before * after
+    return out
+
+
+def _lr_tensor(lr: float | Sequence[float] | np.ndarray | Tensor, batch: int, device: torch.device) -> Tensor:
+    value = torch.tensor(np.array(lr, dtype=np.float64)).reshape(-1).to(device)
+    value = value.expand(batch) if value.numel() == 1 else value
+    if value.shape != (batch,) or not bool((value > 0).all()):
+        raise ValueError(f"aligned_gd needs lr > 0, one value or one per network (B = {batch}); got {lr}.")
+    return value
+
+
+@register_theory("aligned_gd")
+class AlignedGDTheory(Theory):
+    """Task-aligned nets of any depth trained by GD at the trainer's lr: the exact per-mode GD maps, not a flow."""
+
+    def __init__(self, lr: float | Sequence[float] | np.ndarray | Tensor | None = None) -> None:
+        self.lr = lr
+
+    def _modes(self, stats: TaskStats, weights: list[Tensor]) -> tuple[Modes | None, str | None]:
+        if self.lr is None:
+            return None, ("aligned_gd predicts gradient descent at a given step size: pass the trainer's "
+                          "learning rate, get_theory('aligned_gd', lr=…) (run_experiment does).")
+        return task_modes(stats, weights)
+
+    def _check(self, stats: TaskStats, weights: list[Tensor]) -> str | None:
+        return self._modes(stats, weights)[1]
+
+    def _predict(self, stats: TaskStats, weights: list[Tensor], t: Tensor) -> Prediction:
+        modes, _ = self._modes(stats, weights)
+        c = stats.whitening_scale
+        lr = _lr_tensor(self.lr, weights[0].shape[0], t.device)
+        a_t = mode_gd(modes.a, stats.svd[1], c, lr, gd_steps(t, lr))
+        traj = rebuild(weights, modes, a_t)
+        final, saddle = mode_limit(stats, modes, weights)  # GD's fixed points are the flow's
+        notes = [f"aligned_gd: exact per-mode GD maps at lr = {sorted(set(lr.tolist()))} (L = {len(weights)}); "
+                 f"final_loss assumes GD converges at that lr."]
+        return from_trajectory(stats, weights, traj, t, theory=self.name, final_loss=final,
+                               converges_to_saddle=saddle, notes=notes)

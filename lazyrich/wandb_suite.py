@@ -1,0 +1,77 @@
+"""W&B for benchmark suites: each unit's networks as runs (job type ``bench/<suite>``), one suite-level run.
+
+The unit runs carry the unit's suite.csv rows in their summaries; the suite-level run holds ``suite.csv`` as the
+``wandb.Table`` ``suite``, every figure as a ``wandb.Image`` (``figures/<name>``) and ``summary.md``. Both are
+called after the local files are on disk. The group is the suite's folder (see
+:func:`lazyrich.wandb_schema.sweep_group`), so two suites of one ``bench`` call, or two sweeps, never share one.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["suite_logger", "log_suite_run"]
+
+
+def _wandb_cfg(cfg: Mapping[str, Any]) -> dict[str, Any] | None:
+    from omegaconf import OmegaConf
+
+    logger = cfg.get("logger", {}) or {}
+    logger = OmegaConf.to_container(logger, resolve=True) if OmegaConf.is_config(logger) else dict(logger)
+    wb = logger.get("wandb")
+    return dict(wb) if wb and wb.get("enabled", True) else None
+
+
+def suite_logger(cfg: Mapping[str, Any], suite_name: str, key: Sequence[str], folder: Path) -> Callable | None:
+    """The per-unit W&B mirror of suite ``suite_name`` written into ``folder`` (None when W&B is off):
+    ``log(unit, output, run_dir)`` logs the unit's networks; the elapsed time is the unit's own."""
+    wb = _wandb_cfg(cfg)
+    if wb is None:
+        return None
+    os.environ.setdefault("WANDB_SILENT", "true")  # one banner per unit would drown the progress bar
+    state = {"last": time.perf_counter(), "layout": str(wb.get("layout") or "auto")}
+
+    def log(unit, output, run_dir: Path) -> None:
+        from lazyrich.wandb_schema import sweep_group
+        from lazyrich.wandb_sink import Target, log_networks, plan_layout
+
+        elapsed = time.perf_counter() - state["last"]
+        layout = plan_layout(output.frame, key, elapsed, state["layout"])
+        if output.frame["net"].nunique() > 1:
+            state["layout"] = layout  # decided on the first unit with several networks, kept for the suite
+        target = Target.from_logger({**wb, "layout": layout}, group=sweep_group(folder),
+                                    job_type=f"bench/{suite_name}", config={**unit.config, "suite": suite_name},
+                                    unit=unit.id, run_dir=run_dir,
+                                    extra={k: v for k, v in unit.key.items() if not _is_nan(v)})
+        log_networks(output.frame, target, key, rows=output.rows, elapsed=elapsed, network_table=False)
+        state["last"] = time.perf_counter()
+
+    return log
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and value != value
+
+
+def log_suite_run(cfg: Mapping[str, Any], suite_name: str, folder: Path, table: pd.DataFrame,
+                  figures: Sequence[Path], verdict: str = "") -> str | None:
+    """The suite-level run: suite.csv as the table ``suite``, figures as images, summary.md saved; None if off."""
+    wb = _wandb_cfg(cfg)
+    if wb is None or not len(table):
+        return None
+    from lazyrich.wandb_schema import sweep_group
+    from lazyrich.wandb_sink import Target, log_table_run
+
+    target = Target.from_logger(wb, group=sweep_group(folder), job_type=f"bench/{suite_name}",
+                                config={"suite": suite_name}, unit=f"suite-{suite_name}", run_dir=folder)
+    summary_md = folder / "summary.md"
+    return log_table_run(target, "suite", table, name=f"suite {suite_name}",
+                         images={f"figures/{Path(p).stem}": Path(p) for p in figures if Path(p).exists()},
+                         files=[summary_md] if summary_md.exists() else [],
+                         summary={"verdict": verdict, "units": int(table["unit"].nunique()) if "unit" in table else 0})
