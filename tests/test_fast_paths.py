@@ -108,3 +108,20 @@ def test_a_large_sweep_gets_a_colour_bar_not_a_legend():
     assert fig.axes[0].get_legend() is None
     small = plots.curves(sweep_frame(3, 2), ["loss"], hue="lam")
     assert small.axes[0].get_legend() is not None
+
+
+def test_exact_theory_blocks_networks_and_times_without_changing_a_digit():
+    from lazyrich.init import lambda_balanced
+    from lazyrich.tasks import hierarchy
+    from lazyrich.theory import exact
+
+    task, batch = hierarchy(), 64
+    w1, w2 = lambda_balanced(8, 8, 8, torch.linspace(-4, 4, batch).tolist(), scale=0.1,
+                             generator=torch.Generator().manual_seed(0))
+    u, s, v = task.svd
+    c = task.whitening_scale
+    st = exact._setup(w1, w2, (u, s / c, v), exact._balance_or_raise(w1, w2, exact.BALANCE_RTOL))
+    t = c * torch.linspace(0.0, 10.0, 101, dtype=torch.float64).expand(batch, -1)
+    blocked = exact._evaluate(st, t)  # 64 nets × 101 times: several blocks of networks
+    torch.testing.assert_close(blocked, exact._evaluate_chunk(st, t), rtol=1e-14, atol=0)  # one block
+    assert float(blocked[:, -1].abs().amax()) > 1.0  # the Grams grew: not a trivially equal pair
