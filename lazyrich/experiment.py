@@ -43,6 +43,9 @@ BATCH_KEYS = ("init.lam", "init.scale", "trainer.lr", "seed", "suite.lams")
 
 META_COLUMNS = ("lam", "scale", "lr", "seed")
 
+MATRIX_SEEDS = 1
+"""A run folder keeps the matrices of the first ``trainer.matrix_seeds`` seeds of each configuration."""
+
 
 @dataclass
 class ExperimentResult:
@@ -254,7 +257,7 @@ def _run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None, *, log_w
         chunk, len(meta), n_in=first.n_in, n_out=first.n_out, n_log=n_log,
         n_matrix=min(int(trainer_cfg.get("n_matrix", 21)), n_log), n_phases=len(phases or [None]))
     single = size >= len(meta)
-    sink = _RunSink(Path(run_dir)) if run_dir is not None else None
+    sink = _RunSink(Path(run_dir), meta, trainer_cfg.get("matrix_seeds", MATRIX_SEEDS)) if run_dir is not None else None
     chunks = []
     for start in range(0, len(meta), size):
         rows = slice(start, start + size)
@@ -461,9 +464,14 @@ def _matrices(chunk: _Chunk) -> dict[str, np.ndarray]:
 
 
 class _RunSink:
-    """The run folder being written while the chunks run (see :class:`lazyrich.storage.RunWriter`)."""
+    """The run folder being written while the chunks run (see :class:`lazyrich.storage.RunWriter`).
 
-    def __init__(self, run_dir: Path) -> None:
+    Matrices are written for the networks of the first ``matrix_seeds`` seeds of each configuration (None:
+    every network): the curves of every network are kept, and a network's matrices can always be recomputed
+    by running its (λ, scale, lr, seed) alone, since its init depends on nothing else.
+    """
+
+    def __init__(self, run_dir: Path, meta: pd.DataFrame, matrix_seeds: int | None) -> None:
         from lazyrich.storage import RunWriter
 
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -471,9 +479,18 @@ class _RunSink:
         self.run_dir = run_dir
         self.writer = RunWriter(run_dir)
         self.columns: list[str] = []
+        if matrix_seeds is not None and (isinstance(matrix_seeds, bool) or not isinstance(matrix_seeds, int)
+                                         or matrix_seeds < 1):
+            raise ValueError(f"trainer.matrix_seeds must be a positive int or null (every seed), got "
+                             f"{matrix_seeds!r}.")
+        seeds = sorted(meta["seed"].unique())
+        self.kept = meta["seed"].isin(seeds[:matrix_seeds] if matrix_seeds else seeds).to_numpy()
 
     def append(self, chunk: _Chunk) -> None:
-        self.writer.append(chunk.start, chunk.frame, _matrices(chunk))
+        stop = chunk.start + len(chunk.summary)
+        keep = np.flatnonzero(self.kept[chunk.start:stop])
+        arrays = {k: v[keep] for k, v in _matrices(chunk).items()}
+        self.writer.append(chunk.start, stop, chunk.frame, arrays, nets=chunk.start + keep)
         self.columns = list(chunk.frame.columns)
 
 

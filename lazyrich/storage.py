@@ -112,15 +112,18 @@ class MatrixStore:
     def __init__(self, run_dir: str | Path) -> None:
         self.root = Path(run_dir)
 
-    def write(self, start: int, arrays: Mapping[str, np.ndarray]) -> Path:
-        """Store the arrays (each batch first, all with the same batch size b) of networks start … start+b−1."""
+    def write(self, start: int, stop: int, arrays: Mapping[str, np.ndarray],
+              nets: np.ndarray | None = None) -> Path:
+        """Store the matrix arrays (batch first, one batch size) of the chunk of networks start … stop − 1:
+        of every one of them, or of the networks ``nets`` only (their global indices, in the arrays' order)."""
+        nets = np.arange(start, stop) if nets is None else np.asarray(nets, dtype=np.int64)
         sizes = {name: np.shape(a)[0] for name, a in arrays.items()}
-        if len(set(sizes.values())) != 1:
-            raise ValueError(f"matrix arrays of one chunk must share their batch size, got {sizes}.")
-        stop = start + next(iter(sizes.values()))
+        if set(sizes.values()) != {len(nets)}:
+            raise ValueError(f"matrix arrays of one chunk must share their batch size, one per network of "
+                             f"{len(nets)}, got {sizes}.")
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / f"{MATRICES_PREFIX}{start:09d}-{stop:09d}.npz"
-        np.savez(path, **{k: np.asarray(v) for k, v in arrays.items()})
+        np.savez(path, net=nets, **{k: np.asarray(v) for k, v in arrays.items()})
         return path
 
     def chunks(self) -> list[tuple[int, int, Path]]:
@@ -144,11 +147,13 @@ class RunWriter:
         for _, _, stale in self.matrices.chunks():
             stale.unlink()
 
-    def append(self, start: int, frame: pd.DataFrame, arrays: Mapping[str, np.ndarray]) -> None:
-        """The long-table rows and the matrix arrays (batch first) of networks ``start`` … of one chunk."""
+    def append(self, start: int, stop: int, frame: pd.DataFrame, arrays: Mapping[str, np.ndarray],
+               nets: np.ndarray | None = None) -> None:
+        """The long-table rows and the matrix arrays (batch first; of the networks ``nets`` only, if given) of
+        the chunk of networks ``start`` … ``stop − 1``."""
         self.metrics.append(frame)
         if arrays:
-            self.matrices.write(start, arrays)
+            self.matrices.write(start, stop, arrays, nets)
 
     def close(self) -> list[Path]:
         """Finish the metrics file; returns the files written."""
@@ -159,8 +164,9 @@ class RunWriter:
 def load_matrices(run_dir: str | Path, names: Iterable[str] | None = None,
                   nets: Sequence[int] | np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The matrix arrays of a run folder, batch first: only ``names`` (default all) and, if given, only the
-    networks ``nets`` (global indices, the ``net`` column of the metrics; returned in network order), reading
-    only the chunks that hold them.
+    networks ``nets`` (global indices, the ``net`` column of the metrics), reading only the chunks that hold
+    them. ``net`` (always returned) says which network each row is: a run keeps the matrices of the first
+    ``trainer.matrix_seeds`` seeds of each configuration, so a network asked for may have none.
 
     Reads the chunked store, or ``matrices.npz`` of older run folders.
     """
@@ -176,15 +182,13 @@ def load_matrices(run_dir: str | Path, names: Iterable[str] | None = None,
     wanted = None if nets is None else np.unique(np.asarray(nets, dtype=np.int64))
     parts: dict[str, list[np.ndarray]] = {}
     for start, stop, path in chunks:
+        if wanted is not None and stop >= 0 and not ((wanted >= start) & (wanted < stop)).any():
+            continue  # a chunk that holds none of them is not opened
         with np.load(path) as npz:
-            keys = list(npz.files) if names is None else [n for n in names if n in npz.files]
-            for key in keys:
-                if wanted is None:
-                    parts.setdefault(key, []).append(npz[key])
-                    continue
-                inside = wanted[(wanted >= start) & ((wanted < stop) | (stop < 0))]
-                if len(inside):
-                    parts.setdefault(key, []).append(npz[key][inside - start])
+            held = npz["net"] if "net" in npz.files else np.arange(start, start + len(npz[npz.files[0]]))
+            rows = slice(None) if wanted is None else np.flatnonzero(np.isin(held, wanted))
+            for key in [k for k in npz.files if names is None or k in names or k == "net"]:
+                parts.setdefault(key, []).append(held[rows] if key == "net" else npz[key][rows])
     missing = set(names or ()) - set(parts)
     if missing and wanted is None:
         raise KeyError(f"no matrix named {sorted(missing)} under {run_dir}.")

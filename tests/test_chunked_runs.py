@@ -109,3 +109,16 @@ def test_divergence_warnings_name_the_network_by_its_batch_wide_index():
     named = sorted(int(str(w.message).split()[1]) for w in caught if "diverged" in str(w.message))
     assert named == [2, 3]
     assert result.summary.set_index("net")["status"].to_dict() == {0: "ok", 1: "ok", 2: "diverged", 3: "diverged"}
+
+
+def test_matrix_seeds_picks_whose_matrices_a_run_folder_keeps(tmp_path):
+    every = {**CFG, "trainer": {**CFG["trainer"], "batch_chunk": 5, "matrix_seeds": None}}
+    run_experiment(every, tmp_path / "all", log_wandb=False, plot=False)
+    assert load_matrices(tmp_path / "all")["net"].tolist() == list(range(12))
+    two = {**every, "seed": [3, 1, 2], "trainer": {**every["trainer"], "matrix_seeds": 2}}
+    result = run_experiment(two, tmp_path / "two", log_wandb=False, plot=False)
+    kept = load_matrices(tmp_path / "two")
+    want = result.meta.index[result.meta["seed"].isin([1, 2])].tolist()  # the two smallest seeds
+    assert kept["net"].tolist() == want and len(kept["sim_product"]) == len(want) == 12
+    with pytest.raises(ValueError, match="trainer.matrix_seeds must be a positive int or null"):
+        run_experiment({**every, "trainer": {**every["trainer"], "matrix_seeds": 0}}, tmp_path / "bad")

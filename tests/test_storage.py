@@ -85,16 +85,25 @@ def test_matrix_store_reads_only_the_networks_asked_for(tmp_path):
     full = {"t": rng.random((10, 4)), "sim_product": rng.random((10, 4, 3, 2))}
     store = MatrixStore(tmp_path)
     for start, stop in ((0, 4), (4, 9), (9, 10)):
-        store.write(start, {k: v[start:stop] for k, v in full.items()})
+        store.write(start, stop, {k: v[start:stop] for k, v in full.items()})
     assert [(a, b) for a, b, _ in store.chunks()] == [(0, 4), (4, 9), (9, 10)]
     everything = load_matrices(tmp_path)
     for key, value in full.items():
         np.testing.assert_array_equal(everything[key], value)
+    np.testing.assert_array_equal(everything["net"], np.arange(10))
     picked = load_matrices(tmp_path, names=["sim_product"], nets=[9, 2, 5])
-    assert list(picked) == ["sim_product"]
-    np.testing.assert_array_equal(picked["sim_product"], full["sim_product"][[2, 5, 9]])  # in network order
+    assert sorted(picked) == ["net", "sim_product"] and picked["net"].tolist() == [2, 5, 9]  # network order
+    np.testing.assert_array_equal(picked["sim_product"], full["sim_product"][[2, 5, 9]])
     with pytest.raises(ValueError, match="share their batch size"):
-        store.write(0, {"a": np.zeros((2, 1)), "b": np.zeros((3, 1))})
+        store.write(0, 3, {"a": np.zeros((2, 1)), "b": np.zeros((3, 1))})
+
+
+def test_a_chunk_may_hold_the_matrices_of_some_of_its_networks(tmp_path):
+    store = MatrixStore(tmp_path)
+    store.write(0, 4, {"x": np.array([[0.0], [2.0]])}, nets=np.array([0, 2]))
+    store.write(4, 8, {"x": np.array([[4.0], [6.0]])}, nets=np.array([4, 6]))
+    some = load_matrices(tmp_path, nets=[1, 2, 6])
+    assert some["net"].tolist() == [2, 6] and some["x"][:, 0].tolist() == [2.0, 6.0]  # net 1 has none
 
 
 def test_matrices_of_older_run_folders_still_load(tmp_path):
