@@ -121,6 +121,9 @@ def build_batch(cfg: Mapping[str, Any], n_in: int, n_out: int, align_to: torch.T
     if kind == "gaussian" and len(lams) > 1:
         raise ValueError("init.lam is not an input of the gaussian init (its λ is measured, column lam_hat); "
                          "sweep init.scale instead, or use init=balanced.")
+    perturb = float(init_cfg.get("perturb", 0.0) or 0.0)
+    if kind == "balanced" and depth == 2 and not perturb:
+        return _balanced_pairs(widths, lams, scales, lrs, seeds, align, device)
     layers: list[list[torch.Tensor]] = [[] for _ in range(depth)]
     rows = []
     for lam, scale, lr, seed in itertools.product(lams, scales, lrs, seeds):
@@ -134,12 +137,44 @@ def build_batch(cfg: Mapping[str, Any], n_in: int, n_out: int, align_to: torch.T
             ws = inits.gaussian(widths, scale, lecun=bool(init_cfg.get("lecun", True)), generator=gen)
         else:
             raise ValueError(f"init.kind={kind!r} is unknown; choose 'balanced' or 'gaussian'.")
-        ws = inits.perturb(ws, float(init_cfg.get("perturb", 0.0) or 0.0), generator=gen)
+        ws = inits.perturb(ws, perturb, generator=gen)
         for l, w in enumerate(ws):
             layers[l].append(w)
         rows.append({"lam": lam if kind == "balanced" else float("nan"), "scale": scale, "lr": lr, "seed": seed})
-    weights = [torch.stack(ws).to(device=device, dtype=DTYPE) for ws in layers]
-    meta = pd.DataFrame(rows)
+    return _with_balance([torch.stack(ws).to(device=device, dtype=DTYPE) for ws in layers], pd.DataFrame(rows))
+
+
+def _balanced_pairs(widths: list[int], lams: list[float], scales: list[float], lrs: list[float], seeds: list[int],
+                    align: torch.Tensor | None, device: torch.device) -> tuple[list[torch.Tensor], pd.DataFrame]:
+    """The λ-balanced two-layer batch of :func:`build_batch`, one factorisation per (scale, seed) for all λ.
+
+    ``inits.lambda_balanced(…, generator=seeded)`` draws the product and then the hidden rotation, neither of
+    which depends on λ: drawing them once per (scale, seed) and re-factorising the product at every λ gives each
+    network the weights it gets alone (the same to rounding, 1e-16), in one batched SVD instead of one per
+    network (14 s of a 65 536-network run).
+    """
+    n_in, n_hidden, n_out = widths
+    cpu = torch.device("cpu")
+    lam_t = torch.tensor(lams, dtype=DTYPE)
+    pairs = {}
+    for scale, seed in itertools.product(scales, seeds):
+        if not scale > 0:
+            raise ValueError(f"scale must be positive, got {scale}.")
+        gen = torch.Generator().manual_seed(seed)
+        product = inits._initial_product((n_out, n_in), scale, align, gen, DTYPE, cpu)  # as lambda_balanced
+        w1, w2 = inits.refactorise(product.expand(len(lams), n_out, n_in), lam_t, n_hidden=n_hidden,
+                                   rotate=False)
+        r = inits.random_orthogonal(n_hidden, generator=gen, dtype=DTYPE)
+        pairs[scale, seed] = (r @ w1, w2 @ r.mT)
+    index = [(i, scale, lr, seed) for i, scale, lr, seed in itertools.product(range(len(lams)), scales, lrs, seeds)]
+    weights = [torch.stack([pairs[scale, seed][layer][i] for i, scale, _, seed in index]).to(device=device)
+               for layer in (0, 1)]
+    meta = pd.DataFrame([{"lam": lams[i], "scale": scale, "lr": lr, "seed": seed} for i, scale, lr, seed in index])
+    return _with_balance(weights, meta)
+
+
+def _with_balance(weights: list[torch.Tensor], meta: pd.DataFrame) -> tuple[list[torch.Tensor], pd.DataFrame]:
+    """The weights and their metadata with the measured λ̂ and balance deviation of each network."""
     lam_hat, dev = inits.balance(weights)
     meta["lam_hat"] = lam_hat[:, 0].cpu().numpy()
     meta["balance_dev0"] = dev[:, 0].cpu().numpy()

@@ -1,6 +1,7 @@
 """The batched shortcuts of the big-sweep pipeline against straightforward references: the two-layer kernel
 change of the theories, the vectorised per-network summary, and the mean-and-band curves of large sweeps."""
 
+import itertools
 import math
 
 import numpy as np
@@ -125,3 +126,22 @@ def test_exact_theory_blocks_networks_and_times_without_changing_a_digit():
     blocked = exact._evaluate(st, t)  # 64 nets × 101 times: several blocks of networks
     torch.testing.assert_close(blocked, exact._evaluate_chunk(st, t), rtol=1e-14, atol=0)  # one block
     assert float(blocked[:, -1].abs().amax()) > 1.0  # the Grams grew: not a trivially equal pair
+
+
+@pytest.mark.parametrize(("n_out", "hidden", "lams"), [(8, None, [-3.0, 0.0, 0.5, 2.0]), (3, 4, [-3.0, -0.5, 0.0])])
+def test_the_batch_init_gives_each_network_its_own_lambda_balanced_weights(n_out, hidden, lams):
+    from lazyrich import init as inits
+    from lazyrich.experiment import build_batch
+
+    scales, lrs, seeds = [0.1, 1.0], [0.01, 0.02], [0, 5, 9]
+    cfg = {"init": {"kind": "balanced", "lam": lams, "scale": scales}, "model": {"depth": 2, "hidden": hidden},
+           "trainer": {"lr": lrs}, "seed": seeds}
+    (w1, w2), meta = build_batch(cfg, 5, n_out, None, torch.device("cpu"))
+    rows = list(itertools.product(lams, scales, lrs, seeds))
+    assert len(meta) == len(rows) and meta[["lam", "scale", "lr", "seed"]].to_records(index=False).tolist() == rows
+    for b, (lam, scale, _, seed) in enumerate(rows):  # the reference: one lambda_balanced call per network
+        r1, r2 = inits.lambda_balanced(5, hidden or min(5, n_out), n_out, lam, scale=scale,
+                                       generator=torch.Generator().manual_seed(seed))
+        torch.testing.assert_close(w1[b], r1, rtol=0, atol=1e-15 * float(r1.abs().max()))
+        torch.testing.assert_close(w2[b], r2, rtol=0, atol=1e-15 * float(r2.abs().max()))
+    np.testing.assert_allclose(meta["lam_hat"], meta["lam"], atol=1e-12)
