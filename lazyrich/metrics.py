@@ -28,6 +28,7 @@ __all__ = [
     "predicted_generalisation",
     "time_to_threshold",
     "kernel_change",
+    "two_layer_kernel_change",
     "kernel_distance",
     "kernel_inner",
     "layer_norms",
@@ -179,6 +180,52 @@ def zero_kernel_convention(distance: Tensor, rel: Tensor, n0: Tensor, nt: Tensor
     distance = torch.where(zero0 | zerot, torch.where(zero0 & zerot, 0 * one, one), distance)
     rel = torch.where(zero0, torch.where(zerot, 0 * one, torch.full_like(rel, float("inf"))), rel)
     return distance, rel
+
+
+def _frob(a: Tensor, b: Tensor) -> Tensor:
+    """⟨a, b⟩_F over the last two axes, broadcasting the leading ones."""
+    return torch.einsum("...ij,...ij->...", a, b)
+
+
+def _trace(a: Tensor) -> Tensor:
+    return torch.diagonal(a, dim1=-2, dim2=-1).sum(-1)
+
+
+def _two_layer_inner(a1: Tensor, g1: Tensor, a2: Tensor, g2: Tensor, x_gram: Tensor,
+                     scale: float | None) -> Tensor:
+    """⟨K1, K2⟩_F of two-layer kernels K = A ⊗ XXᵀ + I ⊗ XGXᵀ (C = XᵀX = ``x_gram``, A and G symmetric).
+
+    The four block pairs of :func:`kernel_inner`: ⟨A1,A2⟩⟨C,C⟩ + tr A1·⟨C², G2⟩ + tr A2·⟨C², G1⟩
+    + No·tr(G1 C G2 C); with C = c·I (``scale`` = c) that is c²(Ni⟨A1,A2⟩ + tr A1 tr G2 + tr A2 tr G1
+    + No⟨G1,G2⟩), with no matrix product at all.
+    """
+    n_out = a1.shape[-1]
+    if scale is not None:
+        return scale * scale * (_frob(a1, a2) * x_gram.shape[-1] + _trace(a1) * _trace(g2)
+                                + _trace(a2) * _trace(g1) + n_out * _frob(g1, g2))
+    c_sq = (x_gram @ x_gram).flatten()  # ⟨C², G⟩ as one matrix-vector product per G
+    return (_frob(a1, a2) * float(torch.sum(x_gram * x_gram)) + _trace(a1) * (g2.flatten(-2) @ c_sq)
+            + _trace(a2) * (g1.flatten(-2) @ c_sq) + n_out * _frob(g1 @ x_gram, x_gram @ g2))
+
+
+def two_layer_kernel_change(wwt_out0: Tensor, w1tw1_0: Tensor, wwt_out: Tensor, w1tw1: Tensor,
+                            x_gram: Tensor) -> tuple[Tensor, Tensor]:
+    """:func:`kernel_change` for two-layer nets from their Grams W2W2ᵀ (…, No, No) and W1ᵀW1 (…, Ni, Ni).
+
+    The same two figures, as free of cancellation (ΔK is formed from ΔA = A_t − A_0 and ΔG = G_t − G_0, and
+    ⟨ΔK, K0 + Kt⟩ as 2⟨ΔK, K0⟩ + ‖ΔK‖²), in a dozen reductions per network and time instead of the forty
+    block pairs of the general form: the theories evaluate it on every point of a (B, T) grid.
+    """
+    c = float(x_gram[0, 0])
+    eye = torch.eye(x_gram.shape[-1], dtype=x_gram.dtype, device=x_gram.device)
+    scale = c if torch.equal(x_gram, c * eye) else None
+    d_a, d_g = wwt_out - wwt_out0, w1tw1 - w1tw1_0
+    n0 = _two_layer_inner(wwt_out0, w1tw1_0, wwt_out0, w1tw1_0, x_gram, scale).clamp_min(0).sqrt()
+    nt = _two_layer_inner(wwt_out, w1tw1, wwt_out, w1tw1, x_gram, scale).clamp_min(0).sqrt()
+    d_sq = _two_layer_inner(d_a, d_g, d_a, d_g, x_gram, scale).clamp_min(0)
+    dn = (2 * _two_layer_inner(d_a, d_g, wwt_out0, w1tw1_0, x_gram, scale) + d_sq) / (nt + n0)
+    distance = ((d_sq - dn * dn) / (2 * n0 * nt)).clamp(0.0, 2.0)
+    return distance, d_sq.sqrt() / n0
 
 
 def linear_ntk(weights: Sequence[Tensor], x: Tensor) -> Tensor:

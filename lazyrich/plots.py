@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-__all__ = ["curves", "save", "SIM_STYLE", "THEORY_STYLE"]
+__all__ = ["BAND", "MAX_LEGEND", "curves", "save", "SIM_STYLE", "THEORY_STYLE"]
 
 SIM_STYLE = {"linestyle": "-", "linewidth": 1.8}
 THEORY_STYLE = {"linestyle": ":", "linewidth": 2.4}
@@ -22,17 +22,42 @@ LOG_METRICS = {"loss"}
 LOG_FLOOR = 1e-12
 
 
-def _mean_curve(part: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
-    grouped = part.groupby("t", sort=True)[column].mean()
-    return grouped.index.to_numpy(), grouped.to_numpy()
+BAND = (0.1, 0.9)
+"""Seed bands span these quantiles of the networks that share a configuration (10th to 90th percentile)."""
+MAX_LEGEND = 12
+"""With more hue values than this, a colour bar replaces the legend entries."""
+
+
+def _stats(frame: pd.DataFrame, hue: str | None, column: str, band: tuple[float, float] | None) -> pd.DataFrame:
+    """Mean of ``column`` per (hue value, t), and the ``band`` quantiles (columns low, high) where several
+    networks share a (hue value, t); one grouping for every hue value."""
+    grouped = frame.groupby([hue, "t"] if hue is not None else ["t"], sort=True)[column]
+    stats = pd.DataFrame({"mean": grouped.mean()})
+    if band is not None:
+        several = grouped.count() > 1
+        stats["low"] = grouped.quantile(band[0]).where(several)
+        stats["high"] = grouped.quantile(band[1]).where(several)
+    return stats
+
+
+def _colours(values: list, cmap) -> tuple[list, object | None]:
+    """One colour per hue value (spread by rank) and, for many numeric values, a colour bar's mappable spread
+    by value instead."""
+    numeric = all(isinstance(v, int | float | np.number) for v in values)
+    if len(values) <= MAX_LEGEND or not numeric:
+        return [cmap(i / max(len(values) - 1, 1)) for i in range(len(values))], None
+    norm = plt.Normalize(float(min(values)), float(max(values)))
+    return [cmap(norm(v)) for v in values], plt.cm.ScalarMappable(norm=norm, cmap=cmap)
 
 
 def curves(frame: pd.DataFrame, metrics: Sequence[str] = ("loss", "kernel_distance"), hue: str = "lam",
-           *, title: str | None = None, axes=None, log_t: bool = False):
-    """One panel per metric against t; one colour per value of ``hue``; seeds averaged.
+           *, title: str | None = None, axes=None, log_t: bool = False, band: tuple[float, float] | None = BAND):
+    """One panel per metric against t; one colour per value of ``hue``: the mean over the networks that share
+    it (seeds, …), and a shaded seed band (the ``band`` quantiles, 10th–90th percentile) where there are several.
 
     Simulation (``sim/<metric>``) is solid; the theory (``theory/<metric>``), where present, is dotted on top
-    in the same colour, so agreement reads as a dotted line lying on a solid one.
+    in the same colour, so agreement reads as a dotted line lying on a solid one. With more than
+    :data:`MAX_LEGEND` numeric hue values (a large sweep) a colour bar names them instead of the legend.
     """
     metrics = list(metrics)
     if axes is None:
@@ -40,21 +65,43 @@ def curves(frame: pd.DataFrame, metrics: Sequence[str] = ("loss", "kernel_distan
         axes = axes[0]
     fig = axes[0].figure
     values = sorted(frame[hue].dropna().unique()) if hue in frame else [None]
-    cmap = plt.get_cmap("viridis")
-    for i, value in enumerate(values):
-        part = frame if value is None else frame[frame[hue] == value]
-        colour = cmap(i / max(len(values) - 1, 1))
-        label = (None if value is None else f"{hue}={value:g}" if isinstance(value, int | float)
-                 else f"{hue}={value}")
-        for ax, metric in zip(axes, metrics, strict=True):
-            sim = f"sim/{metric}"
-            if sim in part and part[sim].notna().any():
-                t, y = _mean_curve(part, sim)
-                ax.plot(t, y, color=colour, label=label, **SIM_STYLE)
-            th = f"theory/{metric}"
-            if th in part and part[th].notna().any():
-                t, y = _mean_curve(part, th)
-                ax.plot(t, y, color=colour, **THEORY_STYLE)
+    colours, mappable = _colours(values, plt.get_cmap("viridis"))
+    for ax, metric in zip(axes, metrics, strict=True):
+        for column, style in ((f"sim/{metric}", SIM_STYLE), (f"theory/{metric}", THEORY_STYLE)):
+            if column not in frame or not frame[column].notna().any():
+                continue
+            stats = _stats(frame, hue if hue in frame else None, column, band if style is SIM_STYLE else None)
+            for value, colour in zip(values, colours, strict=True):
+                label = (None if value is None or mappable is not None or style is THEORY_STYLE
+                         else f"{hue}={value:g}" if isinstance(value, int | float) else f"{hue}={value}")
+                _draw(ax, stats if value is None else stats.loc[value], colour, label, style)
+    _decorate(axes, metrics, log_t)
+    if mappable is not None:
+        fig.tight_layout(rect=(0, 0, 0.9, 0.95 if title else 1))
+        fig.colorbar(mappable, cax=fig.add_axes((0.91, 0.18, 0.015, 0.66)), label=hue)
+    elif len(values) > 1 or (values and values[0] is not None):
+        axes[-1].legend(fontsize=7, frameon=False, title="solid: sim\ndotted: theory", title_fontsize=7,
+                        loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    if title:
+        fig.suptitle(title)
+    if mappable is None:
+        fig.tight_layout()
+    return fig
+
+
+def _draw(ax, stats: pd.DataFrame, colour, label: str | None, style: dict) -> None:
+    """One hue value's mean curve (stats indexed by t) in ``style``, over its seed band where it has one."""
+    stats = stats.dropna(subset=["mean"])
+    if stats.empty:
+        return
+    t = stats.index.to_numpy()
+    ax.plot(t, stats["mean"].to_numpy(), color=colour, label=label, **style)
+    if "low" in stats and stats["low"].notna().any():
+        ax.fill_between(t, stats["low"].to_numpy(), stats["high"].to_numpy(), color=colour, alpha=0.18,
+                        linewidth=0)
+
+
+def _decorate(axes, metrics: Sequence[str], log_t: bool) -> None:
     for ax, metric in zip(axes, metrics, strict=True):
         ax.set_xlabel("t = step · lr")
         ax.set_ylabel(metric.replace("_", " "))
@@ -66,13 +113,6 @@ def curves(frame: pd.DataFrame, metrics: Sequence[str] = ("loss", "kernel_distan
             ax.set_xscale("symlog", linthresh=1e-2)
             ax.set_xlim(left=0)  # symlog autoscaling pads into t < 0, which does not exist
         ax.grid(alpha=0.3)
-    if len(values) > 1 or values[0] is not None:
-        axes[-1].legend(fontsize=7, frameon=False, title="solid: sim\ndotted: theory", title_fontsize=7,
-                        loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
 
 
 def save(fig, path: str | Path, dpi: int = 120) -> Path:

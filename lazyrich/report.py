@@ -30,5 +30,5 @@ def print_run(result) -> None:
     with pd.option_context("display.width", 160, "display.max_columns", 20, "display.float_format", "{:.4g}".format):
         print(config_table(result.summary).to_string())
     if result.run_dir is not None:
-        files = "metrics.csv, summary.csv, matrices.npz" + (", curves.png" if result.figures else "")
+        files = "metrics.parquet, summary.csv, matrices-*.npz" + (", curves.png" if result.figures else "")
         print(f"\nresults: {result.run_dir}  ({files})")

@@ -85,35 +85,49 @@ def summarise(frame: pd.DataFrame, meta_columns: Sequence[str] = (), threshold: 
     """One row per network: final loss, final kernel distance, t to reach ``threshold``·initial loss, status.
 
     ``t_to_1pct`` is the first logged t at which the loss is at most 1% of its initial value (NaN if never).
-    With a theory, adds its final loss, the max relative loss error (``theory_max_rel_err``) and whether that is
-    within ``AGREEMENT_RTOL`` (``theory_agrees``).
+    With a theory, adds its final loss, the max relative loss error (``theory_max_rel_err``, as
+    :func:`max_rel_error`) and whether that is within ``AGREEMENT_RTOL`` (``theory_agrees``); networks without
+    a theory value get NaN there. Vectorised over networks: segments of the table sorted by (net, t).
     """
-    rows = []
-    keys = [c for c in meta_columns if c in frame]
-    for net, group in frame.groupby("net", sort=True):
-        group = group.sort_values("t")
-        loss = group["sim/loss"].to_numpy()
-        t = group["t"].to_numpy()
-        below = np.nonzero(loss <= threshold * loss[0])[0]
-        row = {"net": net, **{k: group[k].iloc[0] for k in keys}}
-        row.update({
-            "status": group["status"].iloc[0],
-            "final_loss": float(loss[-1]),
-            "final_kernel_distance": float(group["sim/kernel_distance"].iloc[-1]),
-            "t_to_1pct": float(t[below[0]]) if len(below) else math.nan,
-        })
-        if "theory/loss" in group and group["theory/loss"].notna().any():
-            th = group["theory/loss"].to_numpy()
-            row["theory_final_loss"] = float(th[-1])
-            row["theory_max_rel_err"] = max_rel_error(loss, th)
-            row["theory_agrees"] = bool(row["theory_max_rel_err"] <= AGREEMENT_RTOL)
-        rows.append(row)
-    return pd.DataFrame(rows)
+    if frame.empty:
+        return pd.DataFrame()
+    part = frame.iloc[np.lexsort((frame["t"].to_numpy(), frame["net"].to_numpy()))]
+    net = part["net"].to_numpy()
+    starts = np.flatnonzero(np.r_[True, net[1:] != net[:-1]])
+    ends = np.r_[starts[1:], len(net)] - 1
+    loss, t = part["sim/loss"].to_numpy(dtype=float), part["t"].to_numpy(dtype=float)
+    below = loss <= threshold * np.repeat(loss[starts], np.diff(np.r_[starts, len(net)]))
+    first = np.minimum.reduceat(np.where(below, np.arange(len(loss)), len(loss)), starts)
+    out = {"net": net[starts], **{k: part[k].to_numpy()[starts] for k in meta_columns if k in part},
+           "status": part["status"].to_numpy()[starts], "final_loss": loss[ends],
+           "final_kernel_distance": part["sim/kernel_distance"].to_numpy(dtype=float)[ends],
+           "t_to_1pct": np.where(first <= ends, t[np.minimum(first, len(t) - 1)], math.nan)}
+    if "theory/loss" in part:
+        out.update(_theory_agreement(loss, part["theory/loss"].to_numpy(dtype=float), starts, ends))
+    return pd.DataFrame(out)
 
 
-def write_run(run_dir: str | Path, frame: pd.DataFrame, summary: pd.DataFrame, *,
+def _theory_agreement(loss: np.ndarray, theory: np.ndarray, starts: np.ndarray,
+                      ends: np.ndarray) -> dict[str, np.ndarray]:
+    """Per segment: the theory's final loss, :func:`max_rel_error` of the loss curve and whether it agrees."""
+    has = np.logical_or.reduceat(~np.isnan(theory), starts)
+    if not has.any():
+        return {}
+    with np.errstate(invalid="ignore"):
+        scale = np.maximum(np.fmax.reduceat(np.abs(theory), starts), 1e-300)
+        err = np.fmax.reduceat(np.abs(loss - theory), starts) / scale
+    agrees = err <= AGREEMENT_RTOL
+    return {"theory_final_loss": np.where(has, theory[ends], math.nan),
+            "theory_max_rel_err": np.where(has, err, math.nan),
+            "theory_agrees": agrees if has.all() else np.where(has, agrees.astype(object), math.nan)}
+
+
+def write_run(run_dir: str | Path, frame: pd.DataFrame | None, summary: pd.DataFrame, *,
               matrices: Mapping[str, np.ndarray] | None = None, config: Any = None) -> Path:
-    """Write a run folder (see module docstring); ``DONE`` is written last, so a killed run is never 'done'."""
+    """Write a run folder (see module docstring); ``DONE`` is written last, so a killed run is never 'done'.
+
+    ``frame`` None: the metrics were written already (``metrics.parquet``, by :class:`lazyrich.storage.RunWriter`).
+    """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / DONE).unlink(missing_ok=True)  # rewriting a folder: unfinished until the new manifest is in
@@ -122,7 +136,8 @@ def write_run(run_dir: str | Path, frame: pd.DataFrame, summary: pd.DataFrame, *
 
         text = OmegaConf.to_yaml(config) if not isinstance(config, str) else config
         (run_dir / "config.yaml").write_text(text)
-    frame.to_csv(run_dir / METRICS_FILE, index=False)
+    if frame is not None:
+        frame.to_csv(run_dir / METRICS_FILE, index=False)
     summary.to_csv(run_dir / SUMMARY_FILE, index=False)
     records = json.loads(summary.to_json(orient="records"))
     (run_dir / "summary.json").write_text(json.dumps(records, indent=1))
@@ -185,14 +200,19 @@ def _collect(path: str | Path, filename: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def load(path: str | Path) -> pd.DataFrame:
+def load(path: str | Path, columns: Sequence[str] | None = None,
+         filters: Sequence[tuple[str, str, Any]] | None = None) -> pd.DataFrame:
     """The long metrics table of one run folder, or of every run under a sweep folder (adds a ``run`` column).
 
-    Only finished units whose files match their manifest are read (:func:`lazyrich.integrity.verify_unit`);
-    the others are skipped with a :class:`ResultsWarning` naming them. A file that is not a table raises a
-    ValueError naming it.
+    Reads ``metrics.parquet`` (or ``metrics.csv`` of older runs and suite units) lazily: only ``columns``
+    (default all), and only the rows that satisfy every ``filters`` entry (column, op, value), e.g.
+    ``[("lam", "==", 0.5)]``; see :func:`lazyrich.storage.read_metrics`. Only finished units whose files match
+    their manifest are read (:func:`lazyrich.integrity.verify_unit`); the others are skipped with a
+    :class:`ResultsWarning` naming them. A file that is not a table raises a ValueError naming it.
     """
-    return _collect(path, METRICS_FILE)
+    from lazyrich.storage import read_metrics
+
+    return read_metrics(path, columns=columns, filters=filters, select=_verified)
 
 
 def load_summary(path: str | Path) -> pd.DataFrame:

@@ -28,7 +28,8 @@ def test_run_writes_the_run_folder_and_prints_the_table(tmp_path):
     assert sorted(frame["lam"].unique()) == [-2.0, 0.0, 2.0]
     assert frame["run"].nunique() == 1
     assert {"sim/loss", "theory/loss", "sim/kernel_distance", "t"} <= set(frame.columns)
-    for name in ("config.yaml", "matrices.npz", "summary.json", "curves.png", "DONE"):
+    for name in ("config.yaml", "metrics.parquet", "matrices-000000000-000000003.npz", "summary.json", "curves.png",
+                 "DONE"):
         assert (tmp_path / "out" / name).exists(), name
 
 

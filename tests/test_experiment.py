@@ -8,6 +8,7 @@ import pytest
 
 from lazyrich import results
 from lazyrich.experiment import build_batch, run_experiment
+from lazyrich.storage import load_matrices
 
 BASE = {
     "task": {"name": "hierarchy"},
@@ -49,6 +50,11 @@ def test_theory_tracks_the_simulation(finished):
     assert (ok["theory_max_rel_err"] < 0.02).all(), ok
 
 
+def result_nets(run_dir, seed: int) -> list[int]:
+    summary = results.load_summary(run_dir)
+    return sorted(summary.loc[summary["seed"] == seed, "net"].tolist())
+
+
 def test_run_folder_contents(finished):
     _, run_dir = finished
     frame = results.load(run_dir)
@@ -57,9 +63,10 @@ def test_run_folder_contents(finished):
     assert len(records) == 6
     for key in ("final_loss", "final_kernel_distance", "t_to_1pct", "status"):
         assert key in records[0]
-    with np.load(run_dir / "matrices.npz") as npz:
-        assert npz["sim_product"].shape == (6, 4, 8, 8)
-        assert npz["theory_w1tw1"].shape == (6, 4, 8, 8)
+    npz = load_matrices(run_dir)  # the first seed of each λ (trainer.matrix_seeds = 1): nets 0, 2, 4
+    assert npz["net"].tolist() == result_nets(run_dir, seed=0)
+    assert npz["sim_product"].shape == (3, 4, 8, 8)
+    assert npz["theory_w1tw1"].shape == (3, 4, 8, 8)
     assert (run_dir / results.DONE).exists()
 
 

@@ -103,7 +103,7 @@ def test_installed_cli_runs_from_a_folder_outside_the_checkout(installed, tmp_pa
     out = _run(["lazyrich", "run", "trainer.t_max=1", "trainer.n_log=5", "logger=none", "hydra.run.dir=run"],
                cwd=tmp_path, env=env)
     assert "loss" in out
-    assert (tmp_path / "run" / "metrics.csv").stat().st_size > 0
+    assert (tmp_path / "run" / "metrics.parquet").stat().st_size > 0
     _run(["lazyrich", "bench", "suite=default", "suite.lams=0,2", "suite.reversal.t_phase=2", "suite.reversal.n_log=11",
           "suite.architecture.t_max=2", "suite.architecture.n_log=11", "logger=none", "progress=false",
           "hydra.run.dir=bench"], cwd=tmp_path, env=env)

@@ -87,6 +87,6 @@ def test_a_silent_host_costs_at_most_30_s_per_process_and_the_offline_runs_are_c
     assert connections >= 1  # it did try the silent host
     assert dead - baseline <= 30.0, f"the silent host cost {dead - baseline:.1f} s (baseline {baseline:.1f} s)"
     assert proc.stderr.count("W&B is unreachable") == 1
-    assert (tmp_path / "dead" / "run" / "metrics.csv").exists()
+    assert (tmp_path / "dead" / "run" / "metrics.parquet").exists()
     runs = [read_run(p) for p in find_offline_runs(tmp_path / "dead" / "run")]
     assert len(runs) == 4 and all(len(r.history) == 7 and "sim/loss" in r.history_keys for r in runs)

@@ -1,4 +1,4 @@
-"""W&B mirror of `lazyrich run`: offline runs read back with W&B's own decoder and checked against metrics.csv."""
+"""W&B mirror of `lazyrich run`: offline runs read back with W&B's own decoder and checked against the metrics."""
 
 import os
 import warnings
@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lazyrich import wandb_sink
+from lazyrich import results, wandb_sink
 from lazyrich.experiment import run_experiment
 from lazyrich.wandb_read import read_run
 from lazyrich.wandb_schema import flatten, network_config, run_group, run_id, run_name, sweep_group
@@ -58,7 +58,7 @@ def test_one_run_per_network_with_flat_scalar_config_group_and_job_type(per_netw
 
 def test_each_networks_history_is_its_own_rows_of_metrics_csv(per_network):
     folder, runs = per_network
-    metrics = pd.read_csv(folder / "metrics.csv")
+    metrics = results.load(folder)
     for run in runs:
         mine = metrics[(metrics["lam"] == run.config["lam"]) & (metrics["seed"] == run.config["seed"])]
         assert len(run.history) == len(mine) == 5
@@ -73,7 +73,7 @@ def test_each_networks_history_is_its_own_rows_of_metrics_csv(per_network):
 
 def test_a_rerun_into_the_same_folder_resumes_the_same_ids(per_network, tmp_path, monkeypatch):
     folder, runs = per_network
-    frame = pd.read_csv(folder / "metrics.csv")
+    frame = results.load(folder).drop(columns="run")
     target = wandb_sink.Target(group="outputs/run/t0", job_type="run", config=config(), unit="t0",
                                run_dir=tmp_path, layout="network", mode="offline")
     wandb_sink.log_networks(frame, target, ("lam", "scale", "lr"))
@@ -136,7 +136,7 @@ def test_a_wandb_failure_keeps_the_local_metrics(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     with pytest.warns(UserWarning, match="W&B logging failed"):
         result = run_experiment(config(), tmp_path / "run")
-    assert (tmp_path / "run" / "metrics.csv").exists() and (tmp_path / "run" / "DONE").exists()
+    assert (tmp_path / "run" / "metrics.parquet").exists() and (tmp_path / "run" / "DONE").exists()
     assert len(result.frame) == 4 * 5
 
 

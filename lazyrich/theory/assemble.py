@@ -45,9 +45,10 @@ def from_grams(stats: TaskStats, product: Tensor, w1tw1: Tensor, wwt_out: Tensor
                wwt_out_0: Tensor, t: Tensor, *, theory: str, final_loss: Tensor, converges_to_saddle: Tensor,
                notes: Sequence[str] = ()) -> Prediction:
     """Prediction of a two-layer net from its product (B,T,No,Ni) and Grams (B,T,·,·), NTK(0) from (B,·,·)."""
-    blocks0 = metrics.two_layer_ntk_blocks(w1tw1_0.unsqueeze(1), wwt_out_0.unsqueeze(1))
-    blocks_t = metrics.two_layer_ntk_blocks(w1tw1, wwt_out)
-    loss, dist, rel, svals = _common(stats, product, blocks0, blocks_t)
+    u, _, v = stats.svd
+    dist, rel = metrics.two_layer_kernel_change(wwt_out_0.unsqueeze(1), w1tw1_0.unsqueeze(1), wwt_out, w1tw1,
+                                                stats.P * stats.sigma_xx)
+    loss, svals = loss_from_product(product, stats), metrics.task_svals(product, u, v)
     return Prediction(t=t, product=product, w1tw1=w1tw1, wwt_out=wwt_out, loss=loss, kernel_distance=dist,
                       ntk_rel_change=rel, svals=svals, converges_to_saddle=converges_to_saddle.to(torch.bool),
                       final_loss=final_loss, theory=theory, notes=list(notes))

@@ -292,18 +292,19 @@ class Prediction:
     def scatter(cls, parts: Sequence[tuple[Tensor, Prediction]], batch: int, theory: str) -> Prediction:
         """Merge predictions for disjoint index sets (idx (b,), part) of a batch of ``batch`` networks."""
         first = parts[0][1]
-        out: dict[str, Any] = {}
-        for name in cls._TENSORS:
-            ref = getattr(first, name)
-            full = ref.new_zeros((batch, *ref.shape[1:]))
-            for idx, part in parts:
-                full[idx] = getattr(part, name)
-            out[name] = full
         notes = [n for _, part in parts for n in part.notes]
         fallback = first.t.new_zeros(batch, dtype=torch.bool)
         for idx, part in parts:
             if part.ode_fallback is not None:
                 fallback[idx] = part.ode_fallback.to(fallback.device)
+        if len(parts) == 1 and torch.equal(parts[0][0].cpu(), torch.arange(batch)):  # one part: no copies
+            out = {name: getattr(first, name) for name in cls._TENSORS}
+        else:
+            out = {name: getattr(first, name).new_zeros((batch, *getattr(first, name).shape[1:]))
+                   for name in cls._TENSORS}
+            for idx, part in parts:
+                for name in cls._TENSORS:
+                    out[name][idx] = getattr(part, name)
         return cls(**out, theory=theory, notes=list(dict.fromkeys(notes)), ode_fallback=fallback)
 
 

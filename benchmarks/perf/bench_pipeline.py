@@ -1,0 +1,179 @@
+"""The whole pipeline on a big sweep: ``lazyrich run`` against the trainer alone, its memory and its output.
+
+Workload (issue 10): 64 λ in [−4, 4] × 64 seeds = 4096 two-layer nets on the 8-item hierarchy, the run
+defaults (lr 0.01, t_max 10: 1000 GD steps, 101 log points, matrices at 21, theory auto → exact),
+``logger=none``. Rows, each a ratio or a figure measured side by side in this process:
+
+- run_experiment wall ÷ ``train`` alone on the same batch (target ≤ 2.5); the notes add the ``lazyrich run``
+  command's wall, interpreter start-up and imports included;
+- peak RSS of the ``lazyrich run`` command (target ≤ 1 GiB) and the bytes it wrote (target ≤ 100 MB);
+- the theory's prediction of the 4096 nets × 101 points, in the pipeline's chunks, ÷ ``train`` alone (≤ 1);
+- B = 65 536 (256 λ × 256 seeds, ``trainer.t_max=2 trainer.n_log=21``) through ``lazyrich run``: peak RSS
+  (≤ 2 GiB) and its cost per network-step ÷ the 4096 command's (≤ 1.3).
+
+Run standalone: ``python -m benchmarks.perf.bench_pipeline [--quick] [--no-big]``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.perf.common import Row, median, parser, repeat_time, row
+
+NAME = "pipeline"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Sweep:
+    n_lam: int = 64
+    n_seeds: int = 64
+    t_max: float = 10.0
+    n_log: int = 101
+
+    @property
+    def batch(self) -> int:
+        return self.n_lam * self.n_seeds
+
+    @property
+    def steps(self) -> int:
+        return round(self.t_max / 0.01)
+
+    def overrides(self) -> list[str]:
+        lams = ",".join(f"{x:.6g}" for x in np.linspace(-4.0, 4.0, self.n_lam))
+        seeds = ",".join(str(s) for s in range(self.n_seeds))
+        return [f"init.lam={lams}", f"seed={seeds}", f"trainer.t_max={self.t_max}", f"trainer.n_log={self.n_log}",
+                "logger=none", "trainer.progress=false"]
+
+
+FULL, BIG = Sweep(), Sweep(n_lam=256, n_seeds=256, t_max=2.0, n_log=21)
+QUICK, QUICK_BIG = Sweep(n_lam=8, n_seeds=8, t_max=1.0, n_log=11), Sweep(n_lam=16, n_seeds=16, t_max=0.4, n_log=5)
+
+
+def config(sweep: Sweep) -> dict:
+    """The composed config of ``lazyrich run`` with the sweep's overrides, as a plain dict."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from lazyrich.cli import batch_overrides, conf_dir, register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        cfg = compose("config", overrides=batch_overrides(sweep.overrides()))
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def command(sweep: Sweep, out: Path) -> dict[str, float]:
+    """Run ``lazyrich run`` in a child process: its wall time (s), peak RSS (MiB) and bytes written (MB)."""
+    cmd = [sys.executable, "-m", "lazyrich.cli", "run", *sweep.overrides(), f"hydra.run.dir={out}"]
+    path = f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
+    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONPATH": path}
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=out.parent, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"lazyrich run failed:\n{err[-2000:]}")
+    written = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    return {"seconds": seconds, "peak_mib": usage.ru_maxrss / 1024, "written_mb": written / 1e6}
+
+
+def in_process(sweep: Sweep, repeats: int) -> dict[str, float]:
+    """Trainer alone, theory alone (in the pipeline's chunks) and run_experiment, timed side by side."""
+    import torch
+
+    from lazyrich.chunking import chunk_size
+    from lazyrich.device import torch_threads
+    from lazyrich.experiment import build_batch, build_task, predict_theory, run_experiment
+    from lazyrich.train import train
+
+    cfg = config(sweep)
+    task = build_task(cfg["task"])
+    weights, meta = build_batch(cfg, task.n_in, task.n_out, task.sigma_yx, torch.device("cpu"))
+    tr = cfg["trainer"]
+
+    def trainer():
+        return train(task, weights, meta["lr"].to_numpy(), t_max=tr["t_max"], n_log=tr["n_log"],
+                     n_matrix=tr["n_matrix"], progress=False)
+
+    size = chunk_size(tr.get("batch_chunk"), len(meta), n_in=task.n_in, n_out=task.n_out, n_log=tr["n_log"],
+                      n_matrix=min(tr["n_matrix"], tr["n_log"]))
+    with torch_threads(cfg.get("threads")):
+        t_grid = trainer().t  # also the warm-up
+
+    def theory():
+        for s in range(0, len(meta), size):
+            predict_theory("exact", task, [w[s:s + size] for w in weights], t_grid[s:s + size])
+
+    def pipeline():
+        with tempfile.TemporaryDirectory() as tmp:
+            run_experiment(cfg, Path(tmp) / "run", log_wandb=False)
+
+    times: dict[str, list[float]] = {"train": [], "theory": [], "run": []}
+    with torch_threads(cfg.get("threads")):  # as `lazyrich run` does (1 by default)
+        for _ in range(repeats):  # interleaved, so that a change of machine load hits all three alike
+            for name, fn in (("train", trainer), ("theory", theory), ("run", pipeline)):
+                times[name] += repeat_time(fn, 1)[0]
+    return {**{k: median(v) for k, v in times.items()}, "chunk": size}
+
+
+def _judged(r: Row, value: float, limit: float, unit: str) -> Row:
+    """Set a row's ratio to ``value`` with the target ≤ ``limit`` (``row`` only knows ≥ for ratios)."""
+    r.update(ratio=value, target=f"≤ {limit:g}{unit}", status="pass" if value <= limit else "fail")
+    return r
+
+
+def main(argv: list[str] | None = None) -> list[Row]:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--no-big", action="store_true", help="skip the B = 65 536 command")
+    args = p.parse_args(argv)
+    sweep, big = (QUICK, QUICK_BIG) if args.quick else (FULL, BIG)
+    m = in_process(sweep, args.repeats or 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        cli = command(sweep, Path(tmp) / "run")
+    what = f"B={sweep.batch} ({sweep.n_lam} λ × {sweep.n_seeds} seeds), {sweep.steps} steps, {sweep.n_log} log points"
+    rows = [
+        _judged(row(NAME, f"run_experiment ÷ train alone, {what}", baseline=m["train"], lazyrich=m["run"],
+                    notes=f"chunks of {m['chunk']}; `lazyrich run` took {cli['seconds']:.1f} s "
+                          f"(÷ train alone {cli['seconds'] / m['train']:.2f}) with start-up and imports"),
+                m["run"] / m["train"], 2.5, "×"),
+        row(NAME, f"peak RSS of `lazyrich run`, {what}", baseline=None, lazyrich=cli["peak_mib"], unit="MiB",
+            max_value=1024.0, quick=args.quick, with_ratio=False),
+        row(NAME, f"bytes written by `lazyrich run`, {what}", baseline=None, lazyrich=cli["written_mb"],
+            unit="MB", max_value=100.0, quick=args.quick, with_ratio=False),
+        _judged(row(NAME, f"theory (exact) ÷ train alone, {what}", baseline=m["train"], lazyrich=m["theory"],
+                    notes=f"prediction in chunks of {m['chunk']}"), m["theory"] / m["train"], 1.0, "×"),
+    ]
+    if not args.no_big:
+        with tempfile.TemporaryDirectory() as tmp:
+            b = command(big, Path(tmp) / "run")
+        per_step = (b["seconds"] / (big.batch * big.steps)) / (cli["seconds"] / (sweep.batch * sweep.steps))
+        name = f"B={big.batch} ({big.n_lam} λ × {big.n_seeds} seeds), {big.steps} steps, {big.n_log} log points"
+        rows += [
+            row(NAME, f"peak RSS of `lazyrich run`, {name}", baseline=None, lazyrich=b["peak_mib"], unit="MiB",
+                max_value=2048.0, quick=args.quick, with_ratio=False,
+                notes=f"completed in {b['seconds']:.1f} s, wrote {b['written_mb']:.0f} MB"),
+            _judged(row(NAME, f"cost per network-step, {name} ÷ B={sweep.batch}", baseline=None, lazyrich=None,
+                        notes=f"{1e6 * b['seconds'] / (big.batch * big.steps):.2f} µs vs "
+                              f"{1e6 * cli['seconds'] / (sweep.batch * sweep.steps):.2f} µs per network-step, "
+                              "`lazyrich run` walls"), per_step, 1.3, "×"),
+        ]
+    if args.quick:
+        for r in rows:
+            if "not judged" not in r["target"]:
+                r["status"], r["target"] = "info", f"{r['target']}, not judged (--quick)"
+    return rows
+
+
+if __name__ == "__main__":
+    for r in main():
+        print(r)

@@ -1,0 +1,289 @@
+"""Run-folder storage that scales: per-step metrics in Parquet, matrices in a chunked store, both written
+chunk by chunk while a sweep runs, and read back lazily (only the columns, rows and networks asked for).
+
+Layout of a run folder written by :func:`lazyrich.experiment.run_experiment`:
+
+- ``metrics.parquet``: the long table of :func:`lazyrich.results.to_frame`, one Parquet row group per batch
+  chunk. Float metric columns use the BYTE_STREAM_SPLIT encoding (it groups the bytes of each float, so the
+  exponent bytes of a smooth curve compress) and zstd; the repeated per-network columns (lam, seed, status, …)
+  are dictionary-encoded. Row-group statistics let a filter such as ``lam == 0.5`` skip whole chunks.
+- ``matrices-<start>-<stop>.npz``: for the networks ``start … stop − 1``, every matrix array of the run (batch
+  first, e.g. ``sim_product`` (b, Tm, No, Ni), ``t`` (b, Tm)), stored uncompressed. The matrices are dense,
+  fixed-shape float64 arrays: npy keeps them bit-exact, writes at disk speed, and reading a selection of
+  networks opens only the chunks that hold them (one array at a time: ``np.load`` of an npz is lazy per key).
+  The chunks sit beside the other files, so the unit's manifest (:mod:`lazyrich.integrity`) covers them.
+
+Older run folders (``metrics.csv``, ``matrices.npz``) are read by the same functions.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["MATRICES_PREFIX", "METRICS_PARQUET", "Filter", "MatrixStore", "MetricsWriter", "RunWriter",
+           "load_matrices", "metrics_files", "read_metrics"]
+
+METRICS_PARQUET = "metrics.parquet"
+METRICS_CSV = "metrics.csv"
+MATRICES_PREFIX = "matrices-"
+LEGACY_MATRICES = "matrices.npz"
+COMPRESSION = "zstd"
+
+Filter = tuple[str, str, Any]
+"""A row filter (column, op, value), op one of ``== != < <= > >= in not in``; a list of them is ANDed."""
+
+_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "==": operator.eq, "=": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
+    ">": operator.gt, ">=": operator.ge, "in": lambda s, v: s.isin(list(v)), "not in": lambda s, v: ~s.isin(list(v)),
+}
+
+
+def _pyarrow():
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as err:  # a dependency of lazyrich: only a broken install gets here
+        raise ImportError("lazyrich stores metrics in Parquet and needs pyarrow: pip install pyarrow.") from err
+    return pa, pq
+
+
+class MetricsWriter:
+    """Appends long-table chunks (DataFrames with the same columns) to one Parquet file, one row group each.
+
+    The file is written to ``<name>.partial`` and renamed on :meth:`close`, so a killed run never leaves a
+    complete-looking metrics file. Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._partial = self.path.with_name(self.path.name + ".partial")
+        self._writer = None
+        self._schema = None
+        self.rows = 0
+
+    def append(self, frame: pd.DataFrame) -> None:
+        """Write ``frame`` as the next row group; its columns must match the first chunk's."""
+        pa, pq = _pyarrow()
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if self._writer is None:
+            self._schema = table.schema
+            floats = [f.name for f in table.schema if pa.types.is_floating(f.type) and "/" in f.name]
+            others = [f.name for f in table.schema if f.name not in floats]
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = pq.ParquetWriter(self._partial, self._schema, compression=COMPRESSION,
+                                            use_dictionary=others, use_byte_stream_split=floats)
+        elif table.schema.names != self._schema.names:
+            raise ValueError(f"metrics chunk has columns {table.schema.names}, the file has "
+                             f"{self._schema.names}: every chunk of a run must have the same columns.")
+        else:
+            table = table.cast(self._schema)
+        self._writer.write_table(table)
+        self.rows += len(frame)
+
+    def close(self) -> Path | None:
+        """Finish the file and move it into place; returns its path (None if nothing was written)."""
+        if self._writer is None:
+            return None
+        self._writer.close()
+        self._writer = None
+        self._partial.replace(self.path)
+        return self.path
+
+    def __enter__(self) -> MetricsWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        elif self._writer is not None:
+            self._writer.close()
+
+
+class MatrixStore:
+    """The chunked matrix store of one run folder: ``matrices-<start>-<stop>.npz`` per batch chunk."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.root = Path(run_dir)
+
+    def write(self, start: int, stop: int, arrays: Mapping[str, np.ndarray],
+              nets: np.ndarray | None = None) -> Path:
+        """Store the matrix arrays (batch first, one batch size) of the chunk of networks start … stop − 1:
+        of every one of them, or of the networks ``nets`` only (their global indices, in the arrays' order)."""
+        nets = np.arange(start, stop) if nets is None else np.asarray(nets, dtype=np.int64)
+        sizes = {name: np.shape(a)[0] for name, a in arrays.items()}
+        if set(sizes.values()) != {len(nets)}:
+            raise ValueError(f"matrix arrays of one chunk must share their batch size, one per network of "
+                             f"{len(nets)}, got {sizes}.")
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / f"{MATRICES_PREFIX}{start:09d}-{stop:09d}.npz"
+        np.savez(path, net=nets, **{k: np.asarray(v) for k, v in arrays.items()})
+        return path
+
+    def chunks(self) -> list[tuple[int, int, Path]]:
+        """(start, stop, file) of every stored chunk, in network order."""
+        found = []
+        for path in self.root.glob(f"{MATRICES_PREFIX}*.npz"):
+            match = re.fullmatch(re.escape(MATRICES_PREFIX) + r"(\d+)-(\d+)\.npz", path.name)
+            if match:
+                found.append((int(match[1]), int(match[2]), path))
+        return sorted(found)
+
+
+class RunWriter:
+    """Writes a run folder chunk by chunk: each :meth:`append` adds a chunk's rows to ``metrics.parquet`` and
+    its matrices to the chunked store. Matrix chunks left by an earlier run in the same folder are removed."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.metrics = MetricsWriter(self.run_dir / METRICS_PARQUET)
+        self.matrices = MatrixStore(self.run_dir)
+        for _, _, stale in self.matrices.chunks():
+            stale.unlink()
+
+    def append(self, start: int, stop: int, frame: pd.DataFrame, arrays: Mapping[str, np.ndarray],
+               nets: np.ndarray | None = None) -> None:
+        """The long-table rows and the matrix arrays (batch first; of the networks ``nets`` only, if given) of
+        the chunk of networks ``start`` … ``stop − 1``."""
+        self.metrics.append(frame)
+        if arrays:
+            self.matrices.write(start, stop, arrays, nets)
+
+    def close(self) -> list[Path]:
+        """Finish the metrics file; returns the files written."""
+        written = [self.metrics.close(), *(path for _, _, path in self.matrices.chunks())]
+        return [p for p in written if p is not None]
+
+
+def load_matrices(run_dir: str | Path, names: Iterable[str] | None = None,
+                  nets: Sequence[int] | np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The matrix arrays of a run folder, batch first: only ``names`` (default all) and, if given, only the
+    networks ``nets`` (global indices, the ``net`` column of the metrics), reading only the chunks that hold
+    them. ``net`` (always returned) says which network each row is: a run keeps the matrices of the first
+    ``trainer.matrix_seeds`` seeds of each configuration, so a network asked for may have none.
+
+    Reads the chunked store, or ``matrices.npz`` of older run folders.
+    """
+    run_dir = Path(run_dir)
+    store = MatrixStore(run_dir)
+    chunks = store.chunks()
+    if not chunks:
+        legacy = run_dir / LEGACY_MATRICES
+        if not legacy.is_file():
+            raise FileNotFoundError(f"no matrices under {run_dir}: expected {MATRICES_PREFIX}*.npz or "
+                                    f"{LEGACY_MATRICES}.")
+        chunks = [(0, -1, legacy)]
+    wanted = None if nets is None else np.unique(np.asarray(nets, dtype=np.int64))
+    parts: dict[str, list[np.ndarray]] = {}
+    for start, stop, path in chunks:
+        if wanted is not None and stop >= 0 and not ((wanted >= start) & (wanted < stop)).any():
+            continue  # a chunk that holds none of them is not opened
+        with np.load(path) as npz:
+            held = npz["net"] if "net" in npz.files else np.arange(start, start + len(npz[npz.files[0]]))
+            rows = slice(None) if wanted is None else np.flatnonzero(np.isin(held, wanted))
+            for key in [k for k in npz.files if names is None or k in names or k == "net"]:
+                parts.setdefault(key, []).append(held[rows] if key == "net" else npz[key][rows])
+    missing = set(names or ()) - set(parts)
+    if missing and wanted is None:
+        raise KeyError(f"no matrix named {sorted(missing)} under {run_dir}.")
+    return {k: np.concatenate(v) if len(v) > 1 else v[0] for k, v in parts.items()}
+
+
+def _check_columns(names: Sequence[str], available: Sequence[str], where: Path) -> None:
+    unknown = [c for c in names if c not in available]
+    if unknown:
+        raise KeyError(f"{where} has no column(s) {unknown}; its columns are {list(available)}.")
+
+
+def _as_filters(filters: Sequence[Filter] | None) -> list[Filter]:
+    out = []
+    for f in filters or []:
+        if len(f) != 3 or f[1] not in _OPS:
+            raise ValueError(f"filter {f!r} is not (column, op, value) with op in {sorted(_OPS)}, e.g. "
+                             f"('lam', '==', 0.5).")
+        out.append((str(f[0]), "==" if f[1] == "=" else str(f[1]), f[2]))
+    return out
+
+
+def _not_a_table(path: Path, err: Exception) -> ValueError:
+    return ValueError(f"{path}: not a readable metrics table ({type(err).__name__}: {err}); re-run the unit that "
+                      f"wrote it.")
+
+
+def _require_t(path: Path, available: Sequence[str]) -> None:
+    if "t" not in available:
+        raise ValueError(f"{path}: not a lazyrich metrics table (no column t); re-run the unit that wrote it.")
+
+
+def _read_parquet(path: Path, columns: Sequence[str] | None, filters: list[Filter]) -> pd.DataFrame:
+    pa, pq = _pyarrow()
+    try:
+        available = pq.read_schema(path).names
+    except (OSError, pa.ArrowInvalid) as err:
+        raise _not_a_table(path, err) from None
+    _require_t(path, available)
+    _check_columns([*(columns or []), *(f[0] for f in filters)], available, path)
+    table = pq.read_table(path, columns=list(columns) if columns is not None else None,
+                          filters=[(c, op, list(v) if op.endswith("in") else v) for c, op, v in filters] or None)
+    return table.to_pandas()
+
+
+def _read_csv(path: Path, columns: Sequence[str] | None, filters: list[Filter]) -> pd.DataFrame:
+    try:
+        available = list(pd.read_csv(path, nrows=0).columns)
+        _require_t(path, available)
+        needed = None if columns is None else list(dict.fromkeys([*columns, *(f[0] for f in filters)]))
+        _check_columns([*(needed or []), *(f[0] for f in filters)], available, path)
+        frame = pd.read_csv(path, usecols=needed)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise _not_a_table(path, err) from None
+    for column, op, value in filters:
+        frame = frame[_OPS[op](frame[column], value)]
+    return frame.reset_index(drop=True) if columns is None else frame[list(columns)].reset_index(drop=True)
+
+
+def metrics_files(path: str | Path) -> list[Path]:
+    """The metrics file of every run under ``path`` (a run folder, a sweep folder or a file): Parquet where a
+    run has it, else its CSV."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    runs = {f.parent: f for f in sorted(path.rglob(METRICS_CSV))}
+    runs.update({f.parent: f for f in sorted(path.rglob(METRICS_PARQUET))})
+    return [runs[d] for d in sorted(runs)]
+
+
+def read_metrics(path: str | Path, columns: Sequence[str] | None = None, filters: Sequence[Filter] | None = None,
+                 select: Callable[[list[Path], Path], list[Path]] | None = None) -> pd.DataFrame:
+    """The long metrics table of one run, or of every run under a sweep folder (adds a ``run`` column).
+
+    ``columns`` keeps only those columns; ``filters`` keeps only the rows that satisfy every (column, op,
+    value), e.g. ``[("lam", "==", 0.5), ("t", ">=", 1.0)]``. From Parquet, only the selected columns are
+    decoded and row groups whose statistics exclude the filter are skipped. ``select`` picks the files of a
+    folder to read (e.g. only verified units); a file passed directly is always read.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no {METRICS_CSV} at {path}: it does not exist; pass a run or sweep folder, or a "
+                                f"file.")
+    files = metrics_files(path)
+    if select is not None and path.is_dir() and files:
+        files = select(files, path)
+    if not files:
+        raise FileNotFoundError(f"no {METRICS_CSV} or {METRICS_PARQUET} under {path}: pass a run folder or a "
+                                f"sweep folder that holds runs.")
+    checked = _as_filters(filters)
+    frames = []
+    for f in files:
+        reader = _read_parquet if f.suffix == ".parquet" else _read_csv
+        frame = reader(f, columns, checked)
+        rel = f.parent.relative_to(path) if path.is_dir() else Path(".")
+        frame.insert(0, "run", str(rel) if str(rel) != "." else f.parent.name)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,124 @@
+"""Sweeps larger than memory: a batch run chunk by chunk gives every network the numbers of the one-batch run."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lazyrich import results
+from lazyrich.chunking import MIN_CHUNK, auto_chunk, chunk_size, per_network_bytes
+from lazyrich.experiment import run_experiment
+from lazyrich.storage import METRICS_PARQUET, MatrixStore, load_matrices
+
+CFG = {
+    "task": {"name": "hierarchy"},
+    "init": {"kind": "balanced", "lam": [-2.0, 0.0, 2.0], "scale": 0.1},
+    "model": {"depth": 2},
+    "trainer": {"lr": [0.01, 0.02], "t_max": 2.0, "n_log": 11, "n_matrix": 3, "progress": False},
+    "theory": {"name": "exact"},
+    "seed": [0, 1],
+}  # 12 networks; two learning rates, so the networks of one chunk stop at different steps
+
+
+def numbers(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.drop(columns=[c for c in ("run",) if c in frame]).sort_values(["net", "t"], ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    out = {}
+    for chunk in (None, 5):  # None: auto, one chunk for 12 nets; 5: chunks of 5, 5 and 2
+        run_dir = tmp_path_factory.mktemp(f"chunk{chunk}")
+        cfg = {**CFG, "trainer": {**CFG["trainer"], "batch_chunk": chunk}}
+        out[chunk] = (run_experiment(cfg, run_dir, log_wandb=False, plot=chunk == 5), run_dir)
+    return out
+
+
+def test_chunked_run_gives_each_network_the_numbers_of_the_one_batch_run(runs):
+    (one, one_dir), (chunked, chunked_dir) = runs[None], runs[5]
+    assert one.frame is not None and chunked.frame is None  # written chunk by chunk: read it back from disk
+    a, b = numbers(results.load(one_dir)), numbers(results.load(chunked_dir))
+    assert list(a.columns) == list(b.columns) and len(a) == 12 * 11
+    floats = [c for c in a.columns if a[c].dtype == float]
+    assert any(c.startswith("theory/") for c in floats)
+    np.testing.assert_allclose(b[floats].to_numpy(), a[floats].to_numpy(), rtol=1e-12, atol=1e-300)
+    pd.testing.assert_frame_equal(a.drop(columns=floats), b.drop(columns=floats))
+    pd.testing.assert_frame_equal(one.summary, chunked.summary, rtol=1e-12)
+    first, second = load_matrices(one_dir), load_matrices(chunked_dir)
+    assert set(first) == set(second)
+    for key in first:
+        np.testing.assert_allclose(second[key], first[key], rtol=1e-12, atol=1e-300)
+
+
+def test_each_chunk_is_written_as_it_finishes(runs):
+    import pyarrow.parquet as pq
+
+    _, run_dir = runs[5]
+    assert pq.ParquetFile(run_dir / METRICS_PARQUET).num_row_groups == 3
+    assert [(a, b) for a, b, _ in MatrixStore(run_dir).chunks()] == [(0, 5), (5, 10), (10, 12)]
+    assert (run_dir / "curves.png").is_file() and (run_dir / results.DONE).is_file()
+    one_lam = results.load(run_dir, columns=["net", "lam", "sim/loss"], filters=[("lam", "==", 2.0)])
+    assert sorted(one_lam["net"].unique()) == [8, 9, 10, 11] and (one_lam["lam"] == 2.0).all()
+
+
+def test_a_task_sequence_is_chunked_phase_by_phase():
+    cfg = {**CFG, "task": {"name": "reversal", "t_budget": 1.0}, "trainer": {**CFG["trainer"], "lr": 0.01}}
+    one = run_experiment(cfg, None)
+    chunked = run_experiment({**cfg, "trainer": {**cfg["trainer"], "batch_chunk": 4}}, None)
+    assert chunked.trajectories == [] and len(one.trajectories) == 2
+    floats = [c for c in one.frame.columns if one.frame[c].dtype == float]
+    np.testing.assert_allclose(numbers(chunked.frame)[floats], numbers(one.frame)[floats], rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(chunked.loss_matrix, one.loss_matrix, rtol=1e-12)
+
+
+def test_chunk_size_auto_fits_the_budget_and_explicit_sizes_are_checked():
+    per_net = per_network_bytes(8, 8, 101, 21)
+    assert auto_chunk(8, 8, 101, 21, available=4 * 64 * per_net) == 64  # the floor: a quarter of memory
+    big = auto_chunk(8, 8, 101, 21, available=2**40)
+    assert big * per_net <= 384 * 2**20 < 2 * big * per_net and big & (big - 1) == 0  # a power of two
+    assert auto_chunk(8, 8, 11, 3, available=2**40) > big  # cheaper networks, more per chunk
+    assert chunk_size("auto", 10, n_in=8, n_out=8, n_log=101, n_matrix=21) == min(10, MIN_CHUNK)
+    assert chunk_size(7, 100, n_in=8, n_out=8, n_log=101, n_matrix=21) == 7
+    for bad in (0, -3, 2.5, "many", True):
+        with pytest.raises(ValueError, match="trainer.batch_chunk must be a positive int or 'auto'"):
+            chunk_size(bad, 100, n_in=8, n_out=8, n_log=101, n_matrix=21)
+
+
+def test_the_command_line_runs_a_batch_larger_than_its_chunk(tmp_path):
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    cmd = [sys.executable, "-m", "lazyrich.cli", "run", "init.lam=-1,1", "seed=0,1,2", "trainer.batch_chunk=4",
+           "trainer.t_max=0.5", "trainer.n_log=6", "trainer.n_matrix=3", "trainer.progress=false", "logger=none",
+           "hydra.run.dir=out"]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    frame = results.load(tmp_path / "out")
+    assert frame["net"].nunique() == 6 and len(frame) == 6 * 6
+    assert len(MatrixStore(tmp_path / "out").chunks()) == 2
+    assert "metrics.parquet" in proc.stdout and "final_loss" in proc.stdout
+
+
+def test_divergence_warnings_name_the_network_by_its_batch_wide_index():
+    cfg = {"task": {"name": "hierarchy"}, "init": {"lam": [0.0], "scale": 0.1}, "seed": [0, 1],
+           "trainer": {"lr": [0.05, 2.0], "t_max": 20.0, "n_log": 5, "n_matrix": 2, "progress": False,
+                       "batch_chunk": 2}, "theory": {"name": "none"}}  # nets 2 and 3 (lr 2) diverge, in chunk 2
+    with pytest.warns(RuntimeWarning) as caught:
+        result = run_experiment(cfg, None)
+    named = sorted(int(str(w.message).split()[1]) for w in caught if "diverged" in str(w.message))
+    assert named == [2, 3]
+    assert result.summary.set_index("net")["status"].to_dict() == {0: "ok", 1: "ok", 2: "diverged", 3: "diverged"}
+
+
+def test_matrix_seeds_picks_whose_matrices_a_run_folder_keeps(tmp_path):
+    every = {**CFG, "trainer": {**CFG["trainer"], "batch_chunk": 5, "matrix_seeds": None}}
+    run_experiment(every, tmp_path / "all", log_wandb=False, plot=False)
+    assert load_matrices(tmp_path / "all")["net"].tolist() == list(range(12))
+    two = {**every, "seed": [3, 1, 2], "trainer": {**every["trainer"], "matrix_seeds": 2}}
+    result = run_experiment(two, tmp_path / "two", log_wandb=False, plot=False)
+    kept = load_matrices(tmp_path / "two")
+    want = result.meta.index[result.meta["seed"].isin([1, 2])].tolist()  # the two smallest seeds
+    assert kept["net"].tolist() == want and len(kept["sim_product"]) == len(want) == 12
+    with pytest.raises(ValueError, match="trainer.matrix_seeds must be a positive int or null"):
+        run_experiment({**every, "trainer": {**every["trainer"], "matrix_seeds": 0}}, tmp_path / "bad")

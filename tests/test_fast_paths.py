@@ -1,0 +1,147 @@
+"""The batched shortcuts of the big-sweep pipeline against straightforward references: the two-layer kernel
+change of the theories, the vectorised per-network summary, and the mean-and-band curves of large sweeps."""
+
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from lazyrich import metrics, plots, results
+
+
+def two_layer_weights(batch: int, n_in: int, n_hidden: int, n_out: int, seed: int):
+    gen = torch.Generator().manual_seed(seed)
+    w1 = torch.randn(batch, n_hidden, n_in, generator=gen, dtype=torch.float64)
+    w2 = torch.randn(batch, n_out, n_hidden, generator=gen, dtype=torch.float64)
+    return w1, w2
+
+
+@pytest.mark.parametrize("whitened", [True, False])
+def test_two_layer_kernel_change_equals_the_full_ntk(whitened):
+    n_in, n_hidden, n_out, p = 4, 3, 5, 6
+    gen = torch.Generator().manual_seed(7)
+    x = (2.0 * torch.eye(n_in, dtype=torch.float64) if whitened
+         else torch.randn(p, n_in, generator=gen, dtype=torch.float64))
+    w1_0, w2_0 = two_layer_weights(3, n_in, n_hidden, n_out, seed=1)
+    d1, d2 = two_layer_weights(3, n_in, n_hidden, n_out, seed=2)
+    scales = torch.tensor([1e-6, 1e-2, 1.0], dtype=torch.float64)[None, :, None, None]  # T = 3: lazy → rich
+    w1_t, w2_t = w1_0[:, None] + scales * d1[:, None], w2_0[:, None] + scales * d2[:, None]  # (B, T=3, …)
+    dist, rel = metrics.two_layer_kernel_change((w2_0 @ w2_0.mT)[:, None], (w1_0.mT @ w1_0)[:, None],
+                                                w2_t @ w2_t.mT, w1_t.mT @ w1_t, x.mT @ x)
+    k0 = metrics.linear_ntk([w1_0[:, None], w2_0[:, None]], x)  # the (No·P)² kernel itself
+    kt = metrics.linear_ntk([w1_t, w2_t], x)
+    ref_rel = torch.linalg.matrix_norm(kt - k0) / torch.linalg.matrix_norm(k0)
+    # 1 − cos of the full kernels loses ~1e-16 absolute to cancellation; the trace forms do not.
+    torch.testing.assert_close(dist, metrics.kernel_distance(k0, kt).clamp_min(0), rtol=1e-9, atol=1e-14)
+    torch.testing.assert_close(rel, ref_rel, rtol=1e-9, atol=0)
+    general = metrics.kernel_change(metrics.ntk_blocks([w1_0[:, None], w2_0[:, None]]),
+                                    metrics.ntk_blocks([w1_t, w2_t]), x.mT @ x)
+    torch.testing.assert_close(dist, general[0], rtol=1e-12, atol=1e-30)  # and the general trace form
+    torch.testing.assert_close(rel, general[1], rtol=1e-12, atol=0)
+    assert float(dist.amax()) > 1e-3 and float(dist[:, 0].amax()) < 1e-10  # moves with the weights
+
+
+def per_network_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """The summary written out as one loop over networks: the reference for the vectorised one."""
+    rows = []
+    for net, g in frame.groupby("net"):
+        g = g.sort_values("t", kind="stable")
+        loss, th, t = g["sim/loss"].to_numpy(), g["theory/loss"].to_numpy(), g["t"].to_numpy()
+        below = np.flatnonzero(loss <= 0.01 * loss[0])
+        row = {"net": net, "lam": g["lam"].iloc[0], "status": g["status"].iloc[0], "final_loss": loss[-1],
+               "final_kernel_distance": g["sim/kernel_distance"].iloc[-1],
+               "t_to_1pct": t[below[0]] if len(below) else math.nan}
+        if not np.isnan(th).all():
+            err = np.nanmax(np.abs(loss - th)) / max(np.nanmax(np.abs(th)), 1e-300)
+            row.update(theory_final_loss=th[-1], theory_max_rel_err=err, theory_agrees=err <= 0.05)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_vectorised_summary_equals_the_per_network_loop():
+    rng = np.random.default_rng(0)
+    parts = []
+    for net in range(9):
+        t = np.linspace(0.0, 3.0, 12)
+        loss = rng.uniform(1, 2) * np.exp(-rng.uniform(0.3, 3.0) * t)
+        theory = loss * (1 + rng.normal(0, 0.04, t.size))
+        if net == 2:
+            loss[5:] = np.nan  # diverged, frozen as NaN
+        if net == 4:
+            theory[:] = np.nan  # no theory for this one
+        parts.append(pd.DataFrame({"net": net, "lam": float(net % 3), "t": t, "sim/loss": loss,
+                                   "sim/kernel_distance": rng.random(t.size), "theory/loss": theory,
+                                   "status": "diverged" if net == 2 else "ok"}))
+    frame = pd.concat(parts).sample(frac=1.0, random_state=1)  # rows in any order
+    got, want = results.summarise(frame, meta_columns=["lam"]), per_network_summary(frame)
+    assert got["t_to_1pct"].notna().sum() >= 3 and got["t_to_1pct"].isna().any()
+    assert got["theory_agrees"].isna().sum() == 1 and set(got["theory_agrees"].dropna()) == {True, False}
+    pd.testing.assert_frame_equal(got, want, check_dtype=False, rtol=1e-15)
+
+
+def sweep_frame(n_lam: int, n_seeds: int) -> pd.DataFrame:
+    t = np.linspace(0.0, 1.0, 7)
+    rows = [pd.DataFrame({"net": i * n_seeds + s, "lam": float(lam), "seed": s, "t": t,
+                          "sim/loss": np.exp(-(1 + lam + 0.1 * s) * t), "theory/loss": np.exp(-(1 + lam) * t)})
+            for i, lam in enumerate(range(n_lam)) for s in range(n_seeds)]
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_curves_draw_configuration_means_with_seed_bands():
+    fig = plots.curves(sweep_frame(3, 4), ["loss"], hue="lam")
+    ax = fig.axes[0]
+    assert len(ax.get_lines()) == 6 and len(ax.collections) == 3  # mean + theory per λ, one band per λ
+    low, high = sweep_frame(3, 4).query("lam == 0").groupby("t")["sim/loss"].quantile([0.1, 0.9]).unstack().T.values
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]
+    assert np.isclose(band, low[3]).any() and np.isclose(band, high[3]).any()  # the 10th–90th percentiles
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), sweep_frame(3, 4).query("lam == 0")
+                               .groupby("t")["sim/loss"].mean())
+    single = plots.curves(sweep_frame(3, 1), ["loss"], hue="lam")
+    assert len(single.axes[0].collections) == 0  # one network per λ: nothing to shade
+
+
+def test_a_large_sweep_gets_a_colour_bar_not_a_legend():
+    fig = plots.curves(sweep_frame(plots.MAX_LEGEND + 4, 2), ["loss"], hue="lam")
+    assert len(fig.axes) == 2 and fig.axes[1].get_ylabel() == "lam"  # the colour bar
+    assert fig.axes[0].get_legend() is None
+    small = plots.curves(sweep_frame(3, 2), ["loss"], hue="lam")
+    assert small.axes[0].get_legend() is not None
+
+
+def test_exact_theory_blocks_networks_and_times_without_changing_a_digit():
+    from lazyrich.init import lambda_balanced
+    from lazyrich.tasks import hierarchy
+    from lazyrich.theory import exact
+
+    task, batch = hierarchy(), 64
+    w1, w2 = lambda_balanced(8, 8, 8, torch.linspace(-4, 4, batch).tolist(), scale=0.1,
+                             generator=torch.Generator().manual_seed(0))
+    u, s, v = task.svd
+    c = task.whitening_scale
+    st = exact._setup(w1, w2, (u, s / c, v), exact._balance_or_raise(w1, w2, exact.BALANCE_RTOL))
+    t = c * torch.linspace(0.0, 10.0, 101, dtype=torch.float64).expand(batch, -1)
+    blocked = exact._evaluate(st, t)  # 64 nets × 101 times: several blocks of networks
+    torch.testing.assert_close(blocked, exact._evaluate_chunk(st, t), rtol=1e-14, atol=0)  # one block
+    assert float(blocked[:, -1].abs().amax()) > 1.0  # the Grams grew: not a trivially equal pair
+
+
+@pytest.mark.parametrize(("n_out", "hidden", "lams"), [(8, None, [-3.0, 0.0, 0.5, 2.0]), (3, 4, [-3.0, -0.5, 0.0])])
+def test_the_batch_init_gives_each_network_its_own_lambda_balanced_weights(n_out, hidden, lams):
+    from lazyrich import init as inits
+    from lazyrich.experiment import build_batch
+
+    scales, lrs, seeds = [0.1, 1.0], [0.01, 0.02], [0, 5, 9]
+    cfg = {"init": {"kind": "balanced", "lam": lams, "scale": scales}, "model": {"depth": 2, "hidden": hidden},
+           "trainer": {"lr": lrs}, "seed": seeds}
+    (w1, w2), meta = build_batch(cfg, 5, n_out, None, torch.device("cpu"))
+    rows = list(itertools.product(lams, scales, lrs, seeds))
+    assert len(meta) == len(rows) and meta[["lam", "scale", "lr", "seed"]].to_records(index=False).tolist() == rows
+    for b, (lam, scale, _, seed) in enumerate(rows):  # the reference: one lambda_balanced call per network
+        r1, r2 = inits.lambda_balanced(5, hidden or min(5, n_out), n_out, lam, scale=scale,
+                                       generator=torch.Generator().manual_seed(seed))
+        torch.testing.assert_close(w1[b], r1, rtol=0, atol=1e-15 * float(r1.abs().max()))
+        torch.testing.assert_close(w2[b], r2, rtol=0, atol=1e-15 * float(r2.abs().max()))
+    np.testing.assert_allclose(meta["lam_hat"], meta["lam"], atol=1e-12)
