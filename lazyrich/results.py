@@ -75,10 +75,21 @@ def prediction_scalars(prediction) -> dict[str, torch.Tensor]:
     return out
 
 
-def max_rel_error(sim: np.ndarray, theory: np.ndarray) -> float:
-    """Agreement of one curve with its prediction: max |sim − theory| / max |theory| (NaNs ignored)."""
-    scale = max(float(np.nanmax(np.abs(theory))), 1e-300)
-    return float(np.nanmax(np.abs(sim - theory)) / scale)
+def max_rel_error(sim: Any, theory: Any, scale: float | None = None) -> float:
+    """The project's one agreement measure: max |sim − theory| / scale, ``scale`` defaulting to max |theory|.
+
+    ``sim`` and ``theory`` (arrays or tensors, broadcast together) are compared where neither is NaN; an
+    infinite simulation (a divergence) gives an infinite error. NaN when no pair is left. Simulation and theory
+    "agree" when this is at most :data:`AGREEMENT_RTOL`; the summaries, W&B and the figures all use it.
+    """
+    sim, theory = np.broadcast_arrays(*(_np(v) if isinstance(v, torch.Tensor) else np.asarray(v, dtype=float)
+                                        for v in (sim, theory)))
+    keep = ~(np.isnan(sim) | np.isnan(theory))
+    if not keep.any():
+        return math.nan
+    scale = float(np.max(np.abs(theory[keep]))) if scale is None else float(scale)
+    with np.errstate(invalid="ignore"):
+        return float(np.max(np.abs(sim[keep] - theory[keep])) / max(scale, 1e-300))
 
 
 def summarise(frame: pd.DataFrame, meta_columns: Sequence[str] = (), threshold: float = 0.01) -> pd.DataFrame:

@@ -19,9 +19,15 @@ def test_statement_computes_its_verdict():
     assert common.statement("Fig. 9: x", 0.0).startswith("Fig. 9: x; theory (dotted)")
 
 
-def test_rel_error_is_relative_to_the_theory_scale_and_skips_nan():
-    assert common.rel_error([1.0, 2.1, math.nan], [1.0, 2.0, 5.0]) == pytest.approx(0.1 / 2.0)  # finite pairs
-    assert common.rel_error([1.0], [2.0], scale=10.0) == pytest.approx(0.1)
+def test_one_agreement_measure_relative_to_the_theory_scale_skipping_nan():
+    from lazyrich.results import max_rel_error
+
+    assert max_rel_error([1.0, 2.1, math.nan], [1.0, 2.0, 5.0]) == pytest.approx(0.1 / 2.0)  # non-NaN pairs
+    assert max_rel_error([1.0], [2.0], scale=10.0) == pytest.approx(0.1)
+    assert max_rel_error([[1.0, 2.0]], [1.0, 4.0]) == pytest.approx(0.5)  # broadcast: a (1, 2) against (2,)
+    assert max_rel_error([math.inf], [1.0]) == math.inf  # a diverged simulation never agrees
+    assert math.isnan(max_rel_error([math.nan], [1.0]))
+    assert not hasattr(common, "rel_error")  # the figures use the project's measure, not their own
 
 
 def test_singular_value_figure_small(tmp_path):

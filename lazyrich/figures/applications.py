@@ -19,11 +19,11 @@ from lazyrich.figures.common import (
     figure,
     figure_result,
     np64,
-    rel_error,
     run,
     save_png,
 )
 from lazyrich.figures.representations import HIERARCHY, hierarchy_sweep
+from lazyrich.results import max_rel_error
 from lazyrich.tasks import reverse, rotated_pair
 from lazyrich.train import train
 
@@ -48,7 +48,7 @@ def _continual(ax_w, ax_loss, small: bool) -> dict[str, float]:
             plots.mark_phases(ax_loss, [t[0]])
     t, sim, theory = np.concatenate(times), torch.cat(sims), torch.cat(theories)
     plots.matrix_entries(ax_w, t, np64(sim), np64(theory))
-    errors["continual: W2W1"] = rel_error(sim, theory)
+    errors["continual: W2W1"] = max_rel_error(sim, theory)
     for i, (task, colour) in enumerate(zip(tasks, ("C0", "C1", "C2"), strict=True)):
         loss = [
             metrics.loss_from_product(p, task.sigma_xx, task.sigma_yx, task.sigma_yy) for p in (sim, theory)
@@ -56,7 +56,7 @@ def _continual(ax_w, ax_loss, small: bool) -> dict[str, float]:
         plots.sim_theory(
             ax_loss, t, np64(loss[0]), np64(loss[1]), color=colour, label=f"loss on task {i + 1}"
         )
-        errors[f"continual: loss on task {i + 1}"] = rel_error(*loss)
+        errors[f"continual: loss on task {i + 1}"] = max_rel_error(*loss)
     ax_w.set(
         title="(a) continual, λ = 2: W2W1 entries over tasks 1 → 2 → 3", xlabel=T_LABEL, ylabel="W2W1 entry"
     )
@@ -85,7 +85,7 @@ def _reversal(ax, small: bool) -> dict[str, float]:
         sim = np.stack([np64(traj.scalars[f"sval_{a + 1}"][k]) for a in range(m)], -1)
         label = f"λ = {lam:g}" + (" (stalls at s = 0)" if lam == 0 else " (crosses zero)")
         plots.sim_theory(ax, np64(traj.t[k]), sim, np64(pred.svals[k]), color=colour, label=label)
-        errors[f"reversal: singular values (λ={lam:g})"] = rel_error(
+        errors[f"reversal: singular values (λ={lam:g})"] = max_rel_error(
             sim, pred.svals[k], scale=float(task.svd[1][0])
         )
     ax.axhline(0.0, color="0.6", linewidth=0.8, linestyle="-.")
@@ -130,7 +130,7 @@ def _transfer(ax, small: bool) -> dict[str, float]:
         title="(d) transfer: a new feature trained on item 0 (W1 frozen)\ntheory: row 0 of X W1ᵀW1 Xᵀ",
     )
     plots.legend_sim_theory(ax, loc="upper left", fontsize=6)
-    return {"transfer: generalisation": rel_error(sim, theory, scale=1.0)}
+    return {"transfer: generalisation": max_rel_error(sim, theory, scale=1.0)}
 
 
 def _finetune(ax_time, ax_kernel, small: bool) -> dict[str, float]:
@@ -187,7 +187,7 @@ def _finetune(ax_time, ax_kernel, small: bool) -> dict[str, float]:
     )
     for ax in (ax_time, ax_kernel):
         plots.legend_sim_theory(ax, loc="upper center", fontsize=6)
-    return {"fine-tuning: time to 1%": rel_error(*speed), "fine-tuning: kernel distance": rel_error(*kernel)}
+    return {"fine-tuning: time to 1%": max_rel_error(*speed), "fine-tuning: kernel distance": max_rel_error(*kernel)}
 
 
 @figure

@@ -1,7 +1,8 @@
-"""What every figure shares: the result record, the error measure, the agreement sentence, run helpers.
+"""What every figure shares: the result record, the agreement sentence, run helpers.
 
-Error convention: a panel's error is max |simulation − theory| over everything it plots, divided by the
-largest |theory| value of that quantity (its scale). A figure's ``max_error`` is the largest panel error, and
+Error convention: a panel's error is :func:`lazyrich.results.max_rel_error` (the project's one agreement
+measure) over everything it plots: max |simulation − theory| divided by the largest |theory| (its scale).
+A figure's ``max_error`` is the largest panel error, and
 the figure "agrees" when that is at most ``TOLERANCE``.
 """
 
@@ -19,6 +20,7 @@ import torch
 from torch import Tensor
 
 from lazyrich.experiment import ExperimentResult, build_batch, build_task, run_experiment
+from lazyrich.results import AGREEMENT_RTOL
 
 __all__ = [
     "TOLERANCE",
@@ -30,14 +32,13 @@ __all__ = [
     "non_saddle_seed",
     "np64",
     "ntk_from_grams",
-    "rel_error",
     "save_png",
     "run",
     "statement",
 ]
 
-TOLERANCE = 0.05
-"""Agreement threshold (5% of a quantity's scale), as ``lazyrich.results.AGREEMENT_RTOL``: GD at the learning
+TOLERANCE = AGREEMENT_RTOL
+"""Agreement threshold (5% of a quantity's scale), ``lazyrich.results.AGREEMENT_RTOL``: GD at the learning
 rates used here follows the flow to ~1%, so 5% separates discretisation error from a wrong theory."""
 
 T_LABEL = "t = step · lr"
@@ -85,16 +86,6 @@ def save_png(fig, out_dir: str | Path, name: str, small: bool) -> Path:
     from lazyrich import plots
 
     return plots.save(fig, Path(out_dir) / f"{name}.png", dpi=70 if small else 120)
-
-
-def rel_error(sim: Any, theory: Any, scale: float | None = None) -> float:
-    """max |sim − theory| / scale over the finite pairs; ``scale`` defaults to max |theory|."""
-    sim, theory = np.broadcast_arrays(np64(sim), np64(theory))
-    ok = np.isfinite(sim) & np.isfinite(theory)
-    if not ok.any():
-        return math.nan
-    scale = float(np.max(np.abs(theory[ok]))) if scale is None else float(scale)
-    return float(np.max(np.abs(sim[ok] - theory[ok])) / max(scale, 1e-300))
 
 
 def statement(what: str, error: float, tol: float = TOLERANCE) -> str:

@@ -23,11 +23,11 @@ from lazyrich.figures.common import (
     non_saddle_seed,
     np64,
     ntk_from_grams,
-    rel_error,
     run,
     save_png,
     upper_pairs,
 )
+from lazyrich.results import max_rel_error
 
 __all__ = ["fig_1", "fig_2", "fig_3", "gaussian_balance"]
 
@@ -91,7 +91,7 @@ def fig_1(out_dir: Path, small: bool = False) -> FigureResult:
     for k, (ax, lam) in enumerate(zip(axes[:2], lams, strict=True)):
         t, sim, theory = matrix_pair(result, "product", k)
         plots.matrix_entries(ax, t, sim, theory)
-        errors[f"W2W1 (λ={lam:g})"] = rel_error(sim, theory)
+        errors[f"W2W1 (λ={lam:g})"] = max_rel_error(sim, theory)
         regime = "rich" if lam == 0 else "lazy"
         ax.set(
             title=f"({'ab'[k]}) {regime}: λ = {lam:g}, entries of W2W1", xlabel=T_LABEL, ylabel="W2W1 entry"
@@ -112,7 +112,7 @@ def fig_1(out_dir: Path, small: bool = False) -> FigureResult:
             axes[3], widths, res["lam_sim"], res["lam_theory"], color=colour, label=name, marker="o"
         )
         errors[f"balance deviation, {name}"] = float(np.max(np.abs(res["r_sim"] / res["r_theory"] - 1)))
-        errors[f"λ̂, {name}"] = rel_error(res["lam_sim"], res["lam_theory"])
+        errors[f"λ̂, {name}"] = max_rel_error(res["lam_sim"], res["lam_theory"])
     axes[2].set(
         xscale="log",
         yscale="log",
@@ -195,7 +195,7 @@ def fig_2(out_dir: Path, small: bool = False) -> FigureResult:
                     plots.matrix_entries(
                         ax, t, sim, theory, entries=upper_pairs(sim.shape[-1]) if sym else None
                     )
-                errors[f"{label} (λ={lam:g})"] = rel_error(sim, theory)
+                errors[f"{label} (λ={lam:g})"] = max_rel_error(sim, theory)
                 ax.set_title(f"{label}, λ = {lam:g}" + (" (large |λ|)" if lam == 10 else ""), fontsize=9)
                 ax.set_xlabel(T_LABEL, fontsize=8)
                 ax.grid(alpha=0.3)
@@ -246,7 +246,7 @@ def fig_3(out_dir: Path, small: bool = False) -> FigureResult:
         theory = np64(pred.svals[k])
         for a, colour in enumerate(colours):
             plots.sim_theory(ax, t, sim[:, a], theory[:, a], color=colour, label=f"s̃ = {s_target[a]:.2g}")
-        errors[f"singular values (λ={lam:g})"] = rel_error(sim, theory, scale=s_target.max())
+        errors[f"singular values (λ={lam:g})"] = max_rel_error(sim, theory, scale=s_target.max())
         extra = []
         if lam != 0:
             ax.plot(t, np64(saxe.svals[k]), **plots.LIMIT_STYLE)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 
 from lazyrich import plots
 from lazyrich.figures.common import (
@@ -17,18 +18,20 @@ from lazyrich.figures.common import (
     figure_result,
     non_saddle_seed,
     np64,
-    rel_error,
     run,
     save_png,
 )
+from lazyrich.figures.views import suite_table
+from lazyrich.results import max_rel_error
 
-__all__ = ["ARCHITECTURES", "fig_5", "fig_7"]
+__all__ = ["ARCHITECTURES", "architecture_overrides", "fig_5", "fig_7"]
 
 ARCHITECTURES = {
-    "funnel 4→2 (Ni > No)": (4, 2),
-    "square 2→2": (2, 2),
-    "inverted funnel 2→4 (No > Ni)": (2, 4),
+    "funnel 4→2 (Ni > No)": ("funnel", 4, 2),
+    "square 2→2": ("square", 2, 2),
+    "inverted funnel 2→4 (No > Ni)": ("inverted_funnel", 2, 4),
 }
+"""Fig. 5 (a)'s curves: label → (architecture suite arch, Ni, No); the suite's own default is 8/4 wide."""
 FLOOR = 1e-12  # kernel distances below this are rounding, not movement
 
 
@@ -37,24 +40,57 @@ def _final_kernel_distance(result) -> tuple[np.ndarray, np.ndarray]:
     return np64(traj.scalars["kernel_distance"][:, -1]), np64(pred.kernel_distance[:, -1])
 
 
-def _architecture_panel(ax, lams: list[float], lr: float, t_max: float) -> dict[str, float]:
-    """Panel (a): final kernel distance against λ, one curve per architecture; the error of each."""
+ARCH_SEEDS = (0, 1, 2)
+"""Seeds run per configuration; each arch is drawn from its first seed that no λ sends to a saddle."""
+
+
+def architecture_overrides(lams: list[float], lr: float, t_max: float) -> list[str]:
+    """Fig. 5 (a) is the architecture suite with other constants: these ``lazyrich bench`` overrides (a fixed
+    step ``lr``: ``eta`` so large that the suite's step ``min(lr_max, eta/√(λ² + 4s̃₁²))`` is ``lr_max``)."""
+    widths = [f"suite.architecture.archs.{a}.{k}={v}" for a, ni, no in ARCHITECTURES.values()
+              for k, v in (("n_in", ni), ("n_out", no))]
+    return [
+        "suite.architecture.lams=[" + ",".join(f"{v:g}" for v in lams) + "]",
+        "seed=[" + ",".join(str(s) for s in ARCH_SEEDS) + "]",
+        *widths,
+        f"suite.architecture.t_max={t_max:g}",
+        f"suite.architecture.lr_max={lr:g}",
+        "suite.architecture.eta=1e9",
+        "suite.architecture.spacing=linear",
+        "suite.architecture.n_log=11",
+        "suite.architecture.theory=exact",
+    ]
+
+
+def _rich_seed_rows(table: pd.DataFrame, arch: str) -> pd.DataFrame:
+    """The rows of ``arch`` for its first seed whose every λ the theory keeps away from a saddle."""
+    rows = table[table["arch"] == arch]
+    for seed in sorted(rows["seed"].unique()):
+        part = rows[rows["seed"] == seed]
+        if not part["theory_saddle"].astype(bool).any():
+            return part.sort_values("lam")
+    raise RuntimeError(f"architecture suite: every seed of {arch} has a saddle; add seeds to ARCH_SEEDS.")
+
+
+def _architecture_panel(ax, table: pd.DataFrame, t_max: float) -> dict[str, float]:
+    """Panel (a): final kernel distance against λ, one curve per architecture (from the architecture suite's
+    table); the error of each."""
     errors: dict[str, float] = {}
-    for colour, (name, (n_in, n_out)) in zip(("C0", "C2", "C3"), ARCHITECTURES.items(), strict=True):
-        task = {"name": "random_regression", "n_in": n_in, "n_out": n_out, "seed": 0}
-        cfg = config(task, lam=lams, scale=0.1, lr=lr, t_max=t_max, n_log=11)
-        cfg["seed"] = non_saddle_seed(cfg)
-        sim, theory = _final_kernel_distance(run(cfg))
+    lams = sorted(table["lam"].unique())
+    for colour, (name, (arch, _, _)) in zip(("C0", "C2", "C3"), ARCHITECTURES.items(), strict=True):
+        rows = _rich_seed_rows(table, arch)
+        sim = rows["kernel_distance_final"].to_numpy(float)
+        theory = rows["theory_kernel_distance_final"].to_numpy(float)
         plots.sim_theory(
             ax,
-            lams,
+            rows["lam"].to_numpy(float),
             np.maximum(sim, FLOOR),
             np.maximum(theory, FLOOR),
             color=colour,
             label=name,
             marker="o",
         )
-        errors[f"final kernel distance, {name}"] = rel_error(sim, theory)
+        errors[f"final kernel distance, {name}"] = max_rel_error(sim, theory)
     ax.set_xscale("symlog", linthresh=1.0)
     ax.set_xticks(lams, [f"{v:g}" for v in lams])
     ax.set(
@@ -96,7 +132,7 @@ def _delayed_rich_panels(ax_loss, ax_kernel, small: bool) -> dict[str, float]:
             plots.sim_theory(
                 ax, t, np.maximum(sim, FLOOR), np.maximum(theory, FLOOR), color=colour, label=labels[lam]
             )
-            errors[f"{metric} vs t, {labels[lam]}"] = rel_error(sim, theory)
+            errors[f"{metric} vs t, {labels[lam]}"] = max_rel_error(sim, theory)
     ax_loss.set(
         xscale="log", yscale="log", xlabel=T_LABEL, ylabel="loss", title="(b) funnel 4→2, s̃ = (2, 1): loss"
     )
@@ -117,7 +153,8 @@ def fig_5(out_dir: Path, small: bool = False) -> FigureResult:
     """Final kernel distance against λ for funnel, square and inverted funnel; delayed rich in time."""
     lams = [-16.0, -4.0, 0.0, 4.0, 16.0] if small else [-16.0, -8.0, -4.0, -1.0, 0.0, 1.0, 4.0, 8.0, 16.0]
     fig, axes = plt.subplots(1, 3, figsize=(17, 4.4))
-    errors = _architecture_panel(axes[0], lams, lr=2.5e-3 if small else 1.25e-3, t_max=8.0)
+    overrides = architecture_overrides(lams, lr=2.5e-3 if small else 1.25e-3, t_max=8.0)
+    errors = _architecture_panel(axes[0], suite_table(out_dir, "architecture", overrides), t_max=8.0)
     errors |= _delayed_rich_panels(axes[1], axes[2], small)
     for ax in axes:
         ax.grid(alpha=0.3)
@@ -175,4 +212,4 @@ def fig_7(out_dir: Path, small: bool = False) -> FigureResult:
         "with |λ| at every scale, rises with the scale at fixed λ ≠ 0 and stays near 0.2 at λ = 0"
     )
     path = save_png(fig, out_dir, "fig7", small)
-    return figure_result(path, {"kernel distance over the grid": rel_error(sim, theory)}, what)
+    return figure_result(path, {"kernel distance over the grid": max_rel_error(sim, theory)}, what)

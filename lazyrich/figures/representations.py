@@ -19,10 +19,10 @@ from lazyrich.figures.common import (
     figure_result,
     non_saddle_seed,
     np64,
-    rel_error,
     run,
     save_png,
 )
+from lazyrich.results import max_rel_error
 
 __all__ = ["fig_4", "hierarchy_sweep", "noise_costs"]
 
@@ -108,7 +108,7 @@ def _representation_grid(fig, grid, columns: list[tuple[str, ExperimentResult, i
         theories = [w1_th[k], w2_th[k], *_rsms(w1_th[k], w2_th[k], task.X, task.Y)]
         for row, (label, sim, theory) in enumerate(zip(rows, sims, theories, strict=True)):
             ax = fig.add_subplot(grid[row, 2 * col : 2 * col + 2])
-            err = rel_error(sim, theory)
+            err = max_rel_error(sim, theory)
             errors[f"{label.split(' =')[0]}, {name}"] = err
             plots.split_matrix(ax, np64(sim), np64(theory), title=f"error {err:.1e}")
             if row == 0:
@@ -170,7 +170,7 @@ def _noise_panel(ax, j: int, lam_axis: np.ndarray, label: str, sim: np.ndarray, 
     ax.set_ylim(0.0, 1.15 * max(sim.max(), theory.max()))  # from zero: the agreement reads at its true size
     ax.grid(alpha=0.3)
     plots.legend_sim_theory(ax, loc="best", fontsize=7)
-    return rel_error(sim, theory)
+    return max_rel_error(sim, theory)
 
 
 @figure

@@ -1,0 +1,65 @@
+"""Figures as views of suite outputs: read a suite's table, running the suite through its runner if absent.
+
+A figure that shows a benchmark suite's result states the suite and the overrides of its constants
+(``lazyrich bench`` overrides, e.g. ``suite.architecture.t_max=8``); :func:`suite_table` composes that bench
+config, runs it into a cache folder named after it under the figures' output folder (only when that folder holds
+no finished table for exactly this config), and returns the suite's ``suite.csv``. The cache is an ordinary
+suite folder: ``lazyrich bench suite=<name> <overrides> hydra.run.dir=<folder>`` resumes or rebuilds it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["CACHE", "suite_folder", "suite_table"]
+
+CACHE = "suites"
+"""Sub-folder of a figures output folder that holds the suite runs the figures read."""
+
+
+def suite_folder(out_dir: str | Path, suite: str, overrides: Sequence[str]) -> Path:
+    """The cache folder of ``suite`` run with ``overrides``: ``out_dir/suites/<suite>-<hash of overrides>``."""
+    digest = hashlib.sha256("\n".join([suite, *overrides]).encode()).hexdigest()[:10]
+    return Path(out_dir) / CACHE / f"{suite}-{digest}"
+
+
+def _compose(suite: str, overrides: Sequence[str]):
+    from hydra import compose, initialize_config_dir
+
+    from lazyrich.cli import conf_dir
+
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        return compose("bench", overrides=[f"suite={suite}", "logger=none", "progress=false", *overrides])
+
+
+def _finished(table_path: Path) -> bool:
+    if not table_path.is_file():
+        return False
+    table = pd.read_csv(table_path)
+    return len(table) > 0 and bool((table["status"] == "ok").all())
+
+
+def suite_table(out_dir: str | Path, suite: str, overrides: Sequence[str] = ()) -> pd.DataFrame:
+    """The ``suite.csv`` of ``suite`` run with bench ``overrides`` (its rows with status ``ok``), read from
+    the cache under ``out_dir`` or produced there by :func:`lazyrich.suites.run_suites` first.
+
+    Raises ``RuntimeError`` naming the folder when a unit of the suite failed (its traceback is in
+    ``runs/<id>/FAILED`` there).
+    """
+    from contextlib import redirect_stdout
+    from io import StringIO
+
+    from lazyrich.suites import run_suites
+
+    folder = suite_folder(out_dir, suite, overrides)
+    if not _finished(folder / "suite.csv"):
+        with redirect_stdout(StringIO()):  # the suite's printed table belongs in its folder, not the figure log
+            run_suites(_compose(suite, overrides), folder)
+    table = pd.read_csv(folder / "suite.csv")
+    if not (table["status"] == "ok").all():
+        raise RuntimeError(f"suite {suite} failed for some units in {folder}; see runs/<id>/FAILED there.")
+    return table
