@@ -6,6 +6,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import torch
 
 from lazyrich import init as inits
@@ -23,11 +24,12 @@ from lazyrich.figures.common import (
     save_png,
 )
 from lazyrich.figures.representations import HIERARCHY, hierarchy_sweep
+from lazyrich.figures.views import suite_table
 from lazyrich.results import max_rel_error
-from lazyrich.tasks import reverse, rotated_pair
+from lazyrich.tasks import reverse
 from lazyrich.train import train
 
-__all__ = ["fig_6"]
+__all__ = ["fig_6", "finetune_overrides"]
 
 
 def _continual(ax_w, ax_loss, small: bool) -> dict[str, float]:
@@ -133,47 +135,33 @@ def _transfer(ax, small: bool) -> dict[str, float]:
     return {"transfer: generalisation": max_rel_error(sim, theory, scale=1.0)}
 
 
-def _finetune(ax_time, ax_kernel, small: bool) -> dict[str, float]:
-    """Re-factorise a pretrained W2W1 at λ_FT and fine-tune on a rotated task: speed and NTK movement."""
-    source = build_task({"name": "random_regression", "n_in": 3, "n_out": 3, "seed": 3})
-    target = rotated_pair(source, angle=0.8)[1].task
-    gen = torch.Generator().manual_seed(0)
-    pre = train(
-        source,
-        list(inits.lambda_balanced(3, 3, 3, 1.0, scale=0.1, generator=gen, batch=1)),
-        5e-3,
-        t_max=12.0,
-        n_log=2,
-        progress=False,
-    )
+def finetune_overrides(small: bool) -> list[str]:
+    """Fig. 6 (e, f) is the finetune suite with other constants: these ``lazyrich bench`` overrides (a 3 × 3
+    source, its input side rotated by 0.8 rad, pretrained from λ = 1; a fixed step: ``eta`` so large that
+    the suite's step ``min(lr_max, eta/√(λ² + 4s̃₁²))`` is ``lr_max``)."""
     lams = [-8.0, -1.0, 0.0, 1.0, 8.0] if small else [-8.0, -4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0, 8.0]
-    lam_t = torch.tensor(lams, dtype=torch.float64)
-    product = metrics.product(pre.final_weights).expand(len(lams), -1, -1)
-    weights = list(inits.refactorise(product, lam_t, generator=gen))
-    traj = train(
-        target, weights, 2.5e-3 if small else 1e-3, t_max=4.0, n_log=81 if small else 201, progress=False
-    )
-    pred = th.get_theory("exact").predict(target, weights, traj.t)
-    speed = [metrics.time_to_threshold(traj.t, loss, 0.01) for loss in (traj.scalars["loss"], pred.loss)]
-    kernel = [traj.scalars["kernel_distance"][:, -1], pred.kernel_distance[:, -1]]
-    plots.sim_theory(
-        ax_time,
-        lams,
-        np64(speed[0]),
-        np64(speed[1]),
-        color="C4",
-        marker="o",
-        label="time to 1% of the initial loss",
-    )
-    plots.sim_theory(
-        ax_kernel,
-        lams,
-        np64(kernel[0]),
-        np64(kernel[1]),
-        color="C5",
-        marker="o",
-        label="kernel distance at t = 4",
-    )
+    key = "suite.finetune"
+    return [
+        f"{key}.lams=[" + ",".join(f"{v:g}" for v in lams) + "]",
+        "seed=[0]",
+        f"{key}.task.n_in=3", f"{key}.task.n_out=3", f"{key}.task.seed=3",
+        f"{key}.relation.angle=0.8", f"{key}.relation.side=input",
+        f"{key}.pretrain.lam=1.0", f"{key}.pretrain.align=false", f"{key}.pretrain.t_max=12.0",
+        f"{key}.t_max=4.0", f"{key}.spacing=linear", f"{key}.n_log={81 if small else 201}",
+        f"{key}.lr_max={2.5e-3 if small else 1e-3:g}", f"{key}.eta=1e9",
+        f"{key}.theory=exact", f"{key}.threshold=0.01",
+    ]
+
+
+def _finetune(ax_time, ax_kernel, table: pd.DataFrame) -> dict[str, float]:
+    """Re-factorise a pretrained W2W1 at λ_FT and fine-tune on a rotated task: speed and NTK movement, read
+    from the finetune suite's ``table``."""
+    table = table.sort_values("lam")
+    lams = table["lam"].to_numpy(float)
+    speed = [table[c].to_numpy(float) for c in ("time_to_threshold", "theory_time_to_threshold")]
+    kernel = [table[c].to_numpy(float) for c in ("kernel_distance_final", "theory_kernel_distance_final")]
+    plots.sim_theory(ax_time, lams, *speed, color="C4", marker="o", label="time to 1% of the initial loss")
+    plots.sim_theory(ax_kernel, lams, *kernel, color="C5", marker="o", label="kernel distance at t = 4")
     for ax in (ax_time, ax_kernel):
         ax.set_xscale("symlog", linthresh=1.0)
         ax.set_xticks(lams, [f"{v:g}" for v in lams])
@@ -187,7 +175,10 @@ def _finetune(ax_time, ax_kernel, small: bool) -> dict[str, float]:
     )
     for ax in (ax_time, ax_kernel):
         plots.legend_sim_theory(ax, loc="upper center", fontsize=6)
-    return {"fine-tuning: time to 1%": max_rel_error(*speed), "fine-tuning: kernel distance": max_rel_error(*kernel)}
+    return {
+        "fine-tuning: time to 1%": max_rel_error(*speed),
+        "fine-tuning: kernel distance": max_rel_error(*kernel),
+    }
 
 
 @figure
@@ -197,7 +188,7 @@ def fig_6(out_dir: Path, small: bool = False) -> FigureResult:
     errors = _continual(axes[0, 0], axes[0, 1], small)
     errors |= _reversal(axes[0, 2], small)
     errors |= _transfer(axes[1, 0], small)
-    errors |= _finetune(axes[1, 1], axes[1, 2], small)
+    errors |= _finetune(axes[1, 1], axes[1, 2], suite_table(out_dir, "finetune", finetune_overrides(small)))
     for ax in axes.flat:
         ax.grid(alpha=0.3)
     fig.suptitle("Fig. 6 — applications: continual learning, reversal, transfer and fine-tuning")
