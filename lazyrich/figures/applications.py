@@ -19,17 +19,18 @@ from lazyrich.figures.common import (
     config,
     figure,
     figure_result,
+    non_saddle_seed,
     np64,
     run,
     save_png,
 )
-from lazyrich.figures.representations import HIERARCHY, hierarchy_sweep
+from lazyrich.figures.representations import HIERARCHY, T_SWEEP
 from lazyrich.figures.views import suite_table
 from lazyrich.results import max_rel_error
 from lazyrich.tasks import reverse
 from lazyrich.train import train
 
-__all__ = ["fig_6", "finetune_overrides"]
+__all__ = ["fig_6", "finetune_overrides", "transfer_overrides"]
 
 
 def _continual(ax_w, ax_loss, small: bool) -> dict[str, float]:
@@ -100,30 +101,40 @@ def _reversal(ax, small: bool) -> dict[str, float]:
     return errors
 
 
-def _transfer(ax, small: bool) -> dict[str, float]:
-    """A new output feature trained on item 0 with W1 frozen: how it spreads to the other items, against λ."""
-    result, lams = hierarchy_sweep(small)
-    task = build_task(HIERARCHY)
-    traj, pred = result.trajectories[0], result.predictions[0]
-    w1 = traj.final_weights[0]
-    x, item = task.X, 0
-    h = w1 @ x[item]  # (B, Nh): the hidden representation of the trained item
-    readout = torch.zeros_like(h)
-    step = 0.5 / (h * h).sum(-1, keepdim=True)  # GD on ½(w·h − 1)², contracting by half each step
-    for _ in range(80):
-        readout = readout + step * (1.0 - (readout * h).sum(-1, keepdim=True)) * h
-    outputs = torch.einsum("bh,bhi,pi->bp", readout, w1, x)
-    sim = np64(metrics.generalisation_score(outputs, item))
-    theory = np64(metrics.predicted_generalisation(pred.w1tw1[:, -1], x, item))
-    groups = {
-        "sibling (item 1)": [1],
-        "cousins (items 2–3)": [2, 3],
-        "other branch (items 4–7)": [4, 5, 6, 7],
-    }
-    for (name, items), colour in zip(groups.items(), ("C0", "C1", "C2"), strict=True):
-        plots.sim_theory(
-            ax, lams, sim[:, items].mean(-1), theory[:, items].mean(-1), color=colour, label=name, marker="o"
-        )
+def transfer_overrides(small: bool) -> list[str]:
+    """Fig. 6 (d) is the transfer suite with other constants: these ``lazyrich bench`` overrides (Fig. 4's
+    hierarchy and λ sweep, signed encoding, a fixed step; the seed is the first one whose λ = 0 net the exact
+    theory keeps away from the saddle, found without training)."""
+    lams = (-8.0, 0.0, 8.0) if small else (-8.0, -4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0, 8.0)
+    seed = non_saddle_seed(config(HIERARCHY, lam=list(lams)))
+    key = "suite.transfer"
+    task = [f"{key}.task.{k}={v}" for k, v in HIERARCHY.items()]
+    return [
+        f"{key}.lams=[" + ",".join(f"{v:g}" for v in lams) + "]",
+        f"seed=[{seed}]",
+        *task,
+        f"{key}.task.encoding=signed",
+        f"{key}.t_max={T_SWEEP:g}",
+        f"{key}.n_log={41 if small else 81}",
+        f"{key}.lr_max={4e-3 if small else 2e-3:g}",
+        f"{key}.eta=1e9",
+        f"{key}.init_scale=0.1",
+        f"{key}.theory=exact",
+        f"{key}.item=leaf0",
+    ]
+
+
+def _transfer(ax, table: pd.DataFrame) -> dict[str, float]:
+    """A new output feature trained on item 0 with W1 frozen: how it spreads to the other items, against λ
+    (the transfer suite's ``new_feature`` rows: mean score by tree distance from item 0)."""
+    rows = table[table["part"] == "new_feature"].sort_values("lam")
+    lams = rows["lam"].to_numpy(float)
+    groups = {"sibling (item 1)": 1, "cousins (items 2–3)": 2, "other branch (items 4–7)": 3}
+    sims, theories = [], []
+    for (name, d), colour in zip(groups.items(), ("C0", "C1", "C2"), strict=True):
+        sims.append(rows[f"gen_d{d}"].to_numpy(float))
+        theories.append(rows[f"theory_gen_d{d}"].to_numpy(float))
+        plots.sim_theory(ax, lams, sims[-1], theories[-1], color=colour, label=name, marker="o")
     ax.set_xscale("symlog", linthresh=1.0)
     ax.set_xticks(lams, [f"{v:g}" for v in lams])
     ax.set(
@@ -132,7 +143,7 @@ def _transfer(ax, small: bool) -> dict[str, float]:
         title="(d) transfer: a new feature trained on item 0 (W1 frozen)\ntheory: row 0 of X W1ᵀW1 Xᵀ",
     )
     plots.legend_sim_theory(ax, loc="upper left", fontsize=6)
-    return {"transfer: generalisation": max_rel_error(sim, theory, scale=1.0)}
+    return {"transfer: generalisation": max_rel_error(np.stack(sims), np.stack(theories), scale=1.0)}
 
 
 def finetune_overrides(small: bool) -> list[str]:
@@ -187,7 +198,7 @@ def fig_6(out_dir: Path, small: bool = False) -> FigureResult:
     fig, axes = plt.subplots(2, 3, figsize=(17, 9.5))
     errors = _continual(axes[0, 0], axes[0, 1], small)
     errors |= _reversal(axes[0, 2], small)
-    errors |= _transfer(axes[1, 0], small)
+    errors |= _transfer(axes[1, 0], suite_table(out_dir, "transfer", transfer_overrides(small)))
     errors |= _finetune(axes[1, 1], axes[1, 2], suite_table(out_dir, "finetune", finetune_overrides(small)))
     for ax in axes.flat:
         ax.grid(alpha=0.3)
