@@ -9,9 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lazyrich import init as inits
 from lazyrich import metrics, plots
-from lazyrich import theory as th
 from lazyrich.experiment import build_task
 from lazyrich.figures.common import (
     T_LABEL,
@@ -25,12 +23,10 @@ from lazyrich.figures.common import (
     save_png,
 )
 from lazyrich.figures.representations import HIERARCHY, T_SWEEP
-from lazyrich.figures.views import suite_table
+from lazyrich.figures.views import suite_table, unit_frame
 from lazyrich.results import max_rel_error
-from lazyrich.tasks import reverse
-from lazyrich.train import train
 
-__all__ = ["fig_6", "finetune_overrides", "transfer_overrides"]
+__all__ = ["fig_6", "finetune_overrides", "reversal_overrides", "transfer_overrides"]
 
 
 def _continual(ax_w, ax_loss, small: bool) -> dict[str, float]:
@@ -71,30 +67,42 @@ def _continual(ax_w, ax_loss, small: bool) -> dict[str, float]:
     return errors
 
 
-def _reversal(ax, small: bool) -> dict[str, float]:
-    """From the learned solution, learn −Σyx: λ = 0 stalls at s = 0, λ = 2 crosses zero."""
-    task = build_task({"name": "random_regression", "n_in": 3, "n_out": 3, "seed": 2})
-    target = reverse(task)
-    lams = torch.tensor([0.0, 2.0], dtype=torch.float64)
-    learned = task.sigma_yx.expand(len(lams), -1, -1)
-    weights = list(inits.refactorise(learned, lams, generator=torch.Generator().manual_seed(0)))
-    traj = train(
-        target, weights, 4e-3 if small else 2e-3, t_max=6.0, n_log=61 if small else 121, progress=False
-    )
-    pred = th.get_theory("aligned").predict(target, weights, traj.t)
-    m = pred.svals.shape[-1]
+def reversal_overrides(small: bool) -> list[str]:
+    """Fig. 6 (c) is the reversal suite with other constants: these ``lazyrich bench`` overrides (a 3 × 3
+    random regression, λ = 0 and 2, one seed, 6 time units per phase, a fixed step)."""
+    key = "suite.reversal"
+    return [
+        f"{key}.lams=[0,2]",
+        "seed=[0]",
+        f"{key}.task.name=random_regression",
+        *(f"+{key}.task.{k}={v}" for k, v in (("n_in", 3), ("n_out", 3), ("seed", 2))),
+        f"{key}.t_phase=6.0",
+        f"{key}.lr_max={4e-3 if small else 2e-3:g}",
+        f"{key}.eta=1e9",
+        f"{key}.spacing=linear",
+        f"{key}.n_log={61 if small else 121}",
+        f"{key}.theory=exact",
+    ]
+
+
+def _reversal(ax, out_dir: Path, small: bool) -> dict[str, float]:
+    """Learn Σyx, then −Σyx: λ = 0 stalls at s = 0, λ = 2 crosses zero (the reversal suite's second phase)."""
+    overrides = reversal_overrides(small)
+    table = suite_table(out_dir, "reversal", overrides).sort_values("lam")
     errors = {}
-    for k, (lam, colour) in enumerate(zip(lams.tolist(), ("C3", "C0"), strict=True)):
-        sim = np.stack([np64(traj.scalars[f"sval_{a + 1}"][k]) for a in range(m)], -1)
+    for (lam, unit), colour in zip(table[["lam", "unit"]].itertuples(index=False), ("C3", "C0"), strict=True):
+        frame = unit_frame(out_dir, "reversal", overrides, unit)
+        part = frame[frame["phase"] == 1].sort_values("t")
+        svals = sorted(c.split("/")[1] for c in part if c.startswith("sim/sval_"))
+        sim, theory = (part[[f"{src}/{c}" for c in svals]].to_numpy(float) for src in ("sim", "theory"))
+        t = part["t"].to_numpy(float)
         label = f"λ = {lam:g}" + (" (stalls at s = 0)" if lam == 0 else " (crosses zero)")
-        plots.sim_theory(ax, np64(traj.t[k]), sim, np64(pred.svals[k]), color=colour, label=label)
-        errors[f"reversal: singular values (λ={lam:g})"] = max_rel_error(
-            sim, pred.svals[k], scale=float(task.svd[1][0])
-        )
+        plots.sim_theory(ax, t - t[0], sim, theory, color=colour, label=label)
+        errors[f"reversal: singular values (λ={lam:g})"] = max_rel_error(sim, theory)
     ax.axhline(0.0, color="0.6", linewidth=0.8, linestyle="-.")
     ax.set(
-        title="(c) reversal Σyx → −Σyx from the learned solution",
-        xlabel=T_LABEL,
+        title="(c) reversal Σyx → −Σyx after learning Σyx",
+        xlabel=T_LABEL + " (since the switch)",
         ylabel="singular values of W2W1 (reversed-task basis)",
     )
     plots.legend_sim_theory(ax, loc="lower right", fontsize=6)
@@ -197,7 +205,7 @@ def fig_6(out_dir: Path, small: bool = False) -> FigureResult:
     """Applications: continual learning, reversal, transfer and fine-tuning, each against its theory."""
     fig, axes = plt.subplots(2, 3, figsize=(17, 9.5))
     errors = _continual(axes[0, 0], axes[0, 1], small)
-    errors |= _reversal(axes[0, 2], small)
+    errors |= _reversal(axes[0, 2], out_dir, small)
     errors |= _transfer(axes[1, 0], suite_table(out_dir, "transfer", transfer_overrides(small)))
     errors |= _finetune(axes[1, 1], axes[1, 2], suite_table(out_dir, "finetune", finetune_overrides(small)))
     for ax in axes.flat:

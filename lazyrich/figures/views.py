@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["CACHE", "suite_folder", "suite_table"]
+__all__ = ["CACHE", "suite_folder", "suite_table", "unit_frame"]
 
 CACHE = "suites"
 """Sub-folder of a figures output folder that holds the suite runs the figures read."""
@@ -63,3 +63,11 @@ def suite_table(out_dir: str | Path, suite: str, overrides: Sequence[str] = ()) 
     if not (table["status"] == "ok").all():
         raise RuntimeError(f"suite {suite} failed for some units in {folder}; see runs/<id>/FAILED there.")
     return table
+
+
+def unit_frame(out_dir: str | Path, suite: str, overrides: Sequence[str], unit: str) -> pd.DataFrame:
+    """The long table (sim/ and theory/ columns against t, one row per network per log point and phase) of
+    unit ``unit`` (the ``unit`` column of :func:`suite_table`'s rows) of that cached suite run."""
+    from lazyrich import results
+
+    return results.load(suite_folder(out_dir, suite, overrides) / "runs" / unit)
