@@ -52,3 +52,19 @@ def test_canonical_keeps_a_column_already_named_today():
     assert out["loss_final"].tolist() == [2.0] and "final_loss" in out  # today's column wins; the old one stays
     assert out["kernel_distance_final"].tolist() == [3.0] and "final_kernel_distance" not in out
     assert canonical(pd.DataFrame({"x": [1]})).columns.tolist() == ["x"]
+
+
+def test_compare_puts_an_old_suite_table_beside_a_new_one(tmp_path):
+    from lazyrich.compare import compare
+
+    rows = pd.DataFrame({"suite": "architecture", "arch": "square", "lam": [0.0, 2.0], "seed": 0, "status": "ok",
+                         "kernel_distance_final": [0.3, 0.05], "loss_final": [1e-3, 2e-3]})
+    (tmp_path / "old" / "architecture").mkdir(parents=True)
+    (tmp_path / "new" / "architecture").mkdir(parents=True)
+    rows.rename(columns={"kernel_distance_final": "final_kernel_distance", "loss_final": "final_loss"}).to_csv(
+        tmp_path / "old" / "architecture" / "suite.csv", index=False)
+    rows.to_csv(tmp_path / "new" / "architecture" / "suite.csv", index=False)
+    compare([tmp_path / "old", tmp_path / "new"], tmp_path / "out", metrics=["kernel_distance_final", "loss_final"])
+    table = pd.read_csv(tmp_path / "out" / "suite_architecture.csv")
+    for name in ("kernel_distance_final", "loss_final"):
+        assert table[f"{name} [old]"].tolist() == table[f"{name} [new]"].tolist() == rows[name].tolist()
