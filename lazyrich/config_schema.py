@@ -19,7 +19,7 @@ from typing import Any
 
 from lazyrich.checks import ConfigError
 
-__all__ = ["SCHEMAS", "InitConfig", "LoggerConfig", "ModelConfig", "TrainerConfig", "WandbConfig", "defaults",
+__all__ = ["SCHEMAS", "STORED", "InitConfig", "LoggerConfig", "ModelConfig", "TrainerConfig", "WandbConfig", "defaults",
            "fill_group", "fill_run", "meanings"]
 
 
@@ -99,6 +99,11 @@ class LoggerConfig:
 SCHEMAS: dict[str, type] = {"init": InitConfig, "model": ModelConfig, "trainer": TrainerConfig,
                             "logger": LoggerConfig}
 """Schema of each typed group, by group name."""
+
+STORED: dict[str, type] = {group: SCHEMAS[group] for group in ("init", "model", "trainer")}
+"""Groups whose YAML options extend their schema in Hydra's ConfigStore (``defaults: [/schema/<group>@_here_]``),
+so that the YAML states only what an option changes. ``logger`` stays self-contained YAML: ``bench`` composes it
+without the CLI's registrations."""
 
 _CHOICES = {"init.kind": ("balanced", "gaussian"), "model.activation": ("none", "linear", "relu", "tanh"),
             "trainer.spacing": ("linear", "log"), "trainer.dtype": ("float64", "float32", "float16", "bfloat16")}
