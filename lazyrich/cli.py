@@ -159,6 +159,8 @@ def validate(config_name: str, overrides: Sequence[str]) -> None:
             if bad is not None and ("not in struct" in str(cause) or "Key '" in str(cause)):
                 hint = _key_hint(config_name, checked, bad)
             shown = message.splitlines()[0] if hint else one_line(message)  # drop Hydra's '+key' advice
+            if cause is not err and not hint and message.startswith("Error merging override"):
+                shown += f": {str(cause).splitlines()[0]} (the type of this key: lazyrich.config_schema)"
             raise SystemExit(f"lazyrich: {shown}{hint}") from None
 
 

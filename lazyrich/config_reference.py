@@ -24,8 +24,6 @@ MEANINGS: dict[str, str] = {
     "name": "name of the run: the first folder under outputs/ and multirun/",
     "task.name": "registered task (built-in or plug-in); `lazyrich tasks` lists them",
     "task.whiten": "whiten the inputs after building the task: `true` (ZCA) or `pca`; the exact theory needs Σxx = c·I",
-    "theory.name": "which theory predicts the curves: a registered theory, `auto` (the most exact that applies) "
-                   "or `none`",
     "init/gaussian:align": "unused by this init",
     "suite.name": "name of the suite choice (the run folder's name part)",
     "suite.run": "the suites this choice runs, in order (each in its own sub-folder)",

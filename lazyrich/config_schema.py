@@ -19,8 +19,8 @@ from typing import Any
 
 from lazyrich.checks import ConfigError
 
-__all__ = ["SCHEMAS", "STORED", "InitConfig", "LoggerConfig", "ModelConfig", "TrainerConfig", "WandbConfig", "defaults",
-           "fill_group", "fill_run", "meanings"]
+__all__ = ["SCHEMAS", "STORED", "InitConfig", "LoggerConfig", "ModelConfig", "TheoryConfig", "TrainerConfig",
+           "WandbConfig", "defaults", "fill_group", "fill_run", "meanings"]
 
 
 def _doc(default: Any, meaning: str) -> Any:
@@ -96,8 +96,17 @@ class LoggerConfig:
     wandb: WandbConfig = field(default_factory=WandbConfig, metadata={"doc": "W&B settings"})
 
 
+@dataclass
+class TheoryConfig:
+    """The theory overlaid on the curves (``theory=<registered name>|auto|none``). Theories are an open registry:
+    a plug-in theory's own keys pass through unchecked."""
+
+    name: str = _doc("auto", "which theory predicts the curves: a registered theory, `auto` (the most exact that "
+                             "applies) or `none`")
+
+
 SCHEMAS: dict[str, type] = {"init": InitConfig, "model": ModelConfig, "trainer": TrainerConfig,
-                            "logger": LoggerConfig}
+                            "logger": LoggerConfig, "theory": TheoryConfig}
 """Schema of each typed group, by group name."""
 
 STORED: dict[str, type] = {group: SCHEMAS[group] for group in ("init", "model", "trainer")}
@@ -174,11 +183,16 @@ def fill_group(group: str, given: Mapping[str, Any] | Any | None) -> dict[str, A
 
 def fill_run(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """A ``lazyrich run`` config (mapping or DictConfig) with its ``init``, ``model`` and ``trainer`` groups
-    filled and checked against their schemas; other keys are passed through unchanged. The ``logger`` group is
-    checked but not filled (no logger given: nothing is mirrored)."""
+    filled and checked against their schemas, and ``theory.name`` defaulting to :class:`TheoryConfig`'s; other
+    keys are passed through unchanged. The ``logger`` group is checked but not filled (no logger given: nothing
+    is mirrored)."""
     out = dict(cfg)
     for group in ("init", "model", "trainer"):
         out[group] = fill_group(group, cfg.get(group))
     if cfg.get("logger") is not None:
         fill_group("logger", cfg.get("logger"))
+    theory = cfg.get("theory")
+    if dataclasses.is_dataclass(theory) and not isinstance(theory, type):
+        theory = dataclasses.asdict(theory)
+    out["theory"] = {**dataclasses.asdict(TheoryConfig()), **dict(_plain(theory) or {})}
     return out

@@ -318,10 +318,10 @@ def _theories(cfg: Mapping[str, Any], task: Task | TaskSequence,
               weights: list[torch.Tensor]) -> tuple[tuple[str | None, str | None], list[str]]:
     """((theory of the first phase, theory of later phases), notes): names, None for no theory. ``auto`` is
     resolved here, once for the whole batch, so that every chunk runs the same theory."""
-    name = _get(cfg, "theory.name", "auto")
+    name = cfg["theory"]["name"]  # filled by config_schema.fill_run
     if name in ("none", None, "null"):
         return (None, None), ["theory=none"]
-    if _get(cfg, "model.activation") not in (None, "none", "linear"):
+    if cfg["model"]["activation"] not in ("none", "linear"):
         return (None, None), ["theory skipped: the theories describe linear networks; model.activation is set."]
     if name != "auto":
         return (name, name), []
@@ -414,7 +414,7 @@ def _train_chunk(cfg: Mapping[str, Any], task: Task | TaskSequence, init64: list
     summary = results.summarise(frame[frame["phase"] == frame["phase"].max()] if phases else frame,
                                 meta_columns=[*META_COLUMNS, "lam_hat"])
     summary = _add_saddle_columns(summary, predictions[-1])
-    if not phases and _get(cfg, "trainer.batch_size") is None:
+    if not phases and cfg["trainer"]["batch_size"] is None:
         summary = _derived_agreement(summary, predictions[-1], task, meta["lr"].to_numpy(), dtype,
                                      two_layer=len(init64) == 2)
     return _Chunk(start, frame, summary, trajectories, predictions, notes, loss_matrix)

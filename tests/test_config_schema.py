@@ -92,6 +92,7 @@ def test_every_shipped_option_and_preset_composes_to_its_schema_defaults_or_a_re
 def test_the_default_run_config_is_exactly_the_schema_defaults_in_every_typed_group():
     cfg = _composed([])
     assert _differences("default", cfg) == {}
+    assert cfg["theory"] == dataclasses.asdict(config_schema.TheoryConfig())  # config.yaml selects theory: auto
     for group in GROUPS:
         assert set(dict(_flat(cfg[group], ""))) == set(dict(_flat(config_schema.defaults(group), ""))), group
 
@@ -109,6 +110,8 @@ def test_the_python_api_fills_a_partial_mapping_from_the_schema():
     assert filled["trainer"]["n_matrix"] == config_schema.TrainerConfig().n_matrix == 21
     assert filled["model"] == config_schema.defaults("model")
     assert filled["task"] == {"name": "hierarchy"}
+    assert filled["theory"] == {"name": config_schema.TheoryConfig().name} == {"name": "auto"}
+    assert config_schema.fill_run({"theory": config_schema.TheoryConfig("exact")})["theory"] == {"name": "exact"}
 
 
 def test_the_python_api_takes_schema_objects_and_runs_them(tmp_path):
