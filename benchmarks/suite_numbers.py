@@ -3,7 +3,7 @@
 Usage: python -m benchmarks.suite_numbers BEFORE_DIR AFTER_DIR (e.g. two `lazyrich bench suite=all` folders).
 
 It maps the names used before the declarative-suites change: transfer's `rotated` rows → the rotation suite,
-final_kernel_distance → kernel_distance_final.
+and old metric names to today's (lazyrich.metric_names.canonical).
 """
 
 import sys
@@ -12,13 +12,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lazyrich.metric_names import canonical
+
 KEYS = ["part", "angle", "arch", "lam", "seed"]
 
 
 def tables(root: Path) -> dict[str, pd.DataFrame]:
     out = {}
     for f in sorted(root.rglob("suite.csv")):
-        t = pd.read_csv(f).rename(columns={"final_kernel_distance": "kernel_distance_final"})
+        t = canonical(pd.read_csv(f))
         name = str(t["suite"].iloc[0])
         if name == "transfer" and "part" in t and (t["part"] == "rotated").any():
             out["rotation"] = t[t["part"] == "rotated"].drop(columns=["part"])

@@ -39,12 +39,17 @@ def conf_dir() -> Path:
 
 def register_configs() -> None:
     """Put every registered task and theory into Hydra's config groups, so that ``task=name task.p=v`` and
-    ``theory=name`` work for plug-ins without a YAML file. Called by the CLI, never at import."""
+    ``theory=name`` work for plug-ins without a YAML file, and the typed schemas of :mod:`lazyrich.config_schema`
+    under ``schema/`` (the YAML options of init, model and trainer extend them). Called by the CLI, never at
+    import."""
     from hydra.core.config_store import ConfigStore
 
     from lazyrich import tasks, theory
+    from lazyrich.config_schema import STORED
 
     store = ConfigStore.instance()
+    for group in STORED:  # the YAML options of these groups start from their schema (defaults: /schema/<group>)
+        store.store(group="schema", name=group, node=STORED[group])
     for name in tasks.available():
         store.store(group="task", name=name, node={"name": name, "whiten": False, **tasks.task_defaults(name)})
     for name in [*theory.available_theories(), "auto", "none"]:
@@ -154,6 +159,8 @@ def validate(config_name: str, overrides: Sequence[str]) -> None:
             if bad is not None and ("not in struct" in str(cause) or "Key '" in str(cause)):
                 hint = _key_hint(config_name, checked, bad)
             shown = message.splitlines()[0] if hint else one_line(message)  # drop Hydra's '+key' advice
+            if cause is not err and not hint and message.startswith("Error merging override"):
+                shown += f": {str(cause).splitlines()[0]} (the type of this key: lazyrich.config_schema)"
             raise SystemExit(f"lazyrich: {shown}{hint}") from None
 
 

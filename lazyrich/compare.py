@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from lazyrich import integrity, plots, results
+from lazyrich.metric_names import canonical
 from lazyrich.suites.common import markdown_table
 
 __all__ = ["CONFIG_COLUMNS", "compare", "main"]
@@ -67,7 +68,7 @@ def _final_table(frame: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame | 
 def _verified_rows(path: Path) -> pd.DataFrame:
     """The rows of a suite.csv whose unit (``runs/<unit>/``) is finished and intact; others are warned about."""
     try:
-        table = pd.read_csv(path)
+        table = canonical(pd.read_csv(path))
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
         warnings.warn(f"skipped {path}: not a readable table ({type(err).__name__}: {err})",
                       results.ResultsWarning, stacklevel=3)

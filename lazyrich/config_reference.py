@@ -2,11 +2,11 @@
 
 Every config group (``conf/<group>/*.yaml`` plus the groups the CLI fills from the registries: ``task`` and
 ``theory``) is composed with Hydra, option by option, and every key is listed with its default and a meaning.
-Meanings come from the trailing ``# comment`` of the key's line in the YAML files; keys without one take theirs
-from :data:`MEANINGS`. The docs build calls :func:`config_reference` (see ``docs/hooks.py``).
-
-To retarget it at typed config schemas, replace :func:`meanings_of_group` (where meanings come from) and
-:func:`composed_options` (where defaults come from); the rendering stays.
+Defaults are what Hydra composes: for the typed groups (init, model, trainer, logger) the field defaults of
+:mod:`lazyrich.config_schema`, which their YAML options extend. Meanings come from the schema fields' metadata,
+then from the trailing ``# comment`` of a key's line in the YAML files (what an option changes, and the untyped
+groups: suite, top level), then from :data:`MEANINGS`. The docs build calls :func:`config_reference` (see
+``docs/hooks.py``).
 """
 
 from __future__ import annotations
@@ -24,17 +24,7 @@ MEANINGS: dict[str, str] = {
     "name": "name of the run: the first folder under outputs/ and multirun/",
     "task.name": "registered task (built-in or plug-in); `lazyrich tasks` lists them",
     "task.whiten": "whiten the inputs after building the task: `true` (ZCA) or `pca`; the exact theory needs Σxx = c·I",
-    "theory.name": "which theory predicts the curves: a registered theory, `auto` (the most exact that applies) "
-                   "or `none`",
-    "trainer.progress": "tqdm progress bar during training",
-    "init.lecun": "true: scale each layer by 1/√fan_in (LeCun), so `scale` is the per-layer gain",
-    "init/gaussian:lam": "unused by this init (null); the λ it lands near is measured and reported",
     "init/gaussian:align": "unused by this init",
-    "logger.wandb.enabled": "mirror the run to W&B (false: local files only)",
-    "logger.wandb.project": "W&B project",
-    "logger.wandb.entity": "W&B entity (user or team); null: your default",
-    "logger.wandb.tags": "W&B tags added to every run",
-    "init.kind": "which init: `balanced` (λ-balanced) or `gaussian` (independent layers)",
     "suite.name": "name of the suite choice (the run folder's name part)",
     "suite.run": "the suites this choice runs, in order (each in its own sub-folder)",
     "suite.*.lams": "λ values of the sweep (one unit of work each; suite.lams replaces them in every suite)",
@@ -59,8 +49,8 @@ MEANINGS: dict[str, str] = {
     "hydra.launcher.nodes": "SLURM nodes per job",
     "hydra.launcher.partition": "SLURM partition (set it for your cluster)",
 }
-"""Meanings of keys whose YAML line has no comment: ``group.key`` (any option of the group), or
-``group/option:key`` (one option only; checked first)."""
+"""Meanings of keys that neither a schema field nor a YAML comment describes: ``group.key`` (any option of the
+group), or ``group/option:key`` (one option only; checked first)."""
 
 _KEY = re.compile(r"^(?P<indent>\s*)(?P<key>[A-Za-z_][\w]*)\s*:(?P<rest>.*)$")
 
@@ -114,10 +104,13 @@ def read_yaml_notes(path: Path) -> YamlNotes:
 
 
 def meanings_of_group(conf: Path, group: str) -> tuple[dict[str, YamlNotes], dict[str, str], frozenset[str]]:
-    """For config group ``group``: the notes of each option's file, the comments of all its files merged
-    (the first file, in name order, wins), and every flow-style key."""
+    """For config group ``group``: the notes of each option's file, the meanings of its keys (the schema's
+    field meanings for a typed group, then the comments of all its files, the first file in name order winning),
+    and every flow-style key."""
+    from lazyrich.config_schema import SCHEMAS, meanings
+
     notes = {p.stem: read_yaml_notes(p) for p in sorted((conf / group).glob("*.yaml"))}
-    merged: dict[str, str] = {}
+    merged: dict[str, str] = meanings(group) if group in SCHEMAS else {}
     flow: set[str] = set()
     for note in notes.values():
         for key, text in note.comments.items():

@@ -27,6 +27,7 @@ import torch
 from lazyrich import checks, identity, locking, metrics, results
 from lazyrich import init as inits
 from lazyrich.chunking import chunk_size, release_memory
+from lazyrich.config_schema import TrainerConfig, fill_group, fill_run
 from lazyrich.device import DTYPE, resolve_device
 from lazyrich.tasks import Task, TaskSequence, make
 from lazyrich.train import Trajectory, log_grid, plan_steps, train
@@ -43,7 +44,7 @@ BATCH_KEYS = ("init.lam", "init.scale", "trainer.lr", "seed", "suite.lams")
 
 META_COLUMNS = ("lam", "scale", "lr", "seed")
 
-MATRIX_SEEDS = 1
+MATRIX_SEEDS = TrainerConfig.matrix_seeds
 """A run folder keeps the matrices of the first ``trainer.matrix_seeds`` seeds of each configuration."""
 
 
@@ -103,25 +104,22 @@ def build_batch(cfg: Mapping[str, Any], n_in: int, n_out: int, align_to: torch.T
                 device: torch.device) -> tuple[list[torch.Tensor], pd.DataFrame]:
     """Initial weights [W1, …, WL] (each (B, out, in)) for the Cartesian product of the batch axes, and one
     metadata row per network (lam, scale, lr, seed)."""
-    init_cfg, model_cfg = cfg.get("init", {}), cfg.get("model", {})
-    kind = init_cfg.get("kind", "balanced")
-    depth = int(model_cfg.get("depth", 2))
-    if depth < 2:
-        raise ValueError(f"model.depth must be at least 2 (a deep linear network), got {depth}.")
-    hidden = model_cfg.get("hidden") or min(n_in, n_out)
+    init_cfg, model_cfg = fill_group("init", cfg.get("init")), fill_group("model", cfg.get("model"))
+    kind, depth = init_cfg["kind"], int(model_cfg["depth"])
+    hidden = model_cfg["hidden"] or min(n_in, n_out)
     widths = [n_in] + [int(hidden)] * (depth - 1) + [n_out]
-    lam = init_cfg.get("lam", 0.0)
+    lam = init_cfg["lam"]
     if kind == "gaussian" and lam is None:  # the gaussian preset leaves λ unset: it is measured (lam_hat)
         lam = math.nan
     lams = checks.floats("init.lam", lam, allow_nan=kind == "gaussian")
-    scales = checks.floats("init.scale", init_cfg.get("scale", 1.0), nonnegative=True)
-    lrs = checks.floats("trainer.lr", _get(cfg, "trainer.lr", 1e-2), positive=True)
+    scales = checks.floats("init.scale", init_cfg["scale"], nonnegative=True)
+    lrs = checks.floats("trainer.lr", fill_group("trainer", cfg.get("trainer"))["lr"], positive=True)
     seeds = checks.seeds("seed", cfg.get("seed", 0))
-    align = align_to if init_cfg.get("align", False) else None
+    align = align_to if init_cfg["align"] else None
     if kind == "gaussian" and len(lams) > 1:
         raise ValueError("init.lam is not an input of the gaussian init (its λ is measured, column lam_hat); "
                          "sweep init.scale instead, or use init=balanced.")
-    perturb = float(init_cfg.get("perturb", 0.0) or 0.0)
+    perturb = float(init_cfg["perturb"] or 0.0)
     if kind == "balanced" and depth == 2 and not perturb:
         return _balanced_pairs(widths, lams, scales, lrs, seeds, align, device)
     layers: list[list[torch.Tensor]] = [[] for _ in range(depth)]
@@ -134,7 +132,7 @@ def build_batch(cfg: Mapping[str, Any], n_in: int, n_out: int, align_to: torch.T
         elif kind == "balanced":
             ws = inits.deep_balanced(widths, lam, scale=scale, generator=gen, align_to=align)
         elif kind == "gaussian":
-            ws = inits.gaussian(widths, scale, lecun=bool(init_cfg.get("lecun", True)), generator=gen)
+            ws = inits.gaussian(widths, scale, lecun=bool(init_cfg["lecun"]), generator=gen)
         else:
             raise ValueError(f"init.kind={kind!r} is unknown; choose 'balanced' or 'gaussian'.")
         ws = inits.perturb(ws, perturb, generator=gen)
@@ -242,14 +240,15 @@ def _rebalanced(weights: list[torch.Tensor]) -> tuple[list[torch.Tensor], str]:
 def plan_work(budgets: Sequence[float | None], lrs: np.ndarray, trainer_cfg: Mapping[str, Any]) -> str:
     """Check every phase's step count before any training (see :func:`lazyrich.train.plan_steps`) and say how
     much work the run is: networks × GD steps. ``budgets`` holds each phase's t budget (None: trainer.t_max)."""
+    trainer_cfg = fill_group("trainer", trainer_cfg)
     lr = torch.tensor(np.array(lrs, dtype=np.float64))
     steps = 0
     for budget in budgets:
         t_max = checks.floats("trainer.t_max", trainer_cfg["t_max"] if budget is None else budget, positive=True)[0]
-        grid = log_grid(t_max, int(trainer_cfg.get("n_log", 101)), trainer_cfg.get("spacing", "linear"))
-        steps += int(plan_steps(grid, lr, trainer_cfg.get("max_steps"))[:, -1].max())
+        grid = log_grid(t_max, int(trainer_cfg["n_log"]), trainer_cfg["spacing"])
+        steps += int(plan_steps(grid, lr, trainer_cfg["max_steps"])[:, -1].max())
     return (f"work: {len(lr)} networks × {steps:,} GD steps ({len(budgets)} phase(s)); budget "
-            f"trainer.max_steps={trainer_cfg.get('max_steps') or 'default'} per phase")
+            f"trainer.max_steps={trainer_cfg['max_steps'] or 'default'} per phase")
 
 
 def run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None = None, *, log_wandb: bool = True,
@@ -266,6 +265,7 @@ def run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None = None, *,
     summary, not the trajectories, nor the long table when it was written (``frame`` is None: read it with
     ``results.load(run_dir, columns=…, filters=…)``).
     """
+    cfg = fill_run(cfg)
     if run_dir is None:
         return _run_experiment(cfg, None, log_wandb=log_wandb, plot=plot)
     with locking.FolderLock(run_dir):
@@ -286,13 +286,13 @@ def _run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None, *, log_w
     (log.info if run_dir is not None else log.debug)(work)
     theories, notes = _theories(cfg, task, weights)
     dtype = _train_dtype(trainer_cfg, theories[1], notes)
-    n_log, chunk = int(trainer_cfg.get("n_log", 101)), trainer_cfg.get("batch_chunk", "auto")
+    n_log, chunk = int(trainer_cfg["n_log"]), trainer_cfg["batch_chunk"]
     # In memory (no run folder: suites, figures, the Python API) everything is kept, so `auto` is one chunk.
     size = len(meta) if run_dir is None and chunk in (None, "auto") else chunk_size(
         chunk, len(meta), n_in=first.n_in, n_out=first.n_out, n_log=n_log,
-        n_matrix=min(int(trainer_cfg.get("n_matrix", 21)), n_log), n_phases=len(phases or [None]))
+        n_matrix=min(int(trainer_cfg["n_matrix"]), n_log), n_phases=len(phases or [None]))
     single = size >= len(meta)
-    sink = _RunSink(Path(run_dir), meta, trainer_cfg.get("matrix_seeds", MATRIX_SEEDS)) if run_dir is not None else None
+    sink = _RunSink(Path(run_dir), meta, trainer_cfg["matrix_seeds"]) if run_dir is not None else None
     chunks = []
     for start in range(0, len(meta), size):
         rows = slice(start, start + size)
@@ -318,10 +318,10 @@ def _theories(cfg: Mapping[str, Any], task: Task | TaskSequence,
               weights: list[torch.Tensor]) -> tuple[tuple[str | None, str | None], list[str]]:
     """((theory of the first phase, theory of later phases), notes): names, None for no theory. ``auto`` is
     resolved here, once for the whole batch, so that every chunk runs the same theory."""
-    name = _get(cfg, "theory.name", "auto")
+    name = cfg["theory"]["name"]  # filled by config_schema.fill_run
     if name in ("none", None, "null"):
         return (None, None), ["theory=none"]
-    if _get(cfg, "model.activation") not in (None, "none", "linear"):
+    if cfg["model"]["activation"] not in ("none", "linear"):
         return (None, None), ["theory skipped: the theories describe linear networks; model.activation is set."]
     if name != "auto":
         return (name, name), []
@@ -373,11 +373,11 @@ def _train_phases(cfg: Mapping[str, Any], task: Task | TaskSequence, init64: lis
         budget = phase.t_budget if phase is not None and phase.t_budget is not None else trainer_cfg["t_max"]
         with _global_network_numbers(start):
             traj = train(phase_task.to(weights[0].device), weights, meta["lr"].to_numpy(), t_max=float(budget),
-                         n_log=int(trainer_cfg.get("n_log", 101)), spacing=trainer_cfg.get("spacing", "linear"),
-                         n_matrix=int(trainer_cfg.get("n_matrix", 21)), activation=model_cfg.get("activation"),
-                         batch_size=trainer_cfg.get("batch_size"), seed=int(as_list(cfg.get("seed", 0))[0]),
-                         check_every=int(trainer_cfg.get("check_every", 10)),
-                         progress=bool(trainer_cfg.get("progress", True)), max_steps=trainer_cfg.get("max_steps"))
+                         n_log=int(trainer_cfg["n_log"]), spacing=trainer_cfg["spacing"],
+                         n_matrix=int(trainer_cfg["n_matrix"]), activation=model_cfg["activation"],
+                         batch_size=trainer_cfg["batch_size"], seed=int(as_list(cfg.get("seed", 0))[0]),
+                         check_every=int(trainer_cfg["check_every"]),
+                         progress=bool(trainer_cfg["progress"]), max_steps=trainer_cfg["max_steps"])
         prefix = f"phase {index}: " if phases else ""
         # Phase 0: the float64 init (its rounding to a lower trainer dtype is inside theory_rtol); later phases
         # restart from the trainer's weights, promoted here so that the theory does not warn again.
@@ -414,7 +414,7 @@ def _train_chunk(cfg: Mapping[str, Any], task: Task | TaskSequence, init64: list
     summary = results.summarise(frame[frame["phase"] == frame["phase"].max()] if phases else frame,
                                 meta_columns=[*META_COLUMNS, "lam_hat"])
     summary = _add_saddle_columns(summary, predictions[-1])
-    if not phases and _get(cfg, "trainer.batch_size") is None:
+    if not phases and cfg["trainer"]["batch_size"] is None:
         summary = _derived_agreement(summary, predictions[-1], task, meta["lr"].to_numpy(), dtype,
                                      two_layer=len(init64) == 2)
     return _Chunk(start, frame, summary, trajectories, predictions, notes, loss_matrix)
@@ -433,7 +433,7 @@ def _combine(chunks: list[_Chunk], meta: pd.DataFrame, notes: list[str], *, sing
 
 def _train_dtype(trainer_cfg: Mapping[str, Any], theory_name: str | None, notes: list[str]) -> torch.dtype:
     """The trainer's dtype (``trainer.dtype``, float64 by default); below float64 with a theory, one warning."""
-    name = str(trainer_cfg.get("dtype", "float64") or "float64")
+    name = str(trainer_cfg["dtype"] or "float64")
     dtype = getattr(torch, name, None)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ValueError(f"trainer.dtype={name!r} is not a torch float dtype; use float64 (default) or float32.")

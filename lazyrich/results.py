@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from lazyrich import integrity
+from lazyrich.metric_names import canonical
 
 __all__ = ["DONE", "ResultsWarning", "load", "load_summary", "max_rel_error", "summarise", "to_frame", "write_run"]
 
@@ -95,7 +96,7 @@ def max_rel_error(sim: Any, theory: Any, scale: float | None = None) -> float:
 def summarise(frame: pd.DataFrame, meta_columns: Sequence[str] = (), threshold: float = 0.01) -> pd.DataFrame:
     """One row per network: final loss, final kernel distance, t to reach ``threshold``·initial loss, status.
 
-    ``t_to_1pct`` is the first logged t at which the loss is at most 1% of its initial value (NaN if never).
+    ``time_to_1pct`` is the first logged t at which the loss is at most 1% of its initial value (NaN if never).
     With a theory, adds its final loss, the max relative loss error (``theory_max_rel_err``, as
     :func:`max_rel_error`) and whether that is within ``AGREEMENT_RTOL`` (``theory_agrees``); networks without
     a theory value get NaN there. Vectorised over networks: segments of the table sorted by (net, t).
@@ -110,9 +111,9 @@ def summarise(frame: pd.DataFrame, meta_columns: Sequence[str] = (), threshold: 
     below = loss <= threshold * np.repeat(loss[starts], np.diff(np.r_[starts, len(net)]))
     first = np.minimum.reduceat(np.where(below, np.arange(len(loss)), len(loss)), starts)
     out = {"net": net[starts], **{k: part[k].to_numpy()[starts] for k in meta_columns if k in part},
-           "status": part["status"].to_numpy()[starts], "final_loss": loss[ends],
-           "final_kernel_distance": part["sim/kernel_distance"].to_numpy(dtype=float)[ends],
-           "t_to_1pct": np.where(first <= ends, t[np.minimum(first, len(t) - 1)], math.nan)}
+           "status": part["status"].to_numpy()[starts], "loss_final": loss[ends],
+           "kernel_distance_final": part["sim/kernel_distance"].to_numpy(dtype=float)[ends],
+           "time_to_1pct": np.where(first <= ends, t[np.minimum(first, len(t) - 1)], math.nan)}
     if "theory/loss" in part:
         out.update(_theory_agreement(loss, part["theory/loss"].to_numpy(dtype=float), starts, ends))
     return pd.DataFrame(out)
@@ -128,7 +129,7 @@ def _theory_agreement(loss: np.ndarray, theory: np.ndarray, starts: np.ndarray,
         scale = np.maximum(np.fmax.reduceat(np.abs(theory), starts), 1e-300)
         err = np.fmax.reduceat(np.abs(loss - theory), starts) / scale
     agrees = err <= AGREEMENT_RTOL
-    return {"theory_final_loss": np.where(has, theory[ends], math.nan),
+    return {"theory_loss_final": np.where(has, theory[ends], math.nan),
             "theory_max_rel_err": np.where(has, err, math.nan),
             "theory_agrees": agrees if has.all() else np.where(has, agrees.astype(object), math.nan)}
 
@@ -177,7 +178,7 @@ def _read_table(f: Path, filename: str) -> pd.DataFrame:
     if missing:
         raise ValueError(f"{f}: not a lazyrich {filename} (no column {', '.join(missing)}); re-run the unit "
                          f"that wrote it.")
-    return df
+    return canonical(df)
 
 
 def _verified(files: list[Path], path: Path) -> list[Path]:

@@ -97,7 +97,7 @@ def test_the_command_line_runs_a_batch_larger_than_its_chunk(tmp_path):
     frame = results.load(tmp_path / "out")
     assert frame["net"].nunique() == 6 and len(frame) == 6 * 6
     assert len(MatrixStore(tmp_path / "out").chunks()) == 2
-    assert "metrics.parquet" in proc.stdout and "final_loss" in proc.stdout
+    assert "metrics.parquet" in proc.stdout and "loss_final" in proc.stdout
 
 
 def test_divergence_warnings_name_the_network_by_its_batch_wide_index():

@@ -22,7 +22,7 @@ def lazyrich(*args, cwd):
 def test_run_writes_the_run_folder_and_prints_the_table(tmp_path):
     proc = lazyrich("run", "init.lam=-2,0,2", "hydra.run.dir=out", *TINY, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "final_loss" in proc.stdout and "final_kernel_distance" in proc.stdout
+    assert "loss_final" in proc.stdout and "kernel_distance_final" in proc.stdout
     frame = results.load(tmp_path / "out")
     # A comma list on init.lam is ONE batch in one process: three networks in one run folder.
     assert sorted(frame["lam"].unique()) == [-2.0, 0.0, 2.0]

@@ -45,8 +45,8 @@ def test_compare_two_runs_writes_side_by_side_tables_and_an_overlay(tmp_path, ca
         final.columns
     )
     row = final.set_index("lam").loc[1.0]
-    assert row["sim/loss [runA]"] == a.summary.set_index("lam").loc[1.0, "final_loss"]
-    assert row["sim/loss [runB]"] == b.summary.set_index("lam").loc[1.0, "final_loss"]
+    assert row["sim/loss [runA]"] == a.summary.set_index("lam").loc[1.0, "loss_final"]
+    assert row["sim/loss [runB]"] == b.summary.set_index("lam").loc[1.0, "loss_final"]
     suite = pd.read_csv(out / "suite_reversal.csv").set_index("lam")
     assert suite.loc[1.0, "time_to_reverse [runA]"] == 1.5 and suite.loc[0.0, "success [runA]"] == 0.0
     assert "| lam |" in printed and "sim/loss [runA]" in printed and "## suite_reversal" in printed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lazyrich import config_schema
 from lazyrich.cli import conf_dir, register_configs
 from lazyrich.config_reference import config_reference, group_docs, read_yaml_notes, render_value
 
@@ -43,24 +45,50 @@ def test_every_key_of_every_option_has_a_default_and_a_meaning(sections):
     assert not missing, f"keys without a meaning (add a '# comment' in conf/ or an entry in MEANINGS): {missing}"
 
 
-def test_defaults_match_the_yaml_files(sections):
-    """An independent read of the YAML files (PyYAML, not Hydra) gives the same defaults as the reference."""
-    for group, option in [("trainer", "gd"), ("init", "balanced"), ("model", "linear")]:
+def test_defaults_are_the_schema_defaults_with_each_option_s_own_values(sections):
+    """An independent read (the schema dataclasses plus PyYAML on the option's file, not Hydra) gives the same
+    defaults as the reference; the meanings are the schema fields' own, unless the option's line says more."""
+    for group, option in [("trainer", "gd"), ("init", "balanced"), ("init", "gaussian"), ("model", "linear")]:
         raw = yaml.safe_load((conf_dir() / group / f"{option}.yaml").read_text(encoding="utf-8"))
-        rows = {r["key"]: r["default"] for r in sections[f"### `{group}={option}`"]}
-        assert rows == {f"{group}.{k}": render_value(v) for k, v in raw.items()}
+        raw.pop("defaults")
+        expected = {**config_schema.defaults(group), **raw}
+        rows = {r["key"]: r for r in sections[f"### `{group}={option}`"]}
+        assert {k: r["default"] for k, r in rows.items()} == {f"{group}.{k}": render_value(v)
+                                                               for k, v in expected.items()}
+    trainer = {r["key"]: r for r in sections["### `trainer=gd`"]}
+    assert trainer["trainer.n_matrix"]["meaning"] == config_schema.meanings("trainer")["n_matrix"]
+    gaussian = {r["key"]: r for r in sections["### `init=gaussian`"]}
+    assert gaussian["init.scale"]["meaning"].startswith("the per-layer gain")  # the option's own comment
     reversal = {r["key"]: r for r in sections["### `suite=reversal`"]}
     assert reversal["suite.reversal.t_phase"]["default"] == "`20.0`"
     assert reversal["suite.reversal.task"]["default"] == "`{name: hierarchy}`"  # a flow mapping stays one value
 
 
-def test_a_key_added_to_a_yaml_file_appears_with_its_comment(tmp_path):
-    register_configs()  # the task and theory groups the CLI adds to Hydra's store
-    conf = Path(shutil.copytree(conf_dir(), tmp_path / "conf"))
-    with (conf / "trainer" / "gd.yaml").open("a", encoding="utf-8") as fh:
-        fh.write("warmup: 7     # steps of linear learning-rate warm-up\n")
-    rows = {r.key: r for r in group_docs(conf, "config", "trainer", ["gd"], "trainer.")["gd"]}
+@dataclasses.dataclass
+class _WarmupTrainer(config_schema.TrainerConfig):
+    warmup: int = dataclasses.field(default=7, metadata={"doc": "steps of linear learning-rate warm-up"})
+
+
+def test_a_field_added_to_a_schema_appears_with_its_meaning(monkeypatch):
+    monkeypatch.setitem(config_schema.SCHEMAS, "trainer", _WarmupTrainer)
+    monkeypatch.setitem(config_schema.STORED, "trainer", _WarmupTrainer)
+    register_configs()  # the schemas, and the task and theory groups the CLI adds to Hydra's store
+    try:
+        rows = {r.key: r for r in group_docs(conf_dir(), "config", "trainer", ["gd"], "trainer.")["gd"]}
+    finally:
+        monkeypatch.undo()
+        register_configs()
     warmup = rows["trainer.warmup"]
+    assert (warmup.default, warmup.meaning) == (7, "steps of linear learning-rate warm-up")
+
+
+def test_a_key_added_to_an_untyped_yaml_file_appears_with_its_comment(tmp_path):
+    register_configs()
+    conf = Path(shutil.copytree(conf_dir(), tmp_path / "conf"))
+    with (conf / "suite" / "reversal.yaml").open("a", encoding="utf-8") as fh:
+        fh.write("warmup: 7     # steps of linear learning-rate warm-up\n")
+    rows = {r.key: r for r in group_docs(conf, "bench", "suite", ["reversal"], "suite.")["reversal"]}
+    warmup = rows["suite.warmup"]
     assert (warmup.default, warmup.meaning) == (7, "steps of linear learning-rate warm-up")
 
 

@@ -61,7 +61,7 @@ def test_run_folder_contents(finished):
     assert len(frame) == 6 * 16
     records = json.loads((run_dir / "summary.json").read_text())
     assert len(records) == 6
-    for key in ("final_loss", "final_kernel_distance", "t_to_1pct", "status"):
+    for key in ("loss_final", "kernel_distance_final", "time_to_1pct", "status"):
         assert key in records[0]
     npz = load_matrices(run_dir)  # the first seed of each λ (trainer.matrix_seeds = 1): nets 0, 2, 4
     assert npz["net"].tolist() == result_nets(run_dir, seed=0)
@@ -98,9 +98,9 @@ def test_summary_threshold_time_is_first_crossing():
         {"net": [0] * 4, "t": [0.0, 1.0, 2.0, 3.0], "sim/loss": [1.0, 0.5, 0.009, 0.001],
          "sim/kernel_distance": [0.0, 0.1, 0.2, 0.3], "status": ["ok"] * 4})
     summary = results.summarise(frame)
-    assert summary.loc[0, "t_to_1pct"] == 2.0 and summary.loc[0, "final_kernel_distance"] == 0.3
+    assert summary.loc[0, "time_to_1pct"] == 2.0 and summary.loc[0, "kernel_distance_final"] == 0.3
     frame["sim/loss"] = 1.0
-    assert math.isnan(results.summarise(frame).loc[0, "t_to_1pct"])
+    assert math.isnan(results.summarise(frame).loc[0, "time_to_1pct"])
 
 
 def test_unwhitened_inputs_skip_the_exact_theory_with_the_reason():

@@ -51,12 +51,12 @@ def per_network_summary(frame: pd.DataFrame) -> pd.DataFrame:
         g = g.sort_values("t", kind="stable")
         loss, th, t = g["sim/loss"].to_numpy(), g["theory/loss"].to_numpy(), g["t"].to_numpy()
         below = np.flatnonzero(loss <= 0.01 * loss[0])
-        row = {"net": net, "lam": g["lam"].iloc[0], "status": g["status"].iloc[0], "final_loss": loss[-1],
-               "final_kernel_distance": g["sim/kernel_distance"].iloc[-1],
-               "t_to_1pct": t[below[0]] if len(below) else math.nan}
+        row = {"net": net, "lam": g["lam"].iloc[0], "status": g["status"].iloc[0], "loss_final": loss[-1],
+               "kernel_distance_final": g["sim/kernel_distance"].iloc[-1],
+               "time_to_1pct": t[below[0]] if len(below) else math.nan}
         if not np.isnan(th).all():
             err = np.nanmax(np.abs(loss - th)) / max(np.nanmax(np.abs(th)), 1e-300)
-            row.update(theory_final_loss=th[-1], theory_max_rel_err=err, theory_agrees=err <= 0.05)
+            row.update(theory_loss_final=th[-1], theory_max_rel_err=err, theory_agrees=err <= 0.05)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -77,7 +77,7 @@ def test_vectorised_summary_equals_the_per_network_loop():
                                    "status": "diverged" if net == 2 else "ok"}))
     frame = pd.concat(parts).sample(frac=1.0, random_state=1)  # rows in any order
     got, want = results.summarise(frame, meta_columns=["lam"]), per_network_summary(frame)
-    assert got["t_to_1pct"].notna().sum() >= 3 and got["t_to_1pct"].isna().any()
+    assert got["time_to_1pct"].notna().sum() >= 3 and got["time_to_1pct"].isna().any()
     assert got["theory_agrees"].isna().sum() == 1 and set(got["theory_agrees"].dropna()) == {True, False}
     pd.testing.assert_frame_equal(got, want, check_dtype=False, rtol=1e-15)
 

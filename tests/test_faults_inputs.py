@@ -83,7 +83,7 @@ def test_a_network_that_diverges_is_isolated_and_the_others_are_written(tmp_path
         result = run_experiment(cfg, tmp_path, plot=False, log_wandb=False)
     summary = results.load_summary(tmp_path).set_index("lr")
     assert summary.loc[3.0, "status"] == "diverged" and summary.loc[0.05, "status"] == "ok"
-    assert summary.loc[0.05, "final_loss"] == pytest.approx(summary.loc[0.05, "theory_final_loss"], abs=1e-6)
+    assert summary.loc[0.05, "loss_final"] == pytest.approx(summary.loc[0.05, "theory_loss_final"], abs=1e-6)
     assert torch.isfinite(result.trajectories[0].final_weights[0][0]).all()
 
 

@@ -52,7 +52,7 @@ def _rerun(folder):
 
 
 def _same_table(table, truth):
-    cols = ["lam", "final_loss", "time_to_reverse", "status"]
+    cols = ["lam", "loss_final", "time_to_reverse", "status"]
     pd.testing.assert_frame_equal(table[cols].reset_index(drop=True), truth[cols].reset_index(drop=True))
 
 
@@ -71,7 +71,7 @@ def test_a_truncated_metrics_file_is_recomputed_on_resume_and_compare_reads_the_
     loaded = results.load(folder)
     last = loaded.sort_values("t").groupby("lam").tail(1).set_index("lam")["sim/loss"]
     assert final.set_index("lam")["sim/loss [sweep]"].to_dict() == pytest.approx(last.to_dict(), rel=1e-12)
-    assert truth.set_index("lam")["final_loss"].to_dict() == pytest.approx(last.to_dict(), rel=1e-9)
+    assert truth.set_index("lam")["loss_final"].to_dict() == pytest.approx(last.to_dict(), rel=1e-9)
 
 
 @pytest.mark.parametrize("damage", ["garbage", "empty", "missing"])

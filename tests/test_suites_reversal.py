@@ -33,7 +33,7 @@ def test_reversal_fails_at_lambda_zero_only_as_the_exact_theory_predicts(tmp_pat
         "plateau_time",
         "exact_saddle",
         "exact_limit_loss",
-        "theory_final_loss",
+        "theory_loss_final",
         "status",
     } <= set(table.columns)
     assert len(table) == 6 and (table["status"] == "ok").all()
@@ -43,8 +43,8 @@ def test_reversal_fails_at_lambda_zero_only_as_the_exact_theory_predicts(tmp_pat
     # At the saddle the network sits at the zero map: measured loss = predicted limit = ½ tr Σyy (tolerance:
     # the stall is approached at rate ~2s̃_min, e^{-2·0.7·8} ≈ 1e-5 of the way left at the end of the phase).
     for row in zero.itertuples():
-        assert math.isclose(row.final_loss, row.exact_limit_loss, rel_tol=1e-3)
-        assert math.isclose(row.final_loss, row.saddle_loss, rel_tol=1e-3)
+        assert math.isclose(row.loss_final, row.exact_limit_loss, rel_tol=1e-3)
+        assert math.isclose(row.loss_final, row.saddle_loss, rel_tol=1e-3)
         assert math.isnan(row.time_to_reverse) and row.plateau_time > 4.0
     # λ ≠ 0 reverses, mirror-symmetric in λ, and the theory's time agrees with the measured one within 5%.
     t = other.groupby("lam")["time_to_reverse"].mean()

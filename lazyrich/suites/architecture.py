@@ -21,7 +21,7 @@ import pandas as pd
 from lazyrich import metrics, plots
 from lazyrich.experiment import build_task, run_experiment
 from lazyrich.suites import figures
-from lazyrich.suites.common import Suite, lam_config, markdown_table, phase_curve
+from lazyrich.suites.common import Suite, config_columns, lam_config, lam_seed_axes, markdown_table, phase_curve
 from lazyrich.suites.runner import Unit, UnitOutput
 from lazyrich.suites.spec import Axis, Measure, Predicate, Verdict
 
@@ -71,15 +71,13 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
         t, kd = phase_curve(frame, net, None, "sim/kernel_distance")
         row = {
             "arch": unit.key["arch"],
-            "lam": meta["lam"],
-            "seed": int(meta["seed"]),
-            "lr": meta["lr"],
+            **config_columns(meta),
             "n_in": int(unit.config["experiment"]["task"]["n_in"]),
             "n_out": int(unit.config["experiment"]["task"]["n_out"]),
             "kernel_distance_final": float(kd[-1]),
             "kernel_t_half": _t_half(t, kd),
-            "final_loss": float(summary.loc[net, "final_loss"]),
-            "t_to_1pct": float(summary.loc[net, "t_to_1pct"]),
+            "loss_final": float(summary.loc[net, "loss_final"]),
+            "time_to_1pct": float(summary.loc[net, "time_to_1pct"]),
         }
         if "theory/kernel_distance" in frame:
             _, th = phase_curve(frame, net, None, "theory/kernel_distance")
@@ -88,7 +86,7 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
                     "theory": result.predictions[0].theory,
                     "theory_kernel_distance_final": float(th[-1]),
                     "theory_kernel_t_half": _t_half(t, th),
-                    "theory_final_loss": float(summary.loc[net, "theory_final_loss"]),
+                    "theory_loss_final": float(summary.loc[net, "theory_loss_final"]),
                 }
             )
         if "theory_saddle" in summary:
@@ -154,11 +152,11 @@ def _saddle_notes(ok: pd.DataFrame) -> list[str]:
         return []
     lines = []
     for _, r in ok[ok["theory_saddle"].eq(True)].iterrows():
-        escaped = r["final_loss"] < 0.5 * r["theory_limit_loss"]
+        escaped = r["loss_final"] < 0.5 * r["theory_limit_loss"]
         lines.append(
             f"- {r['arch']}, λ={r['lam']:g}, seed {r['seed']}: the theory predicts a saddle (B singular; limit loss "
-            f"{r['theory_limit_loss']:.3g}); measured final loss {r['final_loss']:.3g}"
-            + (f": the simulation escaped it (loss at 1% of its initial value at t = {r['t_to_1pct']:.3g}). The "
+            f"{r['theory_limit_loss']:.3g}); measured final loss {r['loss_final']:.3g}"
+            + (f": the simulation escaped it (loss at 1% of its initial value at t = {r['time_to_1pct']:.3g}). The "
                "prediction is exact gradient flow from exactly these weights, and the saddle is unstable, so small "
                "perturbations can carry GD away from it." if escaped else ": it stayed there, as predicted.")
         )
@@ -195,14 +193,14 @@ SUITE = Suite(
     _units,
     _compute,
     axes=(Axis("arch", "funnel (Ni > No), square or inverted funnel (No > Ni), Nh = min(Ni, No)", ARCHS),
-          Axis("lam", "λ of the λ-balanced random init"), Axis("seed", "init seed", (0, 1))),
+          *lam_seed_axes("λ of the λ-balanced random init")),
     phases=("train",),
     measures=(
         Measure("kernel_distance_final", "1 − cos(K(0), K(t_end)) (Fort et al.)", "theory_kernel_distance_final"),
         Measure("kernel_t_half", "first t at which the kernel distance reaches half its final value",
                 "theory_kernel_t_half"),
-        Measure("final_loss", "loss at the end", "theory_final_loss"),
-        Measure("t_to_1pct", "first t at which the loss is 1% of its initial value", headline=False),
+        Measure("loss_final", "loss at the end", "theory_loss_final"),
+        Measure("time_to_1pct", "first t at which the loss is 1% of its initial value", headline=False),
         Measure("theory_saddle", "the theory predicts a saddle (B singular) for this init", kind="bool",
                 headline=False),
         Measure("theory_limit_loss", "the theory's t → ∞ loss", headline=False),

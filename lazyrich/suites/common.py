@@ -26,9 +26,11 @@ from lazyrich.train import train
 __all__ = [
     "Report",
     "Suite",
+    "config_columns",
     "experiment_config",
     "flow_lr",
     "lam_config",
+    "lam_seed_axes",
     "load_frames",
     "markdown_table",
     "ok_rows",
@@ -105,6 +107,16 @@ def lam_config(
         theory=params["theory"],
         device=device,
     )
+
+
+def lam_seed_axes(lam_meaning: str) -> tuple[Axis, Axis]:
+    """The λ and seed axes that most suites sweep; ``lam_meaning`` says which init λ sets."""
+    return Axis("lam", lam_meaning), Axis("seed", "init seed", (0, 1))
+
+
+def config_columns(meta: pd.Series) -> dict[str, Any]:
+    """The configuration columns that open a network's suite row: ``lam``, ``seed`` (an int) and ``lr``."""
+    return {"lam": meta["lam"], "seed": int(meta["seed"]), "lr": meta["lr"]}
 
 
 def phase_curve(

@@ -20,9 +20,9 @@ import torch
 from lazyrich import metrics
 from lazyrich.experiment import build_task, run_experiment
 from lazyrich.suites import figures
-from lazyrich.suites.common import Suite, lam_config, markdown_table
+from lazyrich.suites.common import Suite, config_columns, lam_config, lam_seed_axes, markdown_table
 from lazyrich.suites.runner import Unit, UnitOutput
-from lazyrich.suites.spec import Axis, Constant, Measure
+from lazyrich.suites.spec import Constant, Measure
 
 __all__ = ["SUITE", "analytic_loss_matrix"]
 
@@ -65,9 +65,7 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
     rows = []
     for net, meta in result.meta.iterrows():
         row = {
-            "lam": meta["lam"],
-            "seed": int(meta["seed"]),
-            "lr": meta["lr"],
+            **config_columns(meta),
             "forgetting": float(forget[net].mean()),
             "analytic_forgetting": float(forget_hat.mean()),
             "bwt": float(bwt[net]),
@@ -127,7 +125,7 @@ SUITE = Suite(
     "K tasks in sequence: loss matrix, forgetting and BWT against λ, with R̂ at convergence",
     _units,
     _compute,
-    axes=(Axis("lam", "λ of the λ-balanced random init"), Axis("seed", "init seed", (0, 1))),
+    axes=lam_seed_axes("λ of the λ-balanced random init"),
     phases=("task 0", "task 1", "…", "task K−1"),
     measures=(
         Measure("forgetting", "mean over earlier tasks of R[i, K−1] − R[i, i] (R[i, k]: loss on task i after phase "

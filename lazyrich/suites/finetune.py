@@ -99,7 +99,7 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
             "scale": np.nan,
             "lr": cfg["trainer"]["lr"],
             "seed": seeds,
-            "pretrain_loss": pre.summary["final_loss"].to_numpy(),
+            "pretrain_loss": pre.summary["loss_final"].to_numpy(),
         }
     )
     frame, traj, pred, note = train_from(target, weights, meta, cfg["trainer"], cfg["theory"], cfg["device"])
@@ -120,7 +120,7 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
             "lr": cfg["trainer"]["lr"],
             "pretrain_loss": float(meta["pretrain_loss"][net]),
             "ft_loss0": float(loss[0]),
-            "final_loss": float(loss[-1]),
+            "loss_final": float(loss[-1]),
             "time_to_threshold": float(metrics.time_to_threshold(t, loss, cfg["threshold"])),
             "kernel_distance_final": float(kd[-1]),
             "rep_change_in": float(rep_in[net]),
@@ -167,7 +167,7 @@ SUITE = Suite(
         Measure("kernel_distance_final", "NTK movement over fine-tuning", "theory_kernel_distance_final"),
         Measure("rep_change_in", "‖ΔW1ᵀW1‖/‖W1ᵀW1‖ (metrics.relative_change)", "theory_rep_change_in"),
         Measure("rep_change_out", "‖ΔW2W2ᵀ‖/‖W2W2ᵀ‖", "theory_rep_change_out"),
-        Measure("final_loss", "loss at the end of fine-tuning"),
+        Measure("loss_final", "loss at the end of fine-tuning"),
     ),
     # λ > 0 makes the output layer the large one (W2ᵀW2 − W1W1ᵀ = λI), λ < 0 the input layer.
     expectations=(

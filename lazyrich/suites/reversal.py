@@ -22,9 +22,9 @@ import torch
 from lazyrich import metrics
 from lazyrich.experiment import build_task, run_experiment
 from lazyrich.suites import figures
-from lazyrich.suites.common import Suite, lam_config, phase_curve
+from lazyrich.suites.common import Suite, config_columns, lam_config, lam_seed_axes, phase_curve
 from lazyrich.suites.runner import Unit, UnitOutput
-from lazyrich.suites.spec import Axis, Measure, Monotone, Predicate, Verdict
+from lazyrich.suites.spec import Measure, Monotone, Predicate, Verdict
 
 __all__ = ["SUITE"]
 
@@ -119,18 +119,16 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
         t, loss = phase_curve(frame, net, 1, "sim/loss")
         _, learned = phase_curve(frame, net, 0, "sim/loss")
         row = {
-            "lam": meta["lam"],
-            "seed": int(meta["seed"]),
-            "lr": meta["lr"],
+            **config_columns(meta),
             "lam_hat": meta["lam_hat"],
-            "learn_final_loss": float(learned[-1]),
+            "learn_loss_final": float(learned[-1]),
             "reversal_loss0": float(loss[0]),
             "saddle_loss": l_zero,
-            "final_loss": float(loss[-1]),
+            "loss_final": float(loss[-1]),
             "success": bool(loss[-1] <= thr * loss[0]),
             "time_to_reverse": float(metrics.time_to_threshold(t, loss, thr)),
             "plateau_time": float(metrics.time_in_band(t, loss, l_zero, band)),
-            "kernel_distance_final": float(summary.loc[net, "final_kernel_distance"]),
+            "kernel_distance_final": float(summary.loc[net, "kernel_distance_final"]),
             "exact_saddle": saddle[net],
             "exact_limit_loss": limit[net],
             **{k: float(v[net]) for k, v in escape.items()},
@@ -140,7 +138,7 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
             row.update(
                 {
                     "theory": pred.theory,
-                    "theory_final_loss": float(th[-1]),
+                    "theory_loss_final": float(th[-1]),
                     "theory_success": bool(th[-1] <= thr * th[0]),
                     "theory_time_to_reverse": float(metrics.time_to_threshold(t, th, thr)),
                     "theory_plateau_time": float(metrics.time_in_band(t, th, l_zero, band)),
@@ -189,7 +187,7 @@ def _zero_lines(ok: pd.DataFrame) -> list[str]:
     zero, lines = ok[ok["lam"] == 0.0], []
     if len(zero):
         lines.append(
-            f"- λ = 0: measured final loss {zero['final_loss'].mean():.4g}, exact theory's limit "
+            f"- λ = 0: measured final loss {zero['loss_final'].mean():.4g}, exact theory's limit "
             f"{zero['exact_limit_loss'].mean():.4g}, loss of the zero map {zero['saddle_loss'].mean():.4g}."
         )
         if "escape_plateau_time" in zero and zero["escape_plateau_time"].notna().any():
@@ -207,12 +205,12 @@ SUITE = Suite(
     "learn a task, then its reversal: λ = 0 stalls at a saddle, λ ≠ 0 reverses",
     _units,
     _compute,
-    axes=(Axis("lam", "λ of the λ-balanced, task-aligned init"), Axis("seed", "init seed", (0, 1))),
+    axes=lam_seed_axes("λ of the λ-balanced, task-aligned init"),
     phases=("learn", "reverse"),
     measures=(
         Measure("success", "final reversal loss ≤ `success_threshold` × its value at the switch", "theory_success",
                 kind="bool"),
-        Measure("final_loss", "reversal loss at the end of the phase", "theory_final_loss"),
+        Measure("loss_final", "reversal loss at the end of the phase", "theory_loss_final"),
         Measure("exact_saddle", "exact theory on the weights reached at the switch: 1 B singular (a saddle), 0 "
                 "not, empty: the theory does not apply"),
         Measure("exact_limit_loss", "the exact theory's t → ∞ loss from those weights", "theory_limit_loss"),
@@ -240,7 +238,7 @@ SUITE = Suite(
     "Under GD the λ = 0 saddle is left after a plateau seeded by rounding (escape model).",
     figures=(
         figures.curves("reversal: learn, then reverse"),
-        figures.sweep(["time_to_reverse", "plateau_time", "final_loss"], "reversal against λ", log_y=["final_loss"]),
+        figures.sweep(["time_to_reverse", "plateau_time", "loss_final"], "reversal against λ", log_y=["loss_final"]),
     ),
     notes=(_zero_lines,),
     key=("lam",),

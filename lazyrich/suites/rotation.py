@@ -19,7 +19,7 @@ import torch
 from lazyrich import metrics
 from lazyrich.experiment import build_task, run_experiment
 from lazyrich.suites import figures
-from lazyrich.suites.common import Suite, lam_config, markdown_table, phase_curve
+from lazyrich.suites.common import Suite, config_columns, lam_config, lam_seed_axes, markdown_table, phase_curve
 from lazyrich.suites.runner import Unit, UnitOutput
 from lazyrich.suites.spec import Agrees, Axis, Measure, Monotone
 
@@ -58,13 +58,11 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
     for net, meta in result.meta.iterrows():
         t, loss = phase_curve(result.frame, net, 1, "sim/loss")
         row = {
-            "lam": meta["lam"],
-            "seed": int(meta["seed"]),
-            "lr": meta["lr"],
+            **config_columns(meta),
             "target_loss0": float(loss[0]),
-            "final_loss": float(loss[-1]),
+            "loss_final": float(loss[-1]),
             "time_to_learn": float(metrics.time_to_threshold(t, loss, level, relative=False)),
-            "kernel_distance_final": float(result.summary.loc[net, "final_kernel_distance"]),
+            "kernel_distance_final": float(result.summary.loc[net, "kernel_distance_final"]),
         }
         if "theory/loss" in result.frame:
             _, th = phase_curve(result.frame, net, 1, "theory/loss")
@@ -90,12 +88,12 @@ SUITE = Suite(
     _units,
     _compute,
     axes=(Axis("angle", "rotation of the target's singular vectors (radians)", (0.3927, 0.7854)),
-          Axis("lam", "λ of the λ-balanced init"), Axis("seed", "init seed", (0, 1))),
+          *lam_seed_axes("λ of the λ-balanced init")),
     phases=("source", "rotated target"),
     measures=(
         Measure("time_to_learn", "t after the switch until the target loss ≤ `threshold` × the loss of the zero "
                 "map", "theory_time_to_learn"),
-        Measure("final_loss", "target loss at the end"),
+        Measure("loss_final", "target loss at the end"),
         Measure("kernel_distance_final", "1 − cos(K(0), K(t_end)) over both phases", headline=False),
     ),
     expectations=(

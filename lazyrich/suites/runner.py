@@ -29,6 +29,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from lazyrich import integrity, results
+from lazyrich.metric_names import canonical
 
 __all__ = ["FAILED", "Unit", "UnitOutput", "SweepResult", "run_sweep", "unit_id"]
 
@@ -131,7 +132,7 @@ def run_sweep(
     for unit in bar:
         run_dir = runs_dir / unit.id
         if _finished(run_dir, unit):
-            frames.append(pd.read_csv(run_dir / results.SUMMARY_FILE))
+            frames.append(canonical(pd.read_csv(run_dir / results.SUMMARY_FILE)))
             skipped.append(unit.id)
         else:
             if run_dir.exists():

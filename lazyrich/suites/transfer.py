@@ -28,7 +28,7 @@ import torch
 from lazyrich import metrics, plots
 from lazyrich.experiment import build_task, run_experiment
 from lazyrich.suites import figures
-from lazyrich.suites.common import Suite, lam_config
+from lazyrich.suites.common import Suite, config_columns, lam_config, lam_seed_axes
 from lazyrich.suites.runner import Unit, UnitOutput
 from lazyrich.suites.spec import Axis, Measure, Monotone, Predicate, Verdict
 from lazyrich.tasks import new_feature, new_item
@@ -103,10 +103,8 @@ def _generalisation(unit: Unit, result) -> pd.DataFrame:
     rows = []
     for net, meta in result.meta.iterrows():
         base = {
-            "lam": meta["lam"],
-            "seed": int(meta["seed"]),
-            "lr": meta["lr"],
-            "final_loss": float(result.summary.loc[net, "final_loss"]),
+            **config_columns(meta),
+            "loss_final": float(result.summary.loc[net, "loss_final"]),
         }
         row = {**base, "part": "new_feature", "trained": task.item_names[i] if task.item_names else str(i)}
         for d in range(1, int(dist.max()) + 1):
@@ -178,7 +176,7 @@ SUITE = Suite(
     _units,
     _compute,
     axes=(Axis("part", "`new_feature` (a new output trained on one item) or `new_item` (a new input trained to "
-               "have one feature)", PARTS), Axis("lam", "λ of the λ-balanced init"), Axis("seed", "init seed", (0, 1))),
+               "have one feature)", PARTS), *lam_seed_axes("λ of the λ-balanced init")),
     phases=("learn the hierarchy", "new feature / new item (closed form)"),
     measures=(
         *(Measure(f"gen_d{d}", f"new feature: mean score (metrics.generalisation_score) on items at tree distance "

@@ -49,6 +49,13 @@ def _index(task: Task, key: int | str, names: Sequence[str] | None, n: int, fiel
     return int(key) % n
 
 
+def _two_phases(first: Task, second: Task, t_budget: float | None, labels: tuple[str, str],
+                suffix: str) -> TaskSequence:
+    """``first`` then ``second``, each for ``t_budget``, labelled ``labels``; named ``<first's name>-<suffix>``."""
+    phases = [Phase(first, t_budget, labels[0]), Phase(second, t_budget, labels[1])]
+    return TaskSequence(phases, name=f"{first.name}-{suffix}")
+
+
 # -- reversal --------------------------------------------------------------------------------------------
 def reverse(task: Task) -> Task:
     """Full reversal: Y → −Y, hence Σyx → −Σyx (any inputs)."""
@@ -124,9 +131,7 @@ def reversal_sequence(
         raise TaskError(
             f"task {task.name!r}: unknown reversal kind {kind!r}; use 'full', 'modes', 'outputs' or 'items'."
         )
-    return TaskSequence(
-        [Phase(task, t_budget, "learn"), Phase(rev, t_budget, "reversal")], name=f"{task.name}-reversal"
-    )
+    return _two_phases(task, rev, t_budget, ("learn", "reversal"), "reversal")
 
 
 @register()
@@ -193,9 +198,7 @@ def rotated_pair(
         angle=angle,
         side=side,
     )
-    return TaskSequence(
-        [Phase(task, t_budget, "source"), Phase(target, t_budget, "target")], name=f"{task.name}-rotated"
-    )
+    return _two_phases(task, target, t_budget, ("source", "target"), "rotated")
 
 
 def rescaled_pair(
@@ -225,9 +228,7 @@ def rescaled_pair(
         s_new = S.cpu() * factor
     sigma = U[:, :m] @ torch.diag(s_new.to(S)) @ V[:, :m].T
     target = retarget(task, sigma, f"{task.name}-rescaled", transfer="rescaled", singular_values=s_new)
-    return TaskSequence(
-        [Phase(task, t_budget, "source"), Phase(target, t_budget, "target")], name=f"{task.name}-rescaled"
-    )
+    return _two_phases(task, target, t_budget, ("source", "target"), "rescaled")
 
 
 @register()

@@ -18,15 +18,14 @@ from lazyrich.theory.base import (
     exprel,
     loss_from_product,
     min_width,
-    whitening_advice,
 )
 from lazyrich.theory.modes import (
     Modes,
     ModeTheory,
-    extract_modes,
     layer_squares,
     rebuild,
     signed_layer_values,
+    task_modes,
 )
 from lazyrich.theory.registry import register_theory
 
@@ -68,11 +67,7 @@ def _aligned_reason(stats: TaskStats, weights: list[Tensor]) -> tuple[Modes | No
     if len(weights) != 2:
         return None, (f"this closed form is for two-layer nets, got L = {len(weights)}; use "
                       f"theory=deep_aligned or theory=ode.")
-    if stats.whitening_scale is None:
-        return None, whitening_advice(stats.sigma_xx)
-    u, s, v = stats.svd
-    m = s.shape[0]
-    return extract_modes(weights, u[:, :m], v[:, :m])
+    return task_modes(stats, weights)
 
 
 def _final(stats: TaskStats, s_final: Tensor, weights: list[Tensor]) -> tuple[Tensor, Tensor]:

@@ -17,19 +17,19 @@ from torch import Tensor
 from lazyrich.device import DTYPE
 from lazyrich.theory.aligned import _final
 from lazyrich.theory.assemble import from_trajectory
-from lazyrich.theory.base import Prediction, TaskStats, whitening_advice
+from lazyrich.theory.base import Prediction, TaskStats
 from lazyrich.theory.modes import (
     Modes,
     ModeTheory,
-    extract_modes,
     layer_squares,
     layer_squares_np,
     rebuild,
     signed_layer_values,
+    task_modes,
 )
 from lazyrich.theory.registry import register_theory
 
-__all__ = ["DeepAlignedTheory", "integrate_modes", "mode_limit", "task_modes"]
+__all__ = ["DeepAlignedTheory", "integrate_modes", "mode_limit"]
 
 
 def integrate_modes(s0: Tensor, s_target: Tensor, offsets: Tensor, u: Tensor, tau: float = 1.0, *,
@@ -62,15 +62,6 @@ def integrate_modes(s0: Tensor, s_target: Tensor, offsets: Tensor, u: Tensor, ta
     idx = np.searchsorted(union, grid)
     per = states.reshape(batch, m, -1).transpose(0, 2, 1)[np.arange(batch)[:, None], idx]  # (B, T, m)
     return torch.from_numpy(np.ascontiguousarray(per)).to(s0.device)
-
-
-def task_modes(stats: TaskStats, weights: list[Tensor]) -> tuple[Modes | None, str | None]:
-    """(modes, None) of mode-decoupled weights of any depth in the task basis, or (None, the reason they are not)."""
-    if stats.whitening_scale is None:
-        return None, whitening_advice(stats.sigma_xx)
-    u, s, v = stats.svd
-    m = s.shape[0]
-    return extract_modes(weights, u[:, :m], v[:, :m])
 
 
 def mode_limit(stats: TaskStats, modes: Modes, weights: list[Tensor]) -> tuple[Tensor, Tensor]:

@@ -21,8 +21,8 @@ from torch import Tensor
 
 from lazyrich.theory.assemble import from_trajectory
 from lazyrich.theory.base import Prediction, TaskStats
-from lazyrich.theory.deep import mode_limit, task_modes
-from lazyrich.theory.modes import Modes, ModeTheory, rebuild
+from lazyrich.theory.deep import mode_limit
+from lazyrich.theory.modes import Modes, ModeTheory, rebuild, task_modes
 from lazyrich.theory.registry import register_theory
 
 __all__ = ["AlignedGDTheory", "gd_steps", "mode_gd"]

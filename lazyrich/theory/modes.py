@@ -17,10 +17,10 @@ import torch
 from torch import Tensor
 
 from lazyrich.device import DTYPE
-from lazyrich.theory.base import TaskStats, Theory
+from lazyrich.theory.base import TaskStats, Theory, whitening_advice
 
 __all__ = ["ALIGN_RTOL", "ModeTheory", "Modes", "extract_modes", "layer_squares", "layer_squares_np", "rebuild",
-           "signed_layer_values"]
+           "signed_layer_values", "task_modes"]
 
 ALIGN_RTOL = 1e-8
 """Relative residual allowed in the mode structure: far above rounding, far below any real misalignment."""
@@ -102,6 +102,15 @@ def extract_modes(weights: Sequence[Tensor], u_m: Tensor, v_m: Tensor,
     rel = torch.linalg.matrix_norm(product - mode_part) / norms.prod(-1).clamp_min(tiny)
     reason = _fail("the product's part outside diag(Ũ_mᵀWṼ_m)", rel, rtol)
     return (None, reason) if reason else (Modes(a=a, r=r), None)
+
+
+def task_modes(stats: TaskStats, weights: list[Tensor]) -> tuple[Modes | None, str | None]:
+    """(modes, None) of mode-decoupled weights of any depth in the task basis, or (None, the reason they are not)."""
+    if stats.whitening_scale is None:
+        return None, whitening_advice(stats.sigma_xx)
+    u, s, v = stats.svd
+    m = s.shape[0]
+    return extract_modes(weights, u[:, :m], v[:, :m])
 
 
 def layer_squares(s_abs: Tensor, offsets: Tensor) -> Tensor:
