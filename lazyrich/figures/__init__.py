@@ -3,7 +3,8 @@
 Each ``fig_N(out_dir, small=False)`` writes ``figN.png`` and returns a :class:`FigureResult` (path, max
 theory-vs-simulation error relative to the plotted scale, one-sentence statement). Panels that show a benchmark
 suite's result read that suite's output (:mod:`lazyrich.figures.views`: run into ``out_dir/suites/`` if
-absent); single-trajectory illustrations run through ``run_experiment``. ``python -m lazyrich.figures --out figures [--small] [--only fig2,fig5]`` regenerates them.
+absent); single-trajectory illustrations run through ``run_experiment``.
+``python -m lazyrich.figures --out figures [--small] [--only fig2,fig5]`` regenerates them.
 """
 
 from lazyrich.figures.applications import fig_6
