@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
@@ -49,3 +51,12 @@ def example_plugin_installed() -> str:
     if reason is not None:
         pytest.skip(reason)
     return "example_plugin"
+
+
+@contextmanager
+def offline_wandb_in(root: Path) -> Iterator[None]:
+    """Work in ``root`` with W&B offline (every other test keeps it disabled); undone on exit."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.setenv("WANDB_MODE", "offline")
+        yield

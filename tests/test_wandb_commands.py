@@ -4,6 +4,7 @@ keys and grouping are those the runs logged (read back with W&B's decoder)."""
 import json
 
 import pytest
+from conftest import offline_wandb_in
 
 from lazyrich import wandb_sync
 from lazyrich.cli import main
@@ -25,9 +26,7 @@ CFG = {
 def outputs(tmp_path_factory):
     """Two run folders (two sweeps) with two per-network offline runs each."""
     root = tmp_path_factory.mktemp("cmd")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        mp.setenv("WANDB_MODE", "offline")
+    with offline_wandb_in(root):
         for name in ("a", "b"):
             run_experiment(CFG, root / "outputs" / name)
     return root / "outputs"

@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import offline_wandb_in
 
 from lazyrich import results, wandb_sink
 from lazyrich.experiment import run_experiment
@@ -30,9 +31,7 @@ def config(layout="network"):
 def per_network(tmp_path_factory):
     """A 2 λ × 2 seed run logged offline, one W&B run per network, and its runs decoded."""
     root = tmp_path_factory.mktemp("wb")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        mp.setenv("WANDB_MODE", "offline")
+    with offline_wandb_in(root):
         run_experiment(config(), root / "outputs" / "run" / "t0")
     folder = root / "outputs" / "run" / "t0"
     return folder, [read_run(p) for p in find_offline_runs(folder)]

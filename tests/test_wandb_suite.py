@@ -3,6 +3,7 @@ per suite folder (suite=default's two suites no longer share a group)."""
 
 import pandas as pd
 import pytest
+from conftest import offline_wandb_in
 from hydra import compose, initialize_config_dir
 
 from lazyrich.cli import conf_dir
@@ -17,9 +18,7 @@ TINY = ["suite.lams=[2.0]", "seed=0", "suite.reversal.t_phase=4", "suite.reversa
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory):
     root = tmp_path_factory.mktemp("bench")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        mp.setenv("WANDB_MODE", "offline")
+    with offline_wandb_in(root):
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
             cfg = compose("bench", overrides=["suite=default", *TINY])
         run_suites(cfg, root / "out")
