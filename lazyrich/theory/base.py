@@ -321,7 +321,10 @@ class Theory:
         """None when the theory applies to these weights on this task, else the reason (a low input precision
         that the failure comes from is named first)."""
         dtypes = [torch.as_tensor(w).dtype for w in weights]
-        stats, weights = _prepare(stats, weights, device)
+        return self._reason(*_prepare(stats, weights, device), dtypes)
+
+    def _reason(self, stats: TaskStats, weights: list[Tensor], dtypes: list[torch.dtype]) -> str | None:
+        """``_check`` on prepared inputs, a low input precision named first as the likely cause."""
         reason = self._check(stats, weights)
         cause = low_precision_reason(dtypes) if reason is not None else None
         return reason if cause is None else cause + reason
@@ -330,12 +333,11 @@ class Theory:
                 device: str | None = None) -> Prediction:
         """The prediction on the grid t ((T,) or (B, T)); ``device`` (auto | cpu | cuda) moves the computation,
         which otherwise runs where the weights are."""
-        reason = self.check(stats, weights, device=device)
+        dtypes = [torch.as_tensor(w).dtype for w in weights]
+        stats, weights = _prepare(stats, weights, device)
+        reason = self._reason(stats, weights, dtypes)
         if reason is not None:
             raise TheoryNotApplicable(f"theory {self.name!r} does not apply: {reason}")
-        with warnings.catch_warnings():  # check() has already said it once
-            warnings.simplefilter("ignore", PrecisionWarning)
-            stats, weights = _prepare(stats, weights, device)
         return self._predict(stats, weights, time_grid(t, weights[0].shape[0], weights[0].device))
 
     def _check(self, stats: TaskStats, weights: list[Tensor]) -> str | None:

@@ -30,7 +30,7 @@ from lazyrich import metrics
 from lazyrich.device import DTYPE
 from lazyrich.theory.aligned import singular_values
 from lazyrich.theory.assemble import from_grams
-from lazyrich.theory.base import Prediction, TaskStats, Theory, whitening_advice
+from lazyrich.theory.base import Prediction, TaskStats, Theory, loss_from_product, weight_scale, whitening_advice
 from lazyrich.theory.registry import register_theory
 
 __all__ = ["EscapeTheory", "escape_times", "mode_imbalance", "saddle_seeds"]
@@ -42,7 +42,7 @@ def saddle_seeds(stats: TaskStats, weights: list[Tensor], dtype: torch.dtype = D
     u, s, v = stats.svd
     m = s.shape[0]
     b = (w2.mT @ u[:, :m] + w1 @ v[:, :m]) / math.sqrt(2)
-    q_norm = torch.sqrt((w1 * w1).sum((-2, -1)) + (w2 * w2).sum((-2, -1)))
+    q_norm = weight_scale([w1, w2])
     return b.norm(dim=-2).clamp_min((torch.finfo(dtype).eps / 2 * q_norm)[:, None])
 
 
@@ -107,8 +107,7 @@ class EscapeTheory(Theory):
         (w1tw1, wwt), (w1tw1_0, wwt_0) = grams(s_t), grams(s0)
         wrong = s0 * s_hat <= 0
         flow_final = torch.where(wrong, torch.zeros_like(s0), s_hat.expand_as(s0))
-        final = metrics.loss_from_product(u_m @ torch.diag_embed(flow_final) @ v_m.mT, stats.sigma_xx,
-                                          stats.sigma_yx, stats.sigma_yy, optimum=stats.optimum)
+        final = loss_from_product(u_m @ torch.diag_embed(flow_final) @ v_m.mT, stats)
         notes = [f"escape: λ = 0 saddle seeded by B at the start and {str(self.dtype).removeprefix('torch.')} "
                  f"rounding; per-mode closed form at the seeded imbalance; the flow's saddle verdict is kept "
                  f"(converges_to_saddle, final_loss) and escape_time says when GD leaves it."]

@@ -241,6 +241,9 @@ def qqt(W1: Tensor, W2: Tensor, sigma_yx: Tensor, t: Tensor, tau: float = 1.0, *
     grid = time_grid(t, w1.shape[0], w1.device)
     near = st.conditioning <= NEAR_SINGULAR_RTOL
     ok = (~near).nonzero().flatten()
+    if not bool(near.any()):
+        out = _evaluate(st, c * grid / tau)
+        return out if batched else out[0]
     n = w1.shape[-1] + w2.shape[-2]
     out = grid.new_empty(*grid.shape, n, n)
     if ok.numel():

@@ -44,17 +44,18 @@ def mode_gd(a0: Tensor, sigma: Tensor, c: float, lr: Tensor, steps: Tensor) -> T
     out = a0.new_empty(batch, steps.shape[1], n_layers, m)
     eta = lr.to(a0)[:, None, None]
     a = a0.clone()
-    for k in range(int(steps.max()) + 1):
+    last = int(steps.max())
+    ones = torch.ones_like(a[:, :1])
+    for k in range(last + 1):
         hit = steps == k
         if bool(hit.any()):
             b, j = hit.nonzero(as_tuple=True)
             out[b, j] = a[b]
-        if k == int(steps.max()):
+        if k == last:
             break
         prod = a.prod(dim=1, keepdim=True)  # (B, 1, m)
         err = sigma - c * prod
         # Π_{k≠l} a_k without dividing by a_l (which may be 0): prefix and suffix products.
-        ones = torch.ones_like(a[:, :1])
         before = torch.cumprod(torch.cat([ones, a[:, :-1]], 1), 1)
         after = torch.cumprod(torch.cat([ones, a.flip(1)[:, :-1]], 1), 1).flip(1)
         a = a + eta * err * before * after
