@@ -27,7 +27,7 @@ import torch
 from lazyrich import checks, identity, locking, metrics, results
 from lazyrich import init as inits
 from lazyrich.chunking import chunk_size, release_memory
-from lazyrich.config_schema import TrainerConfig, fill_group, fill_run
+from lazyrich.config_schema import fill_group, fill_run
 from lazyrich.device import DTYPE, resolve_device
 from lazyrich.tasks import Task, TaskSequence, make
 from lazyrich.train import Trajectory, log_grid, plan_steps, train
@@ -44,7 +44,6 @@ BATCH_KEYS = ("init.lam", "init.scale", "trainer.lr", "seed", "suite.lams")
 
 META_COLUMNS = ("lam", "scale", "lr", "seed")
 
-MATRIX_SEEDS = TrainerConfig.matrix_seeds
 """A run folder keeps the matrices of the first ``trainer.matrix_seeds`` seeds of each configuration."""
 
 
@@ -434,9 +433,7 @@ def _combine(chunks: list[_Chunk], meta: pd.DataFrame, notes: list[str], *, sing
 def _train_dtype(trainer_cfg: Mapping[str, Any], theory_name: str | None, notes: list[str]) -> torch.dtype:
     """The trainer's dtype (``trainer.dtype``, float64 by default); below float64 with a theory, one warning."""
     name = str(trainer_cfg["dtype"] or "float64")
-    dtype = getattr(torch, name, None)
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise ValueError(f"trainer.dtype={name!r} is not a torch float dtype; use float64 (default) or float32.")
+    dtype = getattr(torch, name)  # one of the schema's choices (config_schema), checked by fill_run
     if dtype != DTYPE and theory_name not in ("none", None):
         msg = (f"trainer.dtype={name}: the {name} run is compared with a float64 theory from the float64 init; "
                f"the agreement tolerance adds 1000·u = {1000 * torch.finfo(dtype).eps:.1g} for its rounding "
@@ -514,8 +511,7 @@ class _RunSink:
         self.run_dir = run_dir
         self.writer = RunWriter(run_dir)
         self.columns: list[str] = []
-        if matrix_seeds is not None and (isinstance(matrix_seeds, bool) or not isinstance(matrix_seeds, int)
-                                         or matrix_seeds < 1):
+        if matrix_seeds is not None and matrix_seeds < 1:  # its type is checked by the schema
             raise ValueError(f"trainer.matrix_seeds must be a positive int or null (every seed), got "
                              f"{matrix_seeds!r}.")
         seeds = sorted(meta["seed"].unique())

@@ -225,7 +225,7 @@ def two_layer_kernel_change(wwt_out0: Tensor, w1tw1_0: Tensor, wwt_out: Tensor, 
     d_sq = _two_layer_inner(d_a, d_g, d_a, d_g, x_gram, scale).clamp_min(0)
     dn = (2 * _two_layer_inner(d_a, d_g, wwt_out0, w1tw1_0, x_gram, scale) + d_sq) / (nt + n0)
     distance = ((d_sq - dn * dn) / (2 * n0 * nt)).clamp(0.0, 2.0)
-    return distance, d_sq.sqrt() / n0
+    return zero_kernel_convention(distance, d_sq.sqrt() / n0, n0, nt)
 
 
 def linear_ntk(weights: Sequence[Tensor], x: Tensor) -> Tensor:

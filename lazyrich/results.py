@@ -125,8 +125,9 @@ def _theory_agreement(loss: np.ndarray, theory: np.ndarray, starts: np.ndarray,
     has = np.logical_or.reduceat(~np.isnan(theory), starts)
     if not has.any():
         return {}
+    compared = np.where(np.isnan(loss), np.nan, theory)  # as max_rel_error: only where both exist
     with np.errstate(invalid="ignore"):
-        scale = np.maximum(np.fmax.reduceat(np.abs(theory), starts), 1e-300)
+        scale = np.maximum(np.fmax.reduceat(np.abs(compared), starts), 1e-300)
         err = np.fmax.reduceat(np.abs(loss - theory), starts) / scale
     agrees = err <= AGREEMENT_RTOL
     return {"theory_loss_final": np.where(has, theory[ends], math.nan),
@@ -164,7 +165,7 @@ class ResultsWarning(UserWarning):
     """A unit left out of a loaded table (unfinished, or failing verification); the message names it."""
 
 
-REQUIRED_COLUMNS = {METRICS_FILE: ("t",), SUMMARY_FILE: ("status",)}
+REQUIRED_COLUMNS = {SUMMARY_FILE: ("status",)}
 
 
 def _read_table(f: Path, filename: str) -> pd.DataFrame:

@@ -239,7 +239,7 @@ def _read_csv(path: Path, columns: Sequence[str] | None, filters: list[Filter]) 
         available = list(pd.read_csv(path, nrows=0).columns)
         _require_t(path, available)
         needed = None if columns is None else list(dict.fromkeys([*columns, *(f[0] for f in filters)]))
-        _check_columns([*(needed or []), *(f[0] for f in filters)], available, path)
+        _check_columns([*(columns or []), *(f[0] for f in filters)], available, path)
         frame = pd.read_csv(path, usecols=needed)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
         raise _not_a_table(path, err) from None

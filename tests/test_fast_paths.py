@@ -44,6 +44,16 @@ def test_two_layer_kernel_change_equals_the_full_ntk(whitened):
     assert float(dist.amax()) > 1e-3 and float(dist[:, 0].amax()) < 1e-10  # moves with the weights
 
 
+def test_two_layer_kernel_change_follows_the_zero_kernel_convention():
+    """A zero init: the fast form the theories use gives the trace form's defined values, not 0/0."""
+    x_gram = 5.0 * torch.eye(3, dtype=torch.float64)
+    zero_out, zero_in = torch.zeros(2, 1, 2, 2, dtype=torch.float64), torch.zeros(2, 1, 3, 3, dtype=torch.float64)
+    grown_out, grown_in = zero_out.clone(), zero_in.clone()
+    grown_out[1], grown_in[1] = torch.eye(2), torch.eye(3)  # network 1 moves off zero, network 0 stays
+    dist, rel = metrics.two_layer_kernel_change(zero_out, zero_in, grown_out, grown_in, x_gram)
+    assert dist.flatten().tolist() == [0.0, 1.0] and rel.flatten().tolist() == [0.0, math.inf]
+
+
 def per_network_summary(frame: pd.DataFrame) -> pd.DataFrame:
     """The summary written out as one loop over networks: the reference for the vectorised one."""
     rows = []
@@ -55,7 +65,7 @@ def per_network_summary(frame: pd.DataFrame) -> pd.DataFrame:
                "kernel_distance_final": g["sim/kernel_distance"].iloc[-1],
                "time_to_1pct": t[below[0]] if len(below) else math.nan}
         if not np.isnan(th).all():
-            err = np.nanmax(np.abs(loss - th)) / max(np.nanmax(np.abs(th)), 1e-300)
+            err = results.max_rel_error(loss, th)  # the project's one agreement measure
             row.update(theory_loss_final=th[-1], theory_max_rel_err=err, theory_agrees=err <= 0.05)
         rows.append(row)
     return pd.DataFrame(rows)
