@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["OfflineRun", "read_run"]
+__all__ = ["OfflineRun", "read_run", "wandb_exe"]
 
 
 @dataclass
@@ -40,14 +40,15 @@ class OfflineRun:
         return {k for row in self.history for k in row if not k.startswith("_")}
 
 
-def _wandb_exe() -> str:
+def wandb_exe() -> str:
+    """The wandb executable beside this Python if there is one, else the one on PATH."""
     beside = Path(sys.executable).parent / "wandb"
     return str(beside) if beside.exists() else (shutil.which("wandb") or "wandb")
 
 
 def _records(run_dir: Path) -> list[dict[str, Any]]:
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
-    proc = subprocess.run([_wandb_exe(), "leet", "inspect", "--json", str(run_dir)], capture_output=True,
+    proc = subprocess.run([wandb_exe(), "leet", "inspect", "--json", str(run_dir)], capture_output=True,
                           text=True, env=env, timeout=120, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"wandb leet inspect failed on {run_dir} (it needs wandb ≥ 0.31, as pyproject.toml "

@@ -24,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from lazyrich import locking
 from lazyrich.results import max_rel_error
 from lazyrich.wandb_connect import start_run
 from lazyrich.wandb_schema import flatten, network_config, run_id, run_name, tags
@@ -77,9 +78,10 @@ class Target:
 def process_seconds() -> float | None:
     """Wall seconds since this process started (Linux /proc), or None where that is not available."""
     try:
-        ticks = os.sysconf("SC_CLK_TCK")
-        start = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19]) / ticks
-        return float(Path("/proc/uptime").read_text().split()[0]) - start
+        start = locking.started(os.getpid())
+        if start is None:
+            return None
+        return float(Path("/proc/uptime").read_text().split()[0]) - start / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return None
 

@@ -8,11 +8,11 @@ in one call. ``--dry-run`` lists them and uploads nothing.
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
-import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from lazyrich.wandb_read import wandb_exe
 
 __all__ = ["find_offline_runs", "main", "sync_command"]
 
@@ -27,9 +27,7 @@ def find_offline_runs(root: str | Path) -> list[Path]:
 
 def sync_command(runs: Sequence[Path], extra: Sequence[str] = ()) -> list[str]:
     """The ``wandb sync`` command line that uploads ``runs`` (the wandb executable beside this Python first)."""
-    beside = Path(sys.executable).parent / "wandb"
-    exe = str(beside) if beside.exists() else (shutil.which("wandb") or "wandb")
-    return [exe, "sync", *extra, *[str(r) for r in runs]]
+    return [wandb_exe(), "sync", *extra, *[str(r) for r in runs]]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

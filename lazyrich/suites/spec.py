@@ -179,7 +179,6 @@ class Constant:
     rtol: float
     error: str | None = None
     where: str | None = None
-    across: str = "λ"
 
     def check(self, table: pd.DataFrame) -> Verdict:
         rows = table[table[self.where].astype(bool)] if self.where else table
@@ -192,7 +191,7 @@ class Constant:
         err = float(rows[self.error].max()) if self.error else 0.0
         tol = self.rtol * max(abs(ref), 1.0)
         ok = spread <= tol and gap <= tol and err <= tol
-        same = "the same for every " + self.across if ok else "NOT the same for every " + self.across
+        same = "the same for every λ" if ok else "NOT the same for every λ"
         extra = f", max `{self.error}` = {err:.3g}" if self.error else ""
         return Verdict(ok, f"{judged}: `{self.column}` spans {spread:.3g} (`{self.reference}` {ref:.4g}, max gap "
                            f"{gap:.3g}{extra}; tolerance {tol:.3g}): {same}.",
