@@ -28,6 +28,7 @@ from lazyrich import checks, identity, locking, metrics, results
 from lazyrich import init as inits
 from lazyrich.chunking import chunk_size, release_memory
 from lazyrich.config_schema import fill_group, fill_run
+from lazyrich.curves import Curves, predicted, simulated
 from lazyrich.device import DTYPE, resolve_device
 from lazyrich.tasks import Task, TaskSequence, make
 from lazyrich.train import Trajectory, log_grid, plan_steps, train
@@ -64,6 +65,17 @@ class ExperimentResult:
     meta: pd.DataFrame
     loss_matrix: np.ndarray | None = None
     figures: list[Path] = field(default_factory=list)
+
+    def curves(self) -> tuple[list[Curves], list[Curves | None]]:
+        """(simulation, theory) curves of each phase in one shape (:mod:`lazyrich.curves`); the theory's
+        matrices at the simulation's log points, None for a phase no theory predicted."""
+        if not self.trajectories:
+            raise ValueError("this batch ran in several chunks and kept no curves: read its run folder with "
+                             "lazyrich.results.load, or run it with trainer.batch_chunk=null.")
+        sim = [simulated(traj, self.meta) for traj in self.trajectories]
+        theory = [None if pred is None else predicted(pred, self.meta, traj.matrix_index)
+                  for traj, pred in zip(self.trajectories, self.predictions, strict=True)]
+        return sim, theory
 
 
 def as_list(value: Any) -> list[Any]:

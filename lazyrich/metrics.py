@@ -324,14 +324,17 @@ def backward_transfer(r: Tensor) -> Tensor:
     return -forgetting(r).mean(-1)
 
 
-def time_to_threshold(t: Tensor, loss: Tensor, threshold: float, *, relative: bool = True) -> Tensor:
+def time_to_threshold(t: Tensor, loss: Tensor, threshold: float | Tensor, *, relative: bool = True) -> Tensor:
     """First t (…) at which the loss reaches ``threshold`` (× its initial value if ``relative``); NaN if never.
 
-    ``t`` and ``loss`` are (…, T) on a common grid. The crossing is linearly interpolated between the two log
-    points that bracket it, so the answer does not snap to the logging grid.
+    ``t`` and ``loss`` are (…, T) on a common grid; ``threshold`` is a number or one per curve (…). The crossing
+    is linearly interpolated between the two log points that bracket it, so the answer does not snap to the
+    logging grid.
     """
     t = t.expand_as(loss)
-    target = threshold * loss[..., :1] if relative else torch.full_like(loss[..., :1], threshold)
+    if isinstance(threshold, Tensor):
+        threshold = threshold.to(loss).unsqueeze(-1)
+    target = threshold * loss[..., :1] if relative else torch.zeros_like(loss[..., :1]) + threshold
     below = loss <= target
     never = torch.full(below.shape[:-1], -1, dtype=torch.long, device=loss.device)
     first = torch.where(below.any(-1), below.to(torch.int8).argmax(-1), never)

@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from lazyrich import integrity
+from lazyrich.curves import predicted, simulated
 from lazyrich.metric_names import canonical
 
 __all__ = ["DONE", "ResultsWarning", "load", "load_summary", "max_rel_error", "summarise", "to_frame", "write_run"]
@@ -57,23 +58,13 @@ def to_frame(trajectory, meta: pd.DataFrame | Mapping[str, Sequence[Any]] | None
     t_off = torch.as_tensor(t_offset, dtype=torch.float64)
     t_off = t_off.unsqueeze(-1) if t_off.dim() == 1 else t_off
     columns["t"] = _np(trajectory.t + t_off).reshape(-1)
-    for name, value in trajectory.scalars.items():
-        columns[f"sim/{name}"] = _np(value).reshape(-1)
-    if prediction is not None:
-        for name, value in prediction_scalars(prediction).items():
-            columns[f"theory/{name}"] = _np(value).reshape(-1)
+    sources = [simulated(trajectory)] + ([predicted(prediction)] if prediction is not None else [])
+    for prefix, source in zip(("sim", "theory"), sources, strict=False):
+        for name, value in source.curves.items():
+            columns[f"{prefix}/{name}"] = _np(value).reshape(-1)
     frame = pd.DataFrame(columns)
     frame["status"] = np.repeat(np.asarray(trajectory.status, dtype=object), n_log)
     return frame
-
-
-def prediction_scalars(prediction) -> dict[str, torch.Tensor]:
-    """The scalar metrics of a theory Prediction under the trainer's names (B, T)."""
-    out = {"loss": prediction.loss, "kernel_distance": prediction.kernel_distance,
-           "ntk_rel_change": prediction.ntk_rel_change}
-    for k, s in enumerate(prediction.svals.unbind(-1), start=1):
-        out[f"sval_{k}"] = s
-    return out
 
 
 def max_rel_error(sim: Any, theory: Any, scale: float | None = None) -> float:

@@ -13,13 +13,15 @@ the one docs/theory.md predicts. Four kinds cover the suites:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+
+from lazyrich.curves import Curves
 
 __all__ = [
     "Agrees",
@@ -32,6 +34,7 @@ __all__ = [
     "Predicate",
     "Verdict",
     "columns_read",
+    "measure_columns",
 ]
 
 Figure = Callable[[pd.DataFrame, pd.DataFrame, Path], "Path | None"]
@@ -52,7 +55,13 @@ class Measure:
     """A measured column of the suite table, what it means, and its theory column (None: no prediction).
 
     ``kind`` is ``float``, ``bool`` or ``text`` (``example`` then lists the values a text column takes);
-    ``headline``: printed by ``bench`` and shown in summary.md's table (every measure is in suite.csv)."""
+    ``headline``: printed by ``bench`` and shown in summary.md's table (every measure is in suite.csv).
+
+    ``of`` (optional) computes the column from curves: (curves of phase ``phase``, the unit's params) → (B,),
+    batched (see :mod:`lazyrich.measures`). :func:`measure_columns` applies it to the simulation for
+    ``column`` and to the theory's prediction for ``theory``: one definition for both. A measure without
+    ``of`` is filled by the suite itself (a value no curve holds, such as a verdict on the weights).
+    """
 
     column: str
     meaning: str
@@ -60,6 +69,23 @@ class Measure:
     kind: str = "float"
     example: tuple[Any, ...] = ()
     headline: bool = True
+    of: Callable[[Curves, Mapping[str, Any]], Any] | None = None
+    phase: int = -1
+
+
+def measure_columns(measures: Sequence[Measure], simulation: Sequence[Curves],
+                    theory: Sequence[Curves | None], params: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """The columns of every measure with ``of``: from ``simulation[phase]``, and from ``theory[phase]`` into
+    the theory column where a theory ran (one :class:`~lazyrich.curves.Curves` per phase each)."""
+    out: dict[str, np.ndarray] = {}
+    for m in (m for m in measures if m.of is not None):
+        sources = {m.column: simulation[m.phase]}
+        if m.theory is not None and theory[m.phase] is not None:
+            sources[m.theory] = theory[m.phase]
+        for column, curves in sources.items():
+            value = m.of(curves, params)
+            out[column] = value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
+    return out
 
 
 @dataclass(frozen=True)

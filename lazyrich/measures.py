@@ -1,0 +1,75 @@
+"""Measures: one number per network, written once over a batch of :class:`~lazyrich.curves.Curves`.
+
+A measure takes the curves of one source — the simulation or any theory, they have one shape — and returns a
+(B,) tensor. The suites declare which measure fills which column (:class:`lazyrich.suites.spec.Measure`); the
+same function then fills the measured column from the simulation and the theory column from the prediction
+(:func:`lazyrich.suites.spec.measure_columns`), so the two can only differ by what they measure, never by how.
+
+Every measure is batched: no Python loop over networks. Times are interpolated between log points
+(:func:`lazyrich.metrics.time_to_threshold`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from lazyrich import metrics
+from lazyrich.curves import Curves
+
+__all__ = ["Measure", "final", "final_matrix", "initial", "matrix_change", "plateau_time", "reaches",
+           "rise_half_time", "time_to_fraction", "time_to_level"]
+
+Measure = Callable[[Curves], Tensor]
+"""A measure: the curves of one source → one value per network (B,)."""
+
+
+def initial(curves: Curves, name: str = "loss") -> Tensor:
+    """The curve ``name`` at the first log point (B,)."""
+    return curves[name][:, 0]
+
+
+def final(curves: Curves, name: str = "loss") -> Tensor:
+    """The curve ``name`` at the last log point (B,)."""
+    return curves[name][:, -1]
+
+
+def final_matrix(curves: Curves, name: str = "product") -> Tensor:
+    """The matrix ``name`` at the last matrix log point (B, …)."""
+    return curves[name][:, -1]
+
+
+def reaches(curves: Curves, fraction: float, name: str = "loss") -> Tensor:
+    """Whether the curve ends at most ``fraction`` × its initial value (B,) bool."""
+    return final(curves, name) <= fraction * initial(curves, name)
+
+
+def time_to_fraction(curves: Curves, fraction: float, name: str = "loss") -> Tensor:
+    """First t at which the curve falls to ``fraction`` × its initial value (B,); NaN if it never does."""
+    return metrics.time_to_threshold(curves.t, curves[name], fraction)
+
+
+def time_to_level(curves: Curves, level: float, name: str = "loss") -> Tensor:
+    """First t at which the curve falls to the absolute ``level`` (B,); NaN if it never does."""
+    return metrics.time_to_threshold(curves.t, curves[name], level, relative=False)
+
+
+def rise_half_time(curves: Curves, name: str = "kernel_distance") -> Tensor:
+    """First t at which a rising curve reaches half its final value (B,); NaN where it ends at ≤ 0 or NaN."""
+    value = curves[name]
+    end = value[:, -1]
+    half = metrics.time_to_threshold(curves.t, -value, -0.5 * end, relative=False)
+    return torch.where(end > 0, half, torch.full_like(half, float("nan")))
+
+
+def plateau_time(curves: Curves, level: float | Tensor, band: float, name: str = "loss") -> Tensor:
+    """Time the curve spends within ``band``·|level| of ``level`` (B,) (:func:`lazyrich.metrics.time_in_band`)."""
+    return metrics.time_in_band(curves.t, curves[name], level, band)
+
+
+def matrix_change(curves: Curves, name: str) -> Tensor:
+    """‖M(end) − M(0)‖_F / ‖M(0)‖_F of the matrix ``name`` (B,): how far a representation moved."""
+    matrix = curves[name]
+    return metrics.relative_change(matrix[:, 0], matrix[:, -1])
