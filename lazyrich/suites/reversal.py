@@ -19,12 +19,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lazyrich import metrics
+from lazyrich import measures, metrics
 from lazyrich.experiment import build_task, run_experiment
 from lazyrich.suites import figures
-from lazyrich.suites.common import Suite, config_columns, lam_config, lam_seed_axes, phase_curve
+from lazyrich.suites.common import Suite, config_columns, lam_config, lam_seed_axes
 from lazyrich.suites.runner import Unit, UnitOutput
-from lazyrich.suites.spec import Measure, Monotone, Predicate, Verdict
+from lazyrich.suites.spec import Measure, Monotone, Predicate, Verdict, measure_columns
 
 __all__ = ["SUITE"]
 
@@ -98,58 +98,42 @@ def _escape(task, weights: list[torch.Tensor], t: torch.Tensor, l_zero: float, b
     }
 
 
+def _saddle_loss(task) -> float:
+    """The loss of the zero map on ``task``: the level at which the network waits at the saddle."""
+    zero = torch.zeros(task.n_out, task.n_in, dtype=torch.float64)
+    return float(metrics.loss_from_product(zero, task.sigma_xx, task.sigma_yx, task.sigma_yy))
+
+
 def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
     cfg = unit.config["experiment"]
     result = run_experiment(cfg, None, log_wandb=False, plot=False)
-    frame = result.frame
     rev_task = build_task(cfg["task"])[1].task
-    thr, band = unit.config["success_threshold"], unit.config["plateau_band"]
-    zero = torch.zeros(rev_task.n_out, rev_task.n_in, dtype=torch.float64)
-    l_zero = float(metrics.loss_from_product(zero, rev_task.sigma_xx, rev_task.sigma_yx, rev_task.sigma_yy))
-    saddle, limit = _exact_verdict(
-        rev_task, result.trajectories[0].final_weights, unit.config["exact_balance_rtol"]
-    )
-    t_rev = torch.as_tensor(result.trajectories[1].t, dtype=torch.float64)
-    escape = _escape(rev_task, [w.to(torch.float64) for w in result.trajectories[0].final_weights], t_rev, l_zero,
-                     band, thr, str(cfg.get("trainer", {}).get("dtype", "float64")))
+    params = {**unit.config, "saddle_loss": _saddle_loss(rev_task)}
+    learned = result.trajectories[0].final_weights
+    saddle, limit = _exact_verdict(rev_task, learned, unit.config["exact_balance_rtol"])
+    escape = _escape(rev_task, [w.to(torch.float64) for w in learned],
+                     torch.as_tensor(result.trajectories[1].t, dtype=torch.float64), params["saddle_loss"],
+                     params["plateau_band"], params["success_threshold"],
+                     str(cfg.get("trainer", {}).get("dtype", "float64")))
+    simulation, theory = result.curves()
     pred = result.predictions[1]
-    summary = result.summary.set_index("net")
-    rows = []
-    for net, meta in result.meta.iterrows():
-        t, loss = phase_curve(frame, net, 1, "sim/loss")
-        _, learned = phase_curve(frame, net, 0, "sim/loss")
-        row = {
-            **config_columns(meta),
-            "lam_hat": meta["lam_hat"],
-            "learn_loss_final": float(learned[-1]),
-            "reversal_loss0": float(loss[0]),
-            "saddle_loss": l_zero,
-            "loss_final": float(loss[-1]),
-            "success": bool(loss[-1] <= thr * loss[0]),
-            "time_to_reverse": float(metrics.time_to_threshold(t, loss, thr)),
-            "plateau_time": float(metrics.time_in_band(t, loss, l_zero, band)),
-            "kernel_distance_final": float(summary.loc[net, "kernel_distance_final"]),
-            "exact_saddle": saddle[net],
-            "exact_limit_loss": limit[net],
-            **{k: float(v[net]) for k, v in escape.items()},
-        }
-        if pred is not None:
-            _, th = phase_curve(frame, net, 1, "theory/loss")
-            row.update(
-                {
-                    "theory": pred.theory,
-                    "theory_loss_final": float(th[-1]),
-                    "theory_success": bool(th[-1] <= thr * th[0]),
-                    "theory_time_to_reverse": float(metrics.time_to_threshold(t, th, thr)),
-                    "theory_plateau_time": float(metrics.time_in_band(t, th, l_zero, band)),
-                    "theory_saddle": bool(pred.converges_to_saddle[net]),
-                    "theory_limit_loss": float(pred.final_loss[net]),
-                    "theory_max_rel_err": float(summary.loc[net, "theory_max_rel_err"]),
-                }
-            )
-        rows.append(row)
+    summary = result.summary
+    table = pd.DataFrame({
+        **config_columns(result.meta),
+        "lam_hat": result.meta["lam_hat"].to_numpy(),
+        "saddle_loss": params["saddle_loss"],
+        **measure_columns(SUITE.measures, simulation, theory, params),
+        "kernel_distance_final": summary["kernel_distance_final"].to_numpy(),
+        "exact_saddle": saddle,
+        "exact_limit_loss": limit,
+        **escape,
+    })
+    if pred is not None:
+        table = table.assign(theory=pred.theory, theory_saddle=pred.converges_to_saddle.cpu().numpy().astype(bool),
+                             theory_limit_loss=pred.final_loss.cpu().numpy(),
+                             theory_max_rel_err=summary["theory_max_rel_err"].to_numpy())
     (run_dir / "theory.txt").write_text("\n".join(result.theory_notes) + "\n")
-    return UnitOutput(frame, pd.DataFrame(rows))
+    return UnitOutput(result.frame, table)
 
 
 def _fmt(values) -> str:
@@ -208,16 +192,22 @@ SUITE = Suite(
     axes=lam_seed_axes("λ of the λ-balanced, task-aligned init"),
     phases=("learn", "reverse"),
     measures=(
+        Measure("learn_loss_final", "loss at the end of the learning phase", headline=False,
+                of=lambda c, p: measures.final(c), phase=0),
+        Measure("reversal_loss0", "loss at the switch", headline=False, of=lambda c, p: measures.initial(c)),
         Measure("success", "final reversal loss ≤ `success_threshold` × its value at the switch", "theory_success",
-                kind="bool"),
-        Measure("loss_final", "reversal loss at the end of the phase", "theory_loss_final"),
+                kind="bool", of=lambda c, p: measures.reaches(c, p["success_threshold"])),
+        Measure("loss_final", "reversal loss at the end of the phase", "theory_loss_final",
+                of=lambda c, p: measures.final(c)),
         Measure("exact_saddle", "exact theory on the weights reached at the switch: 1 B singular (a saddle), 0 "
                 "not, empty: the theory does not apply"),
         Measure("exact_limit_loss", "the exact theory's t → ∞ loss from those weights", "theory_limit_loss"),
         Measure("saddle_loss", "loss of the zero map (the saddle)", headline=False),
-        Measure("time_to_reverse", "first t since the switch at which `success` holds", "theory_time_to_reverse"),
+        Measure("time_to_reverse", "first t since the switch at which `success` holds", "theory_time_to_reverse",
+                of=lambda c, p: measures.time_to_fraction(c, p["success_threshold"])),
         Measure("plateau_time", "time the loss spends within `plateau_band` of the saddle's loss",
-                "theory_plateau_time"),
+                "theory_plateau_time",
+                of=lambda c, p: measures.plateau_time(c, p["saddle_loss"], p["plateau_band"])),
         Measure("escape_plateau_time", "at λ ≈ 0: the plateau the escape model predicts for GD, whose seed in B "
                 "grows like e^{c s̃ t} (lazyrich.theory.escape)"),
         Measure("escape_time", "at λ ≈ 0: the first mode's escape time, escape model"),
