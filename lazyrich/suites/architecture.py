@@ -18,12 +18,12 @@ from typing import Any
 
 import pandas as pd
 
-from lazyrich import metrics, plots
+from lazyrich import measures, plots
 from lazyrich.experiment import build_task, run_experiment
 from lazyrich.suites import figures
-from lazyrich.suites.common import Suite, config_columns, lam_config, lam_seed_axes, markdown_table, phase_curve
+from lazyrich.suites.common import Suite, config_columns, lam_config, lam_seed_axes, markdown_table
 from lazyrich.suites.runner import Unit, UnitOutput
-from lazyrich.suites.spec import Axis, Measure, Predicate, Verdict
+from lazyrich.suites.spec import Axis, Measure, Predicate, Verdict, measure_columns
 
 __all__ = ["ARCHS", "SUITE"]
 
@@ -54,51 +54,25 @@ def _units(params: Mapping[str, Any], device: str) -> list[Unit]:
     return out
 
 
-def _t_half(t, distance) -> float:
-    """First t at which a rising kernel distance reaches half its final value (NaN if it never moves)."""
-    final = float(distance[-1])
-    if not final > 0:
-        return float("nan")
-    return float(metrics.time_to_threshold(t, -distance, -0.5 * final, relative=False))
-
-
 def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
     result = run_experiment(unit.config["experiment"], None, log_wandb=False, plot=False)
-    frame = result.frame.assign(arch=unit.key["arch"])
-    summary = result.summary.set_index("net")
-    rows = []
-    for net, meta in result.meta.iterrows():
-        t, kd = phase_curve(frame, net, None, "sim/kernel_distance")
-        row = {
-            "arch": unit.key["arch"],
-            **config_columns(meta),
-            "n_in": int(unit.config["experiment"]["task"]["n_in"]),
-            "n_out": int(unit.config["experiment"]["task"]["n_out"]),
-            "kernel_distance_final": float(kd[-1]),
-            "kernel_t_half": _t_half(t, kd),
-            "loss_final": float(summary.loc[net, "loss_final"]),
-            "time_to_1pct": float(summary.loc[net, "time_to_1pct"]),
-        }
-        if "theory/kernel_distance" in frame:
-            _, th = phase_curve(frame, net, None, "theory/kernel_distance")
-            row.update(
-                {
-                    "theory": result.predictions[0].theory,
-                    "theory_kernel_distance_final": float(th[-1]),
-                    "theory_kernel_t_half": _t_half(t, th),
-                    "theory_loss_final": float(summary.loc[net, "theory_loss_final"]),
-                }
-            )
-        if "theory_saddle" in summary:
-            row.update(
-                {
-                    "theory_saddle": bool(summary.loc[net, "theory_saddle"]),
-                    "theory_limit_loss": float(summary.loc[net, "theory_limit_loss"]),
-                }
-            )
-        rows.append(row)
+    simulation, theory = result.curves()
+    summary = result.summary
+    table = pd.DataFrame({
+        "arch": unit.key["arch"],
+        **config_columns(result.meta),
+        "n_in": int(unit.config["experiment"]["task"]["n_in"]),
+        "n_out": int(unit.config["experiment"]["task"]["n_out"]),
+        **measure_columns(SUITE.measures, simulation, theory, unit.config),
+        "time_to_1pct": summary["time_to_1pct"].to_numpy(),
+    })
+    if theory[0] is not None:
+        table.insert(table.columns.get_loc("kernel_distance_final"), "theory", theory[0].source)
+    for column in ("theory_saddle", "theory_limit_loss"):
+        if column in summary:
+            table[column] = summary[column].to_numpy()
     (run_dir / "theory.txt").write_text("\n".join(result.theory_notes) + "\n")
-    return UnitOutput(frame, pd.DataFrame(rows))
+    return UnitOutput(result.frame.assign(arch=unit.key["arch"]), table)
 
 
 def _pivot(ok: pd.DataFrame) -> pd.DataFrame:
@@ -196,10 +170,11 @@ SUITE = Suite(
           *lam_seed_axes("λ of the λ-balanced random init")),
     phases=("train",),
     measures=(
-        Measure("kernel_distance_final", "1 − cos(K(0), K(t_end)) (Fort et al.)", "theory_kernel_distance_final"),
+        Measure("kernel_distance_final", "1 − cos(K(0), K(t_end)) (Fort et al.)", "theory_kernel_distance_final",
+                of=lambda c, p: measures.final(c, "kernel_distance")),
         Measure("kernel_t_half", "first t at which the kernel distance reaches half its final value",
-                "theory_kernel_t_half"),
-        Measure("loss_final", "loss at the end", "theory_loss_final"),
+                "theory_kernel_t_half", of=lambda c, p: measures.rise_half_time(c, "kernel_distance")),
+        Measure("loss_final", "loss at the end", "theory_loss_final", of=lambda c, p: measures.final(c)),
         Measure("time_to_1pct", "first t at which the loss is 1% of its initial value", headline=False),
         Measure("theory_saddle", "the theory predicts a saddle (B singular) for this init", kind="bool",
                 headline=False),

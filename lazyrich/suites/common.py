@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lazyrich import results
+from lazyrich import metrics, results
+from lazyrich.curves import Curves, predicted, simulated
 from lazyrich.device import resolve_device
 from lazyrich.experiment import predict_theory
 from lazyrich.suites.spec import Axis, Expectation, Figure, Measure
@@ -34,8 +35,8 @@ __all__ = [
     "load_frames",
     "markdown_table",
     "ok_rows",
-    "phase_curve",
     "train_from",
+    "zero_map_loss",
 ]
 
 
@@ -123,16 +124,10 @@ def config_columns(meta: pd.DataFrame | pd.Series) -> dict[str, Any]:
     return {"lam": meta["lam"], "seed": int(meta["seed"]), "lr": meta["lr"]}
 
 
-def phase_curve(
-    frame: pd.DataFrame, net: int, phase: int | None, column: str
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(t since the start of ``phase``, ``column``) of network ``net`` as float64 tensors (T,)."""
-    part = frame[frame["net"] == net]
-    if phase is not None:
-        part = part[part["phase"] == phase]
-    part = part.sort_values("t")
-    t = torch.tensor(part["t"].to_numpy(), dtype=torch.float64)
-    return t - t[0], torch.tensor(part[column].to_numpy(dtype=np.float64), dtype=torch.float64)
+def zero_map_loss(task: Task) -> float:
+    """The loss of the zero map on ``task`` (½ tr Σyy): where a network waits at the saddle W = 0."""
+    zero = torch.zeros(task.n_out, task.n_in, dtype=torch.float64)
+    return float(metrics.loss_from_product(zero, task.sigma_xx, task.sigma_yx, task.sigma_yy))
 
 
 def train_from(
@@ -142,13 +137,13 @@ def train_from(
     trainer: Mapping[str, Any],
     theory_name: str,
     device: str = "auto",
-):
+) -> tuple[pd.DataFrame, Curves, Curves | None, str]:
     """Train the batch ``weights`` [W1 (B, Nh, Ni), W2 (B, No, Nh)] on ``task`` and predict it.
 
     For suites that start from weights no init config describes (a re-factorised pretrained product).
     ``meta`` has one row per network (lam, seed, lr, …); ``trainer`` holds lr, t_max, n_log, spacing.
-    Returns (frame, trajectory, prediction or None, notes as one text); ``frame`` as
-    :func:`lazyrich.results.to_frame`.
+    Returns (frame as :func:`lazyrich.results.to_frame`, the simulation's curves, the theory's curves or None,
+    the notes as one text).
     """
     dev = resolve_device(device)
     task = task.to(dev)
@@ -163,7 +158,8 @@ def train_from(
         progress=False,
     )
     prediction, notes = predict_theory(theory_name, task, traj.init_weights, traj.t)
-    return results.to_frame(traj, meta, prediction), traj, prediction, "\n".join(notes)
+    theory = None if prediction is None else predicted(prediction, meta, traj.matrix_index)
+    return results.to_frame(traj, meta, prediction), simulated(traj, meta), theory, "\n".join(notes)
 
 
 def _cell(value: Any, digits: int) -> str:

@@ -21,13 +21,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lazyrich import metrics
+from lazyrich import measures, metrics
 from lazyrich.experiment import build_task, run_experiment
 from lazyrich.init import refactorise
 from lazyrich.suites import figures
-from lazyrich.suites.common import Suite, experiment_config, flow_lr, phase_curve, train_from
+from lazyrich.suites.common import Suite, experiment_config, flow_lr, train_from
 from lazyrich.suites.runner import Unit, UnitOutput
-from lazyrich.suites.spec import Axis, Measure, Monotone
+from lazyrich.suites.spec import Axis, Measure, Monotone, measure_columns
 
 __all__ = ["SUITE"]
 
@@ -102,45 +102,18 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
             "pretrain_loss": pre.summary["loss_final"].to_numpy(),
         }
     )
-    frame, traj, pred, note = train_from(target, weights, meta, cfg["trainer"], cfg["theory"], cfg["device"])
-    w1_0, w2_0 = (w.cpu() for w in traj.init_weights)
-    w1_t, w2_t = (w.cpu() for w in traj.final_weights)
-    rep_in = metrics.relative_change(w1_0.mT @ w1_0, w1_t.mT @ w1_t)
-    rep_out = metrics.relative_change(w2_0 @ w2_0.mT, w2_t @ w2_t.mT)
-    if pred is not None:
-        th_in = metrics.relative_change(pred.w1tw1[:, 0].cpu(), pred.w1tw1[:, -1].cpu())
-        th_out = metrics.relative_change(pred.wwt_out[:, 0].cpu(), pred.wwt_out[:, -1].cpu())
-    rows = []
-    for net in range(len(meta)):
-        t, loss = phase_curve(frame, net, None, "sim/loss")
-        _, kd = phase_curve(frame, net, None, "sim/kernel_distance")
-        row = {
-            "lam": lam,
-            "seed": seeds[net],
-            "lr": cfg["trainer"]["lr"],
-            "pretrain_loss": float(meta["pretrain_loss"][net]),
-            "ft_loss0": float(loss[0]),
-            "loss_final": float(loss[-1]),
-            "time_to_threshold": float(metrics.time_to_threshold(t, loss, cfg["threshold"])),
-            "kernel_distance_final": float(kd[-1]),
-            "rep_change_in": float(rep_in[net]),
-            "rep_change_out": float(rep_out[net]),
-        }
-        if pred is not None:
-            _, th = phase_curve(frame, net, None, "theory/loss")
-            _, th_kd = phase_curve(frame, net, None, "theory/kernel_distance")
-            row.update(
-                {
-                    "theory": pred.theory,
-                    "theory_time_to_threshold": float(metrics.time_to_threshold(t, th, cfg["threshold"])),
-                    "theory_kernel_distance_final": float(th_kd[-1]),
-                    "theory_rep_change_in": float(th_in[net]),
-                    "theory_rep_change_out": float(th_out[net]),
-                }
-            )
-        rows.append(row)
+    frame, simulation, theory, note = train_from(target, weights, meta, cfg["trainer"], cfg["theory"], cfg["device"])
+    table = pd.DataFrame({
+        "lam": lam,
+        "seed": seeds,
+        "lr": cfg["trainer"]["lr"],
+        "pretrain_loss": meta["pretrain_loss"].to_numpy(),
+        **measure_columns(SUITE.measures, [simulation], [theory], cfg),
+    })
+    if theory is not None:
+        table.insert(table.columns.get_loc("time_to_threshold"), "theory", theory.source)
     (run_dir / "theory.txt").write_text(note + "\n")
-    return UnitOutput(frame, pd.DataFrame(rows), {"pretrained_product": product.numpy()})
+    return UnitOutput(frame, table, {"pretrained_product": product.numpy()})
 
 
 def _gap_note(ok: pd.DataFrame) -> list[str]:
@@ -162,12 +135,16 @@ SUITE = Suite(
           Axis("seed", "seed of pretraining and re-factorisation", (0, 1))),
     phases=("pretrain", "re-factorise", "fine-tune"),
     measures=(
+        Measure("ft_loss0", "loss at the start of fine-tuning", headline=False, of=lambda c, p: measures.initial(c)),
+        Measure("loss_final", "loss at the end of fine-tuning", of=lambda c, p: measures.final(c)),
         Measure("time_to_threshold", "t until the loss is `threshold` × its value at the start of fine-tuning",
-                "theory_time_to_threshold"),
-        Measure("kernel_distance_final", "NTK movement over fine-tuning", "theory_kernel_distance_final"),
-        Measure("rep_change_in", "‖ΔW1ᵀW1‖/‖W1ᵀW1‖ (metrics.relative_change)", "theory_rep_change_in"),
-        Measure("rep_change_out", "‖ΔW2W2ᵀ‖/‖W2W2ᵀ‖", "theory_rep_change_out"),
-        Measure("loss_final", "loss at the end of fine-tuning"),
+                "theory_time_to_threshold", of=lambda c, p: measures.time_to_fraction(c, p["threshold"])),
+        Measure("kernel_distance_final", "NTK movement over fine-tuning", "theory_kernel_distance_final",
+                of=lambda c, p: measures.final(c, "kernel_distance")),
+        Measure("rep_change_in", "‖ΔW1ᵀW1‖/‖W1ᵀW1‖ (metrics.relative_change)", "theory_rep_change_in",
+                of=lambda c, p: measures.matrix_change(c, "w1tw1")),
+        Measure("rep_change_out", "‖ΔW2W2ᵀ‖/‖W2W2ᵀ‖", "theory_rep_change_out",
+                of=lambda c, p: measures.matrix_change(c, "wwt_out")),
     ),
     # λ > 0 makes the output layer the large one (W2ᵀW2 − W1W1ᵀ = λI), λ < 0 the input layer.
     expectations=(

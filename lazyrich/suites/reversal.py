@@ -19,10 +19,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lazyrich import measures, metrics
+from lazyrich import measures
+from lazyrich.curves import predicted
 from lazyrich.experiment import build_task, run_experiment
 from lazyrich.suites import figures
-from lazyrich.suites.common import Suite, config_columns, lam_config, lam_seed_axes
+from lazyrich.suites.common import Suite, config_columns, lam_config, lam_seed_axes, zero_map_loss
 from lazyrich.suites.runner import Unit, UnitOutput
 from lazyrich.suites.spec import Measure, Monotone, Predicate, Verdict, measure_columns
 
@@ -76,10 +77,11 @@ def _exact_verdict(task, weights: list[torch.Tensor], rtol: float) -> tuple[np.n
     return pred.converges_to_saddle.cpu().numpy().astype(float), pred.final_loss.cpu().numpy()
 
 
-def _escape(task, weights: list[torch.Tensor], t: torch.Tensor, l_zero: float, band: float, thr: float,
+def _escape(task, weights: list[torch.Tensor], t: torch.Tensor, params: Mapping[str, Any],
             dtype: str) -> dict[str, np.ndarray]:
-    """The escape model from the switch weights: predicted plateau, first escape time and whether the reversal
-    succeeds within the phase (B,) each; NaN where it does not apply (λ̂ away from 0) or nothing is saddle-bound."""
+    """The escape model from the switch weights, measured like the other sources (the suite's ``plateau_time``
+    and ``success`` measures): predicted plateau, first escape time and whether the reversal succeeds within
+    the phase (B,) each; NaN where it does not apply (λ̂ away from 0) or nothing is saddle-bound."""
     from lazyrich.theory.escape import EscapeTheory
 
     theory = EscapeTheory(dtype=dtype)
@@ -88,32 +90,26 @@ def _escape(task, weights: list[torch.Tensor], t: torch.Tensor, l_zero: float, b
     if theory.check(task, weights) is not None:
         return {"escape_plateau_time": nan, "escape_time": nan, "escape_success": nan}
     pred = theory.predict(task, weights, t)
+    escape = predicted(pred)
+    measure = {m.column: m.of for m in SUITE.measures}
     bound = pred.converges_to_saddle.cpu().numpy()
     first = pred.escape_time.nan_to_num(nan=np.inf).amin(-1).cpu().numpy()
     return {
-        "escape_plateau_time": np.where(bound, metrics.time_in_band(pred.t, pred.loss, l_zero, band).cpu().numpy(),
-                                        np.nan),
+        "escape_plateau_time": np.where(bound, measure["plateau_time"](escape, params).cpu().numpy(), np.nan),
         "escape_time": np.where(bound & np.isfinite(first), first, np.nan),
-        "escape_success": np.where(bound, (pred.loss[:, -1] <= thr * pred.loss[:, 0]).cpu().numpy(), np.nan),
+        "escape_success": np.where(bound, measure["success"](escape, params).cpu().numpy(), np.nan),
     }
-
-
-def _saddle_loss(task) -> float:
-    """The loss of the zero map on ``task``: the level at which the network waits at the saddle."""
-    zero = torch.zeros(task.n_out, task.n_in, dtype=torch.float64)
-    return float(metrics.loss_from_product(zero, task.sigma_xx, task.sigma_yx, task.sigma_yy))
 
 
 def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
     cfg = unit.config["experiment"]
     result = run_experiment(cfg, None, log_wandb=False, plot=False)
     rev_task = build_task(cfg["task"])[1].task
-    params = {**unit.config, "saddle_loss": _saddle_loss(rev_task)}
+    params = {**unit.config, "saddle_loss": zero_map_loss(rev_task)}
     learned = result.trajectories[0].final_weights
     saddle, limit = _exact_verdict(rev_task, learned, unit.config["exact_balance_rtol"])
     escape = _escape(rev_task, [w.to(torch.float64) for w in learned],
-                     torch.as_tensor(result.trajectories[1].t, dtype=torch.float64), params["saddle_loss"],
-                     params["plateau_band"], params["success_threshold"],
+                     torch.as_tensor(result.trajectories[1].t, dtype=torch.float64), params,
                      str(cfg.get("trainer", {}).get("dtype", "float64")))
     simulation, theory = result.curves()
     pred = result.predictions[1]

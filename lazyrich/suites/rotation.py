@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 
-from lazyrich import metrics
+from lazyrich import measures
 from lazyrich.experiment import build_task, run_experiment
 from lazyrich.suites import figures
-from lazyrich.suites.common import Suite, config_columns, lam_config, lam_seed_axes, markdown_table, phase_curve
+from lazyrich.suites.common import Suite, config_columns, lam_config, lam_seed_axes, markdown_table, zero_map_loss
 from lazyrich.suites.runner import Unit, UnitOutput
-from lazyrich.suites.spec import Agrees, Axis, Measure, Monotone
+from lazyrich.suites.spec import Agrees, Axis, Measure, Monotone, measure_columns
 
 __all__ = ["SUITE"]
 
@@ -50,26 +49,15 @@ def _units(params: Mapping[str, Any], device: str) -> list[Unit]:
 def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
     result = run_experiment(unit.config["experiment"], None, log_wandb=False, plot=False)
     target = build_task(unit.config["experiment"]["task"])[1].task
-    zero = torch.zeros(target.n_out, target.n_in, dtype=torch.float64)
-    level = unit.config["threshold"] * float(
-        metrics.loss_from_product(zero, target.sigma_xx, target.sigma_yx, target.sigma_yy)
-    )
-    rows = []
-    for net, meta in result.meta.iterrows():
-        t, loss = phase_curve(result.frame, net, 1, "sim/loss")
-        row = {
-            **config_columns(meta),
-            "target_loss0": float(loss[0]),
-            "loss_final": float(loss[-1]),
-            "time_to_learn": float(metrics.time_to_threshold(t, loss, level, relative=False)),
-            "kernel_distance_final": float(result.summary.loc[net, "kernel_distance_final"]),
-        }
-        if "theory/loss" in result.frame:
-            _, th = phase_curve(result.frame, net, 1, "theory/loss")
-            row["theory_time_to_learn"] = float(metrics.time_to_threshold(t, th, level, relative=False))
-        rows.append(row)
+    params = {**unit.config, "level": unit.config["threshold"] * zero_map_loss(target)}
+    simulation, theory = result.curves()
+    table = pd.DataFrame({
+        **config_columns(result.meta),
+        **measure_columns(SUITE.measures, simulation, theory, params),
+        "kernel_distance_final": result.summary["kernel_distance_final"].to_numpy(),
+    })
     (run_dir / "theory.txt").write_text("\n".join(result.theory_notes) + "\n")
-    return UnitOutput(result.frame.assign(angle=unit.key["angle"]), pd.DataFrame(rows))
+    return UnitOutput(result.frame.assign(angle=unit.key["angle"]), table)
 
 
 def _pivot_section(ok: pd.DataFrame, folder: Path) -> list[str]:
@@ -91,9 +79,10 @@ SUITE = Suite(
           *lam_seed_axes("λ of the λ-balanced init")),
     phases=("source", "rotated target"),
     measures=(
+        Measure("target_loss0", "target loss at the switch", headline=False, of=lambda c, p: measures.initial(c)),
         Measure("time_to_learn", "t after the switch until the target loss ≤ `threshold` × the loss of the zero "
-                "map", "theory_time_to_learn"),
-        Measure("loss_final", "target loss at the end"),
+                "map", "theory_time_to_learn", of=lambda c, p: measures.time_to_level(c, p["level"])),
+        Measure("loss_final", "target loss at the end", of=lambda c, p: measures.final(c)),
         Measure("kernel_distance_final", "1 − cos(K(0), K(t_end)) over both phases", headline=False),
     ),
     expectations=(

@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lazyrich import metrics, plots
+from lazyrich import measures, metrics, plots
+from lazyrich.curves import Curves
 from lazyrich.experiment import build_task, run_experiment
 from lazyrich.suites import figures
 from lazyrich.suites.common import Suite, config_columns, lam_config, lam_seed_axes
@@ -76,56 +77,54 @@ def _units(params: Mapping[str, Any], device: str) -> list[Unit]:
     return out
 
 
+def _source_scores(curves: Curves, x: torch.Tensor, item: int, feature: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(new-feature scores (B, P), new-item scores (B, No)) from one source's final W1ᵀW1 and W2W2ᵀ.
+
+    The closed forms of the module docstring: the new output row trained on item i scores item j as
+    x_jᵀW1ᵀW1x_i / x_iᵀW1ᵀW1x_i; the new input column trained on feature f scores output o as
+    (W2W2ᵀ)[o, f] / (W2W2ᵀ)[f, f]. The same function serves the simulation and the theory.
+    """
+    w1tw1 = measures.final_matrix(curves, "w1tw1").cpu().to(torch.float64)
+    wwt_out = measures.final_matrix(curves, "wwt_out").cpu().to(torch.float64)
+    eye = torch.eye(wwt_out.shape[-1], dtype=torch.float64)
+    return (metrics.predicted_generalisation(w1tw1, x, item),
+            metrics.predicted_generalisation(wwt_out, eye, feature))
+
+
+def _group_means(scores: dict[str, torch.Tensor], groups: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``<prefix>gen_<group>``: each source's mean score (B,) over each group's entries; gen_err: the largest
+    |measured − predicted| score per network where a theory ran."""
+    out = {f"{prefix}gen_{name}": value[:, torch.as_tensor(mask)].mean(-1).numpy()
+           for name, mask in groups.items() for prefix, value in scores.items()}
+    if "theory_" in scores:
+        out["gen_err"] = (scores[""] - scores["theory_"]).abs().amax(-1).numpy()
+    return out
+
+
 def _generalisation(unit: Unit, result) -> pd.DataFrame:
     task = build_task(unit.config["experiment"]["task"])
     i = int(new_feature(task, unit.config["item"]).meta["item"])
     f = int(new_item(task, unit.config["feature"]).meta["output_row"])
-    w1, w2 = (w.cpu() for w in result.trajectories[0].final_weights)
-    pred = result.predictions[0]
-    x = task.X.cpu()
-    h = x @ w1.mT  # (B, P, Nh): hidden representation of every item
-    readout = h[:, i] / (h[:, i] * h[:, i]).sum(-1, keepdim=True)  # new output row, closed form (docstring)
-    feature_score = metrics.generalisation_score(torch.einsum("bph,bh->bp", h, readout), i)
-    column = w2[:, f] / (w2[:, f] * w2[:, f]).sum(-1, keepdim=True)  # new input column, closed form
-    item_score = metrics.generalisation_score(torch.einsum("boh,bh->bo", w2, column), f)
+    simulation, theory = result.curves()
+    sources = {"": simulation[0], "theory_": theory[0]}
+    scores = {prefix: _source_scores(c, task.X.cpu(), i, f) for prefix, c in sources.items() if c is not None}
     b = int(task.meta.get("branching", 2))
     dist = np.array([tree_distance(i, j, b) for j in range(task.P)])
-    relations = (
-        np.array(_relations(task.meta["feature_level"], f, b))
-        if task.meta.get("encoding") == "membership"
-        else None
-    )
-    theory_feature = theory_item = None
-    if pred is not None:
-        theory_feature = metrics.predicted_generalisation(pred.w1tw1[:, -1].cpu(), x, i)
-        eye = torch.eye(task.n_out, dtype=torch.float64)
-        theory_item = metrics.predicted_generalisation(pred.wwt_out[:, -1].cpu(), eye, f)
-    rows = []
-    for net, meta in result.meta.iterrows():
-        base = {
-            **config_columns(meta),
-            "loss_final": float(result.summary.loc[net, "loss_final"]),
-        }
-        row = {**base, "part": "new_feature", "trained": task.item_names[i] if task.item_names else str(i)}
-        for d in range(1, int(dist.max()) + 1):
-            row[f"gen_d{d}"] = float(feature_score[net, dist == d].mean())
-            if theory_feature is not None:
-                row[f"theory_gen_d{d}"] = float(theory_feature[net, dist == d].mean())
-        if theory_feature is not None:
-            row["gen_err"] = float((feature_score[net] - theory_feature[net]).abs().max())
-        rows.append(row)
-        row = {**base, "part": "new_item", "trained": task.feature_names[f] if task.feature_names else str(f)}
-        if relations is not None:
-            for rel in ("ancestor", "descendant", "other"):
-                if (relations == rel).any():
-                    row[f"gen_{rel}"] = float(item_score[net, relations == rel].mean())
-                    if theory_item is not None:
-                        row[f"theory_gen_{rel}"] = float(theory_item[net, relations == rel].mean())
-        row["gen_spread"] = float(np.delete(item_score[net].abs().numpy(), f).mean())
-        if theory_item is not None:
-            row["gen_err"] = float((item_score[net] - theory_item[net]).abs().max())
-        rows.append(row)
-    return pd.DataFrame(rows)
+    base = pd.DataFrame({**config_columns(result.meta), "loss_final": result.summary["loss_final"].to_numpy()})
+    by_distance = {f"d{d}": dist == d for d in range(1, int(dist.max()) + 1)}
+    features = base.assign(part="new_feature", trained=task.item_names[i] if task.item_names else str(i),
+                           **_group_means({k: v[0] for k, v in scores.items()}, by_distance))
+    relations = {}
+    if task.meta.get("encoding") == "membership":
+        rel = np.array(_relations(task.meta["feature_level"], f, b))
+        relations = {r: rel == r for r in ("ancestor", "descendant", "other") if (rel == r).any()}
+    item_scores = {k: v[1] for k, v in scores.items()}
+    items = base.assign(part="new_item", trained=task.feature_names[f] if task.feature_names else str(f),
+                        **_group_means(item_scores, relations),
+                        gen_spread=np.delete(item_scores[""].abs().numpy(), f, axis=-1).mean(-1))
+    if "theory_" in item_scores:
+        items["gen_err"] = (item_scores[""] - item_scores["theory_"]).abs().amax(-1).numpy()
+    return pd.concat([features, items]).sort_index(kind="stable").reset_index(drop=True)
 
 
 def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
