@@ -19,11 +19,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
 
-__all__ = ["SIM", "Curves", "predicted", "simulated"]
+__all__ = ["SIM", "Curves", "from_frame", "predicted", "simulated"]
 
 SIM = "sim"
 """The ``source`` of a simulation's curves (a theory's curves carry the theory's name)."""
@@ -79,9 +80,13 @@ class Curves:
 
 
 def simulated(trajectory: Any, meta: pd.DataFrame | None = None) -> Curves:
-    """The :class:`Curves` of a trainer :class:`~lazyrich.train.Trajectory` (no copies)."""
+    """The :class:`Curves` of a trainer :class:`~lazyrich.train.Trajectory` (no copies); its meta gains each
+    network's ``status`` ("ok" or "diverged")."""
+    batch = trajectory.t.shape[0]
+    meta = _checked_meta(meta, batch)
+    meta = (pd.DataFrame(index=range(batch)) if meta is None else meta).assign(status=list(trajectory.status))
     return Curves(SIM, trajectory.t, dict(trajectory.scalars), dict(trajectory.matrices), trajectory.matrix_index,
-                  _checked_meta(meta, trajectory.t.shape[0]))
+                  meta)
 
 
 def predicted(prediction: Any, meta: pd.DataFrame | None = None, matrix_index: Tensor | None = None) -> Curves:
@@ -109,3 +114,23 @@ def _checked_meta(meta: pd.DataFrame | None, batch: int) -> pd.DataFrame | None:
     if len(meta) != batch:
         raise ValueError(f"meta has {len(meta)} rows for {batch} networks.")
     return meta
+
+
+def from_frame(frame: pd.DataFrame, prefix: str = SIM, meta_columns: Sequence[str] = ()) -> Curves:
+    """The :class:`Curves` (no matrices) of the ``<prefix>/<name>`` columns of a long table: one run phase, one row
+    per network per log point, every network logged at the same number of points; ``meta_columns`` (those
+    present) are read from each network's first row. Rows may come in any order.
+    """
+    order = np.lexsort((frame["t"].to_numpy(), frame["net"].to_numpy()))
+    part = frame.iloc[order]
+    counts = part["net"].value_counts(sort=False)
+    if counts.nunique() != 1:
+        raise ValueError(f"the table's networks have {counts.min()} to {counts.max()} log points; curves need "
+                         f"one run phase with the same t grid for every network (filter by `phase` first).")
+    shape = (len(counts), int(counts.iloc[0]))
+    names = [c.split("/", 1)[1] for c in part.columns if c.startswith(prefix + "/")]
+    curves = {n: torch.tensor(part[f"{prefix}/{n}"].to_numpy(dtype=np.float64).reshape(shape)) for n in names}
+    first = part.iloc[:: shape[1]]
+    meta = first[[c for c in meta_columns if c in part]].reset_index(drop=True)
+    t = torch.tensor(part["t"].to_numpy(dtype=np.float64).reshape(shape))
+    return Curves(prefix, t, curves, meta=meta)

@@ -422,8 +422,9 @@ def _train_chunk(cfg: Mapping[str, Any], task: Task | TaskSequence, init64: list
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     loss_matrix = (metrics.loss_matrix(phase_weights[1:], [p.task for p in phases]).cpu().numpy()
                    if phases else None)
-    summary = results.summarise(frame[frame["phase"] == frame["phase"].max()] if phases else frame,
-                                meta_columns=[*META_COLUMNS, "lam_hat"])
+    last = predictions[-1]
+    summary = results.summary_of(simulated(trajectories[-1], meta), None if last is None else predicted(last),
+                                 [*META_COLUMNS, "lam_hat"], first_net=start)
     summary = _add_saddle_columns(summary, predictions[-1])
     if not phases and cfg["trainer"]["batch_size"] is None:
         summary = _derived_agreement(summary, predictions[-1], task, meta["lr"].to_numpy(), dtype,

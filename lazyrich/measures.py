@@ -19,8 +19,8 @@ from torch import Tensor
 from lazyrich import metrics
 from lazyrich.curves import Curves
 
-__all__ = ["Measure", "final", "final_matrix", "initial", "matrix_change", "plateau_time", "reaches",
-           "rise_half_time", "time_to_fraction", "time_to_level"]
+__all__ = ["Measure", "agreement", "final", "final_matrix", "initial", "matrix_change", "plateau_time", "reaches",
+           "relative_gap", "rise_half_time", "time_to_fraction", "time_to_level"]
 
 Measure = Callable[[Curves], Tensor]
 """A measure: the curves of one source → one value per network (B,)."""
@@ -73,3 +73,22 @@ def matrix_change(curves: Curves, name: str) -> Tensor:
     """‖M(end) − M(0)‖_F / ‖M(0)‖_F of the matrix ``name`` (B,): how far a representation moved."""
     matrix = curves[name]
     return metrics.relative_change(matrix[:, 0], matrix[:, -1])
+
+
+def relative_gap(simulation: Tensor, theory: Tensor, scale: Tensor | float | None = None) -> Tensor:
+    """max |simulation − theory| / scale over the last axis (…,): the project's one agreement measure.
+
+    Only points where neither value is NaN count; ``scale`` defaults to max |theory| over those points. An
+    infinite simulation (a divergence) gives an infinite gap; no point left gives NaN.
+    """
+    sim, th = torch.broadcast_tensors(simulation.to(torch.float64), theory.to(torch.float64))
+    keep = ~(sim.isnan() | th.isnan())
+    zero = torch.zeros((), dtype=torch.float64, device=sim.device)
+    gap = torch.where(keep, (sim - th).abs(), zero).amax(-1)
+    scale = torch.where(keep, th.abs(), zero).amax(-1) if scale is None else torch.as_tensor(scale).to(gap)
+    return torch.where(keep.any(-1), gap / scale.clamp_min(1e-300), torch.full_like(gap, float("nan")))
+
+
+def agreement(simulation: Curves, theory: Curves, name: str = "loss") -> Tensor:
+    """:func:`relative_gap` of the curve ``name`` between the simulation and a theory, per network (B,)."""
+    return relative_gap(simulation[name].cpu(), theory[name].cpu())

@@ -19,11 +19,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lazyrich import integrity
-from lazyrich.curves import predicted, simulated
+from lazyrich import integrity, measures
+from lazyrich.curves import SIM, Curves, from_frame, predicted, simulated
 from lazyrich.metric_names import canonical
 
-__all__ = ["DONE", "ResultsWarning", "load", "load_summary", "max_rel_error", "summarise", "to_frame", "write_run"]
+__all__ = ["DONE", "ResultsWarning", "load", "load_summary", "max_rel_error", "summarise", "summary_of", "to_frame",
+           "write_run"]
 
 DONE = integrity.DONE
 METRICS_FILE = "metrics.csv"
@@ -68,7 +69,8 @@ def to_frame(trajectory, meta: pd.DataFrame | Mapping[str, Sequence[Any]] | None
 
 
 def max_rel_error(sim: Any, theory: Any, scale: float | None = None) -> float:
-    """The project's one agreement measure: max |sim − theory| / scale, ``scale`` defaulting to max |theory|.
+    """The project's one agreement measure over whole arrays: max |sim − theory| / scale, ``scale`` defaulting
+    to max |theory| (:func:`lazyrich.measures.relative_gap` of the flattened values).
 
     ``sim`` and ``theory`` (arrays or tensors, broadcast together) are compared where neither is NaN; an
     infinite simulation (a divergence) gives an infinite error. NaN when no pair is left. Simulation and theory
@@ -76,52 +78,51 @@ def max_rel_error(sim: Any, theory: Any, scale: float | None = None) -> float:
     """
     sim, theory = np.broadcast_arrays(*(_np(v) if isinstance(v, torch.Tensor) else np.asarray(v, dtype=float)
                                         for v in (sim, theory)))
-    keep = ~(np.isnan(sim) | np.isnan(theory))
-    if not keep.any():
-        return math.nan
-    scale = float(np.max(np.abs(theory[keep]))) if scale is None else float(scale)
-    with np.errstate(invalid="ignore"):
-        return float(np.max(np.abs(sim[keep] - theory[keep])) / max(scale, 1e-300))
+    flat = [torch.tensor(np.asarray(v, dtype=np.float64).reshape(-1)) for v in (sim, theory)]
+    return float(measures.relative_gap(*flat, scale))
 
 
-def summarise(frame: pd.DataFrame, meta_columns: Sequence[str] = (), threshold: float = 0.01) -> pd.DataFrame:
-    """One row per network: final loss, final kernel distance, t to reach ``threshold``·initial loss, status.
+def summary_of(simulation: Curves, theory: Curves | None = None, meta_columns: Sequence[str] = (),
+               threshold: float = 0.01, first_net: int = 0) -> pd.DataFrame:
+    """One row per network (numbered from ``first_net``): its ``meta_columns`` and status, then the measures
+    ``loss_final``, ``kernel_distance_final`` and ``time_to_1pct`` (first t, interpolated, at which the loss is
+    ``threshold`` × its initial value; NaN if never) of the simulation.
 
-    ``time_to_1pct`` is the first logged t at which the loss is at most 1% of its initial value (NaN if never).
-    With a theory, adds its final loss, the max relative loss error (``theory_max_rel_err``, as
-    :func:`max_rel_error`) and whether that is within ``AGREEMENT_RTOL`` (``theory_agrees``); networks without
-    a theory value get NaN there. Vectorised over networks: segments of the table sorted by (net, t).
+    With a theory, adds its final loss, the per-network agreement of the loss curves (``theory_max_rel_err``,
+    :func:`lazyrich.measures.agreement`) and whether that is within ``AGREEMENT_RTOL`` (``theory_agrees``);
+    networks without a theory value get NaN there.
     """
-    if frame.empty:
-        return pd.DataFrame()
-    part = frame.iloc[np.lexsort((frame["t"].to_numpy(), frame["net"].to_numpy()))]
-    net = part["net"].to_numpy()
-    starts = np.flatnonzero(np.r_[True, net[1:] != net[:-1]])
-    ends = np.r_[starts[1:], len(net)] - 1
-    loss, t = part["sim/loss"].to_numpy(dtype=float), part["t"].to_numpy(dtype=float)
-    below = loss <= threshold * np.repeat(loss[starts], np.diff(np.r_[starts, len(net)]))
-    first = np.minimum.reduceat(np.where(below, np.arange(len(loss)), len(loss)), starts)
-    out = {"net": net[starts], **{k: part[k].to_numpy()[starts] for k in meta_columns if k in part},
-           "status": part["status"].to_numpy()[starts], "loss_final": loss[ends],
-           "kernel_distance_final": part["sim/kernel_distance"].to_numpy(dtype=float)[ends],
-           "time_to_1pct": np.where(first <= ends, t[np.minimum(first, len(t) - 1)], math.nan)}
-    if "theory/loss" in part:
-        out.update(_theory_agreement(loss, part["theory/loss"].to_numpy(dtype=float), starts, ends))
+    meta = simulation.meta if simulation.meta is not None else pd.DataFrame(index=range(simulation.batch))
+    out = {"net": first_net + np.arange(simulation.batch),
+           **{k: meta[k].to_numpy() for k in meta_columns if k in meta},
+           "status": meta["status"].to_numpy() if "status" in meta else np.full(simulation.batch, "ok", object),
+           "loss_final": _np(measures.final(simulation)),
+           "kernel_distance_final": _np(measures.final(simulation, "kernel_distance")),
+           "time_to_1pct": _np(measures.time_to_fraction(simulation, threshold))}
+    if theory is not None:
+        out.update(_theory_agreement(simulation, theory))
     return pd.DataFrame(out)
 
 
-def _theory_agreement(loss: np.ndarray, theory: np.ndarray, starts: np.ndarray,
-                      ends: np.ndarray) -> dict[str, np.ndarray]:
-    """Per segment: the theory's final loss, :func:`max_rel_error` of the loss curve and whether it agrees."""
-    has = np.logical_or.reduceat(~np.isnan(theory), starts)
+def summarise(frame: pd.DataFrame, meta_columns: Sequence[str] = (), threshold: float = 0.01) -> pd.DataFrame:
+    """:func:`summary_of` a long table (one run phase: every network logged at the same number of points)."""
+    if frame.empty:
+        return pd.DataFrame()
+    keep = [*meta_columns, "status"]
+    simulation = from_frame(frame, SIM, keep)
+    theory = from_frame(frame, "theory") if "theory/loss" in frame else None
+    return summary_of(simulation, theory, meta_columns, threshold, first_net=int(frame["net"].min()))
+
+
+def _theory_agreement(simulation: Curves, theory: Curves) -> dict[str, np.ndarray]:
+    """Per network: the theory's final loss, the agreement of the loss curves and whether it is close enough."""
+    loss = theory["loss"].cpu()
+    has = _np((~loss.isnan()).any(-1)).astype(bool)
     if not has.any():
         return {}
-    compared = np.where(np.isnan(loss), np.nan, theory)  # as max_rel_error: only where both exist
-    with np.errstate(invalid="ignore"):
-        scale = np.maximum(np.fmax.reduceat(np.abs(compared), starts), 1e-300)
-        err = np.fmax.reduceat(np.abs(loss - theory), starts) / scale
+    err = _np(measures.agreement(simulation, theory))
     agrees = err <= AGREEMENT_RTOL
-    return {"theory_loss_final": np.where(has, theory[ends], math.nan),
+    return {"theory_loss_final": np.where(has, _np(loss[:, -1]), math.nan),
             "theory_max_rel_err": np.where(has, err, math.nan),
             "theory_agrees": agrees if has.all() else np.where(has, agrees.astype(object), math.nan)}
 

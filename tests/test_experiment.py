@@ -93,12 +93,14 @@ def test_a_task_sequence_trains_phase_after_phase(tmp_path):
     assert r[1, 0, 1] > 10 * r[1, 1, 1]
 
 
-def test_summary_threshold_time_is_first_crossing():
+def test_summary_threshold_time_is_the_interpolated_first_crossing():
     frame = results.to_frame.__globals__["pd"].DataFrame(
         {"net": [0] * 4, "t": [0.0, 1.0, 2.0, 3.0], "sim/loss": [1.0, 0.5, 0.009, 0.001],
          "sim/kernel_distance": [0.0, 0.1, 0.2, 0.3], "status": ["ok"] * 4})
     summary = results.summarise(frame)
-    assert summary.loc[0, "time_to_1pct"] == 2.0 and summary.loc[0, "kernel_distance_final"] == 0.3
+    crossing = 1.0 + (0.5 - 0.01) / (0.5 - 0.009)  # between t = 1 and t = 2, where 1% of the start is reached
+    assert summary.loc[0, "time_to_1pct"] == pytest.approx(crossing, rel=1e-14)
+    assert summary.loc[0, "kernel_distance_final"] == 0.3
     frame["sim/loss"] = 1.0
     assert math.isnan(results.summarise(frame).loc[0, "time_to_1pct"])
 

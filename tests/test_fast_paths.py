@@ -61,9 +61,13 @@ def per_network_summary(frame: pd.DataFrame) -> pd.DataFrame:
         g = g.sort_values("t", kind="stable")
         loss, th, t = g["sim/loss"].to_numpy(), g["theory/loss"].to_numpy(), g["t"].to_numpy()
         below = np.flatnonzero(loss <= 0.01 * loss[0])
+        crossing = math.nan
+        if len(below):  # linear interpolation between the last point above and the first below
+            k, level = below[0], 0.01 * loss[0]
+            step = (loss[k - 1] - level) / (loss[k - 1] - loss[k]) * (t[k] - t[k - 1]) if k else 0.0
+            crossing = t[k - 1] + step if k else t[0]
         row = {"net": net, "lam": g["lam"].iloc[0], "status": g["status"].iloc[0], "loss_final": loss[-1],
-               "kernel_distance_final": g["sim/kernel_distance"].iloc[-1],
-               "time_to_1pct": t[below[0]] if len(below) else math.nan}
+               "kernel_distance_final": g["sim/kernel_distance"].iloc[-1], "time_to_1pct": crossing}
         if not np.isnan(th).all():
             err = results.max_rel_error(loss, th)  # the project's one agreement measure
             row.update(theory_loss_final=th[-1], theory_max_rel_err=err, theory_agrees=err <= 0.05)
