@@ -8,6 +8,7 @@ Metric columns are namespaced exactly like the W&B keys: ``sim/<metric>`` and ``
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import warnings
@@ -23,8 +24,8 @@ from lazyrich import integrity, measures
 from lazyrich.curves import SIM, Curves, from_frame, predicted, simulated
 from lazyrich.metric_names import canonical
 
-__all__ = ["DONE", "ResultsWarning", "load", "load_summary", "max_rel_error", "summarise", "summary_of", "to_frame",
-           "write_run"]
+__all__ = ["DONE", "ResultsWarning", "load", "load_curves", "load_summary", "max_rel_error", "summarise", "summary_of",
+           "to_frame", "write_run"]
 
 DONE = integrity.DONE
 METRICS_FILE = "metrics.csv"
@@ -223,3 +224,28 @@ def load(path: str | Path, columns: Sequence[str] | None = None,
 def load_summary(path: str | Path) -> pd.DataFrame:
     """The per-network summaries of one run or of every run under a folder (adds a ``run`` column)."""
     return _collect(path, SUMMARY_FILE)
+
+
+def load_curves(path: str | Path, phase: int | None = None,
+                filters: Sequence[tuple[str, str, Any]] | None = None) -> tuple[Curves, Curves | None]:
+    """(simulation, theory or None) curves of one run folder, in the shape the trainer and theories give in
+    memory (:class:`lazyrich.curves.Curves`; no matrices): read like :func:`load`, ``filters`` selecting
+    networks (e.g. ``[("lam", "==", 0.5)]``) and ``phase`` one phase of a task sequence (needed there), with t
+    counted from that phase's start."""
+    frame = load(path, filters=filters)
+    if frame["run"].nunique() > 1:
+        raise ValueError(f"{path} holds {frame['run'].nunique()} runs; pass one run folder to load_curves.")
+    if "phase" in frame:
+        if phase is None:
+            raise ValueError(f"{path} is a task sequence of {frame['phase'].nunique()} phases; pass phase=<index>.")
+        frame = frame[frame["phase"] == phase]
+    if frame.empty:
+        raise ValueError(f"no rows in {path} for phase={phase} and filters={filters}.")
+    meta = [c for c in frame.columns if c in ("net", "lam", "scale", "lr", "seed", "lam_hat", "task", "status")]
+    simulation = from_frame(frame, SIM, meta)
+    start = simulation.t[:, :1]
+    simulation = dataclasses.replace(simulation, t=simulation.t - start)
+    if "theory/loss" not in frame:
+        return simulation, None
+    theory = from_frame(frame, "theory", meta)
+    return simulation, dataclasses.replace(theory, t=theory.t - start)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from lazyrich import measures
+from lazyrich import measures, results
 from lazyrich.curves import SIM, Curves, predicted, simulated
 from lazyrich.experiment import run_experiment
 from lazyrich.suites.spec import Measure, measure_columns
@@ -124,3 +124,23 @@ def test_meta_must_have_one_row_per_network(run):
     with pytest.raises(ValueError, match="meta has 2 rows for 6 networks"):
         simulated(run.trajectories[0], pd.DataFrame({"lam": [0.0, 1.0]}))
     assert predicted(run.predictions[0]).matrix_index is None  # every point kept by default
+
+
+def test_a_run_folder_reads_back_as_the_curves_it_was_computed_from(tmp_path):
+    cfg = {"task": {"name": "reversal", "base": "random_regression", "base_params": {"n_in": 3, "n_out": 2},
+                    "t_budget": 3.0},
+           "init": {"lam": [0.0, 1.5], "scale": 0.3}, "trainer": {"lr": 0.05, "n_log": 11, "progress": False},
+           "theory": {"name": "exact"}, "seed": 0}
+    result = run_experiment(cfg, tmp_path / "run", log_wandb=False, plot=False)
+    sims, theories = result.curves()
+    with pytest.raises(ValueError, match="pass phase=<index>"):
+        results.load_curves(tmp_path / "run")
+    for phase in (0, 1):
+        sim, theory = results.load_curves(tmp_path / "run", phase=phase)
+        assert torch.allclose(sim.t, sims[phase].t, rtol=0, atol=1e-12)  # from the phase's start, as in memory
+        for name in ("loss", "kernel_distance", "sval_1"):
+            assert torch.equal(sim[name], sims[phase][name].cpu().double())
+            assert torch.equal(theory[name], theories[phase][name].cpu())
+        assert sim.meta["lam"].tolist() == [0.0, 1.5] and set(sim.meta["status"]) == {"ok"}
+    one, _ = results.load_curves(tmp_path / "run", phase=1, filters=[("lam", "==", 1.5)])
+    assert one.batch == 1 and torch.equal(one["loss"][0], sims[1]["loss"][1].cpu().double())
