@@ -112,7 +112,7 @@ def run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None = None, *,
     if run_dir is None:
         return _run_experiment(cfg, None, log_wandb=log_wandb, plot=plot)
     with locking.FolderLock(run_dir):
-        identity.check(run_dir, cfg, identity.RUN_IGNORED)  # recorded with the results, by _write
+        identity.check(run_dir, cfg, identity.RUN_IGNORED)  # recorded with the results, by RunSink.finish
         return _run_experiment(cfg, run_dir, log_wandb=log_wandb, plot=plot)
 
 
