@@ -4,14 +4,16 @@ The config is a plain mapping (Hydra composes it; Python users can pass a dict).
 ``init.scale``, ``trainer.lr`` and ``seed`` may each be a list: their Cartesian product is trained as ONE batch.
 Each network's initial weights depend only on its own (seed, lam, scale), so a network's numbers are the same
 whatever else shares its batch.
+
+This module is the loop: chunks of the batch, phases of a task sequence. The config → task and initial weights
+is :mod:`lazyrich.batch`, the theory beside the trainer :mod:`lazyrich.predict`, and the run folder, curves PNG
+and W&B :mod:`lazyrich.run_sink`; their public names are importable from here too.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
-import math
 import re
 import time
 import warnings
@@ -25,27 +27,27 @@ import pandas as pd
 import torch
 
 from lazyrich import checks, identity, locking, metrics, results
-from lazyrich import init as inits
+from lazyrich.batch import BATCH_KEYS, META_COLUMNS, as_list, build_batch, build_task
 from lazyrich.chunking import chunk_size, release_memory
 from lazyrich.config_schema import fill_group, fill_run
 from lazyrich.curves import Curves, predicted, simulated
 from lazyrich.device import DTYPE, resolve_device
-from lazyrich.tasks import Task, TaskSequence, make
+from lazyrich.predict import (
+    add_saddle_columns,
+    batch_theories,
+    choose_theory,
+    derived_agreement,
+    predict_theory,
+    rebalanced,
+)
+from lazyrich.run_sink import RunSink, matrices
+from lazyrich.tasks import Task, TaskSequence
 from lazyrich.train import Trajectory, log_grid, plan_steps, train
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BATCH_KEYS", "ExperimentResult", "as_list", "build_batch", "build_task", "choose_theory",
-           "predict_theory",
-           "run_experiment"]
-
-BATCH_KEYS = ("init.lam", "init.scale", "trainer.lr", "seed", "suite.lams")
-"""Config keys whose lists become the batch axis of one training run (not separate processes); for
-``lazyrich bench``, ``suite.lams`` is the λ sweep of one suite run."""
-
-META_COLUMNS = ("lam", "scale", "lr", "seed")
-
-"""A run folder keeps the matrices of the first ``trainer.matrix_seeds`` seeds of each configuration."""
+__all__ = ["BATCH_KEYS", "META_COLUMNS", "ExperimentResult", "as_list", "build_batch", "build_task",
+           "choose_theory", "plan_work", "predict_theory", "run_experiment"]
 
 
 @dataclass
@@ -76,176 +78,6 @@ class ExperimentResult:
         theory = [None if pred is None else predicted(pred, self.meta, traj.matrix_index)
                   for traj, pred in zip(self.trajectories, self.predictions, strict=True)]
         return sim, theory
-
-
-def as_list(value: Any) -> list[Any]:
-    """A config value as a list: a scalar becomes [value], a list or ListConfig a plain list."""
-    if isinstance(value, str) or not isinstance(value, Sequence):
-        return [value]
-    return list(value)
-
-
-def _get(cfg: Mapping[str, Any], dotted: str, default: Any = None) -> Any:
-    node: Any = cfg
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return default
-        node = node[part]
-    return node
-
-
-def build_task(task_cfg: Mapping[str, Any]) -> Task | TaskSequence:
-    """The task of ``task_cfg`` = {name, whiten, **params}; ``whiten`` true (ZCA) or ``"pca"`` whitens inputs."""
-    params = {k: v for k, v in dict(task_cfg).items() if k not in ("name", "whiten")}
-    task = make(str(task_cfg["name"]), **params)
-    whiten = task_cfg.get("whiten", False)
-    if whiten:
-        method = "pca" if whiten == "pca" else "zca"
-        if isinstance(task, TaskSequence):
-            from lazyrich.tasks import Phase
-
-            task = TaskSequence([Phase(p.task.whiten(method), p.t_budget, p.name) for p in task],
-                                name=task.name)
-        else:
-            task = task.whiten(method)
-    return task
-
-
-def build_batch(cfg: Mapping[str, Any], n_in: int, n_out: int, align_to: torch.Tensor | None,
-                device: torch.device) -> tuple[list[torch.Tensor], pd.DataFrame]:
-    """Initial weights [W1, …, WL] (each (B, out, in)) for the Cartesian product of the batch axes, and one
-    metadata row per network (lam, scale, lr, seed)."""
-    init_cfg, model_cfg = fill_group("init", cfg.get("init")), fill_group("model", cfg.get("model"))
-    kind, depth = init_cfg["kind"], int(model_cfg["depth"])
-    hidden = model_cfg["hidden"] or min(n_in, n_out)
-    widths = [n_in] + [int(hidden)] * (depth - 1) + [n_out]
-    lam = init_cfg["lam"]
-    if kind == "gaussian" and lam is None:  # the gaussian preset leaves λ unset: it is measured (lam_hat)
-        lam = math.nan
-    lams = checks.floats("init.lam", lam, allow_nan=kind == "gaussian")
-    scales = checks.floats("init.scale", init_cfg["scale"], nonnegative=True)
-    lrs = checks.floats("trainer.lr", fill_group("trainer", cfg.get("trainer"))["lr"], positive=True)
-    seeds = checks.seeds("seed", cfg.get("seed", 0))
-    align = align_to if init_cfg["align"] else None
-    if kind == "gaussian" and len(lams) > 1:
-        raise ValueError("init.lam is not an input of the gaussian init (its λ is measured, column lam_hat); "
-                         "sweep init.scale instead, or use init=balanced.")
-    perturb = float(init_cfg["perturb"] or 0.0)
-    if kind == "balanced" and depth == 2 and not perturb:
-        return _balanced_pairs(widths, lams, scales, lrs, seeds, align, device)
-    layers: list[list[torch.Tensor]] = [[] for _ in range(depth)]
-    rows = []
-    for lam, scale, lr, seed in itertools.product(lams, scales, lrs, seeds):
-        gen = torch.Generator().manual_seed(seed)
-        if kind == "balanced" and depth == 2:
-            ws = list(inits.lambda_balanced(n_in, widths[1], n_out, lam, scale=scale, generator=gen,
-                                            align_to=align))
-        elif kind == "balanced":
-            ws = inits.deep_balanced(widths, lam, scale=scale, generator=gen, align_to=align)
-        elif kind == "gaussian":
-            ws = inits.gaussian(widths, scale, lecun=bool(init_cfg["lecun"]), generator=gen)
-        else:
-            raise ValueError(f"init.kind={kind!r} is unknown; choose 'balanced' or 'gaussian'.")
-        ws = inits.perturb(ws, perturb, generator=gen)
-        for l, w in enumerate(ws):
-            layers[l].append(w)
-        rows.append({"lam": lam if kind == "balanced" else float("nan"), "scale": scale, "lr": lr, "seed": seed})
-    return _with_balance([torch.stack(ws).to(device=device, dtype=DTYPE) for ws in layers], pd.DataFrame(rows))
-
-
-def _balanced_pairs(widths: list[int], lams: list[float], scales: list[float], lrs: list[float], seeds: list[int],
-                    align: torch.Tensor | None, device: torch.device) -> tuple[list[torch.Tensor], pd.DataFrame]:
-    """The λ-balanced two-layer batch of :func:`build_batch`, one factorisation per (scale, seed) for all λ.
-
-    ``inits.lambda_balanced(…, generator=seeded)`` draws the product and then the hidden rotation, neither of
-    which depends on λ: drawing them once per (scale, seed) and re-factorising the product at every λ gives each
-    network the weights it gets alone (the same to rounding, 1e-16), in one batched SVD instead of one per
-    network (14 s of a 65 536-network run).
-    """
-    n_in, n_hidden, n_out = widths
-    cpu = torch.device("cpu")
-    lam_t = torch.tensor(lams, dtype=DTYPE)
-    pairs = {}
-    for scale, seed in itertools.product(scales, seeds):
-        if not scale > 0:
-            raise ValueError(f"scale must be positive, got {scale}.")
-        gen = torch.Generator().manual_seed(seed)
-        product = inits._initial_product((n_out, n_in), scale, align, gen, DTYPE, cpu)  # as lambda_balanced
-        w1, w2 = inits.refactorise(product.expand(len(lams), n_out, n_in), lam_t, n_hidden=n_hidden,
-                                   rotate=False)
-        r = inits.random_orthogonal(n_hidden, generator=gen, dtype=DTYPE)
-        pairs[scale, seed] = (r @ w1, w2 @ r.mT)
-    index = [(i, scale, lr, seed) for i, scale, lr, seed in itertools.product(range(len(lams)), scales, lrs, seeds)]
-    weights = [torch.stack([pairs[scale, seed][layer][i] for i, scale, _, seed in index]).to(device=device)
-               for layer in (0, 1)]
-    meta = pd.DataFrame([{"lam": lams[i], "scale": scale, "lr": lr, "seed": seed} for i, scale, lr, seed in index])
-    return _with_balance(weights, meta)
-
-
-def _with_balance(weights: list[torch.Tensor], meta: pd.DataFrame) -> tuple[list[torch.Tensor], pd.DataFrame]:
-    """The weights and their metadata with the measured λ̂ and balance deviation of each network."""
-    lam_hat, dev = inits.balance(weights)
-    meta["lam_hat"] = lam_hat[:, 0].cpu().numpy()
-    meta["balance_dev0"] = dev[:, 0].cpu().numpy()
-    return weights, meta
-
-
-def choose_theory(name: str | None, task: Task, weights: list[torch.Tensor],
-                  options: Mapping[str, Any] | None = None) -> tuple[Any, list[str]]:
-    """(Theory or None, notes): theory ``name`` if it applies to ``weights`` on ``task`` (``auto`` picks the
-    most exact that applies; ``none`` skips); the notes say which theory was chosen, or why none was.
-    ``options`` (e.g. the trainer's ``lr`` and ``dtype``) go to the theories that take them (aligned_gd, gd_flow,
-    escape)."""
-    if name in (None, "none", "null"):
-        return None, ["theory=none"]
-    from lazyrich import theory as th
-    from lazyrich.theory.registry import filter_options
-
-    stats = th.TaskStats.from_task(task)
-    if name == "auto":
-        chosen, why = th.select_theory(stats, weights)
-        return chosen, [f"theory=auto chose {chosen.name}: {why}"]
-    chosen = th.get_theory(name, **filter_options(name, dict(options or {})))
-    reason = chosen.check(stats, weights)
-    if reason is not None:
-        return None, [f"theory {name} skipped: {reason}"]
-    return chosen, [f"theory={name}"]
-
-
-def predict_theory(name: str | None, task: Task, weights: list[torch.Tensor],
-                   t: torch.Tensor, options: Mapping[str, Any] | None = None) -> tuple[Any, list[str]]:
-    """(Prediction or None, notes) of theory ``name`` (``auto`` picks the most exact that applies; ``none``
-    skips) for ``weights`` on the grid ``t`` (B, T); the notes say which theory ran, or why none did.
-    ``options`` go to the theories that take them (see :func:`choose_theory`)."""
-    chosen, notes = choose_theory(name, task, weights, options)
-    if chosen is None:
-        return None, notes
-    from lazyrich import theory as th
-
-    try:
-        prediction = chosen.predict(th.TaskStats.from_task(task), weights, t)
-    except (ValueError, ArithmeticError, torch.linalg.LinAlgError) as err:  # the simulation is still written
-        return None, [*notes, f"theory {chosen.name} skipped: {type(err).__name__}: {err}"]
-    return prediction, notes + list(getattr(prediction, "notes", []))
-
-
-def _rebalanced(weights: list[torch.Tensor]) -> tuple[list[torch.Tensor], str]:
-    """The theory's restart point after a phase switch: the simulated product re-factorised at its measured λ̂.
-
-    GD drifts W2ᵀW2 − W1W1ᵀ by O(η·t) (docs/theory.md §8) while the closed form needs it exact; re-factorising keeps
-    the network function and λ̂ and moves the Gram blocks by the size of that drift, which the note reports.
-    """
-    if len(weights) != 2:
-        return weights, "theory restarts from the simulated weights"
-    lam, dev = inits.balance(weights)
-    scale = sum(torch.linalg.matrix_norm(w) ** 2 for w in weights)
-    rel = float((dev[:, 0] / scale.clamp_min(1e-300)).max())
-    try:
-        w1, w2 = inits.refactorise(metrics.product(weights), lam[:, 0], n_hidden=weights[0].shape[1], rotate=False)
-    except ValueError as err:
-        return weights, f"theory restarts from the simulated weights (cannot re-balance them: {err})"
-    return [w1, w2], (f"theory restarts from the simulated W2W1 re-factorised at its measured λ̂ (GD left a "
-                      f"relative balance deviation of up to {rel:.2g})")
 
 
 def plan_work(budgets: Sequence[float | None], lrs: np.ndarray, trainer_cfg: Mapping[str, Any]) -> str:
@@ -280,7 +112,7 @@ def run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None = None, *,
     if run_dir is None:
         return _run_experiment(cfg, None, log_wandb=log_wandb, plot=plot)
     with locking.FolderLock(run_dir):
-        identity.check(run_dir, cfg, identity.RUN_IGNORED)  # recorded with the results, by _write
+        identity.check(run_dir, cfg, identity.RUN_IGNORED)  # recorded with the results, by RunSink.finish
         return _run_experiment(cfg, run_dir, log_wandb=log_wandb, plot=plot)
 
 
@@ -295,7 +127,7 @@ def _run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None, *, log_w
     weights, meta = build_batch(cfg, first.n_in, first.n_out, first.sigma_yx, device)
     work = plan_work([p.t_budget for p in phases] if phases else [None], meta["lr"].to_numpy(), trainer_cfg)
     (log.info if run_dir is not None else log.debug)(work)
-    theories, notes = _theories(cfg, task, weights)
+    theories, notes = batch_theories(cfg, task, weights)
     dtype = _train_dtype(trainer_cfg, theories[1], notes)
     n_log, chunk = int(trainer_cfg["n_log"]), trainer_cfg["batch_chunk"]
     # In memory (no run folder: suites, figures, the Python API) everything is kept, so `auto` is one chunk.
@@ -303,14 +135,15 @@ def _run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None, *, log_w
         chunk, len(meta), n_in=first.n_in, n_out=first.n_out, n_log=n_log,
         n_matrix=min(int(trainer_cfg["n_matrix"]), n_log), n_phases=len(phases or [None]))
     single = size >= len(meta)
-    sink = _RunSink(Path(run_dir), meta, trainer_cfg["matrix_seeds"]) if run_dir is not None else None
+    sink = RunSink(Path(run_dir), meta, trainer_cfg["matrix_seeds"]) if run_dir is not None else None
     chunks = []
     for start in range(0, len(meta), size):
         rows = slice(start, start + size)
         chunk = _train_chunk(cfg, task, [w[rows] for w in weights], meta.iloc[rows].reset_index(drop=True),
                              theories, start, dtype)
         if sink is not None:
-            sink.append(chunk)
+            sink.append(start, start + len(chunk.summary), chunk.frame,
+                        matrices(chunk.trajectories, chunk.predictions, chunk.loss_matrix))
         if not single:  # keep only what is small: the summary and the notes (and the table if not written)
             chunk.trajectories, chunk.predictions = [], []
             chunk.frame = chunk.frame if sink is None else None
@@ -321,24 +154,10 @@ def _run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None, *, log_w
         log.debug(note)
     result = _combine(chunks, meta, notes, single=single, keep_frame=single or sink is None)
     if sink is not None:
-        _write(result, sink, cfg, log_wandb=log_wandb, plot=plot, started=started)
+        result.figures += sink.finish(cfg, result.frame, result.summary, result.meta, result.theory_notes,
+                                      log_wandb=log_wandb, plot=plot, started=started)
+        result.run_dir = sink.run_dir
     return result
-
-
-def _theories(cfg: Mapping[str, Any], task: Task | TaskSequence,
-              weights: list[torch.Tensor]) -> tuple[tuple[str | None, str | None], list[str]]:
-    """((theory of the first phase, theory of later phases), notes): names, None for no theory. ``auto`` is
-    resolved here, once for the whole batch, so that every chunk runs the same theory."""
-    name = cfg["theory"]["name"]  # filled by config_schema.fill_run
-    if name in ("none", None, "null"):
-        return (None, None), ["theory=none"]
-    if cfg["model"]["activation"] not in ("none", "linear"):
-        return (None, None), ["theory skipped: the theories describe linear networks; model.activation is set."]
-    if name != "auto":
-        return (name, name), []
-    sequence = isinstance(task, TaskSequence)
-    chosen, notes = choose_theory(name, list(task)[0].task if sequence else task, weights)
-    return (chosen.name, name), [("phase 0: " if sequence else "") + n for n in notes]
 
 
 @dataclass
@@ -394,7 +213,7 @@ def _train_phases(cfg: Mapping[str, Any], task: Task | TaskSequence, init64: lis
         # restart from the trainer's weights, promoted here so that the theory does not warn again.
         theory_weights, name = (init64, theories[0]) if index == 0 else ([w.to(DTYPE) for w in weights], theories[1])
         if index > 0 and name is not None:
-            theory_weights, note = _rebalanced(theory_weights)
+            theory_weights, note = rebalanced(theory_weights)
             notes.append(prefix + note)
         prediction, theory_notes = (predict_theory(name, phase_task, theory_weights, traj.t, options)
                                     if name is not None else (None, []))
@@ -425,10 +244,10 @@ def _train_chunk(cfg: Mapping[str, Any], task: Task | TaskSequence, init64: list
     last = predictions[-1]
     summary = results.summary_of(simulated(trajectories[-1], meta), None if last is None else predicted(last),
                                  [*META_COLUMNS, "lam_hat"], first_net=start)
-    summary = _add_saddle_columns(summary, predictions[-1])
+    summary = add_saddle_columns(summary, last)
     if not phases and cfg["trainer"]["batch_size"] is None:
-        summary = _derived_agreement(summary, predictions[-1], task, meta["lr"].to_numpy(), dtype,
-                                     two_layer=len(init64) == 2)
+        summary = derived_agreement(summary, predictions[-1], task, meta["lr"].to_numpy(), dtype,
+                                    two_layer=len(init64) == 2)
     return _Chunk(start, frame, summary, trajectories, predictions, notes, loss_matrix)
 
 
@@ -456,124 +275,3 @@ def _train_dtype(trainer_cfg: Mapping[str, Any], theory_name: str | None, notes:
     return dtype
 
 
-def _derived_agreement(summary: pd.DataFrame, prediction, task: Task, lr: np.ndarray, dtype: torch.dtype, *,
-                       two_layer: bool) -> pd.DataFrame:
-    """theory_rtol: the GD–flow tolerance derived from the leading O(lr) correction (lazyrich.theory.gd_flow) for
-    two-layer flow theories, rounding only for the GD theories; theory_agrees is then judged against it."""
-    if prediction is None or "theory_max_rel_err" not in summary or not two_layer:
-        return summary
-    from lazyrich.theory import TaskStats
-    from lazyrich.theory.gd_flow import DTYPE_FLOOR, gd_flow_rtol
-
-    eps = torch.finfo(dtype).eps
-    if prediction.theory == "aligned_gd":
-        rtol = np.full(len(summary), DTYPE_FLOOR * eps)
-    elif prediction.theory in ("exact", "aligned", "ode"):  # gradient-flow theories
-        rtol = gd_flow_rtol(prediction, TaskStats.from_task(task), torch.tensor(np.array(lr)), dtype).cpu().numpy()
-    else:
-        return summary
-    summary = summary.copy()
-    summary["theory_rtol"] = rtol
-    summary["theory_agrees"] = summary["theory_max_rel_err"].to_numpy() <= rtol
-    return summary
-
-
-def _add_saddle_columns(summary: pd.DataFrame, prediction) -> pd.DataFrame:
-    """The theory's verdict per network: does the flow converge to a saddle, and to what loss as t → ∞."""
-    if prediction is None or getattr(prediction, "converges_to_saddle", None) is None:
-        return summary
-    summary = summary.copy()
-    summary["theory_saddle"] = prediction.converges_to_saddle.cpu().numpy().astype(bool)
-    summary["theory_limit_loss"] = prediction.final_loss.cpu().numpy()
-    if getattr(prediction, "ode_fallback", None) is not None:  # the closed form handed these to the ode theory
-        summary["theory_ode_fallback"] = prediction.ode_fallback.cpu().numpy().astype(bool)
-    return summary
-
-
-def _matrices(chunk: _Chunk) -> dict[str, np.ndarray]:
-    """The matrix arrays of one chunk, batch first: ``[phase<i>_]t``, ``sim_<name>``, ``theory_<name>``."""
-    matrices: dict[str, np.ndarray] = {}
-    for i, (traj, pred) in enumerate(zip(chunk.trajectories, chunk.predictions, strict=True)):
-        key = f"phase{i}_" if len(chunk.trajectories) > 1 else ""
-        matrices[f"{key}t"] = traj.t[:, traj.matrix_index].cpu().numpy()
-        for name, value in traj.matrices.items():
-            matrices[f"{key}sim_{name}"] = value.cpu().numpy()
-        if pred is not None:
-            for name in ("product", "w1tw1", "wwt_out"):
-                value = getattr(pred, name, None)
-                if value is not None:
-                    matrices[f"{key}theory_{name}"] = value[:, traj.matrix_index.to(value.device)].cpu().numpy()
-    if chunk.loss_matrix is not None:
-        matrices["loss_matrix"] = chunk.loss_matrix
-    return matrices
-
-
-class _RunSink:
-    """The run folder being written while the chunks run (see :class:`lazyrich.storage.RunWriter`).
-
-    Matrices are written for the networks of the first ``matrix_seeds`` seeds of each configuration (None:
-    every network): the curves of every network are kept, and a network's matrices can always be recomputed
-    by running its (λ, scale, lr, seed) alone, since its init depends on nothing else.
-    """
-
-    def __init__(self, run_dir: Path, meta: pd.DataFrame, matrix_seeds: int | None) -> None:
-        from lazyrich.storage import RunWriter
-
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / results.DONE).unlink(missing_ok=True)  # being rewritten: unfinished until the manifest is in
-        self.run_dir = run_dir
-        self.writer = RunWriter(run_dir)
-        self.columns: list[str] = []
-        if matrix_seeds is not None and matrix_seeds < 1:  # its type is checked by the schema
-            raise ValueError(f"trainer.matrix_seeds must be a positive int or null (every seed), got "
-                             f"{matrix_seeds!r}.")
-        seeds = sorted(meta["seed"].unique())
-        self.kept = meta["seed"].isin(seeds[:matrix_seeds] if matrix_seeds else seeds).to_numpy()
-
-    def append(self, chunk: _Chunk) -> None:
-        stop = chunk.start + len(chunk.summary)
-        keep = np.flatnonzero(self.kept[chunk.start:stop])
-        arrays = {k: v[keep] for k, v in _matrices(chunk).items()}
-        self.writer.append(chunk.start, stop, chunk.frame, arrays, nets=chunk.start + keep)
-        self.columns = list(chunk.frame.columns)
-
-
-def _plot_frame(result: ExperimentResult, sink: _RunSink, hue: str) -> pd.DataFrame:
-    """The long table for the curves figure: in memory, or only its plotted columns read back from disk."""
-    if result.frame is not None:
-        return result.frame
-    from lazyrich.storage import read_metrics
-
-    wanted = [c for c in sink.columns if c in (hue, "t") or c.endswith(("/loss", "/kernel_distance"))]
-    return read_metrics(sink.run_dir, columns=wanted)  # the unit is not finished yet: no verification
-
-
-def _write(result: ExperimentResult, sink: _RunSink, cfg: Mapping[str, Any], *, log_wandb: bool,
-           plot: bool, started: float) -> None:
-    from omegaconf import OmegaConf
-
-    from lazyrich import plots
-
-    run_dir = sink.run_dir
-    cfg_node = OmegaConf.create(dict(cfg)) if not OmegaConf.is_config(cfg) else cfg
-    identity.claim(run_dir, cfg_node, identity.RUN_IGNORED)
-    sink.writer.close()
-    (run_dir / "theory.txt").write_text("\n".join(result.theory_notes) + "\n")
-    if plot:
-        hue = "lam" if result.meta["lam"].nunique() > 1 else "scale" if result.meta["scale"].nunique() > 1 else "lr"
-        fig = plots.curves(_plot_frame(result, sink, hue), ("loss", "kernel_distance"), hue=hue,
-                           title=str(_get(cfg, "task.name", "")))
-        result.figures.append(plots.save(fig, run_dir / "curves.png"))
-    results.write_run(run_dir, None, result.summary, config=cfg_node)
-    result.run_dir = run_dir
-    logger_cfg = _get(cfg, "logger.wandb", None)
-    if log_wandb and logger_cfg and logger_cfg.get("enabled", True):
-        from lazyrich.wandb_schema import run_group
-        from lazyrich.wandb_sink import Target, log_networks, process_seconds
-
-        plain = OmegaConf.to_container(cfg_node, resolve=True)
-        target = Target.from_logger(logger_cfg, group=run_group(run_dir), job_type="run", config=plain,
-                                    unit=run_dir.name, run_dir=run_dir)
-        frame = result.frame if result.frame is not None else results.load(run_dir).drop(columns="run")
-        log_networks(frame, target, META_COLUMNS[:3], rows=result.summary,
-                     elapsed=max(process_seconds() or 0.0, time.perf_counter() - started))

@@ -1,0 +1,128 @@
+"""The theory of a batch: which theory describes it (:func:`choose_theory`), its prediction on the trainer's
+time grid (:func:`predict_theory`), where it restarts after a phase switch, and the summary columns it adds
+(agreement tolerance, saddle verdicts). It runs beside the trainer, from the same initial weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lazyrich import init as inits
+from lazyrich import metrics
+from lazyrich.tasks import Task, TaskSequence
+
+__all__ = ["add_saddle_columns", "batch_theories", "choose_theory", "derived_agreement", "predict_theory",
+           "rebalanced"]
+
+
+def choose_theory(name: str | None, task: Task, weights: list[torch.Tensor],
+                  options: Mapping[str, Any] | None = None) -> tuple[Any, list[str]]:
+    """(Theory or None, notes): theory ``name`` if it applies to ``weights`` on ``task`` (``auto`` picks the
+    most exact that applies; ``none`` skips); the notes say which theory was chosen, or why none was.
+    ``options`` (e.g. the trainer's ``lr`` and ``dtype``) go to the theories that take them (aligned_gd, gd_flow,
+    escape)."""
+    if name in (None, "none", "null"):
+        return None, ["theory=none"]
+    from lazyrich import theory as th
+    from lazyrich.theory.registry import filter_options
+
+    stats = th.TaskStats.from_task(task)
+    if name == "auto":
+        chosen, why = th.select_theory(stats, weights)
+        return chosen, [f"theory=auto chose {chosen.name}: {why}"]
+    chosen = th.get_theory(name, **filter_options(name, dict(options or {})))
+    reason = chosen.check(stats, weights)
+    if reason is not None:
+        return None, [f"theory {name} skipped: {reason}"]
+    return chosen, [f"theory={name}"]
+
+
+def predict_theory(name: str | None, task: Task, weights: list[torch.Tensor],
+                   t: torch.Tensor, options: Mapping[str, Any] | None = None) -> tuple[Any, list[str]]:
+    """(Prediction or None, notes) of theory ``name`` (``auto`` picks the most exact that applies; ``none``
+    skips) for ``weights`` on the grid ``t`` (B, T); the notes say which theory ran, or why none did.
+    ``options`` go to the theories that take them (see :func:`choose_theory`)."""
+    chosen, notes = choose_theory(name, task, weights, options)
+    if chosen is None:
+        return None, notes
+    from lazyrich import theory as th
+
+    try:
+        prediction = chosen.predict(th.TaskStats.from_task(task), weights, t)
+    except (ValueError, ArithmeticError, torch.linalg.LinAlgError) as err:  # the simulation is still written
+        return None, [*notes, f"theory {chosen.name} skipped: {type(err).__name__}: {err}"]
+    return prediction, notes + list(getattr(prediction, "notes", []))
+
+
+def rebalanced(weights: list[torch.Tensor]) -> tuple[list[torch.Tensor], str]:
+    """The theory's restart point after a phase switch: the simulated product re-factorised at its measured λ̂.
+
+    GD drifts W2ᵀW2 − W1W1ᵀ by O(η·t) (docs/theory.md §8) while the closed form needs it exact; re-factorising keeps
+    the network function and λ̂ and moves the Gram blocks by the size of that drift, which the note reports.
+    """
+    if len(weights) != 2:
+        return weights, "theory restarts from the simulated weights"
+    lam, dev = inits.balance(weights)
+    scale = sum(torch.linalg.matrix_norm(w) ** 2 for w in weights)
+    rel = float((dev[:, 0] / scale.clamp_min(1e-300)).max())
+    try:
+        w1, w2 = inits.refactorise(metrics.product(weights), lam[:, 0], n_hidden=weights[0].shape[1], rotate=False)
+    except ValueError as err:
+        return weights, f"theory restarts from the simulated weights (cannot re-balance them: {err})"
+    return [w1, w2], (f"theory restarts from the simulated W2W1 re-factorised at its measured λ̂ (GD left a "
+                      f"relative balance deviation of up to {rel:.2g})")
+
+
+def batch_theories(cfg: Mapping[str, Any], task: Task | TaskSequence,
+                   weights: list[torch.Tensor]) -> tuple[tuple[str | None, str | None], list[str]]:
+    """((theory of the first phase, theory of later phases), notes): names, None for no theory. ``auto`` is
+    resolved here, once for the whole batch, so that every chunk runs the same theory."""
+    name = cfg["theory"]["name"]  # filled by config_schema.fill_run
+    if name in ("none", None, "null"):
+        return (None, None), ["theory=none"]
+    if cfg["model"]["activation"] not in ("none", "linear"):
+        return (None, None), ["theory skipped: the theories describe linear networks; model.activation is set."]
+    if name != "auto":
+        return (name, name), []
+    sequence = isinstance(task, TaskSequence)
+    chosen, notes = choose_theory(name, list(task)[0].task if sequence else task, weights)
+    return (chosen.name, name), [("phase 0: " if sequence else "") + n for n in notes]
+
+
+def derived_agreement(summary: pd.DataFrame, prediction: Any, task: Task, lr: np.ndarray, dtype: torch.dtype, *,
+                      two_layer: bool) -> pd.DataFrame:
+    """theory_rtol: the GD–flow tolerance derived from the leading O(lr) correction (lazyrich.theory.gd_flow) for
+    two-layer flow theories, rounding only for the GD theories; theory_agrees is then judged against it."""
+    if prediction is None or "theory_max_rel_err" not in summary or not two_layer:
+        return summary
+    from lazyrich.theory import TaskStats
+    from lazyrich.theory.gd_flow import DTYPE_FLOOR, gd_flow_rtol
+
+    eps = torch.finfo(dtype).eps
+    if prediction.theory == "aligned_gd":
+        rtol = np.full(len(summary), DTYPE_FLOOR * eps)
+    elif prediction.theory in ("exact", "aligned", "ode"):  # gradient-flow theories
+        rtol = gd_flow_rtol(prediction, TaskStats.from_task(task), torch.tensor(np.array(lr)), dtype).cpu().numpy()
+    else:
+        return summary
+    summary = summary.copy()
+    summary["theory_rtol"] = rtol
+    summary["theory_agrees"] = summary["theory_max_rel_err"].to_numpy() <= rtol
+    return summary
+
+
+def add_saddle_columns(summary: pd.DataFrame, prediction: Any) -> pd.DataFrame:
+    """The theory's verdict per network: does the flow converge to a saddle, and to what loss as t → ∞."""
+    if prediction is None or getattr(prediction, "converges_to_saddle", None) is None:
+        return summary
+    summary = summary.copy()
+    summary["theory_saddle"] = prediction.converges_to_saddle.cpu().numpy().astype(bool)
+    summary["theory_limit_loss"] = prediction.final_loss.cpu().numpy()
+    if getattr(prediction, "ode_fallback", None) is not None:  # the closed form handed these to the ode theory
+        summary["theory_ode_fallback"] = prediction.ode_fallback.cpu().numpy().astype(bool)
+    return summary

@@ -1,0 +1,123 @@
+"""Where an experiment's results go: the run folder (metrics, matrices, summary, config, theory notes), the
+curves PNG and W&B.
+
+The experiment hands each chunk to :meth:`RunSink.append` as soon as it is trained and predicted, then the
+whole-batch results to :meth:`RunSink.finish`; the sink never reads back into the experiment.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lazyrich import identity, results
+from lazyrich.batch import META_COLUMNS, config_get
+from lazyrich.train import Trajectory
+
+__all__ = ["RunSink", "matrices"]
+
+
+def matrices(trajectories: Sequence[Trajectory], predictions: Sequence[Any],
+             loss_matrix: np.ndarray | None) -> dict[str, np.ndarray]:
+    """The matrix arrays of one chunk (one trajectory and prediction per phase), batch first: ``[phase<i>_]t``,
+    ``sim_<name>``, ``theory_<name>``, and ``loss_matrix`` for a task sequence."""
+    arrays: dict[str, np.ndarray] = {}
+    for i, (traj, pred) in enumerate(zip(trajectories, predictions, strict=True)):
+        key = f"phase{i}_" if len(trajectories) > 1 else ""
+        arrays[f"{key}t"] = traj.t[:, traj.matrix_index].cpu().numpy()
+        for name, value in traj.matrices.items():
+            arrays[f"{key}sim_{name}"] = value.cpu().numpy()
+        if pred is not None:
+            for name in ("product", "w1tw1", "wwt_out"):
+                value = getattr(pred, name, None)
+                if value is not None:
+                    arrays[f"{key}theory_{name}"] = value[:, traj.matrix_index.to(value.device)].cpu().numpy()
+    if loss_matrix is not None:
+        arrays["loss_matrix"] = loss_matrix
+    return arrays
+
+
+class RunSink:
+    """The run folder being written while the chunks run (see :class:`lazyrich.storage.RunWriter`).
+
+    Matrices are written for the networks of the first ``matrix_seeds`` seeds of each configuration (None:
+    every network): the curves of every network are kept, and a network's matrices can always be recomputed
+    by running its (λ, scale, lr, seed) alone, since its init depends on nothing else.
+    """
+
+    def __init__(self, run_dir: Path, meta: pd.DataFrame, matrix_seeds: int | None) -> None:
+        from lazyrich.storage import RunWriter
+
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / results.DONE).unlink(missing_ok=True)  # being rewritten: unfinished until the manifest is in
+        self.run_dir = run_dir
+        self.writer = RunWriter(run_dir)
+        self.columns: list[str] = []
+        if matrix_seeds is not None and matrix_seeds < 1:  # its type is checked by the schema
+            raise ValueError(f"trainer.matrix_seeds must be a positive int or null (every seed), got "
+                             f"{matrix_seeds!r}.")
+        seeds = sorted(meta["seed"].unique())
+        self.kept = meta["seed"].isin(seeds[:matrix_seeds] if matrix_seeds else seeds).to_numpy()
+
+    def append(self, start: int, stop: int, frame: pd.DataFrame, arrays: Mapping[str, np.ndarray]) -> None:
+        """Write the long table of networks ``start`` … ``stop − 1`` and the kept networks' rows of ``arrays``
+        (:func:`matrices`)."""
+        keep = np.flatnonzero(self.kept[start:stop])
+        self.writer.append(start, stop, frame, {k: v[keep] for k, v in arrays.items()}, nets=start + keep)
+        self.columns = list(frame.columns)
+
+    def finish(self, cfg: Mapping[str, Any], frame: pd.DataFrame | None, summary: pd.DataFrame,
+               meta: pd.DataFrame, notes: Sequence[str], *, log_wandb: bool, plot: bool,
+               started: float) -> list[Path]:
+        """Close the folder: its identity, theory.txt, the curves PNG (if ``plot``), the summary and config,
+        then the W&B mirror (if ``log_wandb`` and the logger enables it). ``frame``: the long table, or None
+        when it was written chunk by chunk (then read back from disk). Returns the figures written."""
+        from omegaconf import OmegaConf
+
+        run_dir = self.run_dir
+        cfg_node = OmegaConf.create(dict(cfg)) if not OmegaConf.is_config(cfg) else cfg
+        identity.claim(run_dir, cfg_node, identity.RUN_IGNORED)
+        self.writer.close()
+        (run_dir / "theory.txt").write_text("\n".join(notes) + "\n")
+        figures = [self._plot(frame, meta, str(config_get(cfg, "task.name", "")))] if plot else []
+        results.write_run(run_dir, None, summary, config=cfg_node)
+        logger_cfg = config_get(cfg, "logger.wandb", None)
+        if log_wandb and logger_cfg and logger_cfg.get("enabled", True):
+            plain = OmegaConf.to_container(cfg_node, resolve=True)
+            _log_wandb(run_dir, logger_cfg, plain, frame, summary, started)
+        return figures
+
+    def _plot(self, frame: pd.DataFrame | None, meta: pd.DataFrame, title: str) -> Path:
+        """The curves figure (loss and kernel distance, one line per network, coloured by the swept axis)."""
+        from lazyrich import plots
+
+        hue = "lam" if meta["lam"].nunique() > 1 else "scale" if meta["scale"].nunique() > 1 else "lr"
+        fig = plots.curves(self._plot_frame(frame, hue), ("loss", "kernel_distance"), hue=hue, title=title)
+        return plots.save(fig, self.run_dir / "curves.png")
+
+    def _plot_frame(self, frame: pd.DataFrame | None, hue: str) -> pd.DataFrame:
+        """The long table for the curves figure: in memory, or only its plotted columns read back from disk."""
+        if frame is not None:
+            return frame
+        from lazyrich.storage import read_metrics
+
+        wanted = [c for c in self.columns if c in (hue, "t") or c.endswith(("/loss", "/kernel_distance"))]
+        return read_metrics(self.run_dir, columns=wanted)  # the unit is not finished yet: no verification
+
+
+def _log_wandb(run_dir: Path, logger_cfg: Mapping[str, Any], plain: Any, frame: pd.DataFrame | None,
+               summary: pd.DataFrame, started: float) -> None:
+    """One W&B run per network of the finished run folder (:func:`lazyrich.wandb_sink.log_networks`)."""
+    from lazyrich.wandb_schema import run_group
+    from lazyrich.wandb_sink import Target, log_networks, process_seconds
+
+    target = Target.from_logger(logger_cfg, group=run_group(run_dir), job_type="run", config=plain,
+                                unit=run_dir.name, run_dir=run_dir)
+    frame = frame if frame is not None else results.load(run_dir).drop(columns="run")
+    log_networks(frame, target, META_COLUMNS[:3], rows=summary,
+                 elapsed=max(process_seconds() or 0.0, time.perf_counter() - started))
