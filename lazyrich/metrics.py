@@ -37,6 +37,7 @@ __all__ = [
     "loss_from_product",
     "ntk_blocks",
     "product",
+    "task_losses",
     "task_svals",
     "two_layer_ntk_blocks",
     "zero_kernel_convention",
@@ -390,3 +391,14 @@ def time_in_band(t: Tensor, loss: Tensor, level: Tensor | float, band: float) ->
 def relative_change(before: Tensor, after: Tensor) -> Tensor:
     """‖after − before‖_F / ‖before‖_F over the last two axes, (…): how far a matrix (e.g. W1ᵀW1) moved."""
     return torch.linalg.matrix_norm(after - before) / torch.linalg.matrix_norm(before)
+
+
+# --- Figure and suite helpers: losses along a trajectory, NTK from Grams, representations, noise ------------
+
+
+def task_losses(product: Tensor, tasks: Sequence) -> Tensor:
+    """The loss of the linear map ``product`` (…, No, Ni) on each of ``tasks``, (…, K): e.g. every task's loss
+    along a trajectory of W2W1 (…, T, No, Ni) of a continual sequence. Each task has sigma_xx/yx/yy."""
+    dev = product.device
+    return torch.stack([loss_from_product(product, t.sigma_xx.to(dev), t.sigma_yx.to(dev), t.sigma_yy.to(dev))
+                        for t in tasks], -1)
