@@ -192,6 +192,9 @@ def fig_3(out_dir: Path, small: bool = False) -> FigureResult:
     times, sims, theories = (np.stack(v, -1) for v in zip(*svals, strict=True))  # (B, T, modes) each
     traj = result.trajectories[0]
     saxe = th.get_theory("saxe").predict(task, traj.init_weights, traj.t)
+    lazy_rows = [k for k, lam in enumerate(lams) if lam != 0]  # the |λ| → ∞ limit is refused at λ = 0
+    lazy = th.get_theory("lazy", kernel="lambda").predict(task, [w[lazy_rows] for w in traj.init_weights],
+                                                          traj.t[lazy_rows])
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), sharey=True)
     colours = [f"C{a}" for a in range(len(s_target))]
     errors = {}
@@ -203,9 +206,7 @@ def fig_3(out_dir: Path, small: bool = False) -> FigureResult:
         extra = []
         if lam != 0:
             ax.plot(t, np64(saxe.svals[k]), **plots.LIMIT_STYLE)
-            s0 = theory[0]
-            lazy = s_target + (s0 - s_target) * np.exp(-abs(lam) * t)[:, None]
-            ax.plot(t, lazy, **{**plots.LIMIT_STYLE, "linestyle": "-."})
+            ax.plot(t, np64(lazy.svals[lazy_rows.index(k)]), **{**plots.LIMIT_STYLE, "linestyle": "-."})
             extra = [
                 ("Saxe limit (λ = 0)", plots.LIMIT_STYLE),
                 ("lazy limit s̃ + (s₀ − s̃)·exp(−|λ|t)", {**plots.LIMIT_STYLE, "linestyle": "-."}),

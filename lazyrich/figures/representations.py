@@ -33,8 +33,9 @@ T_SWEEP, T_GAUSS = 14.0, 20.0  # long enough for every balanced net and the smal
 
 @lru_cache(maxsize=2)
 def hierarchy_sweep(small: bool = False) -> tuple[ExperimentResult, tuple[float, ...]]:
-    """λ-balanced random inits on the hierarchy, trained to convergence, one batch over λ (cached: Fig. 4 and
-    the transfer panel of Fig. 6 share it). The seed is one whose λ = 0 net does not stall at a saddle."""
+    """λ-balanced random inits on the hierarchy, trained to convergence, one batch over λ (cached within a
+    process). The seed is one whose λ = 0 net does not stall at a saddle. Fig. 6 (d) runs the transfer suite
+    on the same hierarchy, λ values and t_max instead (``transfer_overrides``)."""
     lams = (-8.0, 0.0, 8.0) if small else (-8.0, -4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0, 8.0)
     cfg = config(
         HIERARCHY,
