@@ -5,6 +5,11 @@ Measured: the loss matrix R[i, k] (loss on task i after phase k), forgetting per
 optimum on task i = ½‖Σ_k − Σ_i‖²_F + L_min,i (whitened), which does not depend on λ; and the theory's R,
 the closed-form dynamics at the end of each finite phase (restarted at each switch from the reached weights),
 which also captures saddles (λ = 0, square nets: B singular when the determinant signs disagree).
+
+The table is built column-wise from the batch's tensors (no loop over networks). Each unit also stores, per
+phase k, W2W1 and the loss on every task at the matrix log points, simulated and predicted
+(:func:`phase_matrices`: ``phase<k>_t``, ``phase<k>_{sim,theory}_product``, ``phase<k>_{sim,theory}_task_losses``
+in its matrices.npz); Fig. 6 (a, b) draws them (``lazyrich.figures.applications.continual_overrides``).
 """
 
 from __future__ import annotations
