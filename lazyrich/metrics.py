@@ -12,8 +12,10 @@ independent of P, instead of O((No·P)²) for the kernel itself.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -23,6 +25,8 @@ __all__ = [
     "backward_transfer",
     "balance_drift",
     "forgetting",
+    "gaussian_balance",
+    "gaussian_balance_moments",
     "generalisation_score",
     "loss_matrix",
     "predicted_generalisation",
@@ -33,11 +37,17 @@ __all__ = [
     "kernel_inner",
     "layer_norms",
     "linear_ntk",
+    "expected_noise_costs",
+    "noise_costs",
+    "ntk_from_blocks",
+    "representation_similarity",
     "least_squares_optimum",
     "loss_from_product",
     "ntk_blocks",
     "product",
+    "task_losses",
     "task_svals",
+    "two_layer_ntk",
     "two_layer_ntk_blocks",
     "zero_kernel_convention",
 ]
@@ -230,13 +240,7 @@ def two_layer_kernel_change(wwt_out0: Tensor, w1tw1_0: Tensor, wwt_out: Tensor, 
 
 def linear_ntk(weights: Sequence[Tensor], x: Tensor) -> Tensor:
     """The full NTK of a linear net, (…, No·P, No·P), output-major (index o·P + p). For tests and small P."""
-    kernel = None
-    for a, g in ntk_blocks(weights):
-        b = x @ g @ x.mT
-        term = torch.einsum("...ij,...pq->...ipjq", a, b)
-        term = term.reshape(*term.shape[:-4], a.shape[-1] * b.shape[-1], a.shape[-1] * b.shape[-1])
-        kernel = term if kernel is None else kernel + term
-    return kernel
+    return ntk_from_blocks(ntk_blocks(weights), x)
 
 
 def kernel_distance(k0: Tensor, k1: Tensor) -> Tensor:
@@ -390,3 +394,116 @@ def time_in_band(t: Tensor, loss: Tensor, level: Tensor | float, band: float) ->
 def relative_change(before: Tensor, after: Tensor) -> Tensor:
     """‖after − before‖_F / ‖before‖_F over the last two axes, (…): how far a matrix (e.g. W1ᵀW1) moved."""
     return torch.linalg.matrix_norm(after - before) / torch.linalg.matrix_norm(before)
+
+
+# --- Figure and suite helpers: losses along a trajectory, NTK from Grams, representations, noise ------------
+
+
+def task_losses(product: Tensor, tasks: Sequence) -> Tensor:
+    """The loss of the linear map ``product`` (…, No, Ni) on each of ``tasks``, (…, K): e.g. every task's loss
+    along a trajectory of W2W1 (…, T, No, Ni) of a continual sequence. Each task has sigma_xx/yx/yy."""
+    dev = product.device
+    return torch.stack([loss_from_product(product, t.sigma_xx.to(dev), t.sigma_yx.to(dev), t.sigma_yy.to(dev))
+                        for t in tasks], -1)
+
+
+def ntk_from_blocks(blocks: Blocks, x: Tensor) -> Tensor:
+    """The full NTK K = Σ_l A_l ⊗ (X G_l Xᵀ), (…, No·P, No·P), output-major, from its blocks (:func:`ntk_blocks`
+    for weights, :func:`two_layer_ntk_blocks` for the Grams of a two-layer net) and X (P, Ni). For small P·No."""
+    kernel = None
+    for a, g in blocks:
+        b = x @ g @ x.mT
+        term = torch.einsum("...ij,...pq->...ipjq", a, b)
+        term = term.reshape(*term.shape[:-4], a.shape[-1] * b.shape[-1], a.shape[-1] * b.shape[-1])
+        kernel = term if kernel is None else kernel + term
+    return kernel
+
+
+def two_layer_ntk(w1tw1: Tensor, wwt_out: Tensor, x: Tensor) -> Tensor:
+    """The full NTK (…, No·P, No·P) of a two-layer linear net from its Grams W1ᵀW1 (…, Ni, Ni) and W2W2ᵀ
+    (…, No, No): K = W2W2ᵀ ⊗ X Xᵀ + I ⊗ X W1ᵀW1 Xᵀ (docs/theory.md §6; :func:`ntk_from_blocks`)."""
+    return ntk_from_blocks(two_layer_ntk_blocks(w1tw1, wwt_out), x)
+
+
+def representation_similarity(w1tw1: Tensor, wwt_out: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """The representational similarity matrices (…, P, P) of a two-layer net from its Grams (docs/theory.md §6):
+    RSM_I = X W1ᵀW1 Xᵀ (the Gram of the hidden activations) and RSM_O = Y (W2W2ᵀ)⁺ Yᵀ; X (P, Ni), Y (P, No)."""
+    return x @ w1tw1 @ x.mT, y @ torch.linalg.pinv(wwt_out, hermitian=True) @ y.mT
+
+
+def noise_costs(weights: Sequence[Tensor], task, sigma: float, n_draws: int,
+                seed: int = 0) -> tuple[Tensor, Tensor]:
+    """Monte Carlo excess loss (B,) under input noise x → x + ε and under parameter noise W_l → W_l + E_l,
+    every entry N(0, σ²), ``n_draws`` draws, for two-layer nets ``weights`` [W1 (B, Nh, Ni), W2 (B, No, Nh)]
+    on ``task`` (X, Y, P and its statistics). :func:`expected_noise_costs` is the exact expectation."""
+    gen = torch.Generator().manual_seed(seed)
+    w1, w2 = weights
+    x, y = task.X, task.Y
+    product = w2 @ w1
+    clean = 0.5 * ((x @ product.mT - y) ** 2).sum((-2, -1)) / task.P
+    eps = sigma * torch.randn(n_draws, *x.shape, generator=gen, dtype=x.dtype)
+    noisy_in = 0.5 * (((x + eps)[None] @ product.mT[:, None] - y) ** 2).sum((-2, -1)).mean(-1) / task.P
+    e1 = sigma * torch.randn(n_draws, *w1.shape, generator=gen, dtype=w1.dtype)
+    e2 = sigma * torch.randn(n_draws, *w2.shape, generator=gen, dtype=w2.dtype)
+    stats = (task.sigma_xx, task.sigma_yx, task.sigma_yy)
+    noisy_par = loss_from_product((w2 + e2) @ (w1 + e1), *stats).mean(0)
+    return noisy_in - clean, noisy_par - loss_from_product(product, *stats)
+
+
+def expected_noise_costs(product: Tensor, w1tw1: Tensor, wwt_out: Tensor, sigma: float,
+                         n_hidden: int) -> tuple[Tensor, Tensor]:
+    """The exact expected excess losses (…) of :func:`noise_costs`, for any two-layer weights given through
+    W2W1 (…, No, Ni) and the Grams: input noise ½σ²‖W2W1‖²_F (the noise enters with zero mean), parameter noise
+    ½E‖E2W1 + W2E1 + E2E1‖²_F = ½σ²(No‖W1‖²_F + Ni‖W2‖²_F) + ½σ⁴ No·Nh·Ni (whitened inputs, Σxx = I)."""
+    n_out, n_in = product.shape[-2], product.shape[-1]
+    s2 = sigma**2
+    w1_sq = torch.diagonal(w1tw1, dim1=-2, dim2=-1).sum(-1)
+    w2_sq = torch.diagonal(wwt_out, dim1=-2, dim2=-1).sum(-1)
+    return (0.5 * s2 * (product**2).sum((-2, -1)),
+            0.5 * s2 * (n_out * w1_sq + n_in * w2_sq) + 0.5 * s2**2 * n_out * n_hidden * n_in)
+
+
+def gaussian_balance_moments(n_in: int, n_hidden: int, n_out: int, s1: float = 1.0,
+                             s2: float = 1.0) -> tuple[float, float, float, float]:
+    """Exact E‖D − λ̂I‖²_F, E‖W2ᵀW2‖²_F, E‖W1W1ᵀ‖²_F and E λ̂ for LeCun Gaussian layers W1 (Nh, Ni) with
+    variance σ1²/Ni and W2 (No, Nh) with variance σ2²/Nh (σ1 = ``s1``, σ2 = ``s2``); D = W2ᵀW2 − W1W1ᵀ,
+    λ̂ = tr D / Nh (:func:`lazyrich.init.balance`).
+
+    A = W2ᵀW2 sums No outer products of N(0, v_A I) vectors of length d = Nh (v_A = σ2²/Nh), B = W1W1ᵀ sums Ni
+    of variance v_B = σ1²/Ni. A Wishart sum of n draws of variance v has E tr A² = v² d n (d + n + 1); A and B
+    are independent, so E‖D − λ̂I‖² = E‖D‖² − E(tr D)²/d = (d − 1)(d + 2)(v_A² n_A + v_B² n_B).
+    """
+    d = n_hidden
+    va, na, vb, nb = s2**2 / n_hidden, n_out, s1**2 / n_in, n_in
+    dev = (d - 1) * (d + 2) * (va**2 * na + vb**2 * nb)
+    return dev, va**2 * d * na * (d + na + 1), vb**2 * d * nb * (d + nb + 1), na * va - nb * vb
+
+
+def gaussian_balance(shapes: Sequence[tuple[int, int, int]], seed: int = 0) -> dict[str, np.ndarray]:
+    """Measured and predicted closeness of LeCun Gaussian inits (σ1 = σ2 = 1) to λ-balance, per (Ni, Nh, No).
+
+    ``r_sim``: RMS‖D − λ̂I‖_F / (RMS‖W2ᵀW2‖_F + RMS‖W1W1ᵀ‖_F) over seeds, ``lam_sim`` the mean λ̂;
+    ``r_theory`` and ``lam_theory`` the same from :func:`gaussian_balance_moments` (E λ̂ = No σ2²/Nh − σ1²,
+    docs/theory.md §3); ``n_seeds`` the draws per shape.
+    """
+    from lazyrich import init as inits
+
+    out: dict[str, list[float]] = {k: [] for k in ("r_sim", "r_theory", "lam_sim", "lam_theory", "n_seeds")}
+    gen = torch.Generator().manual_seed(seed)
+    for n_in, n_hidden, n_out in shapes:
+        # Enough seeds for a ~1% Monte Carlo error on λ̂ at small widths, bounded memory at large ones.
+        n_seeds = int(np.clip(2**22 // (n_hidden * (n_in + n_out) + n_hidden**2), 16, 1024))
+        w1, w2 = inits.gaussian([n_in, n_hidden, n_out], 1.0, lecun=True, generator=gen, batch=n_seeds)
+        lam, dev = inits.balance([w1, w2])
+        a_norm, b_norm = torch.linalg.matrix_norm(w2.mT @ w2), torch.linalg.matrix_norm(w1 @ w1.mT)
+        out["r_sim"].append(float(_rms(dev[:, 0]) / (_rms(a_norm) + _rms(b_norm))))
+        e_dev, e_a, e_b, lam_pred = gaussian_balance_moments(n_in, n_hidden, n_out)
+        out["r_theory"].append(math.sqrt(e_dev) / (math.sqrt(e_a) + math.sqrt(e_b)))
+        out["lam_sim"].append(float(lam[:, 0].mean()))
+        out["lam_theory"].append(lam_pred)
+        out["n_seeds"].append(n_seeds)
+    return {k: np.asarray(v, dtype=float) for k, v in out.items()}
+
+
+def _rms(x: Tensor) -> Tensor:
+    return torch.sqrt(torch.mean(x**2))

@@ -139,3 +139,44 @@ def test_fig6_small_reads_the_reversal_transfer_and_finetune_suites(tmp_path):
     feature = views.suite_table(tmp_path, "transfer", applications.transfer_overrides(True))
     feature = feature[feature["part"] == "new_feature"].set_index("lam")
     assert feature.loc[8.0, "gen_d1"] > feature.loc[0.0, "gen_d1"] > feature.loc[-8.0, "gen_d1"]
+    _check_continual_panel_is_the_continual_suite(tmp_path, result.errors)
+
+
+def _check_continual_panel_is_the_continual_suite(tmp_path, errors) -> None:
+    """Fig. 6 (a, b) reads the continual suite's stored W2W1 per phase; it is what a direct run of the figure's
+    former config (run_experiment on the same constants) records, and the panel's error is read from it."""
+    import numpy as np
+
+    from lazyrich.figures import applications, views
+    from lazyrich.results import max_rel_error
+
+    overrides = applications.continual_overrides(True)
+    table = views.suite_table(tmp_path, "continual", overrides)
+    assert list(table["lam"]) == [2.0] and list(table["lr"]) == [4e-3] and table["converged"].all()
+    stored = views.unit_matrices(tmp_path, "continual", overrides, str(table["unit"].iloc[0]))
+    task = {"name": "continual_stream", "K": 3, "n_in": 3, "n_out": 3, "t_budget": 5.0, "seed": 0}
+    ref = common.run(common.config(task, lam=2.0, scale=0.1, lr=4e-3, n_log=41))
+    for phase, traj in enumerate(ref.trajectories):
+        np.testing.assert_allclose(stored[f"phase{phase}_sim_product"][0], traj.matrices["product"][0],
+                                   rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(stored[f"phase{phase}_t"][0], traj.t[0, traj.matrix_index].numpy(), rtol=1e-12)
+    sim, theory = (np.concatenate([stored[f"phase{p}_{s}_product"][0] for p in range(3)]) for s in ("sim", "theory"))
+    assert errors["continual: W2W1"] == max_rel_error(sim, theory) < 0.005  # measured 0.27%
+
+
+def test_sim_and_theory_reads_both_sources_in_one_shape():
+    import numpy as np
+
+    task = {"name": "random_regression", "n_in": 2, "n_out": 2, "seed": 0}
+    result = common.run(common.config(task, lam=[0.0, 2.0], lr=1e-2, t_max=1.0, n_log=11))
+    traj, pred = result.trajectories[0], result.predictions[0]
+    t, sim, theory = common.sim_and_theory(result, "w1tw1")
+    assert t.shape == (2, 11) and sim.shape == theory.shape == (2, 11, 2, 2)
+    np.testing.assert_array_equal(sim, traj.matrices["w1tw1"].numpy())  # the trainer's and the theory's own
+    np.testing.assert_array_equal(theory, pred.w1tw1[:, traj.matrix_index].numpy())
+    t, sim, theory = common.sim_and_theory(result, "loss")
+    np.testing.assert_array_equal(theory, pred.loss.numpy())
+    assert sim.shape == (2, 11) and np.array_equal(t, traj.t.numpy())
+    bare = common.run(common.config(task, lr=1e-2, t_max=0.1, n_log=3, theory="none"))
+    with pytest.raises(RuntimeError, match="no theory predicted phase 0"):
+        common.sim_and_theory(bare, "loss")

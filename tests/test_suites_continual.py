@@ -5,8 +5,9 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from lazyrich.cli import conf_dir
+from lazyrich.storage import load_matrices
 from lazyrich.suites import run_suites
-from lazyrich.suites.continual import analytic_loss_matrix
+from lazyrich.suites.continual import _saddle_text, analytic_loss_matrix
 from lazyrich.tasks import make
 
 TINY = [
@@ -58,3 +59,26 @@ def test_continual_measured_forgetting_matches_the_analytic_prediction(tmp_path)
     summary = (tmp_path / "summary.md").read_text()
     assert "the same for every λ. As predicted." in summary and "NOT as predicted" not in summary
     assert (tmp_path / "sweep.png").stat().st_size > 0
+    _check_phase_matrices(tmp_path, table, k=3, t_phase=10.0)
+
+
+def _check_phase_matrices(folder, table, k: int, t_phase: float) -> None:
+    """What Fig. 6 (a, b) reads from each unit: W2W1 and every task's loss per phase; at each phase's end they
+    are the loss matrix R the experiment computed from the final weights (and the theory's R)."""
+    for unit, rows in table.groupby("unit"):
+        m = load_matrices(folder / "runs" / unit)
+        for phase in range(k):
+            t = m[f"phase{phase}_t"]
+            assert t.shape == (len(rows), 5) and np.allclose(t[:, 0], 0.0) and np.allclose(t[:, -1], t_phase, rtol=1e-3)
+            assert m[f"phase{phase}_sim_product"].shape == (len(rows), 5, 3, 3)
+            for source, r in (("sim", m["loss_matrix"]), ("theory", m["theory_loss_matrix"])):
+                np.testing.assert_allclose(m[f"phase{phase}_{source}_task_losses"][:, -1], r[:, :, phase],
+                                           rtol=1e-10, atol=1e-14)
+        # the measured R of the table is the stored one, row by row (same order as the batch)
+        np.testing.assert_allclose(rows["R_0_2"], m["loss_matrix"][:, 0, 2], rtol=1e-12)
+
+
+def test_saddle_phases_text_names_each_saddle_phase_or_none():
+    saddles = np.array([[True, False, True], [False, False, False], [False, True, False]])
+    assert list(_saddle_text(saddles)) == ["0 2", "none", "1"]
+    assert list(_saddle_text(np.zeros((0, 3), dtype=bool))) == []

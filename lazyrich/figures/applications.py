@@ -7,10 +7,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import torch
 
-from lazyrich import metrics, plots
-from lazyrich.experiment import build_task
+from lazyrich import plots
 from lazyrich.figures.common import (
     T_LABEL,
     FigureResult,
@@ -18,44 +16,64 @@ from lazyrich.figures.common import (
     figure,
     figure_result,
     non_saddle_seed,
-    np64,
-    run,
     save_png,
 )
 from lazyrich.figures.representations import HIERARCHY, T_SWEEP
-from lazyrich.figures.views import suite_table, unit_frame
+from lazyrich.figures.views import suite_table, unit_frame, unit_matrices
 from lazyrich.results import max_rel_error
 
-__all__ = ["fig_6", "finetune_overrides", "reversal_overrides", "transfer_overrides"]
+__all__ = ["continual_overrides", "fig_6", "finetune_overrides", "reversal_overrides", "transfer_overrides"]
 
 
-def _continual(ax_w, ax_loss, small: bool) -> dict[str, float]:
-    """W2W1 entries and every task's loss across a sequence of three tasks (λ = 2)."""
-    task_cfg = {"name": "continual_stream", "K": 3, "n_in": 3, "n_out": 3, "t_budget": 5.0, "seed": 0}
-    result = run(config(task_cfg, lam=2.0, scale=0.1, lr=4e-3 if small else 2e-3, n_log=41 if small else 101))
-    tasks = build_task(task_cfg).tasks
-    errors, offset, sims, theories, times = {}, 0.0, [], [], []
-    for phase, (traj, pred) in enumerate(zip(result.trajectories, result.predictions, strict=True)):
-        idx = traj.matrix_index
-        t = np64(traj.t[0, idx]) + offset
-        sims.append(traj.matrices["product"][0])
-        theories.append(pred.product[0, idx])
-        times.append(t)
-        offset = float(t[-1])
-        if phase:
-            plots.mark_phases(ax_w, [t[0]])
-            plots.mark_phases(ax_loss, [t[0]])
-    t, sim, theory = np.concatenate(times), torch.cat(sims), torch.cat(theories)
-    plots.matrix_entries(ax_w, t, np64(sim), np64(theory))
-    errors["continual: W2W1"] = max_rel_error(sim, theory)
-    for i, (task, colour) in enumerate(zip(tasks, ("C0", "C1", "C2"), strict=True)):
-        loss = [
-            metrics.loss_from_product(p, task.sigma_xx, task.sigma_yx, task.sigma_yy) for p in (sim, theory)
-        ]
-        plots.sim_theory(
-            ax_loss, t, np64(loss[0]), np64(loss[1]), color=colour, label=f"loss on task {i + 1}"
-        )
-        errors[f"continual: loss on task {i + 1}"] = max_rel_error(*loss)
+def continual_overrides(small: bool) -> list[str]:
+    """Fig. 6 (a, b) is the continual suite with other constants: these ``lazyrich bench`` overrides (K = 3
+    whitened 3 × 3 tasks, λ = 2, one seed, 5 time units per task, a fixed step, W2W1 kept at every log point)."""
+    key = "suite.continual"
+    n_log = 41 if small else 101
+    return [
+        f"{key}.lams=[2]",
+        "seed=[0]",
+        *(f"{key}.task.{k}={v}" for k, v in (("K", 3), ("n_in", 3), ("n_out", 3), ("seed", 0))),
+        f"{key}.t_phase=5.0",
+        f"{key}.init_scale=0.1",
+        f"{key}.lr_max={4e-3 if small else 2e-3:g}",
+        f"{key}.eta=1e9",
+        f"{key}.n_log={n_log}",
+        f"{key}.n_matrix={n_log}",
+        f"{key}.theory=exact",
+    ]
+
+
+def _continual_series(out_dir: Path, small: bool) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray],
+                                                            list[float]]:
+    """(t over the whole sequence (Tm·K,), [simulated, predicted] W2W1 (Tm·K, No, Ni), [simulated, predicted]
+    loss on every task (Tm·K, K), the times at which the later phases start) of the one network of the
+    continual suite run with :func:`continual_overrides`."""
+    overrides = continual_overrides(small)
+    unit = str(suite_table(out_dir, "continual", overrides)["unit"].iloc[0])
+    m = unit_matrices(out_dir, "continual", overrides, unit)
+    k = sum(1 for name in m if name.endswith("_t") and name.startswith("phase"))
+    times, offset = [], 0.0
+    for phase in range(k):  # each phase's clock restarts at 0: lay the phases end to end
+        times.append(m[f"phase{phase}_t"][0] + offset)
+        offset = float(times[-1][-1])
+    products, losses = (
+        [np.concatenate([m[f"phase{p}_{src}_{name}"][0] for p in range(k)]) for src in ("sim", "theory")]
+        for name in ("product", "task_losses"))
+    return np.concatenate(times), products, losses, [t[0] for t in times[1:]]
+
+
+def _continual(ax_w, ax_loss, out_dir: Path, small: bool) -> dict[str, float]:
+    """W2W1 entries and every task's loss across a sequence of three tasks (λ = 2), read from the continual
+    suite's stored matrices."""
+    t, (sim, theory), (loss_sim, loss_theory), switches = _continual_series(out_dir, small)
+    plots.mark_phases(ax_w, switches)
+    plots.mark_phases(ax_loss, switches)
+    plots.matrix_entries(ax_w, t, sim, theory)
+    errors = {"continual: W2W1": max_rel_error(sim, theory)}
+    for i, colour in enumerate(("C0", "C1", "C2")):
+        plots.sim_theory(ax_loss, t, loss_sim[:, i], loss_theory[:, i], color=colour, label=f"loss on task {i + 1}")
+        errors[f"continual: loss on task {i + 1}"] = max_rel_error(loss_sim[:, i], loss_theory[:, i])
     ax_w.set(
         title="(a) continual, λ = 2: W2W1 entries over tasks 1 → 2 → 3", xlabel=T_LABEL, ylabel="W2W1 entry"
     )
@@ -204,7 +222,7 @@ def _finetune(ax_time, ax_kernel, table: pd.DataFrame) -> dict[str, float]:
 def fig_6(out_dir: Path, small: bool = False) -> FigureResult:
     """Applications: continual learning, reversal, transfer and fine-tuning, each against its theory."""
     fig, axes = plt.subplots(2, 3, figsize=(17, 9.5))
-    errors = _continual(axes[0, 0], axes[0, 1], small)
+    errors = _continual(axes[0, 0], axes[0, 1], out_dir, small)
     errors |= _reversal(axes[0, 2], out_dir, small)
     errors |= _transfer(axes[1, 0], suite_table(out_dir, "transfer", transfer_overrides(small)))
     errors |= _finetune(axes[1, 1], axes[1, 2], suite_table(out_dir, "finetune", finetune_overrides(small)))

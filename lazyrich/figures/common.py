@@ -31,9 +31,9 @@ __all__ = [
     "figure_result",
     "non_saddle_seed",
     "np64",
-    "ntk_from_grams",
     "save_png",
     "run",
+    "sim_and_theory",
     "statement",
 ]
 
@@ -166,31 +166,17 @@ def non_saddle_seed(cfg: Mapping[str, Any], tries: int = 20) -> int:
     raise RuntimeError(f"no seed in [{start}, {start + tries}) avoids the saddle; widen the search.")
 
 
-def ntk_from_grams(w1tw1: Tensor, wwt_out: Tensor, x: Tensor) -> Tensor:
-    """Full two-layer NTK (…, No·P, No·P), output-major, from W1ᵀW1 (…, Ni, Ni), W2W2ᵀ (…, No, No) and
-    X (P, Ni): K = I_No ⊗ (X W1ᵀW1 Xᵀ) + W2W2ᵀ ⊗ (X Xᵀ) (docs/theory.md §6). For small P·No only."""
-    n_out, p = wwt_out.shape[-1], x.shape[0]
-    eye = torch.eye(n_out, dtype=x.dtype, device=x.device)
-    inner = x @ w1tw1 @ x.mT
-    kron = torch.einsum("ij,...pq->...ipjq", eye, inner) + torch.einsum(
-        "...ij,pq->...ipjq", wwt_out, x @ x.mT
-    )
-    return kron.reshape(*kron.shape[:-4], n_out * p, n_out * p)
-
-
 def upper_pairs(n: int) -> list[tuple[int, int]]:
     """The (i, j) with i ≤ j of an n × n symmetric matrix: its distinct entries."""
     return [(i, j) for i in range(n) for j in range(i, n)]
 
 
-def matrix_pair(
-    result: ExperimentResult, name: str, index: int = 0, phase: int = 0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(t (Tm,), simulated (Tm, …), theory (Tm, …)) of matrix ``name`` for network ``index`` of a phase."""
-    traj, pred = result.trajectories[phase], result.predictions[phase]
-    idx = traj.matrix_index
-    return (
-        np64(traj.t[index, idx]),
-        np64(traj.matrices[name][index]),
-        np64(getattr(pred, name)[index, idx.to(pred.t.device)]),
-    )
+def sim_and_theory(result: ExperimentResult, name: str, phase: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(t, simulated, predicted) of the curve or matrix ``name`` of every network in one phase, read through
+    :meth:`~lazyrich.experiment.ExperimentResult.curves` (one shape for both): a curve gives t (B, T) and values
+    (B, T); a matrix gives its log times (B, Tm) and values (B, Tm, …), the theory's at the same points."""
+    simulation, theory = (c[phase] for c in result.curves())
+    if theory is None:
+        raise RuntimeError(f"no theory predicted phase {phase}: " + "; ".join(result.theory_notes))
+    t = simulation.matrix_t if name in simulation.matrices else simulation.t
+    return np64(t), np64(simulation[name]), np64(theory[name])

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from lazyrich import init as inits
-from lazyrich import plots
+from lazyrich import metrics, plots
 from lazyrich import theory as th
 from lazyrich.experiment import build_task
 from lazyrich.figures.common import (
@@ -19,61 +17,19 @@ from lazyrich.figures.common import (
     config,
     figure,
     figure_result,
-    matrix_pair,
     non_saddle_seed,
     np64,
-    ntk_from_grams,
     run,
     save_png,
+    sim_and_theory,
     upper_pairs,
 )
 from lazyrich.results import max_rel_error
 
-__all__ = ["fig_1", "fig_2", "fig_3", "gaussian_balance"]
+__all__ = ["fig_1", "fig_2", "fig_3"]
 
 
 # --- Fig. 1 ------------------------------------------------------------------------------------------------
-
-
-def _wishart_moments(
-    n_in: int, n_hidden: int, n_out: int, s1: float = 1.0, s2: float = 1.0
-) -> tuple[float, float, float, float]:
-    """Exact E‖D − λ̂I‖², E‖W2ᵀW2‖², E‖W1W1ᵀ‖² and E λ̂ for LeCun Gaussian layers (σ1 = s1, σ2 = s2).
-
-    A = W2ᵀW2 = Σ_o a_o a_oᵀ (No draws of N(0, σ2²/Nh · I)), B = W1W1ᵀ likewise (Ni draws, variance σ1²/Ni),
-    D = A − B, λ̂ = tr D/Nh. With d = Nh: E tr A² = v² d n (d + n + 1) for n draws of variance v, and
-    E‖D − λ̂I‖² = E‖D‖² − E(tr D)²/d = (d − 1)(d + 2)(v_A² n_A + v_B² n_B) (the cross terms cancel).
-    """
-    d = n_hidden
-    va, na, vb, nb = s2**2 / n_hidden, n_out, s1**2 / n_in, n_in
-    dev = (d - 1) * (d + 2) * (va**2 * na + vb**2 * nb)
-    return dev, va**2 * d * na * (d + na + 1), vb**2 * d * nb * (d + nb + 1), na * va - nb * vb
-
-
-def gaussian_balance(shapes: list[tuple[int, int, int]], seed: int = 0) -> dict[str, np.ndarray]:
-    """Measured and predicted closeness of LeCun Gaussian inits (σ1 = σ2 = 1) to λ-balance, per (Ni, Nh, No).
-
-    r = RMS‖D − λ̂I‖_F / (RMS‖W2ᵀW2‖_F + RMS‖W1W1ᵀ‖_F) over seeds, D = W2ᵀW2 − W1W1ᵀ, and the mean λ̂; the
-    prediction uses the same ratio of exact second moments, and λ̂ = No σ2²/Nh − σ1² (docs/theory.md §3).
-    """
-    out = {k: [] for k in ("r_sim", "r_theory", "lam_sim", "lam_theory", "n_seeds")}
-    gen = torch.Generator().manual_seed(seed)
-    for n_in, n_hidden, n_out in shapes:
-        # Enough seeds for a ~1% Monte Carlo error on λ̂ at small widths, bounded memory at large ones.
-        n_seeds = int(np.clip(2**22 // (n_hidden * (n_in + n_out) + n_hidden**2), 16, 1024))
-        w1, w2 = inits.gaussian([n_in, n_hidden, n_out], 1.0, lecun=True, generator=gen, batch=n_seeds)
-        a, b = w2.mT @ w2, w1 @ w1.mT
-        lam, dev = inits.balance([w1, w2])
-        rms = lambda x: float(torch.sqrt(torch.mean(x**2)))  # noqa: E731
-        out["r_sim"].append(
-            rms(dev[:, 0]) / (rms(torch.linalg.matrix_norm(a)) + rms(torch.linalg.matrix_norm(b)))
-        )
-        e_dev, e_a, e_b, lam_pred = _wishart_moments(n_in, n_hidden, n_out)
-        out["r_theory"].append(math.sqrt(e_dev) / (math.sqrt(e_a) + math.sqrt(e_b)))
-        out["lam_sim"].append(float(lam[:, 0].mean()))
-        out["lam_theory"].append(lam_pred)
-        out["n_seeds"].append(n_seeds)
-    return {k: np.asarray(v, dtype=float) for k, v in out.items()}
 
 
 @figure
@@ -88,8 +44,9 @@ def fig_1(out_dir: Path, small: bool = False) -> FigureResult:
     result = run(cfg)
     fig, axes = plt.subplots(1, 4, figsize=(17, 3.9))
     errors = {}
+    times, sims, theories = sim_and_theory(result, "product")
     for k, (ax, lam) in enumerate(zip(axes[:2], lams, strict=True)):
-        t, sim, theory = matrix_pair(result, "product", k)
+        t, sim, theory = times[k], sims[k], theories[k]
         plots.matrix_entries(ax, t, sim, theory)
         errors[f"W2W1 (λ={lam:g})"] = max_rel_error(sim, theory)
         regime = "rich" if lam == 0 else "lazy"
@@ -106,7 +63,7 @@ def fig_1(out_dir: Path, small: bool = False) -> FigureResult:
         "input = output width N (Nh = 8)": ([(n, 8, n) for n in outer], outer, "C3"),
     }
     for name, (shapes, widths, colour) in sweeps.items():
-        res = gaussian_balance(shapes)
+        res = metrics.gaussian_balance(shapes)
         plots.sim_theory(axes[2], widths, res["r_sim"], res["r_theory"], color=colour, label=name, marker="o")
         plots.sim_theory(
             axes[3], widths, res["lam_sim"], res["lam_theory"], color=colour, label=name, marker="o"
@@ -144,6 +101,18 @@ def fig_1(out_dir: Path, small: bool = False) -> FigureResult:
 # --- Fig. 2 ------------------------------------------------------------------------------------------------
 
 
+def _fig2_panel(ax, name: str, t: np.ndarray, sim: np.ndarray, theory: np.ndarray) -> float:
+    """One panel of Fig. 2: the loss (log scale) or a matrix's distinct entries against t; its error."""
+    if name == "loss":
+        plots.sim_theory(ax, t, sim, theory, color="C0")
+        ax.set_yscale("log")
+    else:
+        plots.matrix_entries(ax, t, sim, theory, entries=upper_pairs(sim.shape[-1]) if name != "product" else None)
+    ax.set_xlabel(T_LABEL, fontsize=8)
+    ax.grid(alpha=0.3)
+    return max_rel_error(sim, theory)
+
+
 @figure
 def fig_2(out_dir: Path, small: bool = False) -> FigureResult:
     """Loss, W2W1, W1ᵀW1, W2W2ᵀ and NTK entries against t for λ ∈ {−2, 0, 2} and λ = 10."""
@@ -174,31 +143,15 @@ def fig_2(out_dir: Path, small: bool = False) -> FigureResult:
     errors: dict[str, float] = {}
     row = 0
     for result, lams in runs:
+        series = {name: sim_and_theory(result, name) for name in ("loss", "product", "w1tw1", "wwt_out")}
+        t, w1_sim, w1_th = series["w1tw1"]
+        _, w2_sim, w2_th = series["wwt_out"]
+        series["ntk"] = (t, *(np64(metrics.two_layer_ntk(torch.from_numpy(w1), torch.from_numpy(w2), x))
+                              for w1, w2 in ((w1_sim, w2_sim), (w1_th, w2_th))))
         for k, lam in enumerate(lams):
-            traj, pred = result.trajectories[0], result.predictions[0]
-            t_all = np64(traj.t[k])
             for col, (name, label) in enumerate(columns):
-                ax = axes[row, col]
-                if name == "loss":
-                    sim, theory = np64(traj.scalars["loss"][k]), np64(pred.loss[k])
-                    plots.sim_theory(ax, t_all, sim, theory, color="C0")
-                    ax.set_yscale("log")
-                elif name == "ntk":
-                    t, w1_sim, w1_th = matrix_pair(result, "w1tw1", k)
-                    _, w2_sim, w2_th = matrix_pair(result, "wwt_out", k)
-                    sim = np64(ntk_from_grams(torch.from_numpy(w1_sim), torch.from_numpy(w2_sim), x))
-                    theory = np64(ntk_from_grams(torch.from_numpy(w1_th), torch.from_numpy(w2_th), x))
-                    plots.matrix_entries(ax, t, sim, theory, entries=upper_pairs(sim.shape[-1]))
-                else:
-                    t, sim, theory = matrix_pair(result, name, k)
-                    sym = name != "product"
-                    plots.matrix_entries(
-                        ax, t, sim, theory, entries=upper_pairs(sim.shape[-1]) if sym else None
-                    )
-                errors[f"{label} (λ={lam:g})"] = max_rel_error(sim, theory)
-                ax.set_title(f"{label}, λ = {lam:g}" + (" (large |λ|)" if lam == 10 else ""), fontsize=9)
-                ax.set_xlabel(T_LABEL, fontsize=8)
-                ax.grid(alpha=0.3)
+                errors[f"{label} (λ={lam:g})"] = _fig2_panel(axes[row, col], name, *(a[k] for a in series[name]))
+                axes[row, col].set_title(f"{label}, λ = {lam:g}" + (" (large |λ|)" if lam == 10 else ""), fontsize=9)
             row += 1
     plots.legend_sim_theory(axes[0, 0], loc="upper right")
     fig.suptitle(
@@ -233,26 +186,27 @@ def fig_3(out_dir: Path, small: bool = False) -> FigureResult:
         theory="aligned",
     )
     result = run(cfg)
-    traj, pred = result.trajectories[0], result.predictions[0]
     task = build_task(task_cfg)
     s_target = np64(task.svd[1])
+    svals = [sim_and_theory(result, f"sval_{a + 1}") for a in range(len(s_target))]
+    times, sims, theories = (np.stack(v, -1) for v in zip(*svals, strict=True))  # (B, T, modes) each
+    traj = result.trajectories[0]
     saxe = th.get_theory("saxe").predict(task, traj.init_weights, traj.t)
+    lazy_rows = [k for k, lam in enumerate(lams) if lam != 0]  # the |λ| → ∞ limit is refused at λ = 0
+    lazy = th.get_theory("lazy", kernel="lambda").predict(task, [w[lazy_rows] for w in traj.init_weights],
+                                                          traj.t[lazy_rows])
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), sharey=True)
     colours = [f"C{a}" for a in range(len(s_target))]
     errors = {}
     for k, (ax, lam) in enumerate(zip(axes, lams, strict=True)):
-        t = np64(traj.t[k])
-        sim = np.stack([np64(traj.scalars[f"sval_{a + 1}"][k]) for a in range(len(s_target))], -1)
-        theory = np64(pred.svals[k])
+        t, sim, theory = times[k, :, 0], sims[k], theories[k]
         for a, colour in enumerate(colours):
             plots.sim_theory(ax, t, sim[:, a], theory[:, a], color=colour, label=f"s̃ = {s_target[a]:.2g}")
         errors[f"singular values (λ={lam:g})"] = max_rel_error(sim, theory, scale=s_target.max())
         extra = []
         if lam != 0:
             ax.plot(t, np64(saxe.svals[k]), **plots.LIMIT_STYLE)
-            s0 = theory[0]
-            lazy = s_target + (s0 - s_target) * np.exp(-abs(lam) * t)[:, None]
-            ax.plot(t, lazy, **{**plots.LIMIT_STYLE, "linestyle": "-."})
+            ax.plot(t, np64(lazy.svals[lazy_rows.index(k)]), **{**plots.LIMIT_STYLE, "linestyle": "-."})
             extra = [
                 ("Saxe limit (λ = 0)", plots.LIMIT_STYLE),
                 ("lazy limit s̃ + (s₀ − s̃)·exp(−|λ|t)", {**plots.LIMIT_STYLE, "linestyle": "-."}),

@@ -17,9 +17,9 @@ from lazyrich.figures.common import (
     figure,
     figure_result,
     non_saddle_seed,
-    np64,
     run,
     save_png,
+    sim_and_theory,
 )
 from lazyrich.figures.views import suite_table
 from lazyrich.results import max_rel_error
@@ -36,8 +36,9 @@ FLOOR = 1e-12  # kernel distances below this are rounding, not movement
 
 
 def _final_kernel_distance(result) -> tuple[np.ndarray, np.ndarray]:
-    traj, pred = result.trajectories[0], result.predictions[0]
-    return np64(traj.scalars["kernel_distance"][:, -1]), np64(pred.kernel_distance[:, -1])
+    """(simulated, predicted) kernel distance at the last log point, each (B,)."""
+    _, sim, theory = sim_and_theory(result, "kernel_distance")
+    return sim[:, -1], theory[:, -1]
 
 
 ARCH_SEEDS = (0, 1, 2)
@@ -119,20 +120,16 @@ def _delayed_rich_panels(ax_loss, ax_kernel, small: bool) -> dict[str, float]:
         spacing="log",
     )
     result = run(cfg)
-    traj, pred = result.trajectories[0], result.predictions[0]
+    series = {name: sim_and_theory(result, name) for name in ("loss", "kernel_distance")}
     labels = {-10.0: "λ = −10 (delayed rich)", 0.0: "λ = 0 (rich)", 10.0: "λ = +10 (lazy)"}
     errors: dict[str, float] = {}
     for k, (lam, colour) in enumerate(zip(lams_t, ("C3", "C1", "C0"), strict=True)):
-        t = np64(traj.t[k])[1:]  # t = 0 has no place on a log axis
-        for ax, metric, sim_full, th_full in (
-            (ax_loss, "loss", traj.scalars["loss"], pred.loss),
-            (ax_kernel, "kernel distance", traj.scalars["kernel_distance"], pred.kernel_distance),
-        ):
-            sim, theory = np64(sim_full[k])[1:], np64(th_full[k])[1:]
+        for ax, name in ((ax_loss, "loss"), (ax_kernel, "kernel_distance")):
+            t, sim, theory = (a[k, 1:] for a in series[name])  # t = 0 has no place on a log axis
             plots.sim_theory(
                 ax, t, np.maximum(sim, FLOOR), np.maximum(theory, FLOOR), color=colour, label=labels[lam]
             )
-            errors[f"{metric} vs t, {labels[lam]}"] = max_rel_error(sim, theory)
+            errors[f"{name.replace('_', ' ')} vs t, {labels[lam]}"] = max_rel_error(sim, theory)
     ax_loss.set(
         xscale="log", yscale="log", xlabel=T_LABEL, ylabel="loss", title="(b) funnel 4→2, s̃ = (2, 1): loss"
     )

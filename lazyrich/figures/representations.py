@@ -8,7 +8,6 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from torch import Tensor
 
 from lazyrich import metrics, plots
 from lazyrich.experiment import ExperimentResult, build_task
@@ -21,10 +20,11 @@ from lazyrich.figures.common import (
     np64,
     run,
     save_png,
+    sim_and_theory,
 )
 from lazyrich.results import max_rel_error
 
-__all__ = ["fig_4", "hierarchy_sweep", "noise_costs"]
+__all__ = ["fig_4", "hierarchy_sweep"]
 
 HIERARCHY = {"name": "hierarchy", "depth": 3, "branching": 2}
 NOISE_SIGMA = 0.05
@@ -33,8 +33,9 @@ T_SWEEP, T_GAUSS = 14.0, 20.0  # long enough for every balanced net and the smal
 
 @lru_cache(maxsize=2)
 def hierarchy_sweep(small: bool = False) -> tuple[ExperimentResult, tuple[float, ...]]:
-    """λ-balanced random inits on the hierarchy, trained to convergence, one batch over λ (cached: Fig. 4 and
-    the transfer panel of Fig. 6 share it). The seed is one whose λ = 0 net does not stall at a saddle."""
+    """λ-balanced random inits on the hierarchy, trained to convergence, one batch over λ (cached within a
+    process). The seed is one whose λ = 0 net does not stall at a saddle. Fig. 6 (d) runs the transfer suite
+    on the same hierarchy, λ values and t_max instead (``transfer_overrides``)."""
     lams = (-8.0, 0.0, 8.0) if small else (-8.0, -4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0, 8.0)
     cfg = config(
         HIERARCHY,
@@ -48,36 +49,10 @@ def hierarchy_sweep(small: bool = False) -> tuple[ExperimentResult, tuple[float,
     return run(cfg), lams
 
 
-def _final(result: ExperimentResult, name: str) -> tuple[Tensor, Tensor]:
+def _final(result: ExperimentResult, name: str) -> tuple[np.ndarray, np.ndarray]:
     """(simulated, predicted) matrix ``name`` at the last logged t, each (B, …)."""
-    traj, pred = result.trajectories[0], result.predictions[0]
-    return traj.matrices[name][:, -1], getattr(pred, name)[:, -1]
-
-
-def _rsms(w1tw1: Tensor, wwt_out: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-    """RSM_I = X W1ᵀW1 Xᵀ and RSM_O = Y (W2W2ᵀ)⁺ Yᵀ (P × P, docs/theory.md §6, rows are samples)."""
-    return x @ w1tw1 @ x.mT, y @ torch.linalg.pinv(wwt_out, hermitian=True) @ y.mT
-
-
-def noise_costs(
-    weights: list[Tensor], task, sigma: float, n_draws: int, seed: int = 0
-) -> tuple[Tensor, Tensor]:
-    """Monte Carlo excess loss (B,) under input noise x → x + ε and under parameter noise W_l → W_l + E_l,
-    every entry N(0, σ²), for trained two-layer nets ``weights`` [W1 (B, Nh, Ni), W2 (B, No, Nh)]."""
-    gen = torch.Generator().manual_seed(seed)
-    w1, w2 = weights
-    x, y = task.X, task.Y
-    product = w2 @ w1
-    clean = 0.5 * ((x @ product.mT - y) ** 2).sum((-2, -1)) / task.P
-    eps = sigma * torch.randn(n_draws, *x.shape, generator=gen, dtype=x.dtype)
-    noisy_in = 0.5 * (((x + eps)[None] @ product.mT[:, None] - y) ** 2).sum((-2, -1)).mean(-1) / task.P
-    e1 = sigma * torch.randn(n_draws, *w1.shape, generator=gen, dtype=w1.dtype)
-    e2 = sigma * torch.randn(n_draws, *w2.shape, generator=gen, dtype=w2.dtype)
-    noisy_product = (w2 + e2) @ (w1 + e1)
-    noisy_par = metrics.loss_from_product(noisy_product, task.sigma_xx, task.sigma_yx, task.sigma_yy).mean(0)
-    return noisy_in - clean, noisy_par - metrics.loss_from_product(
-        product, task.sigma_xx, task.sigma_yx, task.sigma_yy
-    )
+    _, sim, theory = sim_and_theory(result, name)
+    return sim[:, -1], theory[:, -1]
 
 
 def _gaussian_pair(small: bool) -> ExperimentResult:
@@ -97,6 +72,12 @@ def _gaussian_pair(small: bool) -> ExperimentResult:
     )
 
 
+def _rsms(w1tw1: np.ndarray, wwt_out: np.ndarray, task) -> list[np.ndarray]:
+    """RSM_I and RSM_O of one network (:func:`lazyrich.metrics.representation_similarity`)."""
+    grams = (torch.from_numpy(w1tw1), torch.from_numpy(wwt_out))
+    return [np64(m) for m in metrics.representation_similarity(*grams, task.X, task.Y)]
+
+
 def _representation_grid(fig, grid, columns: list[tuple[str, ExperimentResult, int]], task) -> dict[str, float]:
     """Rows 0–3 of Fig. 4: W1ᵀW1, W2W2ᵀ and the two RSMs at convergence, one column per (name, result, network),
     simulation above the diagonal, theory below; the error of each image."""
@@ -104,8 +85,8 @@ def _representation_grid(fig, grid, columns: list[tuple[str, ExperimentResult, i
     errors: dict[str, float] = {}
     for col, (name, result, k) in enumerate(columns):
         (w1_sim, w1_th), (w2_sim, w2_th) = _final(result, "w1tw1"), _final(result, "wwt_out")
-        sims = [w1_sim[k], w2_sim[k], *_rsms(w1_sim[k], w2_sim[k], task.X, task.Y)]
-        theories = [w1_th[k], w2_th[k], *_rsms(w1_th[k], w2_th[k], task.X, task.Y)]
+        sims = [w1_sim[k], w2_sim[k], *_rsms(w1_sim[k], w2_sim[k], task)]
+        theories = [w1_th[k], w2_th[k], *_rsms(w1_th[k], w2_th[k], task)]
         for row, (label, sim, theory) in enumerate(zip(rows, sims, theories, strict=True)):
             ax = fig.add_subplot(grid[row, 2 * col : 2 * col + 2])
             err = max_rel_error(sim, theory)
@@ -121,17 +102,14 @@ def _representation_grid(fig, grid, columns: list[tuple[str, ExperimentResult, i
 def _noise_predictions(sweep: ExperimentResult, task, lams: tuple[float, ...], small: bool) -> list[tuple]:
     """(label, Monte Carlo (B,), exact expectation (B,), docs/theory.md §10 formula) for input, then parameter
     noise on the converged λ sweep."""
-    traj, pred = sweep.trajectories[0], sweep.predictions[0]
-    extra_in, extra_par = noise_costs(traj.final_weights, task, NOISE_SIGMA, 2000 if small else 4000)
-    n_out, n_hidden, n_in = task.n_out, traj.final_weights[0].shape[1], task.n_in
-    s2 = NOISE_SIGMA**2
+    weights = sweep.trajectories[0].final_weights  # the Monte Carlo perturbs the trained weights themselves
+    extra_in, extra_par = metrics.noise_costs(weights, task, NOISE_SIGMA, 2000 if small else 4000)
+    # Both excess losses are exact in expectation for any weights; the theory's weights at t_max go in.
+    ends = {name: torch.from_numpy(_final(sweep, name)[1]) for name in ("product", "w1tw1", "wwt_out")}
+    th_in, th_par = (np64(v) for v in metrics.expected_noise_costs(ends["product"], ends["w1tw1"], ends["wwt_out"],
+                                                                   NOISE_SIGMA, weights[0].shape[1]))
+    s2, n_in = NOISE_SIGMA**2, task.n_in
     norm_sq = float((task.sigma_yx**2).sum())
-    # Both excess losses are exact in expectation for any weights (the noise enters with zero mean):
-    # input ½σ²‖W2W1‖², parameters ½E‖E2W1 + W2E1 + E2E1‖²; the theory's weights at t_max go in.
-    th_in = 0.5 * s2 * np64((pred.product[:, -1] ** 2).sum((-2, -1)))
-    w1_sq = np64(torch.diagonal(pred.w1tw1[:, -1], dim1=-2, dim2=-1).sum(-1))
-    w2_sq = np64(torch.diagonal(pred.wwt_out[:, -1], dim1=-2, dim2=-1).sum(-1))
-    th_par = 0.5 * s2 * (n_out * w1_sq + n_in * w2_sq) + 0.5 * s2**2 * n_out * n_hidden * n_in
     s_tilde = np64(task.svd[1])
     eps_sum = np.sqrt(s_tilde[None] ** 2 + np.asarray(lams)[:, None] ** 2 / 4).sum(-1)
     doc_in, doc_par = s2 * norm_sq, 2 * s2 * task.P * n_in * eps_sum  # docs/theory.md §10 as written

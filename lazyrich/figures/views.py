@@ -13,9 +13,10 @@ import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-__all__ = ["CACHE", "suite_folder", "suite_table", "unit_frame"]
+__all__ = ["CACHE", "suite_folder", "suite_table", "unit_frame", "unit_matrices"]
 
 CACHE = "suites"
 """Sub-folder of a figures output folder that holds the suite runs the figures read."""
@@ -71,3 +72,12 @@ def unit_frame(out_dir: str | Path, suite: str, overrides: Sequence[str], unit: 
     from lazyrich import results
 
     return results.load(suite_folder(out_dir, suite, overrides) / "runs" / unit)
+
+
+def unit_matrices(out_dir: str | Path, suite: str, overrides: Sequence[str], unit: str,
+                  names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """The matrices (batch first, e.g. ``phase<k>_t``, ``phase<k>_sim_product``) that unit ``unit`` of that
+    cached suite run stored, only ``names`` if given (:func:`lazyrich.storage.load_matrices`)."""
+    from lazyrich.storage import load_matrices
+
+    return load_matrices(suite_folder(out_dir, suite, overrides) / "runs" / unit, names)

@@ -5,6 +5,11 @@ Measured: the loss matrix R[i, k] (loss on task i after phase k), forgetting per
 optimum on task i = ½‖Σ_k − Σ_i‖²_F + L_min,i (whitened), which does not depend on λ; and the theory's R,
 the closed-form dynamics at the end of each finite phase (restarted at each switch from the reached weights),
 which also captures saddles (λ = 0, square nets: B singular when the determinant signs disagree).
+
+The table is built column-wise from the batch's tensors (no loop over networks). Each unit also stores, per
+phase k, W2W1 and the loss on every task at the matrix log points, simulated and predicted
+(:func:`phase_matrices`: ``phase<k>_t``, ``phase<k>_{sim,theory}_product``, ``phase<k>_{sim,theory}_task_losses``
+in its matrices.npz); Fig. 6 (a, b) draws them (``lazyrich.figures.applications.continual_overrides``).
 """
 
 from __future__ import annotations
@@ -17,14 +22,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lazyrich import metrics
+from lazyrich import measures, metrics
+from lazyrich.curves import Curves
 from lazyrich.experiment import build_task, run_experiment
 from lazyrich.suites import figures
 from lazyrich.suites.common import Suite, config_columns, lam_config, lam_seed_axes, markdown_table
 from lazyrich.suites.runner import Unit, UnitOutput
 from lazyrich.suites.spec import Constant, Measure
 
-__all__ = ["SUITE", "analytic_loss_matrix"]
+__all__ = ["SUITE", "analytic_loss_matrix", "phase_matrices"]
 
 def analytic_loss_matrix(tasks) -> torch.Tensor:
     """R̂ (K, K): loss on task i of task k's least-squares optimum — R at convergence, for any λ (§6)."""
@@ -38,6 +44,7 @@ def _units(params: Mapping[str, Any], device: str) -> list[Unit]:
     out = []
     for lam in params["lams"]:
         exp = lam_config(task, lam, params, s_max, t_max=params["t_phase"], device=device)
+        exp["trainer"]["n_matrix"] = int(params.get("n_matrix", exp["trainer"]["n_matrix"]))
         out.append(
             Unit(
                 {"lam": float(lam)},
@@ -47,6 +54,29 @@ def _units(params: Mapping[str, Any], device: str) -> list[Unit]:
     return out
 
 
+def _saddle_text(saddles: np.ndarray) -> np.ndarray:
+    """Per network (B,): the phases whose theory predicts a saddle, e.g. ``"0 2"``, or ``"none"``."""
+    text = np.full(saddles.shape[0], "", dtype=str)
+    for j in range(saddles.shape[1]):  # over phases; each step is batched over the networks
+        text = np.char.add(text, np.where(saddles[:, j], f" {j}", ""))
+    text = np.char.strip(text)
+    return np.where(text == "", "none", text).astype(object)
+
+
+def _theory_columns(r: torch.Tensor, theory: list[Curves], predictions: list[Any],
+                    tasks) -> tuple[dict[str, Any], torch.Tensor]:
+    """The theory's columns (theory_forgetting, r_err_theory, saddle_phases) and its loss matrix R (B, K, K)."""
+    ends = [measures.final_matrix(c, "product").cpu() for c in theory]  # W2W1 at the end of each phase
+    r_th = metrics.loss_matrix([[w] for w in ends], tasks)
+    saddles = np.stack([p.converges_to_saddle.cpu().numpy() for p in predictions], -1)  # (B, K)
+    columns = {
+        "theory_forgetting": metrics.forgetting(r_th).mean(-1).numpy(),
+        "r_err_theory": (r - r_th).abs().amax((-2, -1)).numpy(),
+        "saddle_phases": _saddle_text(saddles),
+    }
+    return columns, r_th
+
+
 def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
     cfg = unit.config["experiment"]
     result = run_experiment(cfg, None, log_wandb=False, plot=False)
@@ -54,45 +84,45 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
     k = len(tasks)
     r = torch.as_tensor(result.loss_matrix)  # (B, K, K)
     r_hat = analytic_loss_matrix(tasks)
+    forget, forget_hat = metrics.forgetting(r), metrics.forgetting(r_hat)
     l_min = torch.diagonal(r_hat)  # a task's own optimum leaves L_min
-    forget, bwt = metrics.forgetting(r), metrics.backward_transfer(r)
-    forget_hat, bwt_hat = metrics.forgetting(r_hat), metrics.backward_transfer(r_hat)
-    have_theory = all(p is not None for p in result.predictions)
-    if have_theory:
-        r_th = metrics.loss_matrix([[p.product[:, -1].cpu()] for p in result.predictions], tasks)
-        saddles = torch.stack([p.converges_to_saddle.cpu() for p in result.predictions], -1)  # (B, K)
-    tol = unit.config["converged_tol"]
-    rows = []
-    for net, meta in result.meta.iterrows():
-        row = {
-            **config_columns(meta),
-            "forgetting": float(forget[net].mean()),
-            "analytic_forgetting": float(forget_hat.mean()),
-            "bwt": float(bwt[net]),
-            "analytic_bwt": float(bwt_hat),
-            "r_err_analytic": float((r[net] - r_hat).abs().max()),
-            "converged": bool(((torch.diagonal(r[net]) - l_min) <= tol).all()),
-        }
-        for i in range(k - 1):
-            row[f"forgetting_{i}"] = float(forget[net, i])
-            row[f"analytic_forgetting_{i}"] = float(forget_hat[i])
-        if have_theory:
-            row.update(
-                {
-                    "theory_forgetting": float(metrics.forgetting(r_th[net]).mean()),
-                    "r_err_theory": float((r[net] - r_th[net]).abs().max()),
-                    "saddle_phases": " ".join(str(j) for j in range(k) if bool(saddles[net, j])) or "none",
-                }
-            )
-        for i in range(k):
-            for j in range(k):
-                row[f"R_{i}_{j}"] = float(r[net, i, j])
-        rows.append(row)
-    (run_dir / "theory.txt").write_text("\n".join(result.theory_notes) + "\n")
+    columns: dict[str, Any] = {
+        **config_columns(result.meta),
+        "forgetting": forget.mean(-1).numpy(),
+        "analytic_forgetting": float(forget_hat.mean()),
+        "bwt": metrics.backward_transfer(r).numpy(),
+        "analytic_bwt": float(metrics.backward_transfer(r_hat)),
+        "r_err_analytic": (r - r_hat).abs().amax((-2, -1)).numpy(),
+        "converged": ((torch.diagonal(r, dim1=-2, dim2=-1) - l_min) <= unit.config["converged_tol"]).all(-1).numpy(),
+    }
+    for i in range(k - 1):
+        columns |= {f"forgetting_{i}": forget[:, i].numpy(), f"analytic_forgetting_{i}": float(forget_hat[i])}
+    simulation, theory = result.curves()
+    have_theory = all(c is not None for c in theory)
     matrices = {"loss_matrix": r.numpy(), "analytic_loss_matrix": r_hat.numpy()}
     if have_theory:
+        theory_columns, r_th = _theory_columns(r, theory, result.predictions, tasks)
+        columns |= theory_columns
         matrices["theory_loss_matrix"] = r_th.numpy()
-    return UnitOutput(result.frame, pd.DataFrame(rows), matrices)
+    columns |= {f"R_{i}_{j}": r[:, i, j].numpy() for i in range(k) for j in range(k)}
+    (run_dir / "theory.txt").write_text("\n".join(result.theory_notes) + "\n")
+    matrices |= phase_matrices(simulation, theory if have_theory else [None] * k, tasks)
+    return UnitOutput(result.frame, pd.DataFrame(columns), matrices)
+
+
+def phase_matrices(simulation: list[Curves], theory: list[Curves | None], tasks) -> dict[str, np.ndarray]:
+    """What Fig. 6 (a, b) draws, per phase k, at its matrix log points: ``phase<k>_t`` (B, Tm) since the phase
+    began, ``phase<k>_{sim,theory}_product`` W2W1 (B, Tm, No, Ni) and ``phase<k>_{sim,theory}_task_losses``
+    (B, Tm, K), the loss on every task (the run folder's naming, :func:`lazyrich.storage.load_matrices`)."""
+    out: dict[str, np.ndarray] = {}
+    for phase, (sim, pred) in enumerate(zip(simulation, theory, strict=True)):
+        out[f"phase{phase}_t"] = sim.matrix_t.cpu().numpy()
+        for source, curves in (("sim", sim), ("theory", pred)):
+            if curves is not None:
+                product = curves["product"].cpu()
+                out[f"phase{phase}_{source}_product"] = product.numpy()
+                out[f"phase{phase}_{source}_task_losses"] = metrics.task_losses(product, tasks).numpy()
+    return out
 
 
 def _k(ok: pd.DataFrame) -> int:
