@@ -30,7 +30,7 @@ from lazyrich.suites.common import Suite, config_columns, lam_config, lam_seed_a
 from lazyrich.suites.runner import Unit, UnitOutput
 from lazyrich.suites.spec import Constant, Measure
 
-__all__ = ["SUITE", "analytic_loss_matrix", "phase_matrices"]
+__all__ = ["SUITE", "analytic_loss_matrix", "loss_matrix", "phase_matrices"]
 
 def analytic_loss_matrix(tasks) -> torch.Tensor:
     """R̂ (K, K): loss on task i of task k's least-squares optimum — R at convergence, for any λ (§6)."""
@@ -63,11 +63,17 @@ def _saddle_text(saddles: np.ndarray) -> np.ndarray:
     return np.where(text == "", "none", text).astype(object)
 
 
+def loss_matrix(phases: list[Curves], tasks) -> torch.Tensor:
+    """R (B, K, K) of one source (the simulation or a theory): R[b, i, k] is network b's loss on task i with the
+    W2W1 it holds at the end of phase k. One definition for every source."""
+    ends = [measures.final_matrix(c, "product").cpu().to(torch.float64) for c in phases]
+    return metrics.loss_matrix([[w] for w in ends], tasks)
+
+
 def _theory_columns(r: torch.Tensor, theory: list[Curves], predictions: list[Any],
                     tasks) -> tuple[dict[str, Any], torch.Tensor]:
     """The theory's columns (theory_forgetting, r_err_theory, saddle_phases) and its loss matrix R (B, K, K)."""
-    ends = [measures.final_matrix(c, "product").cpu() for c in theory]  # W2W1 at the end of each phase
-    r_th = metrics.loss_matrix([[w] for w in ends], tasks)
+    r_th = loss_matrix(theory, tasks)
     saddles = np.stack([p.converges_to_saddle.cpu().numpy() for p in predictions], -1)  # (B, K)
     columns = {
         "theory_forgetting": metrics.forgetting(r_th).mean(-1).numpy(),
@@ -82,7 +88,8 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
     result = run_experiment(cfg, None, log_wandb=False, plot=False)
     tasks = build_task(cfg["task"]).tasks
     k = len(tasks)
-    r = torch.as_tensor(result.loss_matrix)  # (B, K, K)
+    simulation, theory = result.curves()
+    r = loss_matrix(simulation, tasks)
     r_hat = analytic_loss_matrix(tasks)
     forget, forget_hat = metrics.forgetting(r), metrics.forgetting(r_hat)
     l_min = torch.diagonal(r_hat)  # a task's own optimum leaves L_min
@@ -97,7 +104,6 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
     }
     for i in range(k - 1):
         columns |= {f"forgetting_{i}": forget[:, i].numpy(), f"analytic_forgetting_{i}": float(forget_hat[i])}
-    simulation, theory = result.curves()
     have_theory = all(c is not None for c in theory)
     matrices = {"loss_matrix": r.numpy(), "analytic_loss_matrix": r_hat.numpy()}
     if have_theory:
