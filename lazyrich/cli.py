@@ -40,16 +40,15 @@ def conf_dir() -> Path:
 def register_configs() -> None:
     """Put every registered task and theory into Hydra's config groups, so that ``task=name task.p=v`` and
     ``theory=name`` work for plug-ins without a YAML file, and the typed schemas of :mod:`lazyrich.config_schema`
-    under ``schema/`` (the YAML options of init, model and trainer extend them). Called by the CLI, never at
-    import."""
+    under ``schema/`` (the YAML options of init, model, trainer, logger and suite extend them). Called by the CLI,
+    never at import."""
     from hydra.core.config_store import ConfigStore
 
     from lazyrich import tasks, theory
-    from lazyrich.config_schema import STORED
+    from lazyrich.config_schema import store_schemas
 
     store = ConfigStore.instance()
-    for group in STORED:  # the YAML options of these groups start from their schema (defaults: /schema/<group>)
-        store.store(group="schema", name=group, node=STORED[group])
+    store_schemas()  # the YAML options of the typed groups start from their schema (defaults: /schema/<group>)
     for name in tasks.available():
         store.store(group="task", name=name, node={"name": name, "whiten": False, **tasks.task_defaults(name)})
     for name in [*theory.available_theories(), "auto", "none"]:
