@@ -292,9 +292,10 @@ def _plain(node: Any) -> Any:
 
 def fill_schema(schema: type, given: Mapping[str, Any] | Any | None, prefix: str, what: str) -> dict[str, Any]:
     """``given`` (a mapping, a ``schema`` instance, a DictConfig or None) completed with ``schema``'s defaults as
-    a plain dict. Nested schemas are filled the same way; open mappings (``dict`` fields) are merged into their
-    default, as Hydra merges them. Every given value passes its field's check; an unknown key is refused,
-    naming ``<prefix>.<key>``, ``what`` it is not a key of, and the valid keys."""
+    a plain dict. Nested schemas are filled the same way; an open mapping (a ``dict`` field: a task and its
+    parameters, …) is a value: a given one replaces the default whole (a key deleted in Hydra stays deleted).
+    Every given value passes its field's check; an unknown key is refused, naming ``<prefix>.<key>``, ``what`` it
+    is not a key of, and the valid keys."""
     given = dict(_plain(given) or {})
     instance = schema()
     out = dataclasses.asdict(instance)
@@ -309,7 +310,7 @@ def fill_schema(schema: type, given: Mapping[str, Any] | Any | None, prefix: str
             continue
         check = fields[key].metadata.get("check")
         value = check(dotted, value) if check is not None else value
-        out[key] = {**out[key], **value} if isinstance(default, dict) and isinstance(value, Mapping) else value
+        out[key] = value
     return out
 
 

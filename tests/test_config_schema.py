@@ -267,8 +267,10 @@ def test_the_python_api_fills_a_partial_suite_mapping_or_a_schema_object():
     assert filled["lams"] == [1.0] and isinstance(filled["lams"][0], float)
     assert filled["pretrain"] == {**config_schema.defaults_of(suite_schema.FinetunePretrain), "t_max": 5.0}
     assert filled["threshold"] == suite_schema.FinetuneSuite().threshold == 0.01
-    merged = suite_schema.fill_suite("reversal", {"task": {"n_in": 6}})["task"]
-    assert merged == {"name": "hierarchy", "n_in": 6}  # an open mapping merges into its default, as Hydra merges it
+    task = {"name": "random_regression", "n_in": 6, "n_out": 6}
+    assert suite_schema.fill_suite("reversal", {"task": task})["task"] == task  # an open mapping is one value
+    archs = suite_schema.fill_suite("architecture", {"archs": {"square": {"n_in": 4, "n_out": 4}}})["archs"]
+    assert archs == {"square": {"n_in": 4, "n_out": 4}}  # so a net left out (~suite.architecture.archs.x) stays out
     from_object = suite_schema.fill_suite("reversal", suite_schema.ReversalSuite(t_phase=3.0, seeds=[4]))
     assert (from_object["t_phase"], from_object["seeds"], from_object["n_log"]) == (3.0, [4], 201)
 
@@ -278,6 +280,8 @@ def test_suite_params_apply_the_run_wide_lams_and_seed_then_fill_the_schema():
     params = suite_params(cfg, "rotation")
     assert params == {**config_schema.defaults_of(suite_schema.RotationSuite), "lams": [2.0], "seeds": [7],
                       "threshold": 0.5}
+    composed = _bench(["suite=architecture", "~suite.architecture.archs.square"])
+    assert set(suite_params(composed, "architecture")["archs"]) == {"funnel", "inverted_funnel"}
 
 
 @pytest.mark.parametrize(("name", "given", "named"), [
