@@ -159,7 +159,8 @@ def validate(config_name: str, overrides: Sequence[str]) -> None:
                 hint = _key_hint(config_name, checked, bad)
             shown = message.splitlines()[0] if hint else one_line(message)  # drop Hydra's '+key' advice
             if cause is not err and not hint and message.startswith("Error merging override"):
-                shown += f": {str(cause).splitlines()[0]} (the type of this key: lazyrich.config_schema)"
+                schema = "suite_schema" if message.startswith("Error merging override suite.") else "config_schema"
+                shown += f": {str(cause).splitlines()[0]} (the type of this key: lazyrich.{schema})"
             raise SystemExit(f"lazyrich: {shown}{hint}") from None
 
 

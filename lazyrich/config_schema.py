@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import math
 import numbers
 from collections.abc import Callable, Mapping
@@ -30,7 +31,7 @@ __all__ = ["BOOL", "FINITE", "FLOATS", "MAPPING", "POSITIVE", "SCHEMAS", "SEEDS"
 
 Check = Callable[[str, Any], Any]
 """A field's check: ``check(dotted key, value)`` returns the value (lists normalised) or raises a one-line
-:class:`~lazyrich.checks.ConfigError` that names the key and the fix."""
+:class:`~lazyrich.checks.ConfigError` that names the key and what is wrong (:func:`fill_schema` adds the default)."""
 
 
 def spec(default: Any, meaning: str, check: Check | None = None) -> Any:
@@ -44,14 +45,14 @@ def spec(default: Any, meaning: str, check: Check | None = None) -> Any:
 def POSITIVE(key: str, value: Any) -> Any:  # noqa: N802 — a constant-like check, named as it reads in a field
     """A finite number > 0."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{key}={value!r} must be a positive number; e.g. {key}=0.1.")
+        raise ConfigError(f"{key}={value!r} must be a positive number.")
     return value
 
 
 def FINITE(key: str, value: Any) -> Any:  # noqa: N802
     """A finite number."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ConfigError(f"{key}={value!r} must be a finite number; e.g. {key}=0.0.")
+        raise ConfigError(f"{key}={value!r} must be a finite number.")
     return value
 
 
@@ -105,8 +106,7 @@ def at_least(low: int, nullable: bool = False) -> Check:
         if value is None and nullable:
             return value
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-            raise ConfigError(f"{key}={value!r} must be an integer ≥ {low}{' (or null)' if nullable else ''}; "
-                              f"e.g. {key}={max(low, 2)}.")
+            raise ConfigError(f"{key}={value!r} must be an integer ≥ {low}{' (or null)' if nullable else ''}.")
         return value
 
     return check
@@ -309,8 +309,10 @@ def fill_schema(schema: type, given: Mapping[str, Any] | Any | None, prefix: str
             out[key] = fill_schema(type(default), value, dotted, what)
             continue
         check = fields[key].metadata.get("check")
-        value = check(dotted, value) if check is not None else value
-        out[key] = value
+        try:
+            out[key] = check(dotted, value) if check is not None else value
+        except ConfigError as err:
+            raise ConfigError(f"{str(err).rstrip('.')}; the default is {json.dumps(default)}.") from None
     return out
 
 

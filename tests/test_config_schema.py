@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -308,6 +309,9 @@ def test_a_bad_suite_key_or_value_is_refused_in_one_line_naming_the_key(name, gi
     with pytest.raises(ConfigError) as err:
         suite_schema.fill_suite(name, given)
     assert named in str(err.value) and "\n" not in str(err.value)
+    default = config_schema.defaults_of(suite_schema.SUITE_SCHEMAS[name]).get(next(iter(given)))
+    if default is not None and not isinstance(default, dict):  # a bad value: refused with the default to go back to
+        assert str(err.value).endswith(f"; the default is {json.dumps(default)}.") or "is not a key" in str(err.value)
 
 
 @pytest.mark.parametrize(("given", "named"), [
@@ -340,4 +344,5 @@ def test_bench_refuses_a_bad_suite_value_before_any_unit_runs(tmp_path):
     assert not (tmp_path / "out" / "reversal").exists()  # the valid suite before it did not start either
     with pytest.raises(SystemExit) as err:  # a value of the wrong type is refused when the CLI composes
         validate("bench", ["suite=reversal", "suite.reversal.eta=x"])
-    assert "suite.reversal.eta" in str(err.value) and "\n" not in str(err.value)
+    assert "suite.reversal.eta" in str(err.value) and "lazyrich.suite_schema" in str(err.value)
+    assert "\n" not in str(err.value)
