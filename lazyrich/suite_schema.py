@@ -113,6 +113,7 @@ class ContinualSuite(FreshInitSuite):
                                  "seed": 0}, "the task stream (a registered sequence task and its parameters)",
                                 MAPPING)
     t_phase: float = spec(20.0, "t per task", POSITIVE)
+    n_matrix: int = spec(5, "log points per phase at which W2W1 (and every task's loss) is kept", at_least(1))
     converged_tol: float = spec(1e-6, "a phase converged when its task's loss is within this of L_min", POSITIVE)
 
 
