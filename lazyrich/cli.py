@@ -40,16 +40,15 @@ def conf_dir() -> Path:
 def register_configs() -> None:
     """Put every registered task and theory into Hydra's config groups, so that ``task=name task.p=v`` and
     ``theory=name`` work for plug-ins without a YAML file, and the typed schemas of :mod:`lazyrich.config_schema`
-    under ``schema/`` (the YAML options of init, model and trainer extend them). Called by the CLI, never at
-    import."""
+    under ``schema/`` (the YAML options of init, model, trainer, logger and suite extend them). Called by the CLI,
+    never at import."""
     from hydra.core.config_store import ConfigStore
 
     from lazyrich import tasks, theory
-    from lazyrich.config_schema import STORED
+    from lazyrich.config_schema import store_schemas
 
     store = ConfigStore.instance()
-    for group in STORED:  # the YAML options of these groups start from their schema (defaults: /schema/<group>)
-        store.store(group="schema", name=group, node=STORED[group])
+    store_schemas()  # the YAML options of the typed groups start from their schema (defaults: /schema/<group>)
     for name in tasks.available():
         store.store(group="task", name=name, node={"name": name, "whiten": False, **tasks.task_defaults(name)})
     for name in [*theory.available_theories(), "auto", "none"]:
@@ -160,7 +159,8 @@ def validate(config_name: str, overrides: Sequence[str]) -> None:
                 hint = _key_hint(config_name, checked, bad)
             shown = message.splitlines()[0] if hint else one_line(message)  # drop Hydra's '+key' advice
             if cause is not err and not hint and message.startswith("Error merging override"):
-                shown += f": {str(cause).splitlines()[0]} (the type of this key: lazyrich.config_schema)"
+                schema = "suite_schema" if message.startswith("Error merging override suite.") else "config_schema"
+                shown += f": {str(cause).splitlines()[0]} (the type of this key: lazyrich.{schema})"
             raise SystemExit(f"lazyrich: {shown}{hint}") from None
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -27,7 +27,7 @@ from lazyrich import integrity, plots, results
 from lazyrich.metric_names import canonical
 from lazyrich.suites.common import markdown_table
 
-__all__ = ["CONFIG_COLUMNS", "compare", "main"]
+__all__ = ["CONFIG_COLUMNS", "Verdicts", "compare", "main"]
 
 CONFIG_COLUMNS = ("suite", "part", "arch", "angle", "lam", "scale", "lr", "seed")
 """Columns that identify a configuration (whichever a table has)."""
@@ -65,8 +65,24 @@ def _final_table(frame: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame | 
     return _side_by_side(last, keys or ["run"], values)
 
 
-def _verified_rows(path: Path) -> pd.DataFrame:
-    """The rows of a suite.csv whose unit (``runs/<unit>/``) is finished and intact; others are warned about."""
+class Verdicts:
+    """:func:`lazyrich.integrity.verify_unit` once per unit folder: a comparison reads a unit's metrics and its
+    suite.csv rows, and both ask whether the unit is intact; the checksums are computed for the first."""
+
+    def __init__(self) -> None:
+        self._seen: dict[Path, str | None] = {}
+
+    def __call__(self, run_dir: str | Path) -> str | None:
+        """``None`` if ``run_dir`` is a finished, intact unit, else why not (remembered)."""
+        key = Path(run_dir).resolve()
+        if key not in self._seen:
+            self._seen[key] = integrity.verify_unit(key)
+        return self._seen[key]
+
+
+def _verified_rows(path: Path, verify: Callable[[Path], str | None]) -> pd.DataFrame:
+    """The rows of a suite.csv whose unit (``runs/<unit>/``) is finished and intact by ``verify``; others are
+    warned about."""
     try:
         table = canonical(pd.read_csv(path))
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
@@ -75,7 +91,7 @@ def _verified_rows(path: Path) -> pd.DataFrame:
         return pd.DataFrame()
     if "unit" not in table or not (path.parent / "runs").is_dir():
         return table
-    reasons = {u: integrity.verify_unit(path.parent / "runs" / str(u)) for u in table["unit"].dropna().unique()}
+    reasons = {u: verify(path.parent / "runs" / str(u)) for u in table["unit"].dropna().unique()}
     for unit, reason in reasons.items():
         if reason is not None and (table.loc[table["unit"] == unit, "status"] != "failed").any():
             warnings.warn(f"skipped the rows of unit {unit} in {path}: {reason}", results.ResultsWarning,
@@ -84,14 +100,14 @@ def _verified_rows(path: Path) -> pd.DataFrame:
 
 
 def _suite_tables(
-    dirs: Sequence[Path], labels: Sequence[str], metrics: Sequence[str]
+    dirs: Sequence[Path], labels: Sequence[str], metrics: Sequence[str], verify: Callable[[Path], str | None]
 ) -> dict[str, pd.DataFrame]:
     from lazyrich.suites import SUITES
 
     parts = []
     for d, label in zip(dirs, labels, strict=True):
         for f in sorted(d.rglob("suite.csv")):
-            table = _verified_rows(f).assign(source=label)
+            table = _verified_rows(f, verify).assign(source=label)
             if table.empty:
                 continue
             if "suite" not in table:  # written before suite.csv had the column: the folder names the suite
@@ -131,9 +147,10 @@ def compare(
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     frames = []
+    verdicts = Verdicts()  # each unit is verified once, for its metrics and its suite.csv rows alike
     for d, label in zip(dirs, labels, strict=True):
         try:
-            frames.append(results.load(d).assign(source=label))
+            frames.append(results.load(d, verify=verdicts).assign(source=label))
         except FileNotFoundError as err:
             print(f"[compare] {err} Only its suite.csv (if any) is compared.")
     tables = {}
@@ -152,7 +169,7 @@ def compare(
         if shown:
             fig = plots.curves(frame, shown, hue="curve", title="compare: " + " vs ".join(labels))
             written["curves.png"] = plots.save(fig, out / "curves.png")
-    tables.update({f"suite_{k}": v for k, v in _suite_tables(dirs, labels, metrics).items()})
+    tables.update({f"suite_{k}": v for k, v in _suite_tables(dirs, labels, metrics, verdicts).items()})
     if not tables:
         known = sorted({c[4:] for f in frames for c in f.columns if c.startswith("sim/")})
         raise SystemExit(

@@ -2,11 +2,11 @@
 
 Every config group (``conf/<group>/*.yaml`` plus the groups the CLI fills from the registries: ``task`` and
 ``theory``) is composed with Hydra, option by option, and every key is listed with its default and a meaning.
-Defaults are what Hydra composes: for the typed groups (init, model, trainer, logger) the field defaults of
-:mod:`lazyrich.config_schema`, which their YAML options extend. Meanings come from the schema fields' metadata,
-then from the trailing ``# comment`` of a key's line in the YAML files (what an option changes, and the untyped
-groups: suite, top level), then from :data:`MEANINGS`. The docs build calls :func:`config_reference` (see
-``docs/hooks.py``).
+Defaults are what Hydra composes: for the typed groups (init, model, trainer, logger, suite) the field defaults
+of :mod:`lazyrich.config_schema` and :mod:`lazyrich.suite_schema`, which their YAML options extend. Meanings come
+from the schema fields' metadata, then from the trailing ``# comment`` of a key's line in the YAML files (what an
+option changes, and the untyped top level), then from :data:`MEANINGS`. The docs build calls
+:func:`config_reference` (see ``docs/hooks.py``).
 """
 
 from __future__ import annotations
@@ -25,23 +25,6 @@ MEANINGS: dict[str, str] = {
     "task.name": "registered task (built-in or plug-in); `lazyrich tasks` lists them",
     "task.whiten": "whiten the inputs after building the task: `true` (ZCA) or `pca`; the exact theory needs Σxx = c·I",
     "init/gaussian:align": "unused by this init",
-    "suite.name": "name of the suite choice (the run folder's name part)",
-    "suite.run": "the suites this choice runs, in order (each in its own sub-folder)",
-    "suite.*.lams": "λ values of the sweep (one unit of work each; suite.lams replaces them in every suite)",
-    "suite.*.seeds": "seeds of each λ, trained as one batch (seed= on the command line replaces them)",
-    "suite.*.init_scale": "size of the initial product W2W1",
-    "suite.*.lr_max": "upper bound of the learning rate (see eta)",
-    "suite.*.theory": "theory overlaid on the curves (`auto`: the most exact one that applies)",
-    "suite.*.n_log": "log points (per phase for multi-phase suites)",
-    "suite.*.spacing": "`linear` or `log` spacing of the log points",
-    "suite.*.task": "the task (a registered task and its parameters)",
-    "suite.rotation.side": "which singular basis of the target is rotated: `input`, `output` or `both`",
-    "suite.transfer.task": "the hierarchy task on which property generalisation is measured",
-    "suite.rotation.task": "random_regression source task, rotated into the target",
-    "suite.finetune.pretrain": "pretraining phase: λ, init scale, task alignment and duration",
-    "suite.architecture.archs.funnel": "input and output widths of the funnel net (Ni > No)",
-    "suite.architecture.archs.square": "input and output widths of the square net",
-    "suite.architecture.archs.inverted_funnel": "input and output widths of the inverted funnel (No > Ni)",
     "hydra.launcher.timeout_min": "SLURM time limit per job, in minutes",
     "hydra.launcher.cpus_per_task": "CPUs per SLURM task",
     "hydra.launcher.mem_gb": "memory per SLURM job, in GB",
@@ -107,11 +90,12 @@ def meanings_of_group(conf: Path, group: str) -> tuple[dict[str, YamlNotes], dic
     """For config group ``group``: the notes of each option's file, the meanings of its keys (the schema's
     field meanings for a typed group, then the comments of all its files, the first file in name order winning),
     and every flow-style key."""
-    from lazyrich.config_schema import SCHEMAS, meanings
+    from lazyrich.config_schema import SCHEMAS, mapping_keys, meanings
 
     notes = {p.stem: read_yaml_notes(p) for p in sorted((conf / group).glob("*.yaml"))}
-    merged: dict[str, str] = meanings(group) if group in SCHEMAS else {}
-    flow: set[str] = set()
+    typed = group in SCHEMAS or group == "suite"
+    merged: dict[str, str] = meanings(group) if typed else {}
+    flow: set[str] = set(mapping_keys(group)) if typed else set()
     for note in notes.values():
         for key, text in note.comments.items():
             merged.setdefault(key, text)

@@ -9,10 +9,11 @@ Metric columns are namespaced exactly like the W&B keys: ``sim/<metric>`` and ``
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -175,11 +176,12 @@ def _read_table(f: Path, filename: str) -> pd.DataFrame:
     return canonical(df)
 
 
-def _verified(files: list[Path], path: Path) -> list[Path]:
-    """The files whose run folder is a finished, intact unit; the others are named in a ResultsWarning."""
+def _verified(files: list[Path], path: Path, verify: Callable[[Path], str | None] | None = None) -> list[Path]:
+    """The files whose run folder is a finished, intact unit (``verify``, default
+    :func:`~lazyrich.integrity.verify_unit`, says why not); the others are named in a ResultsWarning."""
     kept = []
     for f in files:
-        reason = integrity.verify_unit(f.parent)
+        reason = (verify or integrity.verify_unit)(f.parent)
         if reason is None:
             kept.append(f)
         else:
@@ -207,18 +209,20 @@ def _collect(path: str | Path, filename: str) -> pd.DataFrame:
 
 
 def load(path: str | Path, columns: Sequence[str] | None = None,
-         filters: Sequence[tuple[str, str, Any]] | None = None) -> pd.DataFrame:
+         filters: Sequence[tuple[str, str, Any]] | None = None,
+         verify: Callable[[Path], str | None] | None = None) -> pd.DataFrame:
     """The long metrics table of one run folder, or of every run under a sweep folder (adds a ``run`` column).
 
     Reads ``metrics.parquet`` (or ``metrics.csv`` of older runs and suite units) lazily: only ``columns``
     (default all), and only the rows that satisfy every ``filters`` entry (column, op, value), e.g.
     ``[("lam", "==", 0.5)]``; see :func:`lazyrich.storage.read_metrics`. Only finished units whose files match
     their manifest are read (:func:`lazyrich.integrity.verify_unit`); the others are skipped with a
-    :class:`ResultsWarning` naming them. A file that is not a table raises a ValueError naming it.
+    :class:`ResultsWarning` naming them; ``verify`` replaces that check (e.g. one that remembers its verdicts).
+    A file that is not a table raises a ValueError naming it.
     """
     from lazyrich.storage import read_metrics
 
-    return read_metrics(path, columns=columns, filters=filters, select=_verified)
+    return read_metrics(path, columns=columns, filters=filters, select=functools.partial(_verified, verify=verify))
 
 
 def load_summary(path: str | Path) -> pd.DataFrame:

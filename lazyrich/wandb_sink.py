@@ -64,7 +64,7 @@ class Target:
 
     @classmethod
     def from_logger(cls, logger_cfg: Mapping[str, Any], **fields: Any) -> Target:
-        """A target from the ``logger.wandb`` config (project, entity, group, tags, layout) and ``fields``."""
+        """A target from the ``logger.wandb`` config (mode, project, entity, group, tags, layout) and ``fields``."""
         layout = str(logger_cfg.get("layout") or "auto")
         if layout not in LAYOUTS:
             raise ValueError(f"logger.wandb.layout={layout!r} is unknown; choose one of {', '.join(LAYOUTS)}.")
@@ -72,7 +72,7 @@ class Target:
         fields.pop("group", None)
         return cls(group=group, project=str(logger_cfg.get("project") or "lazyrich"),
                    entity=logger_cfg.get("entity"), tags=list(logger_cfg.get("tags") or []), layout=layout,
-                   **fields)
+                   mode=logger_cfg.get("mode"), **fields)
 
 
 def process_seconds() -> float | None:

@@ -40,6 +40,15 @@ def install_example_plugin() -> str | None:
     return None
 
 
+@pytest.fixture(scope="session", autouse=True)
+def typed_schemas_in_hydra_store() -> None:
+    """The typed schemas in Hydra's ConfigStore, as the CLI puts them there: the YAML options of conf/ (suite,
+    logger, init, model, trainer) extend them, so a test may compose ``bench`` or ``config`` directly."""
+    from lazyrich.config_schema import store_schemas
+
+    store_schemas()
+
+
 @pytest.fixture(scope="session")
 def example_plugin_installed() -> str:
     """Install the example plug-in package once per session (skip if pip cannot build it offline).

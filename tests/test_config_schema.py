@@ -1,10 +1,12 @@
-"""Typed config schemas: every shipped config composes to the schema defaults, except a reviewed list of overrides;
-the Python API fills and checks a mapping (or a schema object) against the same schemas."""
+"""Typed config schemas: every shipped config (run options, presets, suite choices) composes to the schema defaults,
+except a reviewed list of overrides; the Python API fills and checks a mapping (or a schema object) against the same
+schemas, and a bad value is refused in one line naming its key."""
 
 from __future__ import annotations
 
 import ast
 import dataclasses
+import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -13,9 +15,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from lazyrich import batch, config_schema, experiment, predict, run_sink, tasks
+from lazyrich import batch, config_schema, experiment, predict, run_sink, suite_schema, tasks
 from lazyrich.checks import ConfigError
-from lazyrich.cli import conf_dir, register_configs
+from lazyrich.cli import conf_dir, register_configs, validate
+from lazyrich.suites import SUITES, run_suites, suite_params
 
 INTENDED: dict[str, str] = {
     "init=gaussian: init.kind": "the option IS the gaussian init",
@@ -171,7 +174,7 @@ def _raw_typed_values() -> Iterator[tuple[str, str, Any]]:
         for path in sorted((conf_dir() / group).glob("*.yaml")):
             raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
             raw.pop("defaults", None)
-            yield from ((path.name, f"{group}.{k}", v) for k, v in raw.items())
+            yield from ((path.name, key, v) for key, v in _flat(raw, f"{group}."))
     for path in sorted((conf_dir() / "experiment").glob("*.yaml")):
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         for group in config_schema.STORED:
@@ -180,7 +183,167 @@ def _raw_typed_values() -> Iterator[tuple[str, str, Any]]:
 
 def test_no_yaml_file_restates_a_schema_default():
     written = list(_raw_typed_values())
-    assert ("gaussian.yaml", "init.scale", 1.0) in written and len(written) >= 10
+    assert ("gaussian.yaml", "init.scale", 1.0) in written and ("none.yaml", "logger.wandb.enabled", False) in written
+    assert len(written) >= 10
     restated = [(name, key) for name, key, value in written
                 if value == dict(_flat(config_schema.defaults(key.split(".")[0]), f"{key.split('.')[0]}."))[key]]
     assert restated == []
+
+
+SUITE_INTENDED: dict[str, str] = {
+    "suite=default: suite.reversal.lams": "the main job is small: three λ values, rich and both lazy signs",
+    "suite=default: suite.reversal.seeds": "one seed keeps `make run` under a minute",
+    "suite=default: suite.reversal.t_phase": "15 is enough to reverse at |λ| = 2, the largest λ of this job",
+    "suite=default: suite.architecture.lams": "the two ends (λ = ±8) and the balanced net",
+    "suite=default: suite.architecture.seeds": "one seed keeps `make run` under a minute",
+    "suite=default: suite.architecture.t_max": "60 shows the funnel's delayed-rich phase at λ = −8",
+    "suite=default: suite.architecture.n_log": "fewer log points for the shorter run",
+}
+"""Every value of a shipped suite choice that differs from its suite schema's default, with the reason it does.
+``name`` and ``run`` are what a choice is (checked separately), not defaults it overrides."""
+
+
+def _bench(overrides: list[str]) -> dict[str, Any]:
+    register_configs()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        return OmegaConf.to_container(compose("bench", overrides=overrides), resolve=False)
+
+
+def _suite_differences(option: str, suite: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """{'suite=option: suite.<key>': (composed, schema default)} over the choice's top level and every suite it
+    runs; every composed key must be a schema key."""
+    expected = dict(_flat({k: v for k, v in config_schema.defaults_of(suite_schema.SuiteSelection).items()
+                           if k not in ("name", "run")}, "suite."))
+    for name in suite["run"]:
+        expected.update(_flat(config_schema.defaults_of(suite_schema.SUITE_SCHEMAS[name]), f"suite.{name}."))
+    found = dict(_flat({k: v for k, v in suite.items() if k not in ("name", "run")}, "suite."))
+    assert set(found) == set(expected), f"suite={option}: keys {set(found) ^ set(expected)} differ from the schemas"
+    return {f"suite={option}: {key}": (value, expected[key]) for key, value in found.items() if value != expected[key]}
+
+
+def test_every_shipped_suite_choice_composes_to_its_schema_defaults_or_a_reviewed_override():
+    found: dict[str, tuple[Any, Any]] = {}
+    options = sorted(p.stem for p in (conf_dir() / "suite").glob("*.yaml"))
+    for option in options:
+        suite = _bench([f"suite={option}"])["suite"]
+        assert suite["name"] == option and set(suite["run"]) <= set(SUITES)
+        found.update(_suite_differences(option, suite))
+    unexplained = sorted(set(found) - set(SUITE_INTENDED))
+    assert not unexplained, f"suite values that differ from the schema without a reviewed reason: " \
+                            f"{ {k: found[k] for k in unexplained} }"
+    stale = sorted(set(SUITE_INTENDED) - set(found))
+    assert not stale, f"reviewed suite overrides that no shipped choice makes any more: {stale}"
+    assert set(SUITES) | {"all", "default"} == set(options)
+
+
+def test_no_suite_yaml_restates_a_schema_default():
+    import yaml
+
+    written = []
+    for path in sorted((conf_dir() / "suite").glob("*.yaml")):
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        selection = config_schema.defaults_of(suite_schema.SuiteSelection)
+        written += [(path.name, f"suite.{k}", v, selection[k]) for k, v in raw.items() if k in selection]
+        for name, schema in suite_schema.SUITE_SCHEMAS.items():
+            default = dict(_flat(config_schema.defaults_of(schema), ""))
+            written += [(path.name, f"suite.{name}.{k}", v, default.get(k)) for k, v in _flat(raw.get(name) or {}, "")]
+    assert ("default.yaml", "suite.reversal.t_phase", 15.0, 20.0) in written
+    restated = [(name, key) for name, key, value, default in written if value == default]
+    assert restated == []
+
+
+def test_each_suite_schema_matches_a_suite_and_its_defaults_pass_their_own_checks():
+    assert list(suite_schema.SUITE_SCHEMAS) == list(SUITES)
+    docs = config_schema.meanings("suite", "suite.")
+    assert all(len(text) > 5 for text in docs.values()), [k for k, text in docs.items() if len(text) <= 5]
+    assert {"suite.name", "suite.run", "suite.lams", "suite.finetune.pretrain.t_max"} <= set(docs)
+    for name, schema in suite_schema.SUITE_SCHEMAS.items():
+        defaults = config_schema.defaults_of(schema)
+        assert suite_schema.fill_suite(name, defaults) == defaults == suite_schema.fill_suite(name, None)
+        for f in dataclasses.fields(schema):  # every field has a meaning (a nested schema: each of its fields)
+            assert f"suite.{name}.{f.name}" in docs or any(k.startswith(f"suite.{name}.{f.name}.") for k in docs)
+
+
+def test_the_python_api_fills_a_partial_suite_mapping_or_a_schema_object():
+    filled = suite_schema.fill_suite("finetune", {"lams": [1], "pretrain": {"t_max": 5.0}})
+    assert filled["lams"] == [1.0] and isinstance(filled["lams"][0], float)
+    assert filled["pretrain"] == {**config_schema.defaults_of(suite_schema.FinetunePretrain), "t_max": 5.0}
+    assert filled["threshold"] == suite_schema.FinetuneSuite().threshold == 0.01
+    task = {"name": "random_regression", "n_in": 6, "n_out": 6}
+    assert suite_schema.fill_suite("reversal", {"task": task})["task"] == task  # an open mapping is one value
+    archs = suite_schema.fill_suite("architecture", {"archs": {"square": {"n_in": 4, "n_out": 4}}})["archs"]
+    assert archs == {"square": {"n_in": 4, "n_out": 4}}  # so a net left out (~suite.architecture.archs.x) stays out
+    from_object = suite_schema.fill_suite("reversal", suite_schema.ReversalSuite(t_phase=3.0, seeds=[4]))
+    assert (from_object["t_phase"], from_object["seeds"], from_object["n_log"]) == (3.0, [4], 201)
+
+
+def test_suite_params_apply_the_run_wide_lams_and_seed_then_fill_the_schema():
+    cfg = {"suite": {"run": ["rotation"], "lams": [2], "rotation": {"threshold": 0.5}}, "seed": 7}
+    params = suite_params(cfg, "rotation")
+    assert params == {**config_schema.defaults_of(suite_schema.RotationSuite), "lams": [2.0], "seeds": [7],
+                      "threshold": 0.5}
+    composed = _bench(["suite=architecture", "~suite.architecture.archs.square"])
+    assert set(suite_params(composed, "architecture")["archs"]) == {"funnel", "inverted_funnel"}
+
+
+@pytest.mark.parametrize(("name", "given", "named"), [
+    ("reversal", {"eta": "x"}, "suite.reversal.eta='x' must be a positive number"),
+    ("reversal", {"eta": -1.0}, "suite.reversal.eta=-1.0 must be a positive number"),
+    ("reversal", {"etaa": 0.1}, "suite.reversal.etaa is not a key of the reversal suite; valid keys: align,"),
+    ("reversal", {"n_log": 1}, "suite.reversal.n_log=1 must be an integer ≥ 2"),
+    ("reversal", {"align": "yes"}, "suite.reversal.align='yes' must be true or false"),
+    ("continual", {"seeds": []}, "suite.continual.seeds is an empty list"),
+    ("continual", {"seeds": [0.5]}, "suite.continual.seeds=0.5 is not an integer seed"),
+    ("transfer", {"lams": ["a"]}, "suite.transfer.lams='a' is not a number"),
+    ("transfer", {"item": ""}, "suite.transfer.item='' must be a non-empty string"),
+    ("rotation", {"side": "left"}, "suite.rotation.side='left' is not one of input, output, both"),
+    ("rotation", {"spacing": "cubic"}, "suite.rotation.spacing='cubic' is not one of linear, log"),
+    ("finetune", {"pretrain": {"t_max": 0}}, "suite.finetune.pretrain.t_max=0 must be a positive number"),
+    ("finetune", {"pretrain": {"lr": 0.1}}, "suite.finetune.pretrain.lr is not a key of the finetune suite"),
+    ("finetune", {"relation": {"angle": float("nan")}}, "suite.finetune.relation.angle=nan must be a finite number"),
+    ("architecture", {"task": 3}, "suite.architecture.task=3 must be a mapping"),
+    ("architecture", {"archs": {"wide": {"n_in": 0, "n_out": 2}}},
+     "suite.architecture.archs.wide.n_in=0 must be an integer ≥ 1"),
+    ("architecture", {"archs": {"wide": {"n_in": 2}}}, "suite.architecture.archs.wide={'n_in': 2} must be"),
+])
+def test_a_bad_suite_key_or_value_is_refused_in_one_line_naming_the_key(name, given, named):
+    with pytest.raises(ConfigError) as err:
+        suite_schema.fill_suite(name, given)
+    assert named in str(err.value) and "\n" not in str(err.value)
+    default = config_schema.defaults_of(suite_schema.SUITE_SCHEMAS[name]).get(next(iter(given)))
+    if default is not None and not isinstance(default, dict):  # a bad value: refused with the default to go back to
+        assert str(err.value).endswith(f"; the default is {json.dumps(default)}.") or "is not a key" in str(err.value)
+
+
+@pytest.mark.parametrize(("given", "named"), [
+    ({"wandb": {"layout": "per-run"}}, "logger.wandb.layout='per-run' is not one of auto, network, configuration"),
+    ({"wandb": {"mode": "sometimes"}}, "logger.wandb.mode='sometimes' is not one of null, online, offline, disabled"),
+    ({"wandb": {"tags": "a,b"}}, "logger.wandb.tags='a,b' must be a list of non-empty strings"),
+    ({"wandb": {"enabled": "no"}}, "logger.wandb.enabled='no' must be true or false"),
+])
+def test_a_bad_logger_value_is_refused_in_one_line_naming_the_key(given, named):
+    with pytest.raises(ConfigError) as err:
+        config_schema.fill_group("logger", given)
+    assert named in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_logger_mode_reaches_the_wandb_target():
+    from lazyrich.wandb_sink import Target
+
+    logger = config_schema.fill_group("logger", {"wandb": {"mode": "disabled", "tags": ["x"]}})["wandb"]
+    target = Target.from_logger(logger, group="g", job_type="run", config={}, unit="u", run_dir=Path("."))
+    assert (target.mode, target.tags, target.project) == ("disabled", ["x"], config_schema.WandbConfig().project)
+    default = Target.from_logger(config_schema.defaults("logger")["wandb"], group="g", job_type="run", config={},
+                                 unit="u", run_dir=Path("."))
+    assert default.mode is None  # null: WANDB_MODE decides, else offline
+
+
+def test_bench_refuses_a_bad_suite_value_before_any_unit_runs(tmp_path):
+    cfg = _bench(["suite=default", "logger=none", "suite.architecture.lr_max=-0.1"])
+    with pytest.raises(ConfigError, match=r"suite\.architecture\.lr_max=-0\.1 must be a positive number"):
+        run_suites(OmegaConf.create(cfg), tmp_path / "out")
+    assert not (tmp_path / "out" / "reversal").exists()  # the valid suite before it did not start either
+    with pytest.raises(SystemExit) as err:  # a value of the wrong type is refused when the CLI composes
+        validate("bench", ["suite=reversal", "suite.reversal.eta=x"])
+    assert "suite.reversal.eta" in str(err.value) and "lazyrich.suite_schema" in str(err.value)
+    assert "\n" not in str(err.value)

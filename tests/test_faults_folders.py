@@ -30,7 +30,7 @@ def test_a_changed_parameter_into_the_same_folder_is_refused_and_more_lams_resum
     out = tmp_path / "sweep"
     run_suites(bench_cfg(), out)
     before = sorted(p.name for p in (out / "runs").iterdir())
-    with pytest.raises(identity.FolderConflict, match=r"suite\.reversal\.t_phase: 2 → 3\.0.*hydra\.run\.dir"):
+    with pytest.raises(identity.FolderConflict, match=r"suite\.reversal\.t_phase: 2\.0 → 3\.0.*hydra\.run\.dir"):
         run_suites(bench_cfg("suite.reversal.t_phase=3.0"), out)
     assert sorted(p.name for p in (out / "runs").iterdir()) == before  # nothing new computed beside the old
     tables = run_suites(bench_cfg("suite.lams=[-2,1]", "seed=[0,1]"), out)  # batch axes may grow

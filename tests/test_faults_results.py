@@ -120,6 +120,23 @@ def test_compare_leaves_out_damaged_units_of_suite_tables(copy, tmp_path):
     assert "suite_reversal.csv" not in out and "final.csv" in out
 
 
+def test_compare_verifies_each_unit_once_and_still_names_a_damaged_one_for_metrics_and_suite_rows(
+        copy, tmp_path, monkeypatch):
+    folder, truth = copy
+    damaged = _unit_dirs(folder)[0]
+    (damaged / results.METRICS_FILE).write_text("t,sim/loss\n0,6.575\n")
+    calls = []
+    real = integrity.verify_unit
+    monkeypatch.setattr(integrity, "verify_unit", lambda run_dir: calls.append(run_dir.resolve()) or real(run_dir))
+    with pytest.warns(results.ResultsWarning) as caught:
+        out = compare([folder], tmp_path / "cmp")
+    assert sorted(calls) == sorted(d.resolve() for d in _unit_dirs(folder))  # every unit once, none twice
+    messages = [str(w.message) for w in caught]
+    assert any(m.startswith(f"skipped {damaged}:") for m in messages)  # left out of the metrics
+    assert any(m.startswith(f"skipped the rows of unit {damaged.name} in") for m in messages)  # and of suite.csv
+    assert len(pd.read_csv(out["suite_reversal.csv"])) == len(truth) - 1
+
+
 @pytest.mark.parametrize("content", [b"", b"\x89PNG\r\n garbage \x00", b"a,b\n1,2\n"])
 def test_load_on_a_zero_byte_or_garbage_file_names_the_path(tmp_path, content):
     path = tmp_path / "metrics.csv"

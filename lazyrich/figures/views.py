@@ -32,7 +32,9 @@ def _compose(suite: str, overrides: Sequence[str]):
     from hydra import compose, initialize_config_dir
 
     from lazyrich.cli import conf_dir
+    from lazyrich.config_schema import store_schemas
 
+    store_schemas()  # conf/suite and conf/logger extend the typed schemas
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         return compose("bench", overrides=[f"suite={suite}", "logger=none", "progress=false", *overrides])
 

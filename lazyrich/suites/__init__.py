@@ -24,8 +24,10 @@ from typing import Any
 import pandas as pd
 
 from lazyrich import checks, identity, locking
+from lazyrich.config_schema import fill_group
 from lazyrich.device import torch_threads
 from lazyrich.experiment import as_list
+from lazyrich.suite_schema import fill_suite
 from lazyrich.suites import architecture, continual, finetune, reversal, rotation, transfer
 from lazyrich.suites.common import Report, Suite, markdown_table
 from lazyrich.suites.runner import SweepResult, Unit, run_sweep
@@ -49,7 +51,8 @@ def _plain(node: Any) -> Any:
 
 
 def suite_params(cfg: Mapping[str, Any], name: str) -> dict[str, Any]:
-    """The parameters of suite ``name``: ``suite.<name>``, with ``suite.lams`` and ``seed`` overriding every
+    """The parameters of suite ``name``, filled from its schema and checked
+    (:func:`lazyrich.suite_schema.fill_suite`): ``suite.<name>``, with ``suite.lams`` and ``seed`` overriding every
     suite's λ values and seeds when they are set."""
     suite_cfg = _plain(cfg["suite"])
     if name not in suite_cfg:
@@ -57,16 +60,12 @@ def suite_params(cfg: Mapping[str, Any], name: str) -> dict[str, Any]:
             f"suite {name!r} has no parameters under suite.{name}; compose it with suite={name} "
             f"(conf/suite/{name}.yaml)."
         )
-    params = dict(suite_cfg[name])
+    params = dict(suite_cfg[name] or {})
     if suite_cfg.get("lams") is not None:
         params["lams"] = checks.floats("suite.lams", suite_cfg["lams"])
     if cfg.get("seed") is not None:
         params["seeds"] = checks.seeds("seed", _plain(cfg["seed"]))
-    for key in ("lams", "seeds"):
-        if key in params:
-            check = checks.seeds if key == "seeds" else checks.floats
-            params[key] = check(f"suite.{name}.{key}", params[key])
-    return params
+    return fill_suite(name, params)
 
 
 def run_suite(
@@ -78,7 +77,10 @@ def run_suite(
     progress: bool = True,
     log=None,
 ) -> tuple[pd.DataFrame, Report, SweepResult]:
-    """Run one suite into ``folder`` (resuming finished units); write suite.csv, figures and summary.md."""
+    """Run one suite into ``folder`` (resuming finished units); write suite.csv, figures and summary.md.
+    ``params`` (a mapping or the suite's schema object, :mod:`lazyrich.suite_schema`) is completed from the
+    suite's defaults and checked first."""
+    params = fill_suite(suite.name, params)
     start = time.perf_counter()
     units = suite.units(params, device)
     sweep = run_sweep(units, suite.compute, folder, desc=suite.name, progress=progress, log=log)
@@ -198,9 +200,10 @@ def _run_suites(cfg: Mapping[str, Any], out_dir: Path) -> dict[str, pd.DataFrame
     if unknown:
         raise ValueError(f"unknown suite(s) {unknown}; choose from {sorted(SUITES)} (or suite=all).")
     device = str(cfg.get("device", "auto"))
-    units = []
-    for name in names:  # every suite's config is checked before any of them trains
-        units += SUITES[name].units(suite_params(cfg, name), device)
+    if cfg.get("logger") is not None:
+        fill_group("logger", cfg.get("logger"))
+    params = {name: suite_params(cfg, name) for name in names}  # every config is checked before any trains
+    units = [unit for name in names for unit in SUITES[name].units(params[name], device)]
     identity.claim(out_dir, cfg, identity.BENCH_IGNORED)
     print(work_estimate(units, int(cfg.get("max_steps") or DEFAULT_MAX_STEPS)))
     tables, summary = {}, []
@@ -210,7 +213,7 @@ def _run_suites(cfg: Mapping[str, Any], out_dir: Path) -> dict[str, pd.DataFrame
         folder.mkdir(parents=True, exist_ok=True)
         table, report, sweep = run_suite(
             suite,
-            suite_params(cfg, name),
+            params[name],
             folder,
             device=str(cfg.get("device", "auto")),
             progress=bool(cfg.get("progress", True)),

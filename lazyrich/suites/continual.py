@@ -44,7 +44,7 @@ def _units(params: Mapping[str, Any], device: str) -> list[Unit]:
     out = []
     for lam in params["lams"]:
         exp = lam_config(task, lam, params, s_max, t_max=params["t_phase"], device=device)
-        exp["trainer"]["n_matrix"] = int(params.get("n_matrix", exp["trainer"]["n_matrix"]))
+        exp["trainer"]["n_matrix"] = int(params["n_matrix"])
         out.append(
             Unit(
                 {"lam": float(lam)},

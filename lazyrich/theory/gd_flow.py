@@ -18,13 +18,12 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from scipy.integrate import solve_ivp
 from torch import Tensor
 
 from lazyrich.device import DTYPE
 from lazyrich.theory.base import Prediction, TaskStats, Theory
 from lazyrich.theory.gd import _lr_tensor
-from lazyrich.theory.ode import numerical_prediction
+from lazyrich.theory.ode import as_numpy, numerical_prediction, solve_stacked
 from lazyrich.theory.registry import register_theory
 
 __all__ = ["DTYPE_FLOOR", "GDFlowTheory", "gd_flow_rtol", "modified_flow"]
@@ -53,28 +52,11 @@ def _modified_rhs(sigma_xx: np.ndarray, sigma_yx: np.ndarray, half_eta: np.ndarr
 def modified_flow(weights: Sequence[Tensor], sigma_xx: Tensor, sigma_yx: Tensor, lr: Tensor, t: Tensor, *,
                   rtol: float = 1e-10, atol: float = 1e-12) -> list[Tensor]:
     """Trajectories [W1, W2 (B, T, out, in)] of ẇ = f − (η/2)Df·f from two layers [(B, out, in)], lr (B,), t (B, T)."""
-    ws = [w.detach().to("cpu", DTYPE).numpy() for w in weights]
-    shapes = [w.shape for w in ws]
-    half_eta = (lr.detach().to("cpu", DTYPE).numpy() / 2)[:, None, None]
-    rhs = _modified_rhs(sigma_xx.detach().to("cpu", DTYPE).numpy(), sigma_yx.detach().to("cpu", DTYPE).numpy(),
-                        half_eta, ws[0].size, shapes)
-    grid = t.detach().cpu().numpy()
-    union = np.unique(grid)
-    y0 = np.concatenate([w.ravel() for w in ws])
-    states = np.repeat(y0[:, None], union.size, axis=1)
-    if union[-1] > 0:
-        sol = solve_ivp(rhs, (0.0, float(union[-1])), y0, method="DOP853", t_eval=union, rtol=rtol, atol=atol)
-        if not sol.success:
-            raise RuntimeError(f"modified-flow integration failed: {sol.message}")
-        states = sol.y
-    idx, rows = np.searchsorted(union, grid), np.arange(grid.shape[0])[:, None]
-    out, start = [], 0
-    for shape in shapes:
-        size = int(np.prod(shape))
-        layer = states[start:start + size].reshape(*shape, -1).transpose(0, 3, 1, 2)[rows, idx]
-        out.append(torch.from_numpy(np.ascontiguousarray(layer)).to(weights[0].device))
-        start += size
-    return out
+    ws = [as_numpy(w) for w in weights]
+    half_eta = (as_numpy(lr) / 2)[:, None, None]
+    rhs = _modified_rhs(as_numpy(sigma_xx), as_numpy(sigma_yx), half_eta, ws[0].size, [w.shape for w in ws])
+    return solve_stacked(rhs, ws, t.detach().cpu().numpy(), weights[0].device, rtol=rtol, atol=atol,
+                         what="modified-flow")
 
 
 @register_theory("gd_flow")

@@ -7,7 +7,7 @@ Cost: O(steps · L · B · n³) with steps set by the tolerance and by the faste
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ from lazyrich.theory.assemble import from_trajectory
 from lazyrich.theory.base import Prediction, TaskStats, Theory, min_width, time_grid
 from lazyrich.theory.registry import register_theory
 
-__all__ = ["OdeTheory", "integrate_flow", "numerical_prediction"]
+__all__ = ["OdeTheory", "as_numpy", "integrate_flow", "numerical_prediction", "solve_stacked"]
 
 RTOL, ATOL = 1e-11, 1e-12
 
@@ -44,42 +44,57 @@ def _flow_rhs(shapes: list[tuple[int, ...]], sigma_xx: np.ndarray, sigma_yx: np.
     return rhs
 
 
+def as_numpy(x: Tensor | np.ndarray) -> np.ndarray:
+    """``x`` as a float64 numpy array on the CPU (the integrators' working copy)."""
+    return torch.as_tensor(x).detach().to("cpu", DTYPE).numpy()
+
+
+def solve_stacked(rhs: Callable[[float, np.ndarray], np.ndarray], arrays: Sequence[np.ndarray], grid: np.ndarray,
+                  device: torch.device | str, *, rtol: float, atol: float, method: str = "DOP853",
+                  what: str = "gradient-flow") -> list[Tensor]:
+    """Integrate ẏ = rhs(t, y) from y0 = the ``arrays`` [(B, out, in)] flattened one after another, and return
+    each array's trajectory (B, T, out, in) on ``device`` at its network's own times ``grid`` (B, T).
+
+    One solve covers the batch, evaluated at the union of all grids (the error control is then shared); a
+    grid that ends at t = 0 returns the initial state. ``what`` names the flow in the error of a failed solve.
+    """
+    shapes = [a.shape for a in arrays]
+    union = np.unique(grid)
+    y0 = np.concatenate([a.ravel() for a in arrays])
+    if union[-1] > 0:
+        sol = solve_ivp(rhs, (0.0, float(union[-1])), y0, method=method, t_eval=union, rtol=rtol, atol=atol)
+        if not sol.success:
+            raise RuntimeError(f"{what} integration failed: {sol.message}")
+        states = sol.y
+    else:
+        states = np.repeat(y0[:, None], union.size, axis=1)
+    idx = np.searchsorted(union, grid)  # (B, T): each network's own grid inside the union
+    rows = np.arange(grid.shape[0])[:, None]
+    out, start = [], 0
+    for shape in shapes:
+        size = int(np.prod(shape))
+        layer = states[start:start + size].reshape(*shape, -1).transpose(0, 3, 1, 2)[rows, idx]
+        start += size
+        out.append(torch.from_numpy(np.ascontiguousarray(layer)).to(device))
+    return out
+
+
 def integrate_flow(weights: Sequence[Tensor], sigma_xx: Tensor, sigma_yx: Tensor,
                    t: Tensor | Sequence[float], tau: float = 1.0, *, rtol: float = RTOL, atol: float = ATOL,
                    method: str = "DOP853") -> list[Tensor]:
     """Gradient-flow weight trajectories from ``weights`` [W_l (B, out, in)] at times ``t`` (T,) or (B, T).
 
     Returns [W_l(t) (B, T, out, in)] on the weights' device; unbatched (out, in) weights give (T, out, in).
-    One solve covers the batch, evaluated at the union of all grids (the error control is then shared).
+    One solve covers the batch (:func:`solve_stacked`).
     """
     batched = weights[0].dim() == 3
     ws = [torch.as_tensor(w) if batched else torch.as_tensor(w).unsqueeze(0) for w in weights]
     device, batch = ws[0].device, ws[0].shape[0]
     grid = time_grid(t, batch).cpu().numpy()
-    union = np.unique(grid)
-    arrays = [w.detach().to("cpu", DTYPE).numpy() for w in ws]
-    shapes = [a.shape for a in arrays]
-    y0 = np.concatenate([a.ravel() for a in arrays])
-    sxx = torch.as_tensor(sigma_xx).detach().to("cpu", DTYPE).numpy()
-    syx = torch.as_tensor(sigma_yx).detach().to("cpu", DTYPE).numpy()
-    if union[-1] > 0:
-        sol = solve_ivp(_flow_rhs(shapes, sxx, syx, float(tau)), (0.0, float(union[-1])), y0, method=method,
-                        t_eval=union, rtol=rtol, atol=atol)
-        if not sol.success:
-            raise RuntimeError(f"gradient-flow integration failed: {sol.message}")
-        states = sol.y
-    else:
-        states = np.repeat(y0[:, None], union.size, axis=1)
-    idx = np.searchsorted(union, grid)  # (B, T): each network's own grid inside the union
-    rows = np.arange(batch)[:, None]
-    out, start = [], 0
-    for shape in shapes:
-        size = int(np.prod(shape))
-        layer = states[start:start + size].reshape(*shape, -1).transpose(0, 3, 1, 2)[rows, idx]
-        start += size
-        traj = torch.from_numpy(np.ascontiguousarray(layer)).to(device)
-        out.append(traj if batched else traj[0])
-    return out
+    arrays = [as_numpy(w) for w in ws]
+    rhs = _flow_rhs([a.shape for a in arrays], as_numpy(sigma_xx), as_numpy(sigma_yx), float(tau))
+    out = solve_stacked(rhs, arrays, grid, device, rtol=rtol, atol=atol, method=method)
+    return out if batched else [traj[0] for traj in out]
 
 
 @register_theory("ode")

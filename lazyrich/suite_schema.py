@@ -1,0 +1,211 @@
+"""Typed schemas of the benchmark suites' parameters (``suite.<name>.*`` of ``lazyrich bench``): one home per default.
+
+Every suite sweeps λ values and seeds and derives its step from ``eta`` and ``lr_max`` (:class:`SuiteParams`); all
+but ``finetune`` start from a fresh init of size ``init_scale`` (:class:`FreshInitSuite`); each suite's class adds
+the fields only it reads. The field defaults are THE defaults of the suites (``conf/suite/*.yaml``
+only select suites and override), the field metadata holds each key's meaning (the docs' config reference reads it)
+and its check. :func:`fill_suite` completes a partial mapping from these defaults and checks every value once, where
+``lazyrich bench`` and :func:`lazyrich.suites.run_suite` receive them; a bad value is refused in one line naming
+the key, e.g. ``suite.reversal.eta='x' must be a positive number; the default is 0.05.``
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from lazyrich.checks import ConfigError
+from lazyrich.config_schema import (
+    BOOL,
+    FINITE,
+    FLOATS,
+    MAPPING,
+    POSITIVE,
+    SEEDS,
+    TEXT,
+    at_least,
+    fill_schema,
+    one_of,
+    spec,
+)
+
+__all__ = ["SUITE_SCHEMAS", "ArchitectureSuite", "ContinualSuite", "FinetunePretrain", "FinetuneRelation",
+           "FinetuneSuite", "FreshInitSuite", "ReversalSuite", "RotationSuite", "SuiteParams", "SuiteSelection",
+           "TransferSuite", "fill_suite"]
+
+LAMS = [-8.0, -4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0, 8.0]
+"""The λ values every suite sweeps by default: rich (λ = 0) to lazy (|λ| = 8), both signs."""
+
+SPACINGS = ("linear", "log")
+SIDES = ("input", "output", "both")
+
+
+def _archs(key: str, value: Any) -> Any:
+    """{name: {n_in, n_out}} with positive integer widths."""
+    MAPPING(key, value)
+    for name, widths in value.items():
+        if not isinstance(widths, Mapping) or set(widths) != {"n_in", "n_out"}:
+            raise ConfigError(f"{key}.{name}={widths!r} must be {{n_in: <int>, n_out: <int>}}; e.g. "
+                              f"{key}.{name}={{n_in: 8, n_out: 4}}.")
+        for side in ("n_in", "n_out"):
+            at_least(1)(f"{key}.{name}.{side}", widths[side])
+    return value
+
+
+@dataclass
+class SuiteSelection:
+    """The top level of a ``suite=<option>`` choice: which suites run, and the λ values that replace theirs."""
+
+    name: str = spec("", "name of the suite choice (the run folder's name part)")
+    run: list[str] = spec([], "the suites this choice runs, in order (each in its own sub-folder)")
+    lams: list[float] | None = spec(None, "a list here (suite.lams=-1,0,1) replaces the λ values of every suite "
+                                          "in this run")
+
+
+@dataclass
+class SuiteParams:
+    """What every suite reads: its λ sweep, its seeds, the init size, the step rule, the log grid, the theory."""
+
+    lams: list[float] = spec(LAMS, "λ values of the sweep (one unit of work each; suite.lams replaces them in "
+                                   "every suite)", FLOATS)
+    seeds: list[int] = spec([0, 1], "seeds of each λ, trained as one batch (seed= on the command line replaces "
+                                    "them)", SEEDS)
+    task: dict[str, Any] = spec({}, "the task (a registered task and its parameters)", MAPPING)
+    eta: float = spec(0.05, "lr = min(lr_max, eta / √(λ² + 4 s̃₁²)): GD follows the flow", POSITIVE)
+    lr_max: float = spec(0.05, "upper bound of the learning rate (see eta)", POSITIVE)
+    n_log: int = spec(101, "log points (per phase for multi-phase suites)", at_least(2))
+    theory: str = spec("auto", "theory overlaid on the curves (`auto`: the most exact one that applies)", TEXT)
+
+
+@dataclass
+class FreshInitSuite(SuiteParams):
+    """A suite whose networks start from a fresh λ-balanced init of one size (all but ``finetune``, which
+    re-factorises a pretrained product)."""
+
+    init_scale: float = spec(0.1, "size of the initial product W2W1", POSITIVE)
+
+
+@dataclass
+class ReversalSuite(FreshInitSuite):
+    """Reversal learning: learn a task to convergence, then its reversal Σyx → −Σyx."""
+
+    task: dict[str, Any] = spec({"name": "hierarchy"}, "any registered whitened task, e.g. {name: "
+                                "random_regression, n_in: 6, n_out: 6}", MAPPING)
+    n_log: int = spec(201, "log points per phase", at_least(2))
+    align: bool = spec(True, "task-aligned init: at λ = 0 the reversal then starts exactly at B = 0", BOOL)
+    t_phase: float = spec(20.0, "t per phase (learn, then reverse)", POSITIVE)
+    spacing: str = spec("log", "per phase: dense early, where the reversal happens at large |λ|", one_of(*SPACINGS))
+    success_threshold: float = spec(0.01, "success: final reversal loss ≤ this × its value at the switch", POSITIVE)
+    plateau_band: float = spec(0.1, "plateau: loss within this fraction of the loss of the zero map (the saddle)",
+                               POSITIVE)
+    exact_balance_rtol: float = spec(1e-3, "λ-balance tolerance of the exact verdict: GD keeps λ-balance to "
+                                           "O(lr·t), not to the 1e-8 the exact theory asks of an init", POSITIVE)
+
+
+@dataclass
+class ContinualSuite(FreshInitSuite):
+    """Continual learning: K whitened tasks in sequence; loss matrix, forgetting and BWT against λ."""
+
+    seeds: list[int] = spec([0, 1, 2, 3], "seeds of each λ, trained as one batch (seed= on the command line "
+                                          "replaces them)", SEEDS)
+    task: dict[str, Any] = spec({"name": "continual_stream", "K": 3, "n_in": 8, "n_out": 8, "similarity": None,
+                                 "seed": 0}, "the task stream (a registered sequence task and its parameters)",
+                                MAPPING)
+    t_phase: float = spec(20.0, "t per task", POSITIVE)
+    n_matrix: int = spec(5, "log points per phase at which W2W1 (and every task's loss) is kept", at_least(1))
+    converged_tol: float = spec(1e-6, "a phase converged when its task's loss is within this of L_min", POSITIVE)
+
+
+@dataclass
+class TransferSuite(FreshInitSuite):
+    """Property generalisation on the hierarchy: a new feature on one item, a new item with one feature."""
+
+    task: dict[str, Any] = spec({"name": "hierarchy", "depth": 3, "branching": 2, "encoding": "membership"},
+                                "the hierarchy task on which property generalisation is measured", MAPPING)
+    t_max: float = spec(30.0, "training time of the hierarchy before the new feature or item", POSITIVE)
+    item: str = spec("leaf0", "the new feature is trained on this item", TEXT)
+    feature: str = spec("n3", "the new item is trained to have this feature (a node two levels below the root)",
+                        TEXT)
+
+
+@dataclass
+class RotationSuite(FreshInitSuite):
+    """A random_regression source, then a copy with rotated singular vectors: time to learn the target."""
+
+    task: dict[str, Any] = spec({"n_in": 6, "n_out": 6, "seed": 0}, "random_regression source task, rotated "
+                                "into the target", MAPPING)
+    angles: list[float] = spec([0.3927, 0.7854, 1.1781], "rotation angles of the target (π/8, π/4, 3π/8)", FLOATS)
+    side: str = spec("input", "which singular basis of the target is rotated: `input`, `output` or `both`",
+                     one_of(*SIDES))
+    align: bool = spec(True, "task-aligned source init (no λ = 0 saddle in the source phase)", BOOL)
+    t_phase: float = spec(20.0, "t per phase (source, then rotated target)", POSITIVE)
+    spacing: str = spec("log", "per phase: dense early, where the target is learned", one_of(*SPACINGS))
+    threshold: float = spec(1e-3, "learned: target loss ≤ this × loss of the zero map", POSITIVE)
+
+
+@dataclass
+class FinetuneRelation:
+    """How the fine-tuning target is made from the source task."""
+
+    angle: float = spec(0.5236, "rotation angle of the target's singular bases (π/6)", FINITE)
+    side: str = spec("both", "which singular basis is rotated: `input`, `output` or `both`", one_of(*SIDES))
+
+
+@dataclass
+class FinetunePretrain:
+    """The pretraining phase before fine-tuning."""
+
+    lam: float = spec(0.0, "λ of the pretraining init", FINITE)
+    init_scale: float = spec(0.1, "size of the pretraining init's product", POSITIVE)
+    align: bool = spec(True, "task-aligned pretraining init", BOOL)
+    t_max: float = spec(20.0, "pretraining time", POSITIVE)
+
+
+@dataclass
+class FinetuneSuite(SuiteParams):
+    """Pretrain, re-factorise the product at λ_FT, fine-tune on a rotated task: speed and kernel change."""
+
+    lams: list[float] = spec(LAMS, "λ_FT values of the sweep: the re-factorisation's λ (one unit of work each; "
+                                   "suite.lams replaces them in every suite)", FLOATS)
+    task: dict[str, Any] = spec({"n_in": 6, "n_out": 6, "seed": 0}, "random_regression source task", MAPPING)
+    relation: FinetuneRelation = field(default_factory=FinetuneRelation, metadata={"doc": "the target: the "
+                                       "source with its singular bases rotated"})
+    pretrain: FinetunePretrain = field(default_factory=FinetunePretrain, metadata={"doc": "pretraining phase"})
+    t_max: float = spec(10.0, "fine-tuning time", POSITIVE)
+    spacing: str = spec("log", "dense early, where fast (large |λ_FT|) fine-tuning happens", one_of(*SPACINGS))
+    n_log: int = spec(201, "log points of the fine-tuning phase", at_least(2))
+    threshold: float = spec(0.01, "time to reach this fraction of the loss at the start of fine-tuning",
+                            POSITIVE)
+
+
+@dataclass
+class ArchitectureSuite(FreshInitSuite):
+    """Funnel, square and inverted-funnel nets × λ: final kernel distance and the delayed-rich time course."""
+
+    task: dict[str, Any] = spec({"seed": 0}, "random_regression parameters; its widths come from the arch",
+                                MAPPING)
+    archs: dict[str, Any] = spec({"funnel": {"n_in": 8, "n_out": 4}, "square": {"n_in": 4, "n_out": 4},
+                                  "inverted_funnel": {"n_in": 4, "n_out": 8}},
+                                 "the nets: {name: {n_in, n_out}}; Nh = min(Ni, No) = 4 for all three, so every "
+                                 "λ is allowed", _archs)
+    t_max: float = spec(100.0, "long enough for the slow rich phase (rate ≈ s̃²/|λ|) of the funnel at λ = −8",
+                        POSITIVE)
+    spacing: str = spec("log", "`linear` or `log` spacing of the log points", one_of(*SPACINGS))
+    n_log: int = spec(121, "log points", at_least(2))
+
+
+SUITE_SCHEMAS: dict[str, type[SuiteParams]] = {
+    "reversal": ReversalSuite, "continual": ContinualSuite, "transfer": TransferSuite, "rotation": RotationSuite,
+    "finetune": FinetuneSuite, "architecture": ArchitectureSuite,
+}
+"""Schema of each suite's parameters, by suite name (the keys of :data:`lazyrich.suites.SUITES`)."""
+
+
+def fill_suite(name: str, given: Mapping[str, Any] | SuiteParams | None) -> dict[str, Any]:
+    """``given`` (a mapping, a schema instance or None) completed with the defaults of suite ``name``, as a plain
+    dict, every value checked; refuses an unknown key or a bad value with a ConfigError naming ``suite.<name>.<key>``.
+    ``lams`` and ``seeds`` come back as lists of floats and ints."""
+    if name not in SUITE_SCHEMAS:
+        raise ConfigError(f"suite {name!r} has no schema; known suites: {', '.join(SUITE_SCHEMAS)}.")
+    return fill_schema(SUITE_SCHEMAS[name], given, f"suite.{name}", f"{name} suite")
