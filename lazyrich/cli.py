@@ -17,6 +17,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from lazyrich.experiment import BATCH_KEYS
 
@@ -135,6 +136,19 @@ def _key_hint(config_name: str, checked: Sequence[str], bad: str) -> str:
     close = difflib.get_close_matches(leaf, valid, n=1)
     return (f" '{key}' is not a config key. Valid keys under '{parent or '<root>'}': {', '.join(valid)}."
             + (f" Did you mean '{parent + '.' if parent else ''}{close[0]}'?" if close else ""))
+
+
+def compose(config_name: str = "config", overrides: Sequence[str] = ()) -> Any:
+    """The config ``lazyrich run`` (``config``) or ``lazyrich bench`` (``bench``) builds from ``overrides``, for
+    use from Python: the registries and typed schemas are put in Hydra's store (:func:`register_configs`) and
+    the shipped ``conf/`` is read (:func:`conf_dir`). Returns an OmegaConf DictConfig; ``run_experiment`` and
+    ``run_suites`` take it as it is."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        return hydra_compose(config_name, overrides=list(overrides))
 
 
 def validate(config_name: str, overrides: Sequence[str]) -> None:

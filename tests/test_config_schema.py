@@ -347,3 +347,18 @@ def test_bench_refuses_a_bad_suite_value_before_any_unit_runs(tmp_path):
         validate("bench", ["suite=reversal", "suite.reversal.eta=x"])
     assert "suite.reversal.eta" in str(err.value) and "lazyrich.suite_schema" in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_compose_from_python_registers_the_schemas_itself():
+    """A fresh interpreter composes run and bench configs through lazyrich.cli.compose, no Hydra set-up needed."""
+    import subprocess
+    import sys
+
+    from lazyrich.suite_schema import ReversalSuite
+
+    code = ("from lazyrich.cli import compose; b = compose('bench', ['suite=reversal']); "
+            "c = compose('config', ['init.lam=[-1,1]']); print(b.suite.reversal.n_log, list(c.init.lam), c.trainer.lr)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    n_log, *rest = out.stdout.split()
+    assert int(n_log) == ReversalSuite().n_log
+    assert " ".join(rest) == f"[-1, 1] {config_schema.TrainerConfig().lr}"

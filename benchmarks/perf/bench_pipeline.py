@@ -60,15 +60,11 @@ QUICK, QUICK_BIG = Sweep(n_lam=8, n_seeds=8, t_max=1.0, n_log=11), Sweep(n_lam=1
 
 def config(sweep: Sweep) -> dict:
     """The composed config of ``lazyrich run`` with the sweep's overrides, as a plain dict."""
-    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from lazyrich.cli import batch_overrides, conf_dir, register_configs
+    from lazyrich.cli import batch_overrides, compose
 
-    register_configs()
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        cfg = compose("config", overrides=batch_overrides(sweep.overrides()))
-    return OmegaConf.to_container(cfg, resolve=True)
+    return OmegaConf.to_container(compose("config", batch_overrides(sweep.overrides())), resolve=True)
 
 
 def command(sweep: Sweep, out: Path) -> dict[str, float]:

@@ -29,14 +29,9 @@ def suite_folder(out_dir: str | Path, suite: str, overrides: Sequence[str]) -> P
 
 
 def _compose(suite: str, overrides: Sequence[str]):
-    from hydra import compose, initialize_config_dir
+    from lazyrich.cli import compose
 
-    from lazyrich.cli import conf_dir
-    from lazyrich.config_schema import store_schemas
-
-    store_schemas()  # conf/suite and conf/logger extend the typed schemas
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        return compose("bench", overrides=[f"suite={suite}", "logger=none", "progress=false", *overrides])
+    return compose("bench", [f"suite={suite}", "logger=none", "progress=false", *overrides])
 
 
 def _finished(table_path: Path) -> bool:
