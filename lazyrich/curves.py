@@ -48,11 +48,6 @@ class Curves:
         """The number of networks B."""
         return self.t.shape[0]
 
-    @property
-    def is_theory(self) -> bool:
-        """True for a theory's prediction, False for the simulation."""
-        return self.source != SIM
-
     def __getitem__(self, name: str) -> Tensor:
         """The curve (B, T) or matrix (B, Tm, …) called ``name``; one line listing the names when absent."""
         if name in self.curves:

@@ -11,20 +11,14 @@ Every measure is batched: no Python loop over networks. Times are interpolated b
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import Tensor
 
 from lazyrich import metrics
 from lazyrich.curves import Curves
 
-__all__ = ["Measure", "agreement", "final", "final_matrix", "initial", "matrix_change", "plateau_time", "reaches",
+__all__ = ["agreement", "final", "final_matrix", "initial", "matrix_change", "plateau_time", "reaches",
            "relative_gap", "rise_half_time", "time_to_fraction", "time_to_level"]
-
-Measure = Callable[[Curves], Tensor]
-"""A measure: the curves of one source → one value per network (B,)."""
-
 
 def initial(curves: Curves, name: str = "loss") -> Tensor:
     """The curve ``name`` at the first log point (B,)."""

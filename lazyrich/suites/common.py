@@ -115,13 +115,11 @@ def lam_seed_axes(lam_meaning: str) -> tuple[Axis, Axis]:
     return Axis("lam", lam_meaning), Axis("seed", "init seed", (0, 1))
 
 
-def config_columns(meta: pd.DataFrame | pd.Series) -> dict[str, Any]:
-    """The configuration columns that open a suite row: ``lam``, ``seed`` (int) and ``lr``; arrays (B,) for a
-    batch's meta table, scalars for one network's row."""
-    if isinstance(meta, pd.DataFrame):
-        return {"lam": meta["lam"].to_numpy(), "seed": meta["seed"].to_numpy(dtype=np.int64),
-                "lr": meta["lr"].to_numpy()}
-    return {"lam": meta["lam"], "seed": int(meta["seed"]), "lr": meta["lr"]}
+def config_columns(meta: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The configuration columns that open a suite table, from a batch's meta table: ``lam``, ``seed`` (int)
+    and ``lr``, each (B,)."""
+    return {"lam": meta["lam"].to_numpy(), "seed": meta["seed"].to_numpy(dtype=np.int64),
+            "lr": meta["lr"].to_numpy()}
 
 
 def zero_map_loss(task: Task) -> float:
