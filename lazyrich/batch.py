@@ -21,7 +21,7 @@ from lazyrich.config_schema import fill_group
 from lazyrich.device import DTYPE
 from lazyrich.tasks import Task, TaskSequence, make
 
-__all__ = ["BATCH_KEYS", "META_COLUMNS", "as_list", "build_batch", "build_task", "config_get"]
+__all__ = ["BATCH_KEYS", "META_COLUMNS", "as_list", "build_batch", "build_task", "config_get", "given_batch"]
 
 BATCH_KEYS = ("init.lam", "init.scale", "trainer.lr", "seed", "suite.lams")
 """Config keys whose lists become the batch axis of one training run (not separate processes); for
@@ -49,9 +49,18 @@ def config_get(cfg: Mapping[str, Any], dotted: str, default: Any = None) -> Any:
 
 
 def build_task(task_cfg: Mapping[str, Any]) -> Task | TaskSequence:
-    """The task of ``task_cfg`` = {name, whiten, **params}; ``whiten`` true (ZCA) or ``"pca"`` whitens inputs."""
-    params = {k: v for k, v in dict(task_cfg).items() if k not in ("name", "whiten")}
+    """The task of ``task_cfg`` = {name, whiten, phase, **params}; ``whiten`` true (ZCA) or ``"pca"`` whitens
+    inputs; ``phase`` (an int) keeps only that phase of a task sequence, as a task of its own."""
+    params = {k: v for k, v in dict(task_cfg).items() if k not in ("name", "whiten", "phase")}
     task = make(str(task_cfg["name"]), **params)
+    phase = task_cfg.get("phase")
+    if phase is not None:
+        n_phases = len(task) if isinstance(task, TaskSequence) else 0
+        if not 0 <= int(phase) < n_phases:
+            raise ValueError(f"task.phase={phase} picks one phase of a task sequence, but task {task_cfg['name']!r} "
+                             + (f"has phases 0 … {n_phases - 1}; pick one of those." if n_phases
+                                else "is a single task; drop task.phase."))
+        task = task.tasks[int(phase)]
     whiten = task_cfg.get("whiten", False)
     if whiten:
         method = "pca" if whiten == "pca" else "zca"
@@ -105,6 +114,22 @@ def build_batch(cfg: Mapping[str, Any], n_in: int, n_out: int, align_to: torch.T
             layers[l].append(w)
         rows.append({"lam": lam if kind == "balanced" else float("nan"), "scale": scale, "lr": lr, "seed": seed})
     return _with_balance([torch.stack(ws).to(device=device, dtype=DTYPE) for ws in layers], pd.DataFrame(rows))
+
+
+def given_batch(weights: Sequence[torch.Tensor], meta: pd.DataFrame,
+                device: torch.device) -> tuple[list[torch.Tensor], pd.DataFrame]:
+    """A batch whose initial weights are given rather than built from an init config (e.g. a re-factorised
+    pretrained product): float64 copies on ``device`` and the metadata, one row per network with at least its
+    ``lr``, completed with the measured λ̂ like :func:`build_batch`."""
+    weights = [torch.as_tensor(w).detach().to(device=device, dtype=DTYPE).clone() for w in weights]
+    meta = pd.DataFrame(meta).reset_index(drop=True)
+    if len(meta) != weights[0].shape[0]:
+        raise ValueError(f"the initial weights hold {weights[0].shape[0]} networks but their meta has {len(meta)} "
+                         f"rows; give one row per network.")
+    if "lr" not in meta:
+        raise ValueError("the meta of given initial weights needs an `lr` column (each network's step).")
+    checks.floats("lr", meta["lr"].tolist(), positive=True)
+    return _with_balance(weights, meta)
 
 
 def _balanced_pairs(widths: list[int], lams: list[float], scales: list[float], lrs: list[float], seeds: list[int],

@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 
 from lazyrich import checks, identity, locking, metrics, results
-from lazyrich.batch import BATCH_KEYS, META_COLUMNS, as_list, build_batch, build_task
+from lazyrich.batch import BATCH_KEYS, META_COLUMNS, as_list, build_batch, build_task, given_batch
 from lazyrich.chunking import chunk_size, release_memory
 from lazyrich.config_schema import fill_group, fill_run
 from lazyrich.curves import Curves, predicted, simulated
@@ -95,7 +95,8 @@ def plan_work(budgets: Sequence[float | None], lrs: np.ndarray, trainer_cfg: Map
 
 
 def run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None = None, *, log_wandb: bool = True,
-                   plot: bool = True) -> ExperimentResult:
+                   plot: bool = True,
+                   initial: tuple[Sequence[torch.Tensor], pd.DataFrame] | None = None) -> ExperimentResult:
     """Train the batch of ``cfg`` on its task (or task sequence), predict it with the chosen theory, and write
     the run folder (if ``run_dir``). Returns an :class:`ExperimentResult`.
 
@@ -107,24 +108,33 @@ def run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None = None, *,
     as it is done; each network's numbers are the same whatever the chunking. Then the result keeps the
     summary, not the trajectories, nor the long table when it was written (``frame`` is None: read it with
     ``results.load(run_dir, columns=…, filters=…)``).
+
+    ``initial`` = (weights [W1 (B, Nh, Ni), …], meta with one row per network and at least its ``lr``) starts
+    the batch from those weights instead of ``cfg``'s init (e.g. a re-factorised pretrained product); the
+    ``init`` and batch axes of ``cfg`` are then unused. Such a run is kept in memory: a run folder records the
+    config it came from, and given weights are not part of it.
     """
     cfg = fill_run(cfg)
+    if initial is not None and run_dir is not None:
+        raise ValueError("a run folder records the config that built its batch; a batch started from given weights "
+                         "(initial=…) runs in memory only: drop run_dir.")
     if run_dir is None:
-        return _run_experiment(cfg, None, log_wandb=log_wandb, plot=plot)
+        return _run_experiment(cfg, None, log_wandb=log_wandb, plot=plot, initial=initial)
     with locking.FolderLock(run_dir):
         identity.check(run_dir, cfg, identity.RUN_IGNORED)  # recorded with the results, by RunSink.finish
         return _run_experiment(cfg, run_dir, log_wandb=log_wandb, plot=plot)
 
 
-def _run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None, *, log_wandb: bool,
-                    plot: bool) -> ExperimentResult:
+def _run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None, *, log_wandb: bool, plot: bool,
+                    initial: tuple[Sequence[torch.Tensor], pd.DataFrame] | None = None) -> ExperimentResult:
     started = time.perf_counter()
     device = resolve_device(cfg.get("device", "auto"))
     task = build_task(cfg["task"])
     phases = list(task) if isinstance(task, TaskSequence) else None
     first = phases[0].task if phases else task
     trainer_cfg = dict(cfg.get("trainer", {}))
-    weights, meta = build_batch(cfg, first.n_in, first.n_out, first.sigma_yx, device)
+    weights, meta = (build_batch(cfg, first.n_in, first.n_out, first.sigma_yx, device) if initial is None
+                     else given_batch(*initial, device))
     work = plan_work([p.t_budget for p in phases] if phases else [None], meta["lr"].to_numpy(), trainer_cfg)
     (log.info if run_dir is not None else log.debug)(work)
     theories, notes = batch_theories(cfg, task, weights)

@@ -144,3 +144,40 @@ def test_a_run_folder_reads_back_as_the_curves_it_was_computed_from(tmp_path):
         assert sim.meta["lam"].tolist() == [0.0, 1.5] and set(sim.meta["status"]) == {"ok"}
     one, _ = results.load_curves(tmp_path / "run", phase=1, filters=[("lam", "==", 1.5)])
     assert one.batch == 1 and torch.equal(one["loss"][0], sims[1]["loss"][1].cpu().double())
+
+
+def test_a_batch_started_from_given_weights_is_the_batch_its_config_would_build():
+    """run_experiment(initial=…) trains and predicts given weights exactly as the config route does."""
+    from lazyrich.batch import build_batch, build_task
+    from lazyrich.device import resolve_device
+
+    cfg = {"task": {"name": "random_regression", "n_in": 3, "n_out": 2, "seed": 1},
+           "init": {"lam": [-1.0, 1.0], "scale": 0.2}, "seed": [0, 1],
+           "trainer": {"lr": 0.05, "t_max": 3.0, "n_log": 11, "progress": False}, "theory": {"name": "exact"}}
+    task = build_task(cfg["task"])
+    weights, meta = build_batch(cfg, task.n_in, task.n_out, task.sigma_yx, resolve_device("auto"))
+    built = run_experiment(cfg, log_wandb=False, plot=False)
+    given = run_experiment({**cfg, "init": {}, "seed": 99}, log_wandb=False, plot=False,
+                           initial=(weights, meta[["lam", "lr", "seed"]]))
+    (s1,), (t1,) = built.curves()
+    (s2,), (t2,) = given.curves()
+    assert torch.equal(s1["loss"], s2["loss"]) and torch.equal(t1["loss"], t2["loss"])
+    assert given.meta["lam_hat"].tolist() == pytest.approx(built.meta["lam_hat"].tolist(), abs=1e-12)
+    with pytest.raises(ValueError, match="needs an `lr` column"):
+        run_experiment(cfg, initial=(weights, meta[["lam"]]))
+    with pytest.raises(ValueError, match="hold 4 networks but their meta has 2 rows"):
+        run_experiment(cfg, initial=(weights, meta.iloc[:2]))
+    with pytest.raises(ValueError, match="runs in memory only"):
+        run_experiment(cfg, "some_folder", initial=(weights, meta))
+
+
+def test_task_phase_picks_one_phase_of_a_sequence_and_refuses_a_single_task():
+    from lazyrich.batch import build_task
+
+    seq = {"name": "transfer_rotated", "base_params": {"n_in": 3, "n_out": 3}, "angle": 0.4}
+    target = build_task({**seq, "phase": 1})
+    assert torch.equal(target.sigma_yx, build_task(seq).tasks[1].sigma_yx)
+    with pytest.raises(ValueError, match="has phases 0 … 1; pick one of those"):
+        build_task({**seq, "phase": 2})
+    with pytest.raises(ValueError, match="is a single task; drop task.phase"):
+        build_task({"name": "random_regression", "phase": 0})

@@ -1,4 +1,4 @@
-"""Pieces every suite shares: the learning-rate rule, run configs, training from given weights, tables.
+"""Pieces every suite shares: the learning-rate rule, run configs, configuration columns, tables.
 
 Nothing here is a metric: losses, thresholds and transfer scores come from :mod:`lazyrich.metrics`, and the
 predictions from :mod:`lazyrich.theory`. Conventions follow docs/theory.md §1 (t = step·lr, float64).
@@ -17,12 +17,8 @@ import pandas as pd
 import torch
 
 from lazyrich import metrics, results
-from lazyrich.curves import Curves, predicted, simulated
-from lazyrich.device import resolve_device
-from lazyrich.experiment import predict_theory
 from lazyrich.suites.spec import Axis, Expectation, Figure, Measure
 from lazyrich.tasks import Task
-from lazyrich.train import train
 
 __all__ = [
     "Report",
@@ -35,7 +31,6 @@ __all__ = [
     "load_frames",
     "markdown_table",
     "ok_rows",
-    "train_from",
     "zero_map_loss",
 ]
 
@@ -126,38 +121,6 @@ def zero_map_loss(task: Task) -> float:
     """The loss of the zero map on ``task`` (½ tr Σyy): where a network waits at the saddle W = 0."""
     zero = torch.zeros(task.n_out, task.n_in, dtype=torch.float64)
     return float(metrics.loss_from_product(zero, task.sigma_xx, task.sigma_yx, task.sigma_yy))
-
-
-def train_from(
-    task: Task,
-    weights: Sequence[torch.Tensor],
-    meta: pd.DataFrame,
-    trainer: Mapping[str, Any],
-    theory_name: str,
-    device: str = "auto",
-) -> tuple[pd.DataFrame, Curves, Curves | None, str]:
-    """Train the batch ``weights`` [W1 (B, Nh, Ni), W2 (B, No, Nh)] on ``task`` and predict it.
-
-    For suites that start from weights no init config describes (a re-factorised pretrained product).
-    ``meta`` has one row per network (lam, seed, lr, …); ``trainer`` holds lr, t_max, n_log, spacing.
-    Returns (frame as :func:`lazyrich.results.to_frame`, the simulation's curves, the theory's curves or None,
-    the notes as one text).
-    """
-    dev = resolve_device(device)
-    task = task.to(dev)
-    traj = train(
-        task,
-        [w.to(dev) for w in weights],
-        meta["lr"].to_numpy(),
-        t_max=float(trainer["t_max"]),
-        n_log=int(trainer.get("n_log", 101)),
-        spacing=trainer.get("spacing", "linear"),
-        n_matrix=int(trainer.get("n_matrix", 5)),
-        progress=False,
-    )
-    prediction, notes = predict_theory(theory_name, task, traj.init_weights, traj.t)
-    theory = None if prediction is None else predicted(prediction, meta, traj.matrix_index)
-    return results.to_frame(traj, meta, prediction), simulated(traj, meta), theory, "\n".join(notes)
 
 
 def _cell(value: Any, digits: int) -> str:

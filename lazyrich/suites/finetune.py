@@ -25,7 +25,7 @@ from lazyrich import measures, metrics
 from lazyrich.experiment import build_task, run_experiment
 from lazyrich.init import refactorise
 from lazyrich.suites import figures
-from lazyrich.suites.common import Suite, experiment_config, flow_lr, train_from
+from lazyrich.suites.common import Suite, experiment_config, flow_lr
 from lazyrich.suites.runner import Unit, UnitOutput
 from lazyrich.suites.spec import Axis, Measure, Monotone, measure_columns
 
@@ -92,7 +92,6 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
         for p, s in zip(product, seeds, strict=True)
     ]
     weights = [torch.stack([w1 for w1, _ in pairs]), torch.stack([w2 for _, w2 in pairs])]
-    target = build_task(cfg["target"])[1].task
     meta = pd.DataFrame(
         {
             "lam": lam,
@@ -102,7 +101,10 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
             "pretrain_loss": pre.summary["loss_final"].to_numpy(),
         }
     )
-    frame, simulation, theory, note = train_from(target, weights, meta, cfg["trainer"], cfg["theory"], cfg["device"])
+    fine_tune = {"task": {**cfg["target"], "phase": 1}, "theory": {"name": cfg["theory"]}, "device": cfg["device"],
+                 "trainer": {**cfg["trainer"], "progress": False}}
+    result = run_experiment(fine_tune, log_wandb=False, plot=False, initial=(weights, meta))
+    (simulation,), (theory,) = result.curves()
     table = pd.DataFrame({
         "lam": lam,
         "seed": seeds,
@@ -112,8 +114,8 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
     })
     if theory is not None:
         table.insert(table.columns.get_loc("time_to_threshold"), "theory", theory.source)
-    (run_dir / "theory.txt").write_text(note + "\n")
-    return UnitOutput(frame, table, {"pretrained_product": product.numpy()})
+    (run_dir / "theory.txt").write_text("\n".join(result.theory_notes) + "\n")
+    return UnitOutput(result.frame, table, {"pretrained_product": product.numpy()})
 
 
 def _gap_note(ok: pd.DataFrame) -> list[str]:
