@@ -17,6 +17,7 @@ import pandas as pd
 
 from lazyrich import identity, results
 from lazyrich.batch import META_COLUMNS, config_get
+from lazyrich.curves import predicted, simulated
 from lazyrich.train import Trajectory
 
 __all__ = ["RunSink", "matrices"]
@@ -25,18 +26,17 @@ __all__ = ["RunSink", "matrices"]
 def matrices(trajectories: Sequence[Trajectory], predictions: Sequence[Any],
              loss_matrix: np.ndarray | None) -> dict[str, np.ndarray]:
     """The matrix arrays of one chunk (one trajectory and prediction per phase), batch first: ``[phase<i>_]t``,
-    ``sim_<name>``, ``theory_<name>``, and ``loss_matrix`` for a task sequence."""
+    ``sim_<name>``, ``theory_<name>`` (both read as :class:`~lazyrich.curves.Curves`, the theory at the
+    simulation's matrix log points), and ``loss_matrix`` for a task sequence."""
     arrays: dict[str, np.ndarray] = {}
     for i, (traj, pred) in enumerate(zip(trajectories, predictions, strict=True)):
         key = f"phase{i}_" if len(trajectories) > 1 else ""
-        arrays[f"{key}t"] = traj.t[:, traj.matrix_index].cpu().numpy()
-        for name, value in traj.matrices.items():
-            arrays[f"{key}sim_{name}"] = value.cpu().numpy()
-        if pred is not None:
-            for name in ("product", "w1tw1", "wwt_out"):
-                value = getattr(pred, name, None)
-                if value is not None:
-                    arrays[f"{key}theory_{name}"] = value[:, traj.matrix_index.to(value.device)].cpu().numpy()
+        sim = simulated(traj)
+        arrays[f"{key}t"] = sim.matrix_t.cpu().numpy()
+        sources = [("sim", sim)] + ([("theory", predicted(pred, matrix_index=traj.matrix_index))] if pred else [])
+        for prefix, curves in sources:
+            for name, value in curves.matrices.items():
+                arrays[f"{key}{prefix}_{name}"] = value.cpu().numpy()
     if loss_matrix is not None:
         arrays["loss_matrix"] = loss_matrix
     return arrays

@@ -52,23 +52,27 @@ def test_matrices_names_each_phase_and_samples_the_theory_at_the_matrix_points()
     index = torch.tensor([0, 3, 6])
 
     def phase(with_theory):
-        traj = SimpleNamespace(t=torch.rand(b, t, generator=gen), matrix_index=index,
+        times = torch.rand(b, t, generator=gen)
+        traj = SimpleNamespace(t=times, matrix_index=index, scalars={}, status=["ok"] * b,
                                matrices={"product": torch.rand(b, tm, 2, 4, generator=gen)})
-        pred = SimpleNamespace(product=torch.rand(b, t, 2, 4, generator=gen), w1tw1=None,
+        curves = {name: torch.rand(b, t, generator=gen) for name in ("loss", "kernel_distance", "ntk_rel_change")}
+        pred = SimpleNamespace(t=times, theory="exact", svals=torch.rand(b, t, 2, generator=gen), **curves,
+                               product=torch.rand(b, t, 2, 4, generator=gen),
+                               w1tw1=torch.rand(b, t, 4, 4, generator=gen),
                                wwt_out=torch.rand(b, t, 2, 2, generator=gen)) if with_theory else None
         return traj, pred
 
     (t0, p0), (t1, p1) = phase(True), phase(False)
     losses = np.arange(b * 4.0).reshape(b, 2, 2)
     two = run_sink.matrices([t0, t1], [p0, p1], losses)
-    assert set(two) == {"phase0_t", "phase0_sim_product", "phase0_theory_product", "phase0_theory_wwt_out",
-                        "phase1_t", "phase1_sim_product", "loss_matrix"}
+    assert set(two) == {"phase0_t", "phase0_sim_product", "phase0_theory_product", "phase0_theory_w1tw1",
+                        "phase0_theory_wwt_out", "phase1_t", "phase1_sim_product", "loss_matrix"}
     np.testing.assert_array_equal(two["phase0_t"], t0.t.numpy()[:, [0, 3, 6]])
     np.testing.assert_array_equal(two["phase0_theory_product"], p0.product.numpy()[:, [0, 3, 6]])
     np.testing.assert_array_equal(two["phase1_sim_product"], t1.matrices["product"].numpy())
     assert two["loss_matrix"] is losses
     one = run_sink.matrices([t0], [p0], None)
-    assert set(one) == {"t", "sim_product", "theory_product", "theory_wwt_out"}
+    assert set(one) == {"t", "sim_product", "theory_product", "theory_w1tw1", "theory_wwt_out"}
 
 
 def test_the_sink_alone_writes_what_the_experiment_holds_in_memory(tmp_path):
