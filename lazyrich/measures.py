@@ -17,21 +17,16 @@ from torch import Tensor
 from lazyrich import metrics
 from lazyrich.curves import Curves
 
-__all__ = ["agreement", "final", "final_matrix", "initial", "matrix_change", "plateau_time", "reaches",
+__all__ = ["agreement", "final", "initial", "matrix_change", "plateau_time", "reaches",
            "relative_gap", "rise_half_time", "time_to_fraction", "time_to_level"]
 
 def initial(curves: Curves, name: str = "loss") -> Tensor:
-    """The curve ``name`` at the first log point (B,)."""
+    """The curve ``name`` at the first log point (B,), or the matrix ``name`` at its first (B, …)."""
     return curves[name][:, 0]
 
 
 def final(curves: Curves, name: str = "loss") -> Tensor:
-    """The curve ``name`` at the last log point (B,)."""
-    return curves[name][:, -1]
-
-
-def final_matrix(curves: Curves, name: str = "product") -> Tensor:
-    """The matrix ``name`` at the last matrix log point (B, …)."""
+    """The curve ``name`` at the last log point (B,), or the matrix ``name`` at its last (B, …)."""
     return curves[name][:, -1]
 
 
@@ -65,8 +60,7 @@ def plateau_time(curves: Curves, level: float | Tensor, band: float, name: str =
 
 def matrix_change(curves: Curves, name: str) -> Tensor:
     """‖M(end) − M(0)‖_F / ‖M(0)‖_F of the matrix ``name`` (B,): how far a representation moved."""
-    matrix = curves[name]
-    return metrics.relative_change(matrix[:, 0], matrix[:, -1])
+    return metrics.relative_change(initial(curves, name), final(curves, name))
 
 
 def relative_gap(simulation: Tensor, theory: Tensor, scale: Tensor | float | None = None) -> Tensor:

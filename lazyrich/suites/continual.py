@@ -66,7 +66,7 @@ def _saddle_text(saddles: np.ndarray) -> np.ndarray:
 def loss_matrix(phases: list[Curves], tasks) -> torch.Tensor:
     """R (B, K, K) of one source (the simulation or a theory): R[b, i, k] is network b's loss on task i with the
     W2W1 it holds at the end of phase k. One definition for every source."""
-    ends = [measures.final_matrix(c, "product").cpu().to(torch.float64) for c in phases]
+    ends = [measures.final(c, "product").cpu().to(torch.float64) for c in phases]
     return metrics.loss_matrix([[w] for w in ends], tasks)
 
 

@@ -84,8 +84,8 @@ def _source_scores(curves: Curves, x: torch.Tensor, item: int, feature: int) -> 
     x_jᵀW1ᵀW1x_i / x_iᵀW1ᵀW1x_i; the new input column trained on feature f scores output o as
     (W2W2ᵀ)[o, f] / (W2W2ᵀ)[f, f]. The same function serves the simulation and the theory.
     """
-    w1tw1 = measures.final_matrix(curves, "w1tw1").cpu().to(torch.float64)
-    wwt_out = measures.final_matrix(curves, "wwt_out").cpu().to(torch.float64)
+    w1tw1 = measures.final(curves, "w1tw1").cpu().to(torch.float64)
+    wwt_out = measures.final(curves, "wwt_out").cpu().to(torch.float64)
     eye = torch.eye(wwt_out.shape[-1], dtype=torch.float64)
     return (metrics.predicted_generalisation(w1tw1, x, item),
             metrics.predicted_generalisation(wwt_out, eye, feature))
@@ -122,8 +122,6 @@ def _generalisation(unit: Unit, result) -> pd.DataFrame:
     items = base.assign(part="new_item", trained=task.feature_names[f] if task.feature_names else str(f),
                         **_group_means(item_scores, relations),
                         gen_spread=np.delete(item_scores[""].abs().numpy(), f, axis=-1).mean(-1))
-    if "theory_" in item_scores:
-        items["gen_err"] = (item_scores[""] - item_scores["theory_"]).abs().amax(-1).numpy()
     return pd.concat([features, items]).sort_index(kind="stable").reset_index(drop=True)
 
 
