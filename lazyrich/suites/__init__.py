@@ -76,13 +76,13 @@ def run_suite(
     device: str = "auto",
     progress: bool = True,
     log=None,
+    units: list[Unit] | None = None,
 ) -> tuple[pd.DataFrame, Report, SweepResult]:
     """Run one suite into ``folder`` (resuming finished units); write suite.csv, figures and summary.md.
     ``params`` (a mapping or the suite's schema object, :mod:`lazyrich.suite_schema`) is completed from the
-    suite's defaults and checked first."""
-    params = fill_suite(suite.name, params)
+    suite's defaults and checked first; ``units``, when given, are the ones ``suite.units`` lists for them."""
     start = time.perf_counter()
-    units = suite.units(params, device)
+    units = suite.units(fill_suite(suite.name, params), device) if units is None else units
     sweep = run_sweep(units, suite.compute, folder, desc=suite.name, progress=progress, log=log)
     table = sweep.rows
     if len(table):
@@ -203,9 +203,9 @@ def _run_suites(cfg: Mapping[str, Any], out_dir: Path) -> dict[str, pd.DataFrame
     if cfg.get("logger") is not None:
         fill_group("logger", cfg.get("logger"))
     params = {name: suite_params(cfg, name) for name in names}  # every config is checked before any trains
-    units = [unit for name in names for unit in SUITES[name].units(params[name], device)]
+    units = {name: SUITES[name].units(params[name], device) for name in names}
     identity.claim(out_dir, cfg, identity.BENCH_IGNORED)
-    print(work_estimate(units, int(cfg.get("max_steps") or DEFAULT_MAX_STEPS)))
+    print(work_estimate([u for name in names for u in units[name]], int(cfg.get("max_steps") or DEFAULT_MAX_STEPS)))
     tables, summary = {}, []
     for name in names:
         suite = SUITES[name]
@@ -215,9 +215,10 @@ def _run_suites(cfg: Mapping[str, Any], out_dir: Path) -> dict[str, pd.DataFrame
             suite,
             params[name],
             folder,
-            device=str(cfg.get("device", "auto")),
+            device=device,
             progress=bool(cfg.get("progress", True)),
             log=suite_logger(cfg, suite.name, suite.key, folder),
+            units=units[name],
         )
         _print(suite, table, report, sweep, folder)
         log_suite_run(cfg, suite.name, folder, table, report.figures, report.verdict)
