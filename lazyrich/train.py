@@ -34,7 +34,8 @@ from lazyrich.device import resolve_device
 
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"relu": torch.relu, "tanh": torch.tanh}
 
-__all__ = ["ACTIVATIONS", "DEFAULT_MAX_STEPS", "Trajectory", "log_grid", "plan_steps", "step_budget", "train"]
+__all__ = ["ACTIVATIONS", "DEFAULT_MAX_STEPS", "Trajectory", "log_events", "log_grid", "lr_per_network", "plan_steps",
+           "step_budget", "train"]
 
 
 DEFAULT_MAX_STEPS = 10_000_000
@@ -143,7 +144,7 @@ def _activation(name: str | None) -> Callable[[Tensor], Tensor] | None:
     return ACTIVATIONS[name]
 
 
-def _lr_per_network(lr: float | Sequence[float] | Tensor, n_batch: int) -> Tensor:
+def lr_per_network(lr: float | Sequence[float] | Tensor, n_batch: int) -> Tensor:
     """The learning rate of each network, float64 (B,): one value broadcast, or one per network."""
     lr_t = torch.tensor(np.asarray(lr, dtype=np.float64)).reshape(-1)
     lr_t = lr_t.expand(n_batch).clone() if lr_t.numel() == 1 else lr_t
@@ -158,7 +159,7 @@ def _check_batch_size(batch_size: int | None, n_samples: int) -> None:
         raise ValueError(f"batch_size must be in [1, P={n_samples}], got {batch_size}.")
 
 
-def _log_events(steps: Tensor) -> dict[int, tuple[Tensor, Tensor]]:
+def log_events(steps: Tensor) -> dict[int, tuple[Tensor, Tensor]]:
     """Group (network, log index) pairs by the step at which they are due. ``steps`` is (B, T)."""
     n_log = steps.shape[1]
     flat = steps.reshape(-1)
@@ -193,7 +194,7 @@ class _Schedule:
         finish: dict[int, list[int]] = {}
         for b, k in enumerate(steps[:, -1].tolist()):
             finish.setdefault(k, []).append(b)
-        return cls(steps, _log_events(steps), finish, _matrix_index(n_log, n_matrix))
+        return cls(steps, log_events(steps), finish, _matrix_index(n_log, n_matrix))
 
     @property
     def total(self) -> int:
@@ -436,7 +437,7 @@ def train(task, weights: Sequence[Tensor], lr: float | Sequence[float] | Tensor,
     """
     weights = _checked_weights(task, weights, device)
     act = _activation(activation)
-    lr_t = _lr_per_network(lr, weights[0].shape[0])
+    lr_t = lr_per_network(lr, weights[0].shape[0])
     schedule = _Schedule.plan(lr_t, t_max, n_log, spacing, n_matrix, max_steps)
     data = _TaskData.of(task, weights[0].device, weights[0].dtype, act)
     _check_batch_size(batch_size, task.P)

@@ -130,6 +130,18 @@ def test_near_singular_b_stays_accurate_against_an_independent_ode():
     assert torch.allclose(direct[..., 4:, :4], pred.product, rtol=0, atol=1e-9)
 
 
+def test_a_batch_mixing_near_singular_and_well_conditioned_nets_gives_each_its_lone_result():
+    # qqt sends the near-singular network to the ODE and keeps the closed form for the other one in the batch.
+    stats, w1, w2 = wrong_sign_inits([1e-10, 1.0])
+    t = torch.tensor([0.0, 1.0, 5.0, 20.0], dtype=F64)
+    both = qqt(w1, w2, stats.sigma_yx, t)
+    for b in range(2):
+        alone = qqt(w1[b:b + 1], w2[b:b + 1], stats.sigma_yx, t)
+        assert torch.equal(both[b], alone[0])
+    pred = get_theory("exact").predict(stats, [w1, w2], t)
+    assert pred.ode_fallback.tolist() == [True, False]
+
+
 def test_near_singular_escape_window_is_as_accurate_as_the_problem_allows():
     # Around the escape (t ≈ 50 here) the curve depends on the seed σ_min(B) ≈ λ, which the weights hold only to
     # u·scale ≈ 1e-16: any solver's error there is about u/σ_min (measured: two ODE solvers differ by 1e-6 at

@@ -12,10 +12,10 @@ from lazyrich.train import (
     ACTIVATIONS,
     _activation,
     _DivergenceGuard,
-    _lr_per_network,
     _matrix_index,
     _Schedule,
     log_grid,
+    lr_per_network,
     train,
 )
 
@@ -92,11 +92,11 @@ def test_divergence_guard_leaves_healthy_networks_alone():
 
 
 def test_learning_rates_broadcast_or_match_the_batch():
-    torch.testing.assert_close(_lr_per_network(0.1, 3), torch.full((3,), 0.1, dtype=torch.float64))
-    torch.testing.assert_close(_lr_per_network([0.1, 0.2], 2), torch.tensor([0.1, 0.2], dtype=torch.float64))
+    torch.testing.assert_close(lr_per_network(0.1, 3), torch.full((3,), 0.1, dtype=torch.float64))
+    torch.testing.assert_close(lr_per_network([0.1, 0.2], 2), torch.tensor([0.1, 0.2], dtype=torch.float64))
     for bad in ([0.1, 0.2], [0.1, -0.2, 0.3], math.inf):
         with pytest.raises(ValueError, match="lr must be positive and finite"):
-            _lr_per_network(bad, 3)
+            lr_per_network(bad, 3)
 
 
 def test_activation_names():

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.integrate import solve_ivp
 from torch import Tensor
 
-from lazyrich.device import DTYPE
 from lazyrich.theory.aligned import _final
 from lazyrich.theory.assemble import from_trajectory
 from lazyrich.theory.base import Prediction, TaskStats
@@ -27,6 +25,7 @@ from lazyrich.theory.modes import (
     signed_layer_values,
     task_modes,
 )
+from lazyrich.theory.ode import as_numpy, solve_stacked
 from lazyrich.theory.registry import register_theory
 
 __all__ = ["DeepAlignedTheory", "integrate_modes", "mode_limit"]
@@ -36,12 +35,9 @@ def integrate_modes(s0: Tensor, s_target: Tensor, offsets: Tensor, u: Tensor, ta
                     rtol: float = 1e-11, atol: float = 1e-12) -> Tensor:
     """s(u) for modes s0 (B, m) with targets (m,), offsets (B, m, L), on grids u (B, T): (B, T, m)."""
     batch, m = s0.shape
-    d = offsets.detach().to("cpu", DTYPE).numpy()
-    target = s_target.detach().to("cpu", DTYPE).expand(batch, m).numpy()
+    d = as_numpy(offsets)
+    target = np.broadcast_to(as_numpy(s_target), (batch, m))
     n_layers = d.shape[-1]
-    grid = u.detach().cpu().numpy()
-    union = np.unique(grid)
-
     last = {"y": None}  # the previous root: RK stages are close together, so Newton restarts near it
 
     def rhs(_u: float, y: np.ndarray) -> np.ndarray:
@@ -51,17 +47,9 @@ def integrate_modes(s0: Tensor, s_target: Tensor, offsets: Tensor, u: Tensor, ta
         rate = sum(np.prod(np.delete(sq, l, axis=-1), axis=-1) for l in range(n_layers))
         return (rate * (target - s) / tau).reshape(-1)
 
-    y0 = s0.detach().to("cpu", DTYPE).reshape(-1).numpy()
-    if union[-1] > 0:
-        sol = solve_ivp(rhs, (0.0, float(union[-1])), y0, method="DOP853", t_eval=union, rtol=rtol, atol=atol)
-        if not sol.success:
-            raise RuntimeError(f"mode integration failed: {sol.message}")
-        states = sol.y
-    else:
-        states = np.repeat(y0[:, None], union.size, axis=1)
-    idx = np.searchsorted(union, grid)
-    per = states.reshape(batch, m, -1).transpose(0, 2, 1)[np.arange(batch)[:, None], idx]  # (B, T, m)
-    return torch.from_numpy(np.ascontiguousarray(per)).to(s0.device)
+    (states,) = solve_stacked(rhs, [as_numpy(s0)[:, :, None]], u.detach().cpu().numpy(), s0.device, rtol=rtol,
+                              atol=atol, what="mode")
+    return states[..., 0]  # (B, T, m)
 
 
 def mode_limit(stats: TaskStats, modes: Modes, weights: list[Tensor]) -> tuple[Tensor, Tensor]:

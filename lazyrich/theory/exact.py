@@ -240,16 +240,15 @@ def qqt(W1: Tensor, W2: Tensor, sigma_yx: Tensor, t: Tensor, tau: float = 1.0, *
                          f"falls back to the ode theory) or theory=ode.")
     grid = time_grid(t, w1.shape[0], w1.device)
     near = st.conditioning <= NEAR_SINGULAR_RTOL
-    ok = (~near).nonzero().flatten()
     if not bool(near.any()):
         out = _evaluate(st, c * grid / tau)
         return out if batched else out[0]
     n = w1.shape[-1] + w2.shape[-2]
     out = grid.new_empty(*grid.shape, n, n)
+    ok = (~near).nonzero().flatten()
     if ok.numel():
         out[ok] = _evaluate(_rows(st, ok), c * grid[ok] / tau)
-    if bool(near.any()):
-        out[near] = _ode_qqt(w1[near], w2[near], c * eye_in, sigma_yx, grid[near], tau, **NEAR_SINGULAR_ODE)
+    out[near] = _ode_qqt(w1[near], w2[near], c * eye_in, sigma_yx, grid[near], tau, **NEAR_SINGULAR_ODE)
     return out if batched else out[0]
 
 

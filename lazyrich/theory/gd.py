@@ -24,6 +24,7 @@ from lazyrich.theory.base import Prediction, TaskStats
 from lazyrich.theory.deep import mode_limit
 from lazyrich.theory.modes import Modes, ModeTheory, rebuild, task_modes
 from lazyrich.theory.registry import register_theory
+from lazyrich.train import log_events, lr_per_network
 
 __all__ = ["AlignedGDTheory", "gd_steps", "mode_gd"]
 
@@ -46,10 +47,10 @@ def mode_gd(a0: Tensor, sigma: Tensor, c: float, lr: Tensor, steps: Tensor) -> T
     a = a0.clone()
     last = int(steps.max())
     ones = torch.ones_like(a[:, :1])
+    events = log_events(steps)  # (network, log index) pairs due at each step, grouped once
     for k in range(last + 1):
-        hit = steps == k
-        if bool(hit.any()):
-            b, j = hit.nonzero(as_tuple=True)
+        if k in events:
+            b, j = events[k]
             out[b, j] = a[b]
         if k == last:
             break
@@ -60,14 +61,6 @@ def mode_gd(a0: Tensor, sigma: Tensor, c: float, lr: Tensor, steps: Tensor) -> T
         after = torch.cumprod(torch.cat([ones, a.flip(1)[:, :-1]], 1), 1).flip(1)
         a = a + eta * err * before * after
     return out
-
-
-def _lr_tensor(lr: float | Sequence[float] | np.ndarray | Tensor, batch: int, device: torch.device) -> Tensor:
-    value = torch.tensor(np.array(lr, dtype=np.float64)).reshape(-1).to(device)
-    value = value.expand(batch) if value.numel() == 1 else value
-    if value.shape != (batch,) or not bool((value > 0).all()):
-        raise ValueError(f"aligned_gd needs lr > 0, one value or one per network (B = {batch}); got {lr}.")
-    return value
 
 
 @register_theory("aligned_gd")
@@ -86,7 +79,7 @@ class AlignedGDTheory(ModeTheory):
     def _predict(self, stats: TaskStats, weights: list[Tensor], t: Tensor) -> Prediction:
         modes, _ = self._modes(stats, weights)
         c = stats.whitening_scale
-        lr = _lr_tensor(self.lr, weights[0].shape[0], t.device)
+        lr = lr_per_network(self.lr, weights[0].shape[0]).to(t.device)
         a_t = mode_gd(modes.a, stats.svd[1], c, lr, gd_steps(t, lr))
         traj = rebuild(weights, modes, a_t)
         final, saddle = mode_limit(stats, modes, weights)  # GD's fixed points are the flow's

@@ -22,9 +22,9 @@ from torch import Tensor
 
 from lazyrich.device import DTYPE
 from lazyrich.theory.base import Prediction, TaskStats, Theory
-from lazyrich.theory.gd import _lr_tensor
 from lazyrich.theory.ode import as_numpy, numerical_prediction, solve_stacked
 from lazyrich.theory.registry import register_theory
+from lazyrich.train import lr_per_network
 
 __all__ = ["DTYPE_FLOOR", "GDFlowTheory", "gd_flow_rtol", "modified_flow"]
 
@@ -76,7 +76,7 @@ class GDFlowTheory(Theory):
         return None
 
     def _predict(self, stats: TaskStats, weights: list[Tensor], t: Tensor) -> Prediction:
-        lr = _lr_tensor(self.lr, weights[0].shape[0], t.device)
+        lr = lr_per_network(self.lr, weights[0].shape[0]).to(t.device)
         traj = modified_flow(weights, stats.sigma_xx, stats.sigma_yx, lr, t, rtol=self.rtol, atol=self.atol)
         return numerical_prediction(stats, weights, traj, t, self.name,
                                     f"gd_flow: modified flow ẇ = f − (lr/2)Df·f at lr = {sorted(set(lr.tolist()))}, "
