@@ -1,7 +1,7 @@
 """Verified units: a manifest of a finished folder's files, written before ``DONE`` and checked when read.
 
 A unit (one run folder, or one ``runs/<id>/`` of a suite) is *finished* only when ``DONE`` exists and every
-file listed in ``MANIFEST.json`` still has its recorded size and sha256 (and, for tables, its row count). The
+file listed in ``MANIFEST.json`` still has its recorded size and sha256 (which covers a table's rows too). The
 manifest lists whatever regular files the folder holds at the time (CSV, Parquet, NPZ, PNG, …), so it stays
 right whatever format the metrics are stored in. Files that change after a unit is finished by design (logs,
 the lock, the folder identity, hidden folders such as ``.hydra`` and W&B's ``wandb/``) are left out.
@@ -43,33 +43,12 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _rows(path: Path) -> int | None:
-    """Data rows of a table file (CSV: lines after the header; Parquet: from its footer), else None."""
-    if path.suffix == ".csv":
-        with open(path, "rb") as handle:
-            return max(sum(1 for _ in handle) - 1, 0)
-    if path.suffix == ".parquet":
-        try:
-            import pyarrow.parquet as pq
-        except ImportError:
-            return None
-        try:
-            return int(pq.ParquetFile(path).metadata.num_rows)
-        except Exception:  # noqa: BLE001 — a damaged footer is reported by the checksum instead
-            return -1
-    return None
-
-
 def _entry(path: Path) -> dict[str, Any]:
-    entry: dict[str, Any] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
-    rows = _rows(path)
-    if rows is not None:
-        entry["rows"] = rows
-    return entry
+    return {"bytes": path.stat().st_size, "sha256": _sha256(path)}
 
 
 def write_manifest(run_dir: str | Path) -> Path:
-    """Record every file of ``run_dir`` (size, sha256, rows of tables) in ``MANIFEST.json``, atomically.
+    """Record every file of ``run_dir`` (size and sha256) in ``MANIFEST.json``, atomically.
 
     Call it after the last result file is written and before ``DONE``.
     """
