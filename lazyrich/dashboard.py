@@ -51,9 +51,13 @@ def dashboard_folders(root: str | Path) -> dict[Path, list[Path]]:
 
 
 def _sample(folder: Path, paths: list[Path], n_units: int = 2) -> list[Path]:
-    """The folder's own runs (a suite-level run) and the first ``n_units`` others: enough to know the keys."""
+    """The runs to decode (one ``wandb leet inspect`` each, ~0.6 s), enough to know the keys: the folder's own
+    runs that logged a table (a suite's run, the ``networks`` run), the first ``n_units`` of its other own runs
+    (every network of a run folder logs the same keys) and the first ``n_units`` of its units' runs."""
     own = [p for p in paths if p.parent.parent == folder]
-    return own + [p for p in paths if p not in own][:n_units]
+    tables = [p for p in own if (p / "files" / "media" / "table").is_dir()]  # where W&B keeps a logged table
+    rest = [p for p in own if p not in tables][:n_units]
+    return tables + rest + [p for p in paths if p not in own][:n_units]
 
 
 def _line(wr, metric: str, keys: set[str], group_by: str):

@@ -92,3 +92,17 @@ def test_dashboard_push_without_an_entity_is_one_line(outputs, monkeypatch):
     monkeypatch.delenv("WANDB_ENTITY", raising=False)
     with pytest.raises(SystemExit, match="--push needs a W&B entity"):
         main(["dashboard", str(outputs), "--push"])
+
+
+def test_the_dashboard_decodes_a_sample_of_a_folders_runs_and_every_table_run(tmp_path):
+    """Decoding costs a subprocess per run: a run folder's networks all log the same keys, so two are read, but a
+    run that logged a table (W&B keeps it under files/media/table) is always read."""
+    from lazyrich.dashboard import _sample
+
+    folder = tmp_path / "run"
+    own = [folder / "wandb" / f"offline-run-{i}" for i in range(6)]
+    units = [tmp_path / "run" / "runs" / f"u{i}" / "wandb" / "offline-run-0" for i in range(3)]
+    for p in own + units:
+        p.mkdir(parents=True)
+    (own[5] / "files" / "media" / "table").mkdir(parents=True)
+    assert _sample(folder, own + units) == [own[5], own[0], own[1], units[0], units[1]]
