@@ -18,7 +18,7 @@ from lazyrich.figures.common import (
     non_saddle_seed,
     save_png,
 )
-from lazyrich.figures.representations import HIERARCHY, T_SWEEP
+from lazyrich.figures.representations import HIERARCHY, T_SWEEP, hierarchy_lams
 from lazyrich.figures.views import suite_table, unit_frame, unit_matrices
 from lazyrich.results import max_rel_error
 
@@ -131,7 +131,7 @@ def transfer_overrides(small: bool) -> list[str]:
     """Fig. 6 (d) is the transfer suite with other constants: these ``lazyrich bench`` overrides (Fig. 4's
     hierarchy and λ sweep, signed encoding, a fixed step; the seed is the first one whose λ = 0 net the exact
     theory keeps away from the saddle, found without training)."""
-    lams = (-8.0, 0.0, 8.0) if small else (-8.0, -4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0, 8.0)
+    lams = hierarchy_lams(small)
     seed = non_saddle_seed(config(HIERARCHY, lam=list(lams)))
     key = "suite.transfer"
     task = [f"{key}.task.{k}={v}" for k, v in HIERARCHY.items()]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -31,12 +30,16 @@ NOISE_SIGMA = 0.05
 T_SWEEP, T_GAUSS = 14.0, 20.0  # long enough for every balanced net and the small Gaussian to converge
 
 
-@lru_cache(maxsize=2)
+def hierarchy_lams(small: bool = False) -> tuple[float, ...]:
+    """The λ values of Fig. 4's sweep on the hierarchy (and of Fig. 6 (d), which runs the transfer suite on it)."""
+    return (-8.0, 0.0, 8.0) if small else (-8.0, -4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0, 8.0)
+
+
 def hierarchy_sweep(small: bool = False) -> tuple[ExperimentResult, tuple[float, ...]]:
-    """λ-balanced random inits on the hierarchy, trained to convergence, one batch over λ (cached within a
-    process). The seed is one whose λ = 0 net does not stall at a saddle. Fig. 6 (d) runs the transfer suite
-    on the same hierarchy, λ values and t_max instead (``transfer_overrides``)."""
-    lams = (-8.0, 0.0, 8.0) if small else (-8.0, -4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0, 8.0)
+    """λ-balanced random inits on the hierarchy, trained to convergence, one batch over λ. The seed is one whose
+    λ = 0 net does not stall at a saddle. Fig. 6 (d) runs the transfer suite on the same hierarchy, λ values and
+    t_max instead (``transfer_overrides``)."""
+    lams = hierarchy_lams(small)
     cfg = config(
         HIERARCHY,
         lam=list(lams),

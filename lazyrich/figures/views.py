@@ -9,6 +9,7 @@ suite folder: ``lazyrich bench suite=<name> <overrides> hydra.run.dir=<folder>``
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,8 +24,9 @@ CACHE = "suites"
 
 
 def suite_folder(out_dir: str | Path, suite: str, overrides: Sequence[str]) -> Path:
-    """The cache folder of ``suite`` run with ``overrides``: ``out_dir/suites/<suite>-<hash of overrides>``."""
-    digest = hashlib.sha256("\n".join([suite, *overrides]).encode()).hexdigest()[:10]
+    """The cache folder of ``suite`` run with ``overrides``: ``out_dir/suites/<suite>-<hash>``, the hash of the
+    resolved bench config, so that a changed default gets a folder of its own instead of the old results."""
+    digest = hashlib.sha256(_resolved(suite, tuple(overrides)).encode()).hexdigest()[:10]
     return Path(out_dir) / CACHE / f"{suite}-{digest}"
 
 
@@ -32,6 +34,14 @@ def _compose(suite: str, overrides: Sequence[str]):
     from lazyrich.cli import compose
 
     return compose("bench", [f"suite={suite}", "logger=none", "progress=false", *overrides])
+
+
+@functools.lru_cache(maxsize=64)
+def _resolved(suite: str, overrides: tuple[str, ...]) -> str:
+    """The bench config of ``suite`` with ``overrides``, resolved, as YAML text (composed once per process)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_yaml(_compose(suite, overrides), resolve=True)
 
 
 def _finished(table_path: Path) -> bool:
