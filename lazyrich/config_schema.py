@@ -27,7 +27,7 @@ from lazyrich.checks import ConfigError
 __all__ = ["BOOL", "FINITE", "FLOATS", "MAPPING", "POSITIVE", "SCHEMAS", "SEEDS", "STORED", "TEXT", "Check",
            "InitConfig", "LoggerConfig", "ModelConfig", "TheoryConfig", "TrainerConfig", "WandbConfig", "at_least",
            "defaults", "defaults_of", "fill_group", "fill_run", "fill_schema", "mapping_keys", "meanings", "one_of",
-           "spec", "store_schemas"]
+           "plain", "spec", "store_schemas"]
 
 Check = Callable[[str, Any], Any]
 """A field's check: ``check(dotted key, value)`` returns the value (lists normalised) or raises a one-line
@@ -282,7 +282,9 @@ def _meanings(schema: type, prefix: str) -> dict[str, str]:
     return out
 
 
-def _plain(node: Any) -> Any:
+def plain(node: Any) -> Any:
+    """A config node as plain Python: an OmegaConf node resolved to containers, a schema object to a dict, anything
+    else as it is."""
     from omegaconf import OmegaConf
 
     if dataclasses.is_dataclass(node) and not isinstance(node, type):
@@ -296,7 +298,7 @@ def fill_schema(schema: type, given: Mapping[str, Any] | Any | None, prefix: str
     parameters, …) is a value: a given one replaces the default whole (a key deleted in Hydra stays deleted).
     Every given value passes its field's check; an unknown key is refused, naming ``<prefix>.<key>``, ``what`` it
     is not a key of, and the valid keys."""
-    given = dict(_plain(given) or {})
+    given = dict(plain(given) or {})
     instance = schema()
     out = dataclasses.asdict(instance)
     fields = {f.name: f for f in dataclasses.fields(schema)}
@@ -304,7 +306,7 @@ def fill_schema(schema: type, given: Mapping[str, Any] | Any | None, prefix: str
         dotted = f"{prefix}.{key}"
         if key not in fields:
             raise ConfigError(f"{dotted} is not a key of the {what}; valid keys: {', '.join(sorted(out))}.")
-        value, default = _plain(value), getattr(instance, key)
+        value, default = plain(value), getattr(instance, key)
         if dataclasses.is_dataclass(default):
             out[key] = fill_schema(type(default), value, dotted, what)
             continue
@@ -332,5 +334,5 @@ def fill_run(cfg: Mapping[str, Any]) -> dict[str, Any]:
         out[group] = fill_group(group, cfg.get(group))
     if cfg.get("logger") is not None:
         fill_group("logger", cfg.get("logger"))
-    out["theory"] = {**dataclasses.asdict(TheoryConfig()), **dict(_plain(cfg.get("theory")) or {})}
+    out["theory"] = {**dataclasses.asdict(TheoryConfig()), **dict(plain(cfg.get("theory")) or {})}
     return out

@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from lazyrich.config_schema import plain
+
 __all__ = ["BENCH_IGNORED", "IDENTITY_FILE", "RUN_IGNORED", "FolderConflict", "check", "claim", "identity"]
 
 IDENTITY_FILE = "identity.json"
@@ -41,15 +43,9 @@ def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: node}
 
 
-def _plain(config: Any) -> Any:
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_container(config, resolve=True) if OmegaConf.is_config(config) else config
-
-
 def identity(config: Mapping[str, Any], ignored: Sequence[str]) -> tuple[str, dict[str, Any]]:
     """(hash, the flat dotted-key config it hashes) of ``config`` without the keys matching ``ignored``."""
-    flat = {k: v for k, v in _flat(_plain(config)).items()
+    flat = {k: v for k, v in _flat(plain(config)).items()
             if not any(fnmatch.fnmatchcase(k, pattern) for pattern in ignored)}
     text = json.dumps(flat, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16], json.loads(text)

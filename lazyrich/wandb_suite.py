@@ -16,15 +16,13 @@ from typing import Any
 
 import pandas as pd
 
+from lazyrich.config_schema import plain
+
 __all__ = ["suite_logger", "log_suite_run"]
 
 
 def _wandb_cfg(cfg: Mapping[str, Any]) -> dict[str, Any] | None:
-    from omegaconf import OmegaConf
-
-    logger = cfg.get("logger", {}) or {}
-    logger = OmegaConf.to_container(logger, resolve=True) if OmegaConf.is_config(logger) else dict(logger)
-    wb = logger.get("wandb")
+    wb = dict(plain(cfg.get("logger", {}) or {})).get("wandb")
     return dict(wb) if wb and wb.get("enabled", True) else None
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from lazyrich import checks, identity, locking
-from lazyrich.config_schema import fill_group
+from lazyrich.config_schema import fill_group, plain
 from lazyrich.device import torch_threads
 from lazyrich.experiment import as_list
 from lazyrich.suite_schema import fill_suite
@@ -44,17 +44,11 @@ SUITES: dict[str, Suite] = {
 """Every suite by name, in the order ``suite=all`` runs them."""
 
 
-def _plain(node: Any) -> Any:
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
-
-
 def suite_params(cfg: Mapping[str, Any], name: str) -> dict[str, Any]:
     """The parameters of suite ``name``, filled from its schema and checked
     (:func:`lazyrich.suite_schema.fill_suite`): ``suite.<name>``, with ``suite.lams`` and ``seed`` overriding every
     suite's λ values and seeds when they are set."""
-    suite_cfg = _plain(cfg["suite"])
+    suite_cfg = plain(cfg["suite"])
     if name not in suite_cfg:
         raise ValueError(
             f"suite {name!r} has no parameters under suite.{name}; compose it with suite={name} "
@@ -64,7 +58,7 @@ def suite_params(cfg: Mapping[str, Any], name: str) -> dict[str, Any]:
     if suite_cfg.get("lams") is not None:
         params["lams"] = checks.floats("suite.lams", suite_cfg["lams"])
     if cfg.get("seed") is not None:
-        params["seeds"] = checks.seeds("seed", _plain(cfg["seed"]))
+        params["seeds"] = checks.seeds("seed", plain(cfg["seed"]))
     return fill_suite(name, params)
 
 
@@ -195,7 +189,7 @@ def run_suites(cfg: Mapping[str, Any], out_dir: str | Path) -> dict[str, pd.Data
 
 def _run_suites(cfg: Mapping[str, Any], out_dir: Path) -> dict[str, pd.DataFrame]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    names = [str(n) for n in as_list(_plain(cfg["suite"])["run"])]
+    names = [str(n) for n in as_list(plain(cfg["suite"])["run"])]
     unknown = [n for n in names if n not in SUITES]
     if unknown:
         raise ValueError(f"unknown suite(s) {unknown}; choose from {sorted(SUITES)} (or suite=all).")
