@@ -170,6 +170,10 @@ def _tags(key: str, value: Any) -> Any:
     return value
 
 
+WANDB_LAYOUTS = ("auto", "network", "configuration")
+"""How runs map to W&B runs (``logger.wandb.layout``; :mod:`lazyrich.wandb_sink`)."""
+
+
 @dataclass
 class WandbConfig:
     """W&B mirror of the local tables (offline unless WANDB_MODE says otherwise)."""
@@ -182,7 +186,7 @@ class WandbConfig:
     group: str | None = spec(None, "default: the sweep folder (outputs/run/<time>, multirun/run/<time>/<job>, "
                                    "…/<suite>)", _nullable_text)
     layout: str = spec("auto", "auto: one W&B run per network unless that costs > 20% of the time | network | "
-                               "configuration", one_of("auto", "network", "configuration"))
+                               "configuration", one_of(*WANDB_LAYOUTS))
     tags: list[str] = spec([], "W&B tags added to every run", _tags)
 
 

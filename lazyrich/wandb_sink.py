@@ -25,6 +25,9 @@ from typing import Any
 import pandas as pd
 
 from lazyrich import locking
+from lazyrich.config_schema import (
+    WANDB_LAYOUTS as LAYOUTS,  # auto (per network unless too costly), network, configuration
+)
 from lazyrich.results import max_rel_error
 from lazyrich.wandb_connect import start_run
 from lazyrich.wandb_schema import flatten, network_config, run_id, run_name, tags
@@ -33,9 +36,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["LAYOUTS", "Target", "choose_layout", "flatten", "log_networks", "log_table_run", "plan_layout",
            "process_seconds", "run_seconds"]
-
-LAYOUTS = ("auto", "network", "configuration")
-"""``logger.wandb.layout``: auto (per network unless too costly), network, configuration (seeds averaged)."""
 
 MAX_SHARE = 0.20
 """Largest share of the end-to-end time per-network W&B runs may take before ``auto`` falls back."""
