@@ -13,8 +13,10 @@ import ctypes
 import ctypes.util
 import functools
 import os
+from collections.abc import Mapping
+from typing import Any
 
-__all__ = ["MAX_BUDGET", "MIN_CHUNK", "auto_chunk", "available_memory", "chunk_size", "release_memory"]
+__all__ = ["MAX_BUDGET", "MIN_CHUNK", "auto_chunk", "available_memory", "chunk_size", "release_memory", "run_chunk"]
 
 MAX_BUDGET = 384 * 2**20
 """Bytes one chunk may use at its peak under ``auto``."""
@@ -63,6 +65,14 @@ def chunk_size(value: object, n_batch: int, **shape: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"trainer.batch_chunk must be a positive int or 'auto', got {value!r}.")
     return min(n_batch, value)
+
+
+def run_chunk(trainer_cfg: Mapping[str, Any], n_batch: int, *, n_in: int, n_out: int, n_phases: int = 1) -> int:
+    """The chunk size a run of ``n_batch`` networks writes in, from its (filled) ``trainer`` config:
+    ``trainer.batch_chunk`` for the run's widths, log points and kept matrices (:func:`chunk_size`)."""
+    n_log = int(trainer_cfg["n_log"])
+    return chunk_size(trainer_cfg["batch_chunk"], n_batch, n_in=n_in, n_out=n_out, n_log=n_log,
+                      n_matrix=min(int(trainer_cfg["n_matrix"]), n_log), n_phases=n_phases)
 
 
 @functools.cache

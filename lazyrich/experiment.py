@@ -28,7 +28,7 @@ import torch
 
 from lazyrich import checks, identity, locking, metrics, results
 from lazyrich.batch import BATCH_KEYS, META_COLUMNS, as_list, build_batch, build_task, given_batch
-from lazyrich.chunking import chunk_size, release_memory
+from lazyrich.chunking import release_memory, run_chunk
 from lazyrich.config_schema import fill_group, fill_run
 from lazyrich.curves import Curves, predicted, simulated
 from lazyrich.device import DTYPE, resolve_device
@@ -139,11 +139,9 @@ def _run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None, *, log_w
     (log.info if run_dir is not None else log.debug)(work)
     theories, notes = batch_theories(cfg, task, weights)
     dtype = _train_dtype(trainer_cfg, theories[1], notes)
-    n_log, chunk = int(trainer_cfg["n_log"]), trainer_cfg["batch_chunk"]
     # In memory (no run folder: suites, figures, the Python API) everything is kept, so `auto` is one chunk.
-    size = len(meta) if run_dir is None and chunk in (None, "auto") else chunk_size(
-        chunk, len(meta), n_in=first.n_in, n_out=first.n_out, n_log=n_log,
-        n_matrix=min(int(trainer_cfg["n_matrix"]), n_log), n_phases=len(phases or [None]))
+    size = len(meta) if run_dir is None and trainer_cfg["batch_chunk"] in (None, "auto") else run_chunk(
+        trainer_cfg, len(meta), n_in=first.n_in, n_out=first.n_out, n_phases=len(phases or [None]))
     single = size >= len(meta)
     sink = RunSink(Path(run_dir), meta, trainer_cfg["matrix_seeds"]) if run_dir is not None else None
     chunks = []

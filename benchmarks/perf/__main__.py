@@ -152,7 +152,8 @@ def write_markdown(
         + (" · **--quick: smoke-test workloads, timing targets not judged**" if args.quick else ""),
         "",
         "Ratio = baseline / lazyrich: a speed-up for times; for the scaling rows the fraction of the "
-        "measured matmul peak, since their baseline is the time the step's FLOPs would take at that peak. "
+        "measured matmul peak, since their baseline is the time the step's FLOPs would take at that peak; "
+        "rows whose target reads ≤ report a cost, lazyrich ÷ baseline (lower is better). "
         "Medians of repeats; both sides of a row run in one process.",
         "",
         "| " + " | ".join(head) + " |",

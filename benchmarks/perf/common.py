@@ -1,7 +1,8 @@
 """Shared pieces of the performance benchmarks: timing, result rows, command-line flags.
 
-A result row is a dict with the keys of :data:`COLUMNS` (extra keys are kept in the CSV). ``ratio`` is always
-baseline / lazyrich, so for times it is the speed-up; ``status`` is "pass", "fail" or "info" (no target).
+A result row is a dict with the keys of :data:`COLUMNS` (extra keys are kept in the CSV). ``ratio`` is
+baseline / lazyrich, so for times it is the speed-up, except in a cost row (``row(cost=…)``: lazyrich ÷ baseline,
+lower is better, its target written ≤); ``status`` is "pass", "fail" or "info" (no target).
 """
 
 from __future__ import annotations
@@ -85,14 +86,23 @@ def row(
     notes: str = "",
     quick: bool = False,
     with_ratio: bool = True,
+    cost: float | None = None,
+    max_cost: float | None = None,
     **extra: Any,
 ) -> Row:
     """One result row. ``min_ratio``: baseline/lazyrich must reach it; ``max_value``: lazyrich must stay below
     it; ``tolerance``: ``max_error`` must not exceed it. With none of the three the status is "info".
     ``quick`` workloads are too small for their timings to mean anything: only the tolerance is judged.
-    ``with_ratio=False`` leaves the ratio empty where baseline/lazyrich means nothing (memory)."""
+    ``with_ratio=False`` leaves the ratio empty where baseline/lazyrich means nothing (memory).
+    ``cost`` (with its bound ``max_cost``) is a row whose figure is a cost ratio, lazyrich ÷ baseline or any
+    other "× as expensive" (lower is better): it is reported in the ratio column, judged ≤ ``max_cost``."""
     ratio = baseline / lazyrich if with_ratio and baseline is not None and lazyrich else None
     checks, targets = [], []
+    if cost is not None:
+        ratio = cost
+        if max_cost is not None:
+            checks.append(cost <= max_cost)
+            targets.append(f"≤ {max_cost:g}×")
     if min_ratio is not None:
         checks.append(ratio is not None and ratio >= min_ratio)
         targets.append(f"≥ {min_ratio:g}×")
