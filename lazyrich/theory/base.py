@@ -367,7 +367,19 @@ def min_width(weights: Sequence[Tensor]) -> int:
     return min(min(w.shape[-2:]) for w in weights)
 
 
+def squared_size(weights: Sequence[Tensor]) -> Tensor:
+    """Σ_l ‖W_l‖_F² per network, (B,): the size a balance λ̂ is compared with."""
+    return sum(torch.sum(w * w, dim=(-2, -1)) for w in weights)
+
+
 def weight_scale(weights: Sequence[Tensor]) -> Tensor:
     """√(Σ_l ‖W_l‖_F²) per network, (B,): the size that relative tolerances refer to."""
-    return torch.sqrt(sum(torch.sum(w * w, dim=(-2, -1)) for w in weights))
+    return torch.sqrt(squared_size(weights))
+
+
+def balance_magnitude(weights: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+    """(|λ̂| (B,), Σ_l ‖W_l‖_F² (B,)) of two-layer nets: how far from λ = 0, and the size that is relative to."""
+    from lazyrich.init import balance  # local: init does not import the theories
+
+    return balance(weights)[0][..., 0].abs(), squared_size(weights)
 

@@ -30,7 +30,15 @@ from lazyrich import metrics
 from lazyrich.device import DTYPE
 from lazyrich.theory.aligned import singular_values
 from lazyrich.theory.assemble import from_grams
-from lazyrich.theory.base import Prediction, TaskStats, Theory, loss_from_product, weight_scale, whitening_advice
+from lazyrich.theory.base import (
+    Prediction,
+    TaskStats,
+    Theory,
+    balance_magnitude,
+    loss_from_product,
+    weight_scale,
+    whitening_advice,
+)
 from lazyrich.theory.registry import register_theory
 
 __all__ = ["EscapeTheory", "escape_times", "mode_imbalance", "saddle_seeds"]
@@ -81,10 +89,7 @@ class EscapeTheory(Theory):
             return f"the escape model is for two-layer nets, got L = {len(weights)}; use theory=ode."
         if stats.whitening_scale is None:
             return whitening_advice(stats.sigma_xx)
-        from lazyrich.init import balance  # local: init does not import the theories
-
-        lam = balance(weights)[0][..., 0].abs()
-        scale = sum((w * w).sum((-2, -1)) for w in weights)
+        lam, scale = balance_magnitude(weights)
         bad = (lam > self.lam_rtol * scale).nonzero().flatten().tolist()
         if bad:
             return (f"the escape model is for λ ≈ 0 (|λ̂| ≤ {self.lam_rtol:g}·(‖W1‖² + ‖W2‖²)), not network(s) "

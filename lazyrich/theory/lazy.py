@@ -13,7 +13,7 @@ from torch import Tensor
 
 from lazyrich import metrics
 from lazyrich.init import balance
-from lazyrich.theory.base import Prediction, TaskStats, Theory, loss_from_product, whitening_advice
+from lazyrich.theory.base import Prediction, TaskStats, Theory, balance_magnitude, loss_from_product, whitening_advice
 from lazyrich.theory.registry import register_theory
 
 __all__ = ["LazyTheory"]
@@ -27,8 +27,7 @@ LAMBDA_MIN_RTOL = 1e-8
 
 def _lambda_reason(weights: list[Tensor]) -> str | None:
     """Why kernel='lambda' (rate c|λ|, the |λ| → ∞ limit) does not apply: λ ≈ 0 for some network."""
-    lam = balance(weights)[0][..., 0].abs()
-    scale = sum((w * w).sum((-2, -1)) for w in weights)
+    lam, scale = balance_magnitude(weights)
     bad = (lam <= LAMBDA_MIN_RTOL * scale).nonzero().flatten().tolist()
     if not bad:
         return None
