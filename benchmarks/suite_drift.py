@@ -29,17 +29,12 @@ IGNORED = {"unit", "seconds", "error"}
 
 
 def _compose(overrides: list[str]):
-    """The bench config; by hand for checkouts older than ``lazyrich.cli.compose`` (to measure a change)."""
+    """The bench config, composed as the measured checkout composes it (``lazyrich.config.compose`` since 0.3,
+    ``lazyrich.cli.compose`` before)."""
     try:
-        from lazyrich.cli import compose
+        from lazyrich.config.compose import compose
     except ImportError:
-        from hydra import compose as hydra_compose
-        from hydra import initialize_config_dir
-
-        from lazyrich.cli import conf_dir
-
-        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-            return hydra_compose("bench", overrides=overrides)
+        from lazyrich.cli import compose
     return compose("bench", overrides)
 
 

@@ -1,7 +1,7 @@
 """MkDocs hooks (mkdocs.yml: ``hooks``): what the docs generate at build time, so it cannot drift.
 
 - The marker ``<!-- lazyrich:config-reference -->`` becomes the config reference, composed from ``conf/`` by
-  :func:`lazyrich.config_reference.config_reference`.
+  :func:`lazyrich.config.reference.config_reference`.
 - The notebooks in ``notebooks/`` are added to the site as downloadable files under ``notebooks/``.
 """
 
@@ -26,7 +26,7 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
     """Replace the config-reference marker by the reference generated from the configs."""
     if MARKER not in markdown:
         return markdown
-    from lazyrich.cli import conf_dir
-    from lazyrich.config_reference import config_reference
+    from lazyrich.config.compose import conf_dir
+    from lazyrich.config.reference import config_reference
 
     return markdown.replace(MARKER, config_reference(conf_dir()))

@@ -44,7 +44,7 @@ def install_example_plugin() -> str | None:
 def typed_schemas_in_hydra_store() -> None:
     """The typed schemas in Hydra's ConfigStore, as the CLI puts them there: the YAML options of conf/ (suite,
     logger, init, model, trainer) extend them, so a test may compose ``bench`` or ``config`` directly."""
-    from lazyrich.config_schema import store_schemas
+    from lazyrich.config.compose import store_schemas
 
     store_schemas()
 

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lazyrich import results
-from lazyrich.chunking import MIN_CHUNK, auto_chunk, chunk_size, per_network_bytes
+from lazyrich import results, store
 from lazyrich.experiment import run_experiment
-from lazyrich.storage import METRICS_PARQUET, MatrixStore, load_matrices
+from lazyrich.experiment.chunking import MIN_CHUNK, auto_chunk, chunk_size, per_network_bytes
+from lazyrich.store.storage import METRICS_PARQUET, MatrixStore, load_matrices
 
 CFG = {
     "task": {"name": "hierarchy"},
@@ -59,7 +59,7 @@ def test_each_chunk_is_written_as_it_finishes(runs):
     _, run_dir = runs[5]
     assert pq.ParquetFile(run_dir / METRICS_PARQUET).num_row_groups == 3
     assert [(a, b) for a, b, _ in MatrixStore(run_dir).chunks()] == [(0, 5), (5, 10), (10, 12)]
-    assert (run_dir / "curves.png").is_file() and (run_dir / results.DONE).is_file()
+    assert (run_dir / "curves.png").is_file() and (run_dir / store.DONE).is_file()
     one_lam = results.load(run_dir, columns=["net", "lam", "sim/loss"], filters=[("lam", "==", 2.0)])
     assert sorted(one_lam["net"].unique()) == [8, 9, 10, 11] and (one_lam["lam"] == 2.0).all()
 

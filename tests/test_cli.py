@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lazyrich import results
-from lazyrich.cli import batch_overrides, conf_dir, register_configs, validate
+from lazyrich.config.compose import batch_overrides, conf_dir, register_configs, validate
 
 TINY = ["trainer.t_max=0.5", "trainer.n_log=6", "trainer.n_matrix=3", "trainer.progress=false", "logger=none"]
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lazyrich import config_schema
-from lazyrich.cli import conf_dir, register_configs
-from lazyrich.config_reference import config_reference, group_docs, read_yaml_notes, render_value
+from lazyrich.config import run as config_schema
+from lazyrich.config.compose import conf_dir, register_configs
+from lazyrich.config.reference import config_reference, group_docs, meanings, read_yaml_notes, render_value
 
 ROW = re.compile(r"^\| `(?P<key>[^`]+)` \| (?P<default>.+?) \| (?P<meaning>.*) \|$")
 
@@ -56,7 +56,7 @@ def test_defaults_are_the_schema_defaults_with_each_option_s_own_values(sections
         assert {k: r["default"] for k, r in rows.items()} == {f"{group}.{k}": render_value(v)
                                                                for k, v in expected.items()}
     trainer = {r["key"]: r for r in sections["### `trainer=gd`"]}
-    assert trainer["trainer.n_matrix"]["meaning"] == config_schema.meanings("trainer")["n_matrix"]
+    assert trainer["trainer.n_matrix"]["meaning"] == meanings("trainer")["n_matrix"]
     gaussian = {r["key"]: r for r in sections["### `init=gaussian`"]}
     assert gaussian["init.scale"]["meaning"].startswith("the per-layer gain")  # the option's own comment
     reversal = {r["key"]: r for r in sections["### `suite=reversal`"]}

@@ -15,9 +15,15 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from lazyrich import batch, config_schema, experiment, predict, run_sink, suite_schema, tasks
-from lazyrich.checks import ConfigError
-from lazyrich.cli import conf_dir, register_configs, validate
+from lazyrich import experiment, tasks
+from lazyrich.config import run as config_schema
+from lazyrich.config import suites as suite_schema
+from lazyrich.config.checks import ConfigError
+from lazyrich.config.compose import conf_dir, register_configs, validate
+from lazyrich.config.fields import defaults_of
+from lazyrich.config.reference import meanings
+from lazyrich.experiment import batch, predict
+from lazyrich.experiment import sink as run_sink
 from lazyrich.suites import SUITES, run_suites, suite_params
 
 INTENDED: dict[str, str] = {
@@ -143,7 +149,7 @@ def test_a_bad_key_or_value_is_refused_in_one_line_naming_the_key(group, given, 
 
 def test_every_schema_field_has_a_meaning():
     for group in GROUPS:
-        docs = config_schema.meanings(group, f"{group}.")
+        docs = meanings(group, f"{group}.")
         assert set(docs) == set(dict(_flat(config_schema.defaults(group), f"{group}."))), group
         assert all(len(text) > 5 for text in docs.values()), group
 
@@ -212,10 +218,10 @@ def _bench(overrides: list[str]) -> dict[str, Any]:
 def _suite_differences(option: str, suite: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
     """{'suite=option: suite.<key>': (composed, schema default)} over the choice's top level and every suite it
     runs; every composed key must be a schema key."""
-    expected = dict(_flat({k: v for k, v in config_schema.defaults_of(suite_schema.SuiteSelection).items()
+    expected = dict(_flat({k: v for k, v in defaults_of(suite_schema.SuiteSelection).items()
                            if k not in ("name", "run")}, "suite."))
     for name in suite["run"]:
-        expected.update(_flat(config_schema.defaults_of(suite_schema.SUITE_SCHEMAS[name]), f"suite.{name}."))
+        expected.update(_flat(defaults_of(suite_schema.SUITE_SCHEMAS[name]), f"suite.{name}."))
     found = dict(_flat({k: v for k, v in suite.items() if k not in ("name", "run")}, "suite."))
     assert set(found) == set(expected), f"suite={option}: keys {set(found) ^ set(expected)} differ from the schemas"
     return {f"suite={option}: {key}": (value, expected[key]) for key, value in found.items() if value != expected[key]}
@@ -242,10 +248,10 @@ def test_no_suite_yaml_restates_a_schema_default():
     written = []
     for path in sorted((conf_dir() / "suite").glob("*.yaml")):
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        selection = config_schema.defaults_of(suite_schema.SuiteSelection)
+        selection = defaults_of(suite_schema.SuiteSelection)
         written += [(path.name, f"suite.{k}", v, selection[k]) for k, v in raw.items() if k in selection]
         for name, schema in suite_schema.SUITE_SCHEMAS.items():
-            default = dict(_flat(config_schema.defaults_of(schema), ""))
+            default = dict(_flat(defaults_of(schema), ""))
             written += [(path.name, f"suite.{name}.{k}", v, default.get(k)) for k, v in _flat(raw.get(name) or {}, "")]
     assert ("default.yaml", "suite.reversal.t_phase", 15.0, 20.0) in written
     restated = [(name, key) for name, key, value, default in written if value == default]
@@ -254,11 +260,11 @@ def test_no_suite_yaml_restates_a_schema_default():
 
 def test_each_suite_schema_matches_a_suite_and_its_defaults_pass_their_own_checks():
     assert list(suite_schema.SUITE_SCHEMAS) == list(SUITES)
-    docs = config_schema.meanings("suite", "suite.")
+    docs = meanings("suite", "suite.")
     assert all(len(text) > 5 for text in docs.values()), [k for k, text in docs.items() if len(text) <= 5]
     assert {"suite.name", "suite.run", "suite.lams", "suite.finetune.pretrain.t_max"} <= set(docs)
     for name, schema in suite_schema.SUITE_SCHEMAS.items():
-        defaults = config_schema.defaults_of(schema)
+        defaults = defaults_of(schema)
         assert suite_schema.fill_suite(name, defaults) == defaults == suite_schema.fill_suite(name, None)
         for f in dataclasses.fields(schema):  # every field has a meaning (a nested schema: each of its fields)
             assert f"suite.{name}.{f.name}" in docs or any(k.startswith(f"suite.{name}.{f.name}.") for k in docs)
@@ -267,7 +273,7 @@ def test_each_suite_schema_matches_a_suite_and_its_defaults_pass_their_own_check
 def test_the_python_api_fills_a_partial_suite_mapping_or_a_schema_object():
     filled = suite_schema.fill_suite("finetune", {"lams": [1], "pretrain": {"t_max": 5.0}})
     assert filled["lams"] == [1.0] and isinstance(filled["lams"][0], float)
-    assert filled["pretrain"] == {**config_schema.defaults_of(suite_schema.FinetunePretrain), "t_max": 5.0}
+    assert filled["pretrain"] == {**defaults_of(suite_schema.FinetunePretrain), "t_max": 5.0}
     assert filled["threshold"] == suite_schema.FinetuneSuite().threshold == 0.01
     task = {"name": "random_regression", "n_in": 6, "n_out": 6}
     assert suite_schema.fill_suite("reversal", {"task": task})["task"] == task  # an open mapping is one value
@@ -280,7 +286,7 @@ def test_the_python_api_fills_a_partial_suite_mapping_or_a_schema_object():
 def test_suite_params_apply_the_run_wide_lams_and_seed_then_fill_the_schema():
     cfg = {"suite": {"run": ["rotation"], "lams": [2], "rotation": {"threshold": 0.5}}, "seed": 7}
     params = suite_params(cfg, "rotation")
-    assert params == {**config_schema.defaults_of(suite_schema.RotationSuite), "lams": [2.0], "seeds": [7],
+    assert params == {**defaults_of(suite_schema.RotationSuite), "lams": [2.0], "seeds": [7],
                       "threshold": 0.5}
     composed = _bench(["suite=architecture", "~suite.architecture.archs.square"])
     assert set(suite_params(composed, "architecture")["archs"]) == {"funnel", "inverted_funnel"}
@@ -310,7 +316,7 @@ def test_a_bad_suite_key_or_value_is_refused_in_one_line_naming_the_key(name, gi
     with pytest.raises(ConfigError) as err:
         suite_schema.fill_suite(name, given)
     assert named in str(err.value) and "\n" not in str(err.value)
-    default = config_schema.defaults_of(suite_schema.SUITE_SCHEMAS[name]).get(next(iter(given)))
+    default = defaults_of(suite_schema.SUITE_SCHEMAS[name]).get(next(iter(given)))
     if default is not None and not isinstance(default, dict):  # a bad value: refused with the default to go back to
         assert str(err.value).endswith(f"; the default is {json.dumps(default)}.") or "is not a key" in str(err.value)
 
@@ -328,7 +334,7 @@ def test_a_bad_logger_value_is_refused_in_one_line_naming_the_key(given, named):
 
 
 def test_the_logger_mode_reaches_the_wandb_target():
-    from lazyrich.wandb_sink import Target
+    from lazyrich.tracking.sink import Target
 
     logger = config_schema.fill_group("logger", {"wandb": {"mode": "disabled", "tags": ["x"]}})["wandb"]
     target = Target.from_logger(logger, group="g", job_type="run", config={}, unit="u", run_dir=Path("."))
@@ -345,18 +351,18 @@ def test_bench_refuses_a_bad_suite_value_before_any_unit_runs(tmp_path):
     assert not (tmp_path / "out" / "reversal").exists()  # the valid suite before it did not start either
     with pytest.raises(SystemExit) as err:  # a value of the wrong type is refused when the CLI composes
         validate("bench", ["suite=reversal", "suite.reversal.eta=x"])
-    assert "suite.reversal.eta" in str(err.value) and "lazyrich.suite_schema" in str(err.value)
+    assert "suite.reversal.eta" in str(err.value) and "lazyrich.config.suites" in str(err.value)
     assert "\n" not in str(err.value)
 
 
 def test_compose_from_python_registers_the_schemas_itself():
-    """A fresh interpreter composes run and bench configs through lazyrich.cli.compose, no Hydra set-up needed."""
+    """A fresh interpreter composes run and bench configs through lazyrich.config.compose, no Hydra set-up needed."""
     import subprocess
     import sys
 
-    from lazyrich.suite_schema import ReversalSuite
+    from lazyrich.config.suites import ReversalSuite
 
-    code = ("from lazyrich.cli import compose; b = compose('bench', ['suite=reversal']); "
+    code = ("from lazyrich.config import compose; b = compose('bench', ['suite=reversal']); "
             "c = compose('config', ['init.lam=[-1,1]']); print(b.suite.reversal.n_log, list(c.init.lam), c.trainer.lr)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     n_log, *rest = out.stdout.split()

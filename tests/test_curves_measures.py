@@ -1,4 +1,4 @@
-"""One result shape (lazyrich.curves) and the batched measures over it (lazyrich.measures, spec.measure_columns).
+"""One result shape (lazyrich.results.curves) and the batched measures over it (lazyrich.results.measures, spec.measure_columns).
 
 References are independent: hand-computed crossings and plateaus on piecewise-linear curves, and a per-network
 NumPy loop for the batched measures on a real run.
@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 import torch
 
-from lazyrich import measures, results
-from lazyrich.curves import SIM, Curves, predicted, simulated
+from lazyrich import results
 from lazyrich.experiment import run_experiment
+from lazyrich.results import measures
+from lazyrich.results.curves import SIM, Curves, predicted, simulated
 from lazyrich.suites.spec import Measure, measure_columns
 
 
@@ -148,8 +149,8 @@ def test_a_run_folder_reads_back_as_the_curves_it_was_computed_from(tmp_path):
 
 def test_a_batch_started_from_given_weights_is_the_batch_its_config_would_build():
     """run_experiment(initial=…) trains and predicts given weights exactly as the config route does."""
-    from lazyrich.batch import build_batch, build_task
     from lazyrich.device import resolve_device
+    from lazyrich.experiment.batch import build_batch, build_task
 
     cfg = {"task": {"name": "random_regression", "n_in": 3, "n_out": 2, "seed": 1},
            "init": {"lam": [-1.0, 1.0], "scale": 0.2}, "seed": [0, 1],
@@ -172,7 +173,7 @@ def test_a_batch_started_from_given_weights_is_the_batch_its_config_would_build(
 
 
 def test_task_phase_picks_one_phase_of_a_sequence_and_refuses_a_single_task():
-    from lazyrich.batch import build_task
+    from lazyrich.experiment.batch import build_task
 
     seq = {"name": "transfer_rotated", "base_params": {"n_in": 3, "n_out": 3}, "angle": 0.4}
     target = build_task({**seq, "phase": 1})

@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from lazyrich import results
+from lazyrich import results, store
 from lazyrich.experiment import build_batch, run_experiment
-from lazyrich.storage import load_matrices
+from lazyrich.store.storage import load_matrices
 
 BASE = {
     "task": {"name": "hierarchy"},
@@ -67,13 +67,13 @@ def test_run_folder_contents(finished):
     assert npz["net"].tolist() == result_nets(run_dir, seed=0)
     assert npz["sim_product"].shape == (3, 4, 8, 8)
     assert npz["theory_w1tw1"].shape == (3, 4, 8, 8)
-    assert (run_dir / results.DONE).exists()
+    assert (run_dir / store.DONE).exists()
 
 
 def test_load_a_sweep_folder_adds_the_run_column(finished, tmp_path):
     result, run_dir = finished
     for name in ("a", "b"):
-        results.write_run(tmp_path / name, result.frame, result.summary)
+        store.write_run(tmp_path / name, result.frame, result.summary)
     frame = results.load(tmp_path)
     assert sorted(frame["run"].unique()) == ["a", "b"]
     with pytest.raises(FileNotFoundError, match="no metrics.csv"):

@@ -9,7 +9,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from lazyrich import cli
-from lazyrich.checks import ConfigError
+from lazyrich.config.checks import ConfigError
+from lazyrich.config.compose import conf_dir, register_configs, validate
 from lazyrich.experiment import run_experiment
 
 
@@ -29,9 +30,9 @@ def _creatable(folder: Path) -> bool:
 
 
 def test_a_key_typo_after_its_group_was_selected_names_the_key_and_the_valid_ones():
-    cli.register_configs()
+    register_configs()
     with pytest.raises(SystemExit) as info:
-        cli.validate("config", ["task=random_regression", "task.n_inn=8"])
+        validate("config", ["task=random_regression", "task.n_inn=8"])
     text = _one_line(info.value)
     assert "'task.n_inn' is not a config key" in text and "Did you mean 'task.n_in'?" in text
     assert "n_samples" in text and "+task.n_inn" not in text  # the valid keys, not Hydra's append advice
@@ -45,8 +46,8 @@ def test_a_key_typo_after_its_group_was_selected_names_the_key_and_the_valid_one
     ("seed=1.5", "seed=1.5 is not an integer seed"),
 ])
 def test_bad_values_from_the_command_line_stop_the_job_in_one_line(tmp_path, override, needle):
-    cli.register_configs()
-    with initialize_config_dir(config_dir=str(cli.conf_dir()), version_base="1.3"):
+    register_configs()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = compose("config", overrides=[override, "logger=none", "trainer.progress=false"])
     job = cli._job(lambda c: run_experiment(c, tmp_path, plot=False, log_wandb=False))
     with pytest.raises(SystemExit) as info:
@@ -79,7 +80,7 @@ def test_an_unwritable_output_folder_is_one_line_naming_it(tmp_path, kind):
             target = Path("/sys/lazyrich-fault-test/run")
             if not Path("/sys").is_dir() or _creatable(target.parent):
                 pytest.skip("running as root without a read-only /sys: no unwritable folder to try")
-    cli.register_configs()
+    register_configs()
     with pytest.raises(SystemExit) as info:
         cli.preflight("config", [f"hydra.run.dir={target}"])
     text = _one_line(info.value)

@@ -9,9 +9,10 @@ import sys
 import pytest
 from hydra import compose, initialize_config_dir
 
-from lazyrich import cli, identity, locking
-from lazyrich.cli import conf_dir
+from lazyrich import cli
+from lazyrich.config.compose import conf_dir, register_configs
 from lazyrich.experiment import run_experiment
+from lazyrich.store import identity, locking
 from lazyrich.suites import run_suites
 
 TINY = ["logger=none", "progress=false", "suite.lams=[-2]", "seed=[0]"]
@@ -98,7 +99,7 @@ def test_lock_of_another_host_is_respected_and_the_cli_refuses_before_writing(tm
     _lock(out, os.getpid(), host="elsewhere.example")
     with pytest.raises(locking.FolderLocked, match="elsewhere.example"):
         run_experiment(RUN, out, plot=False)
-    cli.register_configs()
+    register_configs()
     with pytest.raises(SystemExit, match=r"^lazyrich: .*elsewhere\.example.*hydra\.run\.dir=<new folder>"):
         cli.preflight("config", [f"hydra.run.dir={out}"])  # before hydra.main: nothing written
 
@@ -107,7 +108,7 @@ def test_the_cli_refuses_another_configuration_before_hydra_overwrites_its_confi
     out = tmp_path / "run"
     args = [f"hydra.run.dir={out}", "logger=none", "theory=none", "trainer.t_max=0.5", "trainer.n_log=6",
             "trainer.progress=false"]
-    cli.register_configs()
+    register_configs()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         run_experiment(compose("config", overrides=args[1:]), out, plot=False, log_wandb=False)
     (out / ".hydra").mkdir()

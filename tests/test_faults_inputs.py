@@ -7,8 +7,9 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from lazyrich import checks, init, results, tasks
-from lazyrich.cli import conf_dir, register_configs
+from lazyrich import init, results, tasks
+from lazyrich.config import checks
+from lazyrich.config.compose import conf_dir, register_configs
 from lazyrich.experiment import run_experiment
 from lazyrich.train import _BUDGET, DEFAULT_MAX_STEPS, step_budget, train
 

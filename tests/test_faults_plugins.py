@@ -12,6 +12,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from lazyrich import cli, theory
+from lazyrich.config.compose import conf_dir, register_configs
 from lazyrich.tasks import registry as task_registry
 from lazyrich.theory import registry as theory_registry
 
@@ -87,7 +88,7 @@ def test_cli_lists_builtins_beside_broken_plugins_and_shows_the_import_error(plu
         cli.main(["run", "task=broken_import", "logger=none"])
     text = str(info.value)
     assert "\n" not in text and "task 'broken_import' is unavailable" in text and "fault_missing_mod" in text
-    cli.register_configs()  # the array-default plug-in is not stored: every built-in still composes
-    with initialize_config_dir(config_dir=str(cli.conf_dir()), version_base="1.3"):
+    register_configs()  # the array-default plug-in is not stored: every built-in still composes
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = compose("config", overrides=["task=hierarchy", "logger=none"])
     assert cfg.task.name == "hierarchy"

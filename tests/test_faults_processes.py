@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lazyrich import watchdog
+from lazyrich.store import watchdog
 
 ENV = {**os.environ, "WANDB_MODE": "disabled"}
 
@@ -66,7 +66,7 @@ def test_joblib_workers_stop_within_10_s_of_the_main_process_death(tmp_path):
 def test_the_watchdog_ends_a_worker_whose_main_process_is_gone():
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    code = ("import os, time; from lazyrich import watchdog; "
+    code = ("import os, time; from lazyrich.store import watchdog; "
             "assert watchdog.start(poll=0.1); time.sleep(30)")
     start = time.monotonic()
     env = {**ENV, watchdog.ENV: f"{gone.pid}@{socket.gethostname()}"}

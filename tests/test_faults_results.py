@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
-from lazyrich import integrity, results
-from lazyrich.cli import conf_dir
-from lazyrich.compare import compare
+from lazyrich import results, store
+from lazyrich.config.compose import conf_dir
+from lazyrich.results.compare import compare
+from lazyrich.store import integrity
 from lazyrich.suites import run_suites
 
 TINY = ["suite=reversal", "logger=none", "progress=false", "suite.lams=[-2,1]", "suite.reversal.seeds=[0]",
@@ -59,7 +60,7 @@ def _same_table(table, truth):
 def test_a_truncated_metrics_file_is_recomputed_on_resume_and_compare_reads_the_truth(copy, tmp_path):
     folder, truth = copy
     unit = _unit_dirs(folder)[0]
-    metrics = unit / results.METRICS_FILE
+    metrics = unit / store.METRICS_FILE
     metrics.write_bytes(metrics.read_bytes()[: metrics.stat().st_size // 3])
     assert integrity.verify_unit(unit) is not None
     table = _rerun(folder)
@@ -79,11 +80,11 @@ def test_a_damaged_summary_or_missing_metrics_is_recomputed_not_lost(copy, damag
     folder, truth = copy
     unit = _unit_dirs(folder)[1]
     if damage == "garbage":
-        (unit / results.SUMMARY_FILE).write_text("\x00\x01 not a table,,\n\"unclosed\n")
+        (unit / store.SUMMARY_FILE).write_text("\x00\x01 not a table,,\n\"unclosed\n")
     elif damage == "empty":
-        (unit / results.SUMMARY_FILE).write_bytes(b"")
+        (unit / store.SUMMARY_FILE).write_bytes(b"")
     else:
-        (unit / results.METRICS_FILE).unlink()
+        (unit / store.METRICS_FILE).unlink()
     table = _rerun(folder)
     _same_table(table, truth)  # every λ is back in suite.csv
     _same_table(pd.read_csv(folder / "suite.csv"), truth)
@@ -94,11 +95,11 @@ def test_a_damaged_summary_or_missing_metrics_is_recomputed_not_lost(copy, damag
 def test_load_skips_unfinished_and_damaged_units_naming_them(copy):
     folder, _ = copy
     good, killed = _unit_dirs(folder)
-    (killed / results.DONE).unlink()  # killed mid-write: whatever rows it has are not results
+    (killed / store.DONE).unlink()  # killed mid-write: whatever rows it has are not results
     with pytest.warns(results.ResultsWarning, match=f"skipped {killed}: unfinished"):
         frame = results.load(folder)
     assert set(frame["run"]) == {f"runs/{good.name}"}
-    (killed / results.DONE).write_text("")
+    (killed / store.DONE).write_text("")
     (killed / "summary.json").write_bytes(b"changed")
     with pytest.warns(results.ResultsWarning, match="summary.json has 7 bytes"):
         assert set(results.load_summary(folder)["run"]) == {f"runs/{good.name}"}
@@ -107,7 +108,7 @@ def test_load_skips_unfinished_and_damaged_units_naming_them(copy):
 def test_compare_leaves_out_damaged_units_of_suite_tables(copy, tmp_path):
     folder, truth = copy
     damaged = _unit_dirs(folder)[0]
-    (damaged / results.METRICS_FILE).write_text("t,sim/loss\n0,6.575\n")
+    (damaged / store.METRICS_FILE).write_text("t,sim/loss\n0,6.575\n")
     with pytest.warns(results.ResultsWarning) as caught:
         out = compare([folder], tmp_path / "cmp")
     assert any(f"unit {damaged.name}" in str(w.message) for w in caught)
@@ -124,7 +125,7 @@ def test_compare_verifies_each_unit_once_and_still_names_a_damaged_one_for_metri
         copy, tmp_path, monkeypatch):
     folder, truth = copy
     damaged = _unit_dirs(folder)[0]
-    (damaged / results.METRICS_FILE).write_text("t,sim/loss\n0,6.575\n")
+    (damaged / store.METRICS_FILE).write_text("t,sim/loss\n0,6.575\n")
     calls = []
     real = integrity.verify_unit
     monkeypatch.setattr(integrity, "verify_unit", lambda run_dir: calls.append(run_dir.resolve()) or real(run_dir))
@@ -147,7 +148,7 @@ def test_load_on_a_zero_byte_or_garbage_file_names_the_path(tmp_path, content):
 
 def test_a_manifest_records_every_file_and_catches_a_same_size_change(tmp_path):
     frame = pd.DataFrame({"net": [0, 0], "t": [0.0, 1.0], "sim/loss": [1.0, 0.5], "status": "ok"})
-    results.write_run(tmp_path, frame, pd.DataFrame({"status": ["ok"]}), matrices={"a": [1.0]})
+    store.write_run(tmp_path, frame, pd.DataFrame({"status": ["ok"]}), matrices={"a": [1.0]})
     (tmp_path / "extra.parquet").write_bytes(b"x")  # written after the manifest: not part of the unit
     listed = set(pd.read_json(tmp_path / integrity.MANIFEST)["files"].index)
     assert listed == {"metrics.csv", "summary.csv", "summary.json", "matrices.npz"}

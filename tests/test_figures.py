@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from lazyrich.figures import TOLERANCE, cli, common, fig_3, fig_5, fig_7, kernel
+from lazyrich.figures import TOLERANCE, common, fig_3, fig_5, fig_7, kernel, regenerate
 
 
 def test_statement_computes_its_verdict():
@@ -65,9 +65,9 @@ def test_kernel_figures_are_readable_and_agree(tmp_path, monkeypatch):
 
 
 def test_only_accepts_the_usual_spellings():
-    assert [cli._normalise(n) for n in ("fig2", "fig_2", "2", "FIG2")] == ["fig2"] * 4
+    assert [regenerate._normalise(n) for n in ("fig2", "fig_2", "2", "FIG2")] == ["fig2"] * 4
     with pytest.raises(SystemExit):
-        cli._normalise("fig9")
+        regenerate._normalise("fig9")
 
 
 def test_command_line_small_only_one(tmp_path):

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lazyrich import results
-from lazyrich.metric_names import LEGACY_NAMES, canonical
+from lazyrich import results, store
+from lazyrich.results.names import LEGACY_NAMES, canonical
 from lazyrich.suites import SUITES
 
 
@@ -42,7 +42,7 @@ def test_an_old_run_folder_loads_under_todays_names(tmp_path):
     new = results.summarise(frame, meta_columns=["lam"])
     old = new.rename(columns={v: k for k, v in LEGACY_NAMES.items()})
     assert {"final_kernel_distance", "theory_final_loss", "t_to_1pct"} <= set(old)  # really an old-style folder
-    results.write_run(tmp_path / "old", frame, old)
+    store.write_run(tmp_path / "old", frame, old)
     loaded = results.load_summary(tmp_path / "old")
     assert not set(LEGACY_NAMES) & set(loaded.columns)
     pd.testing.assert_frame_equal(loaded.drop(columns="run")[list(new.columns)], new, check_dtype=False)
@@ -57,7 +57,7 @@ def test_canonical_keeps_a_column_already_named_today():
 
 
 def test_compare_puts_an_old_suite_table_beside_a_new_one(tmp_path):
-    from lazyrich.compare import compare
+    from lazyrich.results.compare import compare
 
     rows = pd.DataFrame({"suite": "architecture", "arch": "square", "lam": [0.0, 2.0], "seed": 0, "status": "ok",
                          "kernel_distance_final": [0.3, 0.05], "loss_final": [1e-3, 2e-3]})

@@ -123,7 +123,7 @@ def test_citation_and_changelog_name_the_released_version():
 
 
 def test_lazyrich_conf_overrides_and_a_missing_folder_says_what_to_do(tmp_path, monkeypatch):
-    from lazyrich.cli import conf_dir
+    from lazyrich.config.compose import conf_dir
 
     copy = shutil.copytree(ROOT / "conf", tmp_path / "my_conf")
     monkeypatch.setenv("LAZYRICH_CONF", str(copy))

@@ -1,11 +1,11 @@
-"""lazyrich.storage: Parquet metrics written chunk by chunk, the chunked matrix store, lazy selective load."""
+"""lazyrich.store.storage: Parquet metrics written chunk by chunk, the chunked matrix store, lazy selective load."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from lazyrich import results
-from lazyrich.storage import METRICS_PARQUET, MatrixStore, MetricsWriter, load_matrices, read_metrics
+from lazyrich import results, store
+from lazyrich.store.storage import METRICS_PARQUET, MatrixStore, MetricsWriter, load_matrices, read_metrics
 
 
 def long_table(nets: range, n_log: int = 5, seed: int = 0) -> pd.DataFrame:
@@ -57,7 +57,7 @@ def test_load_selects_columns_and_rows_lazily(written):
 def test_old_csv_run_folders_load_the_same_way(written, tmp_path_factory):
     _, expected = written
     old = tmp_path_factory.mktemp("old")
-    results.write_run(old, expected, expected.groupby("net").head(1))  # the CSV layout of earlier versions
+    store.write_run(old, expected, expected.groupby("net").head(1))  # the CSV layout of earlier versions
     assert (old / "metrics.csv").is_file() and not (old / METRICS_PARQUET).exists()
     frame = results.load(old, columns=["net", "sim/loss"], filters=[("status", "!=", "ok")])
     want = expected[expected["status"] != "ok"][["net", "sim/loss"]].reset_index(drop=True)
@@ -67,7 +67,7 @@ def test_old_csv_run_folders_load_the_same_way(written, tmp_path_factory):
 
 def test_a_sweep_folder_mixes_parquet_and_csv_runs(written):
     run_dir, expected = written
-    results.write_run(run_dir / "nested", expected.head(5), expected.head(1))
+    store.write_run(run_dir / "nested", expected.head(5), expected.head(1))
     frame = read_metrics(run_dir, columns=["net"])
     assert frame.groupby("run").size().to_dict() == {run_dir.name: len(expected), "nested": 5}
 

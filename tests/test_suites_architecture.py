@@ -2,7 +2,7 @@
 
 from hydra import compose, initialize_config_dir
 
-from lazyrich.cli import conf_dir
+from lazyrich.config.compose import conf_dir
 from lazyrich.suites import run_suites
 
 TINY = [

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from lazyrich.cli import batch_overrides, conf_dir
+from lazyrich.config.compose import batch_overrides, conf_dir
 from lazyrich.suites import SUITES, suite_params
 
 SUITE_OPTIONS = sorted(p.stem for p in (Path(conf_dir()) / "suite").glob("*.yaml"))

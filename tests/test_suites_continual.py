@@ -4,8 +4,8 @@ import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 
-from lazyrich.cli import conf_dir
-from lazyrich.storage import load_matrices
+from lazyrich.config.compose import conf_dir
+from lazyrich.store.storage import load_matrices
 from lazyrich.suites import run_suites
 from lazyrich.suites.continual import _saddle_text, analytic_loss_matrix
 from lazyrich.tasks import make

@@ -5,7 +5,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from lazyrich import metrics
-from lazyrich.cli import conf_dir
+from lazyrich.config.compose import conf_dir
 from lazyrich.suites import run_suites
 
 TINY = [

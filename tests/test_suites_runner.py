@@ -5,7 +5,7 @@ import hashlib
 import pandas as pd
 import pytest
 
-from lazyrich import results
+from lazyrich import results, store
 from lazyrich.suites.runner import FAILED, Unit, UnitOutput, run_sweep, unit_id
 
 
@@ -41,15 +41,15 @@ def test_finished_units_are_skipped_and_failures_recorded_while_others_finish(tm
     assert (rows.loc[[-1.0, 1.0], "status"] == "ok").all() and (rows.loc[[-1.0, 1.0], "value"] == 2.0).all()
     failed_dir = tmp_path / "runs" / units[1].id
     assert "ValueError: impossible" in (failed_dir / FAILED).read_text()
-    assert not (failed_dir / results.DONE).exists()
-    done = {u.id: (tmp_path / "runs" / u.id / results.DONE).stat().st_mtime_ns for u in (units[0], units[2])}
+    assert not (failed_dir / store.DONE).exists()
+    done = {u.id: (tmp_path / "runs" / u.id / store.DONE).stat().st_mtime_ns for u in (units[0], units[2])}
 
     # Re-running skips the finished units and retries only the failed one.
     calls.clear()
     second = run_sweep(units, _compute_counting(calls), tmp_path, progress=False)
     assert calls == [units[1].id]
     assert sorted(second.skipped) == sorted(done) and second.failed == [units[1].id]
-    assert {u: (tmp_path / "runs" / u / results.DONE).stat().st_mtime_ns for u in done} == done
+    assert {u: (tmp_path / "runs" / u / store.DONE).stat().st_mtime_ns for u in done} == done
     assert (tmp_path / "computed.log").read_text().split() == [units[0].id, units[2].id]
     assert set(second.rows["lam"]) == {-1.0, 666.0, 1.0}
 
@@ -63,7 +63,7 @@ def test_a_killed_unit_without_done_is_cleared_and_redone(tmp_path):
     calls = []
     result = run_sweep([unit], _compute_counting(calls), tmp_path, progress=False)
     assert calls == [unit.id] and result.computed == [unit.id]
-    assert not (stale / "leftover.txt").exists() and (stale / results.DONE).exists()
+    assert not (stale / "leftover.txt").exists() and (stale / store.DONE).exists()
     assert results.load(stale)["sim/loss"].tolist() == [1.0, 0.5]
 
 

@@ -4,7 +4,7 @@ is learned in the theory's time, and a bad angle fails alone."""
 import numpy as np
 from hydra import compose, initialize_config_dir
 
-from lazyrich.cli import conf_dir
+from lazyrich.config.compose import conf_dir
 from lazyrich.suites import run_suites
 from lazyrich.suites.runner import FAILED
 from lazyrich.suites.transfer import tree_distance

@@ -6,10 +6,10 @@ import json
 import pytest
 from conftest import offline_wandb_in
 
-from lazyrich import wandb_sync
 from lazyrich.cli import main
 from lazyrich.experiment import run_experiment
-from lazyrich.wandb_read import read_run
+from lazyrich.tracking import sync as wandb_sync
+from lazyrich.tracking.read import read_run
 
 CFG = {
     "task": {"name": "hierarchy"},
@@ -97,7 +97,7 @@ def test_dashboard_push_without_an_entity_is_one_line(outputs, monkeypatch):
 def test_the_dashboard_decodes_a_sample_of_a_folders_runs_and_every_table_run(tmp_path):
     """Decoding costs a subprocess per run: a run folder's networks all log the same keys, so two are read, but a
     run that logged a table (W&B keeps it under files/media/table) is always read."""
-    from lazyrich.dashboard import _sample
+    from lazyrich.tracking.dashboard import _sample
 
     folder = tmp_path / "run"
     own = [folder / "wandb" / f"offline-run-{i}" for i in range(6)]

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from lazyrich.wandb_read import read_run
-from lazyrich.wandb_sync import find_offline_runs
+from lazyrich.tracking.read import read_run
+from lazyrich.tracking.sync import find_offline_runs
 
 SCRIPT = """
 from lazyrich.experiment import run_experiment

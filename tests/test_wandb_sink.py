@@ -8,11 +8,12 @@ import pandas as pd
 import pytest
 from conftest import offline_wandb_in
 
-from lazyrich import results, wandb_sink
+from lazyrich import results
 from lazyrich.experiment import run_experiment
-from lazyrich.wandb_read import read_run
-from lazyrich.wandb_schema import flatten, network_config, run_group, run_id, run_name, sweep_group
-from lazyrich.wandb_sync import find_offline_runs
+from lazyrich.tracking import sink as wandb_sink
+from lazyrich.tracking.read import read_run
+from lazyrich.tracking.schema import flatten, network_config, run_group, run_id, run_name, sweep_group
+from lazyrich.tracking.sync import find_offline_runs
 
 
 def config(layout="network"):
@@ -142,7 +143,7 @@ def test_a_wandb_failure_keeps_the_local_metrics(tmp_path, monkeypatch):
 def test_an_online_failure_switches_the_process_offline_with_one_warning(tmp_path, monkeypatch):
     import wandb
 
-    from lazyrich import wandb_connect
+    from lazyrich.tracking import connect as wandb_connect
 
     modes, ids = [], []
 

@@ -6,10 +6,10 @@ import pytest
 from conftest import offline_wandb_in
 from hydra import compose, initialize_config_dir
 
-from lazyrich.cli import conf_dir
+from lazyrich.config.compose import conf_dir
 from lazyrich.suites import run_suites
-from lazyrich.wandb_read import read_run
-from lazyrich.wandb_sync import find_offline_runs
+from lazyrich.tracking.read import read_run
+from lazyrich.tracking.sync import find_offline_runs
 
 TINY = ["suite.lams=[2.0]", "seed=0", "suite.reversal.t_phase=4", "suite.reversal.n_log=21",
         "suite.architecture.t_max=5", "suite.architecture.n_log=21", "logger.wandb.layout=network", "progress=false"]
@@ -73,7 +73,7 @@ def test_the_suite_dashboard_shows_the_suite_table(bench):
     pytest.importorskip("wandb_workspaces", reason="optional extra lazyrich[dashboards] not installed")
     import json
 
-    from lazyrich.dashboard import main
+    from lazyrich.tracking.dashboard import main
 
     out, runs = bench
     assert main([str(out)]) == 0

@@ -46,7 +46,7 @@ class Sweep:
     @property
     def steps(self) -> int:
         """GD steps per network at the default learning rate (the schema's ``trainer.lr``; the sweep leaves it)."""
-        from lazyrich.config_schema import TrainerConfig
+        from lazyrich.config.run import TrainerConfig
 
         return round(self.t_max / TrainerConfig().lr)
 
@@ -65,7 +65,7 @@ def config(sweep: Sweep) -> dict:
     """The composed config of ``lazyrich run`` with the sweep's overrides, as a plain dict."""
     from omegaconf import OmegaConf
 
-    from lazyrich.cli import batch_overrides, compose
+    from lazyrich.config.compose import batch_overrides, compose
 
     return OmegaConf.to_container(compose("config", batch_overrides(sweep.overrides())), resolve=True)
 
@@ -90,9 +90,9 @@ def in_process(sweep: Sweep, repeats: int) -> dict[str, float]:
     """Trainer alone, theory alone (in the pipeline's chunks) and run_experiment, timed side by side."""
     import torch
 
-    from lazyrich.chunking import run_chunk
     from lazyrich.device import torch_threads
     from lazyrich.experiment import build_batch, build_task, predict_theory, run_experiment
+    from lazyrich.experiment.chunking import run_chunk
     from lazyrich.train import train
 
     cfg = config(sweep)

@@ -8,10 +8,10 @@ absent); single-trajectory illustrations run through ``run_experiment``.
 """
 
 from lazyrich.figures.applications import fig_6
-from lazyrich.figures.cli import FIGURES, main, run_figures
 from lazyrich.figures.common import TOLERANCE, FigureResult
 from lazyrich.figures.dynamics import fig_1, fig_2, fig_3
 from lazyrich.figures.kernel import fig_5, fig_7
+from lazyrich.figures.regenerate import FIGURES, main, run_figures
 from lazyrich.figures.representations import fig_4
 
 __all__ = [

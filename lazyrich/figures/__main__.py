@@ -1,5 +1,5 @@
-"""``python -m lazyrich.figures``: regenerate the paper figures (see :func:`lazyrich.figures.cli.main`)."""
+"""``python -m lazyrich.figures``: regenerate the paper figures (see :func:`lazyrich.figures.regenerate.main`)."""
 
-from lazyrich.figures.cli import main
+from lazyrich.figures.regenerate import main
 
 raise SystemExit(main())

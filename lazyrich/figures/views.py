@@ -31,7 +31,7 @@ def suite_folder(out_dir: str | Path, suite: str, overrides: Sequence[str]) -> P
 
 
 def _compose(suite: str, overrides: Sequence[str]):
-    from lazyrich.cli import compose
+    from lazyrich.config.compose import compose
 
     return compose("bench", [f"suite={suite}", "logger=none", "progress=false", *overrides])
 
@@ -84,7 +84,7 @@ def unit_frame(out_dir: str | Path, suite: str, overrides: Sequence[str], unit: 
 def unit_matrices(out_dir: str | Path, suite: str, overrides: Sequence[str], unit: str,
                   names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
     """The matrices (batch first, e.g. ``phase<k>_t``, ``phase<k>_sim_product``) that unit ``unit`` of that
-    cached suite run stored, only ``names`` if given (:func:`lazyrich.storage.load_matrices`)."""
-    from lazyrich.storage import load_matrices
+    cached suite run stored, only ``names`` if given (:func:`lazyrich.store.storage.load_matrices`)."""
+    from lazyrich.store.storage import load_matrices
 
     return load_matrices(suite_folder(out_dir, suite, overrides) / "runs" / unit, names)

@@ -23,17 +23,20 @@ from typing import Any
 
 import pandas as pd
 
-from lazyrich import checks, identity, locking
-from lazyrich.config_schema import fill_group, plain
+from lazyrich.config import checks
+from lazyrich.config.fields import plain
+from lazyrich.config.run import fill_group
+from lazyrich.config.suites import fill_suite
 from lazyrich.device import torch_threads
-from lazyrich.experiment import as_list
-from lazyrich.suite_schema import fill_suite
+from lazyrich.experiment.batch import as_list
+from lazyrich.results.tables import markdown_table
+from lazyrich.store import identity, locking
 from lazyrich.suites import architecture, continual, finetune, reversal, rotation, transfer
-from lazyrich.suites.common import Report, Suite, markdown_table
+from lazyrich.suites.common import Report, Suite
 from lazyrich.suites.runner import SweepResult, Unit, run_sweep
 from lazyrich.suites.writeup import render
+from lazyrich.tracking.suite import log_suite_run, suite_logger
 from lazyrich.train import DEFAULT_MAX_STEPS, step_budget
-from lazyrich.wandb_suite import log_suite_run, suite_logger
 
 __all__ = ["SUITES", "Suite", "run_suite", "run_suites", "work_estimate"]
 
@@ -46,7 +49,7 @@ SUITES: dict[str, Suite] = {
 
 def suite_params(cfg: Mapping[str, Any], name: str) -> dict[str, Any]:
     """The parameters of suite ``name``, filled from its schema and checked
-    (:func:`lazyrich.suite_schema.fill_suite`): ``suite.<name>``, with ``suite.lams`` and ``seed`` overriding every
+    (:func:`lazyrich.config.suites.fill_suite`): ``suite.<name>``, with ``suite.lams`` and ``seed`` overriding every
     suite's λ values and seeds when they are set."""
     suite_cfg = plain(cfg["suite"])
     if name not in suite_cfg:
@@ -73,7 +76,7 @@ def run_suite(
     units: list[Unit] | None = None,
 ) -> tuple[pd.DataFrame, Report, SweepResult]:
     """Run one suite into ``folder`` (resuming finished units); write suite.csv, figures and summary.md.
-    ``params`` (a mapping or the suite's schema object, :mod:`lazyrich.suite_schema`) is completed from the
+    ``params`` (a mapping or the suite's schema object, :mod:`lazyrich.config.suites`) is completed from the
     suite's defaults and checked first; ``units``, when given, are the ones ``suite.units`` lists for them."""
     start = time.perf_counter()
     units = suite.units(fill_suite(suite.name, params), device) if units is None else units
@@ -179,7 +182,7 @@ def run_suites(cfg: Mapping[str, Any], out_dir: str | Path) -> dict[str, pd.Data
 
     Re-running with the same ``out_dir`` (``hydra.run.dir=...``) skips finished units and redoes the rest.
     The folder is locked for this process and holds one configuration (more λ values or seeds aside): a
-    different one is refused before any training (:mod:`lazyrich.identity`).
+    different one is refused before any training (:mod:`lazyrich.store.identity`).
     """
     out_dir = Path(out_dir)
     with locking.FolderLock(out_dir), torch_threads(int(cfg.get("threads", 1) or 0)), \

@@ -18,10 +18,12 @@ from typing import Any
 
 import pandas as pd
 
-from lazyrich import measures, plots
+from lazyrich import plots
 from lazyrich.experiment import build_task, run_experiment
-from lazyrich.suites import figures
-from lazyrich.suites.common import Suite, config_columns, lam_config, lam_seed_axes, markdown_table
+from lazyrich.results import measures
+from lazyrich.results.tables import markdown_table
+from lazyrich.suites import charts
+from lazyrich.suites.common import Suite, config_columns, lam_config, lam_seed_axes
 from lazyrich.suites.runner import Unit, UnitOutput
 from lazyrich.suites.spec import Axis, Measure, Predicate, Verdict, measure_columns
 
@@ -189,7 +191,7 @@ SUITE = Suite(
     "λ → −∞; the inverted funnel is the mirror image.",
     section="§6",
     figures=(
-        figures.sweep(["kernel_distance_final", "kernel_t_half"], "kernel distance at the end, against λ", hue="arch",
+        charts.sweep(["kernel_distance_final", "kernel_t_half"], "kernel distance at the end, against λ", hue="arch",
                       log_y=["kernel_distance_final"]),
         _delayed_rich,
     ),

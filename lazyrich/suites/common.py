@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lazyrich import metrics, results
+from lazyrich import metrics, store
 from lazyrich.suites.spec import Axis, Expectation, Figure, Measure
 from lazyrich.tasks import Task
 
@@ -29,7 +29,6 @@ __all__ = [
     "lam_config",
     "lam_seed_axes",
     "load_frames",
-    "markdown_table",
     "ok_rows",
     "zero_map_loss",
 ]
@@ -123,27 +122,6 @@ def zero_map_loss(task: Task) -> float:
     return float(metrics.loss_from_product(zero, task.sigma_xx, task.sigma_yx, task.sigma_yy))
 
 
-def _cell(value: Any, digits: int) -> str:
-    if isinstance(value, bool | np.bool_):
-        return str(bool(value))
-    if isinstance(value, float | np.floating):
-        if math.isnan(value):
-            return "–"
-        return f"{value:.{digits}g}"
-    return str(value).replace("|", "\\|")
-
-
-def markdown_table(frame: pd.DataFrame, digits: int = 4, index: bool = False) -> str:
-    """A GitHub-flavoured Markdown table of ``frame`` (floats to ``digits`` significant digits, NaN as –)."""
-    if index:
-        frame = frame.reset_index()
-    head = [str(c) for c in frame.columns]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    for row in frame.itertuples(index=False):
-        lines.append("| " + " | ".join(_cell(v, digits) for v in row) + " |")
-    return "\n".join(lines)
-
-
 @dataclass
 class Report:
     """A suite's write-up: Markdown (what was measured, the table, the outcome against docs/theory.md §10), its
@@ -201,9 +179,9 @@ def load_frames(suite_dir: Path, table: pd.DataFrame) -> pd.DataFrame:
     ids = [
         u
         for u in table.get("unit", pd.Series(dtype=object)).dropna().unique()
-        if (suite_dir / "runs" / str(u) / results.DONE).exists()
+        if (suite_dir / "runs" / str(u) / store.DONE).exists()
     ]
-    frames = [pd.read_csv(suite_dir / "runs" / str(u) / results.METRICS_FILE).assign(unit=u) for u in ids]
+    frames = [pd.read_csv(suite_dir / "runs" / str(u) / store.METRICS_FILE).assign(unit=u) for u in ids]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 

@@ -22,11 +22,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lazyrich import measures, metrics
-from lazyrich.curves import Curves
+from lazyrich import metrics
 from lazyrich.experiment import build_task, run_experiment
-from lazyrich.suites import figures
-from lazyrich.suites.common import Suite, config_columns, lam_config, lam_seed_axes, markdown_table
+from lazyrich.results import measures
+from lazyrich.results.curves import Curves
+from lazyrich.results.tables import markdown_table
+from lazyrich.suites import charts
+from lazyrich.suites.common import Suite, config_columns, lam_config, lam_seed_axes
 from lazyrich.suites.runner import Unit, UnitOutput
 from lazyrich.suites.spec import Constant, Measure
 
@@ -119,7 +121,7 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
 def phase_matrices(simulation: list[Curves], theory: list[Curves | None], tasks) -> dict[str, np.ndarray]:
     """What Fig. 6 (a, b) draws, per phase k, at its matrix log points: ``phase<k>_t`` (B, Tm) since the phase
     began, ``phase<k>_{sim,theory}_product`` W2W1 (B, Tm, No, Ni) and ``phase<k>_{sim,theory}_task_losses``
-    (B, Tm, K), the loss on every task (the run folder's naming, :func:`lazyrich.storage.load_matrices`)."""
+    (B, Tm, K), the loss on every task (the run folder's naming, :func:`lazyrich.store.storage.load_matrices`)."""
     out: dict[str, np.ndarray] = {}
     for phase, (sim, pred) in enumerate(zip(simulation, theory, strict=True)):
         out[f"phase{phase}_t"] = sim.matrix_t.cpu().numpy()
@@ -180,8 +182,8 @@ SUITE = Suite(
     prediction="at convergence every λ forgets the same (R = R̂, set by task similarity); λ changes only the path "
     "and the speed.",
     figures=(
-        figures.curves("continual: task after task"),
-        figures.sweep(["forgetting", "bwt"], "continual: forgetting against λ (dotted: analytic, at convergence)",
+        charts.curves("continual: task after task"),
+        charts.sweep(["forgetting", "bwt"], "continual: forgetting against λ (dotted: analytic, at convergence)",
                       theory_prefix="analytic_"),
     ),
     sections=(_analytic_section,),

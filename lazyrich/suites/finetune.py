@@ -21,10 +21,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lazyrich import measures, metrics
+from lazyrich import metrics
 from lazyrich.experiment import build_task, run_experiment
 from lazyrich.init import refactorise
-from lazyrich.suites import figures
+from lazyrich.results import measures
+from lazyrich.suites import charts
 from lazyrich.suites.common import Suite, experiment_config, flow_lr
 from lazyrich.suites.runner import Unit, UnitOutput
 from lazyrich.suites.spec import Axis, Measure, Monotone, measure_columns
@@ -159,7 +160,7 @@ SUITE = Suite(
     "`lam` is λ_FT), fine-tune on the rotated target.",
     prediction="larger |λ_FT| gives faster, lazier fine-tuning with less change in the larger layer's "
     "representation (the output layer's for λ_FT > 0, the input layer's for λ_FT < 0).",
-    figures=(figures.curves("fine-tuning at λ_FT"), figures.sweep(_SWEPT, "fine-tuning against λ_FT", log_y=_SWEPT)),
+    figures=(charts.curves("fine-tuning at λ_FT"), charts.sweep(_SWEPT, "fine-tuning against λ_FT", log_y=_SWEPT)),
     notes=(_gap_note,),
     key=("lam",),
 )

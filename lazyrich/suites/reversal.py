@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lazyrich import measures
-from lazyrich.curves import predicted
 from lazyrich.experiment import build_task, run_experiment
-from lazyrich.suites import figures
+from lazyrich.results import measures
+from lazyrich.results.curves import predicted
+from lazyrich.suites import charts
 from lazyrich.suites.common import Suite, config_columns, lam_config, lam_seed_axes, zero_map_loss
 from lazyrich.suites.runner import Unit, UnitOutput
 from lazyrich.suites.spec import Measure, Monotone, Predicate, Verdict, measure_columns
@@ -223,8 +223,8 @@ SUITE = Suite(
     prediction="under gradient flow λ = 0 stalls at a saddle (B = 0); every λ ≠ 0 reverses, faster for larger |λ|. "
     "Under GD the λ = 0 saddle is left after a plateau seeded by rounding (escape model).",
     figures=(
-        figures.curves("reversal: learn, then reverse"),
-        figures.sweep(["time_to_reverse", "plateau_time", "loss_final"], "reversal against λ", log_y=["loss_final"]),
+        charts.curves("reversal: learn, then reverse"),
+        charts.sweep(["time_to_reverse", "plateau_time", "loss_final"], "reversal against λ", log_y=["loss_final"]),
     ),
     notes=(_zero_lines,),
     key=("lam",),

@@ -15,10 +15,11 @@ from typing import Any
 
 import pandas as pd
 
-from lazyrich import measures
 from lazyrich.experiment import build_task, run_experiment
-from lazyrich.suites import figures
-from lazyrich.suites.common import Suite, config_columns, lam_config, lam_seed_axes, markdown_table, zero_map_loss
+from lazyrich.results import measures
+from lazyrich.results.tables import markdown_table
+from lazyrich.suites import charts
+from lazyrich.suites.common import Suite, config_columns, lam_config, lam_seed_axes, zero_map_loss
 from lazyrich.suites.runner import Unit, UnitOutput
 from lazyrich.suites.spec import Agrees, Axis, Measure, Monotone, measure_columns
 
@@ -94,7 +95,7 @@ SUITE = Suite(
     "(`side`) are rotated by `angle`.",
     prediction="the target is learned faster at larger |λ| (each sign), and less similar tasks (larger angles) "
     "take longer.",
-    figures=(figures.sweep(["time_to_learn"], "rotated pair: time to learn the target", "rotated.png", hue="angle"),),
+    figures=(charts.sweep(["time_to_learn"], "rotated pair: time to learn the target", "rotated.png", hue="angle"),),
     sections=(_pivot_section,),
     key=("angle", "lam"),
 )

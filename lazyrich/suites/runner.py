@@ -5,7 +5,7 @@ short sha1 of its resolved config as sorted JSON, so the same command computes t
 
 Results go to ``<suite folder>/runs/<id>/``: ``config.yaml``, ``metrics.csv`` (long table), ``summary.csv``
 (the unit's rows of ``suite.csv``), ``matrices.npz``, ``MANIFEST.json`` and ``DONE``, written last by
-:func:`lazyrich.results.write_run`. A unit with ``DONE`` whose files match its manifest is never computed
+:func:`lazyrich.store.write_run`. A unit with ``DONE`` whose files match its manifest is never computed
 again; a unit without it (killed, or failed), or whose files were damaged since, is cleared and redone.
 A failure writes ``runs/<id>/FAILED`` (the traceback) and a ``status=failed`` row, and the other units go on.
 ``computed.log`` lists, one per line, every id this folder ever computed: the audit trail of what a resumed
@@ -28,8 +28,9 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from lazyrich import integrity, results
-from lazyrich.metric_names import canonical
+from lazyrich import results, store
+from lazyrich.results.names import canonical
+from lazyrich.store import integrity
 
 __all__ = ["FAILED", "Unit", "UnitOutput", "SweepResult", "run_sweep", "unit_id"]
 
@@ -98,7 +99,7 @@ def _failed_row(unit: Unit, error: str) -> pd.DataFrame:
 
 def _finished(run_dir: Path, unit: Unit) -> bool:
     """Whether ``run_dir`` holds this unit, finished and intact; a damaged finished unit is named and redone."""
-    if not (run_dir / results.DONE).exists():
+    if not (run_dir / store.DONE).exists():
         return False
     reason = integrity.verify_unit(run_dir)
     if reason is not None:
@@ -132,7 +133,7 @@ def run_sweep(
     for unit in bar:
         run_dir = runs_dir / unit.id
         if _finished(run_dir, unit):
-            frames.append(canonical(pd.read_csv(run_dir / results.SUMMARY_FILE)))
+            frames.append(canonical(pd.read_csv(run_dir / store.SUMMARY_FILE)))
             skipped.append(unit.id)
         else:
             if run_dir.exists():
@@ -147,7 +148,7 @@ def run_sweep(
                 rows["unit"] = unit.id
                 if "status" not in rows:
                     rows["status"] = "ok"
-                results.write_run(
+                store.write_run(
                     run_dir,
                     output.frame,
                     rows,

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from lazyrich.curves import Curves
+from lazyrich.results.curves import Curves
 
 __all__ = [
     "Agrees",
@@ -58,7 +58,7 @@ class Measure:
     ``headline``: printed by ``bench`` and shown in summary.md's table (every measure is in suite.csv).
 
     ``of`` (optional) computes the column from curves: (curves of phase ``phase``, the unit's params) → (B,),
-    batched (see :mod:`lazyrich.measures`). :func:`measure_columns` applies it to the simulation for
+    batched (see :mod:`lazyrich.results.measures`). :func:`measure_columns` applies it to the simulation for
     ``column`` and to the theory's prediction for ``theory``: one definition for both. A measure without
     ``of`` is filled by the suite itself (a value no curve holds, such as a verdict on the weights).
     """
@@ -76,7 +76,7 @@ class Measure:
 def measure_columns(measures: Sequence[Measure], simulation: Sequence[Curves],
                     theory: Sequence[Curves | None], params: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """The columns of every measure with ``of``: from ``simulation[phase]``, and from ``theory[phase]`` into
-    the theory column where a theory ran (one :class:`~lazyrich.curves.Curves` per phase each)."""
+    the theory column where a theory ran (one :class:`~lazyrich.results.curves.Curves` per phase each)."""
     out: dict[str, np.ndarray] = {}
     for m in (m for m in measures if m.of is not None):
         sources = {m.column: simulation[m.phase]}

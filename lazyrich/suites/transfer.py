@@ -25,10 +25,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lazyrich import measures, metrics, plots
-from lazyrich.curves import Curves
+from lazyrich import metrics, plots
 from lazyrich.experiment import build_task, run_experiment
-from lazyrich.suites import figures
+from lazyrich.results import measures
+from lazyrich.results.curves import Curves
+from lazyrich.suites import charts
 from lazyrich.suites.common import Suite, config_columns, lam_config, lam_seed_axes
 from lazyrich.suites.runner import Unit, UnitOutput
 from lazyrich.suites.spec import Axis, Measure, Monotone, Predicate, Verdict
@@ -195,7 +196,7 @@ SUITE = Suite(
     "(metrics.predicted_generalisation).",
     prediction="the new feature spreads as W1ᵀW1 (large positive λ keeps it structured, so it transfers and the "
     "sibling score rises with λ); the new item as W2W2ᵀ (the mirror image in λ: its ancestor score falls).",
-    figures=(figures.curves("transfer: learning the hierarchy"), _new_feature, _new_item),
+    figures=(charts.curves("transfer: learning the hierarchy"), _new_feature, _new_item),
     sections=(_trained,),
     key=("part", "lam"),
     orders={"part": PARTS},

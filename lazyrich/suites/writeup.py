@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from lazyrich.suites.common import Report, Suite, load_frames, markdown_table, ok_rows
+from lazyrich.results.tables import markdown_table
+from lazyrich.suites.common import Report, Suite, load_frames, ok_rows
 from lazyrich.suites.spec import Verdict
 
 __all__ = ["measures_table", "outcome", "render", "verdict_line"]

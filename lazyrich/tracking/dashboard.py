@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lazyrich.wandb_read import OfflineRun, read_run
-from lazyrich.wandb_sync import find_offline_runs
+from lazyrich.tracking.read import OfflineRun, read_run
+from lazyrich.tracking.sync import find_offline_runs
 
 __all__ = ["CURVES", "build_workspace", "dashboard_folders", "main"]
 

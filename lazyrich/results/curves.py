@@ -2,7 +2,7 @@
 
 The trainer's :class:`~lazyrich.train.Trajectory` and a theory's :class:`~lazyrich.theory.Prediction` record
 the same quantities in two layouts. :class:`Curves` is the one both are read through, so a measure
-(:mod:`lazyrich.measures`) is written once, batched over the B networks, and applied to either source:
+(:mod:`lazyrich.results.measures`) is written once, batched over the B networks, and applied to either source:
 
 - ``t`` (B, T): time since the start of the phase, t = step·lr;
 - ``curves``: name → (B, T), under the trainer's names (``loss``, ``kernel_distance``, ``ntk_rel_change``,

@@ -6,8 +6,8 @@ Each network's initial weights depend only on its own (seed, lam, scale), so a n
 whatever else shares its batch.
 
 This module is the loop: chunks of the batch, phases of a task sequence. The config → task and initial weights
-is :mod:`lazyrich.batch`, the theory beside the trainer :mod:`lazyrich.predict`, and the run folder, curves PNG
-and W&B :mod:`lazyrich.run_sink`; their public names are importable from here too.
+is :mod:`lazyrich.experiment.batch`, the theory beside the trainer :mod:`lazyrich.experiment.predict`, and the run folder, curves PNG
+and W&B :mod:`lazyrich.experiment.sink`; their public names are importable from here too.
 """
 
 from __future__ import annotations
@@ -26,28 +26,28 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lazyrich import checks, identity, locking, metrics, results
-from lazyrich.batch import BATCH_KEYS, META_COLUMNS, as_list, build_batch, build_task, given_batch
-from lazyrich.chunking import release_memory, run_chunk
-from lazyrich.config_schema import fill_group, fill_run
-from lazyrich.curves import Curves, predicted, simulated
+from lazyrich import metrics, results
+from lazyrich.config import checks
+from lazyrich.config.run import fill_group, fill_run
 from lazyrich.device import DTYPE, resolve_device
-from lazyrich.predict import (
+from lazyrich.experiment.batch import META_COLUMNS, as_list, build_batch, build_task, given_batch
+from lazyrich.experiment.chunking import release_memory, run_chunk
+from lazyrich.experiment.predict import (
     add_saddle_columns,
     batch_theories,
-    choose_theory,
     derived_agreement,
     predict_theory,
     rebalanced,
 )
-from lazyrich.run_sink import RunSink, matrices
+from lazyrich.experiment.sink import RunSink, matrices
+from lazyrich.results.curves import Curves, predicted, simulated
+from lazyrich.store import identity, locking
 from lazyrich.tasks import Task, TaskSequence
 from lazyrich.train import Trajectory, log_grid, plan_steps, train
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BATCH_KEYS", "META_COLUMNS", "ExperimentResult", "as_list", "build_batch", "build_task",
-           "choose_theory", "plan_work", "predict_theory", "run_experiment"]
+__all__ = ["ExperimentResult", "plan_work", "run_experiment"]
 
 
 @dataclass
@@ -69,7 +69,7 @@ class ExperimentResult:
     figures: list[Path] = field(default_factory=list)
 
     def curves(self) -> tuple[list[Curves], list[Curves | None]]:
-        """(simulation, theory) curves of each phase in one shape (:mod:`lazyrich.curves`); the theory's
+        """(simulation, theory) curves of each phase in one shape (:mod:`lazyrich.results.curves`); the theory's
         matrices at the simulation's log points, None for a phase no theory predicted."""
         if not self.trajectories:
             raise ValueError("this batch ran in several chunks and kept no curves: read its run folder with "
@@ -100,10 +100,10 @@ def run_experiment(cfg: Mapping[str, Any], run_dir: str | Path | None = None, *,
     """Train the batch of ``cfg`` on its task (or task sequence), predict it with the chosen theory, and write
     the run folder (if ``run_dir``). Returns an :class:`ExperimentResult`.
 
-    A ``run_dir`` is written by one process at a time (:class:`~lazyrich.locking.FolderLock`) and holds one
+    A ``run_dir`` is written by one process at a time (:class:`~lazyrich.store.locking.FolderLock`) and holds one
     configuration: a config other than the one it records (batch axes aside) is refused before training.
 
-    A batch larger than ``trainer.batch_chunk`` (``auto``: sized from memory, see :mod:`lazyrich.chunking`,
+    A batch larger than ``trainer.batch_chunk`` (``auto``: sized from memory, see :mod:`lazyrich.experiment.chunking`,
     and only when writing a run folder) runs chunk by chunk, each chunk's metrics and matrices written as soon
     as it is done; each network's numbers are the same whatever the chunking. Then the result keeps the
     summary, not the trajectories, nor the long table when it was written (``frame`` is None: read it with

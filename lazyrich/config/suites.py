@@ -15,20 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from lazyrich.checks import ConfigError
-from lazyrich.config_schema import (
-    BOOL,
-    FINITE,
-    FLOATS,
-    MAPPING,
-    POSITIVE,
-    SEEDS,
-    TEXT,
-    at_least,
-    fill_schema,
-    one_of,
-    spec,
-)
+from lazyrich.config.checks import BOOL, FINITE, FLOATS, MAPPING, POSITIVE, SEEDS, TEXT, ConfigError, at_least, one_of
+from lazyrich.config.fields import fill_schema, spec
 
 __all__ = ["SUITE_SCHEMAS", "ArchitectureSuite", "ContinualSuite", "FinetunePretrain", "FinetuneRelation",
            "FinetuneSuite", "FreshInitSuite", "ReversalSuite", "RotationSuite", "SuiteParams", "SuiteSelection",

@@ -12,7 +12,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from lazyrich.wandb_read import wandb_exe
+from lazyrich.tracking.read import wandb_exe
 
 __all__ = ["find_offline_runs", "main", "sync_command"]
 

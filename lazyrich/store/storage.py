@@ -11,7 +11,7 @@ Layout of a run folder written by :func:`lazyrich.experiment.run_experiment`:
   first, e.g. ``sim_product`` (b, Tm, No, Ni), ``t`` (b, Tm)), stored uncompressed. The matrices are dense,
   fixed-shape float64 arrays: npy keeps them bit-exact, writes at disk speed, and reading a selection of
   networks opens only the chunks that hold them (one array at a time: ``np.load`` of an npz is lazy per key).
-  The chunks sit beside the other files, so the unit's manifest (:mod:`lazyrich.integrity`) covers them.
+  The chunks sit beside the other files, so the unit's manifest (:mod:`lazyrich.store.integrity`) covers them.
 
 Older run folders (``metrics.csv``, ``matrices.npz``) are read by the same functions.
 """

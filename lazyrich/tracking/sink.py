@@ -24,13 +24,11 @@ from typing import Any
 
 import pandas as pd
 
-from lazyrich import locking
-from lazyrich.config_schema import (
-    WANDB_LAYOUTS as LAYOUTS,  # auto (per network unless too costly), network, configuration
-)
+from lazyrich.config.run import WANDB_LAYOUTS as LAYOUTS
 from lazyrich.results import max_rel_error
-from lazyrich.wandb_connect import start_run
-from lazyrich.wandb_schema import flatten, network_config, run_id, run_name, tags
+from lazyrich.store import locking
+from lazyrich.tracking.connect import start_run
+from lazyrich.tracking.schema import flatten, network_config, run_id, run_name, tags
 
 log = logging.getLogger(__name__)
 

@@ -15,17 +15,13 @@ from typing import Any
 import pandas as pd
 import torch
 
-from lazyrich import checks
 from lazyrich import init as inits
-from lazyrich.config_schema import fill_group
+from lazyrich.config import checks
+from lazyrich.config.run import fill_group
 from lazyrich.device import DTYPE
 from lazyrich.tasks import Task, TaskSequence, make
 
-__all__ = ["BATCH_KEYS", "META_COLUMNS", "as_list", "build_batch", "build_task", "config_get", "given_batch"]
-
-BATCH_KEYS = ("init.lam", "init.scale", "trainer.lr", "seed", "suite.lams")
-"""Config keys whose lists become the batch axis of one training run (not separate processes); for
-``lazyrich bench``, ``suite.lams`` is the λ sweep of one suite run."""
+__all__ = ["META_COLUMNS", "as_list", "build_batch", "build_task", "config_get", "given_batch"]
 
 META_COLUMNS = ("lam", "scale", "lr", "seed")
 """The batch axes of one network, as columns of its metadata row (:func:`build_batch`)."""

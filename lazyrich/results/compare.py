@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import argparse
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from lazyrich import integrity, plots, results
-from lazyrich.metric_names import canonical
-from lazyrich.suites.common import markdown_table
+from lazyrich import plots, results
+from lazyrich.results.names import canonical
+from lazyrich.results.tables import markdown_table
+from lazyrich.store import integrity
 
 __all__ = ["CONFIG_COLUMNS", "Verdicts", "compare", "main"]
 
@@ -66,7 +67,7 @@ def _final_table(frame: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame | 
 
 
 class Verdicts:
-    """:func:`lazyrich.integrity.verify_unit` once per unit folder: a comparison reads a unit's metrics and its
+    """:func:`lazyrich.store.integrity.verify_unit` once per unit folder: a comparison reads a unit's metrics and its
     suite.csv rows, and both ask whether the unit is intact; the checksums are computed for the first."""
 
     def __init__(self) -> None:
@@ -100,10 +101,9 @@ def _verified_rows(path: Path, verify: Callable[[Path], str | None]) -> pd.DataF
 
 
 def _suite_tables(
-    dirs: Sequence[Path], labels: Sequence[str], metrics: Sequence[str], verify: Callable[[Path], str | None]
+    dirs: Sequence[Path], labels: Sequence[str], metrics: Sequence[str], verify: Callable[[Path], str | None],
+    headlines: Mapping[str, Sequence[str]],
 ) -> dict[str, pd.DataFrame]:
-    from lazyrich.suites import SUITES
-
     parts = []
     for d, label in zip(dirs, labels, strict=True):
         for f in sorted(d.rglob("suite.csv")):
@@ -117,12 +117,11 @@ def _suite_tables(
         return {}
     tables = {}
     for name, table in pd.concat(parts, ignore_index=True).groupby("suite", sort=False):
-        suite = SUITES.get(str(name))
         keys = [
             c for c in CONFIG_COLUMNS if c in table and c not in ("suite", "lr") and table[c].notna().any()
         ]
         chosen = [m for m in metrics if m in table]
-        headline = suite.columns if suite is not None else ()
+        headline = headlines.get(str(name), ())
         values = chosen or [c for c in headline if c in table and c not in keys]
         values = [c for c in values if pd.api.types.is_numeric_dtype(table[c]) or table[c].dtype == bool]
         if values:
@@ -136,8 +135,11 @@ def compare(
     out: str | Path,
     metrics: Sequence[str] = ("loss", "kernel_distance"),
     labels: Sequence[str] | None = None,
+    headlines: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Path]:
-    """Write the comparison of ``dirs`` into ``out`` (see module docstring); returns the files by name."""
+    """Write the comparison of ``dirs`` into ``out`` (see module docstring); returns the files by name.
+    ``headlines`` names each suite's headline columns (``lazyrich compare`` passes every registered suite's), the
+    ones a suite table shows when ``metrics`` names none of its columns."""
     dirs = [Path(d) for d in dirs]
     for d in dirs:
         if not d.exists():
@@ -169,7 +171,7 @@ def compare(
         if shown:
             fig = plots.curves(frame, shown, hue="curve", title="compare: " + " vs ".join(labels))
             written["curves.png"] = plots.save(fig, out / "curves.png")
-    tables.update({f"suite_{k}": v for k, v in _suite_tables(dirs, labels, metrics, verdicts).items()})
+    tables.update({f"suite_{k}": v for k, v in _suite_tables(dirs, labels, metrics, verdicts, headlines or {}).items()})
     if not tables:
         known = sorted({c[4:] for f in frames for c in f.columns if c.startswith("sim/")})
         raise SystemExit(
@@ -186,8 +188,8 @@ def compare(
     return written
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of ``lazyrich compare``."""
+def main(argv: Sequence[str] | None = None, headlines: Mapping[str, Sequence[str]] | None = None) -> None:
+    """Entry point of ``lazyrich compare``; ``headlines`` as in :func:`compare`."""
     parser = argparse.ArgumentParser(prog="lazyrich compare", description=__doc__.split("\n")[0])
     parser.add_argument("dirs", nargs="+", help="run, sweep or bench folders")
     parser.add_argument("--out", default="compare", help="output folder (default: ./compare)")
@@ -202,4 +204,4 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--label", nargs="+", default=None, help="one name per folder (default: folder names)"
     )
     args = parser.parse_args(argv)
-    compare(args.dirs, args.out, args.metric, args.label)
+    compare(args.dirs, args.out, args.metric, args.label, headlines)

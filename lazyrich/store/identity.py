@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lazyrich.config_schema import plain
+from lazyrich.config.fields import plain
 
 __all__ = ["BENCH_IGNORED", "IDENTITY_FILE", "RUN_IGNORED", "FolderConflict", "check", "claim", "identity"]
 

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 
-from lazyrich.locking import pid_alive
+from lazyrich.store.locking import pid_alive
 
 __all__ = ["ENV", "POLL_SECONDS", "mark_main", "start"]
 

@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lazyrich import identity, results
-from lazyrich.batch import META_COLUMNS, config_get
-from lazyrich.curves import predicted, simulated
+from lazyrich import results, store
+from lazyrich.experiment.batch import META_COLUMNS, config_get
+from lazyrich.results.curves import predicted, simulated
+from lazyrich.store import identity
 from lazyrich.train import Trajectory
 
 __all__ = ["RunSink", "matrices"]
@@ -26,7 +27,7 @@ __all__ = ["RunSink", "matrices"]
 def matrices(trajectories: Sequence[Trajectory], predictions: Sequence[Any],
              loss_matrix: np.ndarray | None) -> dict[str, np.ndarray]:
     """The matrix arrays of one chunk (one trajectory and prediction per phase), batch first: ``[phase<i>_]t``,
-    ``sim_<name>``, ``theory_<name>`` (both read as :class:`~lazyrich.curves.Curves`, the theory at the
+    ``sim_<name>``, ``theory_<name>`` (both read as :class:`~lazyrich.results.curves.Curves`, the theory at the
     simulation's matrix log points), and ``loss_matrix`` for a task sequence."""
     arrays: dict[str, np.ndarray] = {}
     for i, (traj, pred) in enumerate(zip(trajectories, predictions, strict=True)):
@@ -43,7 +44,7 @@ def matrices(trajectories: Sequence[Trajectory], predictions: Sequence[Any],
 
 
 class RunSink:
-    """The run folder being written while the chunks run (see :class:`lazyrich.storage.RunWriter`).
+    """The run folder being written while the chunks run (see :class:`lazyrich.store.storage.RunWriter`).
 
     Matrices are written for the networks of the first ``matrix_seeds`` seeds of each configuration (None:
     every network): the curves of every network are kept, and a network's matrices can always be recomputed
@@ -51,10 +52,10 @@ class RunSink:
     """
 
     def __init__(self, run_dir: Path, meta: pd.DataFrame, matrix_seeds: int | None) -> None:
-        from lazyrich.storage import RunWriter
+        from lazyrich.store.storage import RunWriter
 
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / results.DONE).unlink(missing_ok=True)  # being rewritten: unfinished until the manifest is in
+        (run_dir / store.DONE).unlink(missing_ok=True)  # being rewritten: unfinished until the manifest is in
         self.run_dir = run_dir
         self.writer = RunWriter(run_dir)
         self.columns: list[str] = []
@@ -85,7 +86,7 @@ class RunSink:
         self.writer.close()
         (run_dir / "theory.txt").write_text("\n".join(notes) + "\n")
         figures = [self._plot(frame, meta, str(config_get(cfg, "task.name", "")))] if plot else []
-        results.write_run(run_dir, None, summary, config=cfg_node)
+        store.write_run(run_dir, None, summary, config=cfg_node)
         logger_cfg = config_get(cfg, "logger.wandb", None)
         if log_wandb and logger_cfg and logger_cfg.get("enabled", True):
             plain = OmegaConf.to_container(cfg_node, resolve=True)
@@ -104,7 +105,7 @@ class RunSink:
         """The long table for the curves figure: in memory, or only its plotted columns read back from disk."""
         if frame is not None:
             return frame
-        from lazyrich.storage import read_metrics
+        from lazyrich.store.storage import read_metrics
 
         wanted = [c for c in self.columns if c in (hue, "t") or c.endswith(("/loss", "/kernel_distance"))]
         return read_metrics(self.run_dir, columns=wanted)  # the unit is not finished yet: no verification
@@ -112,9 +113,9 @@ class RunSink:
 
 def _log_wandb(run_dir: Path, logger_cfg: Mapping[str, Any], plain: Any, frame: pd.DataFrame | None,
                summary: pd.DataFrame, started: float) -> None:
-    """One W&B run per network of the finished run folder (:func:`lazyrich.wandb_sink.log_networks`)."""
-    from lazyrich.wandb_schema import run_group
-    from lazyrich.wandb_sink import Target, log_networks, process_seconds
+    """One W&B run per network of the finished run folder (:func:`lazyrich.tracking.sink.log_networks`)."""
+    from lazyrich.tracking.schema import run_group
+    from lazyrich.tracking.sink import Target, log_networks, process_seconds
 
     target = Target.from_logger(logger_cfg, group=run_group(run_dir), job_type="run", config=plain,
                                 unit=run_dir.name, run_dir=run_dir)

@@ -3,7 +3,7 @@
 The unit runs carry the unit's suite.csv rows in their summaries; the suite-level run holds ``suite.csv`` as the
 ``wandb.Table`` ``suite``, every figure as a ``wandb.Image`` (``figures/<name>``) and ``summary.md``. Both are
 called after the local files are on disk. The group is the suite's folder (see
-:func:`lazyrich.wandb_schema.sweep_group`), so two suites of one ``bench`` call, or two sweeps, never share one.
+:func:`lazyrich.tracking.schema.sweep_group`), so two suites of one ``bench`` call, or two sweeps, never share one.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from lazyrich.config_schema import plain
+from lazyrich.config.fields import plain
 
 __all__ = ["suite_logger", "log_suite_run"]
 
@@ -36,8 +36,8 @@ def suite_logger(cfg: Mapping[str, Any], suite_name: str, key: Sequence[str], fo
     state = {"last": time.perf_counter(), "layout": str(wb.get("layout") or "auto")}
 
     def log(unit, output, run_dir: Path) -> None:
-        from lazyrich.wandb_schema import sweep_group
-        from lazyrich.wandb_sink import Target, log_networks, plan_layout
+        from lazyrich.tracking.schema import sweep_group
+        from lazyrich.tracking.sink import Target, log_networks, plan_layout
 
         elapsed = time.perf_counter() - state["last"]
         layout = plan_layout(output.frame, key, elapsed, state["layout"])
@@ -63,8 +63,8 @@ def log_suite_run(cfg: Mapping[str, Any], suite_name: str, folder: Path, table: 
     wb = _wandb_cfg(cfg)
     if wb is None or not len(table):
         return None
-    from lazyrich.wandb_schema import sweep_group
-    from lazyrich.wandb_sink import Target, log_table_run
+    from lazyrich.tracking.schema import sweep_group
+    from lazyrich.tracking.sink import Target, log_table_run
 
     target = Target.from_logger(wb, group=sweep_group(folder), job_type=f"bench/{suite_name}",
                                 config={"suite": suite_name}, unit=f"suite-{suite_name}", run_dir=folder)

@@ -3,7 +3,7 @@
 Every config group (``conf/<group>/*.yaml`` plus the groups the CLI fills from the registries: ``task`` and
 ``theory``) is composed with Hydra, option by option, and every key is listed with its default and a meaning.
 Defaults are what Hydra composes: for the typed groups (init, model, trainer, logger, suite) the field defaults
-of :mod:`lazyrich.config_schema` and :mod:`lazyrich.suite_schema`, which their YAML options extend. Meanings come
+of :mod:`lazyrich.config.run` and :mod:`lazyrich.config.suites`, which their YAML options extend. Meanings come
 from the schema fields' metadata, then from the trailing ``# comment`` of a key's line in the YAML files (what an
 option changes, and the untyped top level), then from :data:`MEANINGS`. The docs build calls
 :func:`config_reference` (see ``docs/hooks.py``).
@@ -11,13 +11,19 @@ option changes, and the untyped top level), then from :data:`MEANINGS`. The docs
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MEANINGS", "KeyDoc", "YamlNotes", "composed_options", "config_reference", "meanings_of_group",
+from lazyrich.config.fields import meanings_of
+from lazyrich.config.run import SCHEMAS
+from lazyrich.config.suites import SUITE_SCHEMAS, SuiteSelection
+
+__all__ = ["MEANINGS", "KeyDoc", "YamlNotes", "composed_options", "config_reference", "mapping_keys", "meanings",
+           "meanings_of_group",
            "read_yaml_notes", "render_value"]
 
 MEANINGS: dict[str, str] = {
@@ -86,12 +92,37 @@ def read_yaml_notes(path: Path) -> YamlNotes:
     return YamlNotes(" ".join(header), comments, frozenset(flow))
 
 
+def _schema(group: str) -> type:
+    if group == "suite":
+        return SuiteSelection
+    return SCHEMAS[group]
+
+
+def meanings(group: str, prefix: str = "") -> dict[str, str]:
+    """{dotted key: meaning} of every field of ``group``'s schema (nested schemas flattened). For ``suite``: the
+    keys of a suite choice's top level and ``<name>.<key>`` of every suite."""
+    out = meanings_of(_schema(group), prefix)
+    if group == "suite":
+        for name, schema in SUITE_SCHEMAS.items():
+            out.update(meanings_of(schema, f"{prefix}{name}."))
+    return out
+
+
+def mapping_keys(group: str, prefix: str = "") -> frozenset[str]:
+    """The dotted keys of ``group`` whose value is an open mapping (a task and its parameters, …): one value in
+    the reference, not one row per entry."""
+    schemas = {"": _schema(group)}
+    if group == "suite":
+        schemas.update({f"{name}.": schema for name, schema in SUITE_SCHEMAS.items()})
+    return frozenset(f"{prefix}{head}{f.name}" for head, schema in schemas.items() for f in dataclasses.fields(schema)
+                     if isinstance(getattr(schema(), f.name), dict))
+
+
+
 def meanings_of_group(conf: Path, group: str) -> tuple[dict[str, YamlNotes], dict[str, str], frozenset[str]]:
     """For config group ``group``: the notes of each option's file, the meanings of its keys (the schema's
     field meanings for a typed group, then the comments of all its files, the first file in name order winning),
     and every flow-style key."""
-    from lazyrich.config_schema import SCHEMAS, mapping_keys, meanings
-
     notes = {p.stem: read_yaml_notes(p) for p in sorted((conf / group).glob("*.yaml"))}
     typed = group in SCHEMAS or group == "suite"
     merged: dict[str, str] = meanings(group) if typed else {}
@@ -245,7 +276,7 @@ def config_reference(conf: Path) -> str:
     """The whole reference as Markdown: top-level keys of ``lazyrich run`` and ``lazyrich bench``, then every
     option of every group with its keys, defaults and meanings, then the experiment presets."""
     from lazyrich import tasks, theory
-    from lazyrich.cli import register_configs
+    from lazyrich.config.compose import register_configs
 
     register_configs()
     files = {g: sorted(p.stem for p in (conf / g).glob("*.yaml")) for g in ("init", "model", "trainer", "logger")}

@@ -1,4 +1,4 @@
-"""Measures: one number per network, written once over a batch of :class:`~lazyrich.curves.Curves`.
+"""Measures: one number per network, written once over a batch of :class:`~lazyrich.results.curves.Curves`.
 
 A measure takes the curves of one source — the simulation or any theory, they have one shape — and returns a
 (B,) tensor. The suites declare which measure fills which column (:class:`lazyrich.suites.spec.Measure`); the
@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from lazyrich import metrics
-from lazyrich.curves import Curves
+from lazyrich.results.curves import Curves
 
 __all__ = ["agreement", "final", "initial", "matrix_change", "plateau_time", "reaches",
            "relative_gap", "rise_half_time", "time_to_fraction", "time_to_level"]

@@ -1,0 +1,153 @@
+"""Typed schemas of the run config groups ``init``, ``model``, ``trainer``, ``logger`` and ``theory``: one home
+per default.
+
+Each group is a dataclass whose field defaults are THE defaults of the project and whose field metadata holds
+the key's meaning (the docs' config reference reads it) and its check. The CLI's YAML options pick values; the
+Python API (:func:`lazyrich.experiment.run_experiment`) takes a plain mapping, which :func:`fill_run` completes
+from these defaults and checks once, at the boundary: an unknown key or a bad value is refused in one line naming
+the key. The suites' parameters have their schemas in :mod:`lazyrich.config.suites`, built the same way.
+
+Task and theory parameters are not here: tasks and theories are open registries (plug-ins add them), so a
+task's parameters default to its generator's signature and a theory's to its registered class.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from lazyrich.config.checks import BOOL, TEXT, ConfigError, at_least, one_of
+from lazyrich.config.fields import defaults_of, fill_schema, plain, spec
+
+__all__ = ["SCHEMAS", "STORED", "WANDB_LAYOUTS", "InitConfig", "LoggerConfig", "ModelConfig", "TheoryConfig",
+           "TrainerConfig", "WandbConfig", "defaults", "fill_group", "fill_run"]
+
+
+@dataclass
+class InitConfig:
+    """Initial weights of every network of the batch (``init=balanced|aligned|gaussian``)."""
+
+    kind: str = spec("balanced", "which init: `balanced` (λ-balanced) or `gaussian` (independent layers)",
+                     one_of("balanced", "gaussian"))
+    lam: Any = spec(0.0, "float or list (batch axis); λ > 0: output layer larger")
+    scale: Any = spec(0.1, "size of the initial product W2W1 (float or list: batch axis)")
+    align: bool = spec(False, "true: product = scale·Ũ_mṼ_mᵀ in the task's singular basis (Saxe 2014)")
+    perturb: float = spec(0.0, "δ > 0 adds δ·N(0, 1) to every weight entry: an explicit seed for leaving a "
+                               "λ = 0 saddle")
+    lecun: bool = spec(True, "gaussian init only: scale each layer by 1/√fan_in (LeCun), so `scale` is the "
+                             "per-layer gain")
+
+
+@dataclass
+class ModelConfig:
+    """The network ŷ = W_L ⋯ W_1 x, no biases (``model=linear|deep|relu|tanh``)."""
+
+    depth: int = spec(2, "number of layers L ≥ 2", at_least(2))
+    hidden: int | None = spec(None, "hidden width; null = min(n_in, n_out), the width the exact theory needs",
+                               at_least(1, nullable=True))
+    activation: str = spec("none", "none | relu | tanh (comparison runs; no theory)",
+                           one_of("none", "linear", "relu", "tanh"))
+
+
+@dataclass
+class TrainerConfig:
+    """Gradient descent on the batch; t = step·lr, every network logs on one t grid (``trainer=gd|sgd``)."""
+
+    lr: Any = spec(0.01, "float or list (batch axis)")
+    t_max: float = spec(10.0, "train until t = t_max")
+    n_log: int = spec(101, "logged points on the t grid", at_least(2))
+    spacing: str = spec("linear", "linear | log", one_of("linear", "log"))
+    n_matrix: int = spec(21, "of which this many also keep W2W1, W1ᵀW1, W_LW_Lᵀ", at_least(1))
+    batch_size: int | None = spec(None, "null = full batch; an int = minibatch SGD", at_least(1, nullable=True))
+    check_every: int = spec(10, "divergence check period, in steps", at_least(1))
+    batch_chunk: Any = spec("auto", "networks trained, predicted and written at once; auto: sized from "
+                                    "available memory")
+    matrix_seeds: int | None = spec(1, "the run folder keeps matrices for the first this-many seeds of each "
+                                       "configuration (null: all)", at_least(0, nullable=True))
+    progress: bool = spec(True, "tqdm progress bar during training")
+    dtype: str = spec("float64", "float64 | float32: the trainer trains in this dtype; theories stay float64 "
+                                 "(a float32 run warns)", one_of("float64", "float32", "float16", "bfloat16"))
+    max_steps: int | None = spec(None, "refuse a run past this many GD steps per network per phase (null: "
+                                       "10⁷); raise it on purpose", at_least(1, nullable=True))
+
+
+def _nullable_text(key: str, value: Any) -> Any:
+    return value if value is None else TEXT(key, value)
+
+
+def _tags(key: str, value: Any) -> Any:
+    if not isinstance(value, list) or not all(isinstance(tag, str) and tag for tag in value):
+        raise ConfigError(f"{key}={value!r} must be a list of non-empty strings, e.g. {key}=[sweep1].")
+    return value
+
+
+WANDB_LAYOUTS = ("auto", "network", "configuration")
+"""How runs map to W&B runs (``logger.wandb.layout``; :mod:`lazyrich.tracking.sink`)."""
+
+
+@dataclass
+class WandbConfig:
+    """W&B mirror of the local tables (offline unless WANDB_MODE says otherwise)."""
+
+    enabled: bool = spec(True, "mirror the run to W&B (false: local files only)", BOOL)
+    mode: str | None = spec(None, "online | offline | disabled; null: WANDB_MODE, else offline (`lazyrich sync "
+                                  "DIR` uploads later)", one_of(None, "online", "offline", "disabled"))
+    project: str = spec("lazyrich", "W&B project", TEXT)
+    entity: str | None = spec(None, "W&B entity (user or team); null: your default", _nullable_text)
+    group: str | None = spec(None, "default: the sweep folder (outputs/run/<time>, multirun/run/<time>/<job>, "
+                                   "…/<suite>)", _nullable_text)
+    layout: str = spec("auto", "auto: one W&B run per network unless that costs > 20% of the time | network | "
+                               "configuration", one_of(*WANDB_LAYOUTS))
+    tags: list[str] = spec([], "W&B tags added to every run", _tags)
+
+
+@dataclass
+class LoggerConfig:
+    """Where a run is mirrored besides its folder (``logger=wandb|none``)."""
+
+    wandb: WandbConfig = field(default_factory=WandbConfig, metadata={"doc": "W&B settings"})
+
+
+@dataclass
+class TheoryConfig:
+    """The theory overlaid on the curves (``theory=<registered name>|auto|none``). Theories are an open registry:
+    a plug-in theory's own keys pass through unchecked."""
+
+    name: str = spec("auto", "which theory predicts the curves: a registered theory, `auto` (the most exact that "
+                             "applies) or `none`")
+
+
+SCHEMAS: dict[str, type] = {"init": InitConfig, "model": ModelConfig, "trainer": TrainerConfig,
+                            "logger": LoggerConfig, "theory": TheoryConfig}
+"""Schema of each typed group, by group name."""
+
+STORED: dict[str, type] = {group: SCHEMAS[group] for group in ("init", "model", "trainer", "logger")}
+"""Groups whose YAML options extend their schema in Hydra's ConfigStore (``defaults: [/schema/<group>@_here_]``),
+so that the YAML states only what an option changes; :func:`lazyrich.config.compose.store_schemas` puts them there (and the suites')."""
+
+
+def defaults(group: str) -> dict[str, Any]:
+    """The schema defaults of ``group`` as a plain nested dict."""
+    return defaults_of(SCHEMAS[group])
+
+
+def fill_group(group: str, given: Mapping[str, Any] | Any | None) -> dict[str, Any]:
+    """``given`` (a mapping, a schema instance or None) completed with the defaults of ``group``, as a plain
+    dict; refuses an unknown key or a bad value with :class:`~lazyrich.config.checks.ConfigError` naming the key."""
+    return fill_schema(SCHEMAS[group], given, group, f"{group} config")
+
+
+def fill_run(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``lazyrich run`` config (mapping or DictConfig) with its ``init``, ``model`` and ``trainer`` groups
+    filled and checked against their schemas, and ``theory.name`` defaulting to :class:`TheoryConfig`'s; other
+    keys are passed through unchanged. The ``logger`` group is checked but not filled (no logger given: nothing
+    is mirrored)."""
+    out = dict(cfg)
+    for group in ("init", "model", "trainer"):
+        out[group] = fill_group(group, cfg.get(group))
+    if cfg.get("logger") is not None:
+        fill_group("logger", cfg.get("logger"))
+    out["theory"] = {**dataclasses.asdict(TheoryConfig()), **dict(plain(cfg.get("theory")) or {})}
+    return out

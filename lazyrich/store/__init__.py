@@ -1,0 +1,19 @@
+"""The run folder on disk and its guards: the files of a unit (Parquet metrics, chunked matrices, summary,
+config), the manifest that verifies them, the identity of the configuration a folder holds, the lock of its one
+writer, and the watchdog that stops workers with their parent.
+
+- :mod:`~lazyrich.store.storage`: Parquet metrics and chunked matrices, written chunk by chunk, read selectively;
+- :mod:`~lazyrich.store.run_folder`: a finished unit (``DONE`` written last);
+- :mod:`~lazyrich.store.integrity`: ``MANIFEST.json`` and the verification of a unit;
+- :mod:`~lazyrich.store.identity`: one configuration per folder;
+- :mod:`~lazyrich.store.locking`: one writer per folder;
+- :mod:`~lazyrich.store.watchdog`: sweep workers stop with the command that launched them.
+"""
+
+from lazyrich.store import identity, integrity, locking, watchdog
+from lazyrich.store.integrity import DONE, verify_unit
+from lazyrich.store.run_folder import METRICS_FILE, SUMMARY_FILE, write_run
+from lazyrich.store.storage import load_matrices
+
+__all__ = ["DONE", "METRICS_FILE", "SUMMARY_FILE", "identity", "integrity", "load_matrices", "locking",
+           "verify_unit", "watchdog", "write_run"]
