@@ -134,13 +134,15 @@ def _job(body: Callable) -> Callable:
 def _run_job(cfg) -> None:
     from hydra.core.hydra_config import HydraConfig
 
+    from lazyrich.config.run import resolve_run
     from lazyrich.device import torch_threads
     from lazyrich.experiment import run_experiment
     from lazyrich.experiment.console import print_run
 
     _one_thread_if_multirun()
-    with torch_threads(cfg.get("threads")):
-        result = run_experiment(cfg, Path(HydraConfig.get().runtime.output_dir))
+    config = resolve_run(cfg)
+    with torch_threads(config.threads):
+        result = run_experiment(config, Path(HydraConfig.get().runtime.output_dir))
     print_run(result)
 
 

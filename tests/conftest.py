@@ -69,3 +69,16 @@ def offline_wandb_in(root: Path) -> Iterator[None]:
         mp.chdir(root)
         mp.setenv("WANDB_MODE", "offline")
         yield
+
+
+def batch_of(cfg, n_in: int, n_out: int, align_to=None, device="cpu"):
+    """(weights, meta) of the batch a run config builds for a task of widths ``n_in`` → ``n_out``: the config
+    resolved as ``run_experiment`` resolves it, then :func:`lazyrich.experiment.batch.build_batch`."""
+    import torch
+
+    from lazyrich.config.run import resolve_run
+    from lazyrich.experiment.batch import build_batch
+
+    config = resolve_run({"task": {"name": "hierarchy"}, **dict(cfg)})
+    return build_batch(config.init, config.model, config.trainer.lr, config.seed, n_in, n_out, align_to,
+                       torch.device(device))

@@ -33,7 +33,7 @@ def runs(tmp_path_factory):
     for chunk in (None, 5):  # None: auto, one chunk for 12 nets; 5: chunks of 5, 5 and 2
         run_dir = tmp_path_factory.mktemp(f"chunk{chunk}")
         cfg = {**CFG, "trainer": {**CFG["trainer"], "batch_chunk": chunk}}
-        out[chunk] = (run_experiment(cfg, run_dir, log_wandb=False, plot=chunk == 5), run_dir)
+        out[chunk] = (run_experiment(cfg, run_dir, plot=chunk == 5), run_dir)
     return out
 
 
@@ -113,12 +113,12 @@ def test_divergence_warnings_name_the_network_by_its_batch_wide_index():
 
 def test_matrix_seeds_picks_whose_matrices_a_run_folder_keeps(tmp_path):
     every = {**CFG, "trainer": {**CFG["trainer"], "batch_chunk": 5, "matrix_seeds": None}}
-    run_experiment(every, tmp_path / "all", log_wandb=False, plot=False)
+    run_experiment(every, tmp_path / "all", plot=False)
     assert load_matrices(tmp_path / "all")["net"].tolist() == list(range(12))
     two = {**every, "seed": [3, 1, 2], "trainer": {**every["trainer"], "matrix_seeds": 2}}
-    result = run_experiment(two, tmp_path / "two", log_wandb=False, plot=False)
+    result = run_experiment(two, tmp_path / "two", plot=False)
     kept = load_matrices(tmp_path / "two")
     want = result.meta.index[result.meta["seed"].isin([1, 2])].tolist()  # the two smallest seeds
     assert kept["net"].tolist() == want and len(kept["sim_product"]) == len(want) == 12
-    with pytest.raises(ValueError, match="trainer.matrix_seeds must be a positive int or null"):
+    with pytest.raises(ValueError, match=r"trainer.matrix_seeds=0 must be an integer ≥ 1 \(or null\)"):
         run_experiment({**every, "trainer": {**every["trainer"], "matrix_seeds": 0}}, tmp_path / "bad")

@@ -16,7 +16,7 @@ def tiny_run(run_dir, lams, lr):
         "seed": 0,
         "device": "cpu",
     }
-    return run_experiment(cfg, run_dir, log_wandb=False, plot=False)
+    return run_experiment(cfg, run_dir, plot=False)
 
 
 def test_compare_two_runs_writes_side_by_side_tables_and_an_overlay(tmp_path, capsys):

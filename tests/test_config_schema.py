@@ -22,9 +22,11 @@ from lazyrich.config.checks import ConfigError
 from lazyrich.config.compose import conf_dir, register_configs, validate
 from lazyrich.config.fields import defaults_of
 from lazyrich.config.reference import meanings
+from lazyrich.config.run import build_group, resolve_run
+from lazyrich.config.suites import resolve_bench
 from lazyrich.experiment import batch, predict
 from lazyrich.experiment import sink as run_sink
-from lazyrich.suites import SUITES, run_suites, suite_params
+from lazyrich.suites import SUITES, run_suites
 
 INTENDED: dict[str, str] = {
     "init=gaussian: init.kind": "the option IS the gaussian init",
@@ -112,22 +114,28 @@ def test_task_options_take_their_defaults_from_the_registry(name):
     assert cfg["task"] == {"name": name, "whiten": False, **tasks.task_defaults(name)}
 
 
-def test_the_python_api_fills_a_partial_mapping_from_the_schema():
-    filled = config_schema.fill_run({"task": {"name": "hierarchy"}, "init": {"lam": [1.0, 2.0]}})
-    assert filled["init"]["lam"] == [1.0, 2.0]
-    assert filled["init"]["scale"] == config_schema.InitConfig().scale == 0.1
-    assert filled["trainer"]["n_matrix"] == config_schema.TrainerConfig().n_matrix == 21
-    assert filled["model"] == config_schema.defaults("model")
-    assert filled["task"] == {"name": "hierarchy"}
-    assert filled["theory"] == {"name": config_schema.TheoryConfig().name} == {"name": "auto"}
-    assert config_schema.fill_run({"theory": config_schema.TheoryConfig("exact")})["theory"] == {"name": "exact"}
+def test_the_python_api_resolves_a_partial_mapping_into_schema_objects():
+    config = resolve_run({"task": {"name": "hierarchy"}, "init": {"lam": [1.0, 2.0]}})
+    assert config.init.lam == [1.0, 2.0]
+    assert config.init.scale == [config_schema.InitConfig().scale] == [0.1]  # a batch axis: always a list
+    assert config.trainer.n_matrix == config_schema.TrainerConfig().n_matrix == 21
+    assert config.model == config_schema.ModelConfig()
+    assert config.task == {"name": "hierarchy"} and config.logger is None and config.seed == [0]
+    assert config.theory == config_schema.TheoryConfig() == config_schema.TheoryConfig("auto")
+    again = resolve_run({"task": {"name": "hierarchy"}, "theory": config_schema.TheoryConfig("exact")})
+    assert again.theory.name == "exact"
+    assert resolve_run(again.record()) == again == resolve_run(again)  # the record resolves back to itself
+    with pytest.raises(ConfigError, match="tsk is not a key of the run config"):
+        resolve_run({"tsk": {"name": "hierarchy"}})
+    with pytest.raises(ConfigError, match="task is missing"):
+        resolve_run({"init": {"lam": 1.0}})
 
 
 def test_the_python_api_takes_schema_objects_and_runs_them(tmp_path):
     trainer = config_schema.TrainerConfig(lr=0.05, t_max=0.5, n_log=6, n_matrix=3, progress=False)
     cfg = {"task": {"name": "hierarchy"}, "init": config_schema.InitConfig(lam=[0.0, 1.0]),
            "trainer": trainer, "theory": {"name": "exact"}}
-    result = experiment.run_experiment(cfg, None, log_wandb=False, plot=False)
+    result = experiment.run_experiment(cfg)
     assert list(result.meta["scale"]) == [0.1, 0.1] and list(result.meta["lam"]) == [0.0, 1.0]
     assert result.trajectories[0].t.shape == (2, 6)
 
@@ -143,7 +151,7 @@ def test_the_python_api_takes_schema_objects_and_runs_them(tmp_path):
 ])
 def test_a_bad_key_or_value_is_refused_in_one_line_naming_the_key(group, given, named):
     with pytest.raises(ConfigError) as err:
-        config_schema.fill_group(group, given)
+        build_group(config_schema.SCHEMAS[group], given, group)
     assert named in str(err.value) and "\n" not in str(err.value)
 
 
@@ -285,11 +293,11 @@ def test_the_python_api_fills_a_partial_suite_mapping_or_a_schema_object():
 
 def test_suite_params_apply_the_run_wide_lams_and_seed_then_fill_the_schema():
     cfg = {"suite": {"run": ["rotation"], "lams": [2], "rotation": {"threshold": 0.5}}, "seed": 7}
-    params = suite_params(cfg, "rotation")
+    params = resolve_bench(cfg).params["rotation"]
     assert params == {**defaults_of(suite_schema.RotationSuite), "lams": [2.0], "seeds": [7],
                       "threshold": 0.5}
     composed = _bench(["suite=architecture", "~suite.architecture.archs.square"])
-    assert set(suite_params(composed, "architecture")["archs"]) == {"funnel", "inverted_funnel"}
+    assert set(resolve_bench(composed).params["architecture"]["archs"]) == {"funnel", "inverted_funnel"}
 
 
 @pytest.mark.parametrize(("name", "given", "named"), [
@@ -329,17 +337,17 @@ def test_a_bad_suite_key_or_value_is_refused_in_one_line_naming_the_key(name, gi
 ])
 def test_a_bad_logger_value_is_refused_in_one_line_naming_the_key(given, named):
     with pytest.raises(ConfigError) as err:
-        config_schema.fill_group("logger", given)
+        build_group(config_schema.LoggerConfig, given, "logger")
     assert named in str(err.value) and "\n" not in str(err.value)
 
 
 def test_the_logger_mode_reaches_the_wandb_target():
     from lazyrich.tracking.sink import Target
 
-    logger = config_schema.fill_group("logger", {"wandb": {"mode": "disabled", "tags": ["x"]}})["wandb"]
-    target = Target.from_logger(logger, group="g", job_type="run", config={}, unit="u", run_dir=Path("."))
+    logger = build_group(config_schema.LoggerConfig, {"wandb": {"mode": "disabled", "tags": ["x"]}}, "logger")
+    target = Target.from_logger(logger.wandb, group="g", job_type="run", config={}, unit="u", run_dir=Path("."))
     assert (target.mode, target.tags, target.project) == ("disabled", ["x"], config_schema.WandbConfig().project)
-    default = Target.from_logger(config_schema.defaults("logger")["wandb"], group="g", job_type="run", config={},
+    default = Target.from_logger(config_schema.WandbConfig(), group="g", job_type="run", config={},
                                  unit="u", run_dir=Path("."))
     assert default.mode is None  # null: WANDB_MODE decides, else offline
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import batch_of
 
 from lazyrich import results
 from lazyrich.experiment import run_experiment
@@ -63,7 +64,7 @@ def run():
            "init": {"lam": [-1.0, 0.0, 1.0], "scale": 0.2},
            "trainer": {"lr": 0.05, "t_max": 6.0, "n_log": 25, "n_matrix": 4, "progress": False},
            "theory": {"name": "exact"}, "seed": [0, 1], "logger": {"wandb": {"enabled": False}}}
-    return run_experiment(cfg, None, log_wandb=False, plot=False)
+    return run_experiment(cfg)
 
 
 def test_simulation_and_theory_have_one_shape(run):
@@ -115,7 +116,7 @@ def test_one_declared_measure_fills_the_simulation_and_theory_columns_like_a_per
 def test_chunked_results_refuse_curves_in_one_line():
     cfg = {"task": {"name": "random_regression", "n_in": 2, "n_out": 2}, "init": {"lam": 0.0},
            "trainer": {"t_max": 1.0, "n_log": 3, "progress": False}}
-    result = run_experiment(cfg, None, log_wandb=False, plot=False)
+    result = run_experiment(cfg)
     result.trajectories = []  # as a run in several chunks keeps them
     with pytest.raises(ValueError, match="several chunks"):
         result.curves()
@@ -132,7 +133,7 @@ def test_a_run_folder_reads_back_as_the_curves_it_was_computed_from(tmp_path):
                     "t_budget": 3.0},
            "init": {"lam": [0.0, 1.5], "scale": 0.3}, "trainer": {"lr": 0.05, "n_log": 11, "progress": False},
            "theory": {"name": "exact"}, "seed": 0}
-    result = run_experiment(cfg, tmp_path / "run", log_wandb=False, plot=False)
+    result = run_experiment(cfg, tmp_path / "run", plot=False)
     sims, theories = result.curves()
     with pytest.raises(ValueError, match="pass phase=<index>"):
         results.load_curves(tmp_path / "run")
@@ -150,15 +151,15 @@ def test_a_run_folder_reads_back_as_the_curves_it_was_computed_from(tmp_path):
 def test_a_batch_started_from_given_weights_is_the_batch_its_config_would_build():
     """run_experiment(initial=…) trains and predicts given weights exactly as the config route does."""
     from lazyrich.device import resolve_device
-    from lazyrich.experiment.batch import build_batch, build_task
+    from lazyrich.experiment.batch import build_task
 
     cfg = {"task": {"name": "random_regression", "n_in": 3, "n_out": 2, "seed": 1},
            "init": {"lam": [-1.0, 1.0], "scale": 0.2}, "seed": [0, 1],
            "trainer": {"lr": 0.05, "t_max": 3.0, "n_log": 11, "progress": False}, "theory": {"name": "exact"}}
     task = build_task(cfg["task"])
-    weights, meta = build_batch(cfg, task.n_in, task.n_out, task.sigma_yx, resolve_device("auto"))
-    built = run_experiment(cfg, log_wandb=False, plot=False)
-    given = run_experiment({**cfg, "init": {}, "seed": 99}, log_wandb=False, plot=False,
+    weights, meta = batch_of(cfg, task.n_in, task.n_out, task.sigma_yx, resolve_device("auto"))
+    built = run_experiment(cfg)
+    given = run_experiment({**cfg, "init": {}, "seed": 99}, plot=False,
                            initial=(weights, meta[["lam", "lr", "seed"]]))
     (s1,), (t1,) = built.curves()
     (s2,), (t2,) = given.curves()

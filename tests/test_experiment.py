@@ -5,9 +5,10 @@ import math
 
 import numpy as np
 import pytest
+from conftest import batch_of
 
 from lazyrich import results, store
-from lazyrich.experiment import build_batch, run_experiment
+from lazyrich.experiment import run_experiment
 from lazyrich.store.storage import load_matrices
 
 BASE = {
@@ -23,7 +24,7 @@ BASE = {
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("run")
-    return run_experiment(BASE, run_dir, log_wandb=False), run_dir
+    return run_experiment(BASE, run_dir), run_dir
 
 
 def test_the_batch_is_the_product_of_the_batch_axes(finished):
@@ -37,8 +38,8 @@ def test_the_batch_is_the_product_of_the_batch_axes(finished):
 def test_a_network_does_not_depend_on_its_batch_mates():
     import torch
 
-    full, _ = build_batch(BASE, 8, 8, None, torch.device("cpu"))
-    single, _ = build_batch({**BASE, "init": {**BASE["init"], "lam": 2.0}, "seed": 1}, 8, 8, None,
+    full, _ = batch_of(BASE, 8, 8, None, torch.device("cpu"))
+    single, _ = batch_of({**BASE, "init": {**BASE["init"], "lam": 2.0}, "seed": 1}, 8, 8, None,
                             torch.device("cpu"))
     torch.testing.assert_close(full[0][5], single[0][0], atol=0, rtol=0)  # (lam=2, seed=1) is row 5
 

@@ -7,7 +7,7 @@ import pandas as pd
 import torch
 
 from lazyrich import experiment, results, store
-from lazyrich.config.run import fill_run
+from lazyrich.config.run import resolve_run
 from lazyrich.experiment import sink as run_sink
 from lazyrich.store.storage import load_matrices
 
@@ -46,13 +46,12 @@ def test_matrices_names_each_phase_and_samples_the_theory_at_the_matrix_points()
 
 
 def test_the_sink_alone_writes_what_the_experiment_holds_in_memory(tmp_path):
-    cfg = fill_run(CFG)
-    res = experiment.run_experiment(cfg, None, log_wandb=False, plot=False)
-    sink = run_sink.RunSink(tmp_path, res.meta, matrix_seeds=1)
+    cfg = resolve_run(CFG)
+    res = experiment.run_experiment(cfg)
+    sink = run_sink.RunSink(tmp_path, res.meta, cfg, plot=False)
     arrays = run_sink.matrices(res.trajectories, res.predictions, res.loss_matrix)
     sink.append(0, len(res.meta), res.frame, arrays)
-    figures = sink.finish(cfg, res.frame, res.summary, res.meta, res.theory_notes, log_wandb=False, plot=False,
-                          started=0.0)
+    figures = sink.finish(res.frame, res.summary, res.theory_notes, started=0.0)
     assert figures == [] and (tmp_path / store.DONE).is_file()
     back = results.load(tmp_path).drop(columns="run")
     pd.testing.assert_frame_equal(back[res.frame.columns], res.frame, check_dtype=False)

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import batch_of
 
 from lazyrich import metrics, plots, results
 
@@ -145,12 +146,12 @@ def test_exact_theory_blocks_networks_and_times_without_changing_a_digit():
 @pytest.mark.parametrize(("n_out", "hidden", "lams"), [(8, None, [-3.0, 0.0, 0.5, 2.0]), (3, 4, [-3.0, -0.5, 0.0])])
 def test_the_batch_init_gives_each_network_its_own_lambda_balanced_weights(n_out, hidden, lams):
     from lazyrich import init as inits
-    from lazyrich.experiment import build_batch
+    
 
     scales, lrs, seeds = [0.1, 1.0], [0.01, 0.02], [0, 5, 9]
     cfg = {"init": {"kind": "balanced", "lam": lams, "scale": scales}, "model": {"depth": 2, "hidden": hidden},
            "trainer": {"lr": lrs}, "seed": seeds}
-    (w1, w2), meta = build_batch(cfg, 5, n_out, None, torch.device("cpu"))
+    (w1, w2), meta = batch_of(cfg, 5, n_out, None, torch.device("cpu"))
     rows = list(itertools.product(lams, scales, lrs, seeds))
     assert len(meta) == len(rows) and meta[["lam", "scale", "lr", "seed"]].to_records(index=False).tolist() == rows
     for b, (lam, scale, _, seed) in enumerate(rows):  # the reference: one lambda_balanced call per network

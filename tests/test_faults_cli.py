@@ -49,7 +49,7 @@ def test_bad_values_from_the_command_line_stop_the_job_in_one_line(tmp_path, ove
     register_configs()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = compose("config", overrides=[override, "logger=none", "trainer.progress=false"])
-    job = cli._job(lambda c: run_experiment(c, tmp_path, plot=False, log_wandb=False))
+    job = cli._job(lambda c: run_experiment(c, tmp_path, plot=False))
     with pytest.raises(SystemExit) as info:
         job(cfg)
     assert needle in _one_line(info.value)
@@ -63,7 +63,7 @@ def test_the_command_prints_one_line_and_debug_shows_the_traceback(tmp_path, mon
     assert plain.stderr.strip().splitlines() == [_one_line(plain.stderr.strip())]
     assert "seed=1.5 is not an integer seed" in plain.stderr
     monkeypatch.setenv("LAZYRICH_DEBUG", "1")
-    job = cli._job(lambda c: run_experiment(c, tmp_path, plot=False, log_wandb=False))
+    job = cli._job(lambda c: run_experiment(c, tmp_path, plot=False))
     with pytest.raises(ConfigError, match="seed=1.5"):  # the exception itself, so Hydra shows its traceback
         job({"task": {"name": "hierarchy"}, "seed": 1.5})
 

@@ -48,8 +48,8 @@ def test_a_second_suite_into_the_same_folder_is_refused_keeping_the_first_tables
 
 
 def test_a_run_folder_refuses_another_config_but_reruns_with_another_batch(tmp_path):
-    run_experiment(RUN, tmp_path, plot=False, log_wandb=False)
-    run_experiment({**RUN, "init": {**RUN["init"], "lam": [2.0]}}, tmp_path, plot=False, log_wandb=False)
+    run_experiment(RUN, tmp_path, plot=False)
+    run_experiment({**RUN, "init": {**RUN["init"], "lam": [2.0]}}, tmp_path, plot=False)
     with pytest.raises(identity.FolderConflict, match="trainer.t_max"):
         run_experiment({**RUN, "trainer": {**RUN["trainer"], "t_max": 2.0}}, tmp_path, plot=False)
     recorded = json.loads((tmp_path / identity.IDENTITY_FILE).read_text())["config"]
@@ -110,7 +110,7 @@ def test_the_cli_refuses_another_configuration_before_hydra_overwrites_its_confi
             "trainer.progress=false"]
     register_configs()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        run_experiment(compose("config", overrides=args[1:]), out, plot=False, log_wandb=False)
+        run_experiment(compose("config", overrides=args[1:]), out, plot=False)
     (out / ".hydra").mkdir()
     (out / ".hydra" / "config.yaml").write_text("the config of the finished run\n")
     env = {**os.environ, "WANDB_MODE": "disabled"}

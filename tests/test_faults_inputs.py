@@ -43,7 +43,7 @@ def with_(section, **values):
 ])
 def test_bad_batch_values_are_refused_before_training_naming_key_and_value(tmp_path, section, values, needle):
     with pytest.raises(ValueError, match=needle.replace("(", r"\(").replace("+", r"\+")):
-        run_experiment(with_(section, **values), tmp_path / "run", plot=False, log_wandb=False)
+        run_experiment(with_(section, **values), tmp_path / "run", plot=False)
     assert not (tmp_path / "run" / "metrics.csv").exists()
 
 
@@ -81,7 +81,7 @@ def test_a_network_that_diverges_is_isolated_and_the_others_are_written(tmp_path
     cfg = with_("trainer", lr=[0.05, 3.0], t_max=10.0, n_log=11)
     cfg["init"]["lam"] = [2.0]
     with pytest.warns(RuntimeWarning, match="network 1 diverged"):
-        result = run_experiment(cfg, tmp_path, plot=False, log_wandb=False)
+        result = run_experiment(cfg, tmp_path, plot=False)
     summary = results.load_summary(tmp_path).set_index("lr")
     assert summary.loc[3.0, "status"] == "diverged" and summary.loc[0.05, "status"] == "ok"
     assert summary.loc[0.05, "loss_final"] == pytest.approx(summary.loc[0.05, "theory_loss_final"], abs=1e-6)
@@ -93,7 +93,7 @@ def test_the_gaussian_preset_runs(tmp_path):
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = compose("config", overrides=["init=gaussian", "logger=none", "trainer.t_max=0.5", "trainer.n_log=6",
                                            "trainer.progress=false"])
-    result = run_experiment(cfg, tmp_path, plot=False, log_wandb=False)
+    result = run_experiment(cfg, tmp_path, plot=False)
     assert result.summary["status"].tolist() == ["ok"] and math.isnan(result.meta["lam"].iloc[0])
     assert abs(result.meta["lam_hat"].iloc[0]) > 0  # a Gaussian init is only nearly balanced: λ̂ is measured
 
@@ -105,7 +105,7 @@ def test_a_theory_that_fails_numerically_leaves_the_simulation_written(tmp_path,
         raise torch.linalg.LinAlgError("linalg.solve: The solver failed because the input matrix is singular.")
 
     monkeypatch.setattr(type(theory.get_theory("exact")), "predict", singular)
-    result = run_experiment(with_("theory", name="exact"), tmp_path, plot=False, log_wandb=False)
+    result = run_experiment(with_("theory", name="exact"), tmp_path, plot=False)
     assert result.predictions == [None] and (tmp_path / "DONE").exists()
     assert "theory exact skipped: _LinAlgError: linalg.solve" in (tmp_path / "theory.txt").read_text()
     assert results.load(tmp_path)["sim/loss"].notna().all()

@@ -15,7 +15,9 @@ from lazyrich import results, store
 from lazyrich.config.compose import conf_dir
 from lazyrich.results.compare import compare
 from lazyrich.store import integrity
-from lazyrich.suites import run_suites
+from lazyrich.suites import SUITES, run_suites
+
+HEADLINES = {name: suite.columns for name, suite in SUITES.items()}
 
 TINY = ["suite=reversal", "logger=none", "progress=false", "suite.lams=[-2,1]", "suite.reversal.seeds=[0]",
         "suite.reversal.t_phase=3", "suite.reversal.n_log=21"]
@@ -110,13 +112,13 @@ def test_compare_leaves_out_damaged_units_of_suite_tables(copy, tmp_path):
     damaged = _unit_dirs(folder)[0]
     (damaged / store.METRICS_FILE).write_text("t,sim/loss\n0,6.575\n")
     with pytest.warns(results.ResultsWarning) as caught:
-        out = compare([folder], tmp_path / "cmp")
+        out = compare([folder], tmp_path / "cmp", headlines=HEADLINES)
     assert any(f"unit {damaged.name}" in str(w.message) for w in caught)
     suite = pd.read_csv(out["suite_reversal.csv"])
     assert len(suite) == 1 and damaged.name not in set(truth.loc[truth["lam"].isin(suite["lam"]), "unit"])
     (folder / "suite.csv").write_bytes(b"")  # a 0-byte suite table is named and left out, not a crash
     with pytest.warns(results.ResultsWarning) as caught:
-        out = compare([folder], tmp_path / "cmp2")
+        out = compare([folder], tmp_path / "cmp2", headlines=HEADLINES)
     assert any(f"skipped {folder / 'suite.csv'}: not a readable table" in str(w.message) for w in caught)
     assert "suite_reversal.csv" not in out and "final.csv" in out
 
@@ -130,7 +132,7 @@ def test_compare_verifies_each_unit_once_and_still_names_a_damaged_one_for_metri
     real = integrity.verify_unit
     monkeypatch.setattr(integrity, "verify_unit", lambda run_dir: calls.append(run_dir.resolve()) or real(run_dir))
     with pytest.warns(results.ResultsWarning) as caught:
-        out = compare([folder], tmp_path / "cmp")
+        out = compare([folder], tmp_path / "cmp", headlines=HEADLINES)
     assert sorted(calls) == sorted(d.resolve() for d in _unit_dirs(folder))  # every unit once, none twice
     messages = [str(w.message) for w in caught]
     assert any(m.startswith(f"skipped {damaged}:") for m in messages)  # left out of the metrics

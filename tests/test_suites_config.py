@@ -6,7 +6,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from lazyrich.config.compose import batch_overrides, conf_dir
-from lazyrich.suites import SUITES, suite_params
+from lazyrich.config.suites import resolve_bench
+from lazyrich.suites import SUITES
 
 SUITE_OPTIONS = sorted(p.stem for p in (Path(conf_dir()) / "suite").glob("*.yaml"))
 
@@ -22,7 +23,7 @@ def test_each_suite_option_composes_and_lists_its_units(option):
     names = list(cfg.suite.run)
     assert names and set(names) <= set(SUITES)
     for name in names:
-        params = suite_params(cfg, name)
+        params = resolve_bench(cfg).params[name]
         units = SUITES[name].units(params, "cpu")
         assert units and len({u.id for u in units}) == len(units)
         assert [u.id for u in SUITES[name].units(params, "cpu")] == [u.id for u in units]  # stable ids
@@ -44,7 +45,7 @@ def test_lams_and_seed_override_every_suite():
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = compose("bench", overrides=["suite=all", "suite.lams=[-1,0,1]", "seed=[3,4]"])
     for name in cfg.suite.run:
-        params = suite_params(cfg, name)
+        params = resolve_bench(cfg).params[name]
         assert params["lams"] == [-1.0, 0.0, 1.0] and params["seeds"] == [3, 4]
 
 

@@ -61,13 +61,12 @@ FULL, BIG = Sweep(), Sweep(n_lam=256, n_seeds=256, t_max=2.0, n_log=21)
 QUICK, QUICK_BIG = Sweep(n_lam=8, n_seeds=8, t_max=1.0, n_log=11), Sweep(n_lam=16, n_seeds=16, t_max=0.4, n_log=5)
 
 
-def config(sweep: Sweep) -> dict:
-    """The composed config of ``lazyrich run`` with the sweep's overrides, as a plain dict."""
-    from omegaconf import OmegaConf
-
+def config(sweep: Sweep):
+    """The resolved config of ``lazyrich run`` with the sweep's overrides (a RunConfig)."""
     from lazyrich.config.compose import batch_overrides, compose
+    from lazyrich.config.run import resolve_run
 
-    return OmegaConf.to_container(compose("config", batch_overrides(sweep.overrides())), resolve=True)
+    return resolve_run(compose("config", batch_overrides(sweep.overrides())))
 
 
 def command(sweep: Sweep, out: Path) -> dict[str, float]:
@@ -91,21 +90,21 @@ def in_process(sweep: Sweep, repeats: int) -> dict[str, float]:
     import torch
 
     from lazyrich.device import torch_threads
-    from lazyrich.experiment import build_batch, build_task, predict_theory, run_experiment
+    from lazyrich.experiment import predict_theory, run_experiment
     from lazyrich.experiment.chunking import run_chunk
+    from lazyrich.experiment.run import make_plan
     from lazyrich.train import train
 
     cfg = config(sweep)
-    task = build_task(cfg["task"])
-    weights, meta = build_batch(cfg, task.n_in, task.n_out, task.sigma_yx, torch.device("cpu"))
-    tr = cfg["trainer"]
+    plan = make_plan(cfg)
+    task, weights, meta, tr = plan.task, plan.weights, plan.meta, cfg.trainer
 
     def trainer():
-        return train(task, weights, meta["lr"].to_numpy(), t_max=tr["t_max"], n_log=tr["n_log"],
-                     n_matrix=tr["n_matrix"], progress=False)
+        return train(task, weights, meta["lr"].to_numpy(), t_max=tr.t_max, n_log=tr.n_log, n_matrix=tr.n_matrix,
+                     progress=False)
 
     size = run_chunk(tr, len(meta), n_in=task.n_in, n_out=task.n_out)  # the chunks `lazyrich run` writes in
-    with torch_threads(cfg.get("threads")):
+    with torch_threads(cfg.threads):
         t_grid = trainer().t  # also the warm-up
 
     def theory():
@@ -114,10 +113,10 @@ def in_process(sweep: Sweep, repeats: int) -> dict[str, float]:
 
     def pipeline():
         with tempfile.TemporaryDirectory() as tmp:
-            run_experiment(cfg, Path(tmp) / "run", log_wandb=False)
+            run_experiment(cfg, Path(tmp) / "run")
 
     times: dict[str, list[float]] = {"train": [], "theory": [], "run": []}
-    with torch_threads(cfg.get("threads")):  # as `lazyrich run` does (1 by default)
+    with torch_threads(cfg.threads):  # as `lazyrich run` does (1 by default)
         for _ in range(repeats):  # interleaved, so that a change of machine load hits all three alike
             for name, fn in (("train", trainer), ("theory", theory), ("run", pipeline)):
                 times[name] += repeat_time(fn, 1)[0]

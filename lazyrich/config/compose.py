@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lazyrich.config.run import STORED
-from lazyrich.config.suites import SUITE_SCHEMAS, SuiteSelection
+from lazyrich.config.run import STORED, TOP_LEVEL, RunConfig
+from lazyrich.config.suites import BENCH_TOP_LEVEL, SUITE_SCHEMAS, BenchConfig, SuiteSelection
 
 __all__ = ["BATCH_KEYS", "batch_overrides", "compose", "conf_dir", "first_of_sweeps", "register_configs",
            "one_line", "store_schemas", "validate"]
@@ -24,12 +24,15 @@ BATCH_KEYS = ("init.lam", "init.scale", "trainer.lr", "seed", "suite.lams")
 
 
 def store_schemas() -> None:
-    """Put the typed schemas into Hydra's ConfigStore: ``schema/<group>`` for :data:`STORED`,
+    """Put the typed schemas into Hydra's ConfigStore: ``schema/run`` and ``schema/bench`` (the top-level keys of
+    ``conf/config.yaml`` and ``conf/bench.yaml``), ``schema/<group>`` for :data:`STORED`,
     ``schema/suite/<name>`` for every suite and ``schema/suite/selection`` for a suite choice's top level. The YAML
     files of those groups start from them; call this before composing ``config`` or ``bench`` (the CLI does)."""
     from hydra.core.config_store import ConfigStore
 
     store = ConfigStore.instance()
+    store.store(group="schema", name="run", node={k: getattr(RunConfig(), k) for k in TOP_LEVEL})
+    store.store(group="schema", name="bench", node={k: getattr(BenchConfig(), k) for k in BENCH_TOP_LEVEL})
     for group, schema in STORED.items():
         store.store(group="schema", name=group, node=schema)
     for name, schema in SUITE_SCHEMAS.items():

@@ -14,7 +14,7 @@ from typing import Any
 
 from lazyrich.config.checks import Check, ConfigError
 
-__all__ = ["defaults_of", "fill_schema", "meanings_of", "plain", "spec"]
+__all__ = ["defaults_of", "fill_schema", "instantiate", "meanings_of", "plain", "spec"]
 
 
 def spec(default: Any, meaning: str, check: Check | None = None) -> Any:
@@ -77,3 +77,13 @@ def fill_schema(schema: type, given: Mapping[str, Any] | Any | None, prefix: str
         except ConfigError as err:
             raise ConfigError(f"{str(err).rstrip('.')}; the default is {json.dumps(default)}.") from None
     return out
+
+
+def instantiate(schema: type, filled: Mapping[str, Any]) -> Any:
+    """The ``schema`` object of a mapping :func:`fill_schema` returned (nested schemas built the same way)."""
+    values = {}
+    for f in dataclasses.fields(schema):
+        value = filled[f.name]
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        values[f.name] = instantiate(type(default), value) if dataclasses.is_dataclass(default) else value
+    return schema(**values)

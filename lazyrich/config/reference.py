@@ -19,15 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from lazyrich.config.fields import meanings_of
-from lazyrich.config.run import SCHEMAS
-from lazyrich.config.suites import SUITE_SCHEMAS, SuiteSelection
+from lazyrich.config.run import SCHEMAS, RunConfig
+from lazyrich.config.suites import SUITE_SCHEMAS, BenchConfig, SuiteSelection
 
 __all__ = ["MEANINGS", "KeyDoc", "YamlNotes", "composed_options", "config_reference", "mapping_keys", "meanings",
            "meanings_of_group",
            "read_yaml_notes", "render_value"]
 
 MEANINGS: dict[str, str] = {
-    "name": "name of the run: the first folder under outputs/ and multirun/",
     "task.name": "registered task (built-in or plug-in); `lazyrich tasks` lists them",
     "task.whiten": "whiten the inputs after building the task: `true` (ZCA) or `pca`; the exact theory needs Σxx = c·I",
     "init/gaussian:align": "unused by this init",
@@ -226,7 +225,8 @@ def _top_level(conf: Path, primary: str, groups: list[str]) -> list[KeyDoc]:
     with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
         cfg = OmegaConf.to_container(compose(primary), resolve=False)
     notes = read_yaml_notes(conf / f"{primary}.yaml")
-    return [KeyDoc(k, v, notes.comments.get(k) or MEANINGS.get(k, "")) for k, v in cfg.items()
+    schema = meanings_of(RunConfig if primary == "config" else BenchConfig)
+    return [KeyDoc(k, v, notes.comments.get(k) or schema.get(k) or MEANINGS.get(k, "")) for k, v in cfg.items()
             if k not in groups and not isinstance(v, Mapping)]
 
 
@@ -265,7 +265,7 @@ def _global_meaning(conf: Path, dotted: str, comment: str | None) -> str:
         return MEANINGS[dotted]
     group, _, rest = dotted.partition(".")
     if not rest:
-        return read_yaml_notes(conf / "config.yaml").comments.get(group, "")
+        return read_yaml_notes(conf / "config.yaml").comments.get(group) or meanings_of(RunConfig).get(group, "")
     if group == "task":
         return f"parameter `{rest}` of the preset's task (see `task/`)"
     merged = meanings_of_group(conf, group)[1] if (conf / group).is_dir() else {}

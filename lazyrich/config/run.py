@@ -14,15 +14,21 @@ task's parameters default to its generator's signature and a theory's to its reg
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from lazyrich.config.checks import BOOL, TEXT, ConfigError, at_least, one_of
-from lazyrich.config.fields import defaults_of, fill_schema, plain, spec
+from lazyrich.config.checks import BOOL, MAPPING, SEEDS, TEXT, ConfigError, at_least, floats, one_of, seeds
+from lazyrich.config.fields import defaults_of, fill_schema, instantiate, plain, spec
 
-__all__ = ["SCHEMAS", "STORED", "WANDB_LAYOUTS", "InitConfig", "LoggerConfig", "ModelConfig", "TheoryConfig",
-           "TrainerConfig", "WandbConfig", "defaults", "fill_group", "fill_run"]
+__all__ = ["DTYPES", "SCHEMAS", "STORED", "TOP_LEVEL", "WANDB_LAYOUTS", "InitConfig", "LoggerConfig", "ModelConfig",
+           "RunConfig", "TheoryConfig", "TrainerConfig", "WandbConfig", "build_group", "defaults", "fill_group",
+           "resolve_run"]
+
+
+DTYPES = ("float64", "float32")
+"""Trainer dtypes: float64, or float32 beside the float64 theory (lower precisions cannot be compared with it)."""
 
 
 @dataclass
@@ -65,10 +71,10 @@ class TrainerConfig:
     batch_chunk: Any = spec("auto", "networks trained, predicted and written at once; auto: sized from "
                                     "available memory")
     matrix_seeds: int | None = spec(1, "the run folder keeps matrices for the first this-many seeds of each "
-                                       "configuration (null: all)", at_least(0, nullable=True))
+                                       "configuration (null: all)", at_least(1, nullable=True))
     progress: bool = spec(True, "tqdm progress bar during training")
     dtype: str = spec("float64", "float64 | float32: the trainer trains in this dtype; theories stay float64 "
-                                 "(a float32 run warns)", one_of("float64", "float32", "float16", "bfloat16"))
+                                 "(a float32 run warns)", one_of(*DTYPES))
     max_steps: int | None = spec(None, "refuse a run past this many GD steps per network per phase (null: "
                                        "10⁷); raise it on purpose", at_least(1, nullable=True))
 
@@ -112,8 +118,7 @@ class LoggerConfig:
 
 @dataclass
 class TheoryConfig:
-    """The theory overlaid on the curves (``theory=<registered name>|auto|none``). Theories are an open registry:
-    a plug-in theory's own keys pass through unchecked."""
+    """The theory overlaid on the curves (``theory=<registered name>|auto|none``; plug-in theories included)."""
 
     name: str = spec("auto", "which theory predicts the curves: a registered theory, `auto` (the most exact that "
                              "applies) or `none`")
@@ -139,15 +144,88 @@ def fill_group(group: str, given: Mapping[str, Any] | Any | None) -> dict[str, A
     return fill_schema(SCHEMAS[group], given, group, f"{group} config")
 
 
-def fill_run(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """A ``lazyrich run`` config (mapping or DictConfig) with its ``init``, ``model`` and ``trainer`` groups
-    filled and checked against their schemas, and ``theory.name`` defaulting to :class:`TheoryConfig`'s; other
-    keys are passed through unchanged. The ``logger`` group is checked but not filled (no logger given: nothing
-    is mirrored)."""
-    out = dict(cfg)
-    for group in ("init", "model", "trainer"):
-        out[group] = fill_group(group, cfg.get(group))
-    if cfg.get("logger") is not None:
-        fill_group("logger", cfg.get("logger"))
-    out["theory"] = {**dataclasses.asdict(TheoryConfig()), **dict(plain(cfg.get("theory")) or {})}
-    return out
+def build_group(schema: type, given: Mapping[str, Any] | Any | None, name: str) -> Any:
+    """The ``schema`` object of the group ``name`` from ``given`` (a mapping, a schema object or None), filled
+    from the defaults and checked."""
+    return instantiate(schema, fill_schema(schema, given, name, f"{name} config"))
+
+
+@dataclass
+class RunConfig:
+    """A whole ``lazyrich run`` configuration, typed: the task, the groups above, the seeds and where it runs.
+
+    :func:`resolve_run` builds it once, at the top of :func:`lazyrich.experiment.run_experiment`; below that every
+    function reads these objects. After resolution the batch axes are lists: ``init.lam``, ``init.scale``,
+    ``trainer.lr`` (floats) and ``seed`` (ints).
+    """
+
+    task: dict[str, Any] = spec({}, "the task: a registered task and its parameters ({name: …, whiten: …, "
+                                    "phase: …, <param>: …})", MAPPING)
+    init: InitConfig = field(default_factory=InitConfig, metadata={"doc": "initial weights"})
+    model: ModelConfig = field(default_factory=ModelConfig, metadata={"doc": "the network"})
+    trainer: TrainerConfig = field(default_factory=TrainerConfig, metadata={"doc": "gradient descent"})
+    theory: TheoryConfig = field(default_factory=TheoryConfig, metadata={"doc": "the theory overlaid"})
+    logger: LoggerConfig | None = spec(None, "the W&B mirror (null: local files only)")
+    seed: Any = spec(0, "an int, or a list: the seed axis of the batch", SEEDS)
+    device: str = spec("auto", "auto | cpu | cuda | cuda:N", TEXT)
+    threads: int | None = spec(1, "torch threads; the nets are small, so 1 is fastest (null: torch's default, "
+                                  "for wide nets)", at_least(1, nullable=True))
+    name: str = spec("run", "name of the run: the first folder under outputs/ and multirun/", TEXT)
+
+    def record(self) -> dict[str, Any]:
+        """This configuration as plain data (what a run folder's config.yaml and identity record, and W&B shows);
+        :func:`resolve_run` of it gives this configuration back."""
+        out = dataclasses.asdict(self)
+        if out["logger"] is None:
+            del out["logger"]
+        return out
+
+
+TOP_LEVEL = ("seed", "device", "threads", "name")
+"""The top-level keys of ``conf/config.yaml``, whose defaults come from :class:`RunConfig`."""
+
+
+def _batch_axes(init: InitConfig, trainer: TrainerConfig) -> None:
+    """The batch axes as lists, each value checked: λ finite (NaN only for the gaussian init, whose λ is
+    measured), scale ≥ 0, lr > 0."""
+    gaussian = init.kind == "gaussian"
+    if gaussian and init.lam is None:
+        init.lam = math.nan
+    init.lam = floats("init.lam", init.lam, allow_nan=gaussian)
+    if gaussian and len(init.lam) > 1:
+        raise ConfigError("init.lam is not an input of the gaussian init (its λ is measured, column lam_hat); "
+                          "sweep init.scale instead, or use init=balanced.")
+    init.scale = floats("init.scale", init.scale, nonnegative=True)
+    trainer.lr = floats("trainer.lr", trainer.lr, positive=True)
+    trainer.t_max = floats("trainer.t_max", trainer.t_max, positive=True)[0]
+
+
+def resolve_run(cfg: Mapping[str, Any] | Any) -> RunConfig:
+    """The :class:`RunConfig` of ``cfg`` (a mapping, a Hydra DictConfig or a RunConfig): every group filled from
+    its schema's defaults and checked, the batch axes as checked lists. Unknown keys and bad values are refused
+    in one line naming the key (:class:`~lazyrich.config.checks.ConfigError`)."""
+    given = dict(plain(cfg) if not isinstance(cfg, RunConfig) else cfg.record())
+    given.pop("hydra", None)
+    valid = [f.name for f in dataclasses.fields(RunConfig)]
+    unknown = sorted(set(given) - set(valid))
+    if unknown:
+        raise ConfigError(f"{unknown[0]} is not a key of the run config; valid keys: {', '.join(sorted(valid))}.")
+    if not isinstance(given.get("task"), Mapping) or not given["task"].get("name"):
+        raise ConfigError("task is missing: give a registered task, e.g. {'task': {'name': 'hierarchy'}} "
+                          "(`lazyrich tasks` lists them).")
+    top = fill_schema(RunConfig, {k: given[k] for k in (*TOP_LEVEL, "task") if k in given}, "run", "run config")
+    logger = given.get("logger")
+    config = RunConfig(
+        task=dict(top["task"]),
+        init=build_group(InitConfig, given.get("init"), "init"),
+        model=build_group(ModelConfig, given.get("model"), "model"),
+        trainer=build_group(TrainerConfig, given.get("trainer"), "trainer"),
+        theory=build_group(TheoryConfig, given.get("theory"), "theory"),
+        logger=None if logger is None else build_group(LoggerConfig, logger, "logger"),
+        seed=seeds("seed", top["seed"]),
+        device=top["device"],
+        threads=top["threads"],
+        name=top["name"],
+    )
+    _batch_axes(config.init, config.trainer)
+    return config

@@ -11,16 +11,32 @@ the key, e.g. ``suite.reversal.eta='x' must be a positive number; the default is
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from lazyrich.config.checks import BOOL, FINITE, FLOATS, MAPPING, POSITIVE, SEEDS, TEXT, ConfigError, at_least, one_of
-from lazyrich.config.fields import fill_schema, spec
+from lazyrich.config.checks import (
+    BOOL,
+    FINITE,
+    FLOATS,
+    MAPPING,
+    POSITIVE,
+    SEEDS,
+    TEXT,
+    ConfigError,
+    at_least,
+    floats,
+    one_of,
+    seeds,
+)
+from lazyrich.config.fields import fill_schema, instantiate, plain, spec
+from lazyrich.config.run import LoggerConfig, build_group
+from lazyrich.train import DEFAULT_MAX_STEPS
 
-__all__ = ["SUITE_SCHEMAS", "ArchitectureSuite", "ContinualSuite", "FinetunePretrain", "FinetuneRelation",
-           "FinetuneSuite", "FreshInitSuite", "ReversalSuite", "RotationSuite", "SuiteParams", "SuiteSelection",
-           "TransferSuite", "fill_suite"]
+__all__ = ["BENCH_TOP_LEVEL", "SUITE_SCHEMAS", "ArchitectureSuite", "BenchConfig", "ContinualSuite",
+           "FinetunePretrain", "FinetuneRelation", "FinetuneSuite", "FreshInitSuite", "ReversalSuite", "RotationSuite",
+           "SuiteParams", "SuiteSelection", "TransferSuite", "fill_suite", "resolve_bench"]
 
 LAMS = [-8.0, -4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0, 8.0]
 """The λ values every suite sweeps by default: rich (λ = 0) to lazy (|λ| = 8), both signs."""
@@ -197,3 +213,73 @@ def fill_suite(name: str, given: Mapping[str, Any] | SuiteParams | None) -> dict
     if name not in SUITE_SCHEMAS:
         raise ConfigError(f"suite {name!r} has no schema; known suites: {', '.join(SUITE_SCHEMAS)}.")
     return fill_schema(SUITE_SCHEMAS[name], given, f"suite.{name}", f"{name} suite")
+
+
+@dataclass
+class BenchConfig:
+    """A whole ``lazyrich bench`` configuration, typed: the suite choice, each chosen suite's parameters (filled
+    and checked, ``suite.lams`` and ``seed`` applied), the W&B mirror and how the suites run.
+
+    :func:`resolve_bench` builds it once, at the top of :func:`lazyrich.suites.run_suites`.
+    """
+
+    suite: SuiteSelection = field(default_factory=SuiteSelection, metadata={"doc": "the suite choice"})
+    params: dict[str, Any] = spec({}, "each chosen suite's parameters, by suite name")
+    logger: LoggerConfig | None = spec(None, "the W&B mirror (null: local files only)")
+    seed: Any = spec(None, "an int or a list (seed=0,1,2): replaces the seeds of every suite run")
+    device: str = spec("auto", "auto | cpu | cuda | cuda:N", TEXT)
+    threads: int | None = spec(1, "torch threads per process: the matrices are tiny, so more threads only fight",
+                               at_least(1, nullable=True))
+    progress: bool = spec(True, "tqdm bar over the units of each suite", BOOL)
+    max_steps: int = spec(DEFAULT_MAX_STEPS, "refuse a unit past this many GD steps per network per phase (t / lr); "
+                                             "raise it on purpose", at_least(1))
+    name: str = spec("bench", "name of the run: the first folder under outputs/ and multirun/", TEXT)
+
+    def record(self) -> dict[str, Any]:
+        """This configuration as plain data (what a bench folder's identity records)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("suite", "params")}
+        out["suite"] = {**dataclasses.asdict(self.suite), **self.params}
+        out["logger"] = None if self.logger is None else dataclasses.asdict(self.logger)
+        return out
+
+
+BENCH_TOP_LEVEL = ("seed", "device", "threads", "progress", "max_steps", "name")
+"""The top-level keys of ``conf/bench.yaml``, whose defaults come from :class:`BenchConfig`."""
+
+
+def resolve_bench(cfg: Mapping[str, Any] | Any) -> BenchConfig:
+    """The :class:`BenchConfig` of ``cfg`` (a mapping or a Hydra DictConfig): every chosen suite's parameters
+    filled from its schema and checked (:func:`fill_suite`), with ``suite.lams`` and ``seed`` replacing every
+    suite's λ values and seeds when set. Every value is checked here, before any suite runs."""
+    given = dict(plain(cfg))
+    given.pop("hydra", None)
+    suite_cfg = dict(given.pop("suite", None) or {})
+    selection = {k: suite_cfg.pop(k) for k in ("name", "run", "lams") if k in suite_cfg}
+    selection = instantiate(SuiteSelection, fill_schema(SuiteSelection, selection, "suite", "suite choice"))
+    if isinstance(selection.run, str):
+        selection.run = [selection.run]
+    unknown = [n for n in selection.run if n not in SUITE_SCHEMAS]
+    if unknown:
+        raise ConfigError(f"unknown suite(s) {unknown}; choose from {sorted(SUITE_SCHEMAS)} (or suite=all).")
+    logger = given.pop("logger", None)
+    top = fill_schema(BenchConfig, {k: given.pop(k) for k in BENCH_TOP_LEVEL if k in given}, "bench",
+                      "bench config")
+    if given:
+        raise ConfigError(f"{sorted(given)[0]} is not a key of the bench config; valid keys: "
+                          f"{', '.join(sorted([*BENCH_TOP_LEVEL, 'logger', 'suite']))}.")
+    seeds_ = None if top["seed"] is None else seeds("seed", top["seed"])
+    lams = None if selection.lams is None else floats("suite.lams", selection.lams)
+    params = {}
+    for name in selection.run:
+        if name not in suite_cfg:
+            raise ConfigError(f"suite {name!r} has no parameters under suite.{name}; compose it with suite={name} "
+                              f"(conf/suite/{name}.yaml).")
+        given_params = dict(suite_cfg[name] or {})
+        if lams is not None:
+            given_params["lams"] = lams
+        if seeds_ is not None:
+            given_params["seeds"] = seeds_
+        params[name] = fill_suite(name, given_params)
+    return BenchConfig(suite=selection, params=params,
+                       logger=None if logger is None else build_group(LoggerConfig, logger, "logger"),
+                       seed=seeds_, **{k: top[k] for k in BENCH_TOP_LEVEL if k != "seed"})

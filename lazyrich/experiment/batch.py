@@ -17,31 +17,14 @@ import torch
 
 from lazyrich import init as inits
 from lazyrich.config import checks
-from lazyrich.config.run import fill_group
+from lazyrich.config.run import InitConfig, ModelConfig
 from lazyrich.device import DTYPE
 from lazyrich.tasks import Task, TaskSequence, make
 
-__all__ = ["META_COLUMNS", "as_list", "build_batch", "build_task", "config_get", "given_batch"]
+__all__ = ["META_COLUMNS", "build_batch", "build_task", "given_batch"]
 
 META_COLUMNS = ("lam", "scale", "lr", "seed")
 """The batch axes of one network, as columns of its metadata row (:func:`build_batch`)."""
-
-
-def as_list(value: Any) -> list[Any]:
-    """A config value as a list: a scalar becomes [value], a list or ListConfig a plain list."""
-    if isinstance(value, str) or not isinstance(value, Sequence):
-        return [value]
-    return list(value)
-
-
-def config_get(cfg: Mapping[str, Any], dotted: str, default: Any = None) -> Any:
-    """The value at the dotted key ``dotted`` (e.g. ``"task.name"``) of ``cfg``, or ``default`` where absent."""
-    node: Any = cfg
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return default
-        node = node[part]
-    return node
 
 
 def build_task(task_cfg: Mapping[str, Any]) -> Task | TaskSequence:
@@ -70,45 +53,32 @@ def build_task(task_cfg: Mapping[str, Any]) -> Task | TaskSequence:
     return task
 
 
-def build_batch(cfg: Mapping[str, Any], n_in: int, n_out: int, align_to: torch.Tensor | None,
+def build_batch(init: InitConfig, model: ModelConfig, lrs: Sequence[float], seeds: Sequence[int], n_in: int,
+                n_out: int, align_to: torch.Tensor | None,
                 device: torch.device) -> tuple[list[torch.Tensor], pd.DataFrame]:
-    """Initial weights [W1, …, WL] (each (B, out, in)) for the Cartesian product of the batch axes, and one
+    """Initial weights [W1, …, WL] (each (B, out, in)) for the Cartesian product of the batch axes (``init.lam``,
+    ``init.scale``, ``lrs``, ``seeds``; lists, as :func:`lazyrich.config.run.resolve_run` leaves them), and one
     metadata row per network (lam, scale, lr, seed)."""
-    init_cfg, model_cfg = fill_group("init", cfg.get("init")), fill_group("model", cfg.get("model"))
-    kind, depth = init_cfg["kind"], int(model_cfg["depth"])
-    hidden = model_cfg["hidden"] or min(n_in, n_out)
-    widths = [n_in] + [int(hidden)] * (depth - 1) + [n_out]
-    lam = init_cfg["lam"]
-    if kind == "gaussian" and lam is None:  # the gaussian preset leaves λ unset: it is measured (lam_hat)
-        lam = math.nan
-    lams = checks.floats("init.lam", lam, allow_nan=kind == "gaussian")
-    scales = checks.floats("init.scale", init_cfg["scale"], nonnegative=True)
-    lrs = checks.floats("trainer.lr", fill_group("trainer", cfg.get("trainer"))["lr"], positive=True)
-    seeds = checks.seeds("seed", cfg.get("seed", 0))
-    align = align_to if init_cfg["align"] else None
-    if kind == "gaussian" and len(lams) > 1:
-        raise ValueError("init.lam is not an input of the gaussian init (its λ is measured, column lam_hat); "
-                         "sweep init.scale instead, or use init=balanced.")
-    perturb = float(init_cfg["perturb"] or 0.0)
-    if kind == "balanced" and depth == 2 and not perturb:
-        return _balanced_pairs(widths, lams, scales, lrs, seeds, align, device)
+    kind, depth = init.kind, model.depth
+    widths = [n_in] + [model.hidden or min(n_in, n_out)] * (depth - 1) + [n_out]
+    align = align_to if init.align else None
+    if kind == "balanced" and depth == 2 and not init.perturb:
+        return _balanced_pairs(widths, init.lam, init.scale, lrs, seeds, align, device)
     layers: list[list[torch.Tensor]] = [[] for _ in range(depth)]
     rows = []
-    for lam, scale, lr, seed in itertools.product(lams, scales, lrs, seeds):
+    for lam, scale, lr, seed in itertools.product(init.lam, init.scale, lrs, seeds):
         gen = torch.Generator().manual_seed(seed)
         if kind == "balanced" and depth == 2:
             ws = list(inits.lambda_balanced(n_in, widths[1], n_out, lam, scale=scale, generator=gen,
                                             align_to=align))
         elif kind == "balanced":
             ws = inits.deep_balanced(widths, lam, scale=scale, generator=gen, align_to=align)
-        elif kind == "gaussian":
-            ws = inits.gaussian(widths, scale, lecun=bool(init_cfg["lecun"]), generator=gen)
         else:
-            raise ValueError(f"init.kind={kind!r} is unknown; choose 'balanced' or 'gaussian'.")
-        ws = inits.perturb(ws, perturb, generator=gen)
+            ws = inits.gaussian(widths, scale, lecun=init.lecun, generator=gen)
+        ws = inits.perturb(ws, init.perturb, generator=gen)
         for l, w in enumerate(ws):
             layers[l].append(w)
-        rows.append({"lam": lam if kind == "balanced" else float("nan"), "scale": scale, "lr": lr, "seed": seed})
+        rows.append({"lam": lam if kind == "balanced" else math.nan, "scale": scale, "lr": lr, "seed": seed})
     return _with_balance([torch.stack(ws).to(device=device, dtype=DTYPE) for ws in layers], pd.DataFrame(rows))
 
 

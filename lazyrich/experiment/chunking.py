@@ -13,8 +13,8 @@ import ctypes
 import ctypes.util
 import functools
 import os
-from collections.abc import Mapping
-from typing import Any
+
+from lazyrich.config.run import TrainerConfig
 
 __all__ = ["MAX_BUDGET", "MIN_CHUNK", "auto_chunk", "available_memory", "chunk_size", "release_memory", "run_chunk"]
 
@@ -67,12 +67,11 @@ def chunk_size(value: object, n_batch: int, **shape: int) -> int:
     return min(n_batch, value)
 
 
-def run_chunk(trainer_cfg: Mapping[str, Any], n_batch: int, *, n_in: int, n_out: int, n_phases: int = 1) -> int:
-    """The chunk size a run of ``n_batch`` networks writes in, from its (filled) ``trainer`` config:
-    ``trainer.batch_chunk`` for the run's widths, log points and kept matrices (:func:`chunk_size`)."""
-    n_log = int(trainer_cfg["n_log"])
-    return chunk_size(trainer_cfg["batch_chunk"], n_batch, n_in=n_in, n_out=n_out, n_log=n_log,
-                      n_matrix=min(int(trainer_cfg["n_matrix"]), n_log), n_phases=n_phases)
+def run_chunk(trainer: TrainerConfig, n_batch: int, *, n_in: int, n_out: int, n_phases: int = 1) -> int:
+    """The chunk size a run of ``n_batch`` networks writes in: ``trainer.batch_chunk`` for the run's widths, log
+    points and kept matrices (:func:`chunk_size`)."""
+    return chunk_size(trainer.batch_chunk, n_batch, n_in=n_in, n_out=n_out, n_log=trainer.n_log,
+                      n_matrix=min(trainer.n_matrix, trainer.n_log), n_phases=n_phases)
 
 
 @functools.cache

@@ -78,14 +78,14 @@ def rebalanced(weights: list[torch.Tensor]) -> tuple[list[torch.Tensor], str]:
                       f"relative balance deviation of up to {rel:.2g})")
 
 
-def batch_theories(cfg: Mapping[str, Any], task: Task | TaskSequence,
+def batch_theories(name: str, activation: str, task: Task | TaskSequence,
                    weights: list[torch.Tensor]) -> tuple[tuple[str | None, str | None], list[str]]:
-    """((theory of the first phase, theory of later phases), notes): names, None for no theory. ``auto`` is
-    resolved here, once for the whole batch, so that every chunk runs the same theory."""
-    name = cfg["theory"]["name"]  # filled by config_schema.fill_run
+    """((theory of the first phase, theory of later phases), notes) for theory ``name`` of a batch of ``weights``
+    (networks with ``activation``) on ``task``: names, None for no theory. ``auto`` is resolved here, once for the
+    whole batch, so that every chunk runs the same theory."""
     if name in ("none", None, "null"):
         return (None, None), ["theory=none"]
-    if cfg["model"]["activation"] not in ("none", "linear"):
+    if activation not in ("none", "linear"):
         return (None, None), ["theory skipped: the theories describe linear networks; model.activation is set."]
     if name != "auto":
         return (name, name), []

@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from lazyrich import results, store
-from lazyrich.experiment.batch import META_COLUMNS, config_get
+from lazyrich.config.run import RunConfig, WandbConfig
+from lazyrich.experiment.batch import META_COLUMNS
 from lazyrich.results.curves import predicted, simulated
 from lazyrich.store import identity
 from lazyrich.train import Trajectory
@@ -44,24 +45,23 @@ def matrices(trajectories: Sequence[Trajectory], predictions: Sequence[Any],
 
 
 class RunSink:
-    """The run folder being written while the chunks run (see :class:`lazyrich.store.storage.RunWriter`).
+    """The run folder being written while the chunks run (see :class:`~lazyrich.store.storage.RunWriter`), then
+    closed with its summary, config, curves PNG (if ``plot``) and W&B mirror (if ``config.logger`` enables it).
 
-    Matrices are written for the networks of the first ``matrix_seeds`` seeds of each configuration (None:
-    every network): the curves of every network are kept, and a network's matrices can always be recomputed
-    by running its (λ, scale, lr, seed) alone, since its init depends on nothing else.
+    Matrices are written for the networks of the first ``trainer.matrix_seeds`` seeds of each configuration
+    (None: every network): the curves of every network are kept, and a network's matrices can always be
+    recomputed by running its (λ, scale, lr, seed) alone, since its init depends on nothing else.
     """
 
-    def __init__(self, run_dir: Path, meta: pd.DataFrame, matrix_seeds: int | None) -> None:
+    def __init__(self, run_dir: Path, meta: pd.DataFrame, config: RunConfig, *, plot: bool = True) -> None:
         from lazyrich.store.storage import RunWriter
 
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / store.DONE).unlink(missing_ok=True)  # being rewritten: unfinished until the manifest is in
-        self.run_dir = run_dir
+        self.run_dir, self.meta, self.config, self.plot = run_dir, meta, config, plot
         self.writer = RunWriter(run_dir)
         self.columns: list[str] = []
-        if matrix_seeds is not None and matrix_seeds < 1:  # its type is checked by the schema
-            raise ValueError(f"trainer.matrix_seeds must be a positive int or null (every seed), got "
-                             f"{matrix_seeds!r}.")
+        matrix_seeds = config.trainer.matrix_seeds
         seeds = sorted(meta["seed"].unique())
         self.kept = meta["seed"].isin(seeds[:matrix_seeds] if matrix_seeds else seeds).to_numpy()
 
@@ -72,31 +72,27 @@ class RunSink:
         self.writer.append(start, stop, frame, {k: v[keep] for k, v in arrays.items()}, nets=start + keep)
         self.columns = list(frame.columns)
 
-    def finish(self, cfg: Mapping[str, Any], frame: pd.DataFrame | None, summary: pd.DataFrame,
-               meta: pd.DataFrame, notes: Sequence[str], *, log_wandb: bool, plot: bool,
+    def finish(self, frame: pd.DataFrame | None, summary: pd.DataFrame, notes: Sequence[str], *,
                started: float) -> list[Path]:
-        """Close the folder: its identity, theory.txt, the curves PNG (if ``plot``), the summary and config,
-        then the W&B mirror (if ``log_wandb`` and the logger enables it). ``frame``: the long table, or None
-        when it was written chunk by chunk (then read back from disk). Returns the figures written."""
-        from omegaconf import OmegaConf
-
-        run_dir = self.run_dir
-        cfg_node = OmegaConf.create(dict(cfg)) if not OmegaConf.is_config(cfg) else cfg
-        identity.claim(run_dir, cfg_node, identity.RUN_IGNORED)
+        """Close the folder: its identity, theory.txt, the curves PNG, the summary and config, then the W&B
+        mirror. ``frame``: the long table, or None when it was written chunk by chunk (then read back from
+        disk). Returns the figures written."""
+        run_dir, record = self.run_dir, self.config.record()
+        identity.claim(run_dir, record, identity.RUN_IGNORED)
         self.writer.close()
         (run_dir / "theory.txt").write_text("\n".join(notes) + "\n")
-        figures = [self._plot(frame, meta, str(config_get(cfg, "task.name", "")))] if plot else []
-        store.write_run(run_dir, None, summary, config=cfg_node)
-        logger_cfg = config_get(cfg, "logger.wandb", None)
-        if log_wandb and logger_cfg and logger_cfg.get("enabled", True):
-            plain = OmegaConf.to_container(cfg_node, resolve=True)
-            _log_wandb(run_dir, logger_cfg, plain, frame, summary, started)
+        figures = [self._plot(frame, str(self.config.task.get("name", "")))] if self.plot else []
+        store.write_run(run_dir, None, summary, config=_yaml(record))
+        logger = self.config.logger
+        if logger is not None and logger.wandb.enabled:
+            _log_wandb(run_dir, logger.wandb, record, frame, summary, started)
         return figures
 
-    def _plot(self, frame: pd.DataFrame | None, meta: pd.DataFrame, title: str) -> Path:
+    def _plot(self, frame: pd.DataFrame | None, title: str) -> Path:
         """The curves figure (loss and kernel distance, one line per network, coloured by the swept axis)."""
         from lazyrich import plots
 
+        meta = self.meta
         hue = "lam" if meta["lam"].nunique() > 1 else "scale" if meta["scale"].nunique() > 1 else "lr"
         fig = plots.curves(self._plot_frame(frame, hue), ("loss", "kernel_distance"), hue=hue, title=title)
         return plots.save(fig, self.run_dir / "curves.png")
@@ -111,13 +107,19 @@ class RunSink:
         return read_metrics(self.run_dir, columns=wanted)  # the unit is not finished yet: no verification
 
 
-def _log_wandb(run_dir: Path, logger_cfg: Mapping[str, Any], plain: Any, frame: pd.DataFrame | None,
+def _yaml(record: Mapping[str, Any]) -> str:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_yaml(OmegaConf.create(dict(record)))
+
+
+def _log_wandb(run_dir: Path, wandb: WandbConfig, record: Mapping[str, Any], frame: pd.DataFrame | None,
                summary: pd.DataFrame, started: float) -> None:
     """One W&B run per network of the finished run folder (:func:`lazyrich.tracking.sink.log_networks`)."""
     from lazyrich.tracking.schema import run_group
     from lazyrich.tracking.sink import Target, log_networks, process_seconds
 
-    target = Target.from_logger(logger_cfg, group=run_group(run_dir), job_type="run", config=plain,
+    target = Target.from_logger(wandb, group=run_group(run_dir), job_type="run", config=dict(record),
                                 unit=run_dir.name, run_dir=run_dir)
     frame = frame if frame is not None else results.load(run_dir).drop(columns="run")
     log_networks(frame, target, META_COLUMNS[:3], rows=summary,

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lazyrich.config.run import resolve_run
 from lazyrich.experiment import ExperimentResult, build_batch, build_task, run_experiment
 from lazyrich.results import AGREEMENT_RTOL
 
@@ -139,7 +140,7 @@ def config(
 
 def run(cfg: Mapping[str, Any]) -> ExperimentResult:
     """run_experiment without a run folder, W&B or plots, and with a theory that must have applied."""
-    result = run_experiment(cfg, log_wandb=False, plot=False)
+    result = run_experiment(cfg)
     if any(p is None for p in result.predictions) and cfg["theory"]["name"] != "none":
         raise RuntimeError("the theory did not apply: " + "; ".join(result.theory_notes))
     return result
@@ -153,13 +154,13 @@ def non_saddle_seed(cfg: Mapping[str, Any], tries: int = 20) -> int:
     """
     from lazyrich import theory as th
 
-    task = build_task(cfg["task"])
+    config = resolve_run(cfg)
+    task = build_task(config.task)
     first = next(iter(task)).task if hasattr(task, "phases") else task
-    start = int(cfg.get("seed", 0))
+    start = config.seed[0]
     for seed in range(start, start + tries):
-        weights, _ = build_batch(
-            {**cfg, "seed": seed}, first.n_in, first.n_out, first.sigma_yx, torch.device("cpu")
-        )
+        weights, _ = build_batch(config.init, config.model, config.trainer.lr, [seed], first.n_in, first.n_out,
+                                 first.sigma_yx, torch.device("cpu"))
         pred = th.get_theory("exact").predict(first, weights, torch.zeros(1, dtype=torch.float64))
         if not bool(pred.converges_to_saddle.any()):
             return seed

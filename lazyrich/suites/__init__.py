@@ -23,12 +23,8 @@ from typing import Any
 
 import pandas as pd
 
-from lazyrich.config import checks
-from lazyrich.config.fields import plain
-from lazyrich.config.run import fill_group
-from lazyrich.config.suites import fill_suite
+from lazyrich.config.suites import BenchConfig, fill_suite, resolve_bench
 from lazyrich.device import torch_threads
-from lazyrich.experiment.batch import as_list
 from lazyrich.results.tables import markdown_table
 from lazyrich.store import identity, locking
 from lazyrich.suites import architecture, continual, finetune, reversal, rotation, transfer
@@ -36,7 +32,7 @@ from lazyrich.suites.common import Report, Suite
 from lazyrich.suites.runner import SweepResult, Unit, run_sweep
 from lazyrich.suites.writeup import render
 from lazyrich.tracking.suite import log_suite_run, suite_logger
-from lazyrich.train import DEFAULT_MAX_STEPS, step_budget
+from lazyrich.train import step_budget
 
 __all__ = ["SUITES", "Suite", "run_suite", "run_suites", "work_estimate"]
 
@@ -45,24 +41,6 @@ SUITES: dict[str, Suite] = {
     for s in (reversal.SUITE, continual.SUITE, transfer.SUITE, rotation.SUITE, finetune.SUITE, architecture.SUITE)
 }
 """Every suite by name, in the order ``suite=all`` runs them."""
-
-
-def suite_params(cfg: Mapping[str, Any], name: str) -> dict[str, Any]:
-    """The parameters of suite ``name``, filled from its schema and checked
-    (:func:`lazyrich.config.suites.fill_suite`): ``suite.<name>``, with ``suite.lams`` and ``seed`` overriding every
-    suite's λ values and seeds when they are set."""
-    suite_cfg = plain(cfg["suite"])
-    if name not in suite_cfg:
-        raise ValueError(
-            f"suite {name!r} has no parameters under suite.{name}; compose it with suite={name} "
-            f"(conf/suite/{name}.yaml)."
-        )
-    params = dict(suite_cfg[name] or {})
-    if suite_cfg.get("lams") is not None:
-        params["lams"] = checks.floats("suite.lams", suite_cfg["lams"])
-    if cfg.get("seed") is not None:
-        params["seeds"] = checks.seeds("seed", plain(cfg["seed"]))
-    return fill_suite(name, params)
 
 
 def run_suite(
@@ -177,69 +155,45 @@ def work_estimate(units: list[Unit], max_steps: int) -> str:
     return line
 
 
-def run_suites(cfg: Mapping[str, Any], out_dir: str | Path) -> dict[str, pd.DataFrame]:
+def run_suites(cfg: Mapping[str, Any] | BenchConfig, out_dir: str | Path) -> dict[str, pd.DataFrame]:
     """Run the suites listed in ``cfg.suite.run`` into ``out_dir``; returns each suite's table by name.
 
-    Re-running with the same ``out_dir`` (``hydra.run.dir=...``) skips finished units and redoes the rest.
-    The folder is locked for this process and holds one configuration (more λ values or seeds aside): a
-    different one is refused before any training (:mod:`lazyrich.store.identity`).
+    ``cfg`` (a mapping, the Hydra config of ``lazyrich bench`` or a :class:`~lazyrich.config.suites.BenchConfig`)
+    is resolved and checked first, every suite's parameters included, before any training. Re-running with the same
+    ``out_dir`` (``hydra.run.dir=...``) skips finished units and redoes the rest. The folder is locked for this
+    process and holds one configuration (more λ values or seeds aside): a different one is refused before any
+    training (:mod:`lazyrich.store.identity`).
     """
+    bench = cfg if isinstance(cfg, BenchConfig) else resolve_bench(cfg)
     out_dir = Path(out_dir)
-    with locking.FolderLock(out_dir), torch_threads(int(cfg.get("threads", 1) or 0)), \
-            step_budget(cfg.get("max_steps")):
-        return _run_suites(cfg, out_dir)
+    with locking.FolderLock(out_dir), torch_threads(bench.threads or 0), step_budget(bench.max_steps):
+        return _run_suites(bench, out_dir)
 
 
-def _run_suites(cfg: Mapping[str, Any], out_dir: Path) -> dict[str, pd.DataFrame]:
+def _run_suites(bench: BenchConfig, out_dir: Path) -> dict[str, pd.DataFrame]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    names = [str(n) for n in as_list(plain(cfg["suite"])["run"])]
-    unknown = [n for n in names if n not in SUITES]
-    if unknown:
-        raise ValueError(f"unknown suite(s) {unknown}; choose from {sorted(SUITES)} (or suite=all).")
-    device = str(cfg.get("device", "auto"))
-    if cfg.get("logger") is not None:
-        fill_group("logger", cfg.get("logger"))
-    params = {name: suite_params(cfg, name) for name in names}  # every config is checked before any trains
-    units = {name: SUITES[name].units(params[name], device) for name in names}
-    identity.claim(out_dir, cfg, identity.BENCH_IGNORED)
-    print(work_estimate([u for name in names for u in units[name]], int(cfg.get("max_steps") or DEFAULT_MAX_STEPS)))
+    names = bench.suite.run
+    units = {name: SUITES[name].units(bench.params[name], bench.device) for name in names}
+    identity.claim(out_dir, bench.record(), identity.BENCH_IGNORED)
+    print(work_estimate([u for name in names for u in units[name]], bench.max_steps))
+    wandb = bench.logger.wandb if bench.logger is not None else None
     tables, summary = {}, []
     for name in names:
         suite = SUITES[name]
         folder = out_dir if len(names) == 1 else out_dir / name
         folder.mkdir(parents=True, exist_ok=True)
-        table, report, sweep = run_suite(
-            suite,
-            params[name],
-            folder,
-            device=device,
-            progress=bool(cfg.get("progress", True)),
-            log=suite_logger(cfg, suite.name, suite.key, folder),
-            units=units[name],
-        )
+        table, report, sweep = run_suite(suite, bench.params[name], folder, device=bench.device,
+                                         progress=bench.progress, log=suite_logger(wandb, suite.name, suite.key, folder),
+                                         units=units[name])
         _print(suite, table, report, sweep, folder)
-        log_suite_run(cfg, suite.name, folder, table, report.figures, report.verdict)
+        log_suite_run(wandb, suite.name, folder, table, report.figures, report.verdict)
         tables[name] = table
-        summary.append(
-            {
-                "suite": name,
-                "seconds": round(report.seconds, 2),
-                "units": len(sweep.ids),
-                "computed": len(sweep.computed),
-                "resumed": len(sweep.skipped),
-                "failed": len(sweep.failed),
-                "outcome": report.verdict,
-            }
-        )
+        summary.append({"suite": name, "seconds": round(report.seconds, 2), "units": len(sweep.ids),
+                        "computed": len(sweep.computed), "resumed": len(sweep.skipped), "failed": len(sweep.failed),
+                        "outcome": report.verdict})
     if len(names) > 1:
         timings = pd.DataFrame(summary)
         timings.to_csv(out_dir / "timings.csv", index=False)
-        text = [
-            "# Benchmark suites",
-            "",
-            markdown_table(timings),
-            "",
-            *[f"- [{n}]({n}/summary.md)" for n in names],
-        ]
+        text = ["# Benchmark suites", "", markdown_table(timings), "", *[f"- [{n}]({n}/summary.md)" for n in names]]
         (out_dir / "summary.md").write_text("\n".join(text) + "\n")
     return tables

@@ -57,7 +57,7 @@ def _units(params: Mapping[str, Any], device: str) -> list[Unit]:
 
 
 def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
-    result = run_experiment(unit.config["experiment"], None, log_wandb=False, plot=False)
+    result = run_experiment(unit.config["experiment"], None)
     simulation, theory = result.curves()
     summary = result.summary
     table = pd.DataFrame({

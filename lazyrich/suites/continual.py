@@ -87,7 +87,7 @@ def _theory_columns(r: torch.Tensor, theory: list[Curves], predictions: list[Any
 
 def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
     cfg = unit.config["experiment"]
-    result = run_experiment(cfg, None, log_wandb=False, plot=False)
+    result = run_experiment(cfg, None)
     tasks = build_task(cfg["task"]).tasks
     k = len(tasks)
     simulation, theory = result.curves()

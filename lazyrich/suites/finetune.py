@@ -84,7 +84,7 @@ def _units(params: Mapping[str, Any], device: str) -> list[Unit]:
 
 def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
     cfg = unit.config
-    pre = run_experiment(cfg["pretrain"], None, log_wandb=False, plot=False)
+    pre = run_experiment(cfg["pretrain"], None)
     product = metrics.product(pre.trajectories[0].final_weights).cpu()
     lam = cfg["lam_ft"]
     seeds = pre.meta["seed"].astype(int).tolist()
@@ -104,7 +104,7 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
     )
     fine_tune = {"task": {**cfg["target"], "phase": 1}, "theory": {"name": cfg["theory"]}, "device": cfg["device"],
                  "trainer": {**cfg["trainer"], "progress": False}}
-    result = run_experiment(fine_tune, log_wandb=False, plot=False, initial=(weights, meta))
+    result = run_experiment(fine_tune, initial=(weights, meta))
     (simulation,), (theory,) = result.curves()
     table = pd.DataFrame({
         "lam": lam,

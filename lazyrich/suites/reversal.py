@@ -103,7 +103,7 @@ def _escape(task, weights: list[torch.Tensor], t: torch.Tensor, params: Mapping[
 
 def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
     cfg = unit.config["experiment"]
-    result = run_experiment(cfg, None, log_wandb=False, plot=False)
+    result = run_experiment(cfg, None)
     rev_task = build_task(cfg["task"])[1].task
     params = {**unit.config, "saddle_loss": zero_map_loss(rev_task)}
     learned = result.trajectories[0].final_weights

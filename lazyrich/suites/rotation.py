@@ -48,7 +48,7 @@ def _units(params: Mapping[str, Any], device: str) -> list[Unit]:
 
 
 def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
-    result = run_experiment(unit.config["experiment"], None, log_wandb=False, plot=False)
+    result = run_experiment(unit.config["experiment"], None)
     target = build_task(unit.config["experiment"]["task"])[1].task
     params = {**unit.config, "level": unit.config["threshold"] * zero_map_loss(target)}
     simulation, theory = result.curves()

@@ -127,7 +127,7 @@ def _generalisation(unit: Unit, result) -> pd.DataFrame:
 
 
 def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
-    result = run_experiment(unit.config["experiment"], None, log_wandb=False, plot=False)
+    result = run_experiment(unit.config["experiment"], None)
     (run_dir / "theory.txt").write_text("\n".join(result.theory_notes) + "\n")
     return UnitOutput(result.frame, _generalisation(unit, result))
 

@@ -25,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 from lazyrich.config.run import WANDB_LAYOUTS as LAYOUTS
+from lazyrich.config.run import WandbConfig
 from lazyrich.results import max_rel_error
 from lazyrich.store import locking
 from lazyrich.tracking.connect import start_run
@@ -61,16 +62,13 @@ class Target:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_logger(cls, logger_cfg: Mapping[str, Any], **fields: Any) -> Target:
-        """A target from the ``logger.wandb`` config (mode, project, entity, group, tags, layout) and ``fields``."""
-        layout = str(logger_cfg.get("layout") or "auto")
-        if layout not in LAYOUTS:
-            raise ValueError(f"logger.wandb.layout={layout!r} is unknown; choose one of {', '.join(LAYOUTS)}.")
-        group = str(logger_cfg.get("group") or fields.pop("group"))
+    def from_logger(cls, wandb: WandbConfig, *, layout: str | None = None, **fields: Any) -> Target:
+        """A target from the ``logger.wandb`` settings (mode, project, entity, group, tags, layout; ``layout``
+        replaces the configured one) and ``fields``; the configured group, if any, replaces ``fields``' group."""
+        group = wandb.group or fields.pop("group")
         fields.pop("group", None)
-        return cls(group=group, project=str(logger_cfg.get("project") or "lazyrich"),
-                   entity=logger_cfg.get("entity"), tags=list(logger_cfg.get("tags") or []), layout=layout,
-                   mode=logger_cfg.get("mode"), **fields)
+        return cls(group=str(group), project=wandb.project, entity=wandb.entity, tags=list(wandb.tags),
+                   layout=layout or wandb.layout, mode=wandb.mode, **fields)
 
 
 def process_seconds() -> float | None:

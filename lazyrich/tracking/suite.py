@@ -10,30 +10,24 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from lazyrich.config.fields import plain
+from lazyrich.config.run import WandbConfig
 
 __all__ = ["suite_logger", "log_suite_run"]
 
 
-def _wandb_cfg(cfg: Mapping[str, Any]) -> dict[str, Any] | None:
-    wb = dict(plain(cfg.get("logger", {}) or {})).get("wandb")
-    return dict(wb) if wb and wb.get("enabled", True) else None
-
-
-def suite_logger(cfg: Mapping[str, Any], suite_name: str, key: Sequence[str], folder: Path) -> Callable | None:
+def suite_logger(wandb: WandbConfig | None, suite_name: str, key: Sequence[str], folder: Path) -> Callable | None:
     """The per-unit W&B mirror of suite ``suite_name`` written into ``folder`` (None when W&B is off):
     ``log(unit, output, run_dir)`` logs the unit's networks; the elapsed time is the unit's own."""
-    wb = _wandb_cfg(cfg)
-    if wb is None:
+    if wandb is None or not wandb.enabled:
         return None
     os.environ.setdefault("WANDB_SILENT", "true")  # one banner per unit would drown the progress bar
-    state = {"last": time.perf_counter(), "layout": str(wb.get("layout") or "auto")}
+    state = {"last": time.perf_counter(), "layout": wandb.layout}
 
     def log(unit, output, run_dir: Path) -> None:
         from lazyrich.tracking.schema import sweep_group
@@ -43,7 +37,7 @@ def suite_logger(cfg: Mapping[str, Any], suite_name: str, key: Sequence[str], fo
         layout = plan_layout(output.frame, key, elapsed, state["layout"])
         if output.frame["net"].nunique() > 1:
             state["layout"] = layout  # decided on the first unit with several networks, kept for the suite
-        target = Target.from_logger({**wb, "layout": layout}, group=sweep_group(folder),
+        target = Target.from_logger(wandb, layout=layout, group=sweep_group(folder),
                                     job_type=f"bench/{suite_name}", config={**unit.config, "suite": suite_name},
                                     unit=unit.id, run_dir=run_dir,
                                     extra={k: v for k, v in unit.key.items() if not _is_nan(v)})
@@ -57,16 +51,15 @@ def _is_nan(value: Any) -> bool:
     return isinstance(value, float) and value != value
 
 
-def log_suite_run(cfg: Mapping[str, Any], suite_name: str, folder: Path, table: pd.DataFrame,
+def log_suite_run(wandb: WandbConfig | None, suite_name: str, folder: Path, table: pd.DataFrame,
                   figures: Sequence[Path], verdict: str = "") -> str | None:
     """The suite-level run: suite.csv as the table ``suite``, figures as images, summary.md saved; None if off."""
-    wb = _wandb_cfg(cfg)
-    if wb is None or not len(table):
+    if wandb is None or not wandb.enabled or not len(table):
         return None
     from lazyrich.tracking.schema import sweep_group
     from lazyrich.tracking.sink import Target, log_table_run
 
-    target = Target.from_logger(wb, group=sweep_group(folder), job_type=f"bench/{suite_name}",
+    target = Target.from_logger(wandb, group=sweep_group(folder), job_type=f"bench/{suite_name}",
                                 config={"suite": suite_name}, unit=f"suite-{suite_name}", run_dir=folder)
     summary_md = folder / "summary.md"
     return log_table_run(target, "suite", table, name=f"suite {suite_name}",
