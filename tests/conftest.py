@@ -49,6 +49,23 @@ def typed_schemas_in_hydra_store() -> None:
     store_schemas()
 
 
+TEST_OVERRIDES = {"config": ["logger=none", "trainer.progress=false"], "bench": ["logger=none", "progress=false"]}
+"""What every test-composed config changes: no W&B, no progress bars (a test asks for them explicitly)."""
+
+
+@pytest.fixture
+def compose():
+    """``compose(name, overrides, quiet=True)``: the ``config`` (``lazyrich run``) or ``bench`` config the command
+    line builds from ``overrides`` (:func:`lazyrich.config.compose.compose`), after :data:`TEST_OVERRIDES` unless
+    ``quiet=False`` (the shipped defaults, untouched)."""
+    from lazyrich.config.compose import compose as compose_config
+
+    def composed(config_name: str = "config", overrides=(), *, quiet: bool = True):
+        return compose_config(config_name, [*(TEST_OVERRIDES[config_name] if quiet else []), *overrides])
+
+    return composed
+
+
 @pytest.fixture(scope="session")
 def example_plugin_installed() -> str:
     """Install the example plug-in package once per session (skip if pip cannot build it offline).

@@ -66,7 +66,7 @@ def test_near_singular_fallback_is_flagged_in_the_summary(tmp_path):
 
 
 def test_init_perturb_option_seeds_every_weight():
-    
+
 
     cfg = {"init": {"kind": "balanced", "lam": 0.0, "scale": 0.1, "perturb": 1e-6}, "seed": [0, 1]}
     plain, _ = batch_of({**cfg, "init": {**cfg["init"], "perturb": 0.0}}, 8, 8, None, "cpu")

@@ -146,7 +146,7 @@ def test_exact_theory_blocks_networks_and_times_without_changing_a_digit():
 @pytest.mark.parametrize(("n_out", "hidden", "lams"), [(8, None, [-3.0, 0.0, 0.5, 2.0]), (3, 4, [-3.0, -0.5, 0.0])])
 def test_the_batch_init_gives_each_network_its_own_lambda_balanced_weights(n_out, hidden, lams):
     from lazyrich import init as inits
-    
+
 
     scales, lrs, seeds = [0.1, 1.0], [0.01, 0.02], [0, 5, 9]
     cfg = {"init": {"kind": "balanced", "lam": lams, "scale": scales}, "model": {"depth": 2, "hidden": hidden},

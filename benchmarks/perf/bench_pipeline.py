@@ -87,7 +87,6 @@ def command(sweep: Sweep, out: Path) -> dict[str, float]:
 
 def in_process(sweep: Sweep, repeats: int) -> dict[str, float]:
     """Trainer alone, theory alone (in the pipeline's chunks) and run_experiment, timed side by side."""
-    import torch
 
     from lazyrich.device import torch_threads
     from lazyrich.experiment import predict_theory, run_experiment
