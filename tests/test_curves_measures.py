@@ -1,4 +1,5 @@
-"""One result shape (lazyrich.results.curves) and the batched measures over it (lazyrich.results.measures, spec.measure_columns).
+"""One result shape (lazyrich.results.curves) and the batched measures over it (lazyrich.results.measures,
+spec.measure_columns).
 
 References are independent: hand-computed crossings and plateaus on piecewise-linear curves, and a per-network
 NumPy loop for the batched measures on a real run.

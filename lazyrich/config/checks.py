@@ -69,7 +69,8 @@ def seeds(key: str, value: Any) -> list[int]:
 
 Check = Callable[[str, Any], Any]
 """A field's check: ``check(dotted key, value)`` returns the value (lists normalised) or raises a one-line
-:class:`~lazyrich.config.checks.ConfigError` that names the key and what is wrong (:func:`fill_schema` adds the default)."""
+:class:`ConfigError` that names the key and what is wrong (:func:`~lazyrich.config.fields.fill_schema` adds
+the default)."""
 
 
 def POSITIVE(key: str, value: Any) -> Any:  # noqa: N802 — a constant-like check, named as it reads in a field

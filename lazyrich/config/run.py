@@ -130,7 +130,8 @@ SCHEMAS: dict[str, type] = {"init": InitConfig, "model": ModelConfig, "trainer":
 
 STORED: dict[str, type] = {group: SCHEMAS[group] for group in ("init", "model", "trainer", "logger")}
 """Groups whose YAML options extend their schema in Hydra's ConfigStore (``defaults: [/schema/<group>@_here_]``),
-so that the YAML states only what an option changes; :func:`lazyrich.config.compose.store_schemas` puts them there (and the suites')."""
+so that the YAML states only what an option changes; :func:`lazyrich.config.compose.store_schemas` puts them there
+(and the suites')."""
 
 
 def defaults(group: str) -> dict[str, Any]:

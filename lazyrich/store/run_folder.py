@@ -27,7 +27,8 @@ def write_run(run_dir: str | Path, frame: pd.DataFrame | None, summary: pd.DataF
               matrices: Mapping[str, np.ndarray] | None = None, config: Any = None) -> Path:
     """Write a unit's folder (see module docstring); ``DONE`` is written last, so a killed run is never 'done'.
 
-    ``frame`` None: the metrics were written already (``metrics.parquet``, by :class:`~lazyrich.store.storage.RunWriter`).
+    ``frame`` None: the metrics were written already (``metrics.parquet``, by
+    :class:`~lazyrich.store.storage.RunWriter`).
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

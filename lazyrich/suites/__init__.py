@@ -182,9 +182,9 @@ def _run_suites(bench: BenchConfig, out_dir: Path) -> dict[str, pd.DataFrame]:
         suite = SUITES[name]
         folder = out_dir if len(names) == 1 else out_dir / name
         folder.mkdir(parents=True, exist_ok=True)
+        log = suite_logger(wandb, suite.name, suite.key, folder)
         table, report, sweep = run_suite(suite, bench.params[name], folder, device=bench.device,
-                                         progress=bench.progress, log=suite_logger(wandb, suite.name, suite.key, folder),
-                                         units=units[name])
+                                         progress=bench.progress, log=log, units=units[name])
         _print(suite, table, report, sweep, folder)
         log_suite_run(wandb, suite.name, folder, table, report.figures, report.verdict)
         tables[name] = table
