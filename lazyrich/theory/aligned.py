@@ -118,6 +118,8 @@ class SaxeTheory(_TwoLayerAligned):
     The prediction is that of a zero-balanced net with the given product: W1ᵀW1 = Ṽ|S|Ṽᵀ, W2W2ᵀ = Ũ|S|Ũᵀ.
     """
 
+    exact = False
+
     def _predict(self, stats: TaskStats, weights: list[Tensor], t: Tensor) -> Prediction:
         modes, _ = self._modes(stats, weights)
         c = stats.whitening_scale

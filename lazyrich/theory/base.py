@@ -313,9 +313,17 @@ class Theory:
 
     ``check`` returns None when the theory applies, else the human reason (which assumption failed, and the
     fix); ``predict`` raises :class:`TheoryNotApplicable` with that reason.
+
+    Every theory also states what it predicts, so that it can be held to it (tests/test_theory_contract.py runs
+    every registered theory, plug-ins included, through the same checks): ``dynamics`` is ``"flow"`` (gradient
+    flow, the lr → 0 limit of full-batch GD) or ``"gd"`` (full-batch GD at the step passed as its ``lr``), and
+    ``exact`` says whether it equals those dynamics up to numerical error wherever ``check`` accepts (True) or is an
+    approximation or a comparison curve (False).
     """
 
     name: ClassVar[str] = ""
+    dynamics: ClassVar[str] = "flow"
+    exact: ClassVar[bool] = True
 
     def check(self, stats: Any, weights: Sequence[Tensor], *, device: str | None = None) -> str | None:
         """None when the theory applies to these weights on this task, else the reason (a low input precision

@@ -78,6 +78,9 @@ def escape_times(s0: Tensor, s_target: Tensor, lam: Tensor, c: float = 1.0) -> T
 class EscapeTheory(Theory):
     """Two-layer nets at λ ≈ 0 trained by GD: each wrong-sign mode leaves the saddle after a seeded plateau."""
 
+    dynamics = "gd"
+    exact = False
+
     def __init__(self, dtype: str | torch.dtype = "float64", lam_rtol: float = 1e-2) -> None:
         self.dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
         if not isinstance(self.dtype, torch.dtype) or not self.dtype.is_floating_point:

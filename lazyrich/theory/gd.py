@@ -67,6 +67,8 @@ def mode_gd(a0: Tensor, sigma: Tensor, c: float, lr: Tensor, steps: Tensor) -> T
 class AlignedGDTheory(ModeTheory):
     """Task-aligned nets of any depth trained by GD at the trainer's lr: the exact per-mode GD maps, not a flow."""
 
+    dynamics = "gd"
+
     def __init__(self, lr: float | Sequence[float] | np.ndarray | Tensor | None = None) -> None:
         self.lr = lr
 

@@ -63,6 +63,9 @@ def modified_flow(weights: Sequence[Tensor], sigma_xx: Tensor, sigma_yx: Tensor,
 class GDFlowTheory(Theory):
     """Any two-layer init, GD at the trainer's lr to O(lr²): the modified flow ẇ = f − (lr/2)Df·f (numerical)."""
 
+    dynamics = "gd"
+    exact = False
+
     def __init__(self, lr: float | Sequence[float] | np.ndarray | Tensor | None = None, rtol: float = 1e-10,
                  atol: float = 1e-12) -> None:
         self.lr, self.rtol, self.atol = lr, float(rtol), float(atol)

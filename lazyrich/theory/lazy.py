@@ -40,6 +40,8 @@ def _lambda_reason(weights: list[Tensor]) -> str | None:
 class LazyTheory(Theory):
     """Fixed-kernel (linearised) dynamics; ``kernel="lambda"`` is the pure |λ| → ∞ rate of docs/theory.md §5."""
 
+    exact = False
+
     def __init__(self, tau: float = 1.0, kernel: str = "ntk") -> None:
         if kernel not in ("ntk", "lambda"):
             raise ValueError(f"kernel must be 'ntk' (initial NTK) or 'lambda' (rate c|λ|), not {kernel!r}.")
@@ -73,8 +75,9 @@ class LazyTheory(Theory):
             decay = torch.exp(-rates[:, None] * u[..., None, None])  # (B, T, No, Ni)
             return p[:, None] @ (coef[:, None] * decay) @ q[:, None].mT, e_inf
         batch, n_out, n_in = e0.shape
-        op = sum(torch.einsum("bij,bkl->bikjl", a, g).reshape(batch, n_out * n_in, n_out * n_in)
-                 for a, g in metrics.ntk_blocks(weights))
+        op = sum(torch.einsum("bij,bkl->bikjl", a.expand(batch, n_out, n_out), g.expand(batch, n_in, n_in))
+                 .reshape(batch, n_out * n_in, n_out * n_in)
+                 for a, g in metrics.ntk_blocks(weights))  # the first and last blocks are unbatched identities
         rates, vecs = torch.linalg.eigh(op)
         coef = (vecs.mT @ e0.reshape(batch, -1, 1))[..., 0]  # (B, No·Ni)
         keep = rates <= 1e-12 * rates.abs().amax(-1, keepdim=True)
