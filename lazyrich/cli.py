@@ -17,6 +17,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from lazyrich.config.compose import batch_overrides, conf_dir, one_line, register_configs, validate
 
@@ -38,31 +39,9 @@ def _hydra_entry(config_name: str, job: Callable, overrides: Sequence[str], prog
     watchdog.mark_main()
     register_configs()
     overrides = batch_overrides(overrides)
-    validate(config_name, overrides)
-    preflight(config_name, overrides)
+    preflight(config_name, validate(config_name, overrides))  # the one composition before Hydra's own
     sys.argv = [prog, *overrides]
     hydra.main(config_path=str(conf_dir()), config_name=config_name, version_base="1.3")(job)()
-
-
-def _output_dir(config_name: str, overrides: Sequence[str]) -> tuple[Path, object] | None:
-    """The folder a single (non ``-m``) run will write, with its job config; None for sweeps, or when only
-    Hydra itself can tell (its own checks then apply)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf import OmegaConf, open_dict
-    from omegaconf.errors import OmegaConfBaseException
-
-    if any(o in ("-m", "--multirun") for o in overrides):
-        return None
-    try:
-        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-            cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
-        folder = Path(str(OmegaConf.select(cfg, "hydra.run.dir")))
-    except (HydraException, OmegaConfBaseException):
-        return None
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return folder, cfg
 
 
 def _probe_writable(folder: Path) -> None:
@@ -77,15 +56,23 @@ def _probe_writable(folder: Path) -> None:
     os.rmdir(tempfile.mkdtemp(prefix=".lazyrich-write-test-", dir=folder if folder.is_dir() else existing))
 
 
-def preflight(config_name: str, overrides: Sequence[str]) -> None:
-    """Before Hydra writes anything: the output folder must be writable, free (no live writer) and hold no
-    other configuration. Each failure is one line saying what to do."""
+def preflight(config_name: str, cfg: Any) -> None:
+    """Before Hydra writes anything, for a single run (``cfg``, composed with its ``hydra`` node): the config
+    resolves (every value checked), and the output folder is writable, free (no live writer) and holds no other
+    configuration. Each failure is one line saying what to do. A ``-m`` sweep's jobs check their own folders."""
+    from omegaconf import OmegaConf, open_dict
+
+    from lazyrich.config.run import resolve_run
+    from lazyrich.config.suites import resolve_bench
     from lazyrich.store import identity, locking
 
-    found = _output_dir(config_name, overrides)
-    if found is None:
+    if "hydra" not in cfg:
         return
-    folder, cfg = found
+    folder = Path(str(OmegaConf.select(cfg, "hydra.run.dir")))
+    job = cfg.copy()
+    with open_dict(job):
+        del job["hydra"]  # Hydra's own node: resolvable only inside a Hydra job
+    record = (resolve_bench(job) if config_name == "bench" else resolve_run(job)).record()
     try:
         _probe_writable(folder)
     except OSError as err:
@@ -96,7 +83,7 @@ def preflight(config_name: str, overrides: Sequence[str]) -> None:
         raise SystemExit(f"lazyrich: {locking.describe(owner, folder)}")
     ignored = identity.BENCH_IGNORED if config_name == "bench" else identity.RUN_IGNORED
     try:
-        identity.check(folder, cfg, ignored)
+        identity.check(folder, record, ignored)
     except identity.FolderConflict as err:
         raise SystemExit(f"lazyrich: {err}") from None
 

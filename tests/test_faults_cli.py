@@ -82,6 +82,6 @@ def test_an_unwritable_output_folder_is_one_line_naming_it(tmp_path, kind):
                 pytest.skip("running as root without a read-only /sys: no unwritable folder to try")
     register_configs()
     with pytest.raises(SystemExit) as info:
-        cli.preflight("config", [f"hydra.run.dir={target}"])
+        cli.preflight("config", validate("config", [f"hydra.run.dir={target}"]))
     text = _one_line(info.value)
     assert f"cannot write to the output folder {target}" in text and "hydra.run.dir=" in text

@@ -10,7 +10,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from lazyrich import cli
-from lazyrich.config.compose import conf_dir, register_configs
+from lazyrich.config.compose import conf_dir, register_configs, validate
 from lazyrich.experiment import run_experiment
 from lazyrich.store import identity, locking
 from lazyrich.suites import run_suites
@@ -101,7 +101,7 @@ def test_lock_of_another_host_is_respected_and_the_cli_refuses_before_writing(tm
         run_experiment(RUN, out, plot=False)
     register_configs()
     with pytest.raises(SystemExit, match=r"^lazyrich: .*elsewhere\.example.*hydra\.run\.dir=<new folder>"):
-        cli.preflight("config", [f"hydra.run.dir={out}"])  # before hydra.main: nothing written
+        cli.preflight("config", validate("config", [f"hydra.run.dir={out}"]))  # before hydra.main: nothing written
 
 
 def test_the_cli_refuses_another_configuration_before_hydra_overwrites_its_config(tmp_path):

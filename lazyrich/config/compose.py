@@ -160,30 +160,35 @@ def compose(config_name: str = "config", overrides: Sequence[str] = ()) -> Any:
         return hydra_compose(config_name, overrides=list(overrides))
 
 
-def validate(config_name: str, overrides: Sequence[str]) -> None:
-    """Compose the config once and turn a typo into one line that lists the valid choices (exit status 1)."""
+def validate(config_name: str, overrides: Sequence[str]) -> Any:
+    """Compose the config once, as the command will run it, and turn a typo into one line that lists the valid
+    choices (exit status 1). Returns the composed config: for a single run with its ``hydra`` node (where it will
+    write); for a ``-m`` sweep, that of the sweep's first job, without it."""
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    checked = first_of_sweeps(overrides)
+    sweep = any(o in ("-m", "--multirun") for o in overrides)
+    checked = first_of_sweeps(overrides) if sweep else [o for o in overrides if not o.startswith("-")]
     _broken_task(checked)
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         try:
-            compose(config_name, overrides=checked)
-            return
+            return compose(config_name, overrides=checked, return_hydra_config=not sweep)
         except (HydraException, OmegaConfBaseException) as err:
-            message = str(err)
-            cause = err.__cause__ or err
-            keys = [o for o in checked if f"'{o.split('=')[0].lstrip('~+')}'" in message]
-            bad = max(keys, key=lambda o: len(o.split("=")[0]), default=None)
-            hint = ""
-            if bad is not None and ("not in struct" in str(cause) or "Key '" in str(cause)):
-                hint = _key_hint(config_name, checked, bad)
-            shown = message.splitlines()[0] if hint else one_line(message)  # drop Hydra's '+key' advice
-            if cause is not err and not hint and message.startswith("Error merging override"):
-                schema = "suites" if message.startswith("Error merging override suite.") else "run"
-                shown += f": {str(cause).splitlines()[0]} (the type of this key: lazyrich.config.{schema})"
-            raise SystemExit(f"lazyrich: {shown}{hint}") from None
+            raise SystemExit(f"lazyrich: {_one_line_error(err, config_name, checked)}") from None
 
 
+def _one_line_error(err: Exception, config_name: str, checked: Sequence[str]) -> str:
+    """A composition error in one line: the bad key and, for a typo, the valid keys around it."""
+    message = str(err)
+    cause = err.__cause__ or err
+    keys = [o for o in checked if f"'{o.split('=')[0].lstrip('~+')}'" in message]
+    bad = max(keys, key=lambda o: len(o.split("=")[0]), default=None)
+    hint = ""
+    if bad is not None and ("not in struct" in str(cause) or "Key '" in str(cause)):
+        hint = _key_hint(config_name, checked, bad)
+    shown = message.splitlines()[0] if hint else one_line(message)  # drop Hydra's '+key' advice
+    if cause is not err and not hint and message.startswith("Error merging override"):
+        schema = "suites" if message.startswith("Error merging override suite.") else "run"
+        shown += f": {str(cause).splitlines()[0]} (the type of this key: lazyrich.config.{schema})"
+    return shown + hint
