@@ -56,6 +56,7 @@ def test_generated_sections_are_in_the_site(site):
         assert f'id="{name}"' in api, f"{name} missing from the API reference"
     theory = (site / "theory.html").read_text(encoding="utf-8")
     assert theory.count("<math") > 20 and "arithmatex" not in theory  # equations are MathML, made at build time
+    assert ":func:`" not in api and ":class:`" not in api  # the docstrings' Sphinx roles became references
     notebooks = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
     assert sorted(p.name for p in (site / "notebooks").glob("*.ipynb")) == notebooks
     page = (site / "notebooks.html").read_text(encoding="utf-8")
