@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_DIR = Path(__file__).parent / "plugin_pkg"
 PLUGIN_DIST = "lazyrich-example-plugin"
 
@@ -99,3 +101,18 @@ def batch_of(cfg, n_in: int, n_out: int, align_to=None, device="cpu"):
     config = resolve_run({"task": {"name": "hierarchy"}, **dict(cfg)})
     return build_batch(config.init, config.model, config.trainer.lr, config.seed, n_in, n_out, align_to,
                        torch.device(device))
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory) -> Path:
+    """The documentation site, built once per session with ``mkdocs build --strict`` (tests/test_docs.py checks
+    its pages, tests/test_docs_site.py opens them in a browser)."""
+    for module in ("mkdocs", "material", "mkdocstrings_handlers.python"):
+        pytest.importorskip(module, reason="the docs extra is not installed: pip install -e '.[docs]'")
+    out = tmp_path_factory.mktemp("site")
+    env = dict(os.environ, NO_MKDOCS_2_WARNING="1", WANDB_MODE="disabled")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"),
+                           "-d", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"mkdocs build --strict failed:\n{proc.stderr[-4000:]}"
+    return out
