@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export WANDB_MODE ?= offline
 
-.PHONY: run test lint bench figures docs clean distclean
+.PHONY: run test test-fast browser lint bench figures docs clean distclean
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,8 +17,17 @@ run: $(STAMP)
 	$(BIN)/lazyrich bench suite=default
 
 ## test: the whole test suite (W&B disabled)
-test: $(STAMP)
+test: $(STAMP) browser
 	WANDB_MODE=disabled $(BIN)/python -m pytest -q
+
+## test-fast: the inner loop, every test not marked slow (under 90 s on 2 cores)
+test-fast: $(STAMP)
+	WANDB_MODE=disabled $(BIN)/python -m pytest -q -m "not slow"
+
+## browser: headless Chromium for the docs-site test, installed with apt when missing and run as root
+browser:
+	@command -v chromium >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1 || \
+	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check lazyrich tests benchmarks
