@@ -22,6 +22,8 @@ from torch import Tensor
 Blocks = list[tuple[Tensor, Tensor]]
 
 __all__ = [
+    "fastest_rate",
+    "loss_floor",
     "backward_transfer",
     "balance_drift",
     "forgetting",
@@ -74,6 +76,35 @@ def least_squares_optimum(sigma_xx: Tensor, sigma_yx: Tensor, sigma_yy: Tensor, 
     else:
         l_min = 0.5 * (torch.trace(sigma_yy) - torch.sum((w_star @ sigma_xx) * w_star)).clamp_min(0.0)
     return w_star, l_min
+
+
+def fastest_rate(weights: Sequence[Tensor], sigma_xx: Tensor) -> Tensor:
+    """The fastest rate of gradient flow at these weights, per network (B,): an upper bound on the top eigenvalue
+    of the loss curvature, Σ_l ‖W_{L:l+1}‖₂² ‖W_{l−1:1}‖₂² · ‖Σxx‖₂ (the NTK blocks' spectral norms times the
+    input covariance's). GD follows the flow only while lr × this rate ≪ 1; for two layers near a λ-balanced
+    solution it is about max(|λ|, s̃₁), for deep nets it grows with the product of the layer scales."""
+    norm = torch.linalg.matrix_norm(sigma_xx.to(weights[0]), ord=2)
+    return sum(_spectral(a) * _spectral(g) for a, g in ntk_blocks(weights)) * norm
+
+
+def _spectral(gram: Tensor) -> Tensor:
+    """The largest eigenvalue of a symmetric PSD (…, n, n) matrix (…): its spectral norm."""
+    return torch.linalg.eigvalsh(gram)[..., -1]
+
+
+def loss_floor(sigma_xx: Tensor, sigma_yx: Tensor, sigma_yy: Tensor, rank: int | None = None) -> Tensor:
+    """The lowest loss a linear map of rank ≤ ``rank`` (None: any rank) reaches on a task, () float64.
+
+    With M = Σyx Σxx^{-1/2} (pseudo-inverse square root), the loss is ½‖W Σxx^{1/2} − M‖² + ½(tr Σyy − ‖M‖²), so
+    the best rank-r map keeps M's r largest singular values (Eckart–Young) and leaves
+    ½(tr Σyy − Σ_{i ≤ r} σ_i(M)²). Clamped at 0 (a realisable task's floor is rounding).
+    """
+    evals, evecs = torch.linalg.eigh(sigma_xx)
+    keep = evals > evals.amax().clamp_min(1e-300) * sigma_xx.shape[-1] * torch.finfo(evals.dtype).eps
+    inv_sqrt = (evecs * torch.where(keep, evals.clamp_min(1e-300).rsqrt(), torch.zeros_like(evals))) @ evecs.mT
+    s = torch.linalg.svdvals(sigma_yx @ inv_sqrt)
+    kept = s if rank is None else s[: max(int(rank), 0)]
+    return (0.5 * (torch.trace(sigma_yy) - torch.sum(kept**2))).clamp_min(0.0)
 
 
 def loss_from_product(w: Tensor, sigma_xx: Tensor, sigma_yx: Tensor, sigma_yy: Tensor, *,

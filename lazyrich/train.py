@@ -237,9 +237,9 @@ class _TaskData:
 class _DivergenceGuard:
     """Spots networks whose loss turns non-finite or exceeds ``explode`` × max(initial loss, 1), once each."""
 
-    def __init__(self, loss0: Tensor, explode: float, lr: Tensor):
+    def __init__(self, loss0: Tensor, explode: float, lr: Tensor, rate: Tensor):
         self.limit = explode * loss0.clamp_min(1.0)
-        self.lr = lr
+        self.lr, self.rate = lr, rate
         self.alive = torch.ones(loss0.shape[0], dtype=torch.bool, device=loss0.device)
         self.diverged_step = torch.full((loss0.shape[0],), -1, dtype=torch.long)
         self.messages: list[str] = []
@@ -250,12 +250,14 @@ class _DivergenceGuard:
         if not bool(bad.any()):
             return None
         for b in torch.nonzero(bad).flatten().tolist():
-            lr = float(self.lr[b])
+            lr, rate = float(self.lr[b]), float(self.rate[b])
             self.diverged_step[b] = step
             self.messages.append(
-                f"network {b} diverged at step {step} (t={step * lr:.4g}, lr={lr:.4g}): "
-                "its loss became non-finite or exploded. GD follows the flow only when "
-                "lr·max(|λ|, s̃₁, s₁) ≪ 1: lower its lr (or the init scale / |λ|).")
+                f"network {b} diverged at step {step} (t={step * lr:.4g}, lr={lr:.4g}): its loss became non-finite "
+                f"or exploded. GD follows the flow only while lr × its fastest rate ≪ 1; at init that rate is "
+                f"{rate:.3g} (metrics.fastest_rate: the curvature bound, which grows with |λ| and, for deep nets, "
+                f"with the product of the layer scales), so lr × rate = {lr * rate:.3g}: lower lr below "
+                f"~{0.1 / rate:.2g} (or the init scale / |λ|).")
         self.alive.masked_fill_(bad, False)
         return bad
 
@@ -444,7 +446,7 @@ def train(task, weights: Sequence[Tensor], lr: float | Sequence[float] | Tensor,
 
     init_weights = [w.clone() for w in weights]
     recorder = _Recorder(n_log, schedule.matrix_index, data, init_weights)
-    guard = _DivergenceGuard(data.loss(weights), explode, lr_t)
+    guard = _DivergenceGuard(data.loss(weights), explode, lr_t, metrics.fastest_rate(weights, data.sxx).cpu())
     lr_step = lr_t.to(device=weights[0].device, dtype=weights[0].dtype).view(-1, 1, 1).clone()
     step = _stepper(data, lr_step, batch_size, seed)
     weights = _loop(weights, schedule, step, lr_step, guard, recorder, data, check_every, progress)

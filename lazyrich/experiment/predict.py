@@ -78,20 +78,35 @@ def rebalanced(weights: list[torch.Tensor]) -> tuple[list[torch.Tensor], str]:
                       f"relative balance deviation of up to {rel:.2g})")
 
 
-def batch_theories(name: str, activation: str, task: Task | TaskSequence,
-                   weights: list[torch.Tensor]) -> tuple[tuple[str | None, str | None], list[str]]:
+def batch_theories(name: str, activation: str, task: Task | TaskSequence, weights: list[torch.Tensor],
+                   training: str = "") -> tuple[tuple[str | None, str | None], list[str]]:
     """((theory of the first phase, theory of later phases), notes) for theory ``name`` of a batch of ``weights``
     (networks with ``activation``) on ``task``: names, None for no theory. ``auto`` is resolved here, once for the
-    whole batch, so that every chunk runs the same theory."""
+    whole batch, so that every chunk runs the same theory. ``training`` names what the trainer does that no
+    theory models (e.g. minibatch SGD; empty for full-batch GD): a theory of gradient descent at the trainer's
+    step is then refused, and a flow theory is kept as the noise-free reference, with a note saying so."""
     if name in ("none", None, "null"):
         return (None, None), ["theory=none"]
     if activation not in ("none", "linear"):
         return (None, None), ["theory skipped: the theories describe linear networks; model.activation is set."]
+    if name != "auto" and training and _dynamics(name) == "gd":
+        return (None, None), [f"theory {name} skipped: it predicts full-batch gradient descent step by step, but "
+                              f"this run trains by {training}; use theory=exact (or ode) for the full-batch flow "
+                              f"as a reference."]
+    caveat = [f"the theory predicts full-batch gradient flow, not {training}: its curves are the noise-free "
+              f"reference for this run (theory_mismatch in the summary)."] if training else []
     if name != "auto":
-        return (name, name), []
+        return (name, name), caveat
     sequence = isinstance(task, TaskSequence)
     chosen, notes = choose_theory(name, list(task)[0].task if sequence else task, weights)
-    return (chosen.name, name), [("phase 0: " if sequence else "") + n for n in notes]
+    return (chosen.name, name), [("phase 0: " if sequence else "") + n for n in notes] + caveat
+
+
+def _dynamics(name: str) -> str:
+    """What theory ``name`` declares it predicts (:attr:`lazyrich.theory.base.Theory.dynamics`)."""
+    from lazyrich.theory import get_theory
+
+    return get_theory(name).dynamics
 
 
 def derived_agreement(summary: pd.DataFrame, prediction: Any, task: Task, lr: np.ndarray, dtype: torch.dtype, *,

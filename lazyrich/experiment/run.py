@@ -105,6 +105,11 @@ class Training:
         return cls(tr.t_max, tr.n_log, tr.spacing, tr.n_matrix, config.model.activation, tr.batch_size,
                    config.seed[0], tr.check_every, tr.progress, tr.max_steps, getattr(torch, tr.dtype))
 
+    @property
+    def unmodelled(self) -> str:
+        """What this training does that no theory models (empty: full-batch GD, which the theories follow)."""
+        return f"minibatch SGD (trainer.batch_size={self.batch_size})" if self.batch_size is not None else ""
+
     def train(self, task: Task, weights: list[torch.Tensor], lr: np.ndarray, budget: float | None) -> Trajectory:
         """Train ``weights`` on ``task`` for ``budget`` (None: ``t_max``), each network at its own ``lr``."""
         return train(task.to(weights[0].device), weights, lr, t_max=float(self.t_max if budget is None else budget),
@@ -154,8 +159,9 @@ def make_plan(config: RunConfig,
     weights, meta = (build_batch(config.init, config.model, config.trainer.lr, config.seed, first.n_in,
                                  first.n_out, first.sigma_yx, device)
                      if initial is None else given_batch(*initial, device))
-    theories, notes = batch_theories(config.theory.name, config.model.activation, task, weights)
     training = Training.of(config)
+    theories, notes = batch_theories(config.theory.name, config.model.activation, task, weights,
+                                     training.unmodelled)
     notes += _dtype_note(training.dtype, theories[1])
     return Plan(task, weights, meta, training, theories, notes)
 
@@ -315,10 +321,14 @@ def _train_chunk(plan: Plan, init64: list[torch.Tensor], meta: pd.DataFrame, sta
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     loss_matrix = (metrics.loss_matrix(phase_weights[1:], [p.task for p in phases]).cpu().numpy()
                    if phases else None)
-    last = predictions[-1]
+    last, last_task = predictions[-1], phases[-1].task if phases else plan.task
+    floor = metrics.loss_floor(last_task.sigma_xx, last_task.sigma_yx, last_task.sigma_yy,
+                               rank=min(min(w.shape[-2:]) for w in init64))
     summary = results.summary_of(simulated(trajectories[-1], meta), None if last is None else predicted(last),
-                                 [*META_COLUMNS, "lam_hat"], first_net=start)
+                                 [*META_COLUMNS, "lam_hat"], first_net=start, floor=float(floor))
     summary = add_saddle_columns(summary, last)
+    if last is not None and plan.training.unmodelled:
+        summary["theory_mismatch"] = plan.training.unmodelled
     if not phases and plan.training.batch_size is None:
         summary = derived_agreement(summary, predictions[-1], plan.task, meta["lr"].to_numpy(), plan.training.dtype,
                                     two_layer=len(init64) == 2)

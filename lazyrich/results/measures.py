@@ -17,8 +17,8 @@ from torch import Tensor
 from lazyrich import metrics
 from lazyrich.results.curves import Curves
 
-__all__ = ["agreement", "final", "initial", "matrix_change", "plateau_time", "reaches",
-           "relative_gap", "rise_half_time", "time_to_fraction", "time_to_level"]
+__all__ = ["agreement", "final", "initial", "matrix_change", "plateau_time", "reaches", "relative_gap", "resolved",
+           "rise_half_time", "time_to_fraction", "time_to_learn", "time_to_level"]
 
 def initial(curves: Curves, name: str = "loss") -> Tensor:
     """The curve ``name`` at the first log point (B,), or the matrix ``name`` at its first (B, …)."""
@@ -38,6 +38,20 @@ def reaches(curves: Curves, fraction: float, name: str = "loss") -> Tensor:
 def time_to_fraction(curves: Curves, fraction: float, name: str = "loss") -> Tensor:
     """First t at which the curve falls to ``fraction`` × its initial value (B,); NaN if it never does."""
     return metrics.time_to_threshold(curves.t, curves[name], fraction)
+
+
+def time_to_learn(curves: Curves, fraction: float, floor: Tensor | float = 0.0, name: str = "loss") -> Tensor:
+    """First t at which the excess ``curve − floor`` falls to ``fraction`` × its initial value (B,); NaN if it
+    never does. With ``floor`` the task's loss floor (:func:`lazyrich.metrics.loss_floor`) this is the time to
+    learn what can be learned, defined on tasks that cannot be fit exactly too."""
+    excess = curves[name] - torch.as_tensor(floor, dtype=curves[name].dtype).reshape(-1, 1)
+    return metrics.time_to_threshold(curves.t, excess, fraction)
+
+
+def resolved(curves: Curves, time: Tensor) -> Tensor:
+    """Whether each time (B,) lies past the first logged interval (B,) bool: a crossing inside it was
+    interpolated over that interval alone, so the log grid did not resolve it (log more points, or log spacing)."""
+    return ~(time <= curves.t[:, 1])
 
 
 def time_to_level(curves: Curves, level: float, name: str = "loss") -> Tensor:

@@ -72,24 +72,31 @@ def max_rel_error(sim: Any, theory: Any, scale: float | None = None) -> float:
 
 
 def summary_of(simulation: Curves, theory: Curves | None = None, meta_columns: Sequence[str] = (),
-               threshold: float = 0.01, first_net: int = 0) -> pd.DataFrame:
+               threshold: float = 0.01, first_net: int = 0, floor: float | np.ndarray = 0.0) -> pd.DataFrame:
     """One row per network (numbered from ``first_net``): its ``meta_columns`` and status, then the measures
-    ``loss_final``, ``kernel_distance_final`` and ``time_to_1pct`` (first t, interpolated, at which the loss is
-    ``threshold`` × its initial value; NaN if never) of the simulation.
+    ``loss_final``, ``kernel_distance_final`` and ``time_to_1pct`` of the simulation: the first t (interpolated)
+    at which the excess loss over ``floor`` (the task's loss floor, :func:`lazyrich.metrics.loss_floor`) is
+    ``threshold`` × its initial value (NaN if never), with ``time_to_1pct_resolved`` false where that crossing
+    fell inside the first logged interval (too coarse a grid to resolve it).
 
-    With a theory, adds its final loss, the per-network agreement of the loss curves (``theory_max_rel_err``,
-    :func:`lazyrich.results.measures.agreement`) and whether that is within ``AGREEMENT_RTOL`` (``theory_agrees``);
-    networks without a theory value get NaN there.
+    With a theory, adds the same measures of the theory (``theory_loss_final``, ``theory_kernel_distance_final``,
+    ``theory_time_to_1pct``), the per-network agreement of the loss curves (``theory_max_rel_err``,
+    :func:`lazyrich.results.measures.agreement`) and whether that is within ``AGREEMENT_RTOL``
+    (``theory_agrees``). A network that did not finish (status ``diverged``) agrees with no theory: its error is
+    infinite. Networks without a theory value get NaN there.
     """
     meta = simulation.meta if simulation.meta is not None else pd.DataFrame(index=range(simulation.batch))
+    status = meta["status"].to_numpy() if "status" in meta else np.full(simulation.batch, "ok", object)
+    learn = measures.time_to_learn(simulation, threshold, floor)
     out = {"net": first_net + np.arange(simulation.batch),
            **{k: meta[k].to_numpy() for k in meta_columns if k in meta},
-           "status": meta["status"].to_numpy() if "status" in meta else np.full(simulation.batch, "ok", object),
+           "status": status,
            "loss_final": _np(measures.final(simulation)),
            "kernel_distance_final": _np(measures.final(simulation, "kernel_distance")),
-           "time_to_1pct": _np(measures.time_to_fraction(simulation, threshold))}
+           "time_to_1pct": _np(learn),
+           "time_to_1pct_resolved": _np(measures.resolved(simulation, learn))}
     if theory is not None:
-        out.update(_theory_agreement(simulation, theory))
+        out.update(_theory_columns(simulation, theory, status != "ok", threshold, floor))
     return pd.DataFrame(out)
 
 
@@ -103,16 +110,25 @@ def summarise(frame: pd.DataFrame, meta_columns: Sequence[str] = (), threshold: 
     return summary_of(simulation, theory, meta_columns, threshold, first_net=int(frame["net"].min()))
 
 
-def _theory_agreement(simulation: Curves, theory: Curves) -> dict[str, np.ndarray]:
-    """Per network: the theory's final loss, the agreement of the loss curves and whether it is close enough."""
+def _theory_columns(simulation: Curves, theory: Curves, unfinished: np.ndarray, threshold: float,
+                    floor: float | np.ndarray) -> dict[str, np.ndarray]:
+    """Per network: the theory's final loss and kernel distance, its time to learn, the agreement of the loss
+    curves and whether it is close enough (never for an ``unfinished`` network: infinite error)."""
     loss = theory["loss"].cpu()
     has = _np((~loss.isnan()).any(-1)).astype(bool)
     if not has.any():
         return {}
-    err = _np(measures.agreement(simulation, theory))
+    err = np.where(unfinished, math.inf, _np(measures.agreement(simulation, theory)))
     agrees = err <= AGREEMENT_RTOL
-    return {"theory_loss_final": np.where(has, _np(loss[:, -1]), math.nan),
-            "theory_max_rel_err": np.where(has, err, math.nan),
+
+    def where(value: np.ndarray) -> np.ndarray:
+        return np.where(has, value, math.nan)
+
+    kernel = ({"theory_kernel_distance_final": where(_np(measures.final(theory, "kernel_distance")))}
+              if "kernel_distance" in theory.curves else {})
+    return {"theory_loss_final": where(_np(loss[:, -1])), **kernel,
+            "theory_time_to_1pct": where(_np(measures.time_to_learn(theory, threshold, floor))),
+            "theory_max_rel_err": where(err),
             "theory_agrees": agrees if has.all() else np.where(has, agrees.astype(object), math.nan)}
 
 
