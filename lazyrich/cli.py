@@ -30,6 +30,14 @@ def one_line_exit(err: BaseException) -> SystemExit:
                       f"[{type(err).__name__}; LAZYRICH_DEBUG=1 shows the traceback]")
 
 
+def interrupted() -> SystemExit:
+    """The one line (exit status 130, as a shell reports SIGINT) that a Ctrl-C ends a command with."""
+    print("lazyrich: interrupted (Ctrl-C). What is unfinished has no DONE and is never read; re-run the same "
+          "command into the same folder (hydra.run.dir=…) to finish (a bench keeps its finished units).",
+          file=sys.stderr)
+    return SystemExit(130)
+
+
 def _hydra_entry(config_name: str, job: Callable, overrides: Sequence[str], prog: str) -> None:
     import hydra
 
@@ -81,11 +89,29 @@ def preflight(config_name: str, cfg: Any) -> None:
     owner = locking.holder(folder)
     if owner is not None and not locking.is_stale(owner):
         raise SystemExit(f"lazyrich: {locking.describe(owner, folder)}")
-    ignored = identity.BENCH_IGNORED if config_name == "bench" else identity.RUN_IGNORED
     try:
-        identity.check(folder, record, ignored)
+        if config_name == "bench":
+            identity.check(folder, record, identity.BENCH_IGNORED)
+        else:
+            identity.check_run(folder, record)
     except identity.FolderConflict as err:
         raise SystemExit(f"lazyrich: {err}") from None
+    _hold(folder)
+
+
+def _hold(folder: Path) -> None:
+    """Take the folder's lock for the rest of the process: Hydra writes ``.hydra/`` into it before the run takes
+    the lock again, so a second command into the same folder must be refused before that."""
+    import atexit
+
+    from lazyrich.store import locking
+
+    lock = locking.FolderLock(folder)
+    try:
+        lock.acquire()
+    except locking.FolderLocked as err:
+        raise SystemExit(f"lazyrich: {err}") from None
+    atexit.register(lock.release)
 
 
 def _one_thread_if_multirun() -> None:
@@ -107,6 +133,10 @@ def _job(body: Callable) -> Callable:
         watchdog.start()
         try:
             body(cfg)
+        except KeyboardInterrupt:
+            if os.environ.get("LAZYRICH_DEBUG") == "1":
+                raise
+            raise interrupted() from None
         except Exception as err:  # noqa: BLE001 — every failure becomes one line naming it
             if os.environ.get("LAZYRICH_DEBUG") == "1":
                 raise
@@ -163,6 +193,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     try:
         _dispatch(argv[0], argv[1:])
+    except KeyboardInterrupt:
+        if os.environ.get("LAZYRICH_DEBUG") == "1":
+            raise
+        raise interrupted() from None
     except Exception as err:  # noqa: BLE001 — one line, unless debugging
         if os.environ.get("LAZYRICH_DEBUG") == "1":
             raise

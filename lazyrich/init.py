@@ -180,6 +180,9 @@ def lambda_balanced(n_in: int, n_hidden: int, n_out: int, lam: float | Tensor | 
     network; then ``batch`` defaults to its length and a leading batch axis is added.
     """
     lam_t = exact_lam(lam, dtype)
+    if not bool(torch.isfinite(lam_t).all()):
+        raise ValueError(f"lam must be finite, got {lam_t.tolist()}; λ = W2ᵀW2 − W1W1ᵀ is a finite number (λ > 0: the "
+                         f"output layer is the larger).")
     if lam_t.dim() == 1 and batch is None:
         batch = lam_t.shape[0]
     if lam_t.dim() == 1 and lam_t.shape[0] != batch:

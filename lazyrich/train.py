@@ -120,6 +120,11 @@ class Trajectory:
 def _checked_weights(task, weights: Sequence[Tensor], device: str | torch.device | None) -> list[Tensor]:
     """Detached copies of [W1, …, WL] on the training device; refused unless they chain from n_in to n_out."""
     target = resolve_device(device) if device is not None else None
+    weights = [torch.as_tensor(w) for w in weights]  # numpy arrays too
+    dtypes = sorted({str(w.dtype).removeprefix("torch.") for w in weights})
+    if any(not w.is_floating_point() for w in weights) or len(dtypes) > 1:
+        raise TypeError(f"weights must share one floating dtype (float64 to compare with a theory), got "
+                        f"{'/'.join(dtypes)}; convert every layer, e.g. [w.double() for w in weights].")
     weights = [w.detach().to(target).clone() if target is not None else w.detach().clone() for w in weights]
     if len(weights) < 1 or any(w.dim() != 3 for w in weights):
         raise ValueError("weights must be a list of stacked layers, each (B, out, in); add a batch axis.")

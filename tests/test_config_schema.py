@@ -38,6 +38,9 @@ INTENDED: dict[str, str] = {
     "model=tanh: model.activation": "the option IS the tanh comparison",
     "trainer=sgd: trainer.batch_size": "the option IS minibatch SGD",
     "logger=none: logger.wandb.enabled": "the option IS no W&B mirror",
+    "experiment=first_run: init.lam": "the first run a newcomer makes: rich (λ = 0) to lazy (λ = 8)",
+    "experiment=first_run: init.scale": "a small init, so the rich end shows its steps",
+    "experiment=first_run: init.align": "task-aligned: no network starts at the λ = 0 saddle",
     "experiment=lambda_sweep: init.lam": "the preset's λ sweep, rich to lazy",
     "experiment=lambda_sweep: init.scale": "smaller init, so the rich end shows its plateau",
     "experiment=lambda_sweep: trainer.lr": "GD follows the flow at |λ| = 4",
@@ -79,9 +82,9 @@ def _differences(label: str, cfg: Mapping[str, Any]) -> dict[str, tuple[Any, Any
 
 
 def _shipped() -> Iterator[tuple[str, list[str]]]:
-    for group in GROUPS:
+    for group in GROUPS:  # each option alone: without the default preset (conf/experiment/first_run.yaml)
         for path in sorted((conf_dir() / group).glob("*.yaml")):
-            yield f"{group}={path.stem}", [f"{group}={path.stem}"]
+            yield f"{group}={path.stem}", [f"{group}={path.stem}", "~experiment"]
     for path in sorted((conf_dir() / "experiment").glob("*.yaml")):
         yield f"experiment={path.stem}", [f"experiment={path.stem}"]
 
@@ -101,8 +104,10 @@ def test_every_shipped_option_and_preset_composes_to_its_schema_defaults_or_a_re
 
 
 def test_the_default_run_config_is_exactly_the_schema_defaults_in_every_typed_group():
-    cfg = _composed([])
+    cfg = _composed(["~experiment"])
     assert _differences("default", cfg) == {}
+    first = _differences("experiment=first_run", _composed([]))  # `lazyrich run` alone: the first-run preset
+    assert set(first) == {k for k in INTENDED if k.startswith("experiment=first_run:")}
     assert cfg["theory"] == dataclasses.asdict(config_schema.TheoryConfig())  # config.yaml selects theory: auto
     for group in GROUPS:
         assert set(dict(_flat(cfg[group], ""))) == set(dict(_flat(config_schema.defaults(group), ""))), group

@@ -6,10 +6,11 @@ import socket
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
-from lazyrich import cli
+from lazyrich import cli, results
 from lazyrich.config.compose import conf_dir, register_configs, validate
 from lazyrich.experiment import run_experiment
 from lazyrich.store import identity, locking
@@ -47,13 +48,22 @@ def test_a_second_suite_into_the_same_folder_is_refused_keeping_the_first_tables
     assert (out / "suite.csv").read_bytes() == table and (out / "summary.md").read_bytes() == summary
 
 
-def test_a_run_folder_refuses_another_config_but_reruns_with_another_batch(tmp_path):
+def test_a_finished_run_folder_refuses_another_config_or_batch_and_reruns_the_same(tmp_path):
+    """A run folder is rewritten whole: another batch into a finished one would lose its networks (issue 19 #9)."""
     run_experiment(RUN, tmp_path, plot=False)
-    run_experiment({**RUN, "init": {**RUN["init"], "lam": [2.0]}}, tmp_path, plot=False)
+    before = results.load(tmp_path)
+    with pytest.raises(identity.FolderConflict, match=r"finished run of another batch \(init\.lam: \[0\.0, 1\.0\] → "
+                                                      r"\[2\.0\]\).*networks would be lost"):
+        run_experiment({**RUN, "init": {**RUN["init"], "lam": [2.0]}}, tmp_path, plot=False)
     with pytest.raises(identity.FolderConflict, match="trainer.t_max"):
         run_experiment({**RUN, "trainer": {**RUN["trainer"], "t_max": 2.0}}, tmp_path, plot=False)
+    pd.testing.assert_frame_equal(results.load(tmp_path), before)  # nothing was touched
+    run_experiment({**RUN, "trainer": {**RUN["trainer"], "batch_chunk": 1}}, tmp_path, plot=False)  # same batch
     recorded = json.loads((tmp_path / identity.IDENTITY_FILE).read_text())["config"]
-    assert recorded["trainer.t_max"] == 1.0 and "init.lam" not in recorded
+    assert recorded["trainer.t_max"] == 1.0 and recorded["init.lam"] == [0.0, 1.0]
+    (tmp_path / "DONE").unlink()  # killed before it finished: nothing finished to lose, any batch may go in
+    run_experiment({**RUN, "init": {**RUN["init"], "lam": [2.0]}}, tmp_path, plot=False)
+    assert set(results.load(tmp_path)["lam"]) == {2.0}
 
 
 @pytest.fixture
@@ -119,3 +129,22 @@ def test_the_cli_refuses_another_configuration_before_hydra_overwrites_its_confi
     assert proc.returncode == 1 and "trainer.t_max: 0.5 → 0.7" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and proc.stderr.startswith("lazyrich: ")
     assert (out / ".hydra" / "config.yaml").read_text() == "the config of the finished run\n"
+
+
+def test_the_cli_holds_the_lock_before_hydra_writes_so_a_second_command_is_refused_untouched(tmp_path):
+    """Two commands started at once: the first to pass preflight holds the folder's lock from then on, so the
+    other is refused before Hydra writes its .hydra/ files over the winner's (issue 19 #12)."""
+    out = tmp_path / "run"
+    register_configs()
+    cli.preflight("config", validate("config", [f"hydra.run.dir={out}", "logger=none"]))
+    owner = locking.holder(out)
+    assert owner["pid"] == os.getpid()  # taken here, before any Hydra job
+    (out / ".hydra").mkdir()
+    (out / ".hydra" / "config.yaml").write_text("the winner's config\n")
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    proc = subprocess.run([sys.executable, "-m", "lazyrich.cli", "run", "logger=none", f"hydra.run.dir={out}"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 1 and f"PID {os.getpid()}" in proc.stderr
+    assert (out / ".hydra" / "config.yaml").read_text() == "the winner's config\n"
+    locking.FolderLock(out).release()
+    assert locking.holder(out) is None

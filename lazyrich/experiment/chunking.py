@@ -16,7 +16,8 @@ import os
 
 from lazyrich.config.run import TrainerConfig
 
-__all__ = ["MAX_BUDGET", "MIN_CHUNK", "auto_chunk", "available_memory", "chunk_size", "release_memory", "run_chunk"]
+__all__ = ["MAX_BUDGET", "MIN_CHUNK", "auto_chunk", "available_memory", "chunk_size", "per_network_bytes",
+           "release_memory", "run_chunk"]
 
 MAX_BUDGET = 384 * 2**20
 """Bytes one chunk may use at its peak under ``auto``."""

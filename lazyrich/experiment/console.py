@@ -27,6 +27,13 @@ def print_run(result) -> None:
     """Print the theory notes, the per-configuration table and where the files went."""
     for note in dict.fromkeys(result.theory_notes):
         print(f"[theory] {note}")
+    saddle = result.summary.get("theory_saddle")
+    if saddle is not None and saddle.fillna(False).astype(bool).any():
+        nets = result.summary.loc[saddle.fillna(False).astype(bool), "net"].tolist()
+        print(f"[theory] network(s) {nets} converge to a saddle: a mode whose product starts on the wrong side of "
+              f"zero at λ = 0 (B singular) is never learned by gradient flow, so the loss stalls above its floor "
+              f"(theory_limit_loss). Start task-aligned (init=aligned), from another seed, or at λ ≠ 0; GD's "
+              f"rounding may still escape it late (theory=escape predicts when).")
     with pd.option_context("display.width", 160, "display.max_columns", 20, "display.float_format", "{:.4g}".format):
         print(config_table(result.summary).to_string())
     if result.run_dir is not None:

@@ -15,6 +15,7 @@ import torch
 from lazyrich import init as inits
 from lazyrich import metrics
 from lazyrich.tasks import Task, TaskSequence
+from lazyrich.theory.base import low_precision_reason
 
 __all__ = ["add_saddle_columns", "batch_theories", "choose_theory", "derived_agreement", "predict_theory",
            "rebalanced"]
@@ -38,7 +39,9 @@ def choose_theory(name: str | None, task: Task, weights: list[torch.Tensor],
     chosen = th.get_theory(name, **filter_options(name, dict(options or {})))
     reason = chosen.check(stats, weights)
     if reason is not None:
-        return None, [f"theory {name} skipped: {reason}"]
+        trained_in = (options or {}).get("dtype")  # weights promoted from a lower-precision trainer: say so first
+        cause = low_precision_reason([trained_in]) if isinstance(trained_in, torch.dtype) else None
+        return None, [f"theory {name} skipped: {cause or ''}{reason}"]
     return chosen, [f"theory={name}"]
 
 

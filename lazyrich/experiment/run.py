@@ -28,10 +28,11 @@ import pandas as pd
 import torch
 
 from lazyrich import metrics, results
+from lazyrich.config.checks import ConfigError
 from lazyrich.config.run import RunConfig, TrainerConfig, resolve_run
 from lazyrich.device import DTYPE, resolve_device
 from lazyrich.experiment.batch import META_COLUMNS, build_batch, build_task, given_batch
-from lazyrich.experiment.chunking import release_memory, run_chunk
+from lazyrich.experiment.chunking import available_memory, per_network_bytes, release_memory, run_chunk
 from lazyrich.experiment.predict import (
     add_saddle_columns,
     batch_theories,
@@ -207,7 +208,7 @@ def run_experiment(cfg: Mapping[str, Any] | RunConfig, run_dir: str | Path | Non
     if run_dir is None:
         return _run(config, make_plan(config, initial), None, plot=False)
     with locking.FolderLock(run_dir):
-        identity.check(run_dir, config.record(), identity.RUN_IGNORED)  # recorded with the results by the sink
+        identity.check_run(run_dir, config.record())  # recorded with the results by the sink
         return _run(config, make_plan(config), Path(run_dir), plot=plot)
 
 
@@ -243,10 +244,17 @@ def _run(config: RunConfig, plan: Plan, run_dir: Path | None, *, plot: bool) -> 
 
 def _chunk_size(trainer: TrainerConfig, plan: Plan, *, in_memory: bool) -> int:
     """Networks per chunk; in memory (no run folder: suites, figures, the Python API) everything is kept, so
-    ``auto`` is one chunk."""
-    if in_memory and trainer.batch_chunk in (None, "auto"):
-        return len(plan.meta)
+    ``auto`` is one chunk — refused, before any training, when its estimated peak exceeds the available memory."""
     first = plan.first_task
+    if in_memory and trainer.batch_chunk in (None, "auto"):
+        need = len(plan.meta) * per_network_bytes(first.n_in, first.n_out, trainer.n_log,
+                                                  min(trainer.n_matrix, trainer.n_log), len(plan.phases or [None]))
+        if need > available_memory():
+            raise ConfigError(f"run_experiment without a run folder keeps all {len(plan.meta):,} networks in memory "
+                              f"(≈ {need / 2**30:.1f} GiB at its peak, {available_memory() / 2**30:.1f} GiB "
+                              f"available); pass a run_dir (written chunk by chunk, read back with results.load) "
+                              f"or set trainer.batch_chunk.")
+        return len(plan.meta)
     return run_chunk(trainer, len(plan.meta), n_in=first.n_in, n_out=first.n_out, n_phases=len(plan.phases or [None]))
 
 

@@ -78,7 +78,7 @@ class RunSink:
         mirror. ``frame``: the long table, or None when it was written chunk by chunk (then read back from
         disk). Returns the figures written."""
         run_dir, record = self.run_dir, self.config.record()
-        identity.claim(run_dir, record, identity.RUN_IGNORED)
+        identity.record(run_dir, record, identity.OPERATIONAL)  # checked at the start; the batch too
         self.writer.close()
         (run_dir / "theory.txt").write_text("\n".join(notes) + "\n")
         figures = [self._plot(frame, str(self.config.task.get("name", "")))] if self.plot else []

@@ -16,14 +16,21 @@ from pathlib import Path
 from typing import Any
 
 from lazyrich.config.fields import plain
+from lazyrich.store.integrity import DONE
 
-__all__ = ["BENCH_IGNORED", "IDENTITY_FILE", "RUN_IGNORED", "FolderConflict", "check", "claim", "identity"]
+__all__ = ["BENCH_IGNORED", "IDENTITY_FILE", "RUN_IGNORED", "FolderConflict", "check", "check_run", "claim",
+           "identity", "record"]
 
 IDENTITY_FILE = "identity.json"
 OPERATIONAL = ("device", "threads", "progress", "name", "logger", "logger.*", "max_steps", "trainer.progress",
-               "trainer.max_steps", "hydra", "hydra.*")
-RUN_IGNORED = ("init.lam", "init.scale", "trainer.lr", "seed", *OPERATIONAL)
-"""Left out of a ``lazyrich run`` folder's identity (a re-run may change the batch; it rewrites every file)."""
+               "trainer.max_steps", "trainer.batch_chunk", "hydra", "hydra.*")
+"""Settings that change how a command runs, never a number it writes (a network's numbers do not depend on the
+chunking; see the docs' performance page for what ODE-based theories share within a chunk)."""
+RUN_BATCH = ("init.lam", "init.scale", "trainer.lr", "seed")
+RUN_IGNORED = (*RUN_BATCH, *OPERATIONAL)
+"""Left out when an unfinished ``lazyrich run`` folder is matched (a re-run rewrites every file, so it may change the
+batch); a run folder records its batch (claimed with :data:`OPERATIONAL` left out), and into a finished one only
+the same batch may go (:func:`check_run`)."""
 BENCH_IGNORED = ("suite.lams", "seed", "suite.*.lams", "suite.*.seeds", *OPERATIONAL)
 """Left out of a ``lazyrich bench`` folder's identity: resuming with more λ values or seeds adds units."""
 
@@ -45,9 +52,12 @@ def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
 
 def identity(config: Mapping[str, Any], ignored: Sequence[str]) -> tuple[str, dict[str, Any]]:
     """(hash, the flat dotted-key config it hashes) of ``config`` without the keys matching ``ignored``."""
-    flat = {k: v for k, v in _flat(plain(config)).items()
-            if not any(fnmatch.fnmatchcase(k, pattern) for pattern in ignored)}
-    text = json.dumps(flat, sort_keys=True, default=str)
+    return _digest(_flat(plain(config)), ignored)
+
+
+def _digest(flat: Mapping[str, Any], ignored: Sequence[str]) -> tuple[str, dict[str, Any]]:
+    kept = {k: v for k, v in flat.items() if not any(fnmatch.fnmatchcase(k, pattern) for pattern in ignored)}
+    text = json.dumps(kept, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16], json.loads(text)
 
 
@@ -67,8 +77,8 @@ def check(folder: str | Path, config: Mapping[str, Any], ignored: Sequence[str])
     digest, flat = identity(config, ignored)
     try:
         recorded = json.loads(path.read_text())
-        old_digest, old_flat = recorded["identity"], recorded["config"]
-    except (OSError, ValueError, KeyError, TypeError):
+        old_digest, old_flat = _digest(recorded["config"], ignored)  # the record may hold more keys than compared
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         raise FolderConflict(f"{path} is unreadable, so {folder} cannot be matched to this configuration; write "
                              f"elsewhere (hydra.run.dir=<new folder>).") from None
     if old_digest != digest:
@@ -77,10 +87,31 @@ def check(folder: str | Path, config: Mapping[str, Any], ignored: Sequence[str])
                              f"(hydra.run.dir=<new folder>).")
 
 
+def check_run(folder: str | Path, config: Mapping[str, Any]) -> None:
+    """:func:`check` for a ``lazyrich run`` folder: a re-run is rewritten whole, so into a finished folder (``DONE``)
+    only the same batch may go — another batch would silently replace its networks."""
+    folder = Path(folder)
+    finished = (folder / DONE).is_file()
+    try:
+        check(folder, config, OPERATIONAL if finished else RUN_IGNORED)
+    except FolderConflict as err:
+        if finished and "another configuration" in str(err):
+            check(folder, config, RUN_IGNORED)  # the settings agree: only the batch differs
+            raise FolderConflict(str(err).replace("holds results of another configuration",
+                                                  "holds a finished run of another batch") + " A run folder is "
+                                 "rewritten whole: its networks would be lost.") from None
+        raise
+
+
 def claim(folder: str | Path, config: Mapping[str, Any], ignored: Sequence[str]) -> str:
     """Check ``folder`` (see :func:`check`) and record ``config``'s identity in it; returns the identity."""
-    folder = Path(folder)
     check(folder, config, ignored)
+    return record(folder, config, ignored)
+
+
+def record(folder: str | Path, config: Mapping[str, Any], ignored: Sequence[str]) -> str:
+    """Record ``config``'s identity in ``folder`` (already checked by the writer that holds it); returns it."""
+    folder = Path(folder)
     digest, flat = identity(config, ignored)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / IDENTITY_FILE).write_text(json.dumps({"identity": digest, "config": flat}, indent=1,

@@ -2,8 +2,10 @@
 
 ``with FolderLock(folder): ...`` creates ``folder/.lazyrich.lock`` atomically (a hard link of a complete
 temporary file, so nobody ever reads a half-written lock). A second writer is refused with a message naming
-the owner. A lock whose owner is dead (same host; PID gone, or reused by a later process) is stale: it is taken
-over with one warning. A lock from another host cannot be checked from here; the message says how to clear it.
+the owner. Within the process that holds it the lock is re-entrant (the command line takes it before Hydra
+writes anything into the folder, and the run inside takes it again); the file goes with the last release. A lock
+whose owner is dead (same host; PID gone, or reused by a later process) is stale: it is taken over with one
+warning. A lock from another host cannot be checked from here; the message says how to clear it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from typing import Any
 __all__ = ["LOCK_FILE", "FolderLock", "FolderLocked", "describe", "holder", "is_stale", "pid_alive", "started"]
 
 LOCK_FILE = ".lazyrich.lock"
+
+_HELD: dict[Path, int] = {}
+"""Folders this process holds, with how many times it took each (a nested take only counts)."""
 
 
 class FolderLocked(RuntimeError):
@@ -83,6 +88,11 @@ def describe(owner: dict[str, Any], folder: Path) -> str:
             f"for sure, delete {folder / LOCK_FILE}.")
 
 
+def _owned(owner: dict[str, Any] | None) -> bool:
+    """Whether a lock record is this process's."""
+    return bool(owner) and owner.get("pid") == os.getpid() and owner.get("host") == socket.gethostname()
+
+
 class FolderLock:
     """Context manager holding the one-writer lock of ``folder`` (created if needed) for this process."""
 
@@ -104,16 +114,20 @@ class FolderLock:
             tmp.unlink(missing_ok=True)
 
     def acquire(self) -> None:
-        """Take the lock, taking over a stale one with a warning; FolderLocked if a live process holds it."""
+        """Take the lock, taking over a stale one with a warning; FolderLocked if a live process holds it. Taking
+        a lock this process already holds only counts the take."""
         self.folder.mkdir(parents=True, exist_ok=True)
+        key = self.folder.resolve()
+        if _HELD.get(key) and _owned(holder(self.folder)):
+            _HELD[key] += 1
+            return
         for _ in range(3):
             if self._try_create():
+                _HELD[key] = 1
                 return
             owner = holder(self.folder)
             if owner is None:
                 continue  # released meanwhile
-            if owner.get("pid") == os.getpid() and owner.get("host") == socket.gethostname():
-                raise FolderLocked(f"{self.folder} is already locked by this process; do not nest writers.")
             if not is_stale(owner):
                 raise FolderLocked(describe(owner, self.folder))
             warnings.warn(f"taking over the stale lock of {self.folder} (PID {owner.get('pid')} on "
@@ -122,9 +136,13 @@ class FolderLock:
         raise FolderLocked(f"could not lock {self.folder}: other processes keep taking it; retry.")
 
     def release(self) -> None:
-        """Remove the lock if this process still owns it."""
-        owner = holder(self.folder)
-        if owner and owner.get("pid") == os.getpid() and owner.get("host") == socket.gethostname():
+        """Undo one take; the last one removes the lock if this process still owns it."""
+        key = self.folder.resolve()
+        _HELD[key] = _HELD.get(key, 1) - 1
+        if _HELD[key] > 0:
+            return
+        del _HELD[key]
+        if _owned(holder(self.folder)):
             self.path.unlink(missing_ok=True)
 
     def __enter__(self) -> FolderLock:
