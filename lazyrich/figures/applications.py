@@ -15,7 +15,7 @@ from lazyrich.figures.common import (
     config,
     figure,
     figure_result,
-    non_saddle_seed,
+    non_saddle,
     save_png,
 )
 from lazyrich.figures.representations import HIERARCHY, T_SWEEP, hierarchy_lams
@@ -132,7 +132,7 @@ def transfer_overrides(small: bool) -> list[str]:
     hierarchy and λ sweep, signed encoding, a fixed step; the seed is the first one whose λ = 0 net the exact
     theory keeps away from the saddle, found without training)."""
     lams = hierarchy_lams(small)
-    seed = non_saddle_seed(config(HIERARCHY, lam=list(lams)))
+    seed = non_saddle(config(HIERARCHY, lam=list(lams))).seed
     key = "suite.transfer"
     task = [f"{key}.task.{k}={v}" for k, v in HIERARCHY.items()]
     return [

@@ -8,6 +8,7 @@ the figure "agrees" when that is at most ``TOLERANCE``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Callable, Mapping
@@ -19,18 +20,20 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lazyrich.config.run import resolve_run
+from lazyrich.config.run import RunConfig, resolve_run
 from lazyrich.experiment import ExperimentResult, build_batch, build_task, run_experiment
 from lazyrich.results import AGREEMENT_RTOL
+from lazyrich.suites.common import run_config
 
 __all__ = [
+    "THEORY",
     "TOLERANCE",
     "FigureResult",
     "T_LABEL",
     "config",
     "figure",
     "figure_result",
-    "non_saddle_seed",
+    "non_saddle",
     "np64",
     "save_png",
     "run",
@@ -43,6 +46,10 @@ TOLERANCE = AGREEMENT_RTOL
 rates used here follows the flow to ~1%, so 5% separates discretisation error from a wrong theory."""
 
 T_LABEL = "t = step · lr"
+
+THEORY = "exact"
+"""The theory a figure compares with unless it names another: the exact solution (the schema's ``auto`` would
+quietly take another theory where the exact one does not apply; a figure shows the one it names, or fails)."""
 
 
 @dataclass
@@ -105,49 +112,25 @@ def figure_result(path: Path, errors: dict[str, float], what: str) -> FigureResu
     return FigureResult(path, err, statement(what, err), errors)
 
 
-def config(
-    task: Mapping[str, Any],
-    *,
-    lam: Any = 0.0,
-    scale: Any = 0.1,
-    kind: str = "balanced",
-    align: bool = False,
-    lr: float = 5e-3,
-    t_max: float = 10.0,
-    n_log: int = 101,
-    spacing: str = "linear",
-    theory: str = "exact",
-    seed: Any = 0,
-    hidden: int | None = None,
-) -> dict[str, Any]:
-    """A run_experiment config; every matrix is kept at every log point (the nets here are small)."""
-    return {
-        "task": dict(task),
-        "init": {"kind": kind, "lam": lam, "scale": scale, "align": align},
-        "model": {"depth": 2, "hidden": hidden},
-        "trainer": {
-            "lr": lr,
-            "t_max": t_max,
-            "n_log": n_log,
-            "n_matrix": n_log,
-            "spacing": spacing,
-            "progress": False,
-        },
-        "theory": {"name": theory},
-        "seed": seed,
-    }
+def config(task: Mapping[str, Any], *, theory: str = THEORY, **fields: Any) -> RunConfig:
+    """A figure's run of ``task``: the schema defaults except ``fields`` (fields of the run config by name:
+    ``lam``, ``scale``, ``lr``, ``t_max``, ``n_log``, ``seed``, …, see :func:`lazyrich.suites.common.run_config`),
+    compared with ``theory``, without a progress bar, and with every matrix kept at every log point (the nets
+    here are small)."""
+    run = run_config(task, theory=theory, progress=False, **fields)
+    return dataclasses.replace(run, trainer=dataclasses.replace(run.trainer, n_matrix=run.trainer.n_log))
 
 
-def run(cfg: Mapping[str, Any]) -> ExperimentResult:
+def run(cfg: RunConfig) -> ExperimentResult:
     """run_experiment without a run folder, W&B or plots, and with a theory that must have applied."""
     result = run_experiment(cfg)
-    if any(p is None for p in result.predictions) and cfg["theory"]["name"] != "none":
+    if any(p is None for p in result.predictions) and cfg.theory.name != "none":
         raise RuntimeError("the theory did not apply: " + "; ".join(result.theory_notes))
     return result
 
 
-def non_saddle_seed(cfg: Mapping[str, Any], tries: int = 20) -> int:
-    """The first seed ≥ cfg's whose every network converges to the global minimum, not a saddle.
+def non_saddle(cfg: RunConfig, tries: int = 20) -> RunConfig:
+    """``cfg`` with the first seed ≥ its own whose every network converges to the global minimum, not a saddle.
 
     Random zero-balanced square nets go to a saddle about half the time (docs/theory.md §4); a figure meant to show
     the rich solution picks a seed that does not. The exact theory's B tells which without training.
@@ -163,7 +146,7 @@ def non_saddle_seed(cfg: Mapping[str, Any], tries: int = 20) -> int:
                                  first.sigma_yx, torch.device("cpu"))
         pred = th.get_theory("exact").predict(first, weights, torch.zeros(1, dtype=torch.float64))
         if not bool(pred.converges_to_saddle.any()):
-            return seed
+            return dataclasses.replace(cfg, seed=seed)
     raise RuntimeError(f"no seed in [{start}, {start + tries}) avoids the saddle; widen the search.")
 
 

@@ -17,7 +17,7 @@ from lazyrich.figures.common import (
     config,
     figure,
     figure_result,
-    non_saddle_seed,
+    non_saddle,
     np64,
     run,
     save_png,
@@ -37,11 +37,8 @@ def fig_1(out_dir: Path, small: bool = False) -> FigureResult:
     """Rich (λ = 0) vs lazy (λ = 8) W2W1 against t; LeCun Gaussian inits against λ-balance as width grows."""
     task = {"name": "random_regression", "n_in": 3, "n_out": 3, "seed": 0}
     lams = [0.0, 8.0]
-    cfg = config(
-        task, lam=lams, scale=0.05, lr=4e-3 if small else 2e-3, t_max=8.0, n_log=81 if small else 161
-    )
-    cfg["seed"] = non_saddle_seed(cfg)
-    result = run(cfg)
+    result = run(non_saddle(config(task, lam=lams, scale=0.05, lr=4e-3 if small else 2e-3, t_max=8.0,
+                                   n_log=81 if small else 161)))
     fig, axes = plt.subplots(1, 4, figsize=(17, 3.9))
     errors = {}
     times, sims, theories = sim_and_theory(result, "product")
@@ -118,19 +115,9 @@ def fig_2(out_dir: Path, small: bool = False) -> FigureResult:
     """Loss, W2W1, W1ᵀW1, W2W2ᵀ and NTK entries against t for λ ∈ {−2, 0, 2} and λ = 10."""
     task = {"name": "random_regression", "n_in": 2, "n_out": 2, "seed": 1}
     n_log = 61 if small else 151
-    base = config(task, lam=[-2.0, 0.0, 2.0], scale=0.1, lr=1e-2 if small else 4e-3, t_max=8.0, n_log=n_log)
-    seed = non_saddle_seed(base)
-    runs = [
-        (run({**base, "seed": seed}), [-2.0, 0.0, 2.0]),
-        (
-            run(
-                config(
-                    task, lam=[10.0], scale=0.1, lr=2e-3 if small else 1e-3, t_max=1.5, n_log=n_log, seed=seed
-                )
-            ),
-            [10.0],
-        ),
-    ]
+    base = non_saddle(config(task, lam=[-2.0, 0.0, 2.0], lr=1e-2 if small else 4e-3, t_max=8.0, n_log=n_log))
+    large = config(task, lam=[10.0], lr=2e-3 if small else 1e-3, t_max=1.5, n_log=n_log, seed=base.seed)
+    runs = [(run(base), [-2.0, 0.0, 2.0]), (run(large), [10.0])]
     x = build_task(task).X
     columns = [
         ("loss", "loss"),

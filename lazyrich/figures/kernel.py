@@ -16,7 +16,7 @@ from lazyrich.figures.common import (
     config,
     figure,
     figure_result,
-    non_saddle_seed,
+    non_saddle,
     run,
     save_png,
     sim_and_theory,
@@ -113,7 +113,6 @@ def _delayed_rich_panels(ax_loss, ax_kernel, small: bool) -> dict[str, float]:
     cfg = config(
         task,
         lam=lams_t,
-        scale=0.1,
         lr=4e-3 if small else 2e-3,
         t_max=20.0 if small else 40.0,
         n_log=61 if small else 121,
@@ -177,9 +176,8 @@ def fig_7(out_dir: Path, small: bool = False) -> FigureResult:
     scales = list(np.geomspace(0.01, 4.0, 4 if small else 7))
     task = {"name": "random_regression", "n_in": 2, "n_out": 2, "seed": 0}
     t_max = 6.0 if small else 8.0
-    cfg = config(task, lam=lams, scale=scales, lr=4e-3 if small else 1.5e-3, t_max=t_max, n_log=11)
-    cfg["seed"] = non_saddle_seed(cfg)
-    result = run(cfg)
+    result = run(non_saddle(config(task, lam=lams, scale=scales, lr=4e-3 if small else 1.5e-3, t_max=t_max,
+                                   n_log=11)))
     sim, theory = _final_kernel_distance(result)
     shape = (len(lams), len(scales))  # run order: the Cartesian product lam × scale
     sim_grid = np.log10(np.maximum(sim, FLOOR)).reshape(shape).T

@@ -15,7 +15,7 @@ from lazyrich.figures.common import (
     config,
     figure,
     figure_result,
-    non_saddle_seed,
+    non_saddle,
     np64,
     run,
     save_png,
@@ -40,16 +40,8 @@ def hierarchy_sweep(small: bool = False) -> tuple[ExperimentResult, tuple[float,
     λ = 0 net does not stall at a saddle. Fig. 6 (d) runs the transfer suite on the same hierarchy, λ values and
     t_max instead (``transfer_overrides``)."""
     lams = hierarchy_lams(small)
-    cfg = config(
-        HIERARCHY,
-        lam=list(lams),
-        scale=0.1,
-        lr=4e-3 if small else 2e-3,
-        t_max=T_SWEEP,
-        n_log=41 if small else 81,
-    )
-    cfg["seed"] = non_saddle_seed(cfg)
-    return run(cfg), lams
+    cfg = config(HIERARCHY, lam=list(lams), lr=4e-3 if small else 2e-3, t_max=T_SWEEP, n_log=41 if small else 81)
+    return run(non_saddle(cfg)), lams
 
 
 def _final(result: ExperimentResult, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -65,7 +57,6 @@ def _gaussian_pair(small: bool) -> ExperimentResult:
             HIERARCHY,
             kind="gaussian",
             scale=[0.2, 1.5],
-            lam=0.0,
             lr=4e-3 if small else 2e-3,
             t_max=T_GAUSS,
             n_log=41 if small else 81,

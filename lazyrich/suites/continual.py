@@ -14,7 +14,6 @@ in its matrices.npz); Fig. 6 (a, b) draws them (``lazyrich.figures.applications.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +22,18 @@ import pandas as pd
 import torch
 
 from lazyrich import metrics
+from lazyrich.config.suites import ContinualSuite
 from lazyrich.experiment import build_task, run_experiment
 from lazyrich.results import measures
 from lazyrich.results.curves import Curves
 from lazyrich.results.tables import markdown_table
 from lazyrich.suites import charts
-from lazyrich.suites.common import Suite, config_columns, lam_config, lam_seed_axes
+from lazyrich.suites.common import Suite, config_columns, lam_run, lam_seed_axes
 from lazyrich.suites.runner import Unit, UnitOutput
 from lazyrich.suites.spec import Constant, Measure
 
 __all__ = ["SUITE", "analytic_loss_matrix", "loss_matrix", "phase_matrices"]
+
 
 def analytic_loss_matrix(tasks) -> torch.Tensor:
     """R̂ (K, K): loss on task i of task k's least-squares optimum — R at convergence, for any λ (§6)."""
@@ -40,20 +41,11 @@ def analytic_loss_matrix(tasks) -> torch.Tensor:
     return metrics.loss_matrix([[w] for w in optima], tasks)
 
 
-def _units(params: Mapping[str, Any], device: str) -> list[Unit]:
-    task = {**dict(params["task"]), "t_budget": float(params["t_phase"])}
-    s_max = max(float(t.svd[1][0]) / (t.whitening_scale or 1.0) for t in build_task(task).tasks)
-    out = []
-    for lam in params["lams"]:
-        exp = lam_config(task, lam, params, s_max, t_max=params["t_phase"], device=device)
-        exp["trainer"]["n_matrix"] = int(params["n_matrix"])
-        out.append(
-            Unit(
-                {"lam": float(lam)},
-                {"suite": "continual", "experiment": exp, "converged_tol": float(params["converged_tol"])},
-            )
-        )
-    return out
+def _units(params: ContinualSuite, device: str) -> list[Unit]:
+    task = {**params.task, "t_budget": float(params.t_phase)}
+    values = {"suite": "continual", "converged_tol": params.converged_tol}
+    return [Unit({"lam": lam}, values, {"experiment": lam_run(params, task, lam, params.t_phase, device)})
+            for lam in params.lams]
 
 
 def _saddle_text(saddles: np.ndarray) -> np.ndarray:
@@ -86,9 +78,9 @@ def _theory_columns(r: torch.Tensor, theory: list[Curves], predictions: list[Any
 
 
 def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
-    cfg = unit.config["experiment"]
-    result = run_experiment(cfg, None)
-    tasks = build_task(cfg["task"]).tasks
+    run = unit.runs["experiment"]
+    result = run_experiment(run)
+    tasks = build_task(run.task).tasks
     k = len(tasks)
     simulation, theory = result.curves()
     r = loss_matrix(simulation, tasks)
@@ -102,7 +94,7 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
         "bwt": metrics.backward_transfer(r).numpy(),
         "analytic_bwt": float(metrics.backward_transfer(r_hat)),
         "r_err_analytic": (r - r_hat).abs().amax((-2, -1)).numpy(),
-        "converged": ((torch.diagonal(r, dim1=-2, dim2=-1) - l_min) <= unit.config["converged_tol"]).all(-1).numpy(),
+        "converged": ((torch.diagonal(r, dim1=-2, dim2=-1) - l_min) <= unit.values["converged_tol"]).all(-1).numpy(),
     }
     for i in range(k - 1):
         columns |= {f"forgetting_{i}": forget[:, i].numpy(), f"analytic_forgetting_{i}": float(forget_hat[i])}

@@ -29,6 +29,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from lazyrich import results, store
+from lazyrich.config.run import RunConfig
 from lazyrich.results.names import canonical
 from lazyrich.store import integrity
 
@@ -56,11 +57,19 @@ def unit_id(config: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class Unit:
-    """One unit of work: ``key`` (its identifying columns in suite.csv, e.g. {"lam": 2.0}) and ``config``, the
-    resolved JSON-able config that fully determines what it computes (and hence its id)."""
+    """One unit of work: ``key`` (its identifying columns in suite.csv, e.g. {"lam": 2.0}), ``values`` (the
+    suite's own JSON-able values its compute step reads: the suite's name, thresholds, …) and ``runs`` (what it
+    trains: :func:`~lazyrich.experiment.run_experiment` configs by role, e.g. {"experiment": RunConfig})."""
 
     key: Mapping[str, Any]
-    config: Mapping[str, Any]
+    values: Mapping[str, Any]
+    runs: Mapping[str, RunConfig] = field(default_factory=dict)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """Everything that determines what the unit computes, as plain data: ``values`` and each run's
+        :meth:`~lazyrich.config.run.RunConfig.record` under its role (its id, its config.yaml, its W&B config)."""
+        return {**self.values, **{role: run.record() for role, run in self.runs.items()}}
 
     @property
     def id(self) -> str:
