@@ -7,7 +7,7 @@ killed run is never 'done'.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +17,21 @@ import pandas as pd
 from lazyrich.store import integrity
 from lazyrich.store.integrity import DONE
 
-__all__ = ["DONE", "METRICS_FILE", "SUMMARY_FILE", "write_run"]
+__all__ = ["DONE", "METRICS_FILE", "SUMMARY_FILE", "THEORY_FILE", "write_run"]
 
 METRICS_FILE = "metrics.csv"
 SUMMARY_FILE = "summary.csv"
+THEORY_FILE = "theory.txt"
 
 
 def write_run(run_dir: str | Path, frame: pd.DataFrame | None, summary: pd.DataFrame, *,
-              matrices: Mapping[str, np.ndarray] | None = None, config: Any = None) -> Path:
+              matrices: Mapping[str, np.ndarray] | None = None, config: Any = None,
+              notes: Sequence[str] | None = None) -> Path:
     """Write a unit's folder (see module docstring); ``DONE`` is written last, so a killed run is never 'done'.
 
     ``frame`` None: the metrics were written already (``metrics.parquet``, by
-    :class:`~lazyrich.store.storage.RunWriter`).
+    :class:`~lazyrich.store.storage.RunWriter`). ``notes``: the theory's notes, one line each, for
+    ``theory.txt``.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -38,6 +41,8 @@ def write_run(run_dir: str | Path, frame: pd.DataFrame | None, summary: pd.DataF
 
         text = OmegaConf.to_yaml(config) if not isinstance(config, str) else config
         (run_dir / "config.yaml").write_text(text)
+    if notes is not None:
+        (run_dir / THEORY_FILE).write_text("\n".join(notes) + "\n")
     if frame is not None:
         frame.to_csv(run_dir / METRICS_FILE, index=False)
     summary.to_csv(run_dir / SUMMARY_FILE, index=False)

@@ -66,8 +66,7 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
     for column in ("theory_saddle", "theory_limit_loss"):
         if column in summary:
             table[column] = summary[column].to_numpy()
-    (run_dir / "theory.txt").write_text("\n".join(result.theory_notes) + "\n")
-    return UnitOutput(result.frame.assign(arch=unit.key["arch"]), table)
+    return UnitOutput(result.frame.assign(arch=unit.key["arch"]), table, theory_notes=result.theory_notes)
 
 
 def _pivot(ok: pd.DataFrame) -> pd.DataFrame:

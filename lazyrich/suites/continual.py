@@ -23,7 +23,7 @@ import torch
 
 from lazyrich import metrics
 from lazyrich.config.suites import ContinualSuite
-from lazyrich.experiment import build_task, run_experiment
+from lazyrich.experiment import run_experiment
 from lazyrich.results import measures
 from lazyrich.results.curves import Curves
 from lazyrich.results.tables import markdown_table
@@ -78,9 +78,8 @@ def _theory_columns(r: torch.Tensor, theory: list[Curves], predictions: list[Any
 
 
 def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
-    run = unit.runs["experiment"]
-    result = run_experiment(run)
-    tasks = build_task(run.task).tasks
+    result = run_experiment(unit.runs["experiment"])
+    tasks = result.task.tasks
     k = len(tasks)
     simulation, theory = result.curves()
     r = loss_matrix(simulation, tasks)
@@ -105,9 +104,8 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
         columns |= theory_columns
         matrices["theory_loss_matrix"] = r_th.numpy()
     columns |= {f"R_{i}_{j}": r[:, i, j].numpy() for i in range(k) for j in range(k)}
-    (run_dir / "theory.txt").write_text("\n".join(result.theory_notes) + "\n")
     matrices |= phase_matrices(simulation, theory if have_theory else [None] * k, tasks)
-    return UnitOutput(result.frame, pd.DataFrame(columns), matrices)
+    return UnitOutput(result.frame, pd.DataFrame(columns), matrices, result.theory_notes)
 
 
 def phase_matrices(simulation: list[Curves], theory: list[Curves | None], tasks) -> dict[str, np.ndarray]:

@@ -82,8 +82,7 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
     })
     if theory is not None:
         table.insert(table.columns.get_loc("time_to_threshold"), "theory", theory.source)
-    (run_dir / "theory.txt").write_text("\n".join(result.theory_notes) + "\n")
-    return UnitOutput(result.frame, table, {"pretrained_product": product.numpy()})
+    return UnitOutput(result.frame, table, {"pretrained_product": product.numpy()}, result.theory_notes)
 
 
 def _gap_note(ok: pd.DataFrame) -> list[str]:

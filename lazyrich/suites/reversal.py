@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from lazyrich.config.suites import ReversalSuite
-from lazyrich.experiment import build_task, run_experiment
+from lazyrich.experiment import run_experiment
 from lazyrich.results import measures
 from lazyrich.results.curves import predicted
 from lazyrich.suites import charts
@@ -96,7 +96,7 @@ def _escape(task, weights: list[torch.Tensor], t: torch.Tensor, params: Mapping[
 def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
     run = unit.runs["experiment"]
     result = run_experiment(run)
-    rev_task = build_task(run.task)[1].task
+    rev_task = result.task[1].task
     params = {**unit.values, "saddle_loss": zero_map_loss(rev_task)}
     learned = result.trajectories[0].final_weights
     saddle, limit = _exact_verdict(rev_task, learned, unit.values["exact_balance_rtol"])
@@ -119,8 +119,7 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
         table = table.assign(theory=pred.theory, theory_saddle=pred.converges_to_saddle.cpu().numpy().astype(bool),
                              theory_limit_loss=pred.final_loss.cpu().numpy(),
                              theory_max_rel_err=summary["theory_max_rel_err"].to_numpy())
-    (run_dir / "theory.txt").write_text("\n".join(result.theory_notes) + "\n")
-    return UnitOutput(result.frame, table)
+    return UnitOutput(result.frame, table, theory_notes=result.theory_notes)
 
 
 def _fmt(values) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from lazyrich.config.suites import RotationSuite
-from lazyrich.experiment import build_task, run_experiment
+from lazyrich.experiment import run_experiment
 from lazyrich.results import measures
 from lazyrich.results.tables import markdown_table
 from lazyrich.suites import charts
@@ -42,7 +42,7 @@ def _units(params: RotationSuite, device: str) -> list[Unit]:
 
 def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
     result = run_experiment(unit.runs["experiment"])
-    target = build_task(unit.runs["experiment"].task)[1].task
+    target = result.task[1].task
     params = {**unit.values, "level": unit.values["threshold"] * zero_map_loss(target)}
     simulation, theory = result.curves()
     table = pd.DataFrame({
@@ -50,8 +50,7 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
         **measure_columns(SUITE.measures, simulation, theory, params),
         "kernel_distance_final": result.summary["kernel_distance_final"].to_numpy(),
     })
-    (run_dir / "theory.txt").write_text("\n".join(result.theory_notes) + "\n")
-    return UnitOutput(result.frame.assign(angle=unit.key["angle"]), table)
+    return UnitOutput(result.frame.assign(angle=unit.key["angle"]), table, theory_notes=result.theory_notes)
 
 
 def _pivot_section(ok: pd.DataFrame, folder: Path) -> list[str]:

@@ -79,11 +79,13 @@ class Unit:
 @dataclass
 class UnitOutput:
     """What a unit computed: the long ``frame`` (sim/ and theory/ columns against t), its ``rows`` of
-    suite.csv (one per configuration, e.g. per seed) and optional ``matrices`` for matrices.npz."""
+    suite.csv (one per configuration, e.g. per seed), optional ``matrices`` (batch first) and the
+    ``theory_notes`` of its runs (which theory ran, or why none), which the runner writes to theory.txt."""
 
     frame: pd.DataFrame
     rows: pd.DataFrame
     matrices: dict[str, np.ndarray] = field(default_factory=dict)
+    theory_notes: Sequence[str] = ()
 
 
 @dataclass
@@ -163,6 +165,7 @@ def run_sweep(
                     rows,
                     matrices=output.matrices or None,
                     config=json.dumps(_jsonable(unit.config), indent=1, sort_keys=True) + "\n",
+                    notes=output.theory_notes,
                 )
                 if log is not None:  # after write_run: the results are on disk before any W&B call
                     log(unit, output, run_dir)

@@ -25,7 +25,7 @@ import torch
 
 from lazyrich import metrics, plots
 from lazyrich.config.suites import TransferSuite
-from lazyrich.experiment import build_task, run_experiment
+from lazyrich.experiment import run_experiment
 from lazyrich.results import measures
 from lazyrich.results.curves import Curves
 from lazyrich.suites import charts
@@ -97,7 +97,7 @@ def _group_means(scores: dict[str, torch.Tensor], groups: dict[str, np.ndarray])
 
 
 def _generalisation(unit: Unit, result) -> pd.DataFrame:
-    task = build_task(unit.runs["experiment"].task)
+    task = result.task
     i = int(new_feature(task, unit.values["item"]).meta["item"])
     f = int(new_item(task, unit.values["feature"]).meta["output_row"])
     simulation, theory = result.curves()
@@ -122,8 +122,7 @@ def _generalisation(unit: Unit, result) -> pd.DataFrame:
 
 def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
     result = run_experiment(unit.runs["experiment"])
-    (run_dir / "theory.txt").write_text("\n".join(result.theory_notes) + "\n")
-    return UnitOutput(result.frame, _generalisation(unit, result))
+    return UnitOutput(result.frame, _generalisation(unit, result), theory_notes=result.theory_notes)
 
 
 def _scores_match(ok: pd.DataFrame) -> Verdict:
