@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lazyrich import metrics, store
+from lazyrich import metrics, results
 from lazyrich.config.run import InitConfig, ModelConfig, RunConfig, TheoryConfig, TrainerConfig
 from lazyrich.config.suites import FreshInitSuite, SuiteParams
 from lazyrich.experiment import build_task
@@ -179,14 +179,17 @@ class Suite:
 
 
 def load_frames(suite_dir: Path, table: pd.DataFrame) -> pd.DataFrame:
-    """The long metrics tables of the finished units listed in ``table`` (its ``unit`` column), joined."""
-    ids = [
-        u
-        for u in table.get("unit", pd.Series(dtype=object)).dropna().unique()
-        if (suite_dir / "runs" / str(u) / store.DONE).exists()
-    ]
-    frames = [pd.read_csv(suite_dir / "runs" / str(u) / store.METRICS_FILE).assign(unit=u) for u in ids]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    """The long metrics tables of the finished units listed in ``table`` (its ``unit`` column), joined, with a
+    ``unit`` column: read by :func:`lazyrich.results.load`, so a unit that fails verification is left out and
+    named in a :class:`~lazyrich.results.ResultsWarning`."""
+    units = set(ok_rows(table).get("unit", pd.Series(dtype=object)).dropna().astype(str))
+    if not units or not (suite_dir / "runs").is_dir():
+        return pd.DataFrame()
+    try:
+        frame = results.load(suite_dir / "runs").rename(columns={"run": "unit"})
+    except FileNotFoundError:  # no unit finished intact: each one is named in a warning
+        return pd.DataFrame()
+    return frame[frame["unit"].isin(units)].reset_index(drop=True)
 
 
 def ok_rows(table: pd.DataFrame) -> pd.DataFrame:

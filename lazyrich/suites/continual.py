@@ -6,10 +6,11 @@ optimum on task i = ½‖Σ_k − Σ_i‖²_F + L_min,i (whitened), which does n
 the closed-form dynamics at the end of each finite phase (restarted at each switch from the reached weights),
 which also captures saddles (λ = 0, square nets: B singular when the determinant signs disagree).
 
-The table is built column-wise from the batch's tensors (no loop over networks). Each unit also stores, per
-phase k, W2W1 and the loss on every task at the matrix log points, simulated and predicted
-(:func:`phase_matrices`: ``phase<k>_t``, ``phase<k>_{sim,theory}_product``, ``phase<k>_{sim,theory}_task_losses``
-in its matrices.npz); Fig. 6 (a, b) draws them (``lazyrich.figures.applications.continual_overrides``).
+The table is built column-wise from the batch's tensors (no loop over networks). Each unit also stores R, R̂ and
+the theory's R per network, and, per phase k, W2W1 and the loss on every task at the matrix log points, simulated
+and predicted (:func:`phase_matrices`: ``phase<k>_t``, ``phase<k>_{sim,theory}_product``,
+``phase<k>_{sim,theory}_task_losses`` in its matrix store, read with :func:`lazyrich.results.io.load_matrices`);
+Fig. 6 (a, b) draws them (``lazyrich.figures.applications.continual_overrides``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from lazyrich.config.suites import ContinualSuite
 from lazyrich.experiment import run_experiment
 from lazyrich.results import measures
 from lazyrich.results.curves import Curves
+from lazyrich.results.io import load_matrices
 from lazyrich.results.tables import markdown_table
 from lazyrich.suites import charts
 from lazyrich.suites.common import Suite, config_columns, lam_run, lam_seed_axes
@@ -98,7 +100,7 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
     for i in range(k - 1):
         columns |= {f"forgetting_{i}": forget[:, i].numpy(), f"analytic_forgetting_{i}": float(forget_hat[i])}
     have_theory = all(c is not None for c in theory)
-    matrices = {"loss_matrix": r.numpy(), "analytic_loss_matrix": r_hat.numpy()}
+    matrices = {"loss_matrix": r.numpy(), "analytic_loss_matrix": r_hat.expand_as(r).numpy()}  # batch first
     if have_theory:
         theory_columns, r_th = _theory_columns(r, theory, result.predictions, tasks)
         columns |= theory_columns
@@ -128,12 +130,12 @@ def _k(ok: pd.DataFrame) -> int:
 
 
 def _analytic_section(ok: pd.DataFrame, folder: Path) -> list[str]:
-    """R̂ of the first finished unit (the same for every λ), read from its matrices.npz."""
+    """R̂ of the first finished unit (the same for every λ and network), read from its stored matrices."""
     k = _k(ok)
-    npz = folder / "runs" / str(ok["unit"].iloc[0]) / "matrices.npz" if k and "unit" in ok else None
-    if npz is None or not npz.exists():
+    if not k or "unit" not in ok:
         return []
-    r_hat = pd.DataFrame(np.load(npz)["analytic_loss_matrix"], columns=[f"after {j}" for j in range(k)])
+    stored = load_matrices(folder / "runs" / str(ok["unit"].iloc[0]), ["analytic_loss_matrix"])
+    r_hat = pd.DataFrame(stored["analytic_loss_matrix"][0], columns=[f"after {j}" for j in range(k)])
     r_hat.insert(0, "loss on", [f"task {i}" for i in range(k)])
     return [f"K = {k} tasks. Analytic R̂ (any λ, at convergence):", "", markdown_table(r_hat), ""]
 

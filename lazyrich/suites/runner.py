@@ -1,15 +1,17 @@
 """The resumable sweep runner: units of work with stable ids, skipped when finished, recorded when they fail.
 
 A unit is one point of a suite's sweep (one λ batched over seeds, or one (arch, λ) point). Its id is the
-short sha1 of its resolved config as sorted JSON, so the same command computes the same ids.
+short sha1 of its config (its values and its runs' records) as sorted JSON, so the same command computes the
+same ids.
 
-Results go to ``<suite folder>/runs/<id>/``: ``config.yaml``, ``metrics.csv`` (long table), ``summary.csv``
-(the unit's rows of ``suite.csv``), ``matrices.npz``, ``MANIFEST.json`` and ``DONE``, written last by
-:func:`lazyrich.store.write_run`. A unit with ``DONE`` whose files match its manifest is never computed
-again; a unit without it (killed, or failed), or whose files were damaged since, is cleared and redone.
-A failure writes ``runs/<id>/FAILED`` (the traceback) and a ``status=failed`` row, and the other units go on.
-``computed.log`` lists, one per line, every id this folder ever computed: the audit trail of what a resumed
-run redid.
+Results go to ``<suite folder>/runs/<id>/``, a unit folder like a run's (:mod:`lazyrich.store.run_folder`):
+``config.yaml``, ``metrics.parquet`` (long table), ``matrices-<start>-<stop>.npz`` (matrices, batch first),
+``summary.csv`` and ``summary.json`` (the unit's rows of ``suite.csv``), ``theory.txt``, ``MANIFEST.json`` and
+``DONE``, written last by :func:`lazyrich.store.write_run`. A unit with ``DONE`` whose files match its manifest
+is never computed again; a unit without it (killed, or failed), or whose files were damaged since, is cleared and
+redone. A failure writes ``runs/<id>/FAILED`` (the traceback) and a ``status=failed`` row, and the other units
+go on. ``computed.log`` lists, one per line, every id this folder ever computed: the audit trail of what a
+resumed run redid.
 """
 
 from __future__ import annotations
