@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,12 +27,14 @@ from lazyrich.suites.common import run_config
 
 __all__ = [
     "THEORY",
+    "Drawing",
     "TOLERANCE",
     "FigureResult",
     "T_LABEL",
     "config",
     "figure",
     "figure_result",
+    "lam_axis",
     "non_saddle",
     "np64",
     "save_png",
@@ -63,23 +65,37 @@ class FigureResult:
     errors: dict[str, float] = field(default_factory=dict)
 
 
-def figure(fn: Callable[..., FigureResult]) -> Callable[..., FigureResult]:
-    """Mark a figure function: it runs with one intra-op torch thread, restored afterwards.
+Drawing = Callable[[Path, bool], tuple[Any, dict[str, float]]]
+"""What draws a figure: (out_dir, small) → (the matplotlib figure, {panel: its error})."""
 
-    Every net here is at most 8 × 8; on two shared cores, splitting such matmuls over threads made training
-    20–50× slower (thread hand-offs cost more than the arithmetic).
+
+def figure(what: str, title: str | None = None, **layout: Any) -> Callable[[Drawing], Callable[..., FigureResult]]:
+    """Declare a figure: what it shows (its statement's first half), its ``title`` above the panels (None: none)
+    and ``layout`` (``fig.tight_layout`` options), around the function that draws it (:data:`Drawing`). The
+    declared ``fig_N(out_dir, small=False)`` draws with one intra-op torch thread (restored afterwards), then
+    titles, lays out and saves ``figN.png`` and returns its :class:`FigureResult`.
+
+    One thread: every net here is at most 8 × 8; on two shared cores, splitting such matmuls over threads made
+    training 20–50× slower (thread hand-offs cost more than the arithmetic).
     """
 
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs) -> FigureResult:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            torch.set_num_threads(threads)
+    def declare(draw: Drawing) -> Callable[..., FigureResult]:
+        @functools.wraps(draw, assigned=("__module__", "__name__", "__qualname__", "__doc__"))
+        def regenerate(out_dir: str | Path, small: bool = False) -> FigureResult:
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                fig, errors = draw(Path(out_dir), small)
+            finally:
+                torch.set_num_threads(threads)
+            if title is not None:
+                fig.suptitle(title)
+            fig.tight_layout(**layout)
+            return figure_result(save_png(fig, out_dir, draw.__name__.replace("_", ""), small), errors, what)
 
-    return wrapper
+        return regenerate
+
+    return declare
 
 
 def np64(x: Tensor | np.ndarray | float) -> np.ndarray:
@@ -148,6 +164,14 @@ def non_saddle(cfg: RunConfig, tries: int = 20) -> RunConfig:
         if not bool(pred.converges_to_saddle.any()):
             return dataclasses.replace(cfg, seed=seed)
     raise RuntimeError(f"no seed in [{start}, {start + tries}) avoids the saddle; widen the search.")
+
+
+def lam_axis(ax, lams: Sequence[float], xlabel: str = "λ", **options: Any) -> None:
+    """An x axis of λ values: symlog (linear within |λ| ≤ 1, so 0 and both signs show), ticked at ``lams``,
+    labelled ``xlabel``; ``options`` go to ``ax.set`` (ylabel, title, yscale, …)."""
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xticks(lams, [f"{v:g}" for v in lams])
+    ax.set(xlabel=xlabel, **options)
 
 
 def upper_pairs(n: int) -> list[tuple[int, int]]:

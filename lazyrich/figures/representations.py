@@ -11,14 +11,11 @@ import torch
 from lazyrich import metrics, plots
 from lazyrich.experiment import ExperimentResult, build_task
 from lazyrich.figures.common import (
-    FigureResult,
     config,
     figure,
-    figure_result,
     non_saddle,
     np64,
     run,
-    save_png,
     sim_and_theory,
 )
 from lazyrich.results import max_rel_error
@@ -145,8 +142,13 @@ def _noise_panel(ax, j: int, lam_axis: np.ndarray, label: str, sim: np.ndarray, 
     return max_rel_error(sim, theory)
 
 
-@figure
-def fig_4(out_dir: Path, small: bool = False) -> FigureResult:
+@figure(
+    "Fig. 4: after training on the hierarchical task, small-Gaussian and λ = 0 nets learn the tree in "
+    "both W1ᵀW1 and W2W2ᵀ, a large Gaussian stays random, large ±λ keep one side structured and the "
+    "other near |λ|I, and parameter-noise cost grows with |λ| while input-noise cost does not",
+    rect=(0, 0, 1, 0.97),
+)
+def fig_4(out_dir: Path, small: bool) -> tuple[plt.Figure, dict[str, float]]:
     """W1ᵀW1, W2W2ᵀ and the RSMs at convergence for five inits; noise robustness against λ."""
     task = build_task(HIERARCHY)
     sweep, lams = hierarchy_sweep(small)
@@ -172,11 +174,4 @@ def fig_4(out_dir: Path, small: bool = False) -> FigureResult:
         "(exact solution; the integrated gradient flow for the Gaussian inits)",
         fontsize=10,
     )
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
-    what = (
-        "Fig. 4: after training on the hierarchical task, small-Gaussian and λ = 0 nets learn the tree in "
-        "both W1ᵀW1 and W2W2ᵀ, a large Gaussian stays random, large ±λ keep one side structured and the "
-        "other near |λ|I, and parameter-noise cost grows with |λ| while input-noise cost does not"
-    )
-    path = save_png(fig, out_dir, "fig4", small)
-    return figure_result(path, errors, what)
+    return fig, errors
