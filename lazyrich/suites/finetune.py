@@ -48,6 +48,8 @@ def _units(params: FinetuneSuite, device: str) -> list[Unit]:
                          lr=flow_step(params, pre.lam, tasks), t_max=pre.t_max, device=device, scale=pre.init_scale,
                          align=pre.align, n_log=PRETRAIN_N_LOG, theory="none")
     values = {"suite": "finetune", "threshold": params.threshold}
+    # The fine-tuning starts from the re-factorised products (run_experiment's initial=): its init is not drawn,
+    # its init.lam records λ_FT.
     return [Unit({"lam": lam}, values, {
         "pretrain": pretrain,
         "fine_tune": suite_run(params, {**tasks, "phase": 1}, lam=lam, lr=flow_step(params, lam, tasks),
@@ -67,7 +69,8 @@ def _refactorised(pre, lam: float) -> tuple[torch.Tensor, list[torch.Tensor], li
 
 def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
     pre = run_experiment(unit.runs["pretrain"])
-    lam, fine_tune = unit.key["lam"], unit.runs["fine_tune"]
+    fine_tune = unit.runs["fine_tune"]
+    lam = fine_tune.init.lam  # λ_FT: the balance the fine-tuning starts from, given by the re-factorisation
     product, weights, seeds = _refactorised(pre, lam)
     meta = pd.DataFrame({"lam": lam, "scale": np.nan, "lr": fine_tune.trainer.lr, "seed": seeds,
                          "pretrain_loss": pre.summary["loss_final"].to_numpy()})
