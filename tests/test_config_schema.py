@@ -299,10 +299,9 @@ def test_the_python_api_fills_a_partial_suite_mapping_or_a_schema_object():
 def test_suite_params_apply_the_run_wide_lams_and_seed_then_fill_the_schema():
     cfg = {"suite": {"run": ["rotation"], "lams": [2], "rotation": {"threshold": 0.5}}, "seed": 7}
     params = resolve_bench(cfg).params["rotation"]
-    assert params == {**defaults_of(suite_schema.RotationSuite), "lams": [2.0], "seeds": [7],
-                      "threshold": 0.5}
+    assert params == suite_schema.RotationSuite(lams=[2.0], seeds=[7], threshold=0.5)  # the schema object
     composed = _bench(["suite=architecture", "~suite.architecture.archs.square"])
-    assert set(resolve_bench(composed).params["architecture"]["archs"]) == {"funnel", "inverted_funnel"}
+    assert set(resolve_bench(composed).params["architecture"].archs) == {"funnel", "inverted_funnel"}
 
 
 @pytest.mark.parametrize(("name", "given", "named"), [

@@ -62,7 +62,7 @@ def _same_table(table, truth):
 def test_a_truncated_metrics_file_is_recomputed_on_resume_and_compare_reads_the_truth(copy, tmp_path):
     folder, truth = copy
     unit = _unit_dirs(folder)[0]
-    metrics = unit / store.METRICS_FILE
+    metrics = unit / store.METRICS_PARQUET
     metrics.write_bytes(metrics.read_bytes()[: metrics.stat().st_size // 3])
     assert integrity.verify_unit(unit) is not None
     table = _rerun(folder)
@@ -86,7 +86,7 @@ def test_a_damaged_summary_or_missing_metrics_is_recomputed_not_lost(copy, damag
     elif damage == "empty":
         (unit / store.SUMMARY_FILE).write_bytes(b"")
     else:
-        (unit / store.METRICS_FILE).unlink()
+        (unit / store.METRICS_PARQUET).unlink()
     table = _rerun(folder)
     _same_table(table, truth)  # every λ is back in suite.csv
     _same_table(pd.read_csv(folder / "suite.csv"), truth)
@@ -110,7 +110,7 @@ def test_load_skips_unfinished_and_damaged_units_naming_them(copy):
 def test_compare_leaves_out_damaged_units_of_suite_tables(copy, tmp_path):
     folder, truth = copy
     damaged = _unit_dirs(folder)[0]
-    (damaged / store.METRICS_FILE).write_text("t,sim/loss\n0,6.575\n")
+    (damaged / store.METRICS_PARQUET).write_text("t,sim/loss\n0,6.575\n")
     with pytest.warns(results.ResultsWarning) as caught:
         out = compare([folder], tmp_path / "cmp", headlines=HEADLINES)
     assert any(f"unit {damaged.name}" in str(w.message) for w in caught)
@@ -127,7 +127,7 @@ def test_compare_verifies_each_unit_once_and_still_names_a_damaged_one_for_metri
         copy, tmp_path, monkeypatch):
     folder, truth = copy
     damaged = _unit_dirs(folder)[0]
-    (damaged / store.METRICS_FILE).write_text("t,sim/loss\n0,6.575\n")
+    (damaged / store.METRICS_PARQUET).write_text("t,sim/loss\n0,6.575\n")
     calls = []
     real = integrity.verify_unit
     monkeypatch.setattr(integrity, "verify_unit", lambda run_dir: calls.append(run_dir.resolve()) or real(run_dir))
@@ -150,15 +150,18 @@ def test_load_on_a_zero_byte_or_garbage_file_names_the_path(tmp_path, content):
 
 def test_a_manifest_records_every_file_and_catches_a_same_size_change(tmp_path):
     frame = pd.DataFrame({"net": [0, 0], "t": [0.0, 1.0], "sim/loss": [1.0, 0.5], "status": "ok"})
-    store.write_run(tmp_path, frame, pd.DataFrame({"status": ["ok"]}), matrices={"a": [1.0]})
+    store.write_run(tmp_path, frame, pd.DataFrame({"status": ["ok"]}), matrices={"a": [1.0]}, notes=["exact"])
     (tmp_path / "extra.parquet").write_bytes(b"x")  # written after the manifest: not part of the unit
     listed = set(pd.read_json(tmp_path / integrity.MANIFEST)["files"].index)
-    assert listed == {"metrics.csv", "summary.csv", "summary.json", "matrices.npz"}
+    assert listed == {store.METRICS_PARQUET, "summary.csv", "summary.json", "matrices-000000000-000000001.npz",
+                      store.THEORY_FILE}
     assert integrity.verify_unit(tmp_path) is None
-    text = (tmp_path / "metrics.csv").read_text()
-    (tmp_path / "metrics.csv").write_text(text.replace("0.5", "0.4"))  # same size, other numbers
+    metrics = tmp_path / store.METRICS_PARQUET
+    data = metrics.read_bytes()
+    middle = len(data) // 2
+    metrics.write_bytes(data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:])  # same size, one byte
     assert "checksum" in integrity.verify_unit(tmp_path)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        (tmp_path / "metrics.csv").write_text(text)
+        metrics.write_bytes(data)
         assert integrity.verify_unit(tmp_path) is None

@@ -43,6 +43,7 @@ def test_singular_value_figure_small(tmp_path):
 
 def test_kernel_figures_are_readable_and_agree(tmp_path, monkeypatch):
     captured = []
+    save = common.save_png
 
     def keep(fig, out_dir, name, small):
         captured.append(
@@ -50,9 +51,9 @@ def test_kernel_figures_are_readable_and_agree(tmp_path, monkeypatch):
         )
         legends = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
         captured.append(legends)
-        return common.save_png(fig, out_dir, name, small)
+        return save(fig, out_dir, name, small)
 
-    monkeypatch.setattr(kernel, "save_png", keep)
+    monkeypatch.setattr(common, "save_png", keep)
     result = fig_5(tmp_path, small=True)
     axes, legends = captured
     assert [a[:2] for a in axes] == [("symlog", "log"), ("log", "log"), ("log", "log")]

@@ -54,10 +54,35 @@ def test_load_selects_columns_and_rows_lazily(written):
     assert sorted(some["net"].unique()) == [1, 7]
 
 
+def old_unit(folder, frame, matrices=None):
+    """A unit folder as earlier versions wrote it (metrics.csv, matrices.npz), written here by hand, finished."""
+    from lazyrich.store import integrity
+
+    folder.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(folder / "metrics.csv", index=False)
+    frame.groupby("net").head(1).to_csv(folder / store.SUMMARY_FILE, index=False)
+    if matrices:
+        np.savez_compressed(folder / "matrices.npz", **matrices)
+    integrity.write_manifest(folder)
+    (folder / store.DONE).write_text("")
+    return folder
+
+
+def test_write_run_writes_parquet_metrics_and_chunked_matrices(tmp_path):
+    frame = long_table(range(0, 3))
+    product = np.arange(12.0).reshape(3, 2, 2)
+    store.write_run(tmp_path, frame, frame.groupby("net").head(1), matrices={"sim_product": product})
+    assert {p.name for p in tmp_path.iterdir()} == {METRICS_PARQUET, "matrices-000000000-000000003.npz",
+                                                    "summary.csv", "summary.json", "MANIFEST.json", "DONE"}
+    pd.testing.assert_frame_equal(results.load(tmp_path).drop(columns="run"), frame)
+    np.testing.assert_array_equal(load_matrices(tmp_path)["sim_product"], product)
+    with pytest.raises(ValueError, match="share their batch size"):  # matrices are per network, batch first
+        store.write_run(tmp_path / "bad", frame, frame, matrices={"a": np.zeros((3, 1)), "b": np.zeros((2, 2))})
+
+
 def test_old_csv_run_folders_load_the_same_way(written, tmp_path_factory):
     _, expected = written
-    old = tmp_path_factory.mktemp("old")
-    store.write_run(old, expected, expected.groupby("net").head(1))  # the CSV layout of earlier versions
+    old = old_unit(tmp_path_factory.mktemp("old"), expected)  # the CSV layout of earlier versions
     assert (old / "metrics.csv").is_file() and not (old / METRICS_PARQUET).exists()
     frame = results.load(old, columns=["net", "sim/loss"], filters=[("status", "!=", "ok")])
     want = expected[expected["status"] != "ok"][["net", "sim/loss"]].reset_index(drop=True)
@@ -67,7 +92,7 @@ def test_old_csv_run_folders_load_the_same_way(written, tmp_path_factory):
 
 def test_a_sweep_folder_mixes_parquet_and_csv_runs(written):
     run_dir, expected = written
-    store.write_run(run_dir / "nested", expected.head(5), expected.head(1))
+    old_unit(run_dir / "nested", expected.head(5))
     frame = read_metrics(run_dir, columns=["net"])
     assert frame.groupby("run").size().to_dict() == {run_dir.name: len(expected), "nested": 5}
 

@@ -28,7 +28,7 @@ def test_each_suite_option_composes_and_lists_its_units(option):
         assert units and len({u.id for u in units}) == len(units)
         assert [u.id for u in SUITES[name].units(params, "cpu")] == [u.id for u in units]  # stable ids
         if option not in ("default",):
-            assert len(params["lams"]) >= 9 or name != "reversal"  # default sizes sweep enough λ values
+            assert len(params.lams) >= 9 or name != "reversal"  # default sizes sweep enough λ values
 
 
 def test_default_is_a_small_reversal_and_architecture():
@@ -46,7 +46,7 @@ def test_lams_and_seed_override_every_suite():
         cfg = compose("bench", overrides=["suite=all", "suite.lams=[-1,0,1]", "seed=[3,4]"])
     for name in cfg.suite.run:
         params = resolve_bench(cfg).params[name]
-        assert params["lams"] == [-1.0, 0.0, 1.0] and params["seeds"] == [3, 4]
+        assert params.lams == [-1.0, 0.0, 1.0] and params.seeds == [3, 4]
 
 
 def test_slurm_launcher_composes_without_launching():

@@ -6,6 +6,7 @@ from hydra import compose, initialize_config_dir
 
 from lazyrich import metrics
 from lazyrich.config.compose import conf_dir
+from lazyrich.results.io import load_matrices
 from lazyrich.suites import run_suites
 
 TINY = [
@@ -38,7 +39,7 @@ def test_finetune_is_faster_and_lazier_at_large_lambda_ft(tmp_path):
     } <= set(table.columns)
     assert (table["status"] == "ok").all()
     # Both units fine-tune from the same pretrained product (same seeds, deterministic pretraining).
-    products = [np.load(tmp_path / "runs" / u / "matrices.npz")["pretrained_product"] for u in table["unit"]]
+    products = [load_matrices(tmp_path / "runs" / u)["pretrained_product"] for u in table["unit"]]
     np.testing.assert_array_equal(products[0], products[1])
     assert (table["pretrain_loss"] < 1e-6).all()
     assert table.loc[4.0, "time_to_threshold"] < 0.8 * table.loc[0.0, "time_to_threshold"]

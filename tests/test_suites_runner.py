@@ -58,7 +58,7 @@ def test_a_killed_unit_without_done_is_cleared_and_redone(tmp_path):
     unit = Unit({"lam": 0.0}, {"suite": "toy", "lam": 0.0})
     stale = tmp_path / "runs" / unit.id
     stale.mkdir(parents=True)
-    (stale / "metrics.csv").write_text("half-written")
+    (stale / store.METRICS_PARQUET).write_text("half-written")
     (stale / "leftover.txt").write_text("from the killed attempt")
     calls = []
     result = run_sweep([unit], _compute_counting(calls), tmp_path, progress=False)
@@ -71,3 +71,37 @@ def test_two_units_with_the_same_config_are_refused(tmp_path):
     units = [Unit({"lam": 0.0}, {"lam": 0.0}), Unit({"lam": 0.0}, {"lam": 0.0})]
     with pytest.raises(ValueError, match="share a config"):
         run_sweep(units, _compute_counting([]), tmp_path, progress=False)
+
+
+def test_a_unit_folder_of_an_older_version_is_read_verified_and_not_recomputed(tmp_path):
+    """Units written before the one format (metrics.csv, matrices.npz) still resume and load; this one is written
+    by hand, as those versions wrote it."""
+    import numpy as np
+
+    from lazyrich.results.io import load_matrices
+    from lazyrich.store import integrity
+    from lazyrich.suites.common import load_frames
+
+    unit = Unit({"lam": 1.0}, {"suite": "toy", "lam": 1.0})
+    old = tmp_path / "runs" / unit.id
+    old.mkdir(parents=True)
+    frame = pd.DataFrame({"net": [0, 0], "t": [0.0, 1.0], "sim/loss": [1.0, 0.25], "status": "ok"})
+    frame.to_csv(old / "metrics.csv", index=False)
+    pd.DataFrame({"lam": [1.0], "seed": [0], "value": [3.0], "unit": [unit.id], "status": ["ok"]}).to_csv(
+        old / store.SUMMARY_FILE, index=False)
+    np.savez_compressed(old / "matrices.npz", sim_product=np.ones((1, 2, 2)))
+    integrity.write_manifest(old)
+    (old / store.DONE).write_text("")
+
+    calls = []
+    sweep = run_sweep([unit], _compute_counting(calls), tmp_path, progress=False)
+    assert calls == [] and sweep.skipped == [unit.id]  # finished and intact: resumed, not recomputed
+    assert sweep.rows["value"].tolist() == [3.0]
+    frames = load_frames(tmp_path, sweep.rows)
+    assert frames["unit"].tolist() == [unit.id] * 2 and frames["sim/loss"].tolist() == [1.0, 0.25]
+    assert load_matrices(old)["sim_product"].shape == (1, 2, 2)
+    (old / "metrics.csv").write_text("t,sim/loss\n0,9\n")  # damaged since: left out, named, never read
+    with pytest.warns(results.ResultsWarning, match=f"skipped {old}"):
+        assert load_frames(tmp_path, sweep.rows).empty
+    with pytest.raises(FileNotFoundError, match="not a finished, intact unit"):
+        load_matrices(old)

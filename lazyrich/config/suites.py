@@ -1,12 +1,13 @@
 """Typed schemas of the benchmark suites' parameters (``suite.<name>.*`` of ``lazyrich bench``): one home per default.
 
-Every suite sweeps λ values and seeds and derives its step from ``eta`` and ``lr_max`` (:class:`SuiteParams`); all
-but ``finetune`` start from a fresh init of size ``init_scale`` (:class:`FreshInitSuite`); each suite's class adds
-the fields only it reads. The field defaults are THE defaults of the suites (``conf/suite/*.yaml``
-only select suites and override), the field metadata holds each key's meaning (the docs' config reference reads it)
-and its check. :func:`fill_suite` completes a partial mapping from these defaults and checks every value once, where
-``lazyrich bench`` and :func:`lazyrich.suites.run_suite` receive them; a bad value is refused in one line naming
-the key, e.g. ``suite.reversal.eta='x' must be a positive number; the default is 0.05.``
+Every suite sweeps λ values and seeds, derives its step from ``eta`` and ``lr_max`` and keeps the matrices at
+``n_matrix`` log points (:class:`SuiteParams`); all but ``finetune`` start from a fresh init of size
+``init_scale`` (:class:`FreshInitSuite`); each suite's class adds the fields only it reads. The field defaults are
+THE defaults of the suites (``conf/suite/*.yaml`` only select suites and override), the field metadata holds each
+key's meaning (the docs' config reference reads it) and its check. :func:`fill_suite` completes a partial mapping
+from these defaults and checks every value once, where ``lazyrich bench`` and :func:`lazyrich.suites.run_suite`
+receive them, and :func:`build_suite` makes the schema object a suite's ``units`` reads; a bad value is refused in
+one line naming the key, e.g. ``suite.reversal.eta='x' must be a positive number; the default is 0.05.``
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from lazyrich.train import DEFAULT_MAX_STEPS
 
 __all__ = ["BENCH_TOP_LEVEL", "SUITE_SCHEMAS", "ArchitectureSuite", "BenchConfig", "ContinualSuite",
            "FinetunePretrain", "FinetuneRelation", "FinetuneSuite", "FreshInitSuite", "ReversalSuite", "RotationSuite",
-           "SuiteParams", "SuiteSelection", "TransferSuite", "fill_suite", "resolve_bench"]
+           "SuiteParams", "SuiteSelection", "TransferSuite", "build_suite", "fill_suite", "resolve_bench"]
 
 LAMS = [-8.0, -4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0, 8.0]
 """The λ values every suite sweeps by default: rich (λ = 0) to lazy (|λ| = 8), both signs."""
@@ -79,6 +80,8 @@ class SuiteParams:
     eta: float = spec(0.05, "lr = min(lr_max, eta / √(λ² + 4 s̃₁²)): GD follows the flow", POSITIVE)
     lr_max: float = spec(0.05, "upper bound of the learning rate (see eta)", POSITIVE)
     n_log: int = spec(101, "log points (per phase for multi-phase suites)", at_least(2))
+    n_matrix: int = spec(5, "of the log points (per phase), this many also keep W2W1, W1ᵀW1, W2W2ᵀ (the continual "
+                            "suite: and every task's loss); the measures read the first and the last", at_least(1))
     theory: str = spec("auto", "theory overlaid on the curves (`auto`: the most exact one that applies)", TEXT)
 
 
@@ -117,7 +120,6 @@ class ContinualSuite(FreshInitSuite):
                                  "seed": 0}, "the task stream (a registered sequence task and its parameters)",
                                 MAPPING)
     t_phase: float = spec(20.0, "t per task", POSITIVE)
-    n_matrix: int = spec(5, "log points per phase at which W2W1 (and every task's loss) is kept", at_least(1))
     converged_tol: float = spec(1e-6, "a phase converged when its task's loss is within this of L_min", POSITIVE)
 
 
@@ -215,16 +217,22 @@ def fill_suite(name: str, given: Mapping[str, Any] | SuiteParams | None) -> dict
     return fill_schema(SUITE_SCHEMAS[name], given, f"suite.{name}", f"{name} suite")
 
 
+def build_suite(name: str, given: Mapping[str, Any] | SuiteParams | None) -> SuiteParams:
+    """The schema object of suite ``name`` (an instance of its class in :data:`SUITE_SCHEMAS`) from ``given``,
+    filled and checked by :func:`fill_suite`."""
+    return instantiate(SUITE_SCHEMAS[name], fill_suite(name, given))
+
+
 @dataclass
 class BenchConfig:
-    """A whole ``lazyrich bench`` configuration, typed: the suite choice, each chosen suite's parameters (filled
-    and checked, ``suite.lams`` and ``seed`` applied), the W&B mirror and how the suites run.
+    """A whole ``lazyrich bench`` configuration, typed: the suite choice, each chosen suite's parameters (its schema
+    object, filled and checked, ``suite.lams`` and ``seed`` applied), the W&B mirror and how the suites run.
 
     :func:`resolve_bench` builds it once, at the top of :func:`lazyrich.suites.run_suites`.
     """
 
     suite: SuiteSelection = field(default_factory=SuiteSelection, metadata={"doc": "the suite choice"})
-    params: dict[str, Any] = spec({}, "each chosen suite's parameters, by suite name")
+    params: dict[str, SuiteParams] = spec({}, "each chosen suite's parameters (its schema object), by suite name")
     logger: LoggerConfig | None = spec(None, "the W&B mirror (null: local files only)")
     seed: Any = spec(None, "an int or a list (seed=0,1,2): replaces the seeds of every suite run")
     device: str = spec("auto", "auto | cpu | cuda | cuda:N", TEXT)
@@ -238,7 +246,8 @@ class BenchConfig:
     def record(self) -> dict[str, Any]:
         """This configuration as plain data (what a bench folder's identity records)."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("suite", "params")}
-        out["suite"] = {**dataclasses.asdict(self.suite), **self.params}
+        out["suite"] = {**dataclasses.asdict(self.suite),
+                        **{name: dataclasses.asdict(params) for name, params in self.params.items()}}
         out["logger"] = None if self.logger is None else dataclasses.asdict(self.logger)
         return out
 
@@ -249,8 +258,9 @@ BENCH_TOP_LEVEL = ("seed", "device", "threads", "progress", "max_steps", "name")
 
 def resolve_bench(cfg: Mapping[str, Any] | Any) -> BenchConfig:
     """The :class:`BenchConfig` of ``cfg`` (a mapping or a Hydra DictConfig): every chosen suite's parameters
-    filled from its schema and checked (:func:`fill_suite`), with ``suite.lams`` and ``seed`` replacing every
-    suite's λ values and seeds when set. Every value is checked here, before any suite runs."""
+    filled from its schema, checked and built into its schema object (:func:`build_suite`), with ``suite.lams``
+    and ``seed`` replacing every suite's λ values and seeds when set. Every value is checked here, before any
+    suite runs."""
     given = dict(plain(cfg))
     given.pop("hydra", None)
     suite_cfg = dict(given.pop("suite", None) or {})
@@ -279,7 +289,7 @@ def resolve_bench(cfg: Mapping[str, Any] | Any) -> BenchConfig:
             given_params["lams"] = lams
         if seeds_ is not None:
             given_params["seeds"] = seeds_
-        params[name] = fill_suite(name, given_params)
+        params[name] = build_suite(name, given_params)
     return BenchConfig(suite=selection, params=params,
                        logger=None if logger is None else build_group(LoggerConfig, logger, "logger"),
                        seed=seeds_, **{k: top[k] for k in BENCH_TOP_LEVEL if k != "seed"})

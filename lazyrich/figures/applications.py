@@ -11,12 +11,10 @@ import pandas as pd
 from lazyrich import plots
 from lazyrich.figures.common import (
     T_LABEL,
-    FigureResult,
     config,
     figure,
-    figure_result,
-    non_saddle_seed,
-    save_png,
+    lam_axis,
+    non_saddle,
 )
 from lazyrich.figures.representations import HIERARCHY, T_SWEEP, hierarchy_lams
 from lazyrich.figures.views import suite_table, unit_frame, unit_matrices
@@ -132,7 +130,7 @@ def transfer_overrides(small: bool) -> list[str]:
     hierarchy and λ sweep, signed encoding, a fixed step; the seed is the first one whose λ = 0 net the exact
     theory keeps away from the saddle, found without training)."""
     lams = hierarchy_lams(small)
-    seed = non_saddle_seed(config(HIERARCHY, lam=list(lams)))
+    seed = non_saddle(config(HIERARCHY, lam=list(lams))).seed
     key = "suite.transfer"
     task = [f"{key}.task.{k}={v}" for k, v in HIERARCHY.items()]
     return [
@@ -161,13 +159,8 @@ def _transfer(ax, table: pd.DataFrame) -> dict[str, float]:
         sims.append(rows[f"gen_d{d}"].to_numpy(float))
         theories.append(rows[f"theory_gen_d{d}"].to_numpy(float))
         plots.sim_theory(ax, lams, sims[-1], theories[-1], color=colour, label=name, marker="o")
-    ax.set_xscale("symlog", linthresh=1.0)
-    ax.set_xticks(lams, [f"{v:g}" for v in lams])
-    ax.set(
-        xlabel="λ",
-        ylabel="new feature on item j / on item 0",
-        title="(d) transfer: a new feature trained on item 0 (W1 frozen)\ntheory: row 0 of X W1ᵀW1 Xᵀ",
-    )
+    lam_axis(ax, lams, ylabel="new feature on item j / on item 0",
+             title="(d) transfer: a new feature trained on item 0 (W1 frozen)\ntheory: row 0 of X W1ᵀW1 Xᵀ")
     plots.legend_sim_theory(ax, loc="upper left", fontsize=6)
     return {"transfer: generalisation": max_rel_error(np.stack(sims), np.stack(theories), scale=1.0)}
 
@@ -199,17 +192,10 @@ def _finetune(ax_time, ax_kernel, table: pd.DataFrame) -> dict[str, float]:
     kernel = [table[c].to_numpy(float) for c in ("kernel_distance_final", "theory_kernel_distance_final")]
     plots.sim_theory(ax_time, lams, *speed, color="C4", marker="o", label="time to 1% of the initial loss")
     plots.sim_theory(ax_kernel, lams, *kernel, color="C5", marker="o", label="kernel distance at t = 4")
-    for ax in (ax_time, ax_kernel):
-        ax.set_xscale("symlog", linthresh=1.0)
-        ax.set_xticks(lams, [f"{v:g}" for v in lams])
-    ax_time.set(
-        xlabel="λ_FT",
-        ylabel="t to reach 1% of the initial loss",
-        title="(e) fine-tuning a re-factorised pretrained W2W1\non a rotated task: speed",
-    )
-    ax_kernel.set(
-        yscale="log", xlabel="λ_FT", ylabel="kernel distance at t = 4", title="(f) fine-tuning: NTK movement"
-    )
+    lam_axis(ax_time, lams, "λ_FT", ylabel="t to reach 1% of the initial loss",
+             title="(e) fine-tuning a re-factorised pretrained W2W1\non a rotated task: speed")
+    lam_axis(ax_kernel, lams, "λ_FT", yscale="log", ylabel="kernel distance at t = 4",
+             title="(f) fine-tuning: NTK movement")
     for ax in (ax_time, ax_kernel):
         plots.legend_sim_theory(ax, loc="upper center", fontsize=6)
     return {
@@ -218,8 +204,14 @@ def _finetune(ax_time, ax_kernel, table: pd.DataFrame) -> dict[str, float]:
     }
 
 
-@figure
-def fig_6(out_dir: Path, small: bool = False) -> FigureResult:
+@figure(
+    "Fig. 6: a λ = 2 net forgets each task as the theory's restarts predict, reversal stalls at λ = 0 "
+    "but succeeds at λ = 2, a new feature spreads further through the hierarchy as λ grows and "
+    "hardly at all at λ = −8, and larger "
+    "|λ_FT| fine-tunes faster with less NTK movement",
+    title="Fig. 6 — applications: continual learning, reversal, transfer and fine-tuning",
+)
+def fig_6(out_dir: Path, small: bool) -> tuple[plt.Figure, dict[str, float]]:
     """Applications: continual learning, reversal, transfer and fine-tuning, each against its theory."""
     fig, axes = plt.subplots(2, 3, figsize=(17, 9.5))
     errors = _continual(axes[0, 0], axes[0, 1], out_dir, small)
@@ -228,13 +220,4 @@ def fig_6(out_dir: Path, small: bool = False) -> FigureResult:
     errors |= _finetune(axes[1, 1], axes[1, 2], suite_table(out_dir, "finetune", finetune_overrides(small)))
     for ax in axes.flat:
         ax.grid(alpha=0.3)
-    fig.suptitle("Fig. 6 — applications: continual learning, reversal, transfer and fine-tuning")
-    fig.tight_layout()
-    what = (
-        "Fig. 6: a λ = 2 net forgets each task as the theory's restarts predict, reversal stalls at λ = 0 "
-        "but succeeds at λ = 2, a new feature spreads further through the hierarchy as λ grows and "
-        "hardly at all at λ = −8, and larger "
-        "|λ_FT| fine-tunes faster with less NTK movement"
-    )
-    path = save_png(fig, out_dir, "fig6", small)
-    return figure_result(path, errors, what)
+    return fig, errors

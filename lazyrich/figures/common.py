@@ -8,9 +8,10 @@ the figure "agrees" when that is at most ``TOLERANCE``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,18 +20,22 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lazyrich.config.run import resolve_run
+from lazyrich.config.run import RunConfig, resolve_run
 from lazyrich.experiment import ExperimentResult, build_batch, build_task, run_experiment
 from lazyrich.results import AGREEMENT_RTOL
+from lazyrich.suites.common import run_config
 
 __all__ = [
+    "THEORY",
+    "Drawing",
     "TOLERANCE",
     "FigureResult",
     "T_LABEL",
     "config",
     "figure",
     "figure_result",
-    "non_saddle_seed",
+    "lam_axis",
+    "non_saddle",
     "np64",
     "save_png",
     "run",
@@ -44,6 +49,10 @@ rates used here follows the flow to ~1%, so 5% separates discretisation error fr
 
 T_LABEL = "t = step · lr"
 
+THEORY = "exact"
+"""The theory a figure compares with unless it names another: the exact solution (the schema's ``auto`` would
+quietly take another theory where the exact one does not apply; a figure shows the one it names, or fails)."""
+
 
 @dataclass
 class FigureResult:
@@ -56,23 +65,37 @@ class FigureResult:
     errors: dict[str, float] = field(default_factory=dict)
 
 
-def figure(fn: Callable[..., FigureResult]) -> Callable[..., FigureResult]:
-    """Mark a figure function: it runs with one intra-op torch thread, restored afterwards.
+Drawing = Callable[[Path, bool], tuple[Any, dict[str, float]]]
+"""What draws a figure: (out_dir, small) → (the matplotlib figure, {panel: its error})."""
 
-    Every net here is at most 8 × 8; on two shared cores, splitting such matmuls over threads made training
-    20–50× slower (thread hand-offs cost more than the arithmetic).
+
+def figure(what: str, title: str | None = None, **layout: Any) -> Callable[[Drawing], Callable[..., FigureResult]]:
+    """Declare a figure: what it shows (its statement's first half), its ``title`` above the panels (None: none)
+    and ``layout`` (``fig.tight_layout`` options), around the function that draws it (:data:`Drawing`). The
+    declared ``fig_N(out_dir, small=False)`` draws with one intra-op torch thread (restored afterwards), then
+    titles, lays out and saves ``figN.png`` and returns its :class:`FigureResult`.
+
+    One thread: every net here is at most 8 × 8; on two shared cores, splitting such matmuls over threads made
+    training 20–50× slower (thread hand-offs cost more than the arithmetic).
     """
 
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs) -> FigureResult:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            torch.set_num_threads(threads)
+    def declare(draw: Drawing) -> Callable[..., FigureResult]:
+        @functools.wraps(draw, assigned=("__module__", "__name__", "__qualname__", "__doc__"))
+        def regenerate(out_dir: str | Path, small: bool = False) -> FigureResult:
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                fig, errors = draw(Path(out_dir), small)
+            finally:
+                torch.set_num_threads(threads)
+            if title is not None:
+                fig.suptitle(title)
+            fig.tight_layout(**layout)
+            return figure_result(save_png(fig, out_dir, draw.__name__.replace("_", ""), small), errors, what)
 
-    return wrapper
+        return regenerate
+
+    return declare
 
 
 def np64(x: Tensor | np.ndarray | float) -> np.ndarray:
@@ -105,49 +128,25 @@ def figure_result(path: Path, errors: dict[str, float], what: str) -> FigureResu
     return FigureResult(path, err, statement(what, err), errors)
 
 
-def config(
-    task: Mapping[str, Any],
-    *,
-    lam: Any = 0.0,
-    scale: Any = 0.1,
-    kind: str = "balanced",
-    align: bool = False,
-    lr: float = 5e-3,
-    t_max: float = 10.0,
-    n_log: int = 101,
-    spacing: str = "linear",
-    theory: str = "exact",
-    seed: Any = 0,
-    hidden: int | None = None,
-) -> dict[str, Any]:
-    """A run_experiment config; every matrix is kept at every log point (the nets here are small)."""
-    return {
-        "task": dict(task),
-        "init": {"kind": kind, "lam": lam, "scale": scale, "align": align},
-        "model": {"depth": 2, "hidden": hidden},
-        "trainer": {
-            "lr": lr,
-            "t_max": t_max,
-            "n_log": n_log,
-            "n_matrix": n_log,
-            "spacing": spacing,
-            "progress": False,
-        },
-        "theory": {"name": theory},
-        "seed": seed,
-    }
+def config(task: Mapping[str, Any], *, theory: str = THEORY, **fields: Any) -> RunConfig:
+    """A figure's run of ``task``: the schema defaults except ``fields`` (fields of the run config by name:
+    ``lam``, ``scale``, ``lr``, ``t_max``, ``n_log``, ``seed``, …, see :func:`lazyrich.suites.common.run_config`),
+    compared with ``theory``, without a progress bar, and with every matrix kept at every log point (the nets
+    here are small)."""
+    run = run_config(task, theory=theory, progress=False, **fields)
+    return dataclasses.replace(run, trainer=dataclasses.replace(run.trainer, n_matrix=run.trainer.n_log))
 
 
-def run(cfg: Mapping[str, Any]) -> ExperimentResult:
+def run(cfg: RunConfig) -> ExperimentResult:
     """run_experiment without a run folder, W&B or plots, and with a theory that must have applied."""
     result = run_experiment(cfg)
-    if any(p is None for p in result.predictions) and cfg["theory"]["name"] != "none":
+    if any(p is None for p in result.predictions) and cfg.theory.name != "none":
         raise RuntimeError("the theory did not apply: " + "; ".join(result.theory_notes))
     return result
 
 
-def non_saddle_seed(cfg: Mapping[str, Any], tries: int = 20) -> int:
-    """The first seed ≥ cfg's whose every network converges to the global minimum, not a saddle.
+def non_saddle(cfg: RunConfig, tries: int = 20) -> RunConfig:
+    """``cfg`` with the first seed ≥ its own whose every network converges to the global minimum, not a saddle.
 
     Random zero-balanced square nets go to a saddle about half the time (docs/theory.md §4); a figure meant to show
     the rich solution picks a seed that does not. The exact theory's B tells which without training.
@@ -163,8 +162,16 @@ def non_saddle_seed(cfg: Mapping[str, Any], tries: int = 20) -> int:
                                  first.sigma_yx, torch.device("cpu"))
         pred = th.get_theory("exact").predict(first, weights, torch.zeros(1, dtype=torch.float64))
         if not bool(pred.converges_to_saddle.any()):
-            return seed
+            return dataclasses.replace(cfg, seed=seed)
     raise RuntimeError(f"no seed in [{start}, {start + tries}) avoids the saddle; widen the search.")
+
+
+def lam_axis(ax, lams: Sequence[float], xlabel: str = "λ", **options: Any) -> None:
+    """An x axis of λ values: symlog (linear within |λ| ≤ 1, so 0 and both signs show), ticked at ``lams``,
+    labelled ``xlabel``; ``options`` go to ``ax.set`` (ylabel, title, yscale, …)."""
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xticks(lams, [f"{v:g}" for v in lams])
+    ax.set(xlabel=xlabel, **options)
 
 
 def upper_pairs(n: int) -> list[tuple[int, int]]:

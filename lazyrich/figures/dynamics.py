@@ -13,14 +13,11 @@ from lazyrich import theory as th
 from lazyrich.experiment import build_task
 from lazyrich.figures.common import (
     T_LABEL,
-    FigureResult,
     config,
     figure,
-    figure_result,
-    non_saddle_seed,
+    non_saddle,
     np64,
     run,
-    save_png,
     sim_and_theory,
     upper_pairs,
 )
@@ -32,16 +29,18 @@ __all__ = ["fig_1", "fig_2", "fig_3"]
 # --- Fig. 1 ------------------------------------------------------------------------------------------------
 
 
-@figure
-def fig_1(out_dir: Path, small: bool = False) -> FigureResult:
+@figure(
+    "Fig. 1: a λ = 0 net learns W2W1 in sigmoidal stages while a λ = 8 net moves it exponentially, and "
+    "LeCun Gaussian inits approach λ-balance as the input/output widths outgrow the hidden width but not "
+    "as the hidden width alone grows",
+    title="Fig. 1 — rich vs lazy learning, and how close standard inits are to λ-balanced",
+)
+def fig_1(out_dir: Path, small: bool) -> tuple[plt.Figure, dict[str, float]]:
     """Rich (λ = 0) vs lazy (λ = 8) W2W1 against t; LeCun Gaussian inits against λ-balance as width grows."""
     task = {"name": "random_regression", "n_in": 3, "n_out": 3, "seed": 0}
     lams = [0.0, 8.0]
-    cfg = config(
-        task, lam=lams, scale=0.05, lr=4e-3 if small else 2e-3, t_max=8.0, n_log=81 if small else 161
-    )
-    cfg["seed"] = non_saddle_seed(cfg)
-    result = run(cfg)
+    result = run(non_saddle(config(task, lam=lams, scale=0.05, lr=4e-3 if small else 2e-3, t_max=8.0,
+                                   n_log=81 if small else 161)))
     fig, axes = plt.subplots(1, 4, figsize=(17, 3.9))
     errors = {}
     times, sims, theories = sim_and_theory(result, "product")
@@ -87,15 +86,7 @@ def fig_1(out_dir: Path, small: bool = False) -> FigureResult:
     for ax in axes[2:]:
         ax.grid(alpha=0.3)
         plots.legend_sim_theory(ax, loc="best", fontsize=6)
-    fig.suptitle("Fig. 1 — rich vs lazy learning, and how close standard inits are to λ-balanced")
-    fig.tight_layout()
-    what = (
-        "Fig. 1: a λ = 0 net learns W2W1 in sigmoidal stages while a λ = 8 net moves it exponentially, and "
-        "LeCun Gaussian inits approach λ-balance as the input/output widths outgrow the hidden width but not "
-        "as the hidden width alone grows"
-    )
-    path = save_png(fig, out_dir, "fig1", small)
-    return figure_result(path, errors, what)
+    return fig, errors
 
 
 # --- Fig. 2 ------------------------------------------------------------------------------------------------
@@ -113,24 +104,19 @@ def _fig2_panel(ax, name: str, t: np.ndarray, sim: np.ndarray, theory: np.ndarra
     return max_rel_error(sim, theory)
 
 
-@figure
-def fig_2(out_dir: Path, small: bool = False) -> FigureResult:
+@figure(
+    "Fig. 2: for λ = −2, 0, 2 and 10 the loss, W2W1, W1ᵀW1, W2W2ᵀ and NTK entries follow the exact "
+    "solution, with the NTK moving most at λ = 0",
+    title="Fig. 2 — exact dynamics of λ-balanced nets: loss, network function, representations and NTK "
+    "(one colour per matrix entry)",
+)
+def fig_2(out_dir: Path, small: bool) -> tuple[plt.Figure, dict[str, float]]:
     """Loss, W2W1, W1ᵀW1, W2W2ᵀ and NTK entries against t for λ ∈ {−2, 0, 2} and λ = 10."""
     task = {"name": "random_regression", "n_in": 2, "n_out": 2, "seed": 1}
     n_log = 61 if small else 151
-    base = config(task, lam=[-2.0, 0.0, 2.0], scale=0.1, lr=1e-2 if small else 4e-3, t_max=8.0, n_log=n_log)
-    seed = non_saddle_seed(base)
-    runs = [
-        (run({**base, "seed": seed}), [-2.0, 0.0, 2.0]),
-        (
-            run(
-                config(
-                    task, lam=[10.0], scale=0.1, lr=2e-3 if small else 1e-3, t_max=1.5, n_log=n_log, seed=seed
-                )
-            ),
-            [10.0],
-        ),
-    ]
+    base = non_saddle(config(task, lam=[-2.0, 0.0, 2.0], lr=1e-2 if small else 4e-3, t_max=8.0, n_log=n_log))
+    large = config(task, lam=[10.0], lr=2e-3 if small else 1e-3, t_max=1.5, n_log=n_log, seed=base.seed)
+    runs = [(run(base), [-2.0, 0.0, 2.0]), (run(large), [10.0])]
     x = build_task(task).X
     columns = [
         ("loss", "loss"),
@@ -154,24 +140,19 @@ def fig_2(out_dir: Path, small: bool = False) -> FigureResult:
                 axes[row, col].set_title(f"{label}, λ = {lam:g}" + (" (large |λ|)" if lam == 10 else ""), fontsize=9)
             row += 1
     plots.legend_sim_theory(axes[0, 0], loc="upper right")
-    fig.suptitle(
-        "Fig. 2 — exact dynamics of λ-balanced nets: loss, network function, representations and NTK "
-        "(one colour per matrix entry)"
-    )
-    fig.tight_layout()
-    what = (
-        "Fig. 2: for λ = −2, 0, 2 and 10 the loss, W2W1, W1ᵀW1, W2W2ᵀ and NTK entries follow the exact "
-        "solution, with the NTK moving most at λ = 0"
-    )
-    path = save_png(fig, out_dir, "fig2", small)
-    return figure_result(path, errors, what)
+    return fig, errors
 
 
 # --- Fig. 3 ------------------------------------------------------------------------------------------------
 
 
-@figure
-def fig_3(out_dir: Path, small: bool = False) -> FigureResult:
+@figure(
+    "Fig. 3: from a task-aligned init each singular value of W2W1 rises sigmoidally after a plateau at "
+    "λ = 0 and without one at |λ| = 3, identically for ±λ, between the Saxe and lazy limits",
+    title="Fig. 3 — singular-value dynamics τ ds/dt = √(λ² + 4s²)(s̃ − s): sigmoidal at λ = 0, "
+    "exponential as |λ| grows, the same for ±λ",
+)
+def fig_3(out_dir: Path, small: bool) -> tuple[plt.Figure, dict[str, float]]:
     """Singular values of W2W1 from a task-aligned init for λ < 0, = 0, > 0, with the Saxe and lazy limits."""
     task_cfg = {"name": "random_regression", "n_in": 4, "n_out": 4, "seed": 0}
     lams = [-3.0, 0.0, 3.0]
@@ -216,14 +197,4 @@ def fig_3(out_dir: Path, small: bool = False) -> FigureResult:
         ax.grid(alpha=0.3)
         plots.legend_sim_theory(ax, extra=extra, loc="center right")
     axes[0].set_ylabel("singular value s_α of W2W1 (task basis)")
-    fig.suptitle(
-        "Fig. 3 — singular-value dynamics τ ds/dt = √(λ² + 4s²)(s̃ − s): sigmoidal at λ = 0, "
-        "exponential as |λ| grows, the same for ±λ"
-    )
-    fig.tight_layout()
-    what = (
-        "Fig. 3: from a task-aligned init each singular value of W2W1 rises sigmoidally after a plateau at "
-        "λ = 0 and without one at |λ| = 3, identically for ±λ, between the Saxe and lazy limits"
-    )
-    path = save_png(fig, out_dir, "fig3", small)
-    return figure_result(path, errors, what)
+    return fig, errors

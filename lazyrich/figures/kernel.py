@@ -12,13 +12,11 @@ import pandas as pd
 from lazyrich import plots
 from lazyrich.figures.common import (
     T_LABEL,
-    FigureResult,
     config,
     figure,
-    figure_result,
-    non_saddle_seed,
+    lam_axis,
+    non_saddle,
     run,
-    save_png,
     sim_and_theory,
 )
 from lazyrich.figures.views import suite_table
@@ -92,14 +90,8 @@ def _architecture_panel(ax, table: pd.DataFrame, t_max: float) -> dict[str, floa
             marker="o",
         )
         errors[f"final kernel distance, {name}"] = max_rel_error(sim, theory)
-    ax.set_xscale("symlog", linthresh=1.0)
-    ax.set_xticks(lams, [f"{v:g}" for v in lams])
-    ax.set(
-        yscale="log",
-        xlabel="λ",
-        ylabel=f"kernel distance S at t = {t_max:g}",
-        title="(a) NTK movement against λ, per architecture",
-    )
+    lam_axis(ax, lams, yscale="log", ylabel=f"kernel distance S at t = {t_max:g}",
+             title="(a) NTK movement against λ, per architecture")
     plots.legend_sim_theory(ax, loc="lower left", fontsize=6)
     return errors
 
@@ -113,7 +105,6 @@ def _delayed_rich_panels(ax_loss, ax_kernel, small: bool) -> dict[str, float]:
     cfg = config(
         task,
         lam=lams_t,
-        scale=0.1,
         lr=4e-3 if small else 2e-3,
         t_max=20.0 if small else 40.0,
         n_log=61 if small else 121,
@@ -145,8 +136,14 @@ def _delayed_rich_panels(ax_loss, ax_kernel, small: bool) -> dict[str, float]:
     return errors
 
 
-@figure
-def fig_5(out_dir: Path, small: bool = False) -> FigureResult:
+@figure(
+    "Fig. 5: the final kernel distance falls with |λ| for the square net on both sides but only for "
+    "λ > 0 in the funnel and λ < 0 in the inverted funnel, and a funnel at λ = −10 fits lazily before "
+    "its NTK moves late",
+    title="Fig. 5 — the NTK stays put at large |λ| except for the funnel at λ → −∞ (and the inverted "
+    "funnel at λ → +∞): delayed rich",
+)
+def fig_5(out_dir: Path, small: bool) -> tuple[plt.Figure, dict[str, float]]:
     """Final kernel distance against λ for funnel, square and inverted funnel; delayed rich in time."""
     lams = [-16.0, -4.0, 0.0, 4.0, 16.0] if small else [-16.0, -8.0, -4.0, -1.0, 0.0, 1.0, 4.0, 8.0, 16.0]
     fig, axes = plt.subplots(1, 3, figsize=(17, 4.4))
@@ -156,30 +153,21 @@ def fig_5(out_dir: Path, small: bool = False) -> FigureResult:
     for ax in axes:
         ax.grid(alpha=0.3)
     plots.legend_sim_theory(axes[2], loc="upper left", fontsize=7)
-    fig.suptitle(
-        "Fig. 5 — the NTK stays put at large |λ| except for the funnel at λ → −∞ (and the inverted "
-        "funnel at λ → +∞): delayed rich"
-    )
-    fig.tight_layout()
-    what = (
-        "Fig. 5: the final kernel distance falls with |λ| for the square net on both sides but only for "
-        "λ > 0 in the funnel and λ < 0 in the inverted funnel, and a funnel at λ = −10 fits lazily before "
-        "its NTK moves late"
-    )
-    path = save_png(fig, out_dir, "fig5", small)
-    return figure_result(path, errors, what)
+    return fig, errors
 
 
-@figure
-def fig_7(out_dir: Path, small: bool = False) -> FigureResult:
+@figure(
+    "Fig. 7: the NTK moves least when |λ| is large next to the init scale — the kernel distance falls "
+    "with |λ| at every scale, rises with the scale at fixed λ ≠ 0 and stays near 0.2 at λ = 0",
+)
+def fig_7(out_dir: Path, small: bool) -> tuple[plt.Figure, dict[str, float]]:
     """Heat map of log₁₀ kernel distance over (λ, init scale): one batched run over the grid."""
     lams = [-8.0, -2.0, 0.0, 2.0, 8.0] if small else [-8.0, -4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0, 8.0]
     scales = list(np.geomspace(0.01, 4.0, 4 if small else 7))
     task = {"name": "random_regression", "n_in": 2, "n_out": 2, "seed": 0}
     t_max = 6.0 if small else 8.0
-    cfg = config(task, lam=lams, scale=scales, lr=4e-3 if small else 1.5e-3, t_max=t_max, n_log=11)
-    cfg["seed"] = non_saddle_seed(cfg)
-    result = run(cfg)
+    result = run(non_saddle(config(task, lam=lams, scale=scales, lr=4e-3 if small else 1.5e-3, t_max=t_max,
+                                   n_log=11)))
     sim, theory = _final_kernel_distance(result)
     shape = (len(lams), len(scales))  # run order: the Cartesian product lam × scale
     sim_grid = np.log10(np.maximum(sim, FLOOR)).reshape(shape).T
@@ -203,10 +191,4 @@ def fig_7(out_dir: Path, small: bool = False) -> FigureResult:
         title=f"Fig. 7 — log₁₀ kernel distance at t = {t_max:g} (square 2→2 net)\n"
         "colour and solid white contours: simulation, dotted black contours: theory",
     )
-    fig.tight_layout()
-    what = (
-        "Fig. 7: the NTK moves least when |λ| is large next to the init scale — the kernel distance falls "
-        "with |λ| at every scale, rises with the scale at fixed λ ≠ 0 and stays near 0.2 at λ = 0"
-    )
-    path = save_png(fig, out_dir, "fig7", small)
-    return figure_result(path, {"kernel distance over the grid": max_rel_error(sim, theory)}, what)
+    return fig, {"kernel distance over the grid": max_rel_error(sim, theory)}

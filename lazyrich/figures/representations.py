@@ -11,14 +11,11 @@ import torch
 from lazyrich import metrics, plots
 from lazyrich.experiment import ExperimentResult, build_task
 from lazyrich.figures.common import (
-    FigureResult,
     config,
     figure,
-    figure_result,
-    non_saddle_seed,
+    non_saddle,
     np64,
     run,
-    save_png,
     sim_and_theory,
 )
 from lazyrich.results import max_rel_error
@@ -40,16 +37,8 @@ def hierarchy_sweep(small: bool = False) -> tuple[ExperimentResult, tuple[float,
     λ = 0 net does not stall at a saddle. Fig. 6 (d) runs the transfer suite on the same hierarchy, λ values and
     t_max instead (``transfer_overrides``)."""
     lams = hierarchy_lams(small)
-    cfg = config(
-        HIERARCHY,
-        lam=list(lams),
-        scale=0.1,
-        lr=4e-3 if small else 2e-3,
-        t_max=T_SWEEP,
-        n_log=41 if small else 81,
-    )
-    cfg["seed"] = non_saddle_seed(cfg)
-    return run(cfg), lams
+    cfg = config(HIERARCHY, lam=list(lams), lr=4e-3 if small else 2e-3, t_max=T_SWEEP, n_log=41 if small else 81)
+    return run(non_saddle(cfg)), lams
 
 
 def _final(result: ExperimentResult, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -65,7 +54,6 @@ def _gaussian_pair(small: bool) -> ExperimentResult:
             HIERARCHY,
             kind="gaussian",
             scale=[0.2, 1.5],
-            lam=0.0,
             lr=4e-3 if small else 2e-3,
             t_max=T_GAUSS,
             n_log=41 if small else 81,
@@ -154,8 +142,13 @@ def _noise_panel(ax, j: int, lam_axis: np.ndarray, label: str, sim: np.ndarray, 
     return max_rel_error(sim, theory)
 
 
-@figure
-def fig_4(out_dir: Path, small: bool = False) -> FigureResult:
+@figure(
+    "Fig. 4: after training on the hierarchical task, small-Gaussian and λ = 0 nets learn the tree in "
+    "both W1ᵀW1 and W2W2ᵀ, a large Gaussian stays random, large ±λ keep one side structured and the "
+    "other near |λ|I, and parameter-noise cost grows with |λ| while input-noise cost does not",
+    rect=(0, 0, 1, 0.97),
+)
+def fig_4(out_dir: Path, small: bool) -> tuple[plt.Figure, dict[str, float]]:
     """W1ᵀW1, W2W2ᵀ and the RSMs at convergence for five inits; noise robustness against λ."""
     task = build_task(HIERARCHY)
     sweep, lams = hierarchy_sweep(small)
@@ -181,11 +174,4 @@ def fig_4(out_dir: Path, small: bool = False) -> FigureResult:
         "(exact solution; the integrated gradient flow for the Gaussian inits)",
         fontsize=10,
     )
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
-    what = (
-        "Fig. 4: after training on the hierarchical task, small-Gaussian and λ = 0 nets learn the tree in "
-        "both W1ᵀW1 and W2W2ᵀ, a large Gaussian stays random, large ±λ keep one side structured and the "
-        "other near |λ|I, and parameter-noise cost grows with |λ| while input-noise cost does not"
-    )
-    path = save_png(fig, out_dir, "fig4", small)
-    return figure_result(path, errors, what)
+    return fig, errors

@@ -3,8 +3,9 @@
 A figure that shows a benchmark suite's result states the suite and the overrides of its constants
 (``lazyrich bench`` overrides, e.g. ``suite.architecture.t_max=8``); :func:`suite_table` composes that bench
 config, runs it into a cache folder named after it under the figures' output folder (only when that folder holds
-no finished table for exactly this config), and returns the suite's ``suite.csv``. The cache is an ordinary
-suite folder: ``lazyrich bench suite=<name> <overrides> hydra.run.dir=<folder>`` resumes or rebuilds it.
+no finished table of intact units for exactly this config), and returns the suite's ``suite.csv``; a unit's files
+are read verified (:mod:`lazyrich.results.io`). The cache is an ordinary suite folder: ``lazyrich bench
+suite=<name> <overrides> hydra.run.dir=<folder>`` resumes or rebuilds it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from lazyrich import results
+from lazyrich.results.io import load_matrices
+from lazyrich.store import integrity
 
 __all__ = ["CACHE", "suite_folder", "suite_table", "unit_frame", "unit_matrices"]
 
@@ -44,11 +49,14 @@ def _resolved(suite: str, overrides: tuple[str, ...]) -> str:
     return OmegaConf.to_yaml(_compose(suite, overrides), resolve=True)
 
 
-def _finished(table_path: Path) -> bool:
-    if not table_path.is_file():
+def _finished(folder: Path) -> bool:
+    """Whether ``folder`` holds a finished table of ok rows whose every unit is intact (else the suite runs, and
+    its runner redoes what is missing or damaged)."""
+    if not (folder / "suite.csv").is_file():
         return False
-    table = pd.read_csv(table_path)
-    return len(table) > 0 and bool((table["status"] == "ok").all())
+    table = pd.read_csv(folder / "suite.csv")
+    return (len(table) > 0 and bool((table["status"] == "ok").all())
+            and all(integrity.verify_unit(folder / "runs" / str(unit)) is None for unit in table["unit"]))
 
 
 def suite_table(out_dir: str | Path, suite: str, overrides: Sequence[str] = ()) -> pd.DataFrame:
@@ -64,7 +72,7 @@ def suite_table(out_dir: str | Path, suite: str, overrides: Sequence[str] = ()) 
     from lazyrich.suites import run_suites
 
     folder = suite_folder(out_dir, suite, overrides)
-    if not _finished(folder / "suite.csv"):
+    if not _finished(folder):
         with redirect_stdout(StringIO()):  # the suite's printed table belongs in its folder, not the figure log
             run_suites(_compose(suite, overrides), folder)
     table = pd.read_csv(folder / "suite.csv")
@@ -75,16 +83,12 @@ def suite_table(out_dir: str | Path, suite: str, overrides: Sequence[str] = ()) 
 
 def unit_frame(out_dir: str | Path, suite: str, overrides: Sequence[str], unit: str) -> pd.DataFrame:
     """The long table (sim/ and theory/ columns against t, one row per network per log point and phase) of
-    unit ``unit`` (the ``unit`` column of :func:`suite_table`'s rows) of that cached suite run."""
-    from lazyrich import results
-
+    unit ``unit`` (the ``unit`` column of :func:`suite_table`'s rows) of that cached suite run, verified."""
     return results.load(suite_folder(out_dir, suite, overrides) / "runs" / unit)
 
 
 def unit_matrices(out_dir: str | Path, suite: str, overrides: Sequence[str], unit: str,
                   names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
     """The matrices (batch first, e.g. ``phase<k>_t``, ``phase<k>_sim_product``) that unit ``unit`` of that
-    cached suite run stored, only ``names`` if given (:func:`lazyrich.store.storage.load_matrices`)."""
-    from lazyrich.store.storage import load_matrices
-
+    cached suite run stored, only ``names`` if given, verified (:func:`lazyrich.results.io.load_matrices`)."""
     return load_matrices(suite_folder(out_dir, suite, overrides) / "runs" / unit, names)

@@ -1,5 +1,11 @@
-"""Reading results back: the long table, the summaries and the curves of a run folder or of every run under a
-sweep folder, from finished units whose files match their manifest only (:mod:`lazyrich.store.integrity`).
+"""Reading results back: the long table, the summaries, the curves and the matrices of a unit — a run folder or a
+suite's ``runs/<id>/`` — or of every unit under a sweep or bench folder, from finished units whose files match their
+manifest only (:mod:`lazyrich.store.integrity`).
+
+Every unit holds ``metrics.parquet`` (the long table), ``matrices-<start>-<stop>.npz`` (matrices, batch first),
+``summary.csv``/``summary.json`` (one row per network, or a suite unit's rows of ``suite.csv``), ``config.yaml``,
+``theory.txt``, ``MANIFEST.json`` and ``DONE`` (:mod:`lazyrich.store.run_folder`). Folders written by older versions
+(``metrics.csv``, ``matrices.npz``) are read the same way.
 """
 
 from __future__ import annotations
@@ -11,14 +17,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from lazyrich.results.curves import SIM, Curves, from_frame
 from lazyrich.results.names import canonical
-from lazyrich.store import SUMMARY_FILE, integrity
+from lazyrich.store import SUMMARY_FILE, integrity, storage
 from lazyrich.store.storage import read_metrics
 
-__all__ = ["ResultsWarning", "load", "load_curves", "load_summary"]
+__all__ = ["ResultsWarning", "load", "load_curves", "load_matrices", "load_summary"]
 
 
 class ResultsWarning(UserWarning):
@@ -79,7 +86,7 @@ def load(path: str | Path, columns: Sequence[str] | None = None,
          verify: Callable[[Path], str | None] | None = None) -> pd.DataFrame:
     """The long metrics table of one run folder, or of every run under a sweep folder (adds a ``run`` column).
 
-    Reads ``metrics.parquet`` (or ``metrics.csv`` of older runs and suite units) lazily: only ``columns``
+    Reads ``metrics.parquet`` (``metrics.csv`` in folders of older versions) lazily: only ``columns``
     (default all), and only the rows that satisfy every ``filters`` entry (column, op, value), e.g.
     ``[("lam", "==", 0.5)]``; see :func:`lazyrich.store.storage.read_metrics`. Only finished units whose files match
     their manifest are read (:func:`lazyrich.store.integrity.verify_unit`); the others are skipped with a
@@ -87,6 +94,18 @@ def load(path: str | Path, columns: Sequence[str] | None = None,
     A file that is not a table raises a ValueError naming it.
     """
     return read_metrics(path, columns=columns, filters=filters, select=functools.partial(_verified, verify=verify))
+
+
+def load_matrices(run_dir: str | Path, names: Sequence[str] | None = None,
+                  nets: Sequence[int] | None = None) -> dict[str, np.ndarray]:
+    """The matrix arrays of one finished, intact unit, batch first (``net``: which network each row is): only
+    ``names`` (default all) and, if given, only the networks ``nets``
+    (:func:`lazyrich.store.storage.load_matrices`). A unit that fails verification raises FileNotFoundError
+    saying why."""
+    reason = integrity.verify_unit(run_dir)
+    if reason is not None:
+        raise FileNotFoundError(f"{run_dir} is not a finished, intact unit ({reason}); re-run it.")
+    return storage.load_matrices(run_dir, names, nets)
 
 
 def load_summary(path: str | Path) -> pd.DataFrame:

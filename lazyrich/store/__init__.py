@@ -3,7 +3,7 @@ config), the manifest that verifies them, the identity of the configuration a fo
 writer, and the watchdog that stops workers with their parent.
 
 - :mod:`~lazyrich.store.storage`: Parquet metrics and chunked matrices, written chunk by chunk, read selectively;
-- :mod:`~lazyrich.store.run_folder`: a finished unit (``DONE`` written last);
+- :mod:`~lazyrich.store.run_folder`: a finished unit, a run folder or a suite unit (``DONE`` written last);
 - :mod:`~lazyrich.store.integrity`: ``MANIFEST.json`` and the verification of a unit;
 - :mod:`~lazyrich.store.identity`: one configuration per folder;
 - :mod:`~lazyrich.store.locking`: one writer per folder;
@@ -12,8 +12,8 @@ writer, and the watchdog that stops workers with their parent.
 
 from lazyrich.store import identity, integrity, locking, watchdog
 from lazyrich.store.integrity import DONE, verify_unit
-from lazyrich.store.run_folder import METRICS_FILE, SUMMARY_FILE, write_run
-from lazyrich.store.storage import load_matrices
+from lazyrich.store.run_folder import SUMMARY_FILE, THEORY_FILE, write_run
+from lazyrich.store.storage import METRICS_PARQUET, load_matrices
 
-__all__ = ["DONE", "METRICS_FILE", "SUMMARY_FILE", "identity", "integrity", "load_matrices", "locking",
-           "verify_unit", "watchdog", "write_run"]
+__all__ = ["DONE", "METRICS_PARQUET", "SUMMARY_FILE", "THEORY_FILE", "identity", "integrity", "load_matrices",
+           "locking", "verify_unit", "watchdog", "write_run"]

@@ -1,13 +1,14 @@
-"""A finished unit on disk: ``config.yaml`` (resolved), the metrics (``metrics.parquet`` written chunk by chunk by
-:class:`~lazyrich.store.storage.RunWriter`, or ``metrics.csv``), ``summary.csv`` and ``summary.json`` (one record per
-network), optional matrices, ``MANIFEST.json`` (size and sha256 of every file) and ``DONE``, written last, so a
-killed run is never 'done'.
+"""A finished unit on disk, a run folder or a suite's ``runs/<id>/``: ``config.yaml`` (resolved), the long metrics
+table in ``metrics.parquet`` and the matrices in ``matrices-<start>-<stop>.npz`` (:mod:`lazyrich.store.storage`),
+``summary.csv`` and ``summary.json`` (one record per network, or a suite unit's rows of ``suite.csv``),
+``theory.txt`` (which theory ran, or why none), ``MANIFEST.json`` (size and sha256 of every file) and ``DONE``,
+written last, so a killed run is never 'done'.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,21 +17,27 @@ import pandas as pd
 
 from lazyrich.store import integrity
 from lazyrich.store.integrity import DONE
+from lazyrich.store.storage import RunWriter
 
-__all__ = ["DONE", "METRICS_FILE", "SUMMARY_FILE", "write_run"]
+__all__ = ["DONE", "SUMMARY_FILE", "THEORY_FILE", "write_run"]
 
-METRICS_FILE = "metrics.csv"
 SUMMARY_FILE = "summary.csv"
+THEORY_FILE = "theory.txt"
 
 
 def write_run(run_dir: str | Path, frame: pd.DataFrame | None, summary: pd.DataFrame, *,
-              matrices: Mapping[str, np.ndarray] | None = None, config: Any = None) -> Path:
+              matrices: Mapping[str, np.ndarray] | None = None, config: Any = None,
+              notes: Sequence[str] | None = None) -> Path:
     """Write a unit's folder (see module docstring); ``DONE`` is written last, so a killed run is never 'done'.
 
-    ``frame`` None: the metrics were written already (``metrics.parquet``, by
-    :class:`~lazyrich.store.storage.RunWriter`).
+    ``frame`` (the long table) and ``matrices`` (batch first: one row per network 0 … B − 1) are written as one
+    chunk by :class:`~lazyrich.store.storage.RunWriter`, the writer of a run; ``frame`` None: it wrote them
+    already, chunk by chunk. ``notes``: the theory's notes, one line each, for ``theory.txt``.
     """
     run_dir = Path(run_dir)
+    if matrices and frame is None:
+        raise ValueError("write_run writes matrices with their metrics (frame); a run written chunk by chunk "
+                         "writes both with its RunWriter.")
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / DONE).unlink(missing_ok=True)  # rewriting a folder: unfinished until the new manifest is in
     if config is not None:
@@ -38,15 +45,16 @@ def write_run(run_dir: str | Path, frame: pd.DataFrame | None, summary: pd.DataF
 
         text = OmegaConf.to_yaml(config) if not isinstance(config, str) else config
         (run_dir / "config.yaml").write_text(text)
+    if notes is not None:
+        (run_dir / THEORY_FILE).write_text("\n".join(notes) + "\n")
     if frame is not None:
-        frame.to_csv(run_dir / METRICS_FILE, index=False)
+        arrays = {name: np.asarray(value) for name, value in (matrices or {}).items()}
+        writer = RunWriter(run_dir)
+        writer.append(0, len(next(iter(arrays.values()))) if arrays else 0, frame, arrays)
+        writer.close()
     summary.to_csv(run_dir / SUMMARY_FILE, index=False)
     records = json.loads(summary.to_json(orient="records"))
     (run_dir / "summary.json").write_text(json.dumps(records, indent=1))
-    if matrices:
-        np.savez_compressed(run_dir / "matrices.npz", **{k: np.asarray(v) for k, v in matrices.items()})
     integrity.write_manifest(run_dir)
     (run_dir / DONE).write_text("")
     return run_dir
-
-

@@ -1,19 +1,21 @@
 """Run-folder storage that scales: per-step metrics in Parquet, matrices in a chunked store, both written
 chunk by chunk while a sweep runs, and read back lazily (only the columns, rows and networks asked for).
 
-Layout of a run folder written by :func:`lazyrich.experiment.run_experiment`:
+Layout of every unit folder: a run folder, written chunk by chunk by :func:`lazyrich.experiment.run_experiment`,
+and a suite's ``runs/<id>/``, written as one chunk by :func:`lazyrich.store.write_run`:
 
-- ``metrics.parquet``: the long table of :func:`lazyrich.results.to_frame`, one Parquet row group per batch
-  chunk. Float metric columns use the BYTE_STREAM_SPLIT encoding (it groups the bytes of each float, so the
-  exponent bytes of a smooth curve compress) and zstd; the repeated per-network columns (lam, seed, status, …)
-  are dictionary-encoded. Row-group statistics let a filter such as ``lam == 0.5`` skip whole chunks.
+- ``metrics.parquet``: the long table (:func:`lazyrich.results.to_frame`, plus a suite's columns), one Parquet
+  row group per batch chunk. Float metric columns use the BYTE_STREAM_SPLIT encoding (it groups the bytes of each
+  float, so the exponent bytes of a smooth curve compress) and zstd; the repeated per-network columns (lam, seed,
+  status, …) are dictionary-encoded. Row-group statistics let a filter such as ``lam == 0.5`` skip whole chunks.
 - ``matrices-<start>-<stop>.npz``: for the networks ``start … stop − 1``, every matrix array of the run (batch
   first, e.g. ``sim_product`` (b, Tm, No, Ni), ``t`` (b, Tm)), stored uncompressed. The matrices are dense,
   fixed-shape float64 arrays: npy keeps them bit-exact, writes at disk speed, and reading a selection of
   networks opens only the chunks that hold them (one array at a time: ``np.load`` of an npz is lazy per key).
   The chunks sit beside the other files, so the unit's manifest (:mod:`lazyrich.store.integrity`) covers them.
 
-Older run folders (``metrics.csv``, ``matrices.npz``) are read by the same functions.
+Nothing writes ``metrics.csv`` or ``matrices.npz`` any more; the readers here still read them, so that folders
+written by older versions (run folders and suite units alike) load as before.
 """
 
 from __future__ import annotations
@@ -168,7 +170,8 @@ def load_matrices(run_dir: str | Path, names: Iterable[str] | None = None,
     them. ``net`` (always returned) says which network each row is: a run keeps the matrices of the first
     ``trainer.matrix_seeds`` seeds of each configuration, so a network asked for may have none.
 
-    Reads the chunked store, or ``matrices.npz`` of older run folders.
+    Reads the chunked store, or ``matrices.npz`` of folders written by older versions. It does not verify the
+    folder: :func:`lazyrich.results.io.load_matrices` does.
     """
     run_dir = Path(run_dir)
     store = MatrixStore(run_dir)

@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from lazyrich.config.suites import BenchConfig, fill_suite, resolve_bench
+from lazyrich.config.suites import BenchConfig, SuiteParams, build_suite, resolve_bench
 from lazyrich.device import torch_threads
 from lazyrich.results.tables import markdown_table
 from lazyrich.store import identity, locking
@@ -45,7 +45,7 @@ SUITES: dict[str, Suite] = {
 
 def run_suite(
     suite: Suite,
-    params: Mapping[str, Any],
+    params: Mapping[str, Any] | SuiteParams,
     folder: Path,
     *,
     device: str = "auto",
@@ -55,9 +55,10 @@ def run_suite(
 ) -> tuple[pd.DataFrame, Report, SweepResult]:
     """Run one suite into ``folder`` (resuming finished units); write suite.csv, figures and summary.md.
     ``params`` (a mapping or the suite's schema object, :mod:`lazyrich.config.suites`) is completed from the
-    suite's defaults and checked first; ``units``, when given, are the ones ``suite.units`` lists for them."""
+    suite's defaults, checked and built into the schema object ``suite.units`` reads; ``units``, when given, are
+    the ones ``suite.units`` lists for them."""
     start = time.perf_counter()
-    units = suite.units(fill_suite(suite.name, params), device) if units is None else units
+    units = suite.units(build_suite(suite.name, params), device) if units is None else units
     sweep = run_sweep(units, suite.compute, folder, desc=suite.name, progress=progress, log=log)
     table = sweep.rows
     if len(table):

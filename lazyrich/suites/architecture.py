@@ -12,18 +12,17 @@ the funnel at the most negative λ.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from lazyrich import plots
-from lazyrich.experiment import build_task, run_experiment
+from lazyrich.config.suites import ArchitectureSuite
+from lazyrich.experiment import run_experiment
 from lazyrich.results import measures
 from lazyrich.results.tables import markdown_table
 from lazyrich.suites import charts
-from lazyrich.suites.common import Suite, config_columns, lam_config, lam_seed_axes
+from lazyrich.suites.common import Suite, config_columns, lam_run, lam_seed_axes
 from lazyrich.suites.runner import Unit, UnitOutput
 from lazyrich.suites.spec import Axis, Measure, Predicate, Verdict, measure_columns
 
@@ -34,38 +33,32 @@ EXPECTED = {"funnel": ("rich", "lazy"), "square": ("lazy", "lazy"), "inverted_fu
 """docs/theory.md §6 at large negative / positive λ (the funnel's 'rich' at λ → −∞ is delayed rich)."""
 LAZY_RATIO = 0.1
 """A net counts as lazy when its final kernel distance is below 10% of the λ = 0 (rich) value."""
-def _units(params: Mapping[str, Any], device: str) -> list[Unit]:
-    archs = dict(params["archs"])
-    unknown = sorted(set(archs) - set(ARCHS))
+
+
+def _units(params: ArchitectureSuite, device: str) -> list[Unit]:
+    unknown = sorted(set(params.archs) - set(ARCHS))
     if unknown:
         raise ValueError(f"suite.architecture.archs: unknown arch(s) {unknown}; use {list(ARCHS)}.")
     out = []
-    for arch in [a for a in ARCHS if a in archs]:
-        task = {"name": "random_regression", **dict(params["task"]), **dict(archs[arch])}
-        base = build_task(task)
-        s_max = float(base.svd[1][0]) / (base.whitening_scale or 1.0)
-        for lam in params["lams"]:
-            exp = lam_config(task, lam, params, s_max, t_max=params["t_max"], spacing=params["spacing"],
-                             device=device)
-            out.append(
-                Unit(
-                    {"arch": arch, "lam": float(lam)},
-                    {"suite": "architecture", "arch": arch, "experiment": exp},
-                )
-            )
+    for arch in [a for a in ARCHS if a in params.archs]:
+        task = {"name": "random_regression", **params.task, **params.archs[arch]}
+        out += [Unit({"arch": arch, "lam": lam}, {"suite": "architecture", "arch": arch},
+                     {"experiment": lam_run(params, task, lam, params.t_max, device, spacing=params.spacing)})
+                for lam in params.lams]
     return out
 
 
 def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
-    result = run_experiment(unit.config["experiment"], None)
+    run = unit.runs["experiment"]
+    result = run_experiment(run)
     simulation, theory = result.curves()
     summary = result.summary
     table = pd.DataFrame({
         "arch": unit.key["arch"],
         **config_columns(result.meta),
-        "n_in": int(unit.config["experiment"]["task"]["n_in"]),
-        "n_out": int(unit.config["experiment"]["task"]["n_out"]),
-        **measure_columns(SUITE.measures, simulation, theory, unit.config),
+        "n_in": int(run.task["n_in"]),
+        "n_out": int(run.task["n_out"]),
+        **measure_columns(SUITE.measures, simulation, theory, unit.values),
         "time_to_1pct": summary["time_to_1pct"].to_numpy(),
     })
     if theory[0] is not None:
@@ -73,8 +66,7 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
     for column in ("theory_saddle", "theory_limit_loss"):
         if column in summary:
             table[column] = summary[column].to_numpy()
-    (run_dir / "theory.txt").write_text("\n".join(result.theory_notes) + "\n")
-    return UnitOutput(result.frame.assign(arch=unit.key["arch"]), table)
+    return UnitOutput(result.frame.assign(arch=unit.key["arch"]), table, theory_notes=result.theory_notes)
 
 
 def _pivot(ok: pd.DataFrame) -> pd.DataFrame:

@@ -1,11 +1,17 @@
-"""Pieces every suite shares: the learning-rate rule, run configs, configuration columns, tables.
+"""Pieces every suite shares: the learning-rate rule, the run of one λ, configuration columns, tables.
 
-Nothing here is a metric: losses, thresholds and transfer scores come from :mod:`lazyrich.metrics`, and the
-predictions from :mod:`lazyrich.theory`. Conventions follow docs/theory.md §1 (t = step·lr, float64).
+A suite's runs are :class:`~lazyrich.config.run.RunConfig` objects built from the schema defaults by
+:func:`run_config`, which replaces only the fields a suite sets (:func:`suite_run`: its seeds, log grid and
+theory; :func:`lam_run`: also its fresh init and the flow-limited step). Nothing here is a metric: losses,
+thresholds and transfer scores come from :mod:`lazyrich.metrics`, and the predictions from :mod:`lazyrich.theory`.
+Conventions follow docs/theory.md §1 (t = step·lr, float64).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,20 +22,26 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lazyrich import metrics, store
+from lazyrich import metrics, results
+from lazyrich.config.run import InitConfig, ModelConfig, RunConfig, TheoryConfig, TrainerConfig
+from lazyrich.config.suites import FreshInitSuite, SuiteParams
+from lazyrich.experiment import build_task
 from lazyrich.suites.spec import Axis, Expectation, Figure, Measure
-from lazyrich.tasks import Task
+from lazyrich.tasks import Task, TaskSequence
 
 __all__ = [
     "Report",
     "Suite",
     "config_columns",
-    "experiment_config",
     "flow_lr",
-    "lam_config",
+    "flow_step",
+    "lam_run",
     "lam_seed_axes",
     "load_frames",
     "ok_rows",
+    "run_config",
+    "suite_run",
+    "top_singular_value",
     "zero_map_loss",
 ]
 
@@ -43,65 +55,56 @@ def flow_lr(lam: float, s_max: float, eta: float, lr_max: float) -> float:
     return min(float(lr_max), float(eta) / math.hypot(float(lam), 2.0 * float(s_max)))
 
 
-def experiment_config(
-    task: Mapping[str, Any],
-    *,
-    lam: float,
-    seeds: Sequence[int],
-    lr: float,
-    t_max: float,
-    init: Mapping[str, Any],
-    trainer: Mapping[str, Any],
-    theory: str,
-    device: str = "auto",
-) -> dict[str, Any]:
-    """A :func:`lazyrich.experiment.run_experiment` config for one λ batched over ``seeds`` (no logger)."""
-    return {
-        "task": dict(task),
-        "init": {"kind": "balanced", **dict(init), "lam": float(lam)},
-        "model": {"depth": 2, "hidden": None, "activation": "none"},
-        "trainer": {
-            "n_log": 101,
-            "spacing": "linear",
-            "n_matrix": 5,
-            "check_every": 10,
-            **dict(trainer),
-            "lr": float(lr),
-            "t_max": float(t_max),
-            "batch_size": None,
-            "progress": False,
-        },
-        "theory": {"name": theory},
-        "seed": [int(s) for s in seeds],
-        "device": device,
-    }
+@functools.lru_cache(maxsize=256)
+def _top_singular_value(task: str) -> float:
+    built = build_task(json.loads(task))
+    return max(t.top_singular_value for t in (built.tasks if isinstance(built, TaskSequence) else [built]))
 
 
-def lam_config(
-    task: Mapping[str, Any],
-    lam: float,
-    params: Mapping[str, Any],
-    s_max: float,
-    *,
-    t_max: float,
-    align: bool = False,
-    spacing: str | None = None,
-    device: str = "auto",
-) -> dict[str, Any]:
-    """:func:`experiment_config` for one λ of a suite whose ``params`` hold ``seeds``, ``init_scale``, ``eta``,
-    ``lr_max``, ``n_log`` and ``theory``; the step is :func:`flow_lr` for the task's largest singular value."""
-    trainer = {"n_log": params["n_log"], **({"spacing": spacing} if spacing is not None else {})}
-    return experiment_config(
-        task,
-        lam=lam,
-        seeds=params["seeds"],
-        lr=flow_lr(lam, s_max, params["eta"], params["lr_max"]),
-        t_max=t_max,
-        init={"scale": params["init_scale"], "align": align},
-        trainer=trainer,
-        theory=params["theory"],
-        device=device,
-    )
+def top_singular_value(task: Mapping[str, Any]) -> float:
+    """s̃₁ of the task config ``task`` in whitened units (:attr:`lazyrich.tasks.Task.top_singular_value`); of a
+    task sequence, the largest over its phases. Each config is built once per process."""
+    return _top_singular_value(json.dumps(dict(task), sort_keys=True))
+
+
+def flow_step(params: SuiteParams, lam: float, task: Mapping[str, Any]) -> float:
+    """The suite's step at ``lam`` on the task config ``task``: :func:`flow_lr` with the suite's ``eta`` and
+    ``lr_max`` and the task's :func:`top_singular_value`."""
+    return flow_lr(lam, top_singular_value(task), params.eta, params.lr_max)
+
+
+_GROUPS = {"init": InitConfig, "model": ModelConfig, "trainer": TrainerConfig}
+
+
+def run_config(task: Mapping[str, Any], **fields: Any) -> RunConfig:
+    """The run of ``task`` with the schema defaults (:mod:`lazyrich.config.run`) except ``fields``, each a field
+    of :class:`~lazyrich.config.run.InitConfig`, :class:`~lazyrich.config.run.ModelConfig`,
+    :class:`~lazyrich.config.run.TrainerConfig` or :class:`~lazyrich.config.run.RunConfig` by name (``lam``,
+    ``lr``, ``hidden``, ``seed``, …), or ``theory`` (the theory's name). A name of none of them is a TypeError.
+    :func:`~lazyrich.experiment.run_experiment` checks the values."""
+    groups = {}
+    for group, schema in _GROUPS.items():
+        names = {f.name for f in dataclasses.fields(schema)} & set(fields)
+        groups[group] = dataclasses.replace(schema(), **{name: fields.pop(name) for name in names})
+    theory = TheoryConfig(**({"name": fields.pop("theory")} if "theory" in fields else {}))
+    return RunConfig(task=dict(task), **groups, theory=theory, **fields)
+
+
+def suite_run(params: SuiteParams, task: Mapping[str, Any], *, lam: float, lr: float, t_max: float, device: str,
+              **fields: Any) -> RunConfig:
+    """The run of one λ of a suite on ``task``, batched over the suite's seeds: its log grid (``n_log``,
+    ``n_matrix``) and theory, no progress bar of its own; ``fields`` (:func:`run_config`'s) replace more."""
+    return run_config(task, **{"lam": float(lam), "lr": float(lr), "t_max": float(t_max), "n_log": params.n_log,
+                               "n_matrix": params.n_matrix, "theory": params.theory, "seed": list(params.seeds),
+                               "device": device, "progress": False, **fields})
+
+
+def lam_run(params: FreshInitSuite, task: Mapping[str, Any], lam: float, t_max: float, device: str,
+            **fields: Any) -> RunConfig:
+    """:func:`suite_run` from a fresh λ-balanced init of size ``init_scale``, at the suite's :func:`flow_step`
+    for ``task``."""
+    return suite_run(params, task, lam=lam, lr=flow_step(params, lam, task), t_max=t_max, device=device,
+                     scale=params.init_scale, **fields)
 
 
 def lam_seed_axes(lam_meaning: str) -> tuple[Axis, Axis]:
@@ -136,8 +139,9 @@ class Report:
 
 @dataclass(frozen=True)
 class Suite:
-    """A benchmark suite, declared: ``units(params, device)`` lists its sweep, ``compute(unit, run_dir)`` runs
-    one point; the rest states what :func:`lazyrich.suites.writeup.render` writes into summary.md.
+    """A benchmark suite, declared: ``units(params, device)`` lists its sweep from the suite's schema object
+    (:mod:`lazyrich.config.suites`), ``compute(unit, run_dir)`` runs one point; the rest states what
+    :func:`lazyrich.suites.writeup.render` writes into summary.md.
 
     ``axes`` identify a configuration in suite.csv (``key``: the ones besides ``seed`` that sort it),
     ``phases`` name the training phases of one unit, ``measures`` every measured column and its theory
@@ -175,14 +179,17 @@ class Suite:
 
 
 def load_frames(suite_dir: Path, table: pd.DataFrame) -> pd.DataFrame:
-    """The long metrics tables of the finished units listed in ``table`` (its ``unit`` column), joined."""
-    ids = [
-        u
-        for u in table.get("unit", pd.Series(dtype=object)).dropna().unique()
-        if (suite_dir / "runs" / str(u) / store.DONE).exists()
-    ]
-    frames = [pd.read_csv(suite_dir / "runs" / str(u) / store.METRICS_FILE).assign(unit=u) for u in ids]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    """The long metrics tables of the finished units listed in ``table`` (its ``unit`` column), joined, with a
+    ``unit`` column: read by :func:`lazyrich.results.load`, so a unit that fails verification is left out and
+    named in a :class:`~lazyrich.results.ResultsWarning`."""
+    units = set(ok_rows(table).get("unit", pd.Series(dtype=object)).dropna().astype(str))
+    if not units or not (suite_dir / "runs").is_dir():
+        return pd.DataFrame()
+    try:
+        frame = results.load(suite_dir / "runs").rename(columns={"run": "unit"})
+    except FileNotFoundError:  # no unit finished intact: each one is named in a warning
+        return pd.DataFrame()
+    return frame[frame["unit"].isin(units)].reset_index(drop=True)
 
 
 def ok_rows(table: pd.DataFrame) -> pd.DataFrame:

@@ -6,15 +6,15 @@ optimum on task i = ½‖Σ_k − Σ_i‖²_F + L_min,i (whitened), which does n
 the closed-form dynamics at the end of each finite phase (restarted at each switch from the reached weights),
 which also captures saddles (λ = 0, square nets: B singular when the determinant signs disagree).
 
-The table is built column-wise from the batch's tensors (no loop over networks). Each unit also stores, per
-phase k, W2W1 and the loss on every task at the matrix log points, simulated and predicted
-(:func:`phase_matrices`: ``phase<k>_t``, ``phase<k>_{sim,theory}_product``, ``phase<k>_{sim,theory}_task_losses``
-in its matrices.npz); Fig. 6 (a, b) draws them (``lazyrich.figures.applications.continual_overrides``).
+The table is built column-wise from the batch's tensors (no loop over networks). Each unit also stores R, R̂ and
+the theory's R per network, and, per phase k, W2W1 and the loss on every task at the matrix log points, simulated
+and predicted (:func:`phase_matrices`: ``phase<k>_t``, ``phase<k>_{sim,theory}_product``,
+``phase<k>_{sim,theory}_task_losses`` in its matrix store, read with :func:`lazyrich.results.io.load_matrices`);
+Fig. 6 (a, b) draws them (``lazyrich.figures.applications.continual_overrides``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +23,19 @@ import pandas as pd
 import torch
 
 from lazyrich import metrics
-from lazyrich.experiment import build_task, run_experiment
+from lazyrich.config.suites import ContinualSuite
+from lazyrich.experiment import run_experiment
 from lazyrich.results import measures
 from lazyrich.results.curves import Curves
+from lazyrich.results.io import load_matrices
 from lazyrich.results.tables import markdown_table
 from lazyrich.suites import charts
-from lazyrich.suites.common import Suite, config_columns, lam_config, lam_seed_axes
+from lazyrich.suites.common import Suite, config_columns, lam_run, lam_seed_axes
 from lazyrich.suites.runner import Unit, UnitOutput
 from lazyrich.suites.spec import Constant, Measure
 
 __all__ = ["SUITE", "analytic_loss_matrix", "loss_matrix", "phase_matrices"]
+
 
 def analytic_loss_matrix(tasks) -> torch.Tensor:
     """R̂ (K, K): loss on task i of task k's least-squares optimum — R at convergence, for any λ (§6)."""
@@ -40,20 +43,11 @@ def analytic_loss_matrix(tasks) -> torch.Tensor:
     return metrics.loss_matrix([[w] for w in optima], tasks)
 
 
-def _units(params: Mapping[str, Any], device: str) -> list[Unit]:
-    task = {**dict(params["task"]), "t_budget": float(params["t_phase"])}
-    s_max = max(float(t.svd[1][0]) / (t.whitening_scale or 1.0) for t in build_task(task).tasks)
-    out = []
-    for lam in params["lams"]:
-        exp = lam_config(task, lam, params, s_max, t_max=params["t_phase"], device=device)
-        exp["trainer"]["n_matrix"] = int(params["n_matrix"])
-        out.append(
-            Unit(
-                {"lam": float(lam)},
-                {"suite": "continual", "experiment": exp, "converged_tol": float(params["converged_tol"])},
-            )
-        )
-    return out
+def _units(params: ContinualSuite, device: str) -> list[Unit]:
+    task = {**params.task, "t_budget": float(params.t_phase)}
+    values = {"suite": "continual", "converged_tol": params.converged_tol}
+    return [Unit({"lam": lam}, values, {"experiment": lam_run(params, task, lam, params.t_phase, device)})
+            for lam in params.lams]
 
 
 def _saddle_text(saddles: np.ndarray) -> np.ndarray:
@@ -86,9 +80,8 @@ def _theory_columns(r: torch.Tensor, theory: list[Curves], predictions: list[Any
 
 
 def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
-    cfg = unit.config["experiment"]
-    result = run_experiment(cfg, None)
-    tasks = build_task(cfg["task"]).tasks
+    result = run_experiment(unit.runs["experiment"])
+    tasks = result.task.tasks
     k = len(tasks)
     simulation, theory = result.curves()
     r = loss_matrix(simulation, tasks)
@@ -102,20 +95,19 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
         "bwt": metrics.backward_transfer(r).numpy(),
         "analytic_bwt": float(metrics.backward_transfer(r_hat)),
         "r_err_analytic": (r - r_hat).abs().amax((-2, -1)).numpy(),
-        "converged": ((torch.diagonal(r, dim1=-2, dim2=-1) - l_min) <= unit.config["converged_tol"]).all(-1).numpy(),
+        "converged": ((torch.diagonal(r, dim1=-2, dim2=-1) - l_min) <= unit.values["converged_tol"]).all(-1).numpy(),
     }
     for i in range(k - 1):
         columns |= {f"forgetting_{i}": forget[:, i].numpy(), f"analytic_forgetting_{i}": float(forget_hat[i])}
     have_theory = all(c is not None for c in theory)
-    matrices = {"loss_matrix": r.numpy(), "analytic_loss_matrix": r_hat.numpy()}
+    matrices = {"loss_matrix": r.numpy(), "analytic_loss_matrix": r_hat.expand_as(r).numpy()}  # batch first
     if have_theory:
         theory_columns, r_th = _theory_columns(r, theory, result.predictions, tasks)
         columns |= theory_columns
         matrices["theory_loss_matrix"] = r_th.numpy()
     columns |= {f"R_{i}_{j}": r[:, i, j].numpy() for i in range(k) for j in range(k)}
-    (run_dir / "theory.txt").write_text("\n".join(result.theory_notes) + "\n")
     matrices |= phase_matrices(simulation, theory if have_theory else [None] * k, tasks)
-    return UnitOutput(result.frame, pd.DataFrame(columns), matrices)
+    return UnitOutput(result.frame, pd.DataFrame(columns), matrices, result.theory_notes)
 
 
 def phase_matrices(simulation: list[Curves], theory: list[Curves | None], tasks) -> dict[str, np.ndarray]:
@@ -138,12 +130,12 @@ def _k(ok: pd.DataFrame) -> int:
 
 
 def _analytic_section(ok: pd.DataFrame, folder: Path) -> list[str]:
-    """R̂ of the first finished unit (the same for every λ), read from its matrices.npz."""
+    """R̂ of the first finished unit (the same for every λ and network), read from its stored matrices."""
     k = _k(ok)
-    npz = folder / "runs" / str(ok["unit"].iloc[0]) / "matrices.npz" if k and "unit" in ok else None
-    if npz is None or not npz.exists():
+    if not k or "unit" not in ok:
         return []
-    r_hat = pd.DataFrame(np.load(npz)["analytic_loss_matrix"], columns=[f"after {j}" for j in range(k)])
+    stored = load_matrices(folder / "runs" / str(ok["unit"].iloc[0]), ["analytic_loss_matrix"])
+    r_hat = pd.DataFrame(stored["analytic_loss_matrix"][0], columns=[f"after {j}" for j in range(k)])
     r_hat.insert(0, "loss on", [f"task {i}" for i in range(k)])
     return [f"K = {k} tasks. Analytic R̂ (any λ, at convergence):", "", markdown_table(r_hat), ""]
 

@@ -13,7 +13,6 @@ the end (NTK relative to the start of fine-tuning), and how far the representati
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,101 +21,71 @@ import pandas as pd
 import torch
 
 from lazyrich import metrics
-from lazyrich.experiment import build_task, run_experiment
+from lazyrich.config.suites import FinetuneSuite
+from lazyrich.experiment import run_experiment
 from lazyrich.init import refactorise
 from lazyrich.results import measures
 from lazyrich.suites import charts
-from lazyrich.suites.common import Suite, experiment_config, flow_lr
+from lazyrich.suites.common import Suite, flow_step, suite_run
 from lazyrich.suites.runner import Unit, UnitOutput
 from lazyrich.suites.spec import Axis, Measure, Monotone, measure_columns
 
 __all__ = ["SUITE"]
 
-def _tasks(params: Mapping[str, Any]) -> dict[str, Any]:
+PRETRAIN_N_LOG = 21
+"""Log points of the pretraining: only the pretrained product, at its end, is read."""
+
+
+def _tasks(params: FinetuneSuite) -> dict[str, Any]:
     """The task-sequence config: source = random_regression(params.task), target = its rotated partner."""
-    rel = dict(params["relation"])
-    return {
-        "name": "transfer_rotated",
-        "base": "random_regression",
-        "base_params": dict(params["task"]),
-        "angle": float(rel["angle"]),
-        "side": rel.get("side", "input"),
-    }
+    return {"name": "transfer_rotated", "base": "random_regression", "base_params": params.task,
+            "angle": float(params.relation.angle), "side": params.relation.side}
 
 
-def _units(params: Mapping[str, Any], device: str) -> list[Unit]:
-    seq = build_task(_tasks(params))
-    s_max = max(float(t.svd[1][0]) / (t.whitening_scale or 1.0) for t in seq.tasks)
-    pre = dict(params["pretrain"])
-    source = {"name": "random_regression", **dict(params["task"])}
-    pretrain = experiment_config(
-        source,
-        lam=pre["lam"],
-        seeds=params["seeds"],
-        lr=flow_lr(pre["lam"], s_max, params["eta"], params["lr_max"]),
-        t_max=pre["t_max"],
-        init={"scale": pre["init_scale"], "align": pre["align"]},
-        trainer={"n_log": 21},
-        theory="none",
-        device=device,
-    )
-    out = []
-    for lam in params["lams"]:
-        config = {
-            "suite": "finetune",
-            "pretrain": pretrain,
-            "target": _tasks(params),
-            "lam_ft": float(lam),
-            "trainer": {
-                "lr": flow_lr(lam, s_max, params["eta"], params["lr_max"]),
-                "t_max": float(params["t_max"]),
-                "n_log": int(params["n_log"]),
-                "spacing": params["spacing"],
-                "n_matrix": 2,
-            },
-            "theory": params["theory"],
-            "threshold": float(params["threshold"]),
-            "device": device,
-        }
-        out.append(Unit({"lam": float(lam)}, config))
-    return out
+def _units(params: FinetuneSuite, device: str) -> list[Unit]:
+    tasks, pre = _tasks(params), params.pretrain
+    pretrain = suite_run(params, {"name": "random_regression", **params.task}, lam=pre.lam,
+                         lr=flow_step(params, pre.lam, tasks), t_max=pre.t_max, device=device, scale=pre.init_scale,
+                         align=pre.align, n_log=PRETRAIN_N_LOG, theory="none")
+    values = {"suite": "finetune", "threshold": params.threshold}
+    # The fine-tuning starts from the re-factorised products (run_experiment's initial=): its init is not drawn,
+    # its init.lam records λ_FT.
+    return [Unit({"lam": lam}, values, {
+        "pretrain": pretrain,
+        "fine_tune": suite_run(params, {**tasks, "phase": 1}, lam=lam, lr=flow_step(params, lam, tasks),
+                               t_max=params.t_max, device=device, spacing=params.spacing),
+    }) for lam in params.lams]
+
+
+def _refactorised(pre, lam: float) -> tuple[torch.Tensor, list[torch.Tensor], list[int]]:
+    """(the pretrained products (B, No, Ni), their λ-balanced factors [W1, W2], the seeds): each product
+    re-factorised at ``lam`` with its network's seed."""
+    product = metrics.product(pre.trajectories[0].final_weights).cpu()
+    seeds = pre.meta["seed"].astype(int).tolist()
+    pairs = [refactorise(p, lam, generator=torch.Generator().manual_seed(s))
+             for p, s in zip(product, seeds, strict=True)]
+    return product, [torch.stack([w1 for w1, _ in pairs]), torch.stack([w2 for _, w2 in pairs])], seeds
 
 
 def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
-    cfg = unit.config
-    pre = run_experiment(cfg["pretrain"], None)
-    product = metrics.product(pre.trajectories[0].final_weights).cpu()
-    lam = cfg["lam_ft"]
-    seeds = pre.meta["seed"].astype(int).tolist()
-    pairs = [
-        refactorise(p, lam, generator=torch.Generator().manual_seed(s))
-        for p, s in zip(product, seeds, strict=True)
-    ]
-    weights = [torch.stack([w1 for w1, _ in pairs]), torch.stack([w2 for _, w2 in pairs])]
-    meta = pd.DataFrame(
-        {
-            "lam": lam,
-            "scale": np.nan,
-            "lr": cfg["trainer"]["lr"],
-            "seed": seeds,
-            "pretrain_loss": pre.summary["loss_final"].to_numpy(),
-        }
-    )
-    fine_tune = {"task": {**cfg["target"], "phase": 1}, "theory": {"name": cfg["theory"]}, "device": cfg["device"],
-                 "trainer": {**cfg["trainer"], "progress": False}}
+    pre = run_experiment(unit.runs["pretrain"])
+    fine_tune = unit.runs["fine_tune"]
+    lam = fine_tune.init.lam  # λ_FT: the balance the fine-tuning starts from, given by the re-factorisation
+    product, weights, seeds = _refactorised(pre, lam)
+    meta = pd.DataFrame({"lam": lam, "scale": np.nan, "lr": fine_tune.trainer.lr, "seed": seeds,
+                         "pretrain_loss": pre.summary["loss_final"].to_numpy()})
     result = run_experiment(fine_tune, initial=(weights, meta))
     (simulation,), (theory,) = result.curves()
     table = pd.DataFrame({
         "lam": lam,
         "seed": seeds,
-        "lr": cfg["trainer"]["lr"],
+        "lr": fine_tune.trainer.lr,
         "pretrain_loss": meta["pretrain_loss"].to_numpy(),
-        **measure_columns(SUITE.measures, [simulation], [theory], cfg),
+        **measure_columns(SUITE.measures, [simulation], [theory], unit.values),
     })
     if theory is not None:
         table.insert(table.columns.get_loc("time_to_threshold"), "theory", theory.source)
-    (run_dir / "theory.txt").write_text("\n".join(result.theory_notes) + "\n")
-    return UnitOutput(result.frame, table, {"pretrained_product": product.numpy()})
+    return UnitOutput(result.frame, table, {"pretrained_product": product.numpy()}, result.theory_notes)
 
 
 def _gap_note(ok: pd.DataFrame) -> list[str]:

@@ -19,33 +19,25 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lazyrich.experiment import build_task, run_experiment
+from lazyrich.config.suites import ReversalSuite
+from lazyrich.experiment import run_experiment
 from lazyrich.results import measures
 from lazyrich.results.curves import predicted
 from lazyrich.suites import charts
-from lazyrich.suites.common import Suite, config_columns, lam_config, lam_seed_axes, zero_map_loss
+from lazyrich.suites.common import Suite, config_columns, lam_run, lam_seed_axes, zero_map_loss
 from lazyrich.suites.runner import Unit, UnitOutput
 from lazyrich.suites.spec import Measure, Monotone, Predicate, Verdict, measure_columns
 
 __all__ = ["SUITE"]
 
-def _units(params: Mapping[str, Any], device: str) -> list[Unit]:
-    task = dict(params["task"])
-    base = build_task(task)
-    s_max = float(base.svd[1][0]) / (base.whitening_scale or 1.0)
-    out = []
-    for lam in params["lams"]:
-        config = {
-            "suite": "reversal",
-            "experiment": lam_config(_sequence_task(task, params["t_phase"]), lam, params, s_max,
-                                     t_max=params["t_phase"], align=params["align"], spacing=params["spacing"],
-                                     device=device),
-            "success_threshold": float(params["success_threshold"]),
-            "plateau_band": float(params["plateau_band"]),
-            "exact_balance_rtol": float(params["exact_balance_rtol"]),
-        }
-        out.append(Unit({"lam": float(lam)}, config))
-    return out
+
+def _units(params: ReversalSuite, device: str) -> list[Unit]:
+    task = _sequence_task(params.task, params.t_phase)
+    values = {"suite": "reversal", "success_threshold": params.success_threshold, "plateau_band": params.plateau_band,
+              "exact_balance_rtol": params.exact_balance_rtol}
+    return [Unit({"lam": lam}, values, {"experiment": lam_run(params, task, lam, params.t_phase, device,
+                                                              align=params.align, spacing=params.spacing)})
+            for lam in params.lams]
 
 
 def _sequence_task(task: Mapping[str, Any], t_phase: float) -> dict[str, Any]:
@@ -102,15 +94,14 @@ def _escape(task, weights: list[torch.Tensor], t: torch.Tensor, params: Mapping[
 
 
 def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
-    cfg = unit.config["experiment"]
-    result = run_experiment(cfg, None)
-    rev_task = build_task(cfg["task"])[1].task
-    params = {**unit.config, "saddle_loss": zero_map_loss(rev_task)}
+    run = unit.runs["experiment"]
+    result = run_experiment(run)
+    rev_task = result.task[1].task
+    params = {**unit.values, "saddle_loss": zero_map_loss(rev_task)}
     learned = result.trajectories[0].final_weights
-    saddle, limit = _exact_verdict(rev_task, learned, unit.config["exact_balance_rtol"])
+    saddle, limit = _exact_verdict(rev_task, learned, unit.values["exact_balance_rtol"])
     escape = _escape(rev_task, [w.to(torch.float64) for w in learned],
-                     torch.as_tensor(result.trajectories[1].t, dtype=torch.float64), params,
-                     str(cfg.get("trainer", {}).get("dtype", "float64")))
+                     torch.as_tensor(result.trajectories[1].t, dtype=torch.float64), params, run.trainer.dtype)
     simulation, theory = result.curves()
     pred = result.predictions[1]
     summary = result.summary
@@ -128,8 +119,7 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
         table = table.assign(theory=pred.theory, theory_saddle=pred.converges_to_saddle.cpu().numpy().astype(bool),
                              theory_limit_loss=pred.final_loss.cpu().numpy(),
                              theory_max_rel_err=summary["theory_max_rel_err"].to_numpy())
-    (run_dir / "theory.txt").write_text("\n".join(result.theory_notes) + "\n")
-    return UnitOutput(result.frame, table)
+    return UnitOutput(result.frame, table, theory_notes=result.theory_notes)
 
 
 def _fmt(values) -> str:

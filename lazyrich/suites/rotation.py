@@ -9,56 +9,48 @@ keeps property generalisation on the hierarchy.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
-from lazyrich.experiment import build_task, run_experiment
+from lazyrich.config.suites import RotationSuite
+from lazyrich.experiment import run_experiment
 from lazyrich.results import measures
 from lazyrich.results.tables import markdown_table
 from lazyrich.suites import charts
-from lazyrich.suites.common import Suite, config_columns, lam_config, lam_seed_axes, zero_map_loss
+from lazyrich.suites.common import Suite, config_columns, flow_step, lam_seed_axes, suite_run, zero_map_loss
 from lazyrich.suites.runner import Unit, UnitOutput
 from lazyrich.suites.spec import Agrees, Axis, Measure, Monotone, measure_columns
 
 __all__ = ["SUITE"]
 
 
-def _units(params: Mapping[str, Any], device: str) -> list[Unit]:
-    source = build_task({"name": "random_regression", **dict(params["task"])})
-    s_max = float(source.svd[1][0]) / (source.whitening_scale or 1.0)
+def _units(params: RotationSuite, device: str) -> list[Unit]:
+    values = {"suite": "rotation", "threshold": params.threshold}
+    source = {"name": "random_regression", **params.task}
     out = []
-    for angle in params["angles"]:
-        task = {
-            "name": "transfer_rotated",
-            "base": "random_regression",
-            "base_params": dict(params["task"]),
-            "angle": float(angle),
-            "side": params["side"],
-            "t_budget": float(params["t_phase"]),
-        }
-        for lam in params["lams"]:
-            exp = lam_config(task, lam, params, s_max, t_max=params["t_phase"], align=params["align"],
-                             spacing=params["spacing"], device=device)
-            config = {"suite": "rotation", "experiment": exp, "threshold": float(params["threshold"])}
-            out.append(Unit({"angle": float(angle), "lam": float(lam)}, config))
+    for angle in params.angles:
+        task = {"name": "transfer_rotated", "base": "random_regression", "base_params": params.task,
+                "angle": float(angle), "side": params.side, "t_budget": float(params.t_phase)}
+        # The step from the source alone: the rotated target has its singular values, and the target is built
+        # only when the unit runs, so that a bad angle fails in its own units.
+        out += [Unit({"angle": angle, "lam": lam}, values, {"experiment": suite_run(
+            params, task, lam=lam, lr=flow_step(params, lam, source), t_max=params.t_phase, device=device,
+            scale=params.init_scale, align=params.align, spacing=params.spacing)}) for lam in params.lams]
     return out
 
 
 def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
-    result = run_experiment(unit.config["experiment"], None)
-    target = build_task(unit.config["experiment"]["task"])[1].task
-    params = {**unit.config, "level": unit.config["threshold"] * zero_map_loss(target)}
+    result = run_experiment(unit.runs["experiment"])
+    target = result.task[1].task
+    params = {**unit.values, "level": unit.values["threshold"] * zero_map_loss(target)}
     simulation, theory = result.curves()
     table = pd.DataFrame({
         **config_columns(result.meta),
         **measure_columns(SUITE.measures, simulation, theory, params),
         "kernel_distance_final": result.summary["kernel_distance_final"].to_numpy(),
     })
-    (run_dir / "theory.txt").write_text("\n".join(result.theory_notes) + "\n")
-    return UnitOutput(result.frame.assign(angle=unit.key["angle"]), table)
+    return UnitOutput(result.frame.assign(angle=unit.key["angle"]), table, theory_notes=result.theory_notes)
 
 
 def _pivot_section(ok: pd.DataFrame, folder: Path) -> list[str]:

@@ -1,15 +1,17 @@
 """The resumable sweep runner: units of work with stable ids, skipped when finished, recorded when they fail.
 
 A unit is one point of a suite's sweep (one λ batched over seeds, or one (arch, λ) point). Its id is the
-short sha1 of its resolved config as sorted JSON, so the same command computes the same ids.
+short sha1 of its config (its values and its runs' records) as sorted JSON, so the same command computes the
+same ids.
 
-Results go to ``<suite folder>/runs/<id>/``: ``config.yaml``, ``metrics.csv`` (long table), ``summary.csv``
-(the unit's rows of ``suite.csv``), ``matrices.npz``, ``MANIFEST.json`` and ``DONE``, written last by
-:func:`lazyrich.store.write_run`. A unit with ``DONE`` whose files match its manifest is never computed
-again; a unit without it (killed, or failed), or whose files were damaged since, is cleared and redone.
-A failure writes ``runs/<id>/FAILED`` (the traceback) and a ``status=failed`` row, and the other units go on.
-``computed.log`` lists, one per line, every id this folder ever computed: the audit trail of what a resumed
-run redid.
+Results go to ``<suite folder>/runs/<id>/``, a unit folder like a run's (:mod:`lazyrich.store.run_folder`):
+``config.yaml``, ``metrics.parquet`` (long table), ``matrices-<start>-<stop>.npz`` (matrices, batch first),
+``summary.csv`` and ``summary.json`` (the unit's rows of ``suite.csv``), ``theory.txt``, ``MANIFEST.json`` and
+``DONE``, written last by :func:`lazyrich.store.write_run`. A unit with ``DONE`` whose files match its manifest
+is never computed again; a unit without it (killed, or failed), or whose files were damaged since, is cleared and
+redone. A failure writes ``runs/<id>/FAILED`` (the traceback) and a ``status=failed`` row, and the other units
+go on. ``computed.log`` lists, one per line, every id this folder ever computed: the audit trail of what a
+resumed run redid.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from lazyrich import results, store
+from lazyrich.config.run import RunConfig
 from lazyrich.results.names import canonical
 from lazyrich.store import integrity
 
@@ -56,11 +59,19 @@ def unit_id(config: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class Unit:
-    """One unit of work: ``key`` (its identifying columns in suite.csv, e.g. {"lam": 2.0}) and ``config``, the
-    resolved JSON-able config that fully determines what it computes (and hence its id)."""
+    """One unit of work: ``key`` (its identifying columns in suite.csv, e.g. {"lam": 2.0}), ``values`` (the
+    suite's own JSON-able values its compute step reads: the suite's name, thresholds, …) and ``runs`` (what it
+    trains: :func:`~lazyrich.experiment.run_experiment` configs by role, e.g. {"experiment": RunConfig})."""
 
     key: Mapping[str, Any]
-    config: Mapping[str, Any]
+    values: Mapping[str, Any]
+    runs: Mapping[str, RunConfig] = field(default_factory=dict)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """Everything that determines what the unit computes, as plain data: ``values`` and each run's
+        :meth:`~lazyrich.config.run.RunConfig.record` under its role (its id, its config.yaml, its W&B config)."""
+        return {**self.values, **{role: run.record() for role, run in self.runs.items()}}
 
     @property
     def id(self) -> str:
@@ -70,11 +81,13 @@ class Unit:
 @dataclass
 class UnitOutput:
     """What a unit computed: the long ``frame`` (sim/ and theory/ columns against t), its ``rows`` of
-    suite.csv (one per configuration, e.g. per seed) and optional ``matrices`` for matrices.npz."""
+    suite.csv (one per configuration, e.g. per seed), optional ``matrices`` (batch first) and the
+    ``theory_notes`` of its runs (which theory ran, or why none), which the runner writes to theory.txt."""
 
     frame: pd.DataFrame
     rows: pd.DataFrame
     matrices: dict[str, np.ndarray] = field(default_factory=dict)
+    theory_notes: Sequence[str] = ()
 
 
 @dataclass
@@ -154,6 +167,7 @@ def run_sweep(
                     rows,
                     matrices=output.matrices or None,
                     config=json.dumps(_jsonable(unit.config), indent=1, sort_keys=True) + "\n",
+                    notes=output.theory_notes,
                 )
                 if log is not None:  # after write_run: the results are on disk before any W&B call
                     log(unit, output, run_dir)

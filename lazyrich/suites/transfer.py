@@ -17,20 +17,19 @@ encoding, over the ancestors, descendants and other nodes of f. Transfer between
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
 from lazyrich import metrics, plots
-from lazyrich.experiment import build_task, run_experiment
+from lazyrich.config.suites import TransferSuite
+from lazyrich.experiment import run_experiment
 from lazyrich.results import measures
 from lazyrich.results.curves import Curves
 from lazyrich.suites import charts
-from lazyrich.suites.common import Suite, config_columns, lam_config, lam_seed_axes
+from lazyrich.suites.common import Suite, config_columns, lam_run, lam_seed_axes
 from lazyrich.suites.runner import Unit, UnitOutput
 from lazyrich.suites.spec import Axis, Measure, Monotone, Predicate, Verdict
 from lazyrich.tasks import new_feature, new_item
@@ -67,15 +66,10 @@ def _relations(levels: tuple[int, ...], f: int, branching: int) -> list[str]:
     return out
 
 
-def _units(params: Mapping[str, Any], device: str) -> list[Unit]:
-    hier = build_task(params["task"])
-    s_max = float(hier.svd[1][0]) / (hier.whitening_scale or 1.0)
-    out = []
-    for lam in params["lams"]:
-        exp = lam_config(params["task"], lam, params, s_max, t_max=params["t_max"], device=device)
-        config = {"suite": "transfer", "experiment": exp, "item": params["item"], "feature": params["feature"]}
-        out.append(Unit({"lam": float(lam)}, config))
-    return out
+def _units(params: TransferSuite, device: str) -> list[Unit]:
+    values = {"suite": "transfer", "item": params.item, "feature": params.feature}
+    return [Unit({"lam": lam}, values, {"experiment": lam_run(params, params.task, lam, params.t_max, device)})
+            for lam in params.lams]
 
 
 def _source_scores(curves: Curves, x: torch.Tensor, item: int, feature: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -103,9 +97,9 @@ def _group_means(scores: dict[str, torch.Tensor], groups: dict[str, np.ndarray])
 
 
 def _generalisation(unit: Unit, result) -> pd.DataFrame:
-    task = build_task(unit.config["experiment"]["task"])
-    i = int(new_feature(task, unit.config["item"]).meta["item"])
-    f = int(new_item(task, unit.config["feature"]).meta["output_row"])
+    task = result.task
+    i = int(new_feature(task, unit.values["item"]).meta["item"])
+    f = int(new_item(task, unit.values["feature"]).meta["output_row"])
     simulation, theory = result.curves()
     sources = {"": simulation[0], "theory_": theory[0]}
     scores = {prefix: _source_scores(c, task.X.cpu(), i, f) for prefix, c in sources.items() if c is not None}
@@ -127,9 +121,8 @@ def _generalisation(unit: Unit, result) -> pd.DataFrame:
 
 
 def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
-    result = run_experiment(unit.config["experiment"], None)
-    (run_dir / "theory.txt").write_text("\n".join(result.theory_notes) + "\n")
-    return UnitOutput(result.frame, _generalisation(unit, result))
+    result = run_experiment(unit.runs["experiment"])
+    return UnitOutput(result.frame, _generalisation(unit, result), theory_notes=result.theory_notes)
 
 
 def _scores_match(ok: pd.DataFrame) -> Verdict:

@@ -252,6 +252,12 @@ class Task:
         return c if dev <= WHITENING_RTOL * c else None
 
     @property
+    def top_singular_value(self) -> float:
+        """s̃₁, the largest singular value of Σyx in whitened units (divided by c where Σxx = c·I): with λ it sets
+        the fastest rate of the flow, √(λ² + 4s̃₁²), and so the largest step GD can take and follow it."""
+        return float(self.svd[1][0]) / (self.whitening_scale or 1.0)
+
+    @property
     def is_whitened(self) -> bool:
         """True when Σxx = I (assumption A1), within the relative tolerance of ``whitening_scale``."""
         c = self.whitening_scale
