@@ -14,8 +14,8 @@ import torch
 
 from lazyrich import init, tasks, train
 from lazyrich.config.checks import ConfigError
-from lazyrich.experiment import run_experiment
 from lazyrich.experiment import run as experiment_run
+from lazyrich.experiment import run_experiment
 
 
 def test_a_later_phase_refused_for_float32_rounding_says_so_first():
