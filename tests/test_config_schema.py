@@ -38,9 +38,9 @@ INTENDED: dict[str, str] = {
     "model=tanh: model.activation": "the option IS the tanh comparison",
     "trainer=sgd: trainer.batch_size": "the option IS minibatch SGD",
     "logger=none: logger.wandb.enabled": "the option IS no W&B mirror",
-    "experiment=first_run: init.lam": "the first run a newcomer makes: rich (λ = 0) to lazy (λ = 8)",
-    "experiment=first_run: init.scale": "a small init, so the rich end shows its steps",
-    "experiment=first_run: init.align": "task-aligned: no network starts at the λ = 0 saddle",
+    "init=rich_to_lazy: init.lam": "the default run a newcomer makes: rich (λ = 0) to lazy (λ = 8)",
+    "init=rich_to_lazy: init.scale": "a small init, so the rich end shows its steps",
+    "init=rich_to_lazy: init.align": "task-aligned: no network starts at the λ = 0 saddle",
     "experiment=lambda_sweep: init.lam": "the preset's λ sweep, rich to lazy",
     "experiment=lambda_sweep: init.scale": "smaller init, so the rich end shows its plateau",
     "experiment=lambda_sweep: trainer.lr": "GD follows the flow at |λ| = 4",
@@ -82,9 +82,9 @@ def _differences(label: str, cfg: Mapping[str, Any]) -> dict[str, tuple[Any, Any
 
 
 def _shipped() -> Iterator[tuple[str, list[str]]]:
-    for group in GROUPS:  # each option alone: without the default preset (conf/experiment/first_run.yaml)
+    for group in GROUPS:  # each option on the plain init (the default init=rich_to_lazy is an option itself)
         for path in sorted((conf_dir() / group).glob("*.yaml")):
-            yield f"{group}={path.stem}", [f"{group}={path.stem}", "~experiment"]
+            yield f"{group}={path.stem}", [f"{group}={path.stem}", *([] if group == "init" else ["init=balanced"])]
     for path in sorted((conf_dir() / "experiment").glob("*.yaml")):
         yield f"experiment={path.stem}", [f"experiment={path.stem}"]
 
@@ -103,11 +103,10 @@ def test_every_shipped_option_and_preset_composes_to_its_schema_defaults_or_a_re
     assert {"init=balanced", "trainer=gd", "logger=wandb", "experiment=lambda_sweep"} <= set(labels)
 
 
-def test_the_default_run_config_is_exactly_the_schema_defaults_in_every_typed_group():
-    cfg = _composed(["~experiment"])
-    assert _differences("default", cfg) == {}
-    first = _differences("experiment=first_run", _composed([]))  # `lazyrich run` alone: the first-run preset
-    assert set(first) == {k for k in INTENDED if k.startswith("experiment=first_run:")}
+def test_the_default_run_config_is_the_schema_defaults_but_for_the_teaching_init():
+    cfg = _composed([])  # `lazyrich run` alone: every typed group at its schema defaults but init=rich_to_lazy
+    assert set(_differences("init=rich_to_lazy", cfg)) == {k for k in INTENDED if k.startswith("init=rich_to_lazy:")}
+    assert _differences("default", _composed(["init=balanced"])) == {}
     assert cfg["theory"] == dataclasses.asdict(config_schema.TheoryConfig())  # config.yaml selects theory: auto
     for group in GROUPS:
         assert set(dict(_flat(cfg[group], ""))) == set(dict(_flat(config_schema.defaults(group), ""))), group

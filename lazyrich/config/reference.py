@@ -157,17 +157,14 @@ def _meaning(group: str, option: str, key: str, own: YamlNotes | None, merged: d
 
 def composed_options(conf: Path, primary: str, group: str, options: list[str]) -> dict[str, dict[str, Any]]:
     """Each option of ``group`` composed into the primary config ``primary`` (``config`` or ``bench``), as
-    plain containers: {option: the group's node}; without the default preset of ``lazyrich run``
-    (``experiment/first_run``), so each option shows its own values. Requires the CLI's registries in Hydra's
-    store."""
+    plain containers: {option: the group's node}. Requires the CLI's registries to be in Hydra's store."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
     out: dict[str, dict[str, Any]] = {}
     with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
         for option in options:
-            bare = ["~experiment"] if primary == "config" and group != "experiment" else []
-            cfg = compose(primary, overrides=[f"{group}={option}", *bare])
+            cfg = compose(primary, overrides=[f"{group}={option}"])
             out[option] = OmegaConf.to_container(OmegaConf.select(cfg, group.replace("/", ".")), resolve=False)
     return out
 
