@@ -9,6 +9,6 @@ from lazyrich import init, metrics, results, tasks, theory
 from lazyrich.experiment import run_experiment
 from lazyrich.train import Trajectory, train
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = ["Trajectory", "init", "metrics", "results", "run_experiment", "tasks", "theory", "train"]

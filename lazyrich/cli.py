@@ -31,8 +31,9 @@ def one_line_exit(err: BaseException) -> SystemExit:
 
 
 def interrupted() -> SystemExit:
-    """The one line (exit status 130, as a shell reports SIGINT) that a Ctrl-C ends a command with."""
-    print("lazyrich: interrupted (Ctrl-C). What is unfinished has no DONE and is never read; re-run the same "
+    """The one line (exit status 130, as a shell reports SIGINT) that a Ctrl-C ends a command with, on a line of
+    its own (after a progress bar's)."""
+    print("\nlazyrich: interrupted (Ctrl-C). What is unfinished has no DONE and is never read; re-run the same "
           "command into the same folder (hydra.run.dir=…) to finish (a bench keeps its finished units).",
           file=sys.stderr)
     return SystemExit(130)

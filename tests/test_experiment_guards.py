@@ -60,12 +60,13 @@ def test_ctrl_c_ends_a_run_in_one_line_and_leaves_nothing_trusted(tmp_path):
     cmd = [sys.executable, "-m", "lazyrich.cli", "run", "init.lam=range(0,32)", "seed=range(0,16)",
            "trainer.t_max=100", "trainer.batch_chunk=128", "logger=none", f"hydra.run.dir={out}"]
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-    deadline = time.monotonic() + 60
-    while not list(out.glob("matrices-*.npz")) and time.monotonic() < deadline:  # one chunk written
-        time.sleep(0.2)
+    deadline = time.monotonic() + 180
+    while not list(out.glob("matrices-*.npz")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)  # until one chunk is written: the run is inside its loop
+    assert proc.poll() is None and list(out.glob("matrices-*.npz")), "the run never reached its first chunk"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    lines = [line for line in err.splitlines() if line.startswith("lazyrich")]
-    assert proc.returncode == 130 and lines[-1].startswith("lazyrich: interrupted (Ctrl-C)")
+    lines = [line for line in err.splitlines() if "lazyrich:" in line]
+    assert proc.returncode == 130 and len(lines) == 1 and lines[0].startswith("lazyrich: interrupted (Ctrl-C)")
     assert "Traceback" not in err
     assert not (out / "DONE").exists() and not (out / ".lazyrich.lock").exists()

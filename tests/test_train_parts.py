@@ -70,7 +70,8 @@ def test_matrix_points_are_spread_evenly_and_include_both_ends(n_log, n_matrix, 
 
 def test_divergence_guard_marks_each_network_once_with_its_step_and_lr():
     guard = _DivergenceGuard(torch.tensor([0.5, 2.0, 0.1]), explode=10.0,
-                             lr=torch.tensor([0.01, 0.02, 0.5], dtype=torch.float64))
+                             lr=torch.tensor([0.01, 0.02, 0.5], dtype=torch.float64),
+                             rate=torch.tensor([40.0, 80.0, 3.0], dtype=torch.float64))
     # limits: 10 × max(loss0, 1) = 10, 20, 10
     assert guard.check(3, torch.tensor([9.9, 19.0, 1.0])) is None
     bad = guard.check(5, torch.tensor([10.5, 19.0, math.nan]))
@@ -83,10 +84,12 @@ def test_divergence_guard_marks_each_network_once_with_its_step_and_lr():
     assert len(guard.messages) == 3
     assert guard.messages[0].startswith("network 0 diverged at step 5 (t=0.05, lr=0.01)")
     assert guard.messages[2].startswith("network 1 diverged at step 7 (t=0.14, lr=0.02)")
+    assert "that rate is 40 " in guard.messages[0] and "lr × rate = 0.4:" in guard.messages[0]  # its own rate
 
 
 def test_divergence_guard_leaves_healthy_networks_alone():
-    guard = _DivergenceGuard(torch.tensor([3.0, 0.2]), explode=1e8, lr=torch.tensor([0.1, 0.1]))
+    guard = _DivergenceGuard(torch.tensor([3.0, 0.2]), explode=1e8, lr=torch.tensor([0.1, 0.1]),
+                             rate=torch.tensor([1.0, 1.0]))
     assert guard.check(10, torch.tensor([1e8, 5e7])) is None  # below 3e8 and 1e8
     assert guard.status == ["ok", "ok"] and guard.diverged_step.tolist() == [-1, -1] and not guard.messages
 
