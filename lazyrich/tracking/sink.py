@@ -4,8 +4,10 @@ Called only after the local files are written, so W&B never holds anything the d
 has a stable id (sweep, unit, seed) and ``resume="allow"``: re-running into the same folder updates the same run.
 Its history holds ``t``, ``step``, ``phase`` and the ``sim/<metric>`` and ``theory/<metric>`` columns; its summary
 the final values (``final/sim/…``, ``final/theory/…``), ``status``, ``agreement/loss_max_rel_err`` and, for a
-suite, that network's row of suite.csv (``success``, ``time_to_reverse``, …). When per-network runs would cost
-more than 20% of the end-to-end time (measured per W&B run in this process), the sweep falls back to one run per
+suite, that network's row of suite.csv (``success``, ``time_to_reverse``, …).
+
+The layout is a function of the command alone (:func:`choose_layout`): with ``logger.wandb.layout=auto``, one
+run per network up to :data:`NETWORK_RUNS_MAX` networks in a run folder (or a suite unit), else one run per
 configuration (seeds averaged, ``…_std``) plus one run whose ``networks`` table holds every network's summary,
 and the log says so. Every W&B error is a warning: a W&B failure never costs the local results.
 """
@@ -14,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -27,22 +28,17 @@ import pandas as pd
 from lazyrich.config.run import WANDB_LAYOUTS as LAYOUTS
 from lazyrich.config.run import WandbConfig
 from lazyrich.results import max_rel_error
-from lazyrich.store import locking
 from lazyrich.tracking.connect import start_run
 from lazyrich.tracking.schema import flatten, network_config, run_id, run_name, tags
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LAYOUTS", "Target", "choose_layout", "flatten", "log_networks", "log_table_run", "plan_layout",
-           "process_seconds", "run_seconds"]
+__all__ = ["LAYOUTS", "NETWORK_RUNS_MAX", "Target", "choose_layout", "flatten", "log_networks", "log_table_run",
+           "plan_layout"]
 
-MAX_SHARE = 0.20
-"""Largest share of the end-to-end time per-network W&B runs may take before ``auto`` falls back."""
-
-PRIOR_RUN_SECONDS = 0.25
-"""Cost of one offline W&B run (init, 101 log rows, finish) until this process has measured its own."""
-
-_COST = {"seconds": 0.0, "runs": 0, "first": 0.0}
+NETWORK_RUNS_MAX = 64
+"""``layout=auto`` logs one W&B run per network up to this many networks in a run folder (or a suite unit), and
+one run per configuration beyond. Measured offline, a per-network run costs 0.16–0.25 s, so 64 of them ≈ 10–16 s."""
 
 
 @dataclass
@@ -71,52 +67,27 @@ class Target:
                    layout=layout or wandb.layout, mode=wandb.mode, **fields)
 
 
-def process_seconds() -> float | None:
-    """Wall seconds since this process started (Linux /proc), or None where that is not available."""
-    try:
-        start = locking.started(os.getpid())
-        if start is None:
-            return None
-        return float(Path("/proc/uptime").read_text().split()[0]) - start / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def run_seconds() -> float:
-    """Mean wall seconds of one W&B run in this process (init + log + finish), the first run (which also starts
-    W&B's service) left out; :data:`PRIOR_RUN_SECONDS` until a second run is measured."""
-    if _COST["runs"] < 2:
-        return PRIOR_RUN_SECONDS
-    return (_COST["seconds"] - _COST["first"]) / (_COST["runs"] - 1)
-
-
-def choose_layout(n_networks: int, elapsed: float, layout: str = "auto") -> tuple[str, str]:
-    """(``network`` or ``configuration``, why): per-network runs unless their projected cost, ``n_networks`` ×
-    :func:`run_seconds`, exceeds :data:`MAX_SHARE` of the end-to-end time ``elapsed`` + that cost."""
+def choose_layout(n_networks: int, n_configurations: int, layout: str = "auto") -> tuple[str, str]:
+    """(``network`` or ``configuration``, why) for ``n_networks`` networks in ``n_configurations``
+    configurations: ``layout`` unless auto; else per network when each configuration has one network (the
+    layouts coincide) or there are at most :data:`NETWORK_RUNS_MAX` networks, per configuration beyond. A pure
+    function of the command: two sweeps of one size always get one layout."""
     if layout != "auto":
         return layout, f"W&B layout {layout} (set by logger.wandb.layout)"
-    cost = n_networks * run_seconds()
-    share = cost / max(cost + elapsed, 1e-9)
-    text = (f"{n_networks} per-network W&B runs would take ≈ {cost:.1f} s ({run_seconds():.2f} s each), "
-            f"{share:.0%} of the end-to-end {cost + elapsed:.1f} s")
-    if share > MAX_SHARE:
-        return "configuration", (f"{text} (> {MAX_SHARE:.0%}): logging one W&B run per configuration (seeds "
-                                 f"averaged) plus a `networks` table of every network's summary instead; set "
-                                 f"logger.wandb.layout=network to force per-network runs.")
-    return "network", text
+    if n_networks <= max(n_configurations, NETWORK_RUNS_MAX):
+        return "network", f"W&B layout network: {n_networks} networks, one W&B run each"
+    return "configuration", (f"W&B layout configuration: {n_networks} networks > {NETWORK_RUNS_MAX}, so one W&B "
+                             f"run per configuration ({n_configurations}, seeds averaged) instead of one per "
+                             f"network; set logger.wandb.layout=network to force per-network runs.")
 
 
-def plan_layout(frame: pd.DataFrame, keys: Sequence[str], elapsed: float, layout: str = "auto") -> str:
-    """The layout for ``frame``: ``layout`` unless auto; per network when each configuration has one network (the
-    layouts coincide); else :func:`choose_layout`, whose reason goes to the log (a warning when it falls back)."""
-    if layout != "auto":
-        return layout
+def plan_layout(frame: pd.DataFrame, keys: Sequence[str], layout: str = "auto") -> str:
+    """The layout for ``frame`` (:func:`choose_layout` on its networks and configurations, ``keys`` naming a
+    configuration besides ``seed``); a fallback to per-configuration runs is logged as a warning."""
     keys = [k for k in keys if k in frame and k != "seed"]
-    n_nets = frame["net"].nunique()
-    if n_nets <= (frame.groupby(keys, dropna=False).ngroups if keys else 1):
-        return "network"
-    chosen, why = choose_layout(n_nets, elapsed)
-    (log.warning if chosen == "configuration" else log.info)(why)
+    n_configs = frame.groupby(keys, dropna=False).ngroups if keys else 1
+    chosen, why = choose_layout(int(frame["net"].nunique()), n_configs, layout)
+    (log.warning if layout == "auto" and chosen == "configuration" else log.debug)(why)
     return chosen
 
 
@@ -164,8 +135,7 @@ def _own_row(rows: pd.DataFrame | None, net: Any, seed: Any, index: int, n_nets:
 def _guarded(target: Target, *, rid: str, name: str, config: Mapping[str, Any], fill: Callable[[Any], None],
              light: bool = True) -> str | None:
     """Open the W&B run ``rid`` (``resume="allow"``), let ``fill(run)`` log into it, finish it; any W&B error
-    becomes a warning. Returns the run's directory, or None (W&B disabled or failed). Times every run."""
-    start = time.perf_counter()
+    becomes a warning. Returns the run's directory, or None (W&B disabled or failed)."""
     try:
         run = start_run(target.mode, light=light, project=target.project, entity=target.entity,
                         group=target.group, job_type=target.job_type, name=name, id=rid, resume="allow",
@@ -179,10 +149,6 @@ def _guarded(target: Target, *, rid: str, name: str, config: Mapping[str, Any], 
         warnings.warn(f"W&B logging failed for {name!r} ({err}); local results in {target.run_dir} are complete.",
                       stacklevel=3)
         return None
-    seconds = time.perf_counter() - start
-    _COST["first"] = _COST["first"] if _COST["runs"] else seconds
-    _COST["seconds"] += seconds
-    _COST["runs"] += 1
     return directory
 
 
@@ -201,26 +167,27 @@ def _write_run(target: Target, *, rid: str, name: str, config: Mapping[str, Any]
 
 
 def log_networks(frame: pd.DataFrame, target: Target, keys: Sequence[str], *, rows: pd.DataFrame | None = None,
-                 elapsed: float = 0.0, network_table: bool = True) -> list[str]:
+                 elapsed: float | None = None, network_table: bool = True) -> list[str]:
     """Log ``frame`` (see :func:`lazyrich.results.to_frame`) as one W&B run per network, or per configuration
-    when :func:`choose_layout` says so (then, if ``network_table``, one more run with the ``networks`` table).
+    when :func:`plan_layout` says so (then, if ``network_table``, one more run with the ``networks`` table).
 
     ``keys`` are the columns naming a configuration (besides ``seed``); ``rows`` the unit's suite.csv rows, whose
-    metrics go into each network's summary; ``elapsed`` the seconds the logged work took. Returns the W&B run
-    directories written (none if W&B is disabled or fails).
+    metrics go into each network's summary; ``elapsed``, if given, the seconds the logged work took (for the log
+    line only). Returns the W&B run directories written (none if W&B is disabled or fails).
     """
     start = time.perf_counter()
     keys = [k for k in keys if k in frame and k != "seed"]
     nets = list(frame.groupby("net", sort=True))
-    layout = plan_layout(frame, keys, elapsed, target.layout)
+    layout = plan_layout(frame, keys, target.layout)
     if layout == "configuration":
         written = _log_configurations(frame, target, keys, rows if network_table else None)
     else:
         written = _log_each_network(frame, target, keys, nets, rows)
     seconds = time.perf_counter() - start
-    (log.info if len(written) > 1 else log.debug)(
-        f"W&B: {len(written)} runs ({layout} layout) in {seconds:.1f} s, {seconds / max(elapsed + seconds, 1e-9):.0%} "
-        f"of the {elapsed + seconds:.1f} s taken by them and the work they log")
+    total = (f", {seconds / (elapsed + seconds):.0%} of the {elapsed + seconds:.1f} s taken by them and the work "
+             f"they log") if elapsed else ""
+    (log.info if len(written) > 1 else log.debug)(f"W&B: {len(written)} runs ({layout} layout) in {seconds:.1f} s"
+                                                  f"{total}")
     return written
 
 

@@ -9,7 +9,6 @@ called after the local files are on disk. The group is the suite's folder (see
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,26 +22,20 @@ __all__ = ["suite_logger", "log_suite_run"]
 
 def suite_logger(wandb: WandbConfig | None, suite_name: str, key: Sequence[str], folder: Path) -> Callable | None:
     """The per-unit W&B mirror of suite ``suite_name`` written into ``folder`` (None when W&B is off):
-    ``log(unit, output, run_dir)`` logs the unit's networks; the elapsed time is the unit's own."""
+    ``log(unit, output, run_dir)`` logs the unit's networks (the layout from the unit's own networks)."""
     if wandb is None or not wandb.enabled:
         return None
     os.environ.setdefault("WANDB_SILENT", "true")  # one banner per unit would drown the progress bar
-    state = {"last": time.perf_counter(), "layout": wandb.layout}
 
     def log(unit, output, run_dir: Path) -> None:
         from lazyrich.tracking.schema import sweep_group
-        from lazyrich.tracking.sink import Target, log_networks, plan_layout
+        from lazyrich.tracking.sink import Target, log_networks
 
-        elapsed = time.perf_counter() - state["last"]
-        layout = plan_layout(output.frame, key, elapsed, state["layout"])
-        if output.frame["net"].nunique() > 1:
-            state["layout"] = layout  # decided on the first unit with several networks, kept for the suite
-        target = Target.from_logger(wandb, layout=layout, group=sweep_group(folder),
+        target = Target.from_logger(wandb, group=sweep_group(folder),
                                     job_type=f"bench/{suite_name}", config={**unit.config, "suite": suite_name},
                                     unit=unit.id, run_dir=run_dir,
                                     extra={k: v for k, v in unit.key.items() if not _is_nan(v)})
-        log_networks(output.frame, target, key, rows=output.rows, elapsed=elapsed, network_table=False)
-        state["last"] = time.perf_counter()
+        log_networks(output.frame, target, key, rows=output.rows, network_table=False)
 
     return log
 
