@@ -3,13 +3,15 @@
 Called only after the local files are written, so W&B never holds anything the disk does not. Each network's run
 has a stable id (sweep, unit, seed) and ``resume="allow"``: re-running into the same folder updates the same run.
 Its history holds ``t``, ``step``, ``phase`` and the ``sim/<metric>`` and ``theory/<metric>`` columns; its summary
-the final values (``final/sim/…``, ``final/theory/…``), ``status``, ``agreement/loss_max_rel_err`` and, for a
-suite, that network's row of suite.csv (``success``, ``time_to_reverse``, …).
+the final values (``final/sim/…``, ``final/theory/…``), ``status``, ``agreement/loss_max_rel_err`` and its row of
+summary.csv or, for a suite, of suite.csv (``success``, ``time_to_reverse``, …); its config's ``theory`` is the
+theory that ran.
 
 The layout is a function of the command alone (:func:`choose_layout`): with ``logger.wandb.layout=auto``, one
 run per network up to :data:`NETWORK_RUNS_MAX` networks in a run folder (or a suite unit), else one run per
-configuration (seeds averaged, ``…_std``) plus one run whose ``networks`` table holds every network's summary,
-and the log says so. Every W&B error is a warning: a W&B failure never costs the local results.
+configuration (seeds averaged, ``…_std``; the rows' metrics as seed means) plus, for ``lazyrich run``, one run
+whose ``networks`` table holds every network's summary, and the log says so. Every W&B error is a warning: a
+W&B failure never costs the local results.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from lazyrich.config.run import WANDB_LAYOUTS as LAYOUTS
@@ -40,10 +43,14 @@ NETWORK_RUNS_MAX = 64
 """``layout=auto`` logs one W&B run per network up to this many networks in a run folder (or a suite unit), and
 one run per configuration beyond. Measured offline, a per-network run costs 0.16–0.25 s, so 64 of them ≈ 10–16 s."""
 
+_ROW_SKIP = {"net", "unit", "status", "suite", "seed", "run"}
+"""Columns of summary.csv / suite.csv rows that name a network rather than measure it."""
+
 
 @dataclass
 class Target:
-    """Where a sweep's W&B runs go and what they share: group (the sweep), job type, base config, unit."""
+    """Where a sweep's W&B runs go and what they share: group (the sweep), job type, base config, unit; ``theory``
+    the theory that ran (it replaces the configured name, e.g. ``auto``, in each run's config)."""
 
     group: str
     job_type: str
@@ -56,6 +63,7 @@ class Target:
     layout: str = "auto"
     mode: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    theory: str | None = None
 
     @classmethod
     def from_logger(cls, wandb: WandbConfig, *, layout: str | None = None, **fields: Any) -> Target:
@@ -132,6 +140,44 @@ def _own_row(rows: pd.DataFrame | None, net: Any, seed: Any, index: int, n_nets:
             if k not in skip and not (isinstance(v, float) and math.isnan(v))}
 
 
+def _rows_of(rows: pd.DataFrame | None, part: pd.DataFrame, point: Mapping[str, Any],
+             varying: set[str]) -> pd.DataFrame | None:
+    """The rows of ``rows`` (summary.csv, or a unit's suite.csv rows) that belong to the networks of ``part``, one
+    configuration: by ``net``, else by the configuration's values; None where a varying key is not in the rows."""
+    if rows is None or not len(rows):
+        return None
+    if "net" in rows and "net" in part:
+        return rows[rows["net"].isin(part["net"].unique())]
+    if varying - set(rows.columns):
+        return None  # several configurations, and nothing in the rows to tell which is whose
+    mask = np.ones(len(rows), dtype=bool)
+    for key, value in point.items():
+        if key in rows:
+            mask &= rows[key].isna().to_numpy() if pd.isna(value) else (rows[key] == value).to_numpy()
+    return rows[mask]
+
+
+def _seed_means(rows: pd.DataFrame | None, skip: set[str]) -> dict[str, Any]:
+    """One configuration's rows as summary values: numbers as seed means (a bool: the fraction of seeds where it
+    holds), text as its one value (or the distinct values, comma-joined)."""
+    out: dict[str, Any] = {}
+    for column in [] if rows is None else [c for c in rows if c not in skip]:
+        values = rows[column].dropna().tolist()
+        if not values:
+            continue
+        if all(isinstance(v, bool | int | float | np.number | np.bool_) for v in values):
+            out[column] = float(np.mean(np.asarray(values, dtype=float)))
+        else:
+            out[column] = ",".join(sorted({str(v) for v in values}))
+    return out
+
+
+def _theory_of(row: Mapping[str, Any], target: Target) -> dict[str, Any]:
+    """The config's ``theory``: the row's own (the theory that ran), else the target's, else none given."""
+    ran = row.get("theory") if isinstance(row.get("theory"), str) else target.theory
+    return {"theory": ran} if ran else {}
+
+
 def _guarded(target: Target, *, rid: str, name: str, config: Mapping[str, Any], fill: Callable[[Any], None],
              light: bool = True) -> str | None:
     """Open the W&B run ``rid`` (``resume="allow"``), let ``fill(run)`` log into it, finish it; any W&B error
@@ -171,18 +217,19 @@ def log_networks(frame: pd.DataFrame, target: Target, keys: Sequence[str], *, ro
     """Log ``frame`` (see :func:`lazyrich.results.to_frame`) as one W&B run per network, or per configuration
     when :func:`plan_layout` says so (then, if ``network_table``, one more run with the ``networks`` table).
 
-    ``keys`` are the columns naming a configuration (besides ``seed``); ``rows`` the unit's suite.csv rows, whose
-    metrics go into each network's summary; ``elapsed``, if given, the seconds the logged work took (for the log
-    line only). Returns the W&B run directories written (none if W&B is disabled or fails).
+    ``keys`` are the columns naming a configuration (besides ``seed``); ``rows`` the run's summary.csv or the
+    unit's suite.csv rows, whose metrics go into the summaries (seed means per configuration); ``elapsed``, if
+    given, the seconds the logged work took (for the log line only). Returns the W&B run directories written
+    (none if W&B is disabled or fails).
     """
     start = time.perf_counter()
     keys = [k for k in keys if k in frame and k != "seed"]
-    nets = list(frame.groupby("net", sort=True))
     layout = plan_layout(frame, keys, target.layout)
     if layout == "configuration":
-        written = _log_configurations(frame, target, keys, rows if network_table else None)
+        attempted = _log_configurations(frame, target, keys, rows, network_table)
     else:
-        written = _log_each_network(frame, target, keys, nets, rows)
+        attempted = _log_each_network(frame, target, keys, rows)
+    written = [d for d in attempted if d]
     seconds = time.perf_counter() - start
     total = (f", {seconds / (elapsed + seconds):.0%} of the {elapsed + seconds:.1f} s taken by them and the work "
              f"they log") if elapsed else ""
@@ -191,46 +238,48 @@ def log_networks(frame: pd.DataFrame, target: Target, keys: Sequence[str], *, ro
     return written
 
 
-def _log_each_network(frame: pd.DataFrame, target: Target, keys: list[str], nets: list,
-                      rows: pd.DataFrame | None) -> list[str]:
+def _log_each_network(frame: pd.DataFrame, target: Target, keys: list[str],
+                      rows: pd.DataFrame | None) -> list[str | None]:
     """One run per network: its own history and summary (and its row of ``rows``)."""
+    nets = list(frame.groupby("net", sort=True))
     shown = [k for k in keys if frame[k].nunique(dropna=False) > 1] or keys[:1]
-    written = []
+    attempted = []
     for index, (net, part) in enumerate(nets):
         point = {k: part[k].iloc[0] for k in [*keys, "seed"] if k in part}
         seed = point.get("seed")
-        own = _own_row(rows, net, seed, index, len(nets), {*point, "net", "unit", "status", "suite"})
-        summary = {**_final(part), **own}
-        directory = _write_run(target, rid=run_id(target.group, f"{target.unit}/{index}", seed),
-                               name=run_name({k: point[k] for k in [*shown, "seed"] if k in point}),
-                               config={**network_config(target.config, point), **target.extra, "net": index,
-                                       "unit": target.unit},
-                               history=_history(part.sort_values("t")), summary=summary)
-        written += [directory] if directory else []
-    return written
+        own = _own_row(rows, net, seed, index, len(nets), {*point, *_ROW_SKIP})
+        attempted.append(_write_run(
+            target, rid=run_id(target.group, f"{target.unit}/{index}", seed),
+            name=run_name({k: point[k] for k in [*shown, "seed"] if k in point}),
+            config={**network_config(target.config, point), **target.extra, **_theory_of(own, target), "net": index,
+                    "unit": target.unit},
+            history=_history(part.sort_values("t")), summary={**_final(part), **own}))
+    return attempted
 
 
-def _log_configurations(frame: pd.DataFrame, target: Target, keys: list[str],
-                        rows: pd.DataFrame | None) -> list[str]:
-    """The fallback: one run per configuration (seeds averaged, ``…_std``), plus the ``networks`` table run."""
-    written = []
+def _log_configurations(frame: pd.DataFrame, target: Target, keys: list[str], rows: pd.DataFrame | None,
+                        network_table: bool) -> list[str | None]:
+    """One run per configuration (seeds averaged, ``…_std``; its rows' metrics as seed means), plus, if
+    ``network_table``, the ``networks`` table run."""
+    attempted = []
     metric_cols = [c for c in frame if c.startswith(("sim/", "theory/"))]
+    varying = {k for k in keys if frame[k].nunique(dropna=False) > 1}
     for values, part in (frame.groupby(keys, sort=True, dropna=False) if keys else [((), frame)]):
         point = dict(zip(keys, values if isinstance(values, tuple) else (values,), strict=True))
         by_t = part.groupby([c for c in ("phase", "step") if c in part], sort=True)
         mean = by_t[["t", *metric_cols]].mean().reset_index()
         n_seeds = int(part["seed"].nunique()) if "seed" in part else 1
         std = by_t[metric_cols].std().reset_index(drop=True) if n_seeds > 1 else None
-        directory = _write_run(target, rid=run_id(target.group, f"{target.unit}/{run_name(point)}"),
-                               name=run_name(point), history=_history(mean, std), summary=_final(part),
-                               config={**network_config(target.config, point), **target.extra, "n_seeds": n_seeds,
-                                       "unit": target.unit})
-        written += [directory] if directory else []
-    if rows is not None and len(rows):
+        own = _seed_means(_rows_of(rows, part, point, varying), {*point, *_ROW_SKIP})
+        attempted.append(_write_run(
+            target, rid=run_id(target.group, f"{target.unit}/{run_name(point)}"), name=run_name(point),
+            history=_history(mean, std), summary={**_final(part), **own},
+            config={**network_config(target.config, point), **target.extra, **_theory_of(own, target),
+                    "n_seeds": n_seeds, "unit": target.unit}))
+    if network_table and rows is not None and len(rows):
         table = rows.reset_index(drop=True)
-        directory = log_table_run(target, "networks", table, name=f"networks {target.unit}")
-        written += [directory] if directory else []
-    return written
+        attempted.append(log_table_run(target, "networks", table, name=f"networks {target.unit}"))
+    return attempted
 
 
 def as_table(frame: pd.DataFrame):
@@ -258,6 +307,6 @@ def log_table_run(target: Target, key: str, table: pd.DataFrame, *, name: str,
             run.save(str(path), base_path=str(Path(path).parent), policy="now")
         run.summary.update({**dict(summary or {}), f"{key}_rows": len(table)})
 
-    config = {**network_config(target.config, {}), **target.extra, "unit": target.unit}
+    config = {**network_config(target.config, {}), **target.extra, **_theory_of({}, target), "unit": target.unit}
     return _guarded(target, rid=run_id(target.group, f"{target.unit}/{key}"), name=name, config=config, fill=fill,
                     light=False)

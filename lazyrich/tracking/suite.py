@@ -1,9 +1,11 @@
 """W&B for benchmark suites: each unit's networks as runs (job type ``bench/<suite>``), one suite-level run.
 
-The unit runs carry the unit's suite.csv rows in their summaries; the suite-level run holds ``suite.csv`` as the
-``wandb.Table`` ``suite``, every figure as a ``wandb.Image`` (``figures/<name>``) and ``summary.md``. Both are
-called after the local files are on disk. The group is the suite's folder (see
-:func:`lazyrich.tracking.schema.sweep_group`), so two suites of one ``bench`` call, or two sweeps, never share one.
+The unit runs carry the unit's suite.csv rows in their summaries (seed means in the per-configuration layout),
+and their config's ``theory`` is the theory that ran (the rows' ``theory``, else the unit's ``theory.txt``); the
+suite-level run holds ``suite.csv`` as the ``wandb.Table`` ``suite``, every figure as a ``wandb.Image``
+(``figures/<name>``) and ``summary.md``. Both are called after the local files are on disk. The group is the
+suite's folder (see :func:`lazyrich.tracking.schema.sweep_group`), so two suites of one ``bench`` call, or two
+sweeps, never share one.
 """
 
 from __future__ import annotations
@@ -34,10 +36,19 @@ def suite_logger(wandb: WandbConfig | None, suite_name: str, key: Sequence[str],
         target = Target.from_logger(wandb, group=sweep_group(folder),
                                     job_type=f"bench/{suite_name}", config={**unit.config, "suite": suite_name},
                                     unit=unit.id, run_dir=run_dir,
-                                    extra={k: v for k, v in unit.key.items() if not _is_nan(v)})
+                                    extra={k: v for k, v in unit.key.items() if not _is_nan(v)},
+                                    theory=_theory_notes(run_dir))
         log_networks(output.frame, target, key, rows=output.rows, network_table=False)
 
     return log
+
+
+def _theory_notes(run_dir: Path) -> str | None:
+    """The theory that ran, from the unit's ``theory.txt`` (None when it has none or it does not say)."""
+    from lazyrich.tracking.schema import theory_that_ran
+
+    path = Path(run_dir) / "theory.txt"
+    return theory_that_ran(path.read_text().splitlines()) if path.is_file() else None
 
 
 def _is_nan(value: Any) -> bool:
