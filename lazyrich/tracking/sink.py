@@ -1,17 +1,18 @@
 """Mirror results to Weights & Biases: one W&B run per network (configuration × seed), ``t`` as the x-axis.
 
 Called only after the local files are written, so W&B never holds anything the disk does not. Each network's run
-has a stable id (sweep, unit, seed) and ``resume="allow"``: re-running into the same folder updates the same run.
-Its history holds ``t``, ``step``, ``phase`` and the ``sim/<metric>`` and ``theory/<metric>`` columns; its summary
-the final values (``final/sim/…``, ``final/theory/…``), ``status``, ``agreement/loss_max_rel_err`` and its row of
-summary.csv or, for a suite, of suite.csv (``success``, ``time_to_reverse``, …); its config's ``theory`` is the
-theory that ran.
+has a stable id (sweep, unit, seed) and ``resume="allow"``: re-running into the same folder updates the same run,
+and its new offline run replaces the earlier one (:func:`lazyrich.tracking.mirror.supersede`). Its history holds
+``t``, ``step``, ``phase`` and the ``sim/<metric>`` and ``theory/<metric>`` columns; its summary the final values
+(``final/sim/…``, ``final/theory/…``), ``status``, ``agreement/loss_max_rel_err`` and its row of summary.csv or,
+for a suite, of suite.csv (``success``, ``time_to_reverse``, …); its config's ``theory`` is the theory that ran.
 
 The layout is a function of the command alone (:func:`choose_layout`): with ``logger.wandb.layout=auto``, one
 run per network up to :data:`NETWORK_RUNS_MAX` networks in a run folder (or a suite unit), else one run per
 configuration (seeds averaged, ``…_std``; the rows' metrics as seed means) plus, for ``lazyrich run``, one run
-whose ``networks`` table holds every network's summary, and the log says so. Every W&B error is a warning: a
-W&B failure never costs the local results.
+whose ``networks`` table holds every network's summary. Once every run of a unit has finished, the unit's
+mirror is marked complete (:func:`lazyrich.tracking.mirror.mark_mirrored`). Every W&B error is a warning: a W&B
+failure never costs the local results.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ import pandas as pd
 from lazyrich.config.run import WANDB_LAYOUTS as LAYOUTS
 from lazyrich.config.run import WandbConfig
 from lazyrich.results import max_rel_error
-from lazyrich.tracking.connect import start_run
+from lazyrich.tracking.connect import resolve_mode, start_run
+from lazyrich.tracking.mirror import mark_mirrored, supersede
 from lazyrich.tracking.schema import flatten, network_config, run_id, run_name, tags
 
 log = logging.getLogger(__name__)
@@ -180,8 +182,9 @@ def _theory_of(row: Mapping[str, Any], target: Target) -> dict[str, Any]:
 
 def _guarded(target: Target, *, rid: str, name: str, config: Mapping[str, Any], fill: Callable[[Any], None],
              light: bool = True) -> str | None:
-    """Open the W&B run ``rid`` (``resume="allow"``), let ``fill(run)`` log into it, finish it; any W&B error
-    becomes a warning. Returns the run's directory, or None (W&B disabled or failed)."""
+    """Open the W&B run ``rid`` (``resume="allow"``), let ``fill(run)`` log into it, finish it, and delete the
+    earlier offline runs of ``rid`` beside it; any W&B error becomes a warning. Returns the run's directory, or
+    None (W&B disabled or failed)."""
     try:
         run = start_run(target.mode, light=light, project=target.project, entity=target.entity,
                         group=target.group, job_type=target.job_type, name=name, id=rid, resume="allow",
@@ -195,6 +198,7 @@ def _guarded(target: Target, *, rid: str, name: str, config: Mapping[str, Any], 
         warnings.warn(f"W&B logging failed for {name!r} ({err}); local results in {target.run_dir} are complete.",
                       stacklevel=3)
         return None
+    supersede(directory)
     return directory
 
 
@@ -215,13 +219,16 @@ def _write_run(target: Target, *, rid: str, name: str, config: Mapping[str, Any]
 def log_networks(frame: pd.DataFrame, target: Target, keys: Sequence[str], *, rows: pd.DataFrame | None = None,
                  elapsed: float | None = None, network_table: bool = True) -> list[str]:
     """Log ``frame`` (see :func:`lazyrich.results.to_frame`) as one W&B run per network, or per configuration
-    when :func:`plan_layout` says so (then, if ``network_table``, one more run with the ``networks`` table).
+    when :func:`plan_layout` says so (then, if ``network_table``, one more run with the ``networks`` table), and
+    mark the unit's mirror complete (:func:`lazyrich.tracking.mirror.mark_mirrored`) once every run has finished.
 
     ``keys`` are the columns naming a configuration (besides ``seed``); ``rows`` the run's summary.csv or the
     unit's suite.csv rows, whose metrics go into the summaries (seed means per configuration); ``elapsed``, if
     given, the seconds the logged work took (for the log line only). Returns the W&B run directories written
     (none if W&B is disabled or fails).
     """
+    if resolve_mode(target.mode) == "disabled":
+        return []
     start = time.perf_counter()
     keys = [k for k in keys if k in frame and k != "seed"]
     layout = plan_layout(frame, keys, target.layout)
@@ -230,6 +237,8 @@ def log_networks(frame: pd.DataFrame, target: Target, keys: Sequence[str], *, ro
     else:
         attempted = _log_each_network(frame, target, keys, rows)
     written = [d for d in attempted if d]
+    if written and len(written) == len(attempted):
+        mark_mirrored(target.run_dir, written, layout)
     seconds = time.perf_counter() - start
     total = (f", {seconds / (elapsed + seconds):.0%} of the {elapsed + seconds:.1f} s taken by them and the work "
              f"they log") if elapsed else ""
