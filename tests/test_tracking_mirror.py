@@ -1,7 +1,7 @@
 """A unit's W&B mirror is verifiable and re-doable: a bench killed while logging leaves a unit whose mirror is
 marked incomplete, and logging it again (what the runner does for a finished unit it skips) completes it and
-replaces the truncated offline run; a re-log of one W&B id replaces its earlier offline run
-(lazyrich/tracking/mirror.py, sink.py, suite.py)."""
+replaces the truncated offline run; a re-log of one W&B id replaces its earlier offline run, and ``lazyrich
+sync`` uploads only the newest offline run of each id (lazyrich/tracking/mirror.py, sink.py, suite.py, sync.py)."""
 
 import inspect
 import json
@@ -17,7 +17,8 @@ from lazyrich.config.suites import resolve_bench
 from lazyrich.experiment import run_experiment
 from lazyrich.suites import SUITES, run_suites, runner
 from lazyrich.tracking import sink as wandb_sink
-from lazyrich.tracking.mirror import MIRROR_FILE, mark_mirrored, mirror_state, offline_run_id
+from lazyrich.tracking import sync as wandb_sync
+from lazyrich.tracking.mirror import MIRROR_FILE, mark_mirrored, mirror_state, newest_offline_runs, offline_run_id
 from lazyrich.tracking.read import read_run
 from lazyrich.tracking.suite import suite_logger
 from lazyrich.tracking.sync import find_offline_runs
@@ -66,10 +67,12 @@ def assert_fully_mirrored(unit_dir):
     assert mirror_state(unit_dir) is None
 
 
-def test_a_unit_killed_while_logging_is_marked_incomplete_and_its_relog_completes_it(tmp_path, monkeypatch):
+def test_a_unit_killed_while_logging_is_marked_incomplete_and_its_relog_completes_it(tmp_path, monkeypatch, capsys):
     with offline_wandb_in(tmp_path):
         unit_dir = killed_while_logging(monkeypatch, tmp_path)
         assert "no complete W&B mirror" in mirror_state(unit_dir)
+        assert wandb_sync.main([str(tmp_path / "out"), "--dry-run"]) == 0
+        assert f"note: {unit_dir}: no complete W&B mirror" in capsys.readouterr().out  # sync names it
         cfg = bench_config()
         run_suites(cfg, tmp_path / "out")  # the resume: the unit is finished, so it is skipped
         bench = resolve_bench(cfg)
@@ -121,3 +124,24 @@ def test_rerunning_into_one_folder_replaces_the_offline_runs_of_each_id(tmp_path
     assert len(first) == len(second) == 4 and not first & second  # four W&B runs, each re-logged once
     assert len({offline_run_id(p) for p in second}) == 4
     assert mirror_state(tmp_path / "run") is None
+
+
+def test_sync_uploads_only_the_newest_offline_run_of_each_id(tmp_path, monkeypatch, capsys):
+    with offline_wandb_in(tmp_path):
+        run_experiment(network_run_config(), tmp_path / "run")
+    newest = find_offline_runs(tmp_path / "run")
+    rid = offline_run_id(newest[0])
+    older = newest[0].with_name(f"offline-run-20000101_000000-{rid}")  # left by a re-run of an older lazyrich
+    shutil.copytree(newest[0], older)
+    assert newest_offline_runs([*newest, older]) == (sorted(newest), {older: newest[0]})
+    assert wandb_sync.main([str(tmp_path / "run"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    listed = [line for line in out.splitlines() if line.startswith(str(tmp_path))]
+    assert sorted(listed) == sorted(map(str, newest))
+    assert f"skipped {older}" in out and newest[0].name in out
+    calls = []
+    monkeypatch.setattr(wandb_sync, "run_bounded", lambda cmd, timeout: calls.append(cmd))
+    monkeypatch.setattr(wandb_sync, "server_reachable", lambda url: None)
+    wandb_sync.main([str(tmp_path / "run")])
+    (cmd,) = calls
+    assert sorted(cmd[2:]) == sorted(map(str, newest))
