@@ -29,8 +29,9 @@ __all__ = ["suite_logger", "log_suite_run"]
 
 def suite_logger(wandb: WandbConfig | None, suite_name: str, key: Sequence[str], folder: Path) -> Callable | None:
     """The per-unit W&B mirror of suite ``suite_name`` written into ``folder`` (None when W&B is off):
-    ``log(unit, output, run_dir)`` logs the unit's networks; with ``output`` None (a finished unit the runner
-    skipped) it logs them from ``run_dir`` only if that unit's mirror is not complete."""
+    ``log(unit, output, run_dir)`` logs the unit's networks (the layout from the unit's own count of networks);
+    with ``output`` None (a finished unit the runner skipped) it logs them from ``run_dir`` only if that unit's
+    mirror is not complete."""
     if wandb is None or not wandb.enabled:
         return None
     os.environ.setdefault("WANDB_SILENT", "true")  # one banner per unit would drown the progress bar

@@ -37,6 +37,9 @@ SYNC_TIMEOUT = 300.0
 BATCH_RUNS = 32
 """Offline runs passed to one ``wandb sync`` call."""
 
+NAMED_MAX = 10
+"""Units with an incomplete mirror named one by one; the rest are counted."""
+
 
 def find_offline_runs(root: str | Path) -> list[Path]:
     """Every offline W&B run directory (``offline-run-*`` holding a ``.wandb`` file) below ``root``, sorted."""
@@ -118,8 +121,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs, older = newest_offline_runs(found)
     for old, newer in older.items():
         print(f"skipped {old}: an older offline run of the W&B id of {newer.name}, which replaces it")
-    for unit, why in incomplete_mirrors(runs).items():
+    incomplete = incomplete_mirrors(runs)
+    for unit, why in list(incomplete.items())[:NAMED_MAX]:
         print(f"note: {unit}: {why}; re-run its command into the same folder to log it again")
+    if len(incomplete) > NAMED_MAX:
+        print(f"note: {len(incomplete) - NAMED_MAX} more finished unit(s) without a complete W&B mirror")
     if args.dry_run:
         print("\n".join(str(r) for r in runs))
         print(f"{len(runs)} offline W&B run(s) ({len(older)} older one(s) skipped); upload them with: lazyrich sync "
