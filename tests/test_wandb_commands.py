@@ -41,17 +41,27 @@ def test_sync_dry_run_lists_every_offline_run_recursively(outputs, capsys):
     assert sorted(listed) == expected and len(expected) == 4
 
 
-def test_sync_passes_every_run_to_wandb_sync_and_its_status_back(outputs, monkeypatch):
+def test_sync_passes_every_run_to_wandb_sync_and_reports_success(outputs, monkeypatch, capsys):
     calls = []
 
-    class Done:
-        returncode = 3
+    def uploads(cmd, timeout):  # what a working server does: W&B marks each uploaded run synced
+        calls.append(cmd)
+        for run in cmd[4:]:
+            for file in wandb_sync.Path(run).glob("*.wandb"):
+                file.with_name(file.name + ".synced").write_text("")
 
-    monkeypatch.setattr(wandb_sync.subprocess, "run", lambda cmd, check: calls.append(cmd) or Done())
-    assert wandb_sync.main([str(outputs), "--project", "p"]) == 3
-    (cmd,) = calls
-    assert cmd[1:4] == ["sync", "--project", "p"]
-    assert sorted(cmd[4:]) == sorted(str(p) for p in outputs.glob("*/wandb/offline-run-*"))
+    monkeypatch.setattr(wandb_sync, "run_bounded", uploads)
+    monkeypatch.setattr(wandb_sync, "server_reachable", lambda url: None)
+    try:
+        assert wandb_sync.main([str(outputs), "--project", "p"]) == 0
+        (cmd,) = calls
+        assert cmd[1:4] == ["sync", "--project", "p"]
+        assert sorted(cmd[4:]) == sorted(str(p) for p in outputs.glob("*/wandb/offline-run-*"))
+        assert "uploaded 4 offline W&B run(s)" in capsys.readouterr().out
+        assert wandb_sync.main([str(outputs)]) == 0 and len(calls) == 1  # already uploaded: nothing to do
+    finally:
+        for marker in outputs.glob("*/wandb/offline-run-*/*.synced"):
+            marker.unlink()
 
 
 def test_sync_of_a_missing_folder_is_one_line():

@@ -95,17 +95,19 @@ def test_fallback_logs_configurations_and_a_networks_table(tmp_path, monkeypatch
     assert row["networks._type"] == "table-file" and row["networks.nrows"] == 4  # one row per network
 
 
-def test_choose_layout_falls_back_above_twenty_percent(monkeypatch):
-    # 0.2 s per run once the first (which starts W&B's service, 1.2 s) is left out
-    monkeypatch.setattr(wandb_sink, "_COST", {"seconds": 3.2, "runs": 11, "first": 1.2})
-    assert wandb_sink.choose_layout(10, elapsed=8.1)[0] == "network"  # 2 s of 10.1 s: 19.8%
-    layout, why = wandb_sink.choose_layout(10, elapsed=7.9)  # 2 s of 9.9 s: 20.2%
-    assert layout == "configuration" and "20%" in why and "logger.wandb.layout=network" in why
-    assert wandb_sink.choose_layout(10_000, elapsed=1.0, layout="network")[0] == "network"
+def test_choose_layout_is_per_network_up_to_the_threshold_then_per_configuration():
+    most = wandb_sink.NETWORK_RUNS_MAX
+    assert wandb_sink.choose_layout(most, 1)[0] == "network"
+    layout, why = wandb_sink.choose_layout(most + 1, 1)
+    assert layout == "configuration" and f"> {most}" in why and "logger.wandb.layout=network" in why
+    assert wandb_sink.choose_layout(10_000, 10_000)[0] == "network"  # one network per configuration: the same runs
+    assert wandb_sink.choose_layout(10_000, 1, layout="network")[0] == "network"
+    assert wandb_sink.choose_layout(2, 1, layout="configuration")[0] == "configuration"
     one_seed = pd.DataFrame({"net": [0, 1], "lam": [0.0, 2.0], "seed": [0, 0]})
-    assert wandb_sink.plan_layout(one_seed, ["lam"], elapsed=0.0) == "network"  # the two layouts coincide
+    assert wandb_sink.plan_layout(one_seed, ["lam"]) == "network"
     two_seeds = one_seed.assign(lam=0.0, seed=[0, 1])
-    assert wandb_sink.plan_layout(two_seeds, ["lam"], elapsed=0.0) == "configuration"
+    assert wandb_sink.plan_layout(two_seeds, ["lam"]) == "network"  # 2 networks: under the threshold
+    assert wandb_sink.plan_layout(two_seeds, ["lam"], layout="configuration") == "configuration"
 
 
 def test_schema_names_groups_and_no_batch_lists(tmp_path, monkeypatch):

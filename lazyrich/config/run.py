@@ -104,8 +104,8 @@ class WandbConfig:
     entity: str | None = spec(None, "W&B entity (user or team); null: your default", _nullable_text)
     group: str | None = spec(None, "default: the sweep folder (outputs/run/<time>, multirun/run/<time>/<job>, "
                                    "…/<suite>)", _nullable_text)
-    layout: str = spec("auto", "auto: one W&B run per network unless that costs > 20% of the time | network | "
-                               "configuration", one_of(*WANDB_LAYOUTS))
+    layout: str = spec("auto", "auto: one W&B run per network up to 64 networks in a run (or suite unit), one per "
+                               "configuration beyond | network | configuration", one_of(*WANDB_LAYOUTS))
     tags: list[str] = spec([], "W&B tags added to every run", _tags)
 
 

@@ -85,7 +85,7 @@ class RunSink:
         store.write_run(run_dir, None, summary, config=_yaml(record))
         logger = self.config.logger
         if logger is not None and logger.wandb.enabled:
-            _log_wandb(run_dir, logger.wandb, record, frame, summary, started)
+            _log_wandb(run_dir, logger.wandb, record, frame, summary, notes, time.perf_counter() - started)
         return figures
 
     def _plot(self, frame: pd.DataFrame | None, title: str) -> Path:
@@ -114,13 +114,13 @@ def _yaml(record: Mapping[str, Any]) -> str:
 
 
 def _log_wandb(run_dir: Path, wandb: WandbConfig, record: Mapping[str, Any], frame: pd.DataFrame | None,
-               summary: pd.DataFrame, started: float) -> None:
-    """One W&B run per network of the finished run folder (:func:`lazyrich.tracking.sink.log_networks`)."""
-    from lazyrich.tracking.schema import run_group
-    from lazyrich.tracking.sink import Target, log_networks, process_seconds
+               summary: pd.DataFrame, notes: Sequence[str], elapsed: float) -> None:
+    """One W&B run per network of the finished run folder (:func:`lazyrich.tracking.sink.log_networks`), its
+    config's ``theory`` the theory that ran (from ``notes``); ``elapsed``: the run's seconds, for the log line."""
+    from lazyrich.tracking.schema import run_group, theory_that_ran
+    from lazyrich.tracking.sink import Target, log_networks
 
     target = Target.from_logger(wandb, group=run_group(run_dir), job_type="run", config=dict(record),
-                                unit=run_dir.name, run_dir=run_dir)
+                                unit=run_dir.name, run_dir=run_dir, theory=theory_that_ran(notes))
     frame = frame if frame is not None else results.load(run_dir).drop(columns="run")
-    log_networks(frame, target, META_COLUMNS[:3], rows=summary,
-                 elapsed=max(process_seconds() or 0.0, time.perf_counter() - started))
+    log_networks(frame, target, META_COLUMNS[:3], rows=summary, elapsed=elapsed)

@@ -1,10 +1,11 @@
 """Start W&B runs without ever blocking on the network: a bounded probe, a bounded init, and one switch to offline.
 
 W&B is offline unless ``WANDB_MODE`` says otherwise. In online mode the first run of the process first probes the
-server (``WANDB_BASE_URL``, default api.wandb.ai) with one HTTP request of at most :data:`PROBE_TIMEOUT` seconds,
-then calls ``wandb.init`` with ``init_timeout`` = :data:`INIT_TIMEOUT`. On the first failure of either, the rest of
-the process logs offline (one warning says so and how to upload later), so a dead or silent host costs one probe
-or one init timeout per process, never one per run, and the offline files hold everything for ``lazyrich sync``.
+server (:func:`wandb_base_url`: ``WANDB_BASE_URL``, else W&B's own setting) with one HTTP request of at most
+:data:`PROBE_TIMEOUT` seconds, then calls ``wandb.init`` with ``init_timeout`` = :data:`INIT_TIMEOUT`. On the first
+failure of either, the rest of the process logs offline (one warning says so and how to upload later), so a dead
+or silent host costs one probe or one init timeout per process, never one per run, and the offline files hold
+everything for ``lazyrich sync``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import urllib.request
 import warnings
 from typing import Any
 
-__all__ = ["INIT_TIMEOUT", "PROBE_TIMEOUT", "go_offline", "is_offline", "resolve_mode", "start_run"]
+__all__ = ["INIT_TIMEOUT", "PROBE_TIMEOUT", "go_offline", "is_offline", "resolve_mode", "server_reachable",
+           "start_run", "wandb_base_url"]
 
 INIT_TIMEOUT = 15.0
 """Seconds ``wandb.init`` may wait for the server before the process switches to offline."""
@@ -55,6 +57,18 @@ def resolve_mode(mode: str | None = None) -> str:
     return "online" if chosen == "run" else chosen
 
 
+def wandb_base_url() -> str:
+    """The W&B server that ``wandb.init`` and ``wandb sync`` would use: ``WANDB_BASE_URL``, else W&B's settings."""
+    if os.environ.get("WANDB_BASE_URL"):
+        return os.environ["WANDB_BASE_URL"]
+    try:
+        from wandb.sdk import wandb_setup
+
+        return str(wandb_setup.singleton().settings.base_url)
+    except Exception:  # noqa: BLE001 — an unexpected W&B version: its documented default
+        return "https://api.wandb.ai"
+
+
 def server_reachable(base_url: str, timeout: float = PROBE_TIMEOUT) -> str | None:
     """None if ``base_url`` answers an HTTP request within ``timeout`` seconds (any status), else why not."""
     try:
@@ -70,8 +84,7 @@ def _probe_once() -> None:
     if _STATE["probed"]:
         return
     _STATE["probed"] = True
-    base_url = os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai"
-    reason = server_reachable(base_url)
+    reason = server_reachable(wandb_base_url())
     if reason is not None:
         go_offline(reason)
 

@@ -4,9 +4,12 @@ For each group of the offline W&B runs below DIR (a ``lazyrich run`` folder, eve
 a suite folder with ``suite.csv``), the view shows the runs of that group: loss and kernel distance against
 ``t`` grouped by ``lam`` with the seed band (theory dashed beside simulation), the final kernel distance and the
 theory agreement against ``lam``, and, for a suite, its ``suite`` table. The keys come from the runs' own offline
-files, so every panel draws something they logged. Offline the definition is written to ``dashboard.json`` in
-the folder that holds the group's runs; ``--push`` saves it to W&B (needs ``wandb login``, an entity and the
-optional extra ``lazyrich[dashboards]``).
+files, so every panel draws something they logged (only the newest offline run of each W&B id is read). Offline
+the definition is written to ``dashboard.json`` in the folder that holds the group's runs; ``--push`` saves it to
+W&B (needs ``wandb login``, an entity and the optional extra ``lazyrich[dashboards]``).
+
+An offline run that cannot be read (an empty or cut-short ``.wandb`` file), or whose group is empty, is named
+and left out, and the command exits 1 after writing the other views: a view is never written for the group "".
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lazyrich.tracking.read import OfflineRun, read_run
+from lazyrich.tracking.mirror import newest_offline_runs
+from lazyrich.tracking.read import OfflineRun, UnreadableRun, read_run
 from lazyrich.tracking.sync import find_offline_runs
 
 __all__ = ["CURVES", "build_workspace", "dashboard_folders", "main"]
@@ -40,9 +45,10 @@ def _require_workspaces():
 
 
 def dashboard_folders(root: str | Path) -> dict[Path, list[Path]]:
-    """Each run or suite folder below ``root`` → its offline W&B runs (a suite's units' runs included)."""
+    """Each run or suite folder below ``root`` → its offline W&B runs (a suite's units' runs included), the newest
+    offline run of each W&B id only."""
     out: dict[Path, list[Path]] = {}
-    for run in find_offline_runs(root):
+    for run in newest_offline_runs(find_offline_runs(root))[0]:
         folder = run.parent.parent  # <folder>/wandb/offline-run-*
         if folder.parent.name == "runs" and (folder.parent.parent / "suite.csv").exists():
             folder = folder.parent.parent  # a suite unit's runs belong to the suite's view
@@ -97,7 +103,8 @@ def definition(workspace) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``lazyrich dashboard``; returns 0, or exits with one line saying what is wrong."""
+    """Entry point of ``lazyrich dashboard``: 0, or 1 when offline runs were left out (named on stderr, the other
+    views written); exits with one line saying what is wrong when no view can be written."""
     parser = argparse.ArgumentParser(prog="lazyrich dashboard", description=__doc__.split("\n\n")[0])
     parser.add_argument("dir", type=Path, help="a run, sweep or bench output folder holding offline W&B runs")
     parser.add_argument("--push", action="store_true", help="save each view to W&B (needs wandb login)")
@@ -110,23 +117,57 @@ def main(argv: Sequence[str] | None = None) -> int:
     folders = dashboard_folders(args.dir)
     if not folders:
         raise SystemExit(f"lazyrich dashboard: no offline W&B runs below {args.dir}; run with W&B enabled first.")
-    for folder, runs in _views(folders).items():
+    left_out: dict[Path, str] = {}
+    views = _views(folders, left_out)
+    for path, why in left_out.items():
+        print(f"lazyrich dashboard: left out {path}: {why}", file=sys.stderr)
+    if not views:
+        raise SystemExit(f"lazyrich dashboard: none of the {len(left_out)} offline W&B runs below {args.dir} could "
+                         f"be read (named above); re-run with W&B enabled to log them again.")
+    for folder, runs in views.items():
         project = args.project or runs[0].project or "lazyrich"
         view = build_workspace(runs, entity=entity or "", project=project, name=f"lazyrich {runs[0].group}")
         (folder / DEFINITION).write_text(json.dumps(definition(view), indent=1) + "\n")
         print(f"{folder / DEFINITION}: {sum(len(s.panels) for s in view.sections)} panels, group {runs[0].group}")
         if args.push:
             view.save()
-    return 0
+    if left_out:
+        print(f"lazyrich dashboard: {len(left_out)} offline run(s) left out (above); the views leave them out.",
+              file=sys.stderr)
+    return 1 if left_out else 0
 
 
-def _views(folders: dict[Path, list[Path]]) -> dict[Path, list[OfflineRun]]:
+def _readable(folder: Path, paths: list[Path], left_out: dict[Path, str]) -> list[OfflineRun]:
+    """The decoded sample of ``folder``'s runs (:func:`_sample`): a run that cannot be read, or has no group, goes
+    to ``left_out`` (path → why) and the next of the folder's runs takes its place."""
+    empty = [p for p in paths if all(f.stat().st_size == 0 for f in p.glob("*.wandb"))]
+    left_out.update({p: "its .wandb file is empty (0 bytes)" for p in empty})
+    paths = [p for p in paths if p not in empty]
+    wanted = _sample(folder, paths)
+    runs: list[OfflineRun] = []
+    for path in wanted + [p for p in paths if p not in wanted]:
+        if len(runs) == len(wanted):
+            break
+        try:
+            run = read_run(path)
+        except UnreadableRun as err:
+            left_out[path] = str(err)
+            continue
+        if run.group:
+            runs.append(run)
+        else:
+            left_out[path] = "it has no W&B group, so no view can show it"
+    return runs
+
+
+def _views(folders: dict[Path, list[Path]], left_out: dict[Path, str]) -> dict[Path, list[OfflineRun]]:
     """One view per W&B group: the jobs of one ``-m`` sweep share a group, so their view goes to the folder
-    that holds them all; each view gets a sample of its runs (enough to know the keys)."""
+    that holds them all; each view gets a sample of its runs (enough to know the keys). Runs that cannot be
+    read go to ``left_out``."""
     by_group: dict[str, tuple[list[Path], list[OfflineRun]]] = {}
     for folder, paths in folders.items():
-        runs = [read_run(p) for p in _sample(folder, paths)]
-        places, sample = by_group.setdefault(runs[0].group, ([], []))
-        places.append(folder)
-        sample += runs
+        for run in _readable(folder, paths, left_out):
+            places, sample = by_group.setdefault(run.group, ([], []))
+            places += [] if folder in places else [folder]
+            sample.append(run)
     return {Path(os.path.commonpath(places)): sample for places, sample in by_group.values()}

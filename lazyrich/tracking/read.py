@@ -15,7 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["OfflineRun", "read_run", "wandb_exe"]
+__all__ = ["OfflineRun", "UnreadableRun", "read_run", "wandb_exe"]
+
+
+class UnreadableRun(RuntimeError):
+    """An offline run W&B's decoder cannot read, or that holds no run record (a 0-byte or cut-short file)."""
 
 
 @dataclass
@@ -51,14 +55,21 @@ def _records(run_dir: Path) -> list[dict[str, Any]]:
     proc = subprocess.run([wandb_exe(), "leet", "inspect", "--json", str(run_dir)], capture_output=True,
                           text=True, env=env, timeout=120, check=False)
     if proc.returncode != 0:
-        raise RuntimeError(f"wandb leet inspect failed on {run_dir} (it needs wandb ≥ 0.31, as pyproject.toml "
-                           f"asks): {proc.stderr[-300:]}")
-    return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+        raise UnreadableRun(f"wandb leet inspect failed on {run_dir} (it needs wandb ≥ 0.31, as pyproject.toml "
+                            f"asks): {proc.stderr[-300:]}")
+    try:
+        return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    except ValueError as err:
+        raise UnreadableRun(f"{run_dir}: W&B's decoder wrote a line that is not JSON ({err})") from None
 
 
 def read_run(run_dir: str | Path) -> OfflineRun:
-    """Decode the offline run in ``run_dir`` (an ``offline-run-*`` folder)."""
+    """Decode the offline run in ``run_dir`` (an ``offline-run-*`` folder); raises :class:`UnreadableRun` when
+    its ``.wandb`` file is empty or holds no run record (W&B wrote nothing readable: the run is cut short)."""
     run = OfflineRun(Path(run_dir))
+    files = sorted(run.path.glob("*.wandb"))
+    if not files or all(f.stat().st_size == 0 for f in files):
+        raise UnreadableRun(f"{run.path}: its .wandb file is missing or empty (0 bytes)")
     for record in _records(run.path):
         kind = record.get("type")
         if kind == "run":
@@ -76,4 +87,6 @@ def read_run(run_dir: str | Path) -> OfflineRun:
             run.summary.update(record["summary"].get("update", {}))
         elif kind == "files":
             run.files += [f["path"] for f in record["files"].get("files", [])]
+    if not run.run_id:
+        raise UnreadableRun(f"{run.path}: holds no run record (the run was cut short before W&B wrote it)")
     return run

@@ -1,20 +1,24 @@
 """Mirror results to Weights & Biases: one W&B run per network (configuration × seed), ``t`` as the x-axis.
 
 Called only after the local files are written, so W&B never holds anything the disk does not. Each network's run
-has a stable id (sweep, unit, seed) and ``resume="allow"``: re-running into the same folder updates the same run.
-Its history holds ``t``, ``step``, ``phase`` and the ``sim/<metric>`` and ``theory/<metric>`` columns; its summary
-the final values (``final/sim/…``, ``final/theory/…``), ``status``, ``agreement/loss_max_rel_err`` and, for a
-suite, that network's row of suite.csv (``success``, ``time_to_reverse``, …). When per-network runs would cost
-more than 20% of the end-to-end time (measured per W&B run in this process), the sweep falls back to one run per
-configuration (seeds averaged, ``…_std``) plus one run whose ``networks`` table holds every network's summary,
-and the log says so. Every W&B error is a warning: a W&B failure never costs the local results.
+has a stable id (sweep, unit, seed) and ``resume="allow"``: re-running into the same folder updates the same run,
+and its new offline run replaces the earlier one (:func:`lazyrich.tracking.mirror.supersede`). Its history holds
+``t``, ``step``, ``phase`` and the ``sim/<metric>`` and ``theory/<metric>`` columns; its summary the final values
+(``final/sim/…``, ``final/theory/…``), ``status``, ``agreement/loss_max_rel_err`` and its row of summary.csv or,
+for a suite, of suite.csv (``success``, ``time_to_reverse``, …); its config's ``theory`` is the theory that ran.
+
+The layout is a function of the command alone (:func:`choose_layout`): with ``logger.wandb.layout=auto``, one
+run per network up to :data:`NETWORK_RUNS_MAX` networks in a run folder (or a suite unit), else one run per
+configuration (seeds averaged, ``…_std``; the rows' metrics as seed means) plus, for ``lazyrich run``, one run
+whose ``networks`` table holds every network's summary. Once every run of a unit has finished, the unit's
+mirror is marked complete (:func:`lazyrich.tracking.mirror.mark_mirrored`). Every W&B error is a warning: a W&B
+failure never costs the local results.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -22,32 +26,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from lazyrich.config.run import WANDB_LAYOUTS as LAYOUTS
 from lazyrich.config.run import WandbConfig
 from lazyrich.results import max_rel_error
-from lazyrich.store import locking
-from lazyrich.tracking.connect import start_run
+from lazyrich.tracking.connect import resolve_mode, start_run
+from lazyrich.tracking.mirror import mark_mirrored, supersede
 from lazyrich.tracking.schema import flatten, network_config, run_id, run_name, tags
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LAYOUTS", "Target", "choose_layout", "flatten", "log_networks", "log_table_run", "plan_layout",
-           "process_seconds", "run_seconds"]
+__all__ = ["LAYOUTS", "NETWORK_RUNS_MAX", "Target", "choose_layout", "flatten", "log_networks", "log_table_run",
+           "plan_layout"]
 
-MAX_SHARE = 0.20
-"""Largest share of the end-to-end time per-network W&B runs may take before ``auto`` falls back."""
+NETWORK_RUNS_MAX = 64
+"""``layout=auto`` logs one W&B run per network up to this many networks in a run folder (or a suite unit), and
+one run per configuration beyond. Measured offline, a per-network run costs 0.16–0.25 s, so 64 of them ≈ 10–16 s."""
 
-PRIOR_RUN_SECONDS = 0.25
-"""Cost of one offline W&B run (init, 101 log rows, finish) until this process has measured its own."""
-
-_COST = {"seconds": 0.0, "runs": 0, "first": 0.0}
+_ROW_SKIP = {"net", "unit", "status", "suite", "seed", "run"}
+"""Columns of summary.csv / suite.csv rows that name a network rather than measure it."""
 
 
 @dataclass
 class Target:
-    """Where a sweep's W&B runs go and what they share: group (the sweep), job type, base config, unit."""
+    """Where a sweep's W&B runs go and what they share: group (the sweep), job type, base config, unit; ``theory``
+    the theory that ran (it replaces the configured name, e.g. ``auto``, in each run's config)."""
 
     group: str
     job_type: str
@@ -60,6 +65,7 @@ class Target:
     layout: str = "auto"
     mode: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    theory: str | None = None
 
     @classmethod
     def from_logger(cls, wandb: WandbConfig, *, layout: str | None = None, **fields: Any) -> Target:
@@ -71,52 +77,27 @@ class Target:
                    layout=layout or wandb.layout, mode=wandb.mode, **fields)
 
 
-def process_seconds() -> float | None:
-    """Wall seconds since this process started (Linux /proc), or None where that is not available."""
-    try:
-        start = locking.started(os.getpid())
-        if start is None:
-            return None
-        return float(Path("/proc/uptime").read_text().split()[0]) - start / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def run_seconds() -> float:
-    """Mean wall seconds of one W&B run in this process (init + log + finish), the first run (which also starts
-    W&B's service) left out; :data:`PRIOR_RUN_SECONDS` until a second run is measured."""
-    if _COST["runs"] < 2:
-        return PRIOR_RUN_SECONDS
-    return (_COST["seconds"] - _COST["first"]) / (_COST["runs"] - 1)
-
-
-def choose_layout(n_networks: int, elapsed: float, layout: str = "auto") -> tuple[str, str]:
-    """(``network`` or ``configuration``, why): per-network runs unless their projected cost, ``n_networks`` ×
-    :func:`run_seconds`, exceeds :data:`MAX_SHARE` of the end-to-end time ``elapsed`` + that cost."""
+def choose_layout(n_networks: int, n_configurations: int, layout: str = "auto") -> tuple[str, str]:
+    """(``network`` or ``configuration``, why) for ``n_networks`` networks in ``n_configurations``
+    configurations: ``layout`` unless auto; else per network when each configuration has one network (the
+    layouts coincide) or there are at most :data:`NETWORK_RUNS_MAX` networks, per configuration beyond. A pure
+    function of the command: two sweeps of one size always get one layout."""
     if layout != "auto":
         return layout, f"W&B layout {layout} (set by logger.wandb.layout)"
-    cost = n_networks * run_seconds()
-    share = cost / max(cost + elapsed, 1e-9)
-    text = (f"{n_networks} per-network W&B runs would take ≈ {cost:.1f} s ({run_seconds():.2f} s each), "
-            f"{share:.0%} of the end-to-end {cost + elapsed:.1f} s")
-    if share > MAX_SHARE:
-        return "configuration", (f"{text} (> {MAX_SHARE:.0%}): logging one W&B run per configuration (seeds "
-                                 f"averaged) plus a `networks` table of every network's summary instead; set "
-                                 f"logger.wandb.layout=network to force per-network runs.")
-    return "network", text
+    if n_networks <= max(n_configurations, NETWORK_RUNS_MAX):
+        return "network", f"W&B layout network: {n_networks} networks, one W&B run each"
+    return "configuration", (f"W&B layout configuration: {n_networks} networks > {NETWORK_RUNS_MAX}, so one W&B "
+                             f"run per configuration ({n_configurations}, seeds averaged) instead of one per "
+                             f"network; set logger.wandb.layout=network to force per-network runs.")
 
 
-def plan_layout(frame: pd.DataFrame, keys: Sequence[str], elapsed: float, layout: str = "auto") -> str:
-    """The layout for ``frame``: ``layout`` unless auto; per network when each configuration has one network (the
-    layouts coincide); else :func:`choose_layout`, whose reason goes to the log (a warning when it falls back)."""
-    if layout != "auto":
-        return layout
+def plan_layout(frame: pd.DataFrame, keys: Sequence[str], layout: str = "auto") -> str:
+    """The layout for ``frame`` (:func:`choose_layout` on its networks and configurations, ``keys`` naming a
+    configuration besides ``seed``); a fallback to per-configuration runs is logged as a warning."""
     keys = [k for k in keys if k in frame and k != "seed"]
-    n_nets = frame["net"].nunique()
-    if n_nets <= (frame.groupby(keys, dropna=False).ngroups if keys else 1):
-        return "network"
-    chosen, why = choose_layout(n_nets, elapsed)
-    (log.warning if chosen == "configuration" else log.info)(why)
+    n_configs = frame.groupby(keys, dropna=False).ngroups if keys else 1
+    chosen, why = choose_layout(int(frame["net"].nunique()), n_configs, layout)
+    (log.warning if layout == "auto" and chosen == "configuration" else log.debug)(why)
     return chosen
 
 
@@ -161,11 +142,49 @@ def _own_row(rows: pd.DataFrame | None, net: Any, seed: Any, index: int, n_nets:
             if k not in skip and not (isinstance(v, float) and math.isnan(v))}
 
 
+def _rows_of(rows: pd.DataFrame | None, part: pd.DataFrame, point: Mapping[str, Any],
+             varying: set[str]) -> pd.DataFrame | None:
+    """The rows of ``rows`` (summary.csv, or a unit's suite.csv rows) that belong to the networks of ``part``, one
+    configuration: by ``net``, else by the configuration's values; None where a varying key is not in the rows."""
+    if rows is None or not len(rows):
+        return None
+    if "net" in rows and "net" in part:
+        return rows[rows["net"].isin(part["net"].unique())]
+    if varying - set(rows.columns):
+        return None  # several configurations, and nothing in the rows to tell which is whose
+    mask = np.ones(len(rows), dtype=bool)
+    for key, value in point.items():
+        if key in rows:
+            mask &= rows[key].isna().to_numpy() if pd.isna(value) else (rows[key] == value).to_numpy()
+    return rows[mask]
+
+
+def _seed_means(rows: pd.DataFrame | None, skip: set[str]) -> dict[str, Any]:
+    """One configuration's rows as summary values: numbers as seed means (a bool: the fraction of seeds where it
+    holds), text as its one value (or the distinct values, comma-joined)."""
+    out: dict[str, Any] = {}
+    for column in [] if rows is None else [c for c in rows if c not in skip]:
+        values = rows[column].dropna().tolist()
+        if not values:
+            continue
+        if all(isinstance(v, bool | int | float | np.number | np.bool_) for v in values):
+            out[column] = float(np.mean(np.asarray(values, dtype=float)))
+        else:
+            out[column] = ",".join(sorted({str(v) for v in values}))
+    return out
+
+
+def _theory_of(row: Mapping[str, Any], target: Target) -> dict[str, Any]:
+    """The config's ``theory``: the row's own (the theory that ran), else the target's, else none given."""
+    ran = row.get("theory") if isinstance(row.get("theory"), str) else target.theory
+    return {"theory": ran} if ran else {}
+
+
 def _guarded(target: Target, *, rid: str, name: str, config: Mapping[str, Any], fill: Callable[[Any], None],
              light: bool = True) -> str | None:
-    """Open the W&B run ``rid`` (``resume="allow"``), let ``fill(run)`` log into it, finish it; any W&B error
-    becomes a warning. Returns the run's directory, or None (W&B disabled or failed). Times every run."""
-    start = time.perf_counter()
+    """Open the W&B run ``rid`` (``resume="allow"``), let ``fill(run)`` log into it, finish it, and delete the
+    earlier offline runs of ``rid`` beside it; any W&B error becomes a warning. Returns the run's directory, or
+    None (W&B disabled or failed)."""
     try:
         run = start_run(target.mode, light=light, project=target.project, entity=target.entity,
                         group=target.group, job_type=target.job_type, name=name, id=rid, resume="allow",
@@ -179,10 +198,7 @@ def _guarded(target: Target, *, rid: str, name: str, config: Mapping[str, Any], 
         warnings.warn(f"W&B logging failed for {name!r} ({err}); local results in {target.run_dir} are complete.",
                       stacklevel=3)
         return None
-    seconds = time.perf_counter() - start
-    _COST["first"] = _COST["first"] if _COST["runs"] else seconds
-    _COST["seconds"] += seconds
-    _COST["runs"] += 1
+    supersede(directory)
     return directory
 
 
@@ -201,69 +217,78 @@ def _write_run(target: Target, *, rid: str, name: str, config: Mapping[str, Any]
 
 
 def log_networks(frame: pd.DataFrame, target: Target, keys: Sequence[str], *, rows: pd.DataFrame | None = None,
-                 elapsed: float = 0.0, network_table: bool = True) -> list[str]:
+                 elapsed: float | None = None, network_table: bool = True) -> list[str]:
     """Log ``frame`` (see :func:`lazyrich.results.to_frame`) as one W&B run per network, or per configuration
-    when :func:`choose_layout` says so (then, if ``network_table``, one more run with the ``networks`` table).
+    when :func:`plan_layout` says so (then, if ``network_table``, one more run with the ``networks`` table), and
+    mark the unit's mirror complete (:func:`lazyrich.tracking.mirror.mark_mirrored`) once every run has finished.
 
-    ``keys`` are the columns naming a configuration (besides ``seed``); ``rows`` the unit's suite.csv rows, whose
-    metrics go into each network's summary; ``elapsed`` the seconds the logged work took. Returns the W&B run
-    directories written (none if W&B is disabled or fails).
+    ``keys`` are the columns naming a configuration (besides ``seed``); ``rows`` the run's summary.csv or the
+    unit's suite.csv rows, whose metrics go into the summaries (seed means per configuration); ``elapsed``, if
+    given, the seconds the logged work took (for the log line only). Returns the W&B run directories written
+    (none if W&B is disabled or fails).
     """
+    if resolve_mode(target.mode) == "disabled":
+        return []
     start = time.perf_counter()
     keys = [k for k in keys if k in frame and k != "seed"]
-    nets = list(frame.groupby("net", sort=True))
-    layout = plan_layout(frame, keys, elapsed, target.layout)
+    layout = plan_layout(frame, keys, target.layout)
     if layout == "configuration":
-        written = _log_configurations(frame, target, keys, rows if network_table else None)
+        attempted = _log_configurations(frame, target, keys, rows, network_table)
     else:
-        written = _log_each_network(frame, target, keys, nets, rows)
+        attempted = _log_each_network(frame, target, keys, rows)
+    written = [d for d in attempted if d]
+    if written and len(written) == len(attempted):
+        mark_mirrored(target.run_dir, written, layout)
     seconds = time.perf_counter() - start
-    (log.info if len(written) > 1 else log.debug)(
-        f"W&B: {len(written)} runs ({layout} layout) in {seconds:.1f} s, {seconds / max(elapsed + seconds, 1e-9):.0%} "
-        f"of the {elapsed + seconds:.1f} s taken by them and the work they log")
+    total = (f", {seconds / (elapsed + seconds):.0%} of the {elapsed + seconds:.1f} s taken by them and the work "
+             f"they log") if elapsed else ""
+    (log.info if len(written) > 1 else log.debug)(f"W&B: {len(written)} runs ({layout} layout) in {seconds:.1f} s"
+                                                  f"{total}")
     return written
 
 
-def _log_each_network(frame: pd.DataFrame, target: Target, keys: list[str], nets: list,
-                      rows: pd.DataFrame | None) -> list[str]:
+def _log_each_network(frame: pd.DataFrame, target: Target, keys: list[str],
+                      rows: pd.DataFrame | None) -> list[str | None]:
     """One run per network: its own history and summary (and its row of ``rows``)."""
+    nets = list(frame.groupby("net", sort=True))
     shown = [k for k in keys if frame[k].nunique(dropna=False) > 1] or keys[:1]
-    written = []
+    attempted = []
     for index, (net, part) in enumerate(nets):
         point = {k: part[k].iloc[0] for k in [*keys, "seed"] if k in part}
         seed = point.get("seed")
-        own = _own_row(rows, net, seed, index, len(nets), {*point, "net", "unit", "status", "suite"})
-        summary = {**_final(part), **own}
-        directory = _write_run(target, rid=run_id(target.group, f"{target.unit}/{index}", seed),
-                               name=run_name({k: point[k] for k in [*shown, "seed"] if k in point}),
-                               config={**network_config(target.config, point), **target.extra, "net": index,
-                                       "unit": target.unit},
-                               history=_history(part.sort_values("t")), summary=summary)
-        written += [directory] if directory else []
-    return written
+        own = _own_row(rows, net, seed, index, len(nets), {*point, *_ROW_SKIP})
+        attempted.append(_write_run(
+            target, rid=run_id(target.group, f"{target.unit}/{index}", seed),
+            name=run_name({k: point[k] for k in [*shown, "seed"] if k in point}),
+            config={**network_config(target.config, point), **target.extra, **_theory_of(own, target), "net": index,
+                    "unit": target.unit},
+            history=_history(part.sort_values("t")), summary={**_final(part), **own}))
+    return attempted
 
 
-def _log_configurations(frame: pd.DataFrame, target: Target, keys: list[str],
-                        rows: pd.DataFrame | None) -> list[str]:
-    """The fallback: one run per configuration (seeds averaged, ``…_std``), plus the ``networks`` table run."""
-    written = []
+def _log_configurations(frame: pd.DataFrame, target: Target, keys: list[str], rows: pd.DataFrame | None,
+                        network_table: bool) -> list[str | None]:
+    """One run per configuration (seeds averaged, ``…_std``; its rows' metrics as seed means), plus, if
+    ``network_table``, the ``networks`` table run."""
+    attempted = []
     metric_cols = [c for c in frame if c.startswith(("sim/", "theory/"))]
+    varying = {k for k in keys if frame[k].nunique(dropna=False) > 1}
     for values, part in (frame.groupby(keys, sort=True, dropna=False) if keys else [((), frame)]):
         point = dict(zip(keys, values if isinstance(values, tuple) else (values,), strict=True))
         by_t = part.groupby([c for c in ("phase", "step") if c in part], sort=True)
         mean = by_t[["t", *metric_cols]].mean().reset_index()
         n_seeds = int(part["seed"].nunique()) if "seed" in part else 1
         std = by_t[metric_cols].std().reset_index(drop=True) if n_seeds > 1 else None
-        directory = _write_run(target, rid=run_id(target.group, f"{target.unit}/{run_name(point)}"),
-                               name=run_name(point), history=_history(mean, std), summary=_final(part),
-                               config={**network_config(target.config, point), **target.extra, "n_seeds": n_seeds,
-                                       "unit": target.unit})
-        written += [directory] if directory else []
-    if rows is not None and len(rows):
+        own = _seed_means(_rows_of(rows, part, point, varying), {*point, *_ROW_SKIP})
+        attempted.append(_write_run(
+            target, rid=run_id(target.group, f"{target.unit}/{run_name(point)}"), name=run_name(point),
+            history=_history(mean, std), summary={**_final(part), **own},
+            config={**network_config(target.config, point), **target.extra, **_theory_of(own, target),
+                    "n_seeds": n_seeds, "unit": target.unit}))
+    if network_table and rows is not None and len(rows):
         table = rows.reset_index(drop=True)
-        directory = log_table_run(target, "networks", table, name=f"networks {target.unit}")
-        written += [directory] if directory else []
-    return written
+        attempted.append(log_table_run(target, "networks", table, name=f"networks {target.unit}"))
+    return attempted
 
 
 def as_table(frame: pd.DataFrame):
@@ -291,6 +316,6 @@ def log_table_run(target: Target, key: str, table: pd.DataFrame, *, name: str,
             run.save(str(path), base_path=str(Path(path).parent), policy="now")
         run.summary.update({**dict(summary or {}), f"{key}_rows": len(table)})
 
-    config = {**network_config(target.config, {}), **target.extra, "unit": target.unit}
+    config = {**network_config(target.config, {}), **target.extra, **_theory_of({}, target), "unit": target.unit}
     return _guarded(target, rid=run_id(target.group, f"{target.unit}/{key}"), name=name, config=config, fill=fill,
                     light=False)
