@@ -3,7 +3,6 @@ marked incomplete, and logging it again (what the runner does for a finished uni
 replaces the truncated offline run; a re-log of one W&B id replaces its earlier offline run, and ``lazyrich
 sync`` uploads only the newest offline run of each id (lazyrich/tracking/mirror.py, sink.py, suite.py, sync.py)."""
 
-import inspect
 import json
 import shutil
 
@@ -15,7 +14,7 @@ from lazyrich import results
 from lazyrich.config.compose import conf_dir
 from lazyrich.config.suites import resolve_bench
 from lazyrich.experiment import run_experiment
-from lazyrich.suites import SUITES, run_suites, runner
+from lazyrich.suites import SUITES, run_suites
 from lazyrich.tracking import sink as wandb_sink
 from lazyrich.tracking import sync as wandb_sync
 from lazyrich.tracking.mirror import MIRROR_FILE, mark_mirrored, mirror_state, newest_offline_runs, offline_run_id
@@ -26,8 +25,6 @@ from lazyrich.tracking.sync import find_offline_runs
 BENCH = ["suite=reversal", "suite.lams=[2.0]", "seed=[0,1]", "suite.reversal.t_phase=4", "suite.reversal.n_log=11",
          "logger.wandb.layout=network", "progress=false"]
 
-RUNNER_RELOGS = "log(unit, None, run_dir)" in inspect.getsource(runner.run_sweep)
-"""Whether the runner calls the unit logger for the finished units it skips (the hook this mirror needs)."""
 
 
 def bench_config():
@@ -85,8 +82,6 @@ def test_a_unit_killed_while_logging_is_marked_incomplete_and_its_relog_complete
         assert sorted(find_offline_runs(unit_dir)) == before
 
 
-@pytest.mark.xfail(not RUNNER_RELOGS, strict=True,
-                   reason="needs the runner hook: run_sweep calling log(unit, None, run_dir) for a skipped unit")
 def test_resuming_a_bench_killed_while_logging_relogs_the_unit(tmp_path, monkeypatch):
     with offline_wandb_in(tmp_path):
         unit_dir = killed_while_logging(monkeypatch, tmp_path)

@@ -128,12 +128,13 @@ def run_sweep(
     *,
     desc: str = "sweep",
     progress: bool = True,
-    log: Callable[[Unit, UnitOutput, Path], None] | None = None,
+    log: Callable[[Unit, UnitOutput | None, Path], None] | None = None,
 ) -> SweepResult:
     """Compute every unit not yet ``DONE`` under ``out_dir/runs`` and collect all rows (see module docstring).
 
     ``compute(unit, run_dir)`` returns a :class:`UnitOutput`; ``log`` (e.g. the W&B mirror) runs after its
-    results are written, so a W&B call never holds the only copy of a result.
+    results are written, so a W&B call never holds the only copy of a result, and as ``log(unit, None, run_dir)``
+    for a finished unit it skips (the W&B mirror logs again a unit whose logging was cut short).
     """
     out_dir = Path(out_dir)
     runs_dir = out_dir / "runs"
@@ -148,6 +149,8 @@ def run_sweep(
         if _finished(run_dir, unit):
             frames.append(canonical(pd.read_csv(run_dir / store.SUMMARY_FILE)))
             skipped.append(unit.id)
+            if log is not None:  # a finished unit whose W&B mirror was cut short is logged again
+                log(unit, None, run_dir)
         else:
             if run_dir.exists():
                 shutil.rmtree(run_dir)  # a killed or failed attempt: start clean
