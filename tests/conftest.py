@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,3 +117,44 @@ def site(tmp_path_factory) -> Path:
                            "-d", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"mkdocs build --strict failed:\n{proc.stderr[-4000:]}"
     return out
+
+
+def rel_err(got, ref, *, scale=None, batch_dims: int = 0, equal_nan: bool = False) -> float:
+    """max |got − ref| / max |ref|: the error relative to the reference's own scale, the measure every numerical
+    tolerance in the tests bounds (an absolute bound on O(10) values is a coin toss across CPUs, BLAS builds
+    and thread counts; an elementwise relative one fails on entries that are rounding-level zeros).
+
+    ``got`` and ``ref`` (tensors, arrays or numbers of one shape) are compared in float64. ``scale`` replaces
+    max |ref| (e.g. the size of the terms a quantity is the difference of). ``batch_dims`` leading axes each get
+    their own scale (one per network, so a large-λ net does not set the bar for an O(1) one); the worst is
+    returned. Equal values (infinities included) count as no error. A NaN makes the result NaN, so
+    ``rel_err(...) <= tol`` fails, unless ``equal_nan``: then NaNs must sit at the same places in both and are
+    left out. A zero (or infinite) scale gives 0 when all values are equal, else inf (or NaN).
+    """
+    import torch
+
+    def f64(x):
+        return (x.detach().cpu() if torch.is_tensor(x) else torch.tensor(np.asarray(x, dtype=np.float64))).double()
+
+    got, ref = f64(got), f64(ref)
+    assert got.shape == ref.shape, f"shapes differ: {tuple(got.shape)} vs {tuple(ref.shape)}"
+    if equal_nan:
+        assert torch.equal(got.isnan(), ref.isnan()), "NaNs at different places"
+        got, ref = got.nan_to_num(0.0), ref.nan_to_num(0.0)
+    lead = tuple(got.shape[:batch_dims])
+    gap = torch.where(got == ref, 0.0, (got - ref).abs()).reshape(*lead, -1).amax(-1)
+    size = ref.abs().reshape(*lead, -1).amax(-1) if scale is None else f64(scale).expand(lead)
+    gap, size = gap.reshape(-1), size.reshape(-1)
+    err = torch.where(gap == 0, torch.zeros_like(gap), gap / size)  # 0/0 → 0; x/0 → inf; NaN stays NaN
+    return float(err.amax()) if err.numel() else 0.0
+
+
+def balance_terms(weights):
+    """‖W_{l+1}ᵀW_{l+1}‖_F + ‖W_lW_lᵀ‖_F for each adjacent pair, (…, L−1): the size of the two terms whose
+    difference D_l gives λ̂ and the balance deviation (:func:`lazyrich.init.balance`), so the scale their
+    rounding is proportional to. Bound |λ̂ − λ| and the deviation against it (``rel_err(..., scale=...)``)."""
+    import torch
+
+    return torch.stack([torch.linalg.matrix_norm(hi.mT @ hi) + torch.linalg.matrix_norm(lo @ lo.mT)
+                        for lo, hi in zip(weights[:-1], weights[1:], strict=True)], -1)
+

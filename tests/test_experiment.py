@@ -32,7 +32,9 @@ def test_the_batch_is_the_product_of_the_batch_axes(finished):
     assert len(result.meta) == 6
     assert sorted(result.meta["lam"].unique()) == [-2.0, 0.0, 2.0]
     # λ̂ measured on the built weights equals the requested λ: the init really is balanced.
-    np.testing.assert_allclose(result.meta["lam_hat"], result.meta["lam"], atol=1e-12)
+    # To rounding of W2ᵀW2 − W1W1ᵀ, whose terms are of size ~|λ| + scale² (λ up to 2 here).
+    lam = result.meta["lam"].to_numpy()
+    np.testing.assert_allclose(result.meta["lam_hat"], lam, rtol=0, atol=1e-12 * (1 + abs(lam).max()))
 
 
 def test_a_network_does_not_depend_on_its_batch_mates():
@@ -100,7 +102,7 @@ def test_summary_threshold_time_is_the_interpolated_first_crossing():
          "sim/kernel_distance": [0.0, 0.1, 0.2, 0.3], "status": ["ok"] * 4})
     summary = results.summarise(frame)
     crossing = 1.0 + (0.5 - 0.01) / (0.5 - 0.009)  # between t = 1 and t = 2, where 1% of the start is reached
-    assert summary.loc[0, "time_to_1pct"] == pytest.approx(crossing, rel=1e-14)
+    assert summary.loc[0, "time_to_1pct"] == pytest.approx(crossing, rel=1e-14)  # one formula, a few flops
     assert summary.loc[0, "kernel_distance_final"] == 0.3
     frame["sim/loss"] = 1.0
     assert math.isnan(results.summarise(frame).loc[0, "time_to_1pct"])

@@ -50,6 +50,7 @@ def test_flow_tolerance_is_derived_and_the_gd_theory_needs_none(tmp_path):
     err, rtol = flow.summary["theory_max_rel_err"], flow.summary["theory_rtol"]
     assert (err <= rtol).all() and (rtol <= 10 * err).all(), flow.summary
     # ... while aligned_gd, handed the trainer's lr, is exact to rounding and judged at rounding.
+    # (theory_max_rel_err is already relative, max |sim − theory| / max |theory|; rounding is ~1e-15 of it.)
     assert (gd.summary["theory_max_rel_err"] <= 1e-12).all() and gd.summary["theory_agrees"].all()
     assert (gd.summary["theory_rtol"] <= 1e-12).all()
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import batch_of
+from conftest import balance_terms, batch_of, rel_err
 
 from lazyrich import metrics, plots, results
 
@@ -35,12 +35,16 @@ def test_two_layer_kernel_change_equals_the_full_ntk(whitened):
     k0 = metrics.linear_ntk([w1_0[:, None], w2_0[:, None]], x)  # the (No·P)² kernel itself
     kt = metrics.linear_ntk([w1_t, w2_t], x)
     ref_rel = torch.linalg.matrix_norm(kt - k0) / torch.linalg.matrix_norm(k0)
-    # 1 − cos of the full kernels loses ~1e-16 absolute to cancellation; the trace forms do not.
+    # 1 − cos of the full kernels loses ~1e-16 absolute to cancellation (hence atol on this dimensionless
+    # figure, ~50 ulps of 1); the trace forms do not. ‖Kt − K0‖ of the full kernels cancels ~1e-16·‖K‖ per
+    # entry, ~1e-10 of the 1e-6 move: rtol 1e-9 on each (dimensionless, > 0) relative change allows it ×10.
     torch.testing.assert_close(dist, metrics.kernel_distance(k0, kt).clamp_min(0), rtol=1e-9, atol=1e-14)
     torch.testing.assert_close(rel, ref_rel, rtol=1e-9, atol=0)
     general = metrics.kernel_change(metrics.ntk_blocks([w1_0[:, None], w2_0[:, None]]),
                                     metrics.ntk_blocks([w1_t, w2_t]), x.mT @ x)
-    torch.testing.assert_close(dist, general[0], rtol=1e-12, atol=1e-30)  # and the general trace form
+    # And the general trace form, also free of cancellation: elementwise relative even for the ~1e-12
+    # distances of the lazy step, 1e-12 (~5000 ulps) for a few dozen flops in another order.
+    torch.testing.assert_close(dist, general[0], rtol=1e-12, atol=1e-30)
     torch.testing.assert_close(rel, general[1], rtol=1e-12, atol=0)
     assert float(dist.amax()) > 1e-3 and float(dist[:, 0].amax()) < 1e-10  # moves with the weights
 
@@ -101,6 +105,8 @@ def test_vectorised_summary_equals_the_per_network_loop():
     got, want = results.summarise(frame, meta_columns=["lam"]), per_network_summary(frame)
     assert got["time_to_1pct"].notna().sum() >= 3 and got["time_to_1pct"].isna().any()
     assert got["theory_agrees"].isna().sum() == 1 and set(got["theory_agrees"].dropna()) == {True, False}
+    # pandas adds atol 1e-8: with rtol 1e-15 that is ~1e-8 absolute on these O(1) times and losses (the same
+    # formulas in another order differ by ulps; a wrong crossing or error by far more).
     pd.testing.assert_frame_equal(got, want, check_dtype=False, rtol=1e-15)
 
 
@@ -146,7 +152,8 @@ def test_exact_theory_blocks_networks_and_times_without_changing_a_digit():
     st = exact._setup(w1, w2, (u, s / c, v), exact._balance_or_raise(w1, w2, exact.BALANCE_RTOL))
     t = c * torch.linspace(0.0, 10.0, 101, dtype=torch.float64).expand(batch, -1)
     blocked = exact._evaluate(st, t)  # 64 nets × 101 times: several blocks of networks
-    torch.testing.assert_close(blocked, exact._evaluate_chunk(st, t), rtol=1e-14, atol=0)  # one block
+    # One block: the same per-network arithmetic, so rounding differences at most, 1e-14 of each Gram's scale.
+    assert rel_err(blocked, exact._evaluate_chunk(st, t), batch_dims=2) <= 1e-14
     assert float(blocked[:, -1].abs().amax()) > 1.0  # the Grams grew: not a trivially equal pair
 
 
@@ -164,6 +171,7 @@ def test_the_batch_init_gives_each_network_its_own_lambda_balanced_weights(n_out
     for b, (lam, scale, _, seed) in enumerate(rows):  # the reference: one lambda_balanced call per network
         r1, r2 = inits.lambda_balanced(5, hidden or min(5, n_out), n_out, lam, scale=scale,
                                        generator=torch.Generator().manual_seed(seed))
-        torch.testing.assert_close(w1[b], r1, rtol=0, atol=1e-15 * float(r1.abs().max()))
-        torch.testing.assert_close(w2[b], r2, rtol=0, atol=1e-15 * float(r2.abs().max()))
-    np.testing.assert_allclose(meta["lam_hat"], meta["lam"], atol=1e-12)
+        # The same draws and formulas, batched or not: ~4 ulps of each matrix's largest entry.
+        assert rel_err(w1[b], r1) <= 1e-15 and rel_err(w2[b], r2) <= 1e-15
+    # λ̂ is rounding of W2ᵀW2 − W1W1ᵀ: 1e-12 of the size of those terms (|λ| up to 3, scale² up to 1).
+    assert rel_err(meta["lam_hat"], meta["lam"], scale=balance_terms([w1, w2])[:, 0], batch_dims=1) <= 1e-12

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from conftest import balance_terms, rel_err
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -59,7 +60,8 @@ def test_factors_have_no_cancellation_at_huge_lambda():
     s = torch.tensor([1e-8, 1e-3, 1.0], dtype=torch.float64)
     for lam in (1e4, -1e4):
         s1, s2 = balanced_factors(s, lam)
-        # s1·s2 = s to full relative precision even though one factor is ~1e-10 of the other.
+        # s1·s2 = s to full relative precision even though one factor is ~1e-10 of the other: elementwise
+        # relative on purpose (s spans 1e-8..1), 1e-14 is ~45 ulps of the few flops of each factor.
         torch.testing.assert_close(s1 * s2, s, rtol=1e-14, atol=0)
         torch.testing.assert_close(s2**2 - s1**2, torch.full_like(s, lam), rtol=1e-14, atol=0)
 
@@ -83,7 +85,8 @@ def test_aligned_init_sits_in_the_task_basis():
     w1, w2 = lambda_balanced(5, 3, 3, 2.0, scale=0.2, align_to=sigma, generator=g)
     u, _, vh = torch.linalg.svd(sigma, full_matrices=False)
     inner = u.mT @ (w2 @ w1) @ vh.mT
-    torch.testing.assert_close(inner, 0.2 * torch.eye(3, dtype=torch.float64), atol=1e-14, rtol=0)
+    # An SVD and three matmuls of O(1) matrices: rounding, ~1e-16 of the scale 0.2.
+    assert rel_err(inner, 0.2 * torch.eye(3, dtype=torch.float64)) <= 1e-13
 
 
 def test_refactorise_keeps_the_product_and_sets_lambda():
@@ -91,18 +94,22 @@ def test_refactorise_keeps_the_product_and_sets_lambda():
     prod = torch.randn(4, 6, 3, generator=g, dtype=torch.float64)
     lams = torch.tensor([-3.0, 0.0, 0.5, 40.0], dtype=torch.float64)
     w1, w2 = refactorise(prod, lams, generator=g)
-    torch.testing.assert_close(w2 @ w1, prod, atol=1e-12, rtol=1e-12)
+    # Rounding of each net's factors, which grow to ~√|λ| at λ = 40: 1e-12 of the product's scale.
+    assert rel_err(w2 @ w1, prod, batch_dims=1) <= 1e-12
     lam_hat, dev = balance([w1, w2])
-    torch.testing.assert_close(lam_hat[:, 0], lams, atol=1e-12, rtol=1e-12)
-    assert float(dev.max()) < 1e-12 * 40
+    # λ̂ and the deviation are rounding of W2ᵀW2 − W1W1ᵀ: bounded against the size of those two terms.
+    terms = balance_terms([w1, w2])
+    assert rel_err(lam_hat, lams[:, None], scale=terms, batch_dims=2) <= 1e-12
+    assert float((dev / terms).max()) < 1e-12
 
 
 def test_batched_lambda_gives_one_network_per_value():
     w1, w2 = lambda_balanced(4, 4, 4, [-5.0, 0.0, 5.0], scale=0.3, generator=torch.Generator().manual_seed(2))
     assert w1.shape == (3, 4, 4)
     lam_hat, _ = balance([w1, w2])
-    torch.testing.assert_close(lam_hat[:, 0], torch.tensor([-5.0, 0.0, 5.0], dtype=torch.float64), atol=1e-13,
-                               rtol=0)
+    want = torch.tensor([[-5.0], [0.0], [5.0]], dtype=torch.float64)
+    # Rounding of W2ᵀW2 − W1W1ᵀ, of the size of those terms (~|λ| + 0.3²): 1e-13 of it (~450 ulps).
+    assert rel_err(lam_hat, want, scale=balance_terms([w1, w2]), batch_dims=2) <= 1e-13
 
 
 @pytest.mark.parametrize("lams", [[1.0, -2.0], [0.0, 0.0, 0.0], [30.0, 5.0, -1.0]])
@@ -110,9 +117,10 @@ def test_deep_balanced_every_pair(lams):
     widths = [3] * (len(lams) + 2)
     ws = deep_balanced(widths, lams, scale=0.5, generator=torch.Generator().manual_seed(3), batch=2)
     lam_hat, dev = balance(ws)
-    torch.testing.assert_close(lam_hat, torch.tensor([lams, lams], dtype=torch.float64), atol=1e-10, rtol=0)
-    # Deviation relative to the largest layer norm²: bisection on a_1² is exact to float64 resolution.
-    assert float(dev.max()) < 1e-11 * (1 + max(abs(x) for x in lams))
+    # Relative to the size of each pair's terms: bisection on a_1² is exact to float64 resolution.
+    terms = balance_terms(ws)
+    assert rel_err(lam_hat, torch.tensor([lams, lams], dtype=torch.float64), scale=terms, batch_dims=2) <= 1e-12
+    assert float((dev / terms).max()) < 1e-12
 
 
 def test_deep_balanced_rejects_wide_hidden_layers():

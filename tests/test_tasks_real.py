@@ -17,7 +17,7 @@ EXACT = 1e-12
 
 def _assert_whitened(t, k: int) -> None:
     assert t.n_in == k
-    assert float((t.sigma_xx - torch.eye(k, dtype=torch.float64)).abs().max()) < EXACT
+    assert float((t.sigma_xx - torch.eye(k, dtype=torch.float64)).abs().max()) < EXACT  # of Σxx's scale, 1
 
 
 def test_digits_is_exactly_whitened_with_onehot_targets() -> None:

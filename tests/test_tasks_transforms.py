@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from conftest import rel_err
 
 from lazyrich.tasks import (
     Task,
@@ -29,6 +30,7 @@ from lazyrich.tasks import (
 
 # All quantities are float64 products/SVDs of matrices with O(1) entries and spectral gaps ≥ 0.1: round-off
 # is ~1e-15 (singular vectors: ~1e-16/gap), so 1e-10 is safe, while a wrong construction is off by O(0.1).
+# Bounds are relative to the reference's largest entry (rel_err), except on cosines, which are their own scale.
 TOL = 1e-10
 
 
@@ -49,11 +51,11 @@ def test_flip_modes_flips_exactly_the_chosen_modes() -> None:
     U, S, V = t.svd
     f = flip_modes(t, [0, 2])
     expected = t.sigma_yx - 2 * sum(S[a] * torch.outer(U[:, a], V[:, a]) for a in (0, 2))
-    assert torch.allclose(f.sigma_yx, expected, atol=TOL, rtol=0)
+    assert rel_err(f.sigma_yx, expected) <= TOL
     coupling = U.T @ f.sigma_yx @ V[:, :5]  # the source's basis diagonalises the result
     sign = torch.tensor([-1.0, 1, -1, 1, 1], dtype=torch.float64)
-    assert torch.allclose(coupling, torch.diag(sign * S), atol=TOL, rtol=0)
-    assert torch.allclose(f.svd[1], S, atol=TOL, rtol=0)
+    assert rel_err(coupling, torch.diag(sign * S)) <= TOL
+    assert rel_err(f.svd[1], S) <= TOL
 
 
 def test_flip_modes_with_sigma_xx_a_multiple_of_identity() -> None:
@@ -61,14 +63,14 @@ def test_flip_modes_with_sigma_xx_a_multiple_of_identity() -> None:
     U, S, V = t.svd
     f = flip_modes(t, [3])
     expected = t.sigma_yx - 2 * S[3] * torch.outer(U[:, 3], V[:, 3])
-    assert torch.allclose(f.sigma_yx, expected, atol=TOL, rtol=0)
+    assert rel_err(f.sigma_yx, expected) <= TOL
 
 
 def test_flip_modes_keeps_the_unexplained_part_of_y() -> None:
     t = student_teacher(n_samples=30, noise=0.3, seed=4)  # Y has a residual outside span(X)
     f = flip_modes(t, [1])
     residual = lambda task: task.Y - task.X @ task.sigma_yx.T  # noqa: E731
-    assert torch.allclose(residual(f), residual(t), atol=TOL, rtol=0)
+    assert rel_err(residual(f), residual(t)) <= TOL
     with pytest.raises(TaskError, match="whiten"):
         flip_modes(
             Task(torch.randn(10, 3, dtype=torch.float64), torch.randn(10, 2, dtype=torch.float64)), [0]
@@ -92,7 +94,7 @@ def test_reversal_sequence(kind: str) -> None:
     assert isinstance(seq, TaskSequence) and [p.name for p in seq] == ["learn", "reversal"]
     assert seq[1].t_budget == 5.0
     if kind in ("full", "modes"):  # flipping every nonzero mode is the full reversal
-        assert torch.allclose(seq[1].task.sigma_yx, -seq[0].task.sigma_yx, atol=TOL, rtol=0)
+        assert rel_err(seq[1].task.sigma_yx, -seq[0].task.sigma_yx) <= TOL
     with pytest.raises(TaskError, match="unknown reversal kind"):
         reversal_sequence(hierarchy(), kind="sideways")
 
@@ -105,11 +107,12 @@ def test_rotated_pair_principal_angle_is_the_requested_one(side: str, angle: flo
     tgt = pair[1].task
     Us, S, Vs = src.svd
     Ut, St, Vt = tgt.svd  # measured on the target as built
-    assert torch.allclose(St, S, atol=TOL, rtol=0)
+    assert rel_err(St, S) <= TOL
     cos_in = _principal_cosines(Vs[:, :4], Vt[:, :4])  # h = ⌊8/2⌋
     cos_out = _principal_cosines(Us[:, :3], Ut[:, :3])  # h = ⌊6/2⌋
     want_in = math.cos(angle) if side in ("input", "both") else 1.0
     want_out = math.cos(angle) if side in ("output", "both") else 1.0
+    # Cosines are dimensionless and bounded by 1 (and 0 at π/2): absolute TOL, not relative.
     assert torch.allclose(cos_in, torch.full((4,), want_in, dtype=torch.float64), atol=TOL, rtol=0)
     assert torch.allclose(cos_out, torch.full((3,), want_out, dtype=torch.float64), atol=TOL, rtol=0)
 
@@ -124,13 +127,11 @@ def test_rotated_pair_from_params_and_errors() -> None:
 def test_rescaled_pair_keeps_vectors() -> None:
     src = random_regression(n_in=5, n_out=5, seed=7)
     tgt = rescaled_pair(src, scale=2.0)[1].task
-    assert torch.allclose(tgt.sigma_yx, 2 * src.sigma_yx, atol=TOL, rtol=0)
+    assert rel_err(tgt.sigma_yx, 2 * src.sigma_yx) <= TOL
     new_s = [5.0, 4.0, 3.0, 2.0, 1.0]
     tgt2 = rescaled_pair(src, singular_values=new_s)[1].task
     U, _, V = src.svd
-    assert torch.allclose(
-        U.T @ tgt2.sigma_yx @ V, torch.diag(torch.tensor(new_s, dtype=torch.float64)), atol=TOL
-    )
+    assert rel_err(U.T @ tgt2.sigma_yx @ V, torch.diag(torch.tensor(new_s, dtype=torch.float64))) <= TOL
     with pytest.raises(TaskError, match="exactly one"):
         rescaled_pair(src)
 
@@ -144,7 +145,7 @@ def test_new_feature_generalises_through_w1tw1() -> None:
     w = torch.linalg.pinv(nf.X @ W1.T) @ nf.Y  # (Nh, 1)
     predicted = (nf.meta["eval_X"] @ W1.T @ w).squeeze(1)
     K = W1.T @ W1
-    assert torch.allclose(predicted, 1.5 * K[2] / K[2, 2], atol=TOL, rtol=0)  # the docstring's formula
+    assert rel_err(predicted, 1.5 * K[2] / K[2, 2]) <= TOL  # the docstring's formula
 
 
 def test_new_item_generalises_through_w2w2t() -> None:
@@ -155,7 +156,7 @@ def test_new_item_generalises_through_w2w2t() -> None:
     f = ni.meta["output_row"]
     w = torch.linalg.pinv(W2[f : f + 1] * ni.X) @ ni.Y  # minimum-norm input column (Nh, 1)
     G = W2 @ W2.T
-    assert torch.allclose((W2 @ w).squeeze(1), 2.0 * G[:, f] / G[f, f], atol=TOL, rtol=0)
+    assert rel_err((W2 @ w).squeeze(1), 2.0 * G[:, f] / G[f, f]) <= TOL
 
 
 @pytest.mark.parametrize("rho", [0.9, 0.3, 0.0, -0.5])
@@ -167,13 +168,13 @@ def test_continual_chain_similarity_is_the_requested_one(rho: float, n_samples: 
         assert seq.tasks[i].is_whitened and torch.equal(seq.tasks[i].X, seq.tasks[0].X)
         for j in range(4):
             cos = float((sig[i] * sig[j]).sum() / (sig[i].norm() * sig[j].norm()))
-            assert cos == pytest.approx(rho ** abs(i - j), abs=TOL)
+            assert cos == pytest.approx(rho ** abs(i - j), abs=TOL)  # a cosine: absolute, as above
 
 
 def test_continual_independent_stream_shares_spectrum() -> None:
     seq = continual_stream(K=3, similarity=None, seed=1)
     for t in seq.tasks:
-        assert torch.allclose(t.svd[1], torch.linspace(2, 0.5, 8, dtype=torch.float64), atol=TOL, rtol=0)
+        assert rel_err(t.svd[1], torch.linspace(2, 0.5, 8, dtype=torch.float64)) <= TOL
     assert not torch.allclose(seq.tasks[0].sigma_yx, seq.tasks[1].sigma_yx)
     with pytest.raises(TaskError, match="similarity"):
         continual_stream(similarity=1.5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import rel_err
 
 from lazyrich import init, tasks
 from lazyrich.device import torch_threads
@@ -31,10 +32,11 @@ def hierarchy():
 
 
 def gaps(pred, traj) -> dict[str, float]:
+    """How far the trainer is from the theory: max |sim − theory| over max |theory|, per quantity."""
     idx = traj.matrix_index
-    return {"loss": float((pred.loss - traj.scalars["loss"]).abs().max()),
-            "kernel_distance": float((pred.kernel_distance - traj.scalars["kernel_distance"]).abs().max()),
-            "product": float((pred.product[:, idx] - traj.matrices["product"]).abs().max())}
+    return {"loss": rel_err(traj.scalars["loss"], pred.loss),
+            "kernel_distance": rel_err(traj.scalars["kernel_distance"], pred.kernel_distance),
+            "product": rel_err(traj.matrices["product"], pred.product[:, idx])}
 
 
 @pytest.mark.parametrize("lr", [0.01, 0.1, 0.25])
@@ -45,9 +47,10 @@ def test_aligned_gd_matches_the_trainer_to_rounding(hierarchy, lr):
     traj = train(task, [w1, w2], lr, t_max=6.0, n_log=25, progress=False)
     assert traj.status == ["ok"] * 4
     pred = get_theory("aligned_gd", lr=lr).predict(stats, [w1, w2], traj.t)
+    # The same per-mode map as the trainer's steps: rounding, measured ≤ 4e-14 of each quantity's scale.
     assert max(gaps(pred, traj).values()) <= 1e-10, gaps(pred, traj)
     flow = get_theory("aligned").predict(stats, [w1, w2], traj.t)
-    assert gaps(flow, traj)["loss"] >= 1e-3 * lr / 0.01  # what the flow theories leave: O(lr)
+    assert gaps(flow, traj)["loss"] >= 1e-3 * lr / 0.01  # what the flow theories leave: O(lr) (measured 0.5 lr)
 
 
 def test_aligned_gd_per_network_lr_and_deep_nets(hierarchy):

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import rel_err
 
 from lazyrich.init import deep_balanced, gaussian, lambda_balanced
 from lazyrich.theory import (
@@ -167,7 +168,7 @@ def test_auto_selection_and_per_network_grids():
     assert auto.theory == "exact" and auto.notes[0].startswith("auto: picked exact")
     ode = get_theory("ode").predict(stats, [w1, w2], t)
     assert torch.equal(auto.t, t)
-    assert (auto.product - ode.product).abs().max() <= 1e-9  # ODE default tolerance, ×10
+    assert rel_err(auto.product, ode.product, batch_dims=1) <= 1e-9  # ODE default tolerance, ×100
     wide = gaussian([4, 5, 3], generator=g, batch=2)
     theory, why = select_theory(stats, wide, rtol=1e-9, tau=2.0)  # options go where they are taken
     assert theory.name == "ode" and "exact: " in why and "Nh" in why
@@ -195,4 +196,4 @@ def test_prediction_shapes_and_task_stats_duck_typing():
     from lazyrich.theory import loss_from_product
 
     direct = ((X @ W.mT - Y) ** 2).sum() / (2 * 9)
-    assert torch.allclose(loss_from_product(W, raw), direct, rtol=1e-12)  # rounding of two summations
+    assert rel_err(loss_from_product(W, raw), direct) <= 1e-12  # rounding of two summations (~50 terms)

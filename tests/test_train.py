@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from conftest import rel_err
 
 from lazyrich.init import gaussian, lambda_balanced
 from lazyrich.tasks import Task, hierarchy
@@ -40,9 +41,9 @@ def test_trainer_equals_plain_torch_sgd(task):
     traj = train(task, [w1, w2], 0.05, t_max=5.0, n_log=3, progress=False)
     for b in range(3):
         r1, r2 = plain_torch_gd(task, w1[b], w2[b], 0.05, 100)
-        # Same arithmetic in a different order (statistics vs data): agreement to ~1e-14 after 100 steps.
-        torch.testing.assert_close(traj.final_weights[0][b], r1, atol=1e-10, rtol=0)
-        torch.testing.assert_close(traj.final_weights[1][b], r2, atol=1e-10, rtol=0)
+        # Same arithmetic in a different order (statistics vs data): agreement to ~1e-14 after 100 steps, of
+        # each matrix's largest weight.
+        assert rel_err(traj.final_weights[0][b], r1) <= 1e-10 and rel_err(traj.final_weights[1][b], r2) <= 1e-10
 
 
 def test_batch_equals_separate_runs(task):
@@ -51,15 +52,16 @@ def test_batch_equals_separate_runs(task):
     together = train(task, w, lrs, t_max=2.0, n_log=11, progress=False)
     for b in range(5):
         alone = train(task, [x[b : b + 1] for x in w], lrs[b], t_max=2.0, n_log=11, progress=False)
-        for name, value in alone.scalars.items():
-            torch.testing.assert_close(together.scalars[name][b : b + 1], value, atol=1e-12, rtol=0, equal_nan=True)
+        for name, value in alone.scalars.items():  # the same per-network arithmetic: rounding at most
+            assert rel_err(together.scalars[name][b : b + 1], value, equal_nan=True) <= 1e-12, name
 
 
 def test_statistics_path_equals_the_data_path(task):
     w = _batch([0.0, 3.0])
     fast = train(task, w, 0.01, t_max=1.0, n_log=5, progress=False)
     slow = train(task, w, 0.01, t_max=1.0, n_log=5, progress=False, batch_size=task.P)  # autograd, full batch
-    torch.testing.assert_close(fast.scalars["loss"], slow.scalars["loss"], atol=1e-12, rtol=0)
+    # Statistics vs autograd on the data: rounding in another order, 1e-12 of each net's loss.
+    assert rel_err(fast.scalars["loss"], slow.scalars["loss"], batch_dims=1) <= 1e-12
 
 
 def test_networks_with_different_lr_share_the_t_grid(task):
@@ -67,7 +69,7 @@ def test_networks_with_different_lr_share_the_t_grid(task):
     traj = train(task, w, [0.01, 0.02, 0.04], t_max=2.0, n_log=5, progress=False)
     # Each network logs at the step nearest each grid point: within half a step of it, and exactly at t_max.
     for row, lr in zip(traj.t, [0.01, 0.02, 0.04], strict=True):
-        assert float((row - log_grid(2.0, 5)).abs().max()) <= lr / 2 + 1e-12
+        assert float((row - log_grid(2.0, 5)).abs().max()) <= lr / 2 + 1e-12  # + rounding of step·lr ≤ 2
         assert float(row[-1]) == pytest.approx(2.0)
     torch.testing.assert_close(traj.step[:, -1], torch.tensor([200, 100, 50]))
 
@@ -85,7 +87,7 @@ def test_divergence_is_recorded_and_the_rest_of_the_batch_goes_on(task):
     assert traj.diverged_step[1] > 0 and traj.diverged_step[0] == -1
     assert math.isnan(float(traj.scalars["loss"][1, -1]))
     alone = train(task, [x[:1] for x in w], 0.01, t_max=30.0, n_log=11, progress=False)
-    torch.testing.assert_close(traj.scalars["loss"][:1], alone.scalars["loss"], atol=1e-12, rtol=0)
+    assert rel_err(traj.scalars["loss"][:1], alone.scalars["loss"]) <= 1e-12  # its own arithmetic: rounding
 
 
 def _drift(task, lr, lams, steps):
