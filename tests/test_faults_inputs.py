@@ -84,7 +84,9 @@ def test_a_network_that_diverges_is_isolated_and_the_others_are_written(tmp_path
         result = run_experiment(cfg, tmp_path, plot=False)
     summary = results.load_summary(tmp_path).set_index("lr")
     assert summary.loc[3.0, "status"] == "diverged" and summary.loc[0.05, "status"] == "ok"
-    assert summary.loc[0.05, "loss_final"] == pytest.approx(summary.loc[0.05, "theory_loss_final"], abs=1e-6)
+    initial = float(result.trajectories[0].scalars["loss"][0, 0])
+    # converged to ~1e-9 of the initial loss; GD at lr·rate ≈ 0.1 trails the flow there by a few times that
+    assert abs(summary.loc[0.05, "loss_final"] - summary.loc[0.05, "theory_loss_final"]) <= 1e-6 * initial
     assert torch.isfinite(result.trajectories[0].final_weights[0][0]).all()
 
 
