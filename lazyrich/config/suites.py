@@ -103,9 +103,10 @@ class ReversalSuite(FreshInitSuite):
     align: bool = spec(True, "task-aligned init: at λ = 0 the reversal then starts exactly at B = 0", BOOL)
     t_phase: float = spec(20.0, "t per phase (learn, then reverse)", POSITIVE)
     spacing: str = spec("log", "per phase: dense early, where the reversal happens at large |λ|", one_of(*SPACINGS))
-    success_threshold: float = spec(0.01, "success: final reversal loss ≤ this × its value at the switch", POSITIVE)
-    plateau_band: float = spec(0.1, "plateau: loss within this fraction of the loss of the zero map (the saddle)",
-                               POSITIVE)
+    success_threshold: float = spec(0.01, "success: the reversal's excess loss over its floor (metrics.loss_floor) "
+                                          "falls to this × its value at the switch", POSITIVE)
+    plateau_band: float = spec(0.1, "plateau: excess loss over the floor within this fraction of that of the zero map "
+                                    "(the saddle)", POSITIVE)
     exact_balance_rtol: float = spec(1e-3, "λ-balance tolerance of the exact verdict: GD keeps λ-balance to "
                                            "O(lr·t), not to the 1e-8 the exact theory asks of an init", POSITIVE)
 
@@ -147,7 +148,8 @@ class RotationSuite(FreshInitSuite):
     align: bool = spec(True, "task-aligned source init (no λ = 0 saddle in the source phase)", BOOL)
     t_phase: float = spec(20.0, "t per phase (source, then rotated target)", POSITIVE)
     spacing: str = spec("log", "per phase: dense early, where the target is learned", one_of(*SPACINGS))
-    threshold: float = spec(1e-3, "learned: target loss ≤ this × loss of the zero map", POSITIVE)
+    threshold: float = spec(1e-3, "learned: the target's excess loss over its floor (metrics.loss_floor) ≤ this × "
+                                  "that of the zero map", POSITIVE)
 
 
 @dataclass
@@ -181,8 +183,8 @@ class FinetuneSuite(SuiteParams):
     t_max: float = spec(10.0, "fine-tuning time", POSITIVE)
     spacing: str = spec("log", "dense early, where fast (large |λ_FT|) fine-tuning happens", one_of(*SPACINGS))
     n_log: int = spec(201, "log points of the fine-tuning phase", at_least(2))
-    threshold: float = spec(0.01, "time to reach this fraction of the loss at the start of fine-tuning",
-                            POSITIVE)
+    threshold: float = spec(0.01, "time until the excess loss over the target's floor (metrics.loss_floor) is this "
+                                  "fraction of its value at the start of fine-tuning", POSITIVE)
 
 
 @dataclass

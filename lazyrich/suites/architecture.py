@@ -22,7 +22,7 @@ from lazyrich.experiment import run_experiment
 from lazyrich.results import measures
 from lazyrich.results.tables import markdown_table
 from lazyrich.suites import charts
-from lazyrich.suites.common import Suite, config_columns, lam_run, lam_seed_axes
+from lazyrich.suites.common import Suite, config_columns, lam_run, lam_seed_axes, loss_floor
 from lazyrich.suites.runner import Unit, UnitOutput
 from lazyrich.suites.spec import Axis, Measure, Predicate, Verdict, measure_columns
 
@@ -58,6 +58,7 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
         **config_columns(result.meta),
         "n_in": int(run.task["n_in"]),
         "n_out": int(run.task["n_out"]),
+        "loss_floor": loss_floor(result.task, result.trajectories[0].final_weights),
         **measure_columns(SUITE.measures, simulation, theory, unit.values),
         "time_to_1pct": summary["time_to_1pct"].to_numpy(),
     })
@@ -120,11 +121,12 @@ def _saddle_notes(ok: pd.DataFrame) -> list[str]:
         return []
     lines = []
     for _, r in ok[ok["theory_saddle"].eq(True)].iterrows():
-        escaped = r["loss_final"] < 0.5 * r["theory_limit_loss"]
+        escaped = r["loss_final"] - r["loss_floor"] < 0.5 * (r["theory_limit_loss"] - r["loss_floor"])
         lines.append(
             f"- {r['arch']}, λ={r['lam']:g}, seed {r['seed']}: the theory predicts a saddle (B singular; limit loss "
             f"{r['theory_limit_loss']:.3g}); measured final loss {r['loss_final']:.3g}"
-            + (f": the simulation escaped it (loss at 1% of its initial value at t = {r['time_to_1pct']:.3g}). The "
+            + (f": the simulation escaped it (excess loss over the floor at 1% of its initial value at t = "
+               f"{r['time_to_1pct']:.3g}). The "
                "prediction is exact gradient flow from exactly these weights, and the saddle is unstable, so small "
                "perturbations can carry GD away from it." if escaped else ": it stayed there, as predicted.")
         )
@@ -169,7 +171,9 @@ SUITE = Suite(
         Measure("kernel_t_half", "first t at which the kernel distance reaches half its final value",
                 "theory_kernel_t_half", of=lambda c, p: measures.rise_half_time(c, "kernel_distance")),
         Measure("loss_final", "loss at the end", "theory_loss_final", of=lambda c, p: measures.final(c)),
-        Measure("time_to_1pct", "first t at which the loss is 1% of its initial value", headline=False),
+        Measure("loss_floor", "the task's loss floor at the network's rank (metrics.loss_floor)", headline=False),
+        Measure("time_to_1pct", "first t at which the excess loss over `loss_floor` is 1% of its initial value (the "
+                "run summary's)", headline=False),
         Measure("theory_saddle", "the theory predicts a saddle (B singular) for this init", kind="bool",
                 headline=False),
         Measure("theory_limit_loss", "the theory's t → ∞ loss", headline=False),
