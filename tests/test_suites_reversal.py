@@ -1,12 +1,14 @@
 """The reversal suite at a tiny size: λ = 0 stalls at the saddle the exact theory flags, λ ≠ 0 reverses (to the
-loss floor, on a task no network fits exactly)."""
+loss floor, on a task no network fits exactly); the λ = 0 escape line says when the escape falls."""
 
 import math
 
+import numpy as np
+import pandas as pd
 from hydra import compose, initialize_config_dir
 
 from lazyrich.config.compose import conf_dir
-from lazyrich.suites import run_suites
+from lazyrich.suites import SUITES, run_suites
 
 TINY = [
     "suite.reversal.lams=[-2,0,2]",
@@ -97,3 +99,25 @@ def test_reversal_to_a_loss_floor_succeeds_as_the_theory_predicts(tmp_path):
     # 5%: as in the noiseless test, GD at eta = 0.1 runs ahead of the flow by about eta/2 in relative time.
     assert ((other["time_to_reverse"] - other["theory_time_to_reverse"]).abs()
             <= 0.05 * other["theory_time_to_reverse"]).all()
+
+
+def _zero_row(escape_time: float, escapes: float) -> pd.DataFrame:
+    """One λ = 0 row of a reversal table, at the saddle, with the escape model's first escape at ``escape_time``
+    and ``escapes`` (1: the reversal is predicted to finish inside the phase of length 20)."""
+    return pd.DataFrame({"lam": [0.0], "seed": [0], "loss_final": [1.5], "exact_limit_loss": [1.5],
+                         "saddle_loss": [1.5], "exact_saddle": [1.0], "plateau_time": [20.0],
+                         "escape_plateau_time": [73.0], "escape_time": [escape_time], "escape_success": [escapes],
+                         "t_phase": [20.0], "success": [escapes == 1.0], "status": "ok"})
+
+
+def test_the_lambda_zero_escape_line_says_whether_the_escape_falls_inside_the_phase():
+    suite = SUITES["reversal"]
+    (after,) = [line for note in suite.notes for line in note(_zero_row(73.65, 0.0)) if "escape" in line]
+    assert "escape predicted at t = 73.65, after the phase ends (t = 20): it stays at the saddle." in after
+    assert "within" not in after
+    (inside,) = [line for note in suite.notes for line in note(_zero_row(12.5, 1.0)) if "escape" in line]
+    assert "escape predicted at t = 12.5, inside the phase (t = 20): it leaves the saddle and reverses." in inside
+    (late,) = [line for note in suite.notes for line in note(_zero_row(12.5, 0.0)) if "escape" in line]
+    assert "inside the phase (t = 20), but the reversal is not predicted to finish by its end." in late
+    (never,) = [line for note in suite.notes for line in note(_zero_row(np.nan, 0.0)) if "escape" in line]
+    assert "no escape predicted: it stays at the saddle." in never

@@ -117,6 +117,7 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
         "lam_hat": result.meta["lam_hat"].to_numpy(),
         "saddle_loss": params["saddle_loss"],
         "loss_floor": params["floor"],
+        "t_phase": run.trainer.t_max,
         **measure_columns(SUITE.measures, simulation, theory, params),
         "kernel_distance_final": summary["kernel_distance_final"].to_numpy(),
         "exact_saddle": saddle,
@@ -160,6 +161,20 @@ def _exact_saddle(ok: pd.DataFrame) -> Verdict:
     return Verdict(holds, f"Exact theory on the reached weights: saddle for λ ∈ {lams}.", f"exact saddle at λ ∈ {lams}")
 
 
+def _escape_text(zero: pd.DataFrame, reverses: bool) -> str:
+    """Whether and when the escape model predicts GD leaves the λ = 0 saddle, against the end of the phase;
+    ``reverses``: it predicts the reversal succeeds within the phase in every seed."""
+    first, end = zero["escape_time"].mean(), zero["t_phase"].max()
+    if pd.isna(first):  # no mode escapes
+        return "no escape predicted: it stays at the saddle"
+    when = f"first mode's escape predicted at t = {first:.4g}"
+    if first > end:
+        return f"{when}, after the phase ends (t = {end:g}): it stays at the saddle"
+    if reverses:
+        return f"{when}, inside the phase (t = {end:g}): it leaves the saddle and reverses"
+    return f"{when}, inside the phase (t = {end:g}), but the reversal is not predicted to finish by its end"
+
+
 def _zero_lines(ok: pd.DataFrame) -> list[str]:
     """The λ = 0 lines of the outcome: the stall the flow predicts and the escape GD makes (escape model)."""
     zero, lines = ok[ok["lam"] == 0.0], []
@@ -169,11 +184,10 @@ def _zero_lines(ok: pd.DataFrame) -> list[str]:
             f"{zero['exact_limit_loss'].mean():.4g}, loss of the zero map {zero['saddle_loss'].mean():.4g}."
         )
         if "escape_plateau_time" in zero and zero["escape_plateau_time"].notna().any():
-            within = "escapes" if bool(_per_lam(ok)["escapes"].get(0.0, False)) else "stays"
+            reverses = bool(_per_lam(ok)["escapes"].get(0.0, False))
             lines.append(
                 f"- λ = 0 escape: plateau measured {zero['plateau_time'].mean():.4g}, predicted "
-                f"{zero['escape_plateau_time'].mean():.4g} by the escape model (first mode's escape predicted at "
-                f"t = {zero['escape_time'].mean():.4g}; {within} within the phase)."
+                f"{zero['escape_plateau_time'].mean():.4g} by the escape model; {_escape_text(zero, reverses)}."
             )
     return lines
 
@@ -209,6 +223,7 @@ SUITE = Suite(
         Measure("escape_plateau_time", "at λ ≈ 0: the plateau the escape model predicts for GD, whose seed in B "
                 "grows like e^{c s̃ t} (lazyrich.theory.escape)"),
         Measure("escape_time", "at λ ≈ 0: the first mode's escape time, escape model"),
+        Measure("t_phase", "length of each phase (learn, then reverse)", headline=False),
         Measure("escape_success", "at λ ≈ 0: the escape model predicts the reversal succeeds within the phase",
                 headline=False),
         Measure("kernel_distance_final", "1 − cos(K(0), K(t_end)) over both phases", headline=False),
