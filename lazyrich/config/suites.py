@@ -97,8 +97,8 @@ class FreshInitSuite(SuiteParams):
 class ReversalSuite(FreshInitSuite):
     """Reversal learning: learn a task to convergence, then its reversal Σyx → −Σyx."""
 
-    task: dict[str, Any] = spec({"name": "hierarchy"}, "any registered whitened task, e.g. {name: "
-                                "random_regression, n_in: 6, n_out: 6}", MAPPING)
+    task: dict[str, Any] = spec({"name": "hierarchy"}, "any registered whitened task with its own parameters, e.g. "
+                                "{name: random_regression, n_in: 6, n_out: 6}", MAPPING)
     n_log: int = spec(201, "log points per phase", at_least(2))
     align: bool = spec(True, "task-aligned init: at λ = 0 the reversal then starts exactly at B = 0", BOOL)
     t_phase: float = spec(20.0, "t per phase (learn, then reverse)", POSITIVE)
@@ -117,9 +117,10 @@ class ContinualSuite(FreshInitSuite):
 
     seeds: list[int] = spec([0, 1, 2, 3], "seeds of each λ, trained as one batch (seed= on the command line "
                                           "replaces them)", SEEDS)
-    task: dict[str, Any] = spec({"name": "continual_stream", "K": 3, "n_in": 8, "n_out": 8, "similarity": None,
-                                 "seed": 0}, "the task stream (a registered sequence task and its parameters)",
-                                MAPPING)
+    task: dict[str, Any] = spec({"name": "continual_stream"}, "the task stream: any registered task that returns a "
+                                "TaskSequence, with its own parameters (continual_stream's defaults: K = 3 "
+                                "independent tasks, 8 → 8, seed 0); each phase trains for t_phase unless the task "
+                                "sets its own budget", MAPPING)
     t_phase: float = spec(20.0, "t per task", POSITIVE)
     converged_tol: float = spec(1e-6, "a phase converged when its task's loss is within this of L_min", POSITIVE)
 
