@@ -35,9 +35,10 @@ from lazyrich.config.fields import fill_schema, instantiate, plain, spec
 from lazyrich.config.run import LoggerConfig, build_group
 from lazyrich.train import DEFAULT_MAX_STEPS
 
-__all__ = ["BENCH_TOP_LEVEL", "SUITE_SCHEMAS", "ArchitectureSuite", "BenchConfig", "ContinualSuite",
+__all__ = ["ARCH_SHAPES", "BENCH_TOP_LEVEL", "SUITE_SCHEMAS", "ArchitectureSuite", "BenchConfig", "ContinualSuite",
            "FinetunePretrain", "FinetuneRelation", "FinetuneSuite", "FreshInitSuite", "ReversalSuite", "RotationSuite",
-           "SuiteParams", "SuiteSelection", "TransferSuite", "build_suite", "fill_suite", "resolve_bench"]
+           "SuiteParams", "SuiteSelection", "TransferSuite", "arch_shape", "build_suite", "fill_suite",
+           "resolve_bench"]
 
 LAMS = [-8.0, -4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0, 8.0]
 """The λ values every suite sweeps by default: rich (λ = 0) to lazy (|λ| = 8), both signs."""
@@ -46,15 +47,37 @@ SPACINGS = ("linear", "log")
 SIDES = ("input", "output", "both")
 
 
+ARCH_SHAPES = ("funnel", "square", "inverted_funnel")
+"""The shapes docs/theory.md §6 tells apart at large |λ|; as arch names they promise that shape."""
+
+
+def arch_shape(n_in: int, n_out: int) -> str:
+    """``funnel`` (Ni > No), ``square`` (Ni = No) or ``inverted_funnel`` (Ni < No): what decides, by docs/theory.md
+    §6, whether a net stays lazy at large |λ| of each sign."""
+    return "funnel" if n_in > n_out else "square" if n_in == n_out else "inverted_funnel"
+
+
+_A_SHAPE = {"funnel": "a funnel", "square": "a square net", "inverted_funnel": "an inverted funnel"}
+
+
 def _archs(key: str, value: Any) -> Any:
-    """{name: {n_in, n_out}} with positive integer widths."""
+    """{name: {n_in, n_out}}, at least one net, with positive integer widths; a name from ARCH_SHAPES must have
+    that shape (the verdict judges every net by its shape)."""
     MAPPING(key, value)
+    if not value:
+        raise ConfigError(f"{key} is empty; give at least one net, e.g. {key}={{square: {{n_in: 4, n_out: 4}}}}.")
     for name, widths in value.items():
         if not isinstance(widths, Mapping) or set(widths) != {"n_in", "n_out"}:
             raise ConfigError(f"{key}.{name}={widths!r} must be {{n_in: <int>, n_out: <int>}}; e.g. "
                               f"{key}.{name}={{n_in: 8, n_out: 4}}.")
         for side in ("n_in", "n_out"):
             at_least(1)(f"{key}.{name}.{side}", widths[side])
+        shape = arch_shape(widths["n_in"], widths["n_out"])
+        if name in ARCH_SHAPES and shape != name:
+            given = f"{{n_in: {widths['n_in']}, n_out: {widths['n_out']}}}"
+            raise ConfigError(f"{key}.{name}={given} is {_A_SHAPE[shape]}, not {_A_SHAPE[name]}; give {name} its "
+                              f"shape (funnel: n_in > n_out, square: n_in = n_out, inverted_funnel: n_in < n_out) "
+                              f"or these widths a name of their own, e.g. +{key}.my_net={given}.")
     return value
 
 
@@ -197,7 +220,9 @@ class ArchitectureSuite(FreshInitSuite):
     archs: dict[str, Any] = spec({"funnel": {"n_in": 8, "n_out": 4}, "square": {"n_in": 4, "n_out": 4},
                                   "inverted_funnel": {"n_in": 4, "n_out": 8}},
                                  "the nets: {name: {n_in, n_out}}; Nh = min(Ni, No) = 4 for all three, so every "
-                                 "λ is allowed", _archs)
+                                 "λ is allowed. Add a net under a name of its own (+suite.architecture.archs.my_net="
+                                 "{n_in: 3, n_out: 2}), judged by its shape; funnel, square and inverted_funnel must "
+                                 "have theirs", _archs)
     t_max: float = spec(100.0, "long enough for the slow rich phase (rate ≈ s̃²/|λ|) of the funnel at λ = −8",
                         POSITIVE)
     spacing: str = spec("log", "`linear` or `log` spacing of the log points", one_of(*SPACINGS))
