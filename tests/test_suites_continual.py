@@ -13,8 +13,8 @@ from lazyrich.tasks import make
 TINY = [
     "suite.continual.lams=[-2,2]",
     "suite.continual.seeds=[0,1]",
-    "suite.continual.task.n_in=3",
-    "suite.continual.task.n_out=3",
+    "+suite.continual.task.n_in=3",
+    "+suite.continual.task.n_out=3",
     "suite.continual.t_phase=10",
     "suite.continual.n_log=41",
     "suite.continual.eta=0.1",

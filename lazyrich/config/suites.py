@@ -35,9 +35,10 @@ from lazyrich.config.fields import fill_schema, instantiate, plain, spec
 from lazyrich.config.run import LoggerConfig, build_group
 from lazyrich.train import DEFAULT_MAX_STEPS
 
-__all__ = ["BENCH_TOP_LEVEL", "SUITE_SCHEMAS", "ArchitectureSuite", "BenchConfig", "ContinualSuite",
+__all__ = ["ARCH_SHAPES", "BENCH_TOP_LEVEL", "SUITE_SCHEMAS", "ArchitectureSuite", "BenchConfig", "ContinualSuite",
            "FinetunePretrain", "FinetuneRelation", "FinetuneSuite", "FreshInitSuite", "ReversalSuite", "RotationSuite",
-           "SuiteParams", "SuiteSelection", "TransferSuite", "build_suite", "fill_suite", "resolve_bench"]
+           "SuiteParams", "SuiteSelection", "TransferSuite", "arch_shape", "build_suite", "fill_suite",
+           "resolve_bench"]
 
 LAMS = [-8.0, -4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0, 8.0]
 """The λ values every suite sweeps by default: rich (λ = 0) to lazy (|λ| = 8), both signs."""
@@ -46,15 +47,37 @@ SPACINGS = ("linear", "log")
 SIDES = ("input", "output", "both")
 
 
+ARCH_SHAPES = ("funnel", "square", "inverted_funnel")
+"""The shapes docs/theory.md §6 tells apart at large |λ|; as arch names they promise that shape."""
+
+
+def arch_shape(n_in: int, n_out: int) -> str:
+    """``funnel`` (Ni > No), ``square`` (Ni = No) or ``inverted_funnel`` (Ni < No): what decides, by docs/theory.md
+    §6, whether a net stays lazy at large |λ| of each sign."""
+    return "funnel" if n_in > n_out else "square" if n_in == n_out else "inverted_funnel"
+
+
+_A_SHAPE = {"funnel": "a funnel", "square": "a square net", "inverted_funnel": "an inverted funnel"}
+
+
 def _archs(key: str, value: Any) -> Any:
-    """{name: {n_in, n_out}} with positive integer widths."""
+    """{name: {n_in, n_out}}, at least one net, with positive integer widths; a name from ARCH_SHAPES must have
+    that shape (the verdict judges every net by its shape)."""
     MAPPING(key, value)
+    if not value:
+        raise ConfigError(f"{key} is empty; give at least one net, e.g. {key}={{square: {{n_in: 4, n_out: 4}}}}.")
     for name, widths in value.items():
         if not isinstance(widths, Mapping) or set(widths) != {"n_in", "n_out"}:
             raise ConfigError(f"{key}.{name}={widths!r} must be {{n_in: <int>, n_out: <int>}}; e.g. "
                               f"{key}.{name}={{n_in: 8, n_out: 4}}.")
         for side in ("n_in", "n_out"):
             at_least(1)(f"{key}.{name}.{side}", widths[side])
+        shape = arch_shape(widths["n_in"], widths["n_out"])
+        if name in ARCH_SHAPES and shape != name:
+            given = f"{{n_in: {widths['n_in']}, n_out: {widths['n_out']}}}"
+            raise ConfigError(f"{key}.{name}={given} is {_A_SHAPE[shape]}, not {_A_SHAPE[name]}; give {name} its "
+                              f"shape (funnel: n_in > n_out, square: n_in = n_out, inverted_funnel: n_in < n_out) "
+                              f"or these widths a name of their own, e.g. +{key}.my_net={given}.")
     return value
 
 
@@ -97,15 +120,16 @@ class FreshInitSuite(SuiteParams):
 class ReversalSuite(FreshInitSuite):
     """Reversal learning: learn a task to convergence, then its reversal Σyx → −Σyx."""
 
-    task: dict[str, Any] = spec({"name": "hierarchy"}, "any registered whitened task, e.g. {name: "
-                                "random_regression, n_in: 6, n_out: 6}", MAPPING)
+    task: dict[str, Any] = spec({"name": "hierarchy"}, "any registered whitened task with its own parameters, e.g. "
+                                "{name: random_regression, n_in: 6, n_out: 6}", MAPPING)
     n_log: int = spec(201, "log points per phase", at_least(2))
     align: bool = spec(True, "task-aligned init: at λ = 0 the reversal then starts exactly at B = 0", BOOL)
     t_phase: float = spec(20.0, "t per phase (learn, then reverse)", POSITIVE)
     spacing: str = spec("log", "per phase: dense early, where the reversal happens at large |λ|", one_of(*SPACINGS))
-    success_threshold: float = spec(0.01, "success: final reversal loss ≤ this × its value at the switch", POSITIVE)
-    plateau_band: float = spec(0.1, "plateau: loss within this fraction of the loss of the zero map (the saddle)",
-                               POSITIVE)
+    success_threshold: float = spec(0.01, "success: the reversal's excess loss over its floor (metrics.loss_floor) "
+                                          "falls to this × its value at the switch", POSITIVE)
+    plateau_band: float = spec(0.1, "plateau: excess loss over the floor within this fraction of that of the zero map "
+                                    "(the saddle)", POSITIVE)
     exact_balance_rtol: float = spec(1e-3, "λ-balance tolerance of the exact verdict: GD keeps λ-balance to "
                                            "O(lr·t), not to the 1e-8 the exact theory asks of an init", POSITIVE)
 
@@ -116,9 +140,10 @@ class ContinualSuite(FreshInitSuite):
 
     seeds: list[int] = spec([0, 1, 2, 3], "seeds of each λ, trained as one batch (seed= on the command line "
                                           "replaces them)", SEEDS)
-    task: dict[str, Any] = spec({"name": "continual_stream", "K": 3, "n_in": 8, "n_out": 8, "similarity": None,
-                                 "seed": 0}, "the task stream (a registered sequence task and its parameters)",
-                                MAPPING)
+    task: dict[str, Any] = spec({"name": "continual_stream"}, "the task stream: any registered task that returns a "
+                                "TaskSequence, with its own parameters (continual_stream's defaults: K = 3 "
+                                "independent tasks, 8 → 8, seed 0); each phase trains for t_phase unless the task "
+                                "sets its own budget", MAPPING)
     t_phase: float = spec(20.0, "t per task", POSITIVE)
     converged_tol: float = spec(1e-6, "a phase converged when its task's loss is within this of L_min", POSITIVE)
 
@@ -147,7 +172,8 @@ class RotationSuite(FreshInitSuite):
     align: bool = spec(True, "task-aligned source init (no λ = 0 saddle in the source phase)", BOOL)
     t_phase: float = spec(20.0, "t per phase (source, then rotated target)", POSITIVE)
     spacing: str = spec("log", "per phase: dense early, where the target is learned", one_of(*SPACINGS))
-    threshold: float = spec(1e-3, "learned: target loss ≤ this × loss of the zero map", POSITIVE)
+    threshold: float = spec(1e-3, "learned: the target's excess loss over its floor (metrics.loss_floor) ≤ this × "
+                                  "that of the zero map", POSITIVE)
 
 
 @dataclass
@@ -181,8 +207,8 @@ class FinetuneSuite(SuiteParams):
     t_max: float = spec(10.0, "fine-tuning time", POSITIVE)
     spacing: str = spec("log", "dense early, where fast (large |λ_FT|) fine-tuning happens", one_of(*SPACINGS))
     n_log: int = spec(201, "log points of the fine-tuning phase", at_least(2))
-    threshold: float = spec(0.01, "time to reach this fraction of the loss at the start of fine-tuning",
-                            POSITIVE)
+    threshold: float = spec(0.01, "time until the excess loss over the target's floor (metrics.loss_floor) is this "
+                                  "fraction of its value at the start of fine-tuning", POSITIVE)
 
 
 @dataclass
@@ -194,7 +220,9 @@ class ArchitectureSuite(FreshInitSuite):
     archs: dict[str, Any] = spec({"funnel": {"n_in": 8, "n_out": 4}, "square": {"n_in": 4, "n_out": 4},
                                   "inverted_funnel": {"n_in": 4, "n_out": 8}},
                                  "the nets: {name: {n_in, n_out}}; Nh = min(Ni, No) = 4 for all three, so every "
-                                 "λ is allowed", _archs)
+                                 "λ is allowed. Add a net under a name of its own (+suite.architecture.archs.my_net="
+                                 "{n_in: 3, n_out: 2}), judged by its shape; funnel, square and inverted_funnel must "
+                                 "have theirs", _archs)
     t_max: float = spec(100.0, "long enough for the slow rich phase (rate ≈ s̃²/|λ|) of the funnel at λ = −8",
                         POSITIVE)
     spacing: str = spec("log", "`linear` or `log` spacing of the log points", one_of(*SPACINGS))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,12 +65,11 @@ def run_suite(
         table.insert(0, "suite", suite.name)
     keys = [c for c in (*suite.key, "seed") if c in table]
     if keys and len(table):
-        order = {c: {v: i for i, v in enumerate(suite.orders[c])} for c in keys if c in suite.orders}
         table = table.sort_values(
             keys,
             kind="stable",
             ignore_index=True,
-            key=lambda col: col.map(order[col.name]) if col.name in order else col,
+            key=lambda col: _declared_order(col, suite.orders[col.name]) if col.name in suite.orders else col,
         )
     table.to_csv(folder / "suite.csv", index=False)
     if "status" in table and (table["status"] == "ok").any():
@@ -107,6 +106,14 @@ def run_suite(
     (folder / "summary.md").write_text("\n".join(lines) + "\n")
     report.seconds = seconds
     return table, report, sweep
+
+
+def _declared_order(column: pd.Series, order: Sequence[str]) -> pd.Series:
+    """Sort keys of a text key column: the values ``order`` declares in that order, then any other value (a net
+    added under a name of its own) in the order the units listed it."""
+    ranks = {v: i for i, v in enumerate(order)}
+    ranks |= {v: len(order) + i for i, v in enumerate(dict.fromkeys(v for v in column if v not in ranks))}
+    return column.map(ranks)
 
 
 def _print(suite: Suite, table: pd.DataFrame, report: Report, sweep: SweepResult, folder: Path) -> None:

@@ -7,7 +7,8 @@ Measured: the kernel distance at the end (``kernel_distance_final``, Fort et al.
 (``metrics.time_to_threshold`` on −distance). Theory page: square nets stay lazy for both signs of λ; a funnel
 (Ni > No) is lazy as λ → +∞ but "delayed rich" as λ → −∞ (a fast lazy fit, then a slow rich phase at rate
 ≈ s̃²/|λ|); the inverted funnel is the mirror image. The time course of that delayed rich phase is drawn for
-the funnel at the most negative λ.
+the funnel at the most negative λ. A net added under a name of its own (``+suite.architecture.archs.my_net=
+{n_in: 3, n_out: 2}``) is measured like the others and judged by its shape (:func:`lazyrich.config.suites.arch_shape`).
 """
 
 from __future__ import annotations
@@ -17,30 +18,33 @@ from pathlib import Path
 import pandas as pd
 
 from lazyrich import plots
-from lazyrich.config.suites import ArchitectureSuite
+from lazyrich.config.suites import ARCH_SHAPES, ArchitectureSuite, arch_shape
 from lazyrich.experiment import run_experiment
 from lazyrich.results import measures
 from lazyrich.results.tables import markdown_table
 from lazyrich.suites import charts
-from lazyrich.suites.common import Suite, config_columns, lam_run, lam_seed_axes
+from lazyrich.suites.common import Suite, config_columns, lam_run, lam_seed_axes, loss_floor
 from lazyrich.suites.runner import Unit, UnitOutput
 from lazyrich.suites.spec import Axis, Measure, Predicate, Verdict, measure_columns
 
 __all__ = ["ARCHS", "SUITE"]
 
-ARCHS = ("funnel", "square", "inverted_funnel")
+ARCHS = ARCH_SHAPES
+"""The default nets, one of each shape; more may be added under names of their own."""
 EXPECTED = {"funnel": ("rich", "lazy"), "square": ("lazy", "lazy"), "inverted_funnel": ("lazy", "rich")}
-"""docs/theory.md §6 at large negative / positive λ (the funnel's 'rich' at λ → −∞ is delayed rich)."""
+"""docs/theory.md §6 at large negative / positive λ, by shape (the funnel's 'rich' at λ → −∞ is delayed rich)."""
 LAZY_RATIO = 0.1
 """A net counts as lazy when its final kernel distance is below 10% of the λ = 0 (rich) value."""
 
 
+def _ordered(archs) -> list[str]:
+    """``archs`` in order: the three default shapes first, then any other in the order given."""
+    return [*(a for a in ARCHS if a in archs), *(a for a in archs if a not in ARCHS)]
+
+
 def _units(params: ArchitectureSuite, device: str) -> list[Unit]:
-    unknown = sorted(set(params.archs) - set(ARCHS))
-    if unknown:
-        raise ValueError(f"suite.architecture.archs: unknown arch(s) {unknown}; use {list(ARCHS)}.")
     out = []
-    for arch in [a for a in ARCHS if a in params.archs]:
+    for arch in _ordered(params.archs):
         task = {"name": "random_regression", **params.task, **params.archs[arch]}
         out += [Unit({"arch": arch, "lam": lam}, {"suite": "architecture", "arch": arch},
                      {"experiment": lam_run(params, task, lam, params.t_max, device, spacing=params.spacing)})
@@ -58,6 +62,7 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
         **config_columns(result.meta),
         "n_in": int(run.task["n_in"]),
         "n_out": int(run.task["n_out"]),
+        "loss_floor": loss_floor(result.task, result.trajectories[0].final_weights),
         **measure_columns(SUITE.measures, simulation, theory, unit.values),
         "time_to_1pct": summary["time_to_1pct"].to_numpy(),
     })
@@ -72,7 +77,7 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
 def _pivot(ok: pd.DataFrame) -> pd.DataFrame:
     """Seed-mean final kernel distance, rows λ, columns arch (in ``ARCHS`` order)."""
     pivot = ok.pivot_table(index="lam", columns="arch", values="kernel_distance_final", aggfunc="mean")
-    return pivot[[a for a in ARCHS if a in pivot]]
+    return pivot[_ordered(list(dict.fromkeys(ok["arch"])))]
 
 
 def _pivot_section(ok: pd.DataFrame, folder: Path) -> list[str]:
@@ -80,10 +85,19 @@ def _pivot_section(ok: pd.DataFrame, folder: Path) -> list[str]:
             markdown_table(_pivot(ok), index=True), ""]
 
 
+def _shape(arch: str, ok: pd.DataFrame) -> str | None:
+    """The shape of ``arch`` from its widths (columns ``n_in``, ``n_out``), or from its name when it names a
+    shape; None when neither tells (a hand-built table): no expectation."""
+    rows = ok[ok["arch"] == arch]
+    if {"n_in", "n_out"} <= set(rows) and rows[["n_in", "n_out"]].notna().all(axis=None):
+        return arch_shape(int(rows["n_in"].iloc[0]), int(rows["n_out"].iloc[0]))
+    return arch if arch in EXPECTED else None
+
+
 def _regimes(ok: pd.DataFrame) -> Verdict:
-    """Lazy or rich at λ_min and λ_max for each arch, against EXPECTED (docs/theory.md §6): lazy when the final
-    kernel distance is below LAZY_RATIO × its value at λ = 0 (networks not at a saddle, whose rich learning
-    has not happened)."""
+    """Lazy or rich at λ_min and λ_max for each arch, against EXPECTED for its shape (docs/theory.md §6): lazy
+    when the final kernel distance is below LAZY_RATIO × its value at λ = 0 (networks not at a saddle, whose rich
+    learning has not happened). An arch whose shape is unknown is shown, not judged."""
     pivot = _pivot(ok)
     if len(pivot) < 2:
         return Verdict(None, "Regimes: fewer than two λ values.", "regimes not judged")
@@ -96,12 +110,18 @@ def _regimes(ok: pd.DataFrame) -> Verdict:
     for arch in pivot.columns:
         rich, neg, pos = rich_kd.get(arch, float("nan")), pivot.loc[lo, arch], pivot.loc[hi, arch]
         regime = tuple("?" if not rich > 0 else "lazy" if v < LAZY_RATIO * rich else "rich" for v in (neg, pos))
-        matches.append(regime == EXPECTED[arch])
-        lines.append(f"{arch}: kernel distance {neg:.3g} at λ={lo:g}, {pos:.3g} at λ={hi:g}, against {rich:.3g} at "
-                     f"λ = 0: {regime[0]}/{regime[1]} (Theory page: {EXPECTED[arch][0]}/{EXPECTED[arch][1]})")
+        shape = _shape(arch, ok)
+        name = arch if shape == arch else f"{arch} ({shape.replace('_', ' ') if shape else 'shape unknown'})"
+        if shape is None:
+            expected = "no expectation: not judged"
+        else:
+            matches.append(regime == EXPECTED[shape])
+            expected = f"Theory page: {EXPECTED[shape][0]}/{EXPECTED[shape][1]}"
+        lines.append(f"{name}: kernel distance {neg:.3g} at λ={lo:g}, {pos:.3g} at λ={hi:g}, against {rich:.3g} at "
+                     f"λ = 0: {regime[0]}/{regime[1]} ({expected})")
         short.append(f"{arch} {regime[0]}/{regime[1]}")
-    return Verdict(all(matches), f"Lazy (below {LAZY_RATIO:g} × the λ = 0 value) or rich at λ_min/λ_max: "
-                   + "; ".join(lines) + ".", f"at λ_min/λ_max: {', '.join(short)}")
+    return Verdict(all(matches) if matches else None, f"Lazy (below {LAZY_RATIO:g} × the λ = 0 value) or rich at "
+                   f"λ_min/λ_max: " + "; ".join(lines) + ".", f"at λ_min/λ_max: {', '.join(short)}")
 
 
 def _funnel_note(ok: pd.DataFrame) -> list[str]:
@@ -120,11 +140,12 @@ def _saddle_notes(ok: pd.DataFrame) -> list[str]:
         return []
     lines = []
     for _, r in ok[ok["theory_saddle"].eq(True)].iterrows():
-        escaped = r["loss_final"] < 0.5 * r["theory_limit_loss"]
+        escaped = r["loss_final"] - r["loss_floor"] < 0.5 * (r["theory_limit_loss"] - r["loss_floor"])
         lines.append(
             f"- {r['arch']}, λ={r['lam']:g}, seed {r['seed']}: the theory predicts a saddle (B singular; limit loss "
             f"{r['theory_limit_loss']:.3g}); measured final loss {r['loss_final']:.3g}"
-            + (f": the simulation escaped it (loss at 1% of its initial value at t = {r['time_to_1pct']:.3g}). The "
+            + (f": the simulation escaped it (excess loss over the floor at 1% of its initial value at t = "
+               f"{r['time_to_1pct']:.3g}). The "
                "prediction is exact gradient flow from exactly these weights, and the saddle is unstable, so small "
                "perturbations can carry GD away from it." if escaped else ": it stayed there, as predicted.")
         )
@@ -160,7 +181,8 @@ SUITE = Suite(
     "funnel, square and inverted funnel × λ: how far the NTK moves (lazy or rich)",
     _units,
     _compute,
-    axes=(Axis("arch", "funnel (Ni > No), square or inverted funnel (No > Ni), Nh = min(Ni, No)", ARCHS),
+    axes=(Axis("arch", "funnel (Ni > No), square or inverted funnel (No > Ni), or a net added under a name of its "
+               "own (judged by its shape); Nh = min(Ni, No)", ARCHS),
           *lam_seed_axes("λ of the λ-balanced random init")),
     phases=("train",),
     measures=(
@@ -169,7 +191,9 @@ SUITE = Suite(
         Measure("kernel_t_half", "first t at which the kernel distance reaches half its final value",
                 "theory_kernel_t_half", of=lambda c, p: measures.rise_half_time(c, "kernel_distance")),
         Measure("loss_final", "loss at the end", "theory_loss_final", of=lambda c, p: measures.final(c)),
-        Measure("time_to_1pct", "first t at which the loss is 1% of its initial value", headline=False),
+        Measure("loss_floor", "the task's loss floor at the network's rank (metrics.loss_floor)", headline=False),
+        Measure("time_to_1pct", "first t at which the excess loss over `loss_floor` is 1% of its initial value (the "
+                "run summary's)", headline=False),
         Measure("theory_saddle", "the theory predicts a saddle (B singular) for this init", kind="bool",
                 headline=False),
         Measure("theory_limit_loss", "the theory's t → ∞ loss", headline=False),

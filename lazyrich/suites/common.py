@@ -4,6 +4,9 @@ A suite's runs are :class:`~lazyrich.config.run.RunConfig` objects built from th
 :func:`run_config`, which replaces only the fields a suite sets (:func:`suite_run`: its seeds, log grid and
 theory; :func:`lam_run`: also its fresh init and the flow-limited step). Nothing here is a metric: losses,
 thresholds and transfer scores come from :mod:`lazyrich.metrics`, and the predictions from :mod:`lazyrich.theory`.
+Every loss threshold of a suite is taken above the loss floor of the phase's task at the network's rank
+(:func:`loss_floor`, :func:`excess`), as the summary of a plain run takes ``time_to_1pct``: a task that cannot be
+fit exactly never reaches a fraction of its starting loss, only of its starting excess over that floor.
 Conventions follow docs/theory.md §1 (t = step·lr, float64).
 """
 
@@ -26,6 +29,7 @@ from lazyrich import metrics, results
 from lazyrich.config.run import InitConfig, ModelConfig, RunConfig, TheoryConfig, TrainerConfig
 from lazyrich.config.suites import FreshInitSuite, SuiteParams
 from lazyrich.experiment import build_task
+from lazyrich.results.curves import Curves
 from lazyrich.suites.spec import Axis, Expectation, Figure, Measure
 from lazyrich.tasks import Task, TaskSequence
 
@@ -33,11 +37,13 @@ __all__ = [
     "Report",
     "Suite",
     "config_columns",
+    "excess",
     "flow_lr",
     "flow_step",
     "lam_run",
     "lam_seed_axes",
     "load_frames",
+    "loss_floor",
     "ok_rows",
     "run_config",
     "suite_run",
@@ -123,6 +129,21 @@ def zero_map_loss(task: Task) -> float:
     """The loss of the zero map on ``task`` (½ tr Σyy): where a network waits at the saddle W = 0."""
     zero = torch.zeros(task.n_out, task.n_in, dtype=torch.float64)
     return float(metrics.loss_from_product(zero, task.sigma_xx, task.sigma_yx, task.sigma_yy))
+
+
+def loss_floor(task: Task, weights: Sequence[torch.Tensor]) -> float:
+    """The loss floor of ``task`` for the networks of ``weights`` ([W1, …, WL], each (B, out, in)): the lowest loss
+    a linear map of the networks' rank (their narrowest layer) reaches, :func:`lazyrich.metrics.loss_floor`. 0 on
+    a task a network can fit exactly; above 0 on a noisy or rank-limited one."""
+    rank = min(min(w.shape[-2:]) for w in weights)
+    return float(metrics.loss_floor(task.sigma_xx, task.sigma_yx, task.sigma_yy, rank=rank))
+
+
+def excess(curves: Curves, floor: float, name: str = "loss") -> Curves:
+    """``curves`` (the simulation's or a theory's) with the curve ``name`` replaced by its excess over ``floor``
+    (B, T): any measure of :mod:`lazyrich.results.measures` applied to it is taken above the floor, the same way
+    for both sources."""
+    return dataclasses.replace(curves, curves={**curves.curves, name: curves[name] - floor})
 
 
 @dataclass

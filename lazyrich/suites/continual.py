@@ -44,9 +44,10 @@ def analytic_loss_matrix(tasks) -> torch.Tensor:
 
 
 def _units(params: ContinualSuite, device: str) -> list[Unit]:
-    task = {**params.task, "t_budget": float(params.t_phase)}
+    # The task config is the user's as given: each phase trains for the run's t_max = t_phase unless the task sets
+    # a budget of its own, so a sequence task need not take a ``t_budget`` parameter.
     values = {"suite": "continual", "converged_tol": params.converged_tol}
-    return [Unit({"lam": lam}, values, {"experiment": lam_run(params, task, lam, params.t_phase, device)})
+    return [Unit({"lam": lam}, values, {"experiment": lam_run(params, params.task, lam, params.t_phase, device)})
             for lam in params.lams]
 
 

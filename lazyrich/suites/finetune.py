@@ -6,7 +6,8 @@ independent for resuming — then factors each product W2W1 as λ_FT-balanced we
 (:func:`lazyrich.init.refactorise`, same function, new balance) and trains on the target, the source's
 ``rotated_pair`` partner. The re-factorised weights are exactly balanced, so the exact theory applies.
 
-Measured against λ_FT: the time to reach ``threshold`` × the initial fine-tuning loss, the kernel distance at
+Measured against λ_FT: the time until the excess loss over the target's floor (at the network's rank) is
+``threshold`` × its value at the start of fine-tuning, the kernel distance at
 the end (NTK relative to the start of fine-tuning), and how far the representations moved,
 ‖ΔW1ᵀW1‖/‖W1ᵀW1‖ and ‖ΔW2W2ᵀ‖/‖W2W2ᵀ‖ (``metrics.relative_change``), each beside the theory's.
 """
@@ -26,7 +27,7 @@ from lazyrich.experiment import run_experiment
 from lazyrich.init import refactorise
 from lazyrich.results import measures
 from lazyrich.suites import charts
-from lazyrich.suites.common import Suite, flow_step, suite_run
+from lazyrich.suites.common import Suite, flow_step, loss_floor, suite_run
 from lazyrich.suites.runner import Unit, UnitOutput
 from lazyrich.suites.spec import Axis, Measure, Monotone, measure_columns
 
@@ -76,12 +77,14 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
                          "pretrain_loss": pre.summary["loss_final"].to_numpy()})
     result = run_experiment(fine_tune, initial=(weights, meta))
     (simulation,), (theory,) = result.curves()
+    params = {**unit.values, "floor": loss_floor(result.task, weights)}
     table = pd.DataFrame({
         "lam": lam,
         "seed": seeds,
         "lr": fine_tune.trainer.lr,
         "pretrain_loss": meta["pretrain_loss"].to_numpy(),
-        **measure_columns(SUITE.measures, [simulation], [theory], unit.values),
+        "loss_floor": params["floor"],
+        **measure_columns(SUITE.measures, [simulation], [theory], params),
     })
     if theory is not None:
         table.insert(table.columns.get_loc("time_to_threshold"), "theory", theory.source)
@@ -109,8 +112,10 @@ SUITE = Suite(
     measures=(
         Measure("ft_loss0", "loss at the start of fine-tuning", headline=False, of=lambda c, p: measures.initial(c)),
         Measure("loss_final", "loss at the end of fine-tuning", of=lambda c, p: measures.final(c)),
-        Measure("time_to_threshold", "t until the loss is `threshold` × its value at the start of fine-tuning",
-                "theory_time_to_threshold", of=lambda c, p: measures.time_to_fraction(c, p["threshold"])),
+        Measure("loss_floor", "the target's loss floor at the network's rank (metrics.loss_floor)", headline=False),
+        Measure("time_to_threshold", "t until the excess loss over `loss_floor` is `threshold` × its value at the "
+                "start of fine-tuning", "theory_time_to_threshold",
+                of=lambda c, p: measures.time_to_learn(c, p["threshold"], p["floor"])),
         Measure("kernel_distance_final", "NTK movement over fine-tuning", "theory_kernel_distance_final",
                 of=lambda c, p: measures.final(c, "kernel_distance")),
         Measure("rep_change_in", "‖ΔW1ᵀW1‖/‖W1ᵀW1‖ (metrics.relative_change)", "theory_rep_change_in",

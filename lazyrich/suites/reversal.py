@@ -24,7 +24,7 @@ from lazyrich.experiment import run_experiment
 from lazyrich.results import measures
 from lazyrich.results.curves import predicted
 from lazyrich.suites import charts
-from lazyrich.suites.common import Suite, config_columns, lam_run, lam_seed_axes, zero_map_loss
+from lazyrich.suites.common import Suite, config_columns, excess, lam_run, lam_seed_axes, loss_floor, zero_map_loss
 from lazyrich.suites.runner import Unit, UnitOutput
 from lazyrich.suites.spec import Measure, Monotone, Predicate, Verdict, measure_columns
 
@@ -51,6 +51,13 @@ def _sequence_task(task: Mapping[str, Any], t_phase: float) -> dict[str, Any]:
         "kind": "full",
         "t_budget": float(t_phase),
     }
+
+
+def _time_to_reverse(curves, params: Mapping[str, Any]) -> torch.Tensor:
+    """First t since the switch at which the excess loss over the floor is ``success_threshold`` × its value at
+    the switch (B,), NaN if never: the one definition behind ``time_to_reverse`` and ``success``, for the
+    simulation and every theory (:func:`lazyrich.results.measures.time_to_learn`)."""
+    return measures.time_to_learn(curves, params["success_threshold"], params["floor"])
 
 
 def _exact_verdict(task, weights: list[torch.Tensor], rtol: float) -> tuple[np.ndarray, np.ndarray]:
@@ -97,8 +104,8 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
     run = unit.runs["experiment"]
     result = run_experiment(run)
     rev_task = result.task[1].task
-    params = {**unit.values, "saddle_loss": zero_map_loss(rev_task)}
     learned = result.trajectories[0].final_weights
+    params = {**unit.values, "saddle_loss": zero_map_loss(rev_task), "floor": loss_floor(rev_task, learned)}
     saddle, limit = _exact_verdict(rev_task, learned, unit.values["exact_balance_rtol"])
     escape = _escape(rev_task, [w.to(torch.float64) for w in learned],
                      torch.as_tensor(result.trajectories[1].t, dtype=torch.float64), params, run.trainer.dtype)
@@ -109,6 +116,8 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
         **config_columns(result.meta),
         "lam_hat": result.meta["lam_hat"].to_numpy(),
         "saddle_loss": params["saddle_loss"],
+        "loss_floor": params["floor"],
+        "t_phase": run.trainer.t_max,
         **measure_columns(SUITE.measures, simulation, theory, params),
         "kernel_distance_final": summary["kernel_distance_final"].to_numpy(),
         "exact_saddle": saddle,
@@ -152,6 +161,20 @@ def _exact_saddle(ok: pd.DataFrame) -> Verdict:
     return Verdict(holds, f"Exact theory on the reached weights: saddle for λ ∈ {lams}.", f"exact saddle at λ ∈ {lams}")
 
 
+def _escape_text(zero: pd.DataFrame, reverses: bool) -> str:
+    """Whether and when the escape model predicts GD leaves the λ = 0 saddle, against the end of the phase;
+    ``reverses``: it predicts the reversal succeeds within the phase in every seed."""
+    first, end = zero["escape_time"].mean(), zero["t_phase"].max()
+    if pd.isna(first):  # no mode escapes
+        return "no escape predicted: it stays at the saddle"
+    when = f"first mode's escape predicted at t = {first:.4g}"
+    if first > end:
+        return f"{when}, after the phase ends (t = {end:g}): it stays at the saddle"
+    if reverses:
+        return f"{when}, inside the phase (t = {end:g}): it leaves the saddle and reverses"
+    return f"{when}, inside the phase (t = {end:g}), but the reversal is not predicted to finish by its end"
+
+
 def _zero_lines(ok: pd.DataFrame) -> list[str]:
     """The λ = 0 lines of the outcome: the stall the flow predicts and the escape GD makes (escape model)."""
     zero, lines = ok[ok["lam"] == 0.0], []
@@ -161,11 +184,10 @@ def _zero_lines(ok: pd.DataFrame) -> list[str]:
             f"{zero['exact_limit_loss'].mean():.4g}, loss of the zero map {zero['saddle_loss'].mean():.4g}."
         )
         if "escape_plateau_time" in zero and zero["escape_plateau_time"].notna().any():
-            within = "escapes" if bool(_per_lam(ok)["escapes"].get(0.0, False)) else "stays"
+            reverses = bool(_per_lam(ok)["escapes"].get(0.0, False))
             lines.append(
                 f"- λ = 0 escape: plateau measured {zero['plateau_time'].mean():.4g}, predicted "
-                f"{zero['escape_plateau_time'].mean():.4g} by the escape model (first mode's escape predicted at "
-                f"t = {zero['escape_time'].mean():.4g}; {within} within the phase)."
+                f"{zero['escape_plateau_time'].mean():.4g} by the escape model; {_escape_text(zero, reverses)}."
             )
     return lines
 
@@ -181,22 +203,27 @@ SUITE = Suite(
         Measure("learn_loss_final", "loss at the end of the learning phase", headline=False,
                 of=lambda c, p: measures.final(c), phase=0),
         Measure("reversal_loss0", "loss at the switch", headline=False, of=lambda c, p: measures.initial(c)),
-        Measure("success", "final reversal loss ≤ `success_threshold` × its value at the switch", "theory_success",
-                kind="bool", of=lambda c, p: measures.reaches(c, p["success_threshold"])),
+        Measure("success", "the reversal's excess loss over `loss_floor` falls to `success_threshold` × its value at "
+                "the switch within the phase (`time_to_reverse` is defined)", "theory_success", kind="bool",
+                of=lambda c, p: ~_time_to_reverse(c, p).isnan()),
         Measure("loss_final", "reversal loss at the end of the phase", "theory_loss_final",
                 of=lambda c, p: measures.final(c)),
         Measure("exact_saddle", "exact theory on the weights reached at the switch: 1 B singular (a saddle), 0 "
                 "not, empty: the theory does not apply"),
         Measure("exact_limit_loss", "the exact theory's t → ∞ loss from those weights", "theory_limit_loss"),
         Measure("saddle_loss", "loss of the zero map (the saddle)", headline=False),
-        Measure("time_to_reverse", "first t since the switch at which `success` holds", "theory_time_to_reverse",
-                of=lambda c, p: measures.time_to_fraction(c, p["success_threshold"])),
-        Measure("plateau_time", "time the loss spends within `plateau_band` of the saddle's loss",
-                "theory_plateau_time",
-                of=lambda c, p: measures.plateau_time(c, p["saddle_loss"], p["plateau_band"])),
+        Measure("loss_floor", "the reversed task's loss floor at the network's rank (metrics.loss_floor): the lowest "
+                "loss it can reach, 0 on a task it can fit exactly", headline=False),
+        Measure("time_to_reverse", "first t since the switch at which the excess loss over `loss_floor` is "
+                "`success_threshold` × its value at the switch", "theory_time_to_reverse", of=_time_to_reverse),
+        Measure("plateau_time", "time the excess loss over `loss_floor` spends within `plateau_band` of the "
+                "saddle's", "theory_plateau_time",
+                of=lambda c, p: measures.plateau_time(excess(c, p["floor"]), p["saddle_loss"] - p["floor"],
+                                                      p["plateau_band"])),
         Measure("escape_plateau_time", "at λ ≈ 0: the plateau the escape model predicts for GD, whose seed in B "
                 "grows like e^{c s̃ t} (lazyrich.theory.escape)"),
         Measure("escape_time", "at λ ≈ 0: the first mode's escape time, escape model"),
+        Measure("t_phase", "length of each phase (learn, then reverse)", headline=False),
         Measure("escape_success", "at λ ≈ 0: the escape model predicts the reversal succeeds within the phase",
                 headline=False),
         Measure("kernel_distance_final", "1 − cos(K(0), K(t_end)) over both phases", headline=False),
