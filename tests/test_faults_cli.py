@@ -38,6 +38,18 @@ def test_a_key_typo_after_its_group_was_selected_names_the_key_and_the_valid_one
     assert "n_samples" in text and "+task.n_inn" not in text  # the valid keys, not Hydra's append advice
 
 
+@pytest.mark.parametrize("override", ["suite.architecture.archs.mynet={n_in: 3, n_out: 2}",
+                                      "suite.architecture.archs={mynet: {n_in: 3, n_out: 2}}"])
+def test_a_new_entry_of_an_open_mapping_is_told_how_to_add_it(override):
+    """A new net for the architecture suite is not a typo of 'archs': the line says the + that adds it."""
+    register_configs()
+    with pytest.raises(SystemExit) as info:
+        validate("bench", ["suite=architecture", override])
+    text = _one_line(info.value)
+    assert "'suite.architecture.archs' holds funnel, inverted_funnel, square; to add 'mynet'" in text
+    assert "+suite.architecture.archs" in text and "Did you mean" not in text
+
+
 @pytest.mark.parametrize(("override", "needle"), [
     ("trainer.lr=abc", "trainer.lr='abc' is not a number"),
     ("seed=abc", "seed='abc' is not an integer seed"),

@@ -125,15 +125,18 @@ def _broken_task(overrides: Sequence[str]) -> None:
                 raise SystemExit(f"lazyrich: task {value!r} is unavailable: {one_line(reason)}")
 
 
-def _key_hint(config_name: str, checked: Sequence[str], bad: str) -> str:
-    """' <key> is not a config key. Valid keys under <parent>: …' for a typo'd key override, else ''."""
+def _key_hint(config_name: str, checked: Sequence[str], bad: str, full_key: str | None = None) -> str:
+    """' <key> is not a config key. Valid keys under <parent>: …' for a typo'd key override; for a new entry of an
+    open mapping (a task's parameters, the architecture suite's nets), the same override with the + that adds it;
+    else ''. ``full_key``: the key the error names, when it lies inside the mapping the override gives."""
     from hydra import compose
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     key = bad.split("=")[0].lstrip("~+")
-    parent, _, leaf = key.rpartition(".")
+    unknown = full_key if full_key and full_key.startswith(key + ".") else key
+    parent, _, leaf = unknown.rpartition(".")
     try:
         base = compose(config_name, overrides=[o for o in checked if o != bad])
     except (HydraException, OmegaConfBaseException):
@@ -142,8 +145,12 @@ def _key_hint(config_name: str, checked: Sequence[str], bad: str) -> str:
     if not OmegaConf.is_dict(node):
         return ""
     valid = sorted(str(k) for k in node.keys())
+    holder = OmegaConf.select(base, parent.rpartition(".")[0]) if "." in parent else base
+    if parent and OmegaConf.get_type(node) is dict and dataclasses.is_dataclass(OmegaConf.get_type(holder)):
+        return (f" '{parent}' holds {', '.join(valid) or 'nothing'}; to add '{leaf}' to it, prefix the override "
+                f"with +: +{bad.lstrip('~+')}")
     close = difflib.get_close_matches(leaf, valid, n=1)
-    return (f" '{key}' is not a config key. Valid keys under '{parent or '<root>'}': {', '.join(valid)}."
+    return (f" '{unknown}' is not a config key. Valid keys under '{parent or '<root>'}': {', '.join(valid)}."
             + (f" Did you mean '{parent + '.' if parent else ''}{close[0]}'?" if close else ""))
 
 
@@ -186,7 +193,7 @@ def _one_line_error(err: Exception, config_name: str, checked: Sequence[str]) ->
     bad = max(keys, key=lambda o: len(o.split("=")[0]), default=None)
     hint = ""
     if bad is not None and ("not in struct" in str(cause) or "Key '" in str(cause)):
-        hint = _key_hint(config_name, checked, bad)
+        hint = _key_hint(config_name, checked, bad, getattr(cause, "full_key", None))
     shown = message.splitlines()[0] if hint else one_line(message)  # drop Hydra's '+key' advice
     if cause is not err and not hint and message.startswith("Error merging override"):
         schema = "suites" if message.startswith("Error merging override suite.") else "run"

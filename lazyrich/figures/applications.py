@@ -31,7 +31,7 @@ def continual_overrides(small: bool) -> list[str]:
     return [
         f"{key}.lams=[2]",
         "seed=[0]",
-        *(f"{key}.task.{k}={v}" for k, v in (("K", 3), ("n_in", 3), ("n_out", 3), ("seed", 0))),
+        *(f"++{key}.task.{k}={v}" for k, v in (("K", 3), ("n_in", 3), ("n_out", 3), ("seed", 0))),
         f"{key}.t_phase=5.0",
         f"{key}.init_scale=0.1",
         f"{key}.lr_max={4e-3 if small else 2e-3:g}",

@@ -24,7 +24,7 @@ ENTRY_POINT_GROUP = "lazyrich.tasks"
 MISSING = "???"
 """Hydra's marker for a mandatory value: what ``task_defaults`` gives for a parameter without a default."""
 
-RESERVED_PARAMS = ("name", "whiten")
+RESERVED_PARAMS = ("name", "whiten", "phase")
 """Keys the CLI's task config node uses next to a task's own parameters ({name, whiten, **params}), so no task
 function may take a parameter with these names."""
 
