@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import rel_err
 
 from lazyrich.figures import TOLERANCE, common, fig_3, fig_5, fig_7, kernel, regenerate
 
@@ -158,8 +159,8 @@ def _check_continual_panel_is_the_continual_suite(tmp_path, errors) -> None:
     task = {"name": "continual_stream", "K": 3, "n_in": 3, "n_out": 3, "t_budget": 5.0, "seed": 0}
     ref = common.run(common.config(task, lam=2.0, scale=0.1, lr=4e-3, n_log=41))
     for phase, traj in enumerate(ref.trajectories):
-        np.testing.assert_allclose(stored[f"phase{phase}_sim_product"][0], traj.matrices["product"][0],
-                                   rtol=1e-9, atol=1e-12)
+        # the same training in a suite unit and alone: equal up to the stored float64 round trip
+        assert rel_err(stored[f"phase{phase}_sim_product"][0], traj.matrices["product"][0]) <= 1e-9
         np.testing.assert_allclose(stored[f"phase{phase}_t"][0], traj.t[0, traj.matrix_index].numpy(), rtol=1e-12)
     sim, theory = (np.concatenate([stored[f"phase{p}_{s}_product"][0] for p in range(3)]) for s in ("sim", "theory"))
     assert errors["continual: W2W1"] == max_rel_error(sim, theory) < 0.005  # measured 0.27%

@@ -2,6 +2,7 @@
 
 import numpy as np
 import torch
+from conftest import rel_err
 from hydra import compose, initialize_config_dir
 
 from lazyrich.config.compose import conf_dir
@@ -33,7 +34,7 @@ def test_analytic_loss_matrix_is_half_the_squared_distance_of_the_maps():
     gap = 0.5 * float(
         torch.sum((tasks[1].sigma_yx - tasks[0].sigma_yx) ** 2)
     )  # whitened, realisable: L_min = 0
-    np.testing.assert_allclose(r_hat.numpy(), [[0.0, gap], [gap, 0.0]], atol=1e-12)
+    assert rel_err(r_hat, [[0.0, gap], [gap, 0.0]]) <= 1e-12  # a few float64 flops on O(gap) traces
 
 
 def test_continual_measured_forgetting_matches_the_analytic_prediction(tmp_path):
@@ -49,10 +50,12 @@ def test_continual_measured_forgetting_matches_the_analytic_prediction(tmp_path)
         "status",
     } <= set(table.columns)
     assert len(table) == 4 and (table["status"] == "ok").all() and table["converged"].all()
-    # Trained to convergence (t = 10 per phase at rate ≥ 2·s̃_min): R = R̂ to 1e-6 of the losses (≈ 10).
-    assert (table["r_err_analytic"] < 1e-5).all()
-    np.testing.assert_allclose(table["forgetting"], table["analytic_forgetting"], rtol=1e-6)
-    np.testing.assert_allclose(table["bwt"], -table["forgetting"], rtol=1e-12)
+    # Trained to convergence (t = 10 per phase at rate ≥ 2·s̃_min): R = R̂ to 1e-6 of the largest loss (≈ 10);
+    # r_err_analytic is an absolute gap (suites/continual.py), so it is bounded against that scale.
+    r_max = table[[c for c in table if c.startswith("R_")]].abs().to_numpy().max()
+    assert (table["r_err_analytic"] <= 1e-6 * r_max).all()
+    assert rel_err(table["forgetting"], table["analytic_forgetting"]) <= 1e-6
+    assert rel_err(table["bwt"], -table["forgetting"]) <= 1e-12  # the same sums, in another order
     # The same forgetting for λ = −2 and λ = 2 (docs/theory.md §10: λ changes the path, not the end point).
     by_lam = table.groupby("lam")["forgetting"].mean()
     assert abs(by_lam[-2.0] - by_lam[2.0]) < 1e-6 * abs(by_lam[2.0])
@@ -72,10 +75,11 @@ def _check_phase_matrices(folder, table, k: int, t_phase: float) -> None:
             assert t.shape == (len(rows), 5) and np.allclose(t[:, 0], 0.0) and np.allclose(t[:, -1], t_phase, rtol=1e-3)
             assert m[f"phase{phase}_sim_product"].shape == (len(rows), 5, 3, 3)
             for source, r in (("sim", m["loss_matrix"]), ("theory", m["theory_loss_matrix"])):
-                np.testing.assert_allclose(m[f"phase{phase}_{source}_task_losses"][:, -1], r[:, :, phase],
-                                           rtol=1e-10, atol=1e-14)
+                # converged losses are ≈ 0 from cancelling O(½ tr Σyy ≈ 10) terms: scaled by the matrix's largest
+                assert rel_err(m[f"phase{phase}_{source}_task_losses"][:, -1], r[:, :, phase],
+                               scale=np.abs(r).max()) <= 1e-12
         # the measured R of the table is the stored one, row by row (same order as the batch)
-        np.testing.assert_allclose(rows["R_0_2"], m["loss_matrix"][:, 0, 2], rtol=1e-12)
+        assert rel_err(rows["R_0_2"], m["loss_matrix"][:, 0, 2]) <= 1e-12  # the same numbers, stored twice
 
 
 def test_saddle_phases_text_names_each_saddle_phase_or_none():

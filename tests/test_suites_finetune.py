@@ -41,7 +41,7 @@ def test_finetune_is_faster_and_lazier_at_large_lambda_ft(tmp_path):
     # Both units fine-tune from the same pretrained product (same seeds, deterministic pretraining).
     products = [load_matrices(tmp_path / "runs" / u)["pretrained_product"] for u in table["unit"]]
     np.testing.assert_array_equal(products[0], products[1])
-    assert (table["pretrain_loss"] < 1e-6).all()
+    assert (table["pretrain_loss"] <= 1e-6 * table["ft_loss0"].max()).all()  # pretraining converged
     assert table.loc[4.0, "time_to_threshold"] < 0.8 * table.loc[0.0, "time_to_threshold"]
     assert table.loc[4.0, "kernel_distance_final"] < 0.5 * table.loc[0.0, "kernel_distance_final"]
     # λ_FT > 0 makes W2W2ᵀ the large, task-agnostic factor: it moves less (relative) than at λ_FT = 0.
