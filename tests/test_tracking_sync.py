@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import offline_wandb_in
-from test_wandb_dead_network import SilentServer
+from test_tracking_dead_network import SilentServer
 
 from lazyrich.experiment import run_experiment
 from lazyrich.tracking.connect import PROBE_TIMEOUT
