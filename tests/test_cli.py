@@ -19,6 +19,7 @@ def lazyrich(*args, cwd):
                           text=True, timeout=240)
 
 
+@pytest.mark.slow
 def test_run_writes_the_run_folder_and_prints_the_table(tmp_path):
     proc = lazyrich("run", "init.lam=-2,0,2", "hydra.run.dir=out", *TINY, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -33,6 +34,7 @@ def test_run_writes_the_run_folder_and_prints_the_table(tmp_path):
         assert (tmp_path / "out" / name).exists(), name
 
 
+@pytest.mark.slow
 def test_multirun_sweep_runs_each_point_and_loads_as_one_table(tmp_path):
     proc = lazyrich("run", "-m", "model.depth=2,3", "hydra.sweep.dir=sweep", "theory=none", *TINY, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -57,6 +59,7 @@ def test_typos_list_the_valid_choices(override, needles):
         assert needle in str(info.value), info.value
 
 
+@pytest.mark.slow
 def test_a_typo_stops_the_command_with_status_and_message(tmp_path):
     proc = lazyrich("run", "trainer.t_mx=3", *TINY, cwd=tmp_path)
     assert proc.returncode != 0
@@ -80,6 +83,7 @@ def _options(group: str) -> list[str]:
     return sorted(names)
 
 
+@pytest.mark.slow
 def test_every_config_composes():
     from hydra import compose, initialize_config_dir
 
@@ -95,6 +99,7 @@ def test_every_config_composes():
             compose("config", overrides=[f"hydra/launcher={option}"], return_hydra_config=True)
 
 
+@pytest.mark.slow
 def test_tasks_and_help_commands(tmp_path):
     proc = lazyrich("tasks", cwd=tmp_path)
     assert proc.returncode == 0 and "hierarchy" in proc.stdout and "parameters:" in proc.stdout
@@ -108,6 +113,7 @@ def test_conf_dir_is_the_repository_conf():
     assert conf_dir() == Path(__file__).resolve().parents[1] / "conf"
 
 
+@pytest.mark.slow
 def test_an_installed_plugin_task_runs_through_the_cli(tmp_path, example_plugin_installed):
     proc = lazyrich("run", f"task={example_plugin_installed}", "task.n=3", "hydra.run.dir=out", *TINY,
                     cwd=tmp_path)

@@ -67,6 +67,7 @@ def test_bad_values_from_the_command_line_stop_the_job_in_one_line(tmp_path, ove
     assert needle in _one_line(info.value)
 
 
+@pytest.mark.slow
 def test_the_command_prints_one_line_and_debug_shows_the_traceback(tmp_path, monkeypatch):
     env = {**os.environ, "WANDB_MODE": "disabled"}
     args = [sys.executable, "-m", "lazyrich.cli", "run", "seed=1.5", "logger=none", "hydra.run.dir=out"]

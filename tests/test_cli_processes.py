@@ -39,6 +39,7 @@ def _alive(pids: set[int]) -> set[int]:
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the worker processes through /proc (Linux)")
+@pytest.mark.slow
 def test_joblib_workers_stop_within_10_s_of_the_main_process_death(tmp_path):
     args = [sys.executable, "-m", "lazyrich.cli", "run", "-m", "model.depth=2,3", "hydra.sweep.dir=sweep",
             "hydra.launcher.n_jobs=2", "logger=none", "theory=none", "trainer.t_max=20000", "trainer.n_log=3",
@@ -63,6 +64,7 @@ def test_joblib_workers_stop_within_10_s_of_the_main_process_death(tmp_path):
     assert not list((tmp_path / "sweep").glob("*/DONE"))
 
 
+@pytest.mark.slow
 def test_the_watchdog_ends_a_worker_whose_main_process_is_gone():
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
@@ -82,6 +84,7 @@ def test_no_watch_without_a_main_process_on_this_host(monkeypatch, value):
     assert not watchdog.start()  # nothing to watch: SLURM jobs elsewhere, or the main process itself
 
 
+@pytest.mark.slow
 def test_a_bench_with_failed_units_finishes_the_rest_and_exits_non_zero_naming_them(tmp_path):
     args = [sys.executable, "-m", "lazyrich.cli", "bench", "suite=reversal", "logger=none", "progress=false",
             "suite.lams=[1,1e6]", "seed=[0]", "suite.reversal.t_phase=2", "suite.reversal.n_log=11",

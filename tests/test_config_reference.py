@@ -35,6 +35,7 @@ def sections() -> dict[str, list[dict[str, str]]]:
     return _sections(config_reference(conf_dir()))
 
 
+@pytest.mark.slow
 def test_every_key_of_every_option_has_a_default_and_a_meaning(sections):
     for group in ("init", "model", "trainer", "logger", "suite"):
         options = sorted(p.stem for p in (conf_dir() / group).glob("*.yaml"))

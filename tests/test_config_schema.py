@@ -89,6 +89,7 @@ def _shipped() -> Iterator[tuple[str, list[str]]]:
         yield f"experiment={path.stem}", [f"experiment={path.stem}"]
 
 
+@pytest.mark.slow
 def test_every_shipped_option_and_preset_composes_to_its_schema_defaults_or_a_reviewed_override():
     found: dict[str, tuple[Any, Any]] = {}
     labels = []
@@ -135,6 +136,7 @@ def test_the_python_api_resolves_a_partial_mapping_into_schema_objects():
         resolve_run({"init": {"lam": 1.0}})
 
 
+@pytest.mark.slow
 def test_the_python_api_takes_schema_objects_and_runs_them(tmp_path):
     trainer = config_schema.TrainerConfig(lr=0.05, t_max=0.5, n_log=6, n_matrix=3, progress=False)
     cfg = {"task": {"name": "hierarchy"}, "init": config_schema.InitConfig(lam=[0.0, 1.0]),
@@ -366,6 +368,7 @@ def test_bench_refuses_a_bad_suite_value_before_any_unit_runs(tmp_path):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.slow
 def test_compose_from_python_registers_the_schemas_itself():
     """A fresh interpreter composes run and bench configs through lazyrich.config.compose, no Hydra set-up needed."""
     import subprocess

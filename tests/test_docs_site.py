@@ -30,6 +30,8 @@ from urllib.parse import unquote, urlsplit
 import pytest
 import websocket
 
+pytestmark = pytest.mark.slow  # the built site opened in a browser
+
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 LOCAL_SCHEMES = {"file", "data", "blob", "about"}
 QUERY = "kernel distance"

@@ -27,6 +27,7 @@ def finished(tmp_path_factory):
     return run_experiment(BASE, run_dir), run_dir
 
 
+@pytest.mark.slow
 def test_the_batch_is_the_product_of_the_batch_axes(finished):
     result, _ = finished
     assert len(result.meta) == 6
@@ -83,6 +84,7 @@ def test_load_a_sweep_folder_adds_the_run_column(finished, tmp_path):
         results.load(tmp_path / "a" / "missing")
 
 
+@pytest.mark.slow
 def test_a_task_sequence_trains_phase_after_phase(tmp_path):
     cfg = {**BASE, "task": {"name": "reversal", "t_budget": 4.0}, "init": {**BASE["init"], "lam": [0.0, 3.0]},
            "seed": 0}

@@ -25,6 +25,7 @@ def _gap(a, b) -> float:
     return float(np.nanmax(np.abs(a - b) / np.maximum(np.abs(b), 1e-300)))
 
 
+@pytest.mark.slow
 def test_the_trainer_and_the_closed_form_do_not_depend_on_the_chunking():
     whole, parts = _frames("exact")
     for part in parts:

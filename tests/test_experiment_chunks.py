@@ -37,6 +37,7 @@ def runs(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_chunked_run_gives_each_network_the_numbers_of_the_one_batch_run(runs):
     (one, one_dir), (chunked, chunked_dir) = runs[None], runs[5]
     assert one.frame is not None and chunked.frame is None  # written chunk by chunk: read it back from disk
@@ -67,6 +68,7 @@ def test_each_chunk_is_written_as_it_finishes(runs):
     assert sorted(one_lam["net"].unique()) == [8, 9, 10, 11] and (one_lam["lam"] == 2.0).all()
 
 
+@pytest.mark.slow
 def test_a_task_sequence_is_chunked_phase_by_phase():
     cfg = {**CFG, "task": {"name": "reversal", "t_budget": 1.0}, "trainer": {**CFG["trainer"], "lr": 0.01}}
     one = run_experiment(cfg, None)
@@ -91,6 +93,7 @@ def test_chunk_size_auto_fits_the_budget_and_explicit_sizes_are_checked():
             chunk_size(bad, 100, n_in=8, n_out=8, n_log=101, n_matrix=21)
 
 
+@pytest.mark.slow
 def test_the_command_line_runs_a_batch_larger_than_its_chunk(tmp_path):
     env = {**os.environ, "WANDB_MODE": "disabled"}
     cmd = [sys.executable, "-m", "lazyrich.cli", "run", "init.lam=-1,1", "seed=0,1,2", "trainer.batch_chunk=4",
@@ -115,6 +118,7 @@ def test_divergence_warnings_name_the_network_by_its_batch_wide_index():
     assert result.summary.set_index("net")["status"].to_dict() == {0: "ok", 1: "ok", 2: "diverged", 3: "diverged"}
 
 
+@pytest.mark.slow
 def test_matrix_seeds_picks_whose_matrices_a_run_folder_keeps(tmp_path):
     every = {**CFG, "trainer": {**CFG["trainer"], "batch_chunk": 5, "matrix_seeds": None}}
     run_experiment(every, tmp_path / "all", plot=False)

@@ -156,6 +156,7 @@ def test_a_nan_lambda_is_refused_by_the_init():
     assert torch.isfinite(init.lambda_balanced(4, 4, 4, 1.0)[0]).all()
 
 
+@pytest.mark.slow
 def test_ctrl_c_ends_a_run_in_one_line_and_leaves_nothing_trusted(tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1"}

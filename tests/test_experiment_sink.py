@@ -4,6 +4,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 from lazyrich import experiment, results, store
@@ -45,6 +46,7 @@ def test_matrices_names_each_phase_and_samples_the_theory_at_the_matrix_points()
     assert set(one) == {"t", "sim_product", "theory_product", "theory_w1tw1", "theory_wwt_out"}
 
 
+@pytest.mark.slow
 def test_the_sink_alone_writes_what_the_experiment_holds_in_memory(tmp_path):
     cfg = resolve_run(CFG)
     res = experiment.run_experiment(cfg)

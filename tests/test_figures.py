@@ -42,6 +42,7 @@ def test_singular_value_figure_small(tmp_path):
     assert "agree to within" in result.statement
 
 
+@pytest.mark.slow
 def test_kernel_figures_are_readable_and_agree(tmp_path, monkeypatch):
     captured = []
     save = common.save_png
@@ -72,6 +73,7 @@ def test_only_accepts_the_usual_spellings():
         regenerate._normalise("fig9")
 
 
+@pytest.mark.slow
 def test_command_line_small_only_one(tmp_path):
     out = tmp_path / "figs"
     proc = subprocess.run(
@@ -95,6 +97,7 @@ def test_figure_result_takes_the_largest_panel_error(tmp_path):
     assert "disagree" in common.figure_result(tmp_path / "f.png", {"a": 0.01, "b": 0.2}, "Fig. 9: x").statement
 
 
+@pytest.mark.slow
 def test_fig5_architecture_panel_is_the_architecture_suite_and_matches_a_direct_run(tmp_path, monkeypatch):
     from lazyrich.figures import views
 
@@ -125,6 +128,7 @@ def test_fig5_architecture_panel_is_the_architecture_suite_and_matches_a_direct_
         views.suite_table(tmp_path, "architecture", other)
 
 
+@pytest.mark.slow
 def test_fig6_small_reads_the_reversal_transfer_and_finetune_suites(tmp_path):
     from lazyrich.figures import applications, fig_6, views
     from lazyrich.results import max_rel_error

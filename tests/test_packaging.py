@@ -80,6 +80,7 @@ def installed(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     return python.parent, env
 
 
+@pytest.mark.slow
 def test_the_wheel_ships_the_configs_inside_the_package(installed):
     bin_dir, env = installed
     code = "import lazyrich, lazyrich.cli as c; print(lazyrich.__file__); print(c.conf_dir())"
@@ -92,6 +93,7 @@ def test_the_wheel_ships_the_configs_inside_the_package(installed):
         sorted(p.relative_to(ROOT / "conf") for p in (ROOT / "conf").rglob("*.yaml"))
 
 
+@pytest.mark.slow
 def test_installed_cli_runs_from_a_folder_outside_the_checkout(installed, tmp_path):
     bin_dir, env = installed
     from lazyrich import __version__

@@ -18,6 +18,8 @@ from lazyrich.metrics import linear_ntk
 from lazyrich.tasks import Task, hierarchy
 from lazyrich.train import train
 
+pytestmark = pytest.mark.slow  # trains the benchmarks' baselines, network by network
+
 ROOT = Path(__file__).resolve().parents[1]
 # The benchmark's workload cut down: λ ∈ {−4, 0, 4} (lazy and rich), 300 steps, one net per λ compared.
 SMALL = bench_training.Workload(n_lam=3, n_seeds=2, steps=300, log_every=30, n_subset=3, n_matrix=4)

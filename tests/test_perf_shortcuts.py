@@ -139,6 +139,7 @@ def test_a_large_sweep_gets_a_colour_bar_not_a_legend():
     assert small.axes[0].get_legend() is not None
 
 
+@pytest.mark.slow
 def test_exact_theory_blocks_networks_and_times_without_changing_a_digit():
     from lazyrich.init import lambda_balanced
     from lazyrich.tasks import hierarchy
@@ -158,6 +159,7 @@ def test_exact_theory_blocks_networks_and_times_without_changing_a_digit():
 
 
 @pytest.mark.parametrize(("n_out", "hidden", "lams"), [(8, None, [-3.0, 0.0, 0.5, 2.0]), (3, 4, [-3.0, -0.5, 0.0])])
+@pytest.mark.slow
 def test_the_batch_init_gives_each_network_its_own_lambda_balanced_weights(n_out, hidden, lams):
     from lazyrich import init as inits
 

@@ -59,6 +59,7 @@ def _same_table(table, truth):
     pd.testing.assert_frame_equal(table[cols].reset_index(drop=True), truth[cols].reset_index(drop=True))
 
 
+@pytest.mark.slow
 def test_a_truncated_metrics_file_is_recomputed_on_resume_and_compare_reads_the_truth(copy, tmp_path):
     folder, truth = copy
     unit = _unit_dirs(folder)[0]
@@ -78,6 +79,7 @@ def test_a_truncated_metrics_file_is_recomputed_on_resume_and_compare_reads_the_
 
 
 @pytest.mark.parametrize("damage", ["garbage", "empty", "missing"])
+@pytest.mark.slow
 def test_a_damaged_summary_or_missing_metrics_is_recomputed_not_lost(copy, damage):
     folder, truth = copy
     unit = _unit_dirs(folder)[1]

@@ -70,6 +70,7 @@ def test_a_crossing_inside_the_first_logged_interval_is_flagged_unresolved():
     assert coarse.summary.loc[0, "time_to_1pct"] <= 6.0
 
 
+@pytest.mark.slow
 def test_a_diverged_network_never_agrees_with_the_theory_and_the_advice_names_its_real_rate():
     cfg = {"task": {"name": "hierarchy"}, "model": {"depth": 4}, "init": {"lam": [-8.0, 8.0]},
            "trainer": {"lr": 0.005, "t_max": 1.0, "n_log": 11, "progress": False}}

@@ -28,6 +28,7 @@ def bench_cfg(*extra, suite=REVERSAL):
         return compose("bench", overrides=[*suite, *TINY, *extra])
 
 
+@pytest.mark.slow
 def test_a_changed_parameter_into_the_same_folder_is_refused_and_more_lams_resume(tmp_path):
     out = tmp_path / "sweep"
     run_suites(bench_cfg(), out)
@@ -48,6 +49,7 @@ def test_a_second_suite_into_the_same_folder_is_refused_keeping_the_first_tables
     assert (out / "suite.csv").read_bytes() == table and (out / "summary.md").read_bytes() == summary
 
 
+@pytest.mark.slow
 def test_a_finished_run_folder_refuses_another_config_or_batch_and_reruns_the_same(tmp_path):
     """A run folder is rewritten whole: another batch into a finished one would lose its networks (issue 19 #9)."""
     run_experiment(RUN, tmp_path, plot=False)
@@ -114,6 +116,7 @@ def test_lock_of_another_host_is_respected_and_the_cli_refuses_before_writing(tm
         cli.preflight("config", validate("config", [f"hydra.run.dir={out}"]))  # before hydra.main: nothing written
 
 
+@pytest.mark.slow
 def test_the_cli_refuses_another_configuration_before_hydra_overwrites_its_config(tmp_path):
     out = tmp_path / "run"
     args = [f"hydra.run.dir={out}", "logger=none", "theory=none", "trainer.t_max=0.5", "trainer.n_log=6",
@@ -131,6 +134,7 @@ def test_the_cli_refuses_another_configuration_before_hydra_overwrites_its_confi
     assert (out / ".hydra" / "config.yaml").read_text() == "the config of the finished run\n"
 
 
+@pytest.mark.slow
 def test_the_cli_holds_the_lock_before_hydra_writes_so_a_second_command_is_refused_untouched(tmp_path):
     """Two commands started at once: the first to pass preflight holds the folder's lock from then on, so the
     other is refused before Hydra writes its .hydra/ files over the winner's (issue 19 #12)."""

@@ -24,6 +24,7 @@ def run(tmp_path, name, overrides):
     return run_suites(cfg, tmp_path)[name]
 
 
+@pytest.mark.slow
 def test_architecture_table_and_the_lazy_rich_pattern(tmp_path, capsys):
     table = run(tmp_path, "architecture", TINY)
     assert {"arch", "lam", "kernel_distance_final", "theory_kernel_distance_final", "seed"} <= set(

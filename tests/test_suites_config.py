@@ -17,6 +17,7 @@ def test_every_suite_has_a_config_and_all_and_default_exist():
 
 
 @pytest.mark.parametrize("option", SUITE_OPTIONS)
+@pytest.mark.slow
 def test_each_suite_option_composes_and_lists_its_units(option):
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = compose("bench", overrides=[f"suite={option}"])

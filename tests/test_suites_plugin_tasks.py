@@ -13,6 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+pytestmark = pytest.mark.slow  # each test runs the real `lazyrich bench` in a subprocess
+
 SMALL = ["suite.lams=[1]", "seed=0", "logger=none", "progress=false", "hydra.run.dir=out"]
 
 STREAM = '''

@@ -7,6 +7,7 @@ import sys
 import time
 
 import pandas as pd
+import pytest
 
 ARGS = [
     "bench",
@@ -29,6 +30,7 @@ def bench(out, **kwargs):
     return [sys.executable, "-m", "lazyrich.cli", *ARGS, f"hydra.run.dir={out}"], env
 
 
+@pytest.mark.slow
 def test_a_killed_sweep_resumes_without_recomputing_finished_runs(tmp_path):
     out = tmp_path / "sweep"
     cmd, env = bench(out)

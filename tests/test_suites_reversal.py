@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pandas as pd
+import pytest
 from hydra import compose, initialize_config_dir
 
 from lazyrich.config.compose import conf_dir
@@ -62,6 +63,7 @@ def test_reversal_fails_at_lambda_zero_only_as_the_exact_theory_predicts(tmp_pat
     assert "stalled for λ ∈ {0}" in summary and "As predicted." in summary
 
 
+@pytest.mark.slow
 def test_reversal_reports_the_predicted_escape_from_the_lambda_zero_saddle(tmp_path):
     # Long enough for GD to leave the λ = 0 saddle (seeded by float64 rounding): the escape model's plateau is
     # within 20% of the measured one, and the escape counts as predicted, not as a failure of docs/theory.md §10.

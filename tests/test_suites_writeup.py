@@ -109,6 +109,7 @@ def test_every_suite_declares_itself_and_renders_on_a_synthetic_table(name, tmp_
 
 
 @pytest.mark.parametrize("name", list(SUITES))
+@pytest.mark.slow
 def test_every_suite_draws_its_table_figures_from_a_synthetic_table(name, tmp_path):
     suite = SUITES[name]
     report = render(suite, synthetic(suite), tmp_path)  # no runs/: the curve figures have nothing to draw

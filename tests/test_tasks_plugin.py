@@ -14,6 +14,7 @@ def _in_fresh_process(code: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_plugin_task_is_made_via_entry_point(example_plugin_installed: str) -> None:
     name = example_plugin_installed
     code = (
@@ -31,6 +32,7 @@ def test_plugin_task_is_made_via_entry_point(example_plugin_installed: str) -> N
     assert out["defaults"] == {"n": 4, "scale": 1.0}
 
 
+@pytest.mark.slow
 def test_plugin_errors_name_the_plugin(example_plugin_installed: str) -> None:
     proc = _in_fresh_process(f"from lazyrich.tasks import make; make({example_plugin_installed!r}, n=0)")
     assert proc.returncode != 0

@@ -20,6 +20,7 @@ def _assert_whitened(t, k: int) -> None:
     assert float((t.sigma_xx - torch.eye(k, dtype=torch.float64)).abs().max()) < EXACT  # of Σxx's scale, 1
 
 
+@pytest.mark.slow
 def test_digits_is_exactly_whitened_with_onehot_targets() -> None:
     t = digits(k=16)
     assert t.P == 1797 and t.n_out == 10
@@ -53,6 +54,7 @@ def test_mnist1d_small_is_exactly_whitened_and_keeps_global_rng() -> None:
     assert test_split.P == 50
 
 
+@pytest.mark.slow
 def test_real_modules_import_lazily() -> None:
     code = (
         "import sys, lazyrich.tasks; "

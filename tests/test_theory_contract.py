@@ -98,6 +98,7 @@ def _gap(value: torch.Tensor, reference: torch.Tensor) -> float:
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
 @pytest.mark.parametrize("name", available_theories())
+@pytest.mark.slow
 def test_every_theory_keeps_its_contract(name, scenario, references):
     task, weights, traj, flow = references[scenario]
     theory, stats = _theory(name), TaskStats.from_task(task)

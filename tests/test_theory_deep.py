@@ -59,6 +59,7 @@ def stepwise_ode(stats: TaskStats, weights: list[torch.Tensor], t: torch.Tensor,
     ([4, 3, 3, 3], [[1.0, -0.5], [0.0, 0.0], [-2.0, 3.0]]),
     ([3, 3, 3, 3, 5], [[0.5, 0.5, -1.0], [0.0, 1.0, 0.0]]),
 ])
+@pytest.mark.slow
 def test_deep_aligned_matches_gradient_flow(widths, lam_sets):
     stats = whitened_stats(widths[0], widths[-1], seed=1)
     weights = aligned_deep(stats, widths, lam_sets)

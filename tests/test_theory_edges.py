@@ -114,6 +114,7 @@ def wrong_sign_inits(lams: list[float]) -> tuple[TaskStats, torch.Tensor, torch.
     return stats, w1, w2
 
 
+@pytest.mark.slow
 def test_near_singular_b_stays_accurate_against_an_independent_ode():
     lams = [1e-4, 1e-6, 1e-8, 1e-10, 1e-12]
     stats, w1, w2 = wrong_sign_inits(lams)

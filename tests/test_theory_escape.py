@@ -53,6 +53,7 @@ def measured_and_predicted(rev, stats, weights, dtype, t_max=40.0):
 
 
 @pytest.mark.parametrize("dtype,delta", [(F64, 0.0), (torch.float32, 0.0), (F64, 1e-10), (F64, 1e-6), (F64, 1e-3)])
+@pytest.mark.slow
 def test_escape_model_predicts_the_plateau_within_20_percent(reversal, dtype, delta):
     rev, stats, weights = reversal
     weights = init.perturb(weights, delta, generator=torch.Generator().manual_seed(1))

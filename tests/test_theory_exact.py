@@ -47,6 +47,7 @@ def flow_qqt(w1, w2, stats: TaskStats, t, **kw):
 
 
 @pytest.mark.parametrize("n_in,n_out", SHAPES)
+@pytest.mark.slow
 def test_exact_matches_gradient_flow(n_in, n_out):
     stats = whitened_stats(n_in, n_out)
     w1, w2 = balanced_batch(n_in, n_out, LAMS, stats)

@@ -11,6 +11,8 @@ from lazyrich.experiment import run_experiment
 from lazyrich.tracking import sync as wandb_sync
 from lazyrich.tracking.read import read_run
 
+pytestmark = pytest.mark.slow  # real W&B runs (offline), each seconds
+
 CFG = {
     "task": {"name": "hierarchy"},
     "init": {"kind": "balanced", "lam": [-2.0, 2.0], "scale": 0.1},

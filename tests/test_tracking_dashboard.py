@@ -11,6 +11,8 @@ from lazyrich.tracking import dashboard
 from lazyrich.tracking.read import read_run
 from lazyrich.tracking.sync import find_offline_runs
 
+pytestmark = pytest.mark.slow  # real W&B runs (offline), each seconds
+
 CFG = {"task": {"name": "hierarchy"}, "init": {"kind": "balanced", "lam": [-2.0, 2.0], "scale": 0.1},
        "model": {"depth": 2}, "trainer": {"lr": 0.02, "t_max": 1.0, "n_log": 4, "progress": False},
        "theory": {"name": "exact"}, "seed": 0,

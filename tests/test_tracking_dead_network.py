@@ -17,8 +17,11 @@ import pytest
 from lazyrich.tracking.read import read_run
 from lazyrich.tracking.sync import find_offline_runs
 
+pytestmark = pytest.mark.slow  # real W&B runs (offline), each seconds
+
 SCRIPT = """
 from lazyrich.experiment import run_experiment
+
 cfg = {"task": {"name": "hierarchy"}, "init": {"kind": "balanced", "lam": [0.0, 2.0], "scale": 0.1},
        "model": {"depth": 2}, "trainer": {"lr": 0.02, "t_max": 1.0, "n_log": 7, "progress": False},
        "theory": {"name": "exact"}, "seed": [0, 1],
@@ -68,7 +71,6 @@ def _run(cwd: Path, env: dict[str, str]) -> tuple[float, subprocess.CompletedPro
     return time.perf_counter() - start, proc
 
 
-@pytest.mark.slow
 def test_a_silent_host_costs_at_most_30_s_per_process_and_the_offline_runs_are_complete(tmp_path):
     base = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     base["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), base.get("PYTHONPATH", "")])

@@ -22,6 +22,8 @@ from lazyrich.tracking.read import read_run
 from lazyrich.tracking.suite import suite_logger
 from lazyrich.tracking.sync import find_offline_runs
 
+pytestmark = pytest.mark.slow  # real W&B runs (offline), each seconds
+
 BENCH = ["suite=reversal", "suite.lams=[2.0]", "seed=[0,1]", "suite.reversal.t_phase=4", "suite.reversal.n_log=11",
          "logger.wandb.layout=network", "progress=false"]
 

@@ -15,6 +15,8 @@ from lazyrich.tracking.read import read_run
 from lazyrich.tracking.schema import flatten, network_config, run_group, run_id, run_name, sweep_group
 from lazyrich.tracking.sync import find_offline_runs
 
+pytestmark = pytest.mark.slow  # real W&B runs (offline), each seconds
+
 
 def config(layout="network"):
     return {

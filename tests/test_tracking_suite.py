@@ -11,6 +11,8 @@ from lazyrich.suites import run_suites
 from lazyrich.tracking.read import read_run
 from lazyrich.tracking.sync import find_offline_runs
 
+pytestmark = pytest.mark.slow  # real W&B runs (offline), each seconds
+
 TINY = ["suite.lams=[2.0]", "seed=0", "suite.reversal.t_phase=4", "suite.reversal.n_log=21",
         "suite.architecture.t_max=5", "suite.architecture.n_log=21", "logger.wandb.layout=network", "progress=false"]
 

@@ -20,6 +20,8 @@ from lazyrich.experiment import run_experiment
 from lazyrich.tracking.connect import PROBE_TIMEOUT
 from lazyrich.tracking.sync import find_offline_runs
 
+pytestmark = pytest.mark.slow  # real W&B runs (offline), each seconds
+
 CFG = {"task": {"name": "hierarchy"}, "init": {"kind": "balanced", "lam": [0.0, 2.0], "scale": 0.1},
        "model": {"depth": 2}, "trainer": {"lr": 0.02, "t_max": 1.0, "n_log": 4, "progress": False},
        "theory": {"name": "exact"}, "seed": 0,
@@ -113,7 +115,6 @@ def test_sync_against_a_refusing_host_fails_within_seconds(offline_runs):
     assert seconds <= START_SLACK, f"a refusing host took {seconds:.1f} s"
 
 
-@pytest.mark.slow
 def test_sync_against_a_silent_host_stops_after_the_probe(offline_runs):
     server = SilentServer()
     try:
@@ -124,7 +125,6 @@ def test_sync_against_a_silent_host_stops_after_the_probe(offline_runs):
     assert seconds <= PROBE_TIMEOUT + START_SLACK, f"a silent host took {seconds:.1f} s"
 
 
-@pytest.mark.slow
 def test_sync_against_a_host_silent_after_the_probe_stops_at_the_timeout(offline_runs):
     server, handler = http_server(get_status=200, hold=True)  # answers the probe, never an upload
     try:

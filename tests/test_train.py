@@ -46,6 +46,7 @@ def test_trainer_equals_plain_torch_sgd(task):
         assert rel_err(traj.final_weights[0][b], r1) <= 1e-10 and rel_err(traj.final_weights[1][b], r2) <= 1e-10
 
 
+@pytest.mark.slow
 def test_batch_equals_separate_runs(task):
     w = _batch([-5.0, -1.0, 0.0, 1.0, 5.0])
     lrs = [0.01, 0.02, 0.01, 0.005, 0.01]
@@ -56,6 +57,7 @@ def test_batch_equals_separate_runs(task):
             assert rel_err(together.scalars[name][b : b + 1], value, equal_nan=True) <= 1e-12, name
 
 
+@pytest.mark.slow
 def test_statistics_path_equals_the_data_path(task):
     w = _batch([0.0, 3.0])
     fast = train(task, w, 0.01, t_max=1.0, n_log=5, progress=False)
@@ -79,6 +81,7 @@ def test_log_spacing():
     torch.testing.assert_close(grid, torch.tensor([0.0, 0.01, 0.1, 1.0, 10.0], dtype=torch.float64))
 
 
+@pytest.mark.slow
 def test_divergence_is_recorded_and_the_rest_of_the_batch_goes_on(task):
     w = _batch([0.0, 0.0], scale=1.0)
     with pytest.warns(RuntimeWarning, match="diverged at step"):
@@ -96,6 +99,7 @@ def _drift(task, lr, lams, steps):
     return traj.scalars["balance_drift_1"][:, -1]
 
 
+@pytest.mark.slow
 def test_balance_is_conserved_up_to_discretisation_error(task):
     lams = [-5.0, 0.0, 5.0]
     drift = _drift(task, 1e-3, lams, 2000)
