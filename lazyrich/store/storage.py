@@ -204,14 +204,79 @@ def _check_columns(names: Sequence[str], available: Sequence[str], where: Path) 
         raise KeyError(f"{where} has no column(s) {unknown}; its columns are {list(available)}.")
 
 
+_EXAMPLE = "e.g. [('lam', '==', 0.5), ('seed', 'in', [0, 1])]"
+_HOLDS = {"number": "numbers", "text": "text", "bool": "True/False"}
+_ONE = {"number": "a number", "text": "text", "bool": "True or False"}
+
+
 def _as_filters(filters: Sequence[Filter] | None) -> list[Filter]:
-    out = []
-    for f in filters or []:
-        if len(f) != 3 or f[1] not in _OPS:
-            raise ValueError(f"filter {f!r} is not (column, op, value) with op in {sorted(_OPS)}, e.g. "
-                             f"('lam', '==', 0.5).")
-        out.append((str(f[0]), "==" if f[1] == "=" else str(f[1]), f[2]))
-    return out
+    """``filters`` checked for their shape: each one line saying the fix (types are checked per file)."""
+    if filters is None:
+        return []
+    if isinstance(filters, str | bytes) or (isinstance(filters, tuple) and filters and isinstance(filters[0], str)):
+        raise ValueError(f"filters={filters!r}: pass a list of (column, op, value) tuples, {_EXAMPLE}.")
+    return [_as_filter(f) for f in filters]
+
+
+def _as_filter(f: Any) -> Filter:
+    if not isinstance(f, tuple | list) or len(f) != 3:
+        raise ValueError(f"filter {f!r} is not (column, op, value) with op in {sorted(_OPS)}, {_EXAMPLE}.")
+    column, op, value = f
+    if not isinstance(column, str):
+        raise ValueError(f"filter {f!r}: the column is a name, e.g. 'lam'.")
+    if not isinstance(op, str) or op not in _OPS:
+        raise ValueError(f"filter {f!r} is not (column, op, value) with op in {sorted(_OPS)}, {_EXAMPLE}.")
+    many = isinstance(value, list | tuple | set | frozenset | np.ndarray | pd.Series | pd.Index)
+    if op in ("in", "not in") and not many:
+        raise ValueError(f"filter {tuple(f)!r}: {op!r} takes a list of values, e.g. ({column!r}, {op!r}, "
+                         f"[{value!r}]).")
+    if op not in ("in", "not in") and (many or isinstance(value, Mapping)):
+        raise ValueError(f"filter {tuple(f)!r}: {op!r} compares with one value; for several use "
+                         f"({column!r}, 'in', {list(value)!r}).")
+    return column, "==" if op == "=" else op, list(value) if many else value
+
+
+def _kind_of_value(value: Any) -> str | None:
+    if isinstance(value, bool | np.bool_):
+        return "bool"
+    if isinstance(value, int | float | np.integer | np.floating):
+        return "number"
+    return "text" if isinstance(value, str) else None
+
+
+def _check_types(path: Path, filters: list[Filter], kinds: Mapping[str, str | None]) -> None:
+    """Each filter's value(s) of the kind its column holds (``kinds``: number, text, bool, or None: unchecked)."""
+    for column, op, value in filters:
+        want = kinds.get(column)
+        for one in value if op in ("in", "not in") else [value]:
+            if want is not None and _kind_of_value(one) != want:
+                got = _ONE.get(_kind_of_value(one) or "", repr(one))
+                raise ValueError(f"filter ({column!r}, {op!r}, {value!r}): {column} holds {_HOLDS[want]} in {path}, "
+                                 f"the value is {got}; pass {_ONE[want]}, e.g. {_example(column, want)}.")
+
+
+def _example(column: str, kind: str) -> str:
+    value = {"number": 0.5, "text": "ok", "bool": True}[kind]
+    return f"({column!r}, '==', {value!r})"
+
+
+def _arrow_kind(field_type) -> str | None:
+    pa, _ = _pyarrow()
+    if pa.types.is_dictionary(field_type):
+        field_type = field_type.value_type
+    if pa.types.is_boolean(field_type):
+        return "bool"
+    if pa.types.is_integer(field_type) or pa.types.is_floating(field_type):
+        return "number"
+    return "text" if pa.types.is_string(field_type) or pa.types.is_large_string(field_type) else None
+
+
+def _pandas_kind(series: pd.Series) -> str | None:
+    if pd.api.types.is_bool_dtype(series):
+        return "bool"
+    if pd.api.types.is_numeric_dtype(series):
+        return "number"
+    return "text" if pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series) else None
 
 
 def _not_a_table(path: Path, err: Exception) -> ValueError:
@@ -227,13 +292,14 @@ def _require_t(path: Path, available: Sequence[str]) -> None:
 def _read_parquet(path: Path, columns: Sequence[str] | None, filters: list[Filter]) -> pd.DataFrame:
     pa, pq = _pyarrow()
     try:
-        available = pq.read_schema(path).names
+        schema = pq.read_schema(path)
     except (OSError, pa.ArrowInvalid) as err:
         raise _not_a_table(path, err) from None
+    available = schema.names
     _require_t(path, available)
     _check_columns([*(columns or []), *(f[0] for f in filters)], available, path)
-    table = pq.read_table(path, columns=list(columns) if columns is not None else None,
-                          filters=[(c, op, list(v) if op.endswith("in") else v) for c, op, v in filters] or None)
+    _check_types(path, filters, {f.name: _arrow_kind(f.type) for f in schema})
+    table = pq.read_table(path, columns=list(columns) if columns is not None else None, filters=filters or None)
     return table.to_pandas()
 
 
@@ -246,6 +312,7 @@ def _read_csv(path: Path, columns: Sequence[str] | None, filters: list[Filter]) 
         frame = pd.read_csv(path, usecols=needed)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
         raise _not_a_table(path, err) from None
+    _check_types(path, filters, {c: _pandas_kind(frame[c]) for c, _, _ in filters})
     for column, op, value in filters:
         frame = frame[_OPS[op](frame[column], value)]
     return frame.reset_index(drop=True) if columns is None else frame[list(columns)].reset_index(drop=True)
@@ -267,21 +334,23 @@ def read_metrics(path: str | Path, columns: Sequence[str] | None = None, filters
     """The long metrics table of one run, or of every run under a sweep folder (adds a ``run`` column).
 
     ``columns`` keeps only those columns; ``filters`` keeps only the rows that satisfy every (column, op,
-    value), e.g. ``[("lam", "==", 0.5), ("t", ">=", 1.0)]``. From Parquet, only the selected columns are
-    decoded and row groups whose statistics exclude the filter are skipped. ``select`` picks the files of a
-    folder to read (e.g. only verified units); a file passed directly is always read.
+    value), e.g. ``[("lam", "==", 0.5), ("t", ">=", 1.0)]``, op one of ``== != < <= > >=`` with one value of the
+    column's kind (a number, text or a bool), or ``in`` / ``not in`` with a list of them; a filter of another
+    shape raises a one-line ValueError saying the fix. From Parquet, only the selected columns are decoded and row
+    groups whose statistics exclude the filter are skipped. ``select`` picks the files of a folder to read (e.g.
+    only verified units); a file passed directly is always read.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no {METRICS_CSV} at {path}: it does not exist; pass a run or sweep folder, or a "
                                 f"file.")
+    checked = _as_filters(filters)
     files = metrics_files(path)
     if select is not None and path.is_dir() and files:
         files = select(files, path)
     if not files:
         raise FileNotFoundError(f"no {METRICS_CSV} or {METRICS_PARQUET} under {path}: pass a run folder or a "
                                 f"sweep folder that holds runs.")
-    checked = _as_filters(filters)
     frames = []
     for f in files:
         reader = _read_parquet if f.suffix == ".parquet" else _read_csv
