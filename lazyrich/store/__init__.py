@@ -13,7 +13,7 @@ writer, and the watchdog that stops workers with their parent.
 from lazyrich.store import identity, integrity, locking, watchdog
 from lazyrich.store.integrity import DONE, verify_unit
 from lazyrich.store.run_folder import SUMMARY_FILE, THEORY_FILE, write_run
-from lazyrich.store.storage import METRICS_PARQUET, load_matrices
+from lazyrich.store.storage import METRICS_PARQUET, NoSpaceLeft, load_matrices
 
-__all__ = ["DONE", "METRICS_PARQUET", "SUMMARY_FILE", "THEORY_FILE", "identity", "integrity", "load_matrices",
-           "locking", "verify_unit", "watchdog", "write_run"]
+__all__ = ["DONE", "METRICS_PARQUET", "SUMMARY_FILE", "THEORY_FILE", "NoSpaceLeft", "identity", "integrity",
+           "load_matrices", "locking", "verify_unit", "watchdog", "write_run"]

@@ -18,6 +18,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from lazyrich.store.storage import full_disk_guard
+
 __all__ = ["DONE", "MANIFEST", "verify_unit", "write_manifest"]
 
 DONE = "DONE"
@@ -55,7 +57,8 @@ def write_manifest(run_dir: str | Path) -> Path:
     run_dir = Path(run_dir)
     manifest = {"version": 1, "files": {p.name: _entry(p) for p in _listed(run_dir)}}
     tmp = run_dir / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    with full_disk_guard(run_dir / MANIFEST, tmp):
+        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     os.replace(tmp, run_dir / MANIFEST)
     return run_dir / MANIFEST
 

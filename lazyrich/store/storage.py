@@ -16,21 +16,28 @@ and a suite's ``runs/<id>/``, written as one chunk by :func:`lazyrich.store.writ
 
 Nothing writes ``metrics.csv`` or ``matrices.npz`` any more; the readers here still read them, so that folders
 written by older versions (run folders and suite units alike) load as before.
+
+A full disk (ENOSPC) while a writer here writes a file leaves nothing half-written behind: the writer removes the
+file it was writing (a truncated chunk, the ``.partial`` metrics file), closes the Parquet writer, and raises
+:class:`NoSpaceLeft`, one line naming the file and the fix.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import operator
+import os
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["MATRICES_PREFIX", "METRICS_PARQUET", "Filter", "MatrixStore", "MetricsWriter", "RunWriter",
-           "load_matrices", "metrics_files", "read_metrics"]
+__all__ = ["MATRICES_PREFIX", "METRICS_PARQUET", "Filter", "MatrixStore", "MetricsWriter", "NoSpaceLeft", "RunWriter",
+           "full_disk_guard", "load_matrices", "metrics_files", "read_metrics"]
 
 METRICS_PARQUET = "metrics.parquet"
 METRICS_CSV = "metrics.csv"
@@ -47,6 +54,50 @@ _OPS: dict[str, Callable[[Any, Any], Any]] = {
 }
 
 
+class NoSpaceLeft(OSError):
+    """The disk filled up (ENOSPC, or a quota: EDQUOT) while a run folder was written; the message names the
+    mount point, the file and the fix, on one line."""
+
+    def __init__(self, path: str | Path) -> None:
+        path = Path(path)
+        super().__init__(errno.ENOSPC, f"no space left on {_mount_point(path)} writing {path}: free space, then "
+                                       f"re-run into the same folder", str(path))
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+    def __reduce__(self):  # pickled across worker processes by its one argument
+        return type(self), (self.filename,)
+
+
+def _mount_point(path: Path) -> Path:
+    """The mount point of the file system that holds ``path`` (the 'device' a full disk is)."""
+    here = Path(os.path.abspath(path))
+    while not os.path.ismount(here) and here != here.parent:
+        here = here.parent
+    return here
+
+
+def _is_full(err: OSError) -> bool:
+    return err.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+@contextlib.contextmanager
+def full_disk_guard(path: str | Path, *leftovers: str | Path) -> Iterator[None]:
+    """Write ``path`` inside this context: on a full disk (ENOSPC, EDQUOT) remove what the write left behind
+    (``leftovers``, default ``path`` itself: a truncated file) and raise :class:`NoSpaceLeft` naming ``path``."""
+    try:
+        yield
+    except NoSpaceLeft:
+        raise
+    except OSError as err:
+        if not _is_full(err):
+            raise
+        for leftover in leftovers or (path,):
+            Path(leftover).unlink(missing_ok=True)
+        raise NoSpaceLeft(path) from None
+
+
 def _pyarrow():
     try:
         import pyarrow as pa
@@ -60,7 +111,8 @@ class MetricsWriter:
     """Appends long-table chunks (DataFrames with the same columns) to one Parquet file, one row group each.
 
     The file is written to ``<name>.partial`` and renamed on :meth:`close`, so a killed run never leaves a
-    complete-looking metrics file. Use as a context manager, or call :meth:`close`.
+    complete-looking metrics file. Use as a context manager, or call :meth:`close`. On a full disk the file is
+    abandoned (:meth:`abandon`) and :class:`NoSpaceLeft` raised.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -68,32 +120,65 @@ class MetricsWriter:
         self._partial = self.path.with_name(self.path.name + ".partial")
         self._writer = None
         self._schema = None
+        self._abandoned = False
         self.rows = 0
 
     def append(self, frame: pd.DataFrame) -> None:
         """Write ``frame`` as the next row group; its columns must match the first chunk's."""
-        pa, pq = _pyarrow()
+        if self._abandoned:
+            raise RuntimeError(f"{self.path} was abandoned (the disk filled up); re-run into the same folder.")
+        pa, _ = _pyarrow()
         table = pa.Table.from_pandas(frame, preserve_index=False)
-        if self._writer is None:
+        if self._schema is None:
             self._schema = table.schema
-            floats = [f.name for f in table.schema if pa.types.is_floating(f.type) and "/" in f.name]
-            others = [f.name for f in table.schema if f.name not in floats]
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = pq.ParquetWriter(self._partial, self._schema, compression=COMPRESSION,
-                                            use_dictionary=others, use_byte_stream_split=floats)
         elif table.schema.names != self._schema.names:
             raise ValueError(f"metrics chunk has columns {table.schema.names}, the file has "
                              f"{self._schema.names}: every chunk of a run must have the same columns.")
         else:
             table = table.cast(self._schema)
-        self._writer.write_table(table)
+        with self._abandoned_on_full_disk():
+            if self._writer is None:
+                self._open(self._schema)
+            self._writer.write_table(table)
         self.rows += len(frame)
+
+    def _open(self, schema) -> None:
+        pa, pq = _pyarrow()
+        floats = [f.name for f in schema if pa.types.is_floating(f.type) and "/" in f.name]
+        others = [f.name for f in schema if f.name not in floats]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = pq.ParquetWriter(self._partial, schema, compression=COMPRESSION, use_dictionary=others,
+                                        use_byte_stream_split=floats)
+
+    @contextlib.contextmanager
+    def _abandoned_on_full_disk(self) -> Iterator[None]:
+        try:
+            yield
+        except OSError as err:
+            if isinstance(err, NoSpaceLeft) or not _is_full(err):
+                raise
+            self.abandon()
+            raise NoSpaceLeft(self.path) from None
+
+    def abandon(self) -> None:
+        """Close the Parquet writer whatever it says and remove the ``.partial`` file: nothing half-written is
+        left, and nothing is printed at exit (pyarrow's writer would retry its close then, and fail again)."""
+        writer, self._writer, self._abandoned = self._writer, None, True
+        if writer is not None:
+            with contextlib.suppress(OSError):
+                writer.close()
+            writer.is_open = False
+            if writer.file_handle is not None:
+                with contextlib.suppress(OSError):
+                    writer.file_handle.close()
+        self._partial.unlink(missing_ok=True)
 
     def close(self) -> Path | None:
         """Finish the file and move it into place; returns its path (None if nothing was written)."""
         if self._writer is None:
             return None
-        self._writer.close()
+        with self._abandoned_on_full_disk():
+            self._writer.close()
         self._writer = None
         self._partial.replace(self.path)
         return self.path
@@ -104,8 +189,8 @@ class MetricsWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.close()
-        elif self._writer is not None:
-            self._writer.close()
+        else:  # the file will never be finished: leave no half of it
+            self.abandon()
 
 
 class MatrixStore:
@@ -125,7 +210,8 @@ class MatrixStore:
                              f"{len(nets)}, got {sizes}.")
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / f"{MATRICES_PREFIX}{start:09d}-{stop:09d}.npz"
-        np.savez(path, net=nets, **{k: np.asarray(v) for k, v in arrays.items()})
+        with full_disk_guard(path):  # a truncated chunk is removed
+            np.savez(path, net=nets, **{k: np.asarray(v) for k, v in arrays.items()})
         return path
 
     def chunks(self) -> list[tuple[int, int, Path]]:
@@ -152,10 +238,15 @@ class RunWriter:
     def append(self, start: int, stop: int, frame: pd.DataFrame, arrays: Mapping[str, np.ndarray],
                nets: np.ndarray | None = None) -> None:
         """The long-table rows and the matrix arrays (batch first; of the networks ``nets`` only, if given) of
-        the chunk of networks ``start`` … ``stop − 1``."""
-        self.metrics.append(frame)
-        if arrays:
-            self.matrices.write(start, stop, arrays, nets)
+        the chunk of networks ``start`` … ``stop − 1``. On a full disk, the metrics file and this chunk are
+        abandoned (nothing half-written is left) and :class:`NoSpaceLeft` names the file."""
+        try:
+            self.metrics.append(frame)
+            if arrays:
+                self.matrices.write(start, stop, arrays, nets)
+        except NoSpaceLeft:
+            self.metrics.abandon()
+            raise
 
     def close(self) -> list[Path]:
         """Finish the metrics file; returns the files written."""
