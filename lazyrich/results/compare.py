@@ -2,8 +2,9 @@
 
     lazyrich compare DIR [DIR ...] [--out DIR] [--metric loss kernel_distance ...] [--label NAME ...]
 
-Each DIR is a run folder, a sweep folder or a bench folder. Its long metrics tables are loaded with
-:func:`lazyrich.results.load`, its ``suite.csv`` tables (if any) with pandas. Written to ``--out``:
+Each DIR is a run folder, a sweep folder or a bench folder (a file is refused: pass the folder that holds it).
+Its long metrics tables are loaded with :func:`lazyrich.results.load` (verified units only, and of a bench only the
+units its ``suite.csv`` lists), its ``suite.csv`` tables with the rows of verified units only. Written to ``--out``:
 
 - ``final.csv`` / ``final.md``: the last logged value of ``sim/<metric>`` and ``theory/<metric>`` per
   configuration (lam, arch, …, seeds averaged), one column per source;
@@ -85,14 +86,14 @@ def _verified_rows(path: Path, verify: Callable[[Path], str | None]) -> pd.DataF
     """The rows of a suite.csv whose unit (``runs/<unit>/``) is finished and intact by ``verify``; others are
     warned about."""
     try:
-        table = canonical(pd.read_csv(path))
+        table = canonical(pd.read_csv(path, dtype={"unit": str}))
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
         warnings.warn(f"skipped {path}: not a readable table ({type(err).__name__}: {err})",
                       results.ResultsWarning, stacklevel=3)
         return pd.DataFrame()
     if "unit" not in table or not (path.parent / "runs").is_dir():
         return table
-    reasons = {u: verify(path.parent / "runs" / str(u)) for u in table["unit"].dropna().unique()}
+    reasons = {u: verify(path.parent / "runs" / u) for u in table["unit"].dropna().unique()}
     for unit, reason in reasons.items():
         if reason is not None and (table.loc[table["unit"] == unit, "status"] != "failed").any():
             warnings.warn(f"skipped the rows of unit {unit} in {path}: {reason}", results.ResultsWarning,
@@ -144,9 +145,10 @@ def compare(
     for d in dirs:
         if not d.exists():
             raise SystemExit(f"lazyrich compare: {d} does not exist; pass run, sweep or bench folders.")
+        if not d.is_dir():
+            raise SystemExit(f"lazyrich compare: {d} is a file; pass run, sweep or bench folders (e.g. {d.parent}).")
     labels = _labels(dirs, labels)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     frames = []
     verdicts = Verdicts()  # each unit is verified once, for its metrics and its suite.csv rows alike
@@ -155,6 +157,11 @@ def compare(
             frames.append(results.load(d, verify=verdicts).assign(source=label))
         except FileNotFoundError as err:
             print(f"[compare] {err} Only its suite.csv (if any) is compared.")
+    suites = _suite_tables(dirs, labels, metrics, verdicts, headlines or {})
+    if not frames and not suites:
+        raise SystemExit("lazyrich compare: nothing to compare: no finished, intact unit was read from these folders "
+                         "(the warnings above say why); re-run them.")
+    out.mkdir(parents=True, exist_ok=True)
     tables = {}
     if frames:
         frame = pd.concat(frames, ignore_index=True)
@@ -171,7 +178,7 @@ def compare(
         if shown:
             fig = plots.curves(frame, shown, hue="curve", title="compare: " + " vs ".join(labels))
             written["curves.png"] = plots.save(fig, out / "curves.png")
-    tables.update({f"suite_{k}": v for k, v in _suite_tables(dirs, labels, metrics, verdicts, headlines or {}).items()})
+    tables.update({f"suite_{k}": v for k, v in suites.items()})
     if not tables:
         known = sorted({c[4:] for f in frames for c in f.columns if c.startswith("sim/")})
         raise SystemExit(

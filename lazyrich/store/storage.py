@@ -17,6 +17,10 @@ and a suite's ``runs/<id>/``, written as one chunk by :func:`lazyrich.store.writ
 Nothing writes ``metrics.csv`` or ``matrices.npz`` any more; the readers here still read them, so that folders
 written by older versions (run folders and suite units alike) load as before.
 
+The readers here (:func:`read_metrics`, :func:`read_matrices`) do not verify a folder: they serve the writer of a
+run (which reads back what it is writing) and the verified readers of :mod:`lazyrich.results.io`
+(:func:`lazyrich.results.load`, :func:`lazyrich.results.load_matrices`), which are the ones to read results with.
+
 A full disk (ENOSPC) while a writer here writes a file leaves nothing half-written behind: the writer removes the
 file it was writing (a truncated chunk, the ``.partial`` metrics file), closes the Parquet writer, and raises
 :class:`NoSpaceLeft`, one line naming the file and the fix.
@@ -37,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["MATRICES_PREFIX", "METRICS_PARQUET", "Filter", "MatrixStore", "MetricsWriter", "NoSpaceLeft", "RunWriter",
-           "full_disk_guard", "load_matrices", "metrics_files", "read_metrics"]
+           "full_disk_guard", "metrics_files", "read_matrices", "read_metrics"]
 
 METRICS_PARQUET = "metrics.parquet"
 METRICS_CSV = "metrics.csv"
@@ -254,15 +258,16 @@ class RunWriter:
         return [p for p in written if p is not None]
 
 
-def load_matrices(run_dir: str | Path, names: Iterable[str] | None = None,
+def read_matrices(run_dir: str | Path, names: Iterable[str] | None = None,
                   nets: Sequence[int] | np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """The matrix arrays of a run folder, batch first: only ``names`` (default all) and, if given, only the
-    networks ``nets`` (global indices, the ``net`` column of the metrics), reading only the chunks that hold
-    them. ``net`` (always returned) says which network each row is: a run keeps the matrices of the first
-    ``trainer.matrix_seeds`` seeds of each configuration, so a network asked for may have none.
+    """The matrix arrays of a run folder as they are on disk, **not verified**: for writers and verified readers.
+    To read results, use :func:`lazyrich.results.load_matrices`, which verifies the unit and then calls this.
 
-    Reads the chunked store, or ``matrices.npz`` of folders written by older versions. It does not verify the
-    folder: :func:`lazyrich.results.io.load_matrices` does.
+    Batch first: only ``names`` (default all) and, if given, only the networks ``nets`` (global indices, the
+    ``net`` column of the metrics), reading only the chunks that hold them. ``net`` (always returned) says which
+    network each row is: a run keeps the matrices of the first ``trainer.matrix_seeds`` seeds of each
+    configuration, so a network asked for may have none. Reads the chunked store, or ``matrices.npz`` of folders
+    written by older versions.
     """
     run_dir = Path(run_dir)
     store = MatrixStore(run_dir)
@@ -428,8 +433,9 @@ def read_metrics(path: str | Path, columns: Sequence[str] | None = None, filters
     value), e.g. ``[("lam", "==", 0.5), ("t", ">=", 1.0)]``, op one of ``== != < <= > >=`` with one value of the
     column's kind (a number, text or a bool), or ``in`` / ``not in`` with a list of them; a filter of another
     shape raises a one-line ValueError saying the fix. From Parquet, only the selected columns are decoded and row
-    groups whose statistics exclude the filter are skipped. ``select`` picks the files of a folder to read (e.g.
-    only verified units); a file passed directly is always read.
+    groups whose statistics exclude the filter are skipped. ``select`` picks the files to read, of a folder or
+    the one file passed (e.g. only verified units'). Without ``select`` nothing is verified: this reader serves
+    writers and the verified :func:`lazyrich.results.load`.
     """
     path = Path(path)
     if not path.exists():
@@ -437,7 +443,7 @@ def read_metrics(path: str | Path, columns: Sequence[str] | None = None, filters
                                 f"file.")
     checked = _as_filters(filters)
     files = metrics_files(path)
-    if select is not None and path.is_dir() and files:
+    if select is not None and files:
         files = select(files, path)
     if not files:
         raise FileNotFoundError(f"no {METRICS_CSV} or {METRICS_PARQUET} under {path}: pass a run folder or a "
