@@ -9,7 +9,7 @@ from conftest import batch_of
 
 from lazyrich import results, store
 from lazyrich.experiment import run_experiment
-from lazyrich.store.storage import load_matrices
+from lazyrich.results import load_matrices
 
 BASE = {
     "task": {"name": "hierarchy"},

@@ -11,7 +11,7 @@ from conftest import rel_err
 from lazyrich import results, store
 from lazyrich.experiment import run_experiment
 from lazyrich.experiment.chunking import MIN_CHUNK, auto_chunk, chunk_size, per_network_bytes
-from lazyrich.store.storage import METRICS_PARQUET, MatrixStore, load_matrices
+from lazyrich.store.storage import METRICS_PARQUET, MatrixStore
 
 CFG = {
     "task": {"name": "hierarchy"},
@@ -51,7 +51,7 @@ def test_chunked_run_gives_each_network_the_numbers_of_the_one_batch_run(runs):
     assert max(gaps.values()) <= 1e-12, gaps
     pd.testing.assert_frame_equal(a.drop(columns=floats), b.drop(columns=floats))
     pd.testing.assert_frame_equal(one.summary, chunked.summary, rtol=1e-12)  # pandas adds atol 1e-8
-    first, second = load_matrices(one_dir), load_matrices(chunked_dir)
+    first, second = results.load_matrices(one_dir), results.load_matrices(chunked_dir)
     assert set(first) == set(second)
     for key in first:
         assert rel_err(second[key], first[key], batch_dims=1, equal_nan=True) <= 1e-12, key  # per network
@@ -122,10 +122,10 @@ def test_divergence_warnings_name_the_network_by_its_batch_wide_index():
 def test_matrix_seeds_picks_whose_matrices_a_run_folder_keeps(tmp_path):
     every = {**CFG, "trainer": {**CFG["trainer"], "batch_chunk": 5, "matrix_seeds": None}}
     run_experiment(every, tmp_path / "all", plot=False)
-    assert load_matrices(tmp_path / "all")["net"].tolist() == list(range(12))
+    assert results.load_matrices(tmp_path / "all")["net"].tolist() == list(range(12))
     two = {**every, "seed": [3, 1, 2], "trainer": {**every["trainer"], "matrix_seeds": 2}}
     result = run_experiment(two, tmp_path / "two", plot=False)
-    kept = load_matrices(tmp_path / "two")
+    kept = results.load_matrices(tmp_path / "two")
     want = result.meta.index[result.meta["seed"].isin([1, 2])].tolist()  # the two smallest seeds
     assert kept["net"].tolist() == want and len(kept["sim_product"]) == len(want) == 12
     with pytest.raises(ValueError, match=r"trainer.matrix_seeds=0 must be an integer ≥ 1 \(or null\)"):

@@ -10,7 +10,7 @@ import torch
 from lazyrich import experiment, results, store
 from lazyrich.config.run import resolve_run
 from lazyrich.experiment import sink as run_sink
-from lazyrich.store.storage import load_matrices
+from lazyrich.results import load_matrices
 
 CFG = {"task": {"name": "hierarchy"}, "init": {"kind": "balanced", "lam": [-1.0, 1.0], "scale": 0.1},
        "trainer": {"lr": 0.02, "t_max": 1.0, "n_log": 6, "n_matrix": 3, "progress": False},

@@ -118,11 +118,15 @@ def test_compare_leaves_out_damaged_units_of_suite_tables(copy, tmp_path):
     assert any(f"unit {damaged.name}" in str(w.message) for w in caught)
     suite = pd.read_csv(out["suite_reversal.csv"])
     assert len(suite) == 1 and damaged.name not in set(truth.loc[truth["lam"].isin(suite["lam"]), "unit"])
-    (folder / "suite.csv").write_bytes(b"")  # a 0-byte suite table is named and left out, not a crash
-    with pytest.warns(results.ResultsWarning) as caught:
-        out = compare([folder], tmp_path / "cmp2", headlines=HEADLINES)
-    assert any(f"skipped {folder / 'suite.csv'}: not a readable table" in str(w.message) for w in caught)
-    assert "suite_reversal.csv" not in out and "final.csv" in out
+    # A 0-byte suite table is named and left out, not a crash; without it nothing says which units under runs/
+    # are of the current configuration, so none is read: one line says so.
+    (folder / "suite.csv").write_bytes(b"")
+    with pytest.warns(results.ResultsWarning) as caught, pytest.raises(SystemExit, match="nothing to compare"):
+        compare([folder], tmp_path / "cmp2", headlines=HEADLINES)
+    messages = [str(w.message) for w in caught]
+    assert any(f"skipped {folder / 'suite.csv'}: not a readable table" in m for m in messages)
+    assert any(m.startswith(f"left out 2 unit(s) under {folder / 'runs'}: {folder / 'suite.csv'} is not a readable")
+               for m in messages)
 
 
 def test_compare_verifies_each_unit_once_and_still_names_a_damaged_one_for_metrics_and_suite_rows(
@@ -146,6 +150,10 @@ def test_compare_verifies_each_unit_once_and_still_names_a_damaged_one_for_metri
 def test_load_on_a_zero_byte_or_garbage_file_names_the_path(tmp_path, content):
     path = tmp_path / "metrics.csv"
     path.write_bytes(content)
+    with pytest.raises(FileNotFoundError, match=f"{path} is not read: unfinished"):  # not a finished unit's file
+        results.load(path)
+    integrity.write_manifest(tmp_path)  # a finished unit that holds it: read, and named as no table
+    (tmp_path / store.DONE).write_text("")
     with pytest.raises(ValueError, match=str(path)):
         results.load(path)
 

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from lazyrich import results, store
-from lazyrich.store.storage import METRICS_PARQUET, MatrixStore, MetricsWriter, load_matrices, read_metrics
+from lazyrich.store.storage import METRICS_PARQUET, MatrixStore, MetricsWriter, read_matrices, read_metrics
 
 
 def long_table(nets: range, n_log: int = 5, seed: int = 0) -> pd.DataFrame:
@@ -75,7 +75,7 @@ def test_write_run_writes_parquet_metrics_and_chunked_matrices(tmp_path):
     assert {p.name for p in tmp_path.iterdir()} == {METRICS_PARQUET, "matrices-000000000-000000003.npz",
                                                     "summary.csv", "summary.json", "MANIFEST.json", "DONE"}
     pd.testing.assert_frame_equal(results.load(tmp_path).drop(columns="run"), frame)
-    np.testing.assert_array_equal(load_matrices(tmp_path)["sim_product"], product)
+    np.testing.assert_array_equal(results.load_matrices(tmp_path)["sim_product"], product)
     with pytest.raises(ValueError, match="share their batch size"):  # matrices are per network, batch first
         store.write_run(tmp_path / "bad", frame, frame, matrices={"a": np.zeros((3, 1)), "b": np.zeros((2, 2))})
 
@@ -112,11 +112,11 @@ def test_matrix_store_reads_only_the_networks_asked_for(tmp_path):
     for start, stop in ((0, 4), (4, 9), (9, 10)):
         store.write(start, stop, {k: v[start:stop] for k, v in full.items()})
     assert [(a, b) for a, b, _ in store.chunks()] == [(0, 4), (4, 9), (9, 10)]
-    everything = load_matrices(tmp_path)
+    everything = read_matrices(tmp_path)
     for key, value in full.items():
         np.testing.assert_array_equal(everything[key], value)
     np.testing.assert_array_equal(everything["net"], np.arange(10))
-    picked = load_matrices(tmp_path, names=["sim_product"], nets=[9, 2, 5])
+    picked = read_matrices(tmp_path, names=["sim_product"], nets=[9, 2, 5])
     assert sorted(picked) == ["net", "sim_product"] and picked["net"].tolist() == [2, 5, 9]  # network order
     np.testing.assert_array_equal(picked["sim_product"], full["sim_product"][[2, 5, 9]])
     with pytest.raises(ValueError, match="share their batch size"):
@@ -127,14 +127,14 @@ def test_a_chunk_may_hold_the_matrices_of_some_of_its_networks(tmp_path):
     store = MatrixStore(tmp_path)
     store.write(0, 4, {"x": np.array([[0.0], [2.0]])}, nets=np.array([0, 2]))
     store.write(4, 8, {"x": np.array([[4.0], [6.0]])}, nets=np.array([4, 6]))
-    some = load_matrices(tmp_path, nets=[1, 2, 6])
+    some = read_matrices(tmp_path, nets=[1, 2, 6])
     assert some["net"].tolist() == [2, 6] and some["x"][:, 0].tolist() == [2.0, 6.0]  # net 1 has none
 
 
 def test_matrices_of_older_run_folders_still_load(tmp_path):
     product = np.arange(24.0).reshape(3, 2, 2, 2)
     np.savez_compressed(tmp_path / "matrices.npz", sim_product=product)
-    np.testing.assert_array_equal(load_matrices(tmp_path)["sim_product"], product)
-    np.testing.assert_array_equal(load_matrices(tmp_path, nets=[1])["sim_product"], product[[1]])
+    np.testing.assert_array_equal(read_matrices(tmp_path)["sim_product"], product)
+    np.testing.assert_array_equal(read_matrices(tmp_path, nets=[1])["sim_product"], product[[1]])
     with pytest.raises(FileNotFoundError, match="no matrices under"):
-        load_matrices(tmp_path / "elsewhere")
+        read_matrices(tmp_path / "elsewhere")

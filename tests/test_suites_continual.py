@@ -6,7 +6,7 @@ from conftest import rel_err
 from hydra import compose, initialize_config_dir
 
 from lazyrich.config.compose import conf_dir
-from lazyrich.store.storage import load_matrices
+from lazyrich.results import load_matrices
 from lazyrich.suites import run_suites
 from lazyrich.suites.continual import _saddle_text, analytic_loss_matrix
 from lazyrich.tasks import make

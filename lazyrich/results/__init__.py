@@ -4,13 +4,14 @@ tables of a batch, reading run and sweep folders back (verified), and comparing 
 - :mod:`~lazyrich.results.curves`: :class:`Curves` from a trajectory, a prediction, a table or a folder;
 - :mod:`~lazyrich.results.measures`: batched measures over curves, the same function for both sources;
 - :mod:`~lazyrich.results.tables`: the long table and the per-network summary;
-- :mod:`~lazyrich.results.io`: :func:`load`, :func:`load_summary`, :func:`load_curves`;
+- :mod:`~lazyrich.results.io`: :func:`load`, :func:`load_summary`, :func:`load_curves`, :func:`load_matrices`,
+  each verified;
 - :mod:`~lazyrich.results.names`: metric column names, old and new;
 - :mod:`~lazyrich.results.compare`: side-by-side tables and overlays of several folders.
 """
 
 from lazyrich.results.curves import Curves, from_frame, predicted, simulated
-from lazyrich.results.io import ResultsWarning, load, load_curves, load_summary
+from lazyrich.results.io import ResultsWarning, load, load_curves, load_matrices, load_summary
 from lazyrich.results.tables import AGREEMENT_RTOL, max_rel_error, summarise, summary_of, to_frame
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "from_frame",
     "load",
     "load_curves",
+    "load_matrices",
     "load_summary",
     "max_rel_error",
     "predicted",

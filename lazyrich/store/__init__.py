@@ -2,7 +2,9 @@
 config), the manifest that verifies them, the identity of the configuration a folder holds, the lock of its one
 writer, and the watchdog that stops workers with their parent.
 
-- :mod:`~lazyrich.store.storage`: Parquet metrics and chunked matrices, written chunk by chunk, read selectively;
+- :mod:`~lazyrich.store.storage`: Parquet metrics and chunked matrices, written chunk by chunk, read selectively
+  and unverified (read results with :func:`lazyrich.results.load` and :func:`lazyrich.results.load_matrices`,
+  which verify);
 - :mod:`~lazyrich.store.run_folder`: a finished unit, a run folder or a suite unit (``DONE`` written last);
 - :mod:`~lazyrich.store.integrity`: ``MANIFEST.json`` and the verification of a unit;
 - :mod:`~lazyrich.store.identity`: one configuration per folder;
@@ -13,7 +15,7 @@ writer, and the watchdog that stops workers with their parent.
 from lazyrich.store import identity, integrity, locking, watchdog
 from lazyrich.store.integrity import DONE, verify_unit
 from lazyrich.store.run_folder import SUMMARY_FILE, THEORY_FILE, write_run
-from lazyrich.store.storage import METRICS_PARQUET, load_matrices
+from lazyrich.store.storage import METRICS_PARQUET, NoSpaceLeft
 
-__all__ = ["DONE", "METRICS_PARQUET", "SUMMARY_FILE", "THEORY_FILE", "identity", "integrity", "load_matrices",
+__all__ = ["DONE", "METRICS_PARQUET", "SUMMARY_FILE", "THEORY_FILE", "NoSpaceLeft", "identity", "integrity",
            "locking", "verify_unit", "watchdog", "write_run"]

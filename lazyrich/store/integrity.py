@@ -7,7 +7,9 @@ right whatever format the metrics are stored in. Files that change after a unit 
 the lock, the folder identity, hidden folders such as ``.hydra`` and W&B's ``wandb/``) are left out.
 
 :func:`verify_unit` returns ``None`` for a good unit, else one line saying what is wrong; resume recomputes
-such a unit, and :func:`lazyrich.results.load` skips it with a warning naming it.
+such a unit, and :func:`lazyrich.results.load` skips it with a warning naming it. :func:`verify_file` asks the
+same of one file, which must also be one its unit's manifest lists (a file written beside a finished unit is not
+part of it).
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DONE", "MANIFEST", "verify_unit", "write_manifest"]
+from lazyrich.store.storage import full_disk_guard
+
+__all__ = ["DONE", "MANIFEST", "verify_file", "verify_unit", "write_manifest"]
 
 DONE = "DONE"
 MANIFEST = "MANIFEST.json"
@@ -55,7 +60,8 @@ def write_manifest(run_dir: str | Path) -> Path:
     run_dir = Path(run_dir)
     manifest = {"version": 1, "files": {p.name: _entry(p) for p in _listed(run_dir)}}
     tmp = run_dir / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    with full_disk_guard(run_dir / MANIFEST, tmp):
+        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     os.replace(tmp, run_dir / MANIFEST)
     return run_dir / MANIFEST
 
@@ -96,4 +102,20 @@ def verify_unit(run_dir: str | Path) -> str | None:
         problem = _check_file(run_dir / name, want)
         if problem is not None:
             return problem
+    return None
+
+
+def verify_file(path: str | Path, unit: Callable[[Path], str | None] | None = None) -> str | None:
+    """``None`` if ``path`` is a file of a finished, intact unit (``unit``, default :func:`verify_unit`, judges its
+    folder) that the unit's manifest lists; else one line saying what is wrong."""
+    path = Path(path)
+    reason = (unit or verify_unit)(path.parent)
+    if reason is not None:
+        return reason
+    files = _read_manifest(path.parent)
+    if isinstance(files, str):
+        return files
+    if path.name not in files:
+        return (f"{path.name} is not a file of the unit: its {MANIFEST} does not list it (written beside it after "
+                f"the unit finished)")
     return None

@@ -2,7 +2,8 @@
 table in ``metrics.parquet`` and the matrices in ``matrices-<start>-<stop>.npz`` (:mod:`lazyrich.store.storage`),
 ``summary.csv`` and ``summary.json`` (one record per network, or a suite unit's rows of ``suite.csv``),
 ``theory.txt`` (which theory ran, or why none), ``MANIFEST.json`` (size and sha256 of every file) and ``DONE``,
-written last, so a killed run is never 'done'.
+written last, so a killed run is never 'done'. On a full disk, the file being written is removed and
+:class:`~lazyrich.store.storage.NoSpaceLeft` names it (one line, with the fix).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pandas as pd
 
 from lazyrich.store import integrity
 from lazyrich.store.integrity import DONE
-from lazyrich.store.storage import RunWriter
+from lazyrich.store.storage import RunWriter, full_disk_guard
 
 __all__ = ["DONE", "SUMMARY_FILE", "THEORY_FILE", "write_run"]
 
@@ -43,18 +44,23 @@ def write_run(run_dir: str | Path, frame: pd.DataFrame | None, summary: pd.DataF
     if config is not None:
         from omegaconf import OmegaConf
 
-        text = OmegaConf.to_yaml(config) if not isinstance(config, str) else config
-        (run_dir / "config.yaml").write_text(text)
+        _write_text(run_dir / "config.yaml", OmegaConf.to_yaml(config) if not isinstance(config, str) else config)
     if notes is not None:
-        (run_dir / THEORY_FILE).write_text("\n".join(notes) + "\n")
+        _write_text(run_dir / THEORY_FILE, "\n".join(notes) + "\n")
     if frame is not None:
         arrays = {name: np.asarray(value) for name, value in (matrices or {}).items()}
         writer = RunWriter(run_dir)
         writer.append(0, len(next(iter(arrays.values()))) if arrays else 0, frame, arrays)
         writer.close()
-    summary.to_csv(run_dir / SUMMARY_FILE, index=False)
+    with full_disk_guard(run_dir / SUMMARY_FILE):
+        summary.to_csv(run_dir / SUMMARY_FILE, index=False)
     records = json.loads(summary.to_json(orient="records"))
-    (run_dir / "summary.json").write_text(json.dumps(records, indent=1))
+    _write_text(run_dir / "summary.json", json.dumps(records, indent=1))
     integrity.write_manifest(run_dir)
-    (run_dir / DONE).write_text("")
+    _write_text(run_dir / DONE, "")
     return run_dir
+
+
+def _write_text(path: Path, text: str) -> None:
+    with full_disk_guard(path):
+        path.write_text(text)

@@ -16,21 +16,32 @@ and a suite's ``runs/<id>/``, written as one chunk by :func:`lazyrich.store.writ
 
 Nothing writes ``metrics.csv`` or ``matrices.npz`` any more; the readers here still read them, so that folders
 written by older versions (run folders and suite units alike) load as before.
+
+The readers here (:func:`read_metrics`, :func:`read_matrices`) do not verify a folder: they serve the writer of a
+run (which reads back what it is writing) and the verified readers of :mod:`lazyrich.results.io`
+(:func:`lazyrich.results.load`, :func:`lazyrich.results.load_matrices`), which are the ones to read results with.
+
+A full disk (ENOSPC) while a writer here writes a file leaves nothing half-written behind: the writer removes the
+file it was writing (a truncated chunk, the ``.partial`` metrics file), closes the Parquet writer, and raises
+:class:`NoSpaceLeft`, one line naming the file and the fix.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import operator
+import os
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["MATRICES_PREFIX", "METRICS_PARQUET", "Filter", "MatrixStore", "MetricsWriter", "RunWriter",
-           "load_matrices", "metrics_files", "read_metrics"]
+__all__ = ["MATRICES_PREFIX", "METRICS_PARQUET", "Filter", "MatrixStore", "MetricsWriter", "NoSpaceLeft", "RunWriter",
+           "full_disk_guard", "metrics_files", "read_matrices", "read_metrics"]
 
 METRICS_PARQUET = "metrics.parquet"
 METRICS_CSV = "metrics.csv"
@@ -47,6 +58,50 @@ _OPS: dict[str, Callable[[Any, Any], Any]] = {
 }
 
 
+class NoSpaceLeft(OSError):
+    """The disk filled up (ENOSPC, or a quota: EDQUOT) while a run folder was written; the message names the
+    mount point, the file and the fix, on one line."""
+
+    def __init__(self, path: str | Path) -> None:
+        path = Path(path)
+        super().__init__(errno.ENOSPC, f"no space left on {_mount_point(path)} writing {path}: free space, then "
+                                       f"re-run into the same folder", str(path))
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+    def __reduce__(self):  # pickled across worker processes by its one argument
+        return type(self), (self.filename,)
+
+
+def _mount_point(path: Path) -> Path:
+    """The mount point of the file system that holds ``path`` (the 'device' a full disk is)."""
+    here = Path(os.path.abspath(path))
+    while not os.path.ismount(here) and here != here.parent:
+        here = here.parent
+    return here
+
+
+def _is_full(err: OSError) -> bool:
+    return err.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+@contextlib.contextmanager
+def full_disk_guard(path: str | Path, *leftovers: str | Path) -> Iterator[None]:
+    """Write ``path`` inside this context: on a full disk (ENOSPC, EDQUOT) remove what the write left behind
+    (``leftovers``, default ``path`` itself: a truncated file) and raise :class:`NoSpaceLeft` naming ``path``."""
+    try:
+        yield
+    except NoSpaceLeft:
+        raise
+    except OSError as err:
+        if not _is_full(err):
+            raise
+        for leftover in leftovers or (path,):
+            Path(leftover).unlink(missing_ok=True)
+        raise NoSpaceLeft(path) from None
+
+
 def _pyarrow():
     try:
         import pyarrow as pa
@@ -60,7 +115,8 @@ class MetricsWriter:
     """Appends long-table chunks (DataFrames with the same columns) to one Parquet file, one row group each.
 
     The file is written to ``<name>.partial`` and renamed on :meth:`close`, so a killed run never leaves a
-    complete-looking metrics file. Use as a context manager, or call :meth:`close`.
+    complete-looking metrics file. Use as a context manager, or call :meth:`close`. On a full disk the file is
+    abandoned (:meth:`abandon`) and :class:`NoSpaceLeft` raised.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -68,32 +124,65 @@ class MetricsWriter:
         self._partial = self.path.with_name(self.path.name + ".partial")
         self._writer = None
         self._schema = None
+        self._abandoned = False
         self.rows = 0
 
     def append(self, frame: pd.DataFrame) -> None:
         """Write ``frame`` as the next row group; its columns must match the first chunk's."""
-        pa, pq = _pyarrow()
+        if self._abandoned:
+            raise RuntimeError(f"{self.path} was abandoned (the disk filled up); re-run into the same folder.")
+        pa, _ = _pyarrow()
         table = pa.Table.from_pandas(frame, preserve_index=False)
-        if self._writer is None:
+        if self._schema is None:
             self._schema = table.schema
-            floats = [f.name for f in table.schema if pa.types.is_floating(f.type) and "/" in f.name]
-            others = [f.name for f in table.schema if f.name not in floats]
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = pq.ParquetWriter(self._partial, self._schema, compression=COMPRESSION,
-                                            use_dictionary=others, use_byte_stream_split=floats)
         elif table.schema.names != self._schema.names:
             raise ValueError(f"metrics chunk has columns {table.schema.names}, the file has "
                              f"{self._schema.names}: every chunk of a run must have the same columns.")
         else:
             table = table.cast(self._schema)
-        self._writer.write_table(table)
+        with self._abandoned_on_full_disk():
+            if self._writer is None:
+                self._open(self._schema)
+            self._writer.write_table(table)
         self.rows += len(frame)
+
+    def _open(self, schema) -> None:
+        pa, pq = _pyarrow()
+        floats = [f.name for f in schema if pa.types.is_floating(f.type) and "/" in f.name]
+        others = [f.name for f in schema if f.name not in floats]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = pq.ParquetWriter(self._partial, schema, compression=COMPRESSION, use_dictionary=others,
+                                        use_byte_stream_split=floats)
+
+    @contextlib.contextmanager
+    def _abandoned_on_full_disk(self) -> Iterator[None]:
+        try:
+            yield
+        except OSError as err:
+            if isinstance(err, NoSpaceLeft) or not _is_full(err):
+                raise
+            self.abandon()
+            raise NoSpaceLeft(self.path) from None
+
+    def abandon(self) -> None:
+        """Close the Parquet writer whatever it says and remove the ``.partial`` file: nothing half-written is
+        left, and nothing is printed at exit (pyarrow's writer would retry its close then, and fail again)."""
+        writer, self._writer, self._abandoned = self._writer, None, True
+        if writer is not None:
+            with contextlib.suppress(OSError):
+                writer.close()
+            writer.is_open = False
+            if writer.file_handle is not None:
+                with contextlib.suppress(OSError):
+                    writer.file_handle.close()
+        self._partial.unlink(missing_ok=True)
 
     def close(self) -> Path | None:
         """Finish the file and move it into place; returns its path (None if nothing was written)."""
         if self._writer is None:
             return None
-        self._writer.close()
+        with self._abandoned_on_full_disk():
+            self._writer.close()
         self._writer = None
         self._partial.replace(self.path)
         return self.path
@@ -104,8 +193,8 @@ class MetricsWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.close()
-        elif self._writer is not None:
-            self._writer.close()
+        else:  # the file will never be finished: leave no half of it
+            self.abandon()
 
 
 class MatrixStore:
@@ -125,7 +214,8 @@ class MatrixStore:
                              f"{len(nets)}, got {sizes}.")
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / f"{MATRICES_PREFIX}{start:09d}-{stop:09d}.npz"
-        np.savez(path, net=nets, **{k: np.asarray(v) for k, v in arrays.items()})
+        with full_disk_guard(path):  # a truncated chunk is removed
+            np.savez(path, net=nets, **{k: np.asarray(v) for k, v in arrays.items()})
         return path
 
     def chunks(self) -> list[tuple[int, int, Path]]:
@@ -152,10 +242,15 @@ class RunWriter:
     def append(self, start: int, stop: int, frame: pd.DataFrame, arrays: Mapping[str, np.ndarray],
                nets: np.ndarray | None = None) -> None:
         """The long-table rows and the matrix arrays (batch first; of the networks ``nets`` only, if given) of
-        the chunk of networks ``start`` … ``stop − 1``."""
-        self.metrics.append(frame)
-        if arrays:
-            self.matrices.write(start, stop, arrays, nets)
+        the chunk of networks ``start`` … ``stop − 1``. On a full disk, the metrics file and this chunk are
+        abandoned (nothing half-written is left) and :class:`NoSpaceLeft` names the file."""
+        try:
+            self.metrics.append(frame)
+            if arrays:
+                self.matrices.write(start, stop, arrays, nets)
+        except NoSpaceLeft:
+            self.metrics.abandon()
+            raise
 
     def close(self) -> list[Path]:
         """Finish the metrics file; returns the files written."""
@@ -163,15 +258,16 @@ class RunWriter:
         return [p for p in written if p is not None]
 
 
-def load_matrices(run_dir: str | Path, names: Iterable[str] | None = None,
+def read_matrices(run_dir: str | Path, names: Iterable[str] | None = None,
                   nets: Sequence[int] | np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """The matrix arrays of a run folder, batch first: only ``names`` (default all) and, if given, only the
-    networks ``nets`` (global indices, the ``net`` column of the metrics), reading only the chunks that hold
-    them. ``net`` (always returned) says which network each row is: a run keeps the matrices of the first
-    ``trainer.matrix_seeds`` seeds of each configuration, so a network asked for may have none.
+    """The matrix arrays of a run folder as they are on disk, **not verified**: for writers and verified readers.
+    To read results, use :func:`lazyrich.results.load_matrices`, which verifies the unit and then calls this.
 
-    Reads the chunked store, or ``matrices.npz`` of folders written by older versions. It does not verify the
-    folder: :func:`lazyrich.results.io.load_matrices` does.
+    Batch first: only ``names`` (default all) and, if given, only the networks ``nets`` (global indices, the
+    ``net`` column of the metrics), reading only the chunks that hold them. ``net`` (always returned) says which
+    network each row is: a run keeps the matrices of the first ``trainer.matrix_seeds`` seeds of each
+    configuration, so a network asked for may have none. Reads the chunked store, or ``matrices.npz`` of folders
+    written by older versions.
     """
     run_dir = Path(run_dir)
     store = MatrixStore(run_dir)
@@ -204,14 +300,79 @@ def _check_columns(names: Sequence[str], available: Sequence[str], where: Path) 
         raise KeyError(f"{where} has no column(s) {unknown}; its columns are {list(available)}.")
 
 
+_EXAMPLE = "e.g. [('lam', '==', 0.5), ('seed', 'in', [0, 1])]"
+_HOLDS = {"number": "numbers", "text": "text", "bool": "True/False"}
+_ONE = {"number": "a number", "text": "text", "bool": "True or False"}
+
+
 def _as_filters(filters: Sequence[Filter] | None) -> list[Filter]:
-    out = []
-    for f in filters or []:
-        if len(f) != 3 or f[1] not in _OPS:
-            raise ValueError(f"filter {f!r} is not (column, op, value) with op in {sorted(_OPS)}, e.g. "
-                             f"('lam', '==', 0.5).")
-        out.append((str(f[0]), "==" if f[1] == "=" else str(f[1]), f[2]))
-    return out
+    """``filters`` checked for their shape: each one line saying the fix (types are checked per file)."""
+    if filters is None:
+        return []
+    if isinstance(filters, str | bytes) or (isinstance(filters, tuple) and filters and isinstance(filters[0], str)):
+        raise ValueError(f"filters={filters!r}: pass a list of (column, op, value) tuples, {_EXAMPLE}.")
+    return [_as_filter(f) for f in filters]
+
+
+def _as_filter(f: Any) -> Filter:
+    if not isinstance(f, tuple | list) or len(f) != 3:
+        raise ValueError(f"filter {f!r} is not (column, op, value) with op in {sorted(_OPS)}, {_EXAMPLE}.")
+    column, op, value = f
+    if not isinstance(column, str):
+        raise ValueError(f"filter {f!r}: the column is a name, e.g. 'lam'.")
+    if not isinstance(op, str) or op not in _OPS:
+        raise ValueError(f"filter {f!r} is not (column, op, value) with op in {sorted(_OPS)}, {_EXAMPLE}.")
+    many = isinstance(value, list | tuple | set | frozenset | np.ndarray | pd.Series | pd.Index)
+    if op in ("in", "not in") and not many:
+        raise ValueError(f"filter {tuple(f)!r}: {op!r} takes a list of values, e.g. ({column!r}, {op!r}, "
+                         f"[{value!r}]).")
+    if op not in ("in", "not in") and (many or isinstance(value, Mapping)):
+        raise ValueError(f"filter {tuple(f)!r}: {op!r} compares with one value; for several use "
+                         f"({column!r}, 'in', {list(value)!r}).")
+    return column, "==" if op == "=" else op, list(value) if many else value
+
+
+def _kind_of_value(value: Any) -> str | None:
+    if isinstance(value, bool | np.bool_):
+        return "bool"
+    if isinstance(value, int | float | np.integer | np.floating):
+        return "number"
+    return "text" if isinstance(value, str) else None
+
+
+def _check_types(path: Path, filters: list[Filter], kinds: Mapping[str, str | None]) -> None:
+    """Each filter's value(s) of the kind its column holds (``kinds``: number, text, bool, or None: unchecked)."""
+    for column, op, value in filters:
+        want = kinds.get(column)
+        for one in value if op in ("in", "not in") else [value]:
+            if want is not None and _kind_of_value(one) != want:
+                got = _ONE.get(_kind_of_value(one) or "", repr(one))
+                raise ValueError(f"filter ({column!r}, {op!r}, {value!r}): {column} holds {_HOLDS[want]} in {path}, "
+                                 f"the value is {got}; pass {_ONE[want]}, e.g. {_example(column, want)}.")
+
+
+def _example(column: str, kind: str) -> str:
+    value = {"number": 0.5, "text": "ok", "bool": True}[kind]
+    return f"({column!r}, '==', {value!r})"
+
+
+def _arrow_kind(field_type) -> str | None:
+    pa, _ = _pyarrow()
+    if pa.types.is_dictionary(field_type):
+        field_type = field_type.value_type
+    if pa.types.is_boolean(field_type):
+        return "bool"
+    if pa.types.is_integer(field_type) or pa.types.is_floating(field_type):
+        return "number"
+    return "text" if pa.types.is_string(field_type) or pa.types.is_large_string(field_type) else None
+
+
+def _pandas_kind(series: pd.Series) -> str | None:
+    if pd.api.types.is_bool_dtype(series):
+        return "bool"
+    if pd.api.types.is_numeric_dtype(series):
+        return "number"
+    return "text" if pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series) else None
 
 
 def _not_a_table(path: Path, err: Exception) -> ValueError:
@@ -227,13 +388,14 @@ def _require_t(path: Path, available: Sequence[str]) -> None:
 def _read_parquet(path: Path, columns: Sequence[str] | None, filters: list[Filter]) -> pd.DataFrame:
     pa, pq = _pyarrow()
     try:
-        available = pq.read_schema(path).names
+        schema = pq.read_schema(path)
     except (OSError, pa.ArrowInvalid) as err:
         raise _not_a_table(path, err) from None
+    available = schema.names
     _require_t(path, available)
     _check_columns([*(columns or []), *(f[0] for f in filters)], available, path)
-    table = pq.read_table(path, columns=list(columns) if columns is not None else None,
-                          filters=[(c, op, list(v) if op.endswith("in") else v) for c, op, v in filters] or None)
+    _check_types(path, filters, {f.name: _arrow_kind(f.type) for f in schema})
+    table = pq.read_table(path, columns=list(columns) if columns is not None else None, filters=filters or None)
     return table.to_pandas()
 
 
@@ -246,6 +408,7 @@ def _read_csv(path: Path, columns: Sequence[str] | None, filters: list[Filter]) 
         frame = pd.read_csv(path, usecols=needed)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
         raise _not_a_table(path, err) from None
+    _check_types(path, filters, {c: _pandas_kind(frame[c]) for c, _, _ in filters})
     for column, op, value in filters:
         frame = frame[_OPS[op](frame[column], value)]
     return frame.reset_index(drop=True) if columns is None else frame[list(columns)].reset_index(drop=True)
@@ -267,21 +430,24 @@ def read_metrics(path: str | Path, columns: Sequence[str] | None = None, filters
     """The long metrics table of one run, or of every run under a sweep folder (adds a ``run`` column).
 
     ``columns`` keeps only those columns; ``filters`` keeps only the rows that satisfy every (column, op,
-    value), e.g. ``[("lam", "==", 0.5), ("t", ">=", 1.0)]``. From Parquet, only the selected columns are
-    decoded and row groups whose statistics exclude the filter are skipped. ``select`` picks the files of a
-    folder to read (e.g. only verified units); a file passed directly is always read.
+    value), e.g. ``[("lam", "==", 0.5), ("t", ">=", 1.0)]``, op one of ``== != < <= > >=`` with one value of the
+    column's kind (a number, text or a bool), or ``in`` / ``not in`` with a list of them; a filter of another
+    shape raises a one-line ValueError saying the fix. From Parquet, only the selected columns are decoded and row
+    groups whose statistics exclude the filter are skipped. ``select`` picks the files to read, of a folder or
+    the one file passed (e.g. only verified units'). Without ``select`` nothing is verified: this reader serves
+    writers and the verified :func:`lazyrich.results.load`.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no {METRICS_CSV} at {path}: it does not exist; pass a run or sweep folder, or a "
                                 f"file.")
+    checked = _as_filters(filters)
     files = metrics_files(path)
-    if select is not None and path.is_dir() and files:
+    if select is not None and files:
         files = select(files, path)
     if not files:
         raise FileNotFoundError(f"no {METRICS_CSV} or {METRICS_PARQUET} under {path}: pass a run folder or a "
                                 f"sweep folder that holds runs.")
-    checked = _as_filters(filters)
     frames = []
     for f in files:
         reader = _read_parquet if f.suffix == ".parquet" else _read_csv

@@ -114,7 +114,7 @@ def _compute(unit: Unit, run_dir: Path) -> UnitOutput:
 def phase_matrices(simulation: list[Curves], theory: list[Curves | None], tasks) -> dict[str, np.ndarray]:
     """What Fig. 6 (a, b) draws, per phase k, at its matrix log points: ``phase<k>_t`` (B, Tm) since the phase
     began, ``phase<k>_{sim,theory}_product`` W2W1 (B, Tm, No, Ni) and ``phase<k>_{sim,theory}_task_losses``
-    (B, Tm, K), the loss on every task (the run folder's naming, :func:`lazyrich.store.storage.load_matrices`)."""
+    (B, Tm, K), the loss on every task (the run folder's naming, :func:`lazyrich.results.load_matrices`)."""
     out: dict[str, np.ndarray] = {}
     for phase, (sim, pred) in enumerate(zip(simulation, theory, strict=True)):
         out[f"phase{phase}_t"] = sim.matrix_t.cpu().numpy()

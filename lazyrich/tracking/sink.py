@@ -12,16 +12,19 @@ run per network up to :data:`NETWORK_RUNS_MAX` networks in a run folder (or a su
 configuration (seeds averaged, ``…_std``; the rows' metrics as seed means) plus, for ``lazyrich run``, one run
 whose ``networks`` table holds every network's summary. Once every run of a unit has finished, the unit's
 mirror is marked complete (:func:`lazyrich.tracking.mirror.mark_mirrored`). Every W&B error is a warning: a W&B
-failure never costs the local results.
+failure never costs the local results. An OSError while W&B writes its files (a full disk, a read-only folder)
+stops the mirror of that call with one warning, rather than one per run, and the tracebacks W&B's own loggers would
+print for each record they fail to write are not printed: the local files are the source of truth.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -180,11 +183,29 @@ def _theory_of(row: Mapping[str, Any], target: Target) -> dict[str, Any]:
     return {"theory": ran} if ran else {}
 
 
+class _Stopped(Exception):
+    """W&B could not write its files (an OSError that is not the network's): the rest of the mirror is skipped."""
+
+
+@contextlib.contextmanager
+def _mirroring() -> Iterator[None]:
+    """W&B calls inside: the first file-system OSError stops them all with one warning; and a log record that W&B's
+    loggers cannot write (their files on the same full disk) is dropped, not printed as a traceback."""
+    quiet, logging.raiseExceptions = logging.raiseExceptions, False
+    try:
+        yield
+    except _Stopped as stop:
+        warnings.warn(str(stop), stacklevel=4)
+    finally:
+        logging.raiseExceptions = quiet
+
+
 def _guarded(target: Target, *, rid: str, name: str, config: Mapping[str, Any], fill: Callable[[Any], None],
              light: bool = True) -> str | None:
     """Open the W&B run ``rid`` (``resume="allow"``), let ``fill(run)`` log into it, finish it, and delete the
-    earlier offline runs of ``rid`` beside it; any W&B error becomes a warning. Returns the run's directory, or
-    None (W&B disabled or failed)."""
+    earlier offline runs of ``rid`` beside it; any W&B error becomes a warning, and a file-system OSError raises
+    :class:`_Stopped` (one warning from :func:`_mirroring`). Returns the run's directory, or None (W&B disabled or
+    failed)."""
     try:
         run = start_run(target.mode, light=light, project=target.project, entity=target.entity,
                         group=target.group, job_type=target.job_type, name=name, id=rid, resume="allow",
@@ -194,6 +215,13 @@ def _guarded(target: Target, *, rid: str, name: str, config: Mapping[str, Any], 
         fill(run)
         directory = str(Path(run.dir).parent)
         run.finish()
+    except OSError as err:
+        if isinstance(err, ConnectionError | TimeoutError):
+            warnings.warn(f"W&B logging failed for {name!r} ({err}); local results in {target.run_dir} are "
+                          f"complete.", stacklevel=3)
+            return None
+        raise _Stopped(f"W&B logging stopped at {name!r}: {err}; the local files in {target.run_dir} are complete "
+                       f"and are the results (W&B only mirrors them).") from None
     except Exception as err:  # noqa: BLE001 — any W&B failure is reported, never raised
         warnings.warn(f"W&B logging failed for {name!r} ({err}); local results in {target.run_dir} are complete.",
                       stacklevel=3)
@@ -225,17 +253,19 @@ def log_networks(frame: pd.DataFrame, target: Target, keys: Sequence[str], *, ro
     ``keys`` are the columns naming a configuration (besides ``seed``); ``rows`` the run's summary.csv or the
     unit's suite.csv rows, whose metrics go into the summaries (seed means per configuration); ``elapsed``, if
     given, the seconds the logged work took (for the log line only). Returns the W&B run directories written
-    (none if W&B is disabled or fails).
+    (none if W&B is disabled, or stopped by a file-system error: one warning).
     """
     if resolve_mode(target.mode) == "disabled":
         return []
     start = time.perf_counter()
     keys = [k for k in keys if k in frame and k != "seed"]
     layout = plan_layout(frame, keys, target.layout)
-    if layout == "configuration":
-        attempted = _log_configurations(frame, target, keys, rows, network_table)
-    else:
-        attempted = _log_each_network(frame, target, keys, rows)
+    attempted: list[str | None] = [None]  # stopped before any run: nothing written, the mirror is not complete
+    with _mirroring():
+        if layout == "configuration":
+            attempted = _log_configurations(frame, target, keys, rows, network_table)
+        else:
+            attempted = _log_each_network(frame, target, keys, rows)
     written = [d for d in attempted if d]
     if written and len(written) == len(attempted):
         mark_mirrored(target.run_dir, written, layout)
@@ -317,5 +347,7 @@ def log_table_run(target: Target, key: str, table: pd.DataFrame, *, name: str,
         run.summary.update({**dict(summary or {}), f"{key}_rows": len(table)})
 
     config = {**network_config(target.config, {}), **target.extra, **_theory_of({}, target), "unit": target.unit}
-    return _guarded(target, rid=run_id(target.group, f"{target.unit}/{key}"), name=name, config=config, fill=fill,
-                    light=False)
+    with _mirroring():
+        return _guarded(target, rid=run_id(target.group, f"{target.unit}/{key}"), name=name, config=config,
+                        fill=fill, light=False)
+    return None  # stopped by a file-system error (one warning)
