@@ -72,6 +72,9 @@ def label(column: str, labels: Mapping[str, str] | None = None) -> str:
         return labels[column]
     if column in LABELS:
         return LABELS[column]
+    for prefix, word in (("theory_", "theory"), ("analytic_", "analytic")):
+        if column.startswith(prefix) and column[len(prefix):] in LABELS:
+            return f"{LABELS[column[len(prefix):]]} ({word})"
     singular = re.fullmatch(r"sval_(\d+)", column)
     if singular:
         return f"singular value s{_subscript(singular[1])} of W2W1"
