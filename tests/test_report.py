@@ -17,6 +17,7 @@ from lazyrich.results.report import build, check, discover, stats, write
 from lazyrich.results.report.html import NUMBERS_ID, read, render
 from lazyrich.results.report.model import Number, Report, Section, Table, cell, jsonable, plain
 from lazyrich.store import write_run
+from lazyrich.store.integrity import MANIFEST
 
 # --- the parts ---------------------------------------------------------------------------------------------
 
@@ -185,6 +186,10 @@ def test_discovery_finds_runs_and_suites_in_any_folder_of_them(tmp_path):
         ("run", "a/run1"), ("run", "a/run2"), ("suite", "b/suite")]
     with pytest.raises(FileNotFoundError, match="no run or suite"):
         build(tmp_path / "c")
+    (suite,) = build(tmp_path / "b").sections  # a suite with no finished unit yet: an empty section, the unit named
+    assert suite.kind == "suite" and suite.size.text == "0" and not suite.tables
+    assert [n.text for n in suite.problems] == [f"unit u1 left out: {MANIFEST} is missing (written by an older "
+                                                "lazyrich, or the unit was never finished)"]
 
 
 def test_an_unfinished_run_is_listed_as_left_out(run_folder, tmp_path):

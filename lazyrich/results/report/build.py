@@ -122,19 +122,22 @@ def _overview(sections: list[Section]) -> Table:
                  body, sortable=True)
 
 
-def _sid(rel: str) -> str:
-    """A section id from a path: the path, or ``.`` for the folder itself."""
-    return rel if rel not in ("", ".") else "."
-
-
 def _in(rel: str, name: str) -> str:
     """The path of ``name`` in the folder ``rel`` (relative to the report's folder)."""
-    return name if rel in ("", ".") else f"{rel}/{name}"
+    return name if rel == "." else f"{rel}/{name}"
+
+
+def _suite_csv(folder: Path) -> pd.DataFrame:
+    """A suite folder's suite.csv (what it names: the suite, its failed units); empty if it is not a table."""
+    try:
+        return pd.read_csv(folder / "suite.csv")
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError):
+        return pd.DataFrame()
 
 
 def _suite_name(folder: Path) -> str:
     """The suite a folder holds: its suite.csv's ``suite`` column, else the folder's name."""
-    head = pd.read_csv(folder / "suite.csv", nrows=1)
+    head = _suite_csv(folder)
     return str(head["suite"].iloc[0]) if "suite" in head and len(head) else folder.name
 
 
@@ -169,7 +172,7 @@ def _texts(root: Path, unit: Path, sid: str) -> list[tuple[str, Number]]:
 def _run(root: Path, folder: Path) -> Section:
     """The section of a verified run folder: verdicts, figures, seed means, agreement, networks, config."""
     rel = folder.relative_to(root).as_posix()
-    sid = _sid(rel)
+    sid = rel  # a section's id is its path (``.``: the folder itself)
     source = _in(rel, SUMMARY_FILE)
     summary = load_summary(folder).drop(columns="run")
     theory = theory_that_ran(read_notes(folder)) or "unknown"
@@ -233,7 +236,7 @@ def _rows_table(rows: pd.DataFrame, columns: Sequence[str], sid: str, what: str,
 def _suite(root: Path, folder: Path, view: SuiteView | None) -> Section:
     """The section of a suite folder: its verified units' rows, verdicts, figures, means, agreement, configs."""
     rel = folder.relative_to(root).as_posix()
-    sid = _sid(rel)
+    sid = rel  # a section's id is its path (``.``: the folder itself)
     name = _suite_name(folder)
     section = Section(sid, f"Suite {name}" + (f": {view.title}" if view and view.title else ""), "suite", rel)
     units, section.problems = _units(root, folder, sid)
@@ -276,7 +279,7 @@ def _units(root: Path, folder: Path, sid: str) -> tuple[list[Path], list[Number]
 
 def _failed_rows(folder: Path) -> dict[str, str]:
     """unit → "failed (<its configuration>): <error>" for the suite.csv rows of status failed."""
-    table = pd.read_csv(folder / "suite.csv")
+    table = _suite_csv(folder)
     if "status" not in table or "unit" not in table:
         return {}
     out = {}
