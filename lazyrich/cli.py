@@ -5,6 +5,7 @@
     lazyrich tasks                      list registered tasks (built-in and plug-in) with their parameters
     lazyrich theories                   list registered theories
     lazyrich compare DIR [DIR ...]      side-by-side tables and overlay plots of finished runs or sweeps
+    lazyrich report DIR [--check]       one self-contained HTML report of a folder (--check: recompute its values)
     lazyrich sync DIR [--dry-run]       upload every offline W&B run below DIR (wandb sync, recursively)
     lazyrich dashboard DIR [--push]     write (or save to W&B) a W&B saved view per run or suite folder
     lazyrich --version                  print the installed version
@@ -222,6 +223,11 @@ def _dispatch(command: str, rest: list[str]) -> None:
         from lazyrich.suites import SUITES
 
         compare_main(rest, {name: suite.columns for name, suite in SUITES.items()})
+    elif command == "report":
+        from lazyrich.results.report import main as report_main
+        from lazyrich.suites import report_views
+
+        sys.exit(report_main(rest, report_views()))
     elif command == "sync":
         from lazyrich.tracking.sync import main as sync_main
 
@@ -231,7 +237,7 @@ def _dispatch(command: str, rest: list[str]) -> None:
 
         sys.exit(dashboard_main(rest))
     else:
-        commands = ["run", "bench", "tasks", "theories", "compare", "sync", "dashboard"]
+        commands = ["run", "bench", "tasks", "theories", "compare", "report", "sync", "dashboard"]
         close = difflib.get_close_matches(command, commands, n=1)
         raise SystemExit(f"lazyrich: unknown command {command!r}" + (f"; did you mean {close[0]!r}?" if close
                                                                      else "") + f"\n{USAGE}")

@@ -133,10 +133,11 @@ def test_curves_draw_configuration_means_with_seed_bands():
 
 def test_a_large_sweep_gets_a_colour_bar_not_a_legend():
     fig = plots.curves(sweep_frame(plots.MAX_LEGEND + 4, 2), ["loss"], hue="lam")
-    assert len(fig.axes) == 2 and fig.axes[1].get_ylabel() == "lam"  # the colour bar
-    assert fig.axes[0].get_legend() is None
+    assert len(fig.axes) == 2 and fig.axes[1].get_ylabel() == "λ"  # the colour bar
+    styles_only = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert styles_only == ["simulation", "theory"]  # no entry per λ
     small = plots.curves(sweep_frame(3, 2), ["loss"], hue="lam")
-    assert small.axes[0].get_legend() is not None
+    assert [t.get_text() for t in small.axes[0].get_legend().get_texts()][2:] == ["λ = 0", "λ = 1", "λ = 2"]
 
 
 @pytest.mark.slow

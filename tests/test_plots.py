@@ -1,7 +1,9 @@
-"""lazyrich.plots primitives for the paper figures: simulation solid, theory dotted, labels, scales, PNGs."""
+"""lazyrich.plots primitives for the paper figures: simulation solid, theory dotted on top in a darker shade,
+labels, scales, PNGs and their PDFs."""
 
 from __future__ import annotations
 
+import matplotlib.colors as mcolors
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -20,12 +22,16 @@ def ax():
     plt.close(fig)
 
 
-def test_sim_theory_draws_k_solid_and_k_dotted_lines_in_one_colour(ax):
+def test_sim_theory_draws_k_solid_lines_and_k_darker_dotted_ones_on_top(ax):
     t = np.linspace(0, 1, 20)
     sim = np.stack([t, 2 * t, 3 * t], -1)
     lines = plots.sim_theory(ax, t, sim, sim + 0.01, color="C3", label="λ = 1")
     assert _styles(ax) == ["-"] * 3 + [":"] * 3
-    assert len(lines) == 6 and {line.get_color() for line in lines} == {"C3"}
+    assert {line.get_color() for line in lines[:3]} == {"C3"}
+    assert {line.get_color() for line in lines[3:]} == {plots.theory_colour("C3")}
+    sim_rgb, theory_rgb = (np.array(mcolors.to_rgb(c)) for c in ("C3", plots.theory_colour("C3")))
+    assert np.all(theory_rgb < sim_rgb) and np.allclose(theory_rgb / sim_rgb, theory_rgb[0] / sim_rgb[0])  # same hue
+    assert min(line.get_zorder() for line in lines[3:]) > max(line.get_zorder() for line in lines[:3])  # on top
     assert [line.get_label() for line in ax.get_lines()].count("λ = 1") == 1  # one legend entry per colour
 
 
@@ -42,7 +48,7 @@ def test_legend_opens_with_the_style_key_and_adds_no_lines(ax):
     plots.sim_theory(ax, [0, 1], [1, 0], [1, 0], color="C1", label="λ = 2")
     legend = plots.legend_sim_theory(ax, extra=[("Saxe limit", plots.LIMIT_STYLE)])
     texts = [t.get_text() for t in legend.get_texts()]
-    assert texts == ["solid: simulation", "dotted: theory", "Saxe limit", "λ = 0", "λ = 2"]
+    assert texts == ["simulation", "theory", "Saxe limit", "λ = 0", "λ = 2"]
     handles = legend.legend_handles
     assert [h.get_linestyle() for h in handles[:3]] == ["-", ":", "--"]
     assert len(ax.get_lines()) == 4  # the proxies are not plotted
@@ -85,10 +91,11 @@ def test_mark_phases_and_palette(ax):
     assert len(plots.palette(5)) == 5 and plots.palette(1)[0] == plots.palette(3)[0]
 
 
-def test_save_writes_a_png_and_closes_the_figure(tmp_path):
+def test_save_writes_a_png_and_a_pdf_beside_it_and_closes_the_figure(tmp_path):
     fig, ax = plt.subplots()
     plots.sim_theory(ax, [0, 1], [0, 1], [0, 1])
     ax.set_yscale("log")
     path = plots.save(fig, tmp_path / "sub" / "f.png", dpi=50)
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert path == tmp_path / "sub" / "f.png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "sub" / "f.pdf").read_bytes()[:5] == b"%PDF-"
     assert not plt.fignum_exists(fig.number)

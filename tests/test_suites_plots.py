@@ -1,4 +1,4 @@
-"""lazyrich.plots.sweep: a metric against a sweep parameter; measured solid, theory dotted, colour per hue."""
+"""lazyrich.plots.sweep: a metric against a sweep parameter; measured solid, theory dotted on top, colour per hue."""
 
 import matplotlib
 
@@ -29,7 +29,8 @@ def test_sweep_draws_measured_solid_and_theory_dotted_per_hue(tmp_path):
     assert len(measured) == 2 and len(theory) == 2
     # Seeds are averaged: arch a at λ = −1 is (1 + 3)/2 = 2.
     assert list(measured[0].get_ydata()) == [2.0, 6.0] and list(measured[0].get_xdata()) == [-1.0, 1.0]
-    assert measured[0].get_color() == theory[0].get_color() != measured[1].get_color()
+    assert plots.theory_colour(measured[0].get_color()) == theory[0].get_color()  # the same hue, darker
+    assert measured[0].get_color() != measured[1].get_color()
     assert ax.get_yscale() == "log"
     path = plots.save(fig, tmp_path / "sweep.png")
     assert path.stat().st_size > 0

@@ -117,7 +117,8 @@ def _log_wandb(run_dir: Path, wandb: WandbConfig, record: Mapping[str, Any], fra
                summary: pd.DataFrame, notes: Sequence[str], elapsed: float) -> None:
     """One W&B run per network of the finished run folder (:func:`lazyrich.tracking.sink.log_networks`), its
     config's ``theory`` the theory that ran (from ``notes``); ``elapsed``: the run's seconds, for the log line."""
-    from lazyrich.tracking.schema import run_group, theory_that_ran
+    from lazyrich.results.notes import theory_that_ran
+    from lazyrich.tracking.schema import run_group
     from lazyrich.tracking.sink import Target, log_networks
 
     target = Target.from_logger(wandb, group=run_group(run_dir), job_type="run", config=dict(record),

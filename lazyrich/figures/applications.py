@@ -10,7 +10,6 @@ import pandas as pd
 
 from lazyrich import plots
 from lazyrich.figures.common import (
-    T_LABEL,
     config,
     figure,
     lam_axis,
@@ -73,10 +72,10 @@ def _continual(ax_w, ax_loss, out_dir: Path, small: bool) -> dict[str, float]:
         plots.sim_theory(ax_loss, t, loss_sim[:, i], loss_theory[:, i], color=colour, label=f"loss on task {i + 1}")
         errors[f"continual: loss on task {i + 1}"] = max_rel_error(loss_sim[:, i], loss_theory[:, i])
     ax_w.set(
-        title="(a) continual, λ = 2: W2W1 entries over tasks 1 → 2 → 3", xlabel=T_LABEL, ylabel="W2W1 entry"
+        title="(a) continual, λ = 2: W2W1 entries over tasks 1 → 2 → 3", xlabel=plots.T_LABEL, ylabel="W2W1 entry"
     )
     ax_loss.set(
-        title="(b) each task's loss: forgotten as ½‖Σ_k − Σ_i‖²", xlabel=T_LABEL, ylabel="loss", yscale="log"
+        title="(b) each task's loss: forgotten as ½‖Σ_k − Σ_i‖²", xlabel=plots.T_LABEL, ylabel="loss", yscale="log"
     )
     ax_loss.set_ylim(bottom=1e-6)
     plots.legend_sim_theory(ax_loss, loc="lower left", fontsize=6)
@@ -118,7 +117,7 @@ def _reversal(ax, out_dir: Path, small: bool) -> dict[str, float]:
     ax.axhline(0.0, color="0.6", linewidth=0.8, linestyle="-.")
     ax.set(
         title="(c) reversal Σyx → −Σyx after learning Σyx",
-        xlabel=T_LABEL + " (since the switch)",
+        xlabel=plots.T_LABEL + " (since the switch)",
         ylabel="singular values of W2W1 (reversed-task basis)",
     )
     plots.legend_sim_theory(ax, loc="lower right", fontsize=6)
@@ -197,7 +196,7 @@ def _finetune(ax_time, ax_kernel, table: pd.DataFrame) -> dict[str, float]:
     lam_axis(ax_kernel, lams, "λ_FT", yscale="log", ylabel="kernel distance at t = 4",
              title="(f) fine-tuning: NTK movement")
     for ax in (ax_time, ax_kernel):
-        plots.legend_sim_theory(ax, loc="upper center", fontsize=6)
+        plots.legend_sim_theory(ax, loc="lower center", fontsize=6)
     return {
         "fine-tuning: time to 1%": max_rel_error(*speed),
         "fine-tuning: kernel distance": max_rel_error(*kernel),

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lazyrich import plots
 from lazyrich.config.run import RunConfig, resolve_run
 from lazyrich.experiment import ExperimentResult, build_batch, build_task, run_experiment
 from lazyrich.results import AGREEMENT_RTOL
@@ -30,7 +31,6 @@ __all__ = [
     "Drawing",
     "TOLERANCE",
     "FigureResult",
-    "T_LABEL",
     "config",
     "figure",
     "figure_result",
@@ -46,8 +46,6 @@ __all__ = [
 TOLERANCE = AGREEMENT_RTOL
 """Agreement threshold (5% of a quantity's scale), ``lazyrich.results.AGREEMENT_RTOL``: GD at the learning
 rates used here follows the flow to ~1%, so 5% separates discretisation error from a wrong theory."""
-
-T_LABEL = "t = step · lr"
 
 THEORY = "exact"
 """The theory a figure compares with unless it names another: the exact solution (the schema's ``auto`` would
@@ -73,7 +71,8 @@ def figure(what: str, title: str | None = None, **layout: Any) -> Callable[[Draw
     """Declare a figure: what it shows (its statement's first half), its ``title`` above the panels (None: none)
     and ``layout`` (``fig.tight_layout`` options), around the function that draws it (:data:`Drawing`). The
     declared ``fig_N(out_dir, small=False)`` draws with one intra-op torch thread (restored afterwards), then
-    titles, lays out and saves ``figN.png`` and returns its :class:`FigureResult`.
+    starts every linear y axis of a line plot at zero (:func:`lazyrich.plots.from_zero`), titles, lays out and
+    saves ``figN.png`` and ``figN.pdf`` (:func:`save_png`) and returns its :class:`FigureResult`.
 
     One thread: every net here is at most 8 × 8; on two shared cores, splitting such matmuls over threads made
     training 20–50× slower (thread hand-offs cost more than the arithmetic).
@@ -88,6 +87,9 @@ def figure(what: str, title: str | None = None, **layout: Any) -> Callable[[Draw
                 fig, errors = draw(Path(out_dir), small)
             finally:
                 torch.set_num_threads(threads)
+            for ax in fig.axes:
+                if ax.get_lines() and not ax.get_images():  # an image's y limits are its pixel rows
+                    plots.from_zero(ax)
             if title is not None:
                 fig.suptitle(title)
             fig.tight_layout(**layout)
@@ -105,11 +107,14 @@ def np64(x: Tensor | np.ndarray | float) -> np.ndarray:
     return np.asarray(x, dtype=float)
 
 
-def save_png(fig, out_dir: str | Path, name: str, small: bool) -> Path:
-    """Write ``out_dir/name.png``: 120 dpi, or 70 dpi at reduced size (rendering is most of a small run)."""
-    from lazyrich import plots
+SMALL_DPI = 80
+"""Resolution of the PNGs of ``--small`` (a quick check, where rendering is most of the time); the full figures
+are written at :data:`lazyrich.plots.DPI` (200)."""
 
-    return plots.save(fig, Path(out_dir) / f"{name}.png", dpi=70 if small else 120)
+
+def save_png(fig, out_dir: str | Path, name: str, small: bool) -> Path:
+    """Write ``out_dir/name.png`` (200 dpi, or :data:`SMALL_DPI` at reduced size) and ``name.pdf`` beside it."""
+    return plots.save(fig, Path(out_dir) / f"{name}.png", dpi=SMALL_DPI if small else plots.DPI)
 
 
 def statement(what: str, error: float, tol: float = TOLERANCE) -> str:

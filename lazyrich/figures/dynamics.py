@@ -12,7 +12,6 @@ from lazyrich import metrics, plots
 from lazyrich import theory as th
 from lazyrich.experiment import build_task
 from lazyrich.figures.common import (
-    T_LABEL,
     config,
     figure,
     non_saddle,
@@ -41,7 +40,8 @@ def fig_1(out_dir: Path, small: bool) -> tuple[plt.Figure, dict[str, float]]:
     lams = [0.0, 8.0]
     result = run(non_saddle(config(task, lam=lams, scale=0.05, lr=4e-3 if small else 2e-3, t_max=8.0,
                                    n_log=81 if small else 161)))
-    fig, axes = plt.subplots(1, 4, figsize=(17, 3.9))
+    fig, grid = plt.subplots(2, 2, figsize=(12, 8.4))
+    axes = list(grid.flat)
     errors = {}
     times, sims, theories = sim_and_theory(result, "product")
     for k, (ax, lam) in enumerate(zip(axes[:2], lams, strict=True)):
@@ -50,7 +50,7 @@ def fig_1(out_dir: Path, small: bool) -> tuple[plt.Figure, dict[str, float]]:
         errors[f"W2W1 (λ={lam:g})"] = max_rel_error(sim, theory)
         regime = "rich" if lam == 0 else "lazy"
         ax.set(
-            title=f"({'ab'[k]}) {regime}: λ = {lam:g}, entries of W2W1", xlabel=T_LABEL, ylabel="W2W1 entry"
+            title=f"({'ab'[k]}) {regime}: λ = {lam:g}, entries of W2W1", xlabel=plots.T_LABEL, ylabel="W2W1 entry"
         )
         ax.grid(alpha=0.3)
     plots.legend_sim_theory(axes[0], loc="lower right")
@@ -99,7 +99,7 @@ def _fig2_panel(ax, name: str, t: np.ndarray, sim: np.ndarray, theory: np.ndarra
         ax.set_yscale("log")
     else:
         plots.matrix_entries(ax, t, sim, theory, entries=upper_pairs(sim.shape[-1]) if name != "product" else None)
-    ax.set_xlabel(T_LABEL, fontsize=8)
+    ax.set_xlabel(plots.T_LABEL, fontsize=8)
     ax.grid(alpha=0.3)
     return max_rel_error(sim, theory)
 
@@ -176,7 +176,8 @@ def fig_3(out_dir: Path, small: bool) -> tuple[plt.Figure, dict[str, float]]:
     lazy_rows = [k for k, lam in enumerate(lams) if lam != 0]  # the |λ| → ∞ limit is refused at λ = 0
     lazy = th.get_theory("lazy", kernel="lambda").predict(task, [w[lazy_rows] for w in traj.init_weights],
                                                           traj.t[lazy_rows])
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), sharey=True)
+    fig, grid = plt.subplots(2, 2, figsize=(11, 8), sharey=True)
+    axes, key = list(grid.flat[:3]), grid.flat[3]
     colours = [f"C{a}" for a in range(len(s_target))]
     errors = {}
     for k, (ax, lam) in enumerate(zip(axes, lams, strict=True)):
@@ -184,17 +185,25 @@ def fig_3(out_dir: Path, small: bool) -> tuple[plt.Figure, dict[str, float]]:
         for a, colour in enumerate(colours):
             plots.sim_theory(ax, t, sim[:, a], theory[:, a], color=colour, label=f"s̃ = {s_target[a]:.2g}")
         errors[f"singular values (λ={lam:g})"] = max_rel_error(sim, theory, scale=s_target.max())
-        extra = []
         if lam != 0:
             ax.plot(t, np64(saxe.svals[k]), **plots.LIMIT_STYLE)
             ax.plot(t, np64(lazy.svals[lazy_rows.index(k)]), **{**plots.LIMIT_STYLE, "linestyle": "-."})
-            extra = [
-                ("Saxe limit (λ = 0)", plots.LIMIT_STYLE),
-                ("lazy limit s̃ + (s₀ − s̃)·exp(−|λ|t)", {**plots.LIMIT_STYLE, "linestyle": "-."}),
-            ]
         regime = "rich (Saxe)" if lam == 0 else "λ < 0" if lam < 0 else "λ > 0"
-        ax.set(title=f"{regime}: λ = {lam:g}, aligned init s₀ = 1e-3", xlabel=T_LABEL)
+        ax.set(title=f"({'abc'[k]}) {regime}: λ = {lam:g}, aligned init s₀ = 1e-3", xlabel=plots.T_LABEL)
         ax.grid(alpha=0.3)
-        plots.legend_sim_theory(ax, extra=extra, loc="center right")
-    axes[0].set_ylabel("singular value s_α of W2W1 (task basis)")
+    for ax in axes:
+        ax.set_ylabel("singular value s_α of W2W1 (task basis)")
+    _fig3_key(key, axes, sims, lams)
     return fig, errors
+
+
+def _fig3_key(key, axes, sims: np.ndarray, lams: list[float]) -> None:
+    """The spare cell of Fig. 3: the legend (styles, modes, limits) and how far apart the ±λ panels are."""
+    key.set_axis_off()
+    gap = float(np.max(np.abs(sims[0] - sims[-1])) / np.max(np.abs(sims)))
+    same = "coincide" if gap <= plots.COINCIDE else "differ"
+    limits = [("Saxe limit (λ = 0), panels (a), (c)", plots.LIMIT_STYLE),
+              ("lazy limit s̃ + (s₀ − s̃)·exp(−|λ|t)", {**plots.LIMIT_STYLE, "linestyle": "-."})]
+    plots.legend_sim_theory(key, axes=axes[1:2], extra=limits, loc="upper left", fontsize=9,
+                            title=f"(a) λ = {plots.number(lams[0])} and (c) λ = {plots.number(lams[-1])} {same}:"
+                            f"\nlargest gap {gap:.1e} of the largest s")

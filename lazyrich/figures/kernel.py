@@ -11,7 +11,6 @@ import pandas as pd
 
 from lazyrich import plots
 from lazyrich.figures.common import (
-    T_LABEL,
     config,
     figure,
     lam_axis,
@@ -122,12 +121,12 @@ def _delayed_rich_panels(ax_loss, ax_kernel, small: bool) -> dict[str, float]:
             )
             errors[f"{name.replace('_', ' ')} vs t, {labels[lam]}"] = max_rel_error(sim, theory)
     ax_loss.set(
-        xscale="log", yscale="log", xlabel=T_LABEL, ylabel="loss", title="(b) funnel 4→2, s̃ = (2, 1): loss"
+        xscale="log", yscale="log", xlabel=plots.T_LABEL, ylabel="loss", title="(b) funnel 4→2, s̃ = (2, 1): loss"
     )
     ax_kernel.set(
         xscale="log",
         yscale="log",
-        xlabel=T_LABEL,
+        xlabel=plots.T_LABEL,
         ylabel="kernel distance S(t)",
         title="(c) kernel distance: λ = −10 moves late (delayed rich)",
     )
@@ -146,13 +145,15 @@ def _delayed_rich_panels(ax_loss, ax_kernel, small: bool) -> dict[str, float]:
 def fig_5(out_dir: Path, small: bool) -> tuple[plt.Figure, dict[str, float]]:
     """Final kernel distance against λ for funnel, square and inverted funnel; delayed rich in time."""
     lams = [-16.0, -4.0, 0.0, 4.0, 16.0] if small else [-16.0, -8.0, -4.0, -1.0, 0.0, 1.0, 4.0, 8.0, 16.0]
-    fig, axes = plt.subplots(1, 3, figsize=(17, 4.4))
+    fig, grid = plt.subplots(2, 2, figsize=(12, 8.6))
+    axes, key = list(grid.flat[:3]), grid.flat[3]
     overrides = architecture_overrides(lams, lr=2.5e-3 if small else 1.25e-3, t_max=8.0)
     errors = _architecture_panel(axes[0], suite_table(out_dir, "architecture", overrides), t_max=8.0)
     errors |= _delayed_rich_panels(axes[1], axes[2], small)
     for ax in axes:
         ax.grid(alpha=0.3)
-    plots.legend_sim_theory(axes[2], loc="upper left", fontsize=7)
+    key.set_axis_off()
+    plots.legend_sim_theory(key, axes=axes[2:], loc="center left", fontsize=9, title="(b), (c): funnel 4→2")
     return fig, errors
 
 

@@ -1,5 +1,5 @@
 """Results: one shape for the simulation and every theory (:class:`Curves`), the measures taken from it, the tidy
-tables of a batch, reading run and sweep folders back (verified), and comparing folders.
+tables of a batch, reading run and sweep folders back (verified), comparing folders, and the offline report.
 
 - :mod:`~lazyrich.results.curves`: :class:`Curves` from a trajectory, a prediction, a table or a folder;
 - :mod:`~lazyrich.results.measures`: batched measures over curves, the same function for both sources;
@@ -7,7 +7,9 @@ tables of a batch, reading run and sweep folders back (verified), and comparing 
 - :mod:`~lazyrich.results.io`: :func:`load`, :func:`load_summary`, :func:`load_curves`, :func:`load_matrices`,
   each verified;
 - :mod:`~lazyrich.results.names`: metric column names, old and new;
-- :mod:`~lazyrich.results.compare`: side-by-side tables and overlays of several folders.
+- :mod:`~lazyrich.results.notes`: a unit's theory notes (which theory ran);
+- :mod:`~lazyrich.results.compare`: side-by-side tables and overlays of several folders;
+- :mod:`~lazyrich.results.report`: one self-contained HTML report of a folder, and its ``--check``.
 """
 
 from lazyrich.results.curves import Curves, from_frame, predicted, simulated

@@ -30,17 +30,22 @@ from lazyrich.store import identity, locking
 from lazyrich.suites import architecture, continual, finetune, reversal, rotation, transfer
 from lazyrich.suites.common import Report, Suite
 from lazyrich.suites.runner import SweepResult, Unit, run_sweep
-from lazyrich.suites.writeup import render
+from lazyrich.suites.writeup import render, report_view
 from lazyrich.tracking.suite import log_suite_run, suite_logger
 from lazyrich.train import step_budget
 
-__all__ = ["SUITES", "Suite", "run_suite", "run_suites", "work_estimate"]
+__all__ = ["SUITES", "Suite", "report_views", "run_suite", "run_suites", "work_estimate"]
 
 SUITES: dict[str, Suite] = {
     s.name: s
     for s in (reversal.SUITE, continual.SUITE, transfer.SUITE, rotation.SUITE, finetune.SUITE, architecture.SUITE)
 }
 """Every suite by name, in the order ``suite=all`` runs them."""
+
+
+def report_views() -> dict:
+    """Every suite's view for ``lazyrich report`` (:class:`~lazyrich.results.report.SuiteView`) by name."""
+    return {name: report_view(suite) for name, suite in SUITES.items()}
 
 
 def run_suite(

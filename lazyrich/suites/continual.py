@@ -176,8 +176,8 @@ SUITE = Suite(
     "and the speed.",
     figures=(
         charts.curves("continual: task after task"),
-        charts.sweep(["forgetting", "bwt"], "continual: forgetting against λ (dotted: analytic, at convergence)",
-                      theory_prefix="analytic_"),
+        charts.sweep(["forgetting", "bwt"], "continual: forgetting against λ", theory_prefix="analytic_",
+                     theory_label="analytic, at convergence"),
     ),
     sections=(_analytic_section,),
     notes=(_stuck_notes,),

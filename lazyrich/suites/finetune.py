@@ -134,7 +134,9 @@ SUITE = Suite(
     "`lam` is λ_FT), fine-tune on the rotated target.",
     prediction="larger |λ_FT| gives faster, lazier fine-tuning with less change in the larger layer's "
     "representation (the output layer's for λ_FT > 0, the input layer's for λ_FT < 0).",
-    figures=(charts.curves("fine-tuning at λ_FT"), charts.sweep(_SWEPT, "fine-tuning against λ_FT", log_y=_SWEPT)),
+    figures=(charts.curves("fine-tuning at λ_FT"),
+             charts.sweep(_SWEPT, "fine-tuning against λ_FT", log_y=_SWEPT,
+                          labels={"lam": "λ_FT"})),
     notes=(_gap_note,),
     key=("lam",),
 )

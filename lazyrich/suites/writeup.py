@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from lazyrich.results.report import SuiteView
 from lazyrich.results.tables import markdown_table
 from lazyrich.suites.common import Report, Suite, load_frames, ok_rows
 from lazyrich.suites.spec import Verdict
 
-__all__ = ["measures_table", "outcome", "render", "verdict_line"]
+__all__ = ["measures_table", "outcome", "render", "report_view", "verdict_line"]
 
 
 def measures_table(suite: Suite) -> str:
@@ -28,6 +29,16 @@ def measures_table(suite: Suite) -> str:
 def outcome(suite: Suite, ok: pd.DataFrame) -> list[Verdict]:
     """Every declared expectation checked on the finished rows ``ok``."""
     return [e.check(ok) for e in suite.expectations]
+
+
+def report_view(suite: Suite) -> SuiteView:
+    """What ``lazyrich report`` shows of ``suite``: its headline columns, its key, and its expectations checked
+    on the finished rows (each verdict's outcome and line)."""
+
+    def verdicts(rows: pd.DataFrame) -> list[tuple[bool | None, str]]:
+        return [(v.holds, v.line) for v in outcome(suite, ok_rows(rows))]
+
+    return SuiteView(suite.columns, suite.key, verdicts, suite.description)
 
 
 def verdict_line(suite: Suite, verdicts: list[Verdict]) -> str:

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SCHEMA_KEYS", "flatten", "network_config", "run_group", "run_id", "run_name", "sweep_group", "tags",
-           "theory_that_ran"]
+__all__ = ["SCHEMA_KEYS", "flatten", "network_config", "run_group", "run_id", "run_name", "sweep_group", "tags"]
 
 SCHEMA_KEYS = ("lam", "seed", "lr", "scale", "task", "depth", "hidden", "arch", "suite", "theory", "phase")
 """Top-level config keys, the same for run and bench: filter, group and colour by these in W&B."""
@@ -28,20 +26,6 @@ _PATHS = {"task": ("task.name", "experiment.task.name", "pretrain.task.name"),
           "hidden": ("model.hidden", "experiment.model.hidden", "pretrain.model.hidden"),
           "theory": ("theory.name", "experiment.theory.name", "pretrain.theory.name", "theory"),
           "suite": ("suite",)}
-
-
-_THEORY_NOTE = re.compile(r"^(?:phase \d+: )?theory(?:=auto chose (?P<chosen>[^\s:]+)|=(?P<named>\S+)$"
-                          r"| (?P<skipped>\S+) skipped)")
-
-
-def theory_that_ran(notes: Sequence[str]) -> str | None:
-    """The theory that ran, from a run's theory notes (``theory.txt``: ``theory=auto chose exact: …``,
-    ``theory=exact``, ``theory exact skipped: …`` → ``none``); None when the notes do not say."""
-    for note in notes:
-        match = _THEORY_NOTE.match(note.strip())
-        if match:
-            return match["chosen"] or match["named"] or "none"
-    return None
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

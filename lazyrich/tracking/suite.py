@@ -74,10 +74,9 @@ def _from_disk(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def _theory_notes(run_dir: Path) -> str | None:
     """The theory that ran, from the unit's ``theory.txt`` (None when it has none or it does not say)."""
-    from lazyrich.tracking.schema import theory_that_ran
+    from lazyrich.results.notes import read_notes, theory_that_ran
 
-    path = Path(run_dir) / "theory.txt"
-    return theory_that_ran(path.read_text().splitlines()) if path.is_file() else None
+    return theory_that_ran(read_notes(run_dir))
 
 
 def _is_nan(value: Any) -> bool:
