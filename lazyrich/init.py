@@ -25,9 +25,11 @@ __all__ = [
     "gaussian",
     "gaussian_lambda",
     "lambda_balanced",
+    "pair_rows",
     "perturb",
     "random_orthogonal",
     "refactorise",
+    "signed_gram_form",
 ]
 
 
@@ -304,20 +306,39 @@ def perturb(weights: Sequence[Tensor], delta: float, *, generator: torch.Generat
                                     ).to(w.device) for w in weights]
 
 
+def signed_gram_form(rows: Tensor, signs: Tensor) -> Tensor:
+    """The (…, k, k) matrix R diag(signs) Rᵀ, with rowsᵀ = O R the reduced QR of rows (…, k, n): the n × n matrix
+    rowsᵀ diag(signs) rows equals O (R diag(signs) Rᵀ) Oᵀ, so both have the same nonzero spectrum and Frobenius
+    norm. ``signs`` is (k,). Cost O(n k²), against O(n² k) for the n × n matrix; backward stable, so both carry
+    the same ~u·‖rows‖² rounding (no difference of large squares is formed)."""
+    r = torch.linalg.qr(rows.mT, mode="r").R  # (…, min(n, k), k)
+    return (r * signs) @ r.mT
+
+
+def pair_rows(lo: Tensor, hi: Tensor) -> tuple[Tensor, Tensor]:
+    """Rows M = [W_lᵀ; W_{l+1}] (…, in + out, n) and signs (−1 ×in, +1 ×out): D_l = Mᵀ diag(signs) M."""
+    signs = torch.cat([-torch.ones(lo.shape[-1], dtype=lo.dtype, device=lo.device),
+                       torch.ones(hi.shape[-2], dtype=hi.dtype, device=hi.device)])
+    return torch.cat([lo.mT, hi], dim=-2), signs
+
+
 def balance(weights: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
     """Estimated λ and deviation for each adjacent pair of [W1, …, WL] (each (…, out, in)).
 
     λ̂_l = tr(D_l)/n_l and dev_l = ‖D_l − λ̂_l I‖_F with D_l = W_{l+1}ᵀW_{l+1} − W_lW_lᵀ (n_l × n_l).
-    Returns (lam (…, L−1), deviation (…, L−1)).
+    Returns (lam (…, L−1), deviation (…, L−1)). A hidden layer wider than in + out of its pair (a wide net) is
+    never formed: D_l is read in the k = in + out dimensional row space of its factors
+    (:func:`signed_gram_form`), ‖D_l − λ̂I‖² = ‖R diag(±1) Rᵀ − λ̂I_k‖² + (n_l − k)λ̂², equal to rounding.
     """
     if len(weights) < 2:
         raise ValueError("balance needs at least two layers.")
     lams, devs = [], []
     for w_lo, w_hi in zip(weights[:-1], weights[1:], strict=True):
-        d = w_hi.mT @ w_hi - w_lo @ w_lo.mT
-        n = d.shape[-1]
+        n, k = w_lo.shape[-2], w_lo.shape[-1] + w_hi.shape[-2]
+        d = w_hi.mT @ w_hi - w_lo @ w_lo.mT if n <= k else signed_gram_form(*pair_rows(w_lo, w_hi))
         lam = torch.diagonal(d, dim1=-2, dim2=-1).sum(-1) / n
-        eye = torch.eye(n, dtype=d.dtype, device=d.device)
-        devs.append(torch.linalg.matrix_norm(d - lam[..., None, None] * eye))
+        eye = torch.eye(d.shape[-1], dtype=d.dtype, device=d.device)
+        dev = torch.linalg.matrix_norm(d - lam[..., None, None] * eye)
+        devs.append(dev if n <= k else torch.sqrt(dev**2 + (n - k) * lam**2))
         lams.append(lam)
     return torch.stack(lams, -1), torch.stack(devs, -1)

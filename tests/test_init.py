@@ -137,3 +137,26 @@ def test_balance_on_a_hand_example():
     # D = diag(9, 1) − diag(1, 4) = diag(8, −3): λ̂ = 5/2, deviation ‖diag(5.5, −5.5)‖ = 5.5·√2.
     assert float(lam) == pytest.approx(2.5)
     assert float(dev) == pytest.approx(5.5 * math.sqrt(2))
+
+
+def _hidden_balance(ws):
+    """λ̂ and ‖D − λ̂I‖ from the Nh × Nh matrix D itself: the reference for the row-space route."""
+    d = ws[1].mT @ ws[1] - ws[0] @ ws[0].mT
+    lam = torch.diagonal(d, dim1=-2, dim2=-1).sum(-1) / d.shape[-1]
+    return lam, torch.linalg.matrix_norm(d - lam[..., None, None] * torch.eye(d.shape[-1], dtype=d.dtype))
+
+
+@pytest.mark.parametrize("make", [
+    lambda g: gaussian([8, 600, 4], [0.7, 1.3], generator=g, batch=3),
+    lambda g: list(lambda_balanced(5, 300, 5, 0.0, scale=0.4, generator=g, batch=2)),  # deviation at rounding
+    lambda g: gaussian([9, 100, 2], 0.1, lecun=False, generator=g, batch=2),  # no fan-in scaling: large λ̂
+])
+def test_balance_of_a_wide_hidden_layer_never_forms_it_and_agrees_to_rounding(make):
+    ws = make(torch.Generator().manual_seed(5))
+    lam, dev = balance(ws)
+    ref_lam, ref_dev = _hidden_balance(ws)
+    scale = sum((w * w).sum((-2, -1)) for w in ws)
+    # Both routes round at ~u·‖W‖² (the QR is backward stable; no difference of large squares is formed):
+    # 1e-14 of the scale is a few hundred u, far below any deviation the project reads (1e-8 and up).
+    assert float(((lam[..., 0] - ref_lam).abs() / scale).max()) < 1e-14
+    assert float(((dev[..., 0] - ref_dev).abs() / scale).max()) < 1e-14
