@@ -17,6 +17,7 @@ from torch import Tensor
 from lazyrich.device import DTYPE
 
 __all__ = [
+    "VARIANCES",
     "balance",
     "balanced_factors",
     "check_widths",
@@ -201,37 +202,52 @@ def lambda_balanced(n_in: int, n_hidden: int, n_out: int, lam: float | Tensor | 
     return w1.to(target), w2.to(target)
 
 
-def gaussian(widths: Sequence[int], scale: float | Sequence[float] = 1.0, *, lecun: bool = True,
-             generator: torch.Generator | None = None, dtype: torch.dtype = DTYPE, batch: int | None = None,
-             device: torch.device | str | None = None) -> list[Tensor]:
-    """Independent Gaussian layers for widths [n_in, n_1, …, n_out]; W_l ~ N(0, σ_l²/fan_in) if ``lecun``.
+VARIANCES = ("fan_in", "hidden")
+"""What divides a Gaussian layer's variance σ_l² (:func:`gaussian`): its fan-in (LeCun), or the hidden width."""
 
-    ``scale`` is σ, one value or one per layer. A two-layer init [n_in, n_h, n_out] has
-    E[W2ᵀW2 − W1W1ᵀ] = λI with λ = n_out σ₂²/n_h − σ₁² if ``lecun`` (each W_l's variance is σ_l²/fan_in), and
-    λ = n_out σ₂² − n_in σ₁² without; one draw deviates from λI by O(1/√width) (measure it with :func:`balance`).
+
+def gaussian(widths: Sequence[int], scale: float | Sequence[float] = 1.0, *, lecun: bool = True,
+             variance: str = "fan_in", generator: torch.Generator | None = None, dtype: torch.dtype = DTYPE,
+             batch: int | None = None, device: torch.device | str | None = None) -> list[Tensor]:
+    """Independent Gaussian layers for widths [n_in, n_1, …, n_out]; W_l ~ N(0, σ_l²/n) if ``lecun``, else N(0, σ_l²).
+
+    ``scale`` is σ, one value or one per layer. ``variance`` says which width n divides σ_l²: ``"fan_in"``
+    (LeCun: each layer's fan-in; W1ᵀW1 ≈ (N_h/N_i)σ₁²I grows with the width) or ``"hidden"`` (W1 by its fan-out
+    N_h, every later layer by its fan-in: W1ᵀW1 ≈ σ₁²I, W2W2ᵀ ≈ σ₂²I at any width, the initial Grams of
+    theory ``wide``). A two-layer init [n_in, n_h, n_out] has E[W2ᵀW2 − W1W1ᵀ] = λI with λ from
+    :func:`gaussian_lambda`; one draw deviates from λI by O(1/√width) (measure it with :func:`balance`).
     """
     n_layers = len(widths) - 1
     if n_layers < 1:
         raise ValueError(f"widths needs at least [n_in, n_out], got {list(widths)}.")
+    if variance not in VARIANCES:
+        raise ValueError(f"variance={variance!r} is unknown; choose one of {list(VARIANCES)}.")
+    if variance == "hidden" and n_layers < 2:
+        raise ValueError("variance='hidden' divides by the hidden width, and one layer has none; use 'fan_in'.")
     scales = [float(scale)] * n_layers if isinstance(scale, int | float) else [float(s) for s in scale]
     if len(scales) != n_layers:
         raise ValueError(f"scale has {len(scales)} values for {n_layers} layers; give one per layer or one.")
     dev = _gen_device(generator, device)
     weights = []
-    for fan_in, fan_out, sigma in zip(widths[:-1], widths[1:], scales, strict=True):
+    for l, (fan_in, fan_out, sigma) in enumerate(zip(widths[:-1], widths[1:], scales, strict=True)):
         shape = (fan_out, fan_in) if batch is None else (batch, fan_out, fan_in)
-        std = sigma / math.sqrt(fan_in) if lecun else sigma
+        width = fan_out if variance == "hidden" and l == 0 else fan_in
+        std = sigma / math.sqrt(width) if lecun else sigma
         weights.append(torch.randn(shape, generator=generator, dtype=dtype, device=dev) * std)
     return [w.to(device) for w in weights] if device is not None else weights
 
 
-def gaussian_lambda(widths: Sequence[int], scale: float | Sequence[float] = 1.0, *, lecun: bool = True) -> float:
-    """The expected λ of a two-layer :func:`gaussian` init: E[W2ᵀW2 − W1W1ᵀ] = λI (see its docstring)."""
+def gaussian_lambda(widths: Sequence[int], scale: float | Sequence[float] = 1.0, *, lecun: bool = True,
+                    variance: str = "fan_in") -> float:
+    """The expected λ of a two-layer :func:`gaussian` init: E[W2ᵀW2 − W1W1ᵀ] = λI, that is
+    N_oσ₂²/N_h − σ₁² (``fan_in``), (N_oσ₂² − N_iσ₁²)/N_h (``hidden``) or N_oσ₂² − N_iσ₁² (no ``lecun``)."""
     if len(widths) != 3:
         raise ValueError(f"gaussian_lambda is for two layers, widths [n_in, n_h, n_out]; got {list(widths)}.")
     n_in, n_h, n_out = (int(w) for w in widths)
     s1, s2 = (float(scale), float(scale)) if isinstance(scale, int | float) else (float(x) for x in scale)
-    return n_out * s2**2 / n_h - s1**2 if lecun else n_out * s2**2 - n_in * s1**2
+    if not lecun:
+        return n_out * s2**2 - n_in * s1**2
+    return (n_out * s2**2 - n_in * s1**2) / n_h if variance == "hidden" else n_out * s2**2 / n_h - s1**2
 
 
 def _deep_layer_values(s: Tensor, lams: Tensor) -> Tensor:
