@@ -15,6 +15,7 @@ Set-up of the issue: random_regression (seed 1), whitened; W1 ~ N(0, c₁/N_h), 
   Metrics: e61, the issue's max-abs metric on t ∈ {0, 0.1, …, 6}, and k = e_F·√(N_h/n_eff) with e_F the Frobenius
   error on that grid (the law is e_F ≈ k(S)·√(n_eff/N_h)).
 - ``--part deep``: three layers under the analogous map (a balanced chain at width m), against the trainer.
+- ``--part logging``: the trainer's time at N_h = 4096 with 2 and with 31 log points.
 
 The whole run takes a few minutes on one core (--quick: about a minute).
 """
@@ -234,9 +235,21 @@ def law_scale_shape_spectrum(seeds: Sequence[int], n_hidden: int = 4096) -> None
     print(f"\nk over every network above: median {np.median(ks):.3f}, max {ks.max():.3f} (K_MAX = 0.35)")
 
 
+def logging_cost() -> None:
+    """The trainer at N_h = 4096, 2 nets, 600 steps: 2 log points against 31 (each log point records the balance
+    metrics, which once formed N_h × N_h matrices; see lazyrich.init.balance)."""
+    task = task_of(8, 8)
+    weights = draw(8, 4096, 8, (0.5, 0.5), range(2))
+    print("\n## Trainer time at N_h = 4096 (2 nets, 600 GD steps)\n")
+    for n_log in (2, 31):
+        start = time.perf_counter()
+        train(task, weights, LR, t_max=0.6, n_log=n_log, n_matrix=2, progress=False)
+        print(f"- {n_log} log points: {time.perf_counter() - start:.2f} s")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--part", choices=("table", "law", "deep", "all"), default="all")
+    parser.add_argument("--part", choices=("table", "law", "deep", "logging", "all"), default="all")
     parser.add_argument("--quick", action="store_true", help="fewer seeds and widths (about a minute)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -252,6 +265,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         from benchmarks.wide_deep import deep
 
         deep(quick=args.quick)
+    if args.part in ("logging", "all"):
+        logging_cost()
     print(f"\nruntime {time.perf_counter() - start:.0f} s")
 
 
