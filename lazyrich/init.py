@@ -17,6 +17,7 @@ from torch import Tensor
 from lazyrich.device import DTYPE
 
 __all__ = [
+    "VARIANCES",
     "balance",
     "balanced_factors",
     "check_widths",
@@ -25,9 +26,11 @@ __all__ = [
     "gaussian",
     "gaussian_lambda",
     "lambda_balanced",
+    "pair_rows",
     "perturb",
     "random_orthogonal",
     "refactorise",
+    "signed_gram_form",
 ]
 
 
@@ -199,37 +202,52 @@ def lambda_balanced(n_in: int, n_hidden: int, n_out: int, lam: float | Tensor | 
     return w1.to(target), w2.to(target)
 
 
-def gaussian(widths: Sequence[int], scale: float | Sequence[float] = 1.0, *, lecun: bool = True,
-             generator: torch.Generator | None = None, dtype: torch.dtype = DTYPE, batch: int | None = None,
-             device: torch.device | str | None = None) -> list[Tensor]:
-    """Independent Gaussian layers for widths [n_in, n_1, …, n_out]; W_l ~ N(0, σ_l²/fan_in) if ``lecun``.
+VARIANCES = ("fan_in", "hidden")
+"""What divides a Gaussian layer's variance σ_l² (:func:`gaussian`): its fan-in (LeCun), or the hidden width."""
 
-    ``scale`` is σ, one value or one per layer. A two-layer init [n_in, n_h, n_out] has
-    E[W2ᵀW2 − W1W1ᵀ] = λI with λ = n_out σ₂²/n_h − σ₁² if ``lecun`` (each W_l's variance is σ_l²/fan_in), and
-    λ = n_out σ₂² − n_in σ₁² without; one draw deviates from λI by O(1/√width) (measure it with :func:`balance`).
+
+def gaussian(widths: Sequence[int], scale: float | Sequence[float] = 1.0, *, lecun: bool = True,
+             variance: str = "fan_in", generator: torch.Generator | None = None, dtype: torch.dtype = DTYPE,
+             batch: int | None = None, device: torch.device | str | None = None) -> list[Tensor]:
+    """Independent Gaussian layers for widths [n_in, n_1, …, n_out]; W_l ~ N(0, σ_l²/n) if ``lecun``, else N(0, σ_l²).
+
+    ``scale`` is σ, one value or one per layer. ``variance`` says which width n divides σ_l²: ``"fan_in"``
+    (LeCun: each layer's fan-in; W1ᵀW1 ≈ (N_h/N_i)σ₁²I grows with the width) or ``"hidden"`` (W1 by its fan-out
+    N_h, every later layer by its fan-in: W1ᵀW1 ≈ σ₁²I, W2W2ᵀ ≈ σ₂²I at any width, the initial Grams of
+    theory ``wide``). A two-layer init [n_in, n_h, n_out] has E[W2ᵀW2 − W1W1ᵀ] = λI with λ from
+    :func:`gaussian_lambda`; one draw deviates from λI by O(1/√width) (measure it with :func:`balance`).
     """
     n_layers = len(widths) - 1
     if n_layers < 1:
         raise ValueError(f"widths needs at least [n_in, n_out], got {list(widths)}.")
+    if variance not in VARIANCES:
+        raise ValueError(f"variance={variance!r} is unknown; choose one of {list(VARIANCES)}.")
+    if variance == "hidden" and n_layers < 2:
+        raise ValueError("variance='hidden' divides by the hidden width, and one layer has none; use 'fan_in'.")
     scales = [float(scale)] * n_layers if isinstance(scale, int | float) else [float(s) for s in scale]
     if len(scales) != n_layers:
         raise ValueError(f"scale has {len(scales)} values for {n_layers} layers; give one per layer or one.")
     dev = _gen_device(generator, device)
     weights = []
-    for fan_in, fan_out, sigma in zip(widths[:-1], widths[1:], scales, strict=True):
+    for l, (fan_in, fan_out, sigma) in enumerate(zip(widths[:-1], widths[1:], scales, strict=True)):
         shape = (fan_out, fan_in) if batch is None else (batch, fan_out, fan_in)
-        std = sigma / math.sqrt(fan_in) if lecun else sigma
+        width = fan_out if variance == "hidden" and l == 0 else fan_in
+        std = sigma / math.sqrt(width) if lecun else sigma
         weights.append(torch.randn(shape, generator=generator, dtype=dtype, device=dev) * std)
     return [w.to(device) for w in weights] if device is not None else weights
 
 
-def gaussian_lambda(widths: Sequence[int], scale: float | Sequence[float] = 1.0, *, lecun: bool = True) -> float:
-    """The expected λ of a two-layer :func:`gaussian` init: E[W2ᵀW2 − W1W1ᵀ] = λI (see its docstring)."""
+def gaussian_lambda(widths: Sequence[int], scale: float | Sequence[float] = 1.0, *, lecun: bool = True,
+                    variance: str = "fan_in") -> float:
+    """The expected λ of a two-layer :func:`gaussian` init: E[W2ᵀW2 − W1W1ᵀ] = λI, that is
+    N_oσ₂²/N_h − σ₁² (``fan_in``), (N_oσ₂² − N_iσ₁²)/N_h (``hidden``) or N_oσ₂² − N_iσ₁² (no ``lecun``)."""
     if len(widths) != 3:
         raise ValueError(f"gaussian_lambda is for two layers, widths [n_in, n_h, n_out]; got {list(widths)}.")
     n_in, n_h, n_out = (int(w) for w in widths)
     s1, s2 = (float(scale), float(scale)) if isinstance(scale, int | float) else (float(x) for x in scale)
-    return n_out * s2**2 / n_h - s1**2 if lecun else n_out * s2**2 - n_in * s1**2
+    if not lecun:
+        return n_out * s2**2 - n_in * s1**2
+    return (n_out * s2**2 - n_in * s1**2) / n_h if variance == "hidden" else n_out * s2**2 / n_h - s1**2
 
 
 def _deep_layer_values(s: Tensor, lams: Tensor) -> Tensor:
@@ -304,20 +322,39 @@ def perturb(weights: Sequence[Tensor], delta: float, *, generator: torch.Generat
                                     ).to(w.device) for w in weights]
 
 
+def signed_gram_form(rows: Tensor, signs: Tensor) -> Tensor:
+    """The (…, k, k) matrix R diag(signs) Rᵀ, with rowsᵀ = O R the reduced QR of rows (…, k, n): the n × n matrix
+    rowsᵀ diag(signs) rows equals O (R diag(signs) Rᵀ) Oᵀ, so both have the same nonzero spectrum and Frobenius
+    norm. ``signs`` is (k,). Cost O(n k²), against O(n² k) for the n × n matrix; backward stable, so both carry
+    the same ~u·‖rows‖² rounding (no difference of large squares is formed)."""
+    r = torch.linalg.qr(rows.mT, mode="r").R  # (…, min(n, k), k)
+    return (r * signs) @ r.mT
+
+
+def pair_rows(lo: Tensor, hi: Tensor) -> tuple[Tensor, Tensor]:
+    """Rows M = [W_lᵀ; W_{l+1}] (…, in + out, n) and signs (−1 ×in, +1 ×out): D_l = Mᵀ diag(signs) M."""
+    signs = torch.cat([-torch.ones(lo.shape[-1], dtype=lo.dtype, device=lo.device),
+                       torch.ones(hi.shape[-2], dtype=hi.dtype, device=hi.device)])
+    return torch.cat([lo.mT, hi], dim=-2), signs
+
+
 def balance(weights: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
     """Estimated λ and deviation for each adjacent pair of [W1, …, WL] (each (…, out, in)).
 
     λ̂_l = tr(D_l)/n_l and dev_l = ‖D_l − λ̂_l I‖_F with D_l = W_{l+1}ᵀW_{l+1} − W_lW_lᵀ (n_l × n_l).
-    Returns (lam (…, L−1), deviation (…, L−1)).
+    Returns (lam (…, L−1), deviation (…, L−1)). A hidden layer wider than in + out of its pair (a wide net) is
+    never formed: D_l is read in the k = in + out dimensional row space of its factors
+    (:func:`signed_gram_form`), ‖D_l − λ̂I‖² = ‖R diag(±1) Rᵀ − λ̂I_k‖² + (n_l − k)λ̂², equal to rounding.
     """
     if len(weights) < 2:
         raise ValueError("balance needs at least two layers.")
     lams, devs = [], []
     for w_lo, w_hi in zip(weights[:-1], weights[1:], strict=True):
-        d = w_hi.mT @ w_hi - w_lo @ w_lo.mT
-        n = d.shape[-1]
+        n, k = w_lo.shape[-2], w_lo.shape[-1] + w_hi.shape[-2]
+        d = w_hi.mT @ w_hi - w_lo @ w_lo.mT if n <= k else signed_gram_form(*pair_rows(w_lo, w_hi))
         lam = torch.diagonal(d, dim1=-2, dim2=-1).sum(-1) / n
-        eye = torch.eye(n, dtype=d.dtype, device=d.device)
-        devs.append(torch.linalg.matrix_norm(d - lam[..., None, None] * eye))
+        eye = torch.eye(d.shape[-1], dtype=d.dtype, device=d.device)
+        dev = torch.linalg.matrix_norm(d - lam[..., None, None] * eye)
+        devs.append(dev if n <= k else torch.sqrt(dev**2 + (n - k) * lam**2))
         lams.append(lam)
     return torch.stack(lams, -1), torch.stack(devs, -1)

@@ -139,14 +139,26 @@ def balance_drift(weights: Sequence[Tensor], init_weights: Sequence[Tensor]) -> 
 
     ‖D_l(t) − D_l(0)‖_F / (‖W_{l+1}ᵀW_{l+1}‖_F + ‖W_lW_lᵀ‖_F) at init: gradient flow conserves D_l exactly,
     so this is a direct measure of discretisation error, relative to the size of the terms it is made of.
+    A hidden layer wider than 2(in + out) of its pair is never formed (n × n): the change is read in the row
+    space of [W_lᵀ; W_{l+1}; W_l(0)ᵀ; W_{l+1}(0)] (:func:`lazyrich.init.signed_gram_form`), equal to rounding.
     """
+    from lazyrich.init import pair_rows, signed_gram_form  # local: init imports nothing from here
+
     drifts = []
     for l in range(len(weights) - 1):
         lo, hi, lo0, hi0 = weights[l], weights[l + 1], init_weights[l], init_weights[l + 1]
-        hi_gram0, lo_gram0 = hi0.mT @ hi0, lo0 @ lo0.mT
-        delta = (hi.mT @ hi - lo @ lo.mT) - (hi_gram0 - lo_gram0)
-        scale = torch.linalg.matrix_norm(hi_gram0) + torch.linalg.matrix_norm(lo_gram0)
-        drifts.append(torch.linalg.matrix_norm(delta) / scale.clamp_min(torch.finfo(scale.dtype).tiny))
+        n, k = lo.shape[-2], lo.shape[-1] + hi.shape[-2]
+        if n <= 2 * k:
+            hi_gram0, lo_gram0 = hi0.mT @ hi0, lo0 @ lo0.mT
+            delta = torch.linalg.matrix_norm((hi.mT @ hi - lo @ lo.mT) - (hi_gram0 - lo_gram0))
+            scale = torch.linalg.matrix_norm(hi_gram0) + torch.linalg.matrix_norm(lo_gram0)
+        else:
+            (rows, signs), (rows0, _) = pair_rows(lo, hi), pair_rows(lo0, hi0)
+            rows, rows0 = torch.broadcast_tensors(rows, rows0)
+            delta = torch.linalg.matrix_norm(signed_gram_form(torch.cat([rows, rows0], -2),
+                                                              torch.cat([signs, -signs])))
+            scale = torch.linalg.matrix_norm(hi0 @ hi0.mT) + torch.linalg.matrix_norm(lo0.mT @ lo0)
+        drifts.append(delta / scale.clamp_min(torch.finfo(scale.dtype).tiny))
     return torch.stack(drifts, dim=-1)
 
 

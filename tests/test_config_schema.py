@@ -32,6 +32,10 @@ INTENDED: dict[str, str] = {
     "init=gaussian: init.kind": "the option IS the gaussian init",
     "init=gaussian: init.lam": "null: the gaussian init has no λ input; its λ is measured (lam_hat)",
     "init=gaussian: init.scale": "1.0 is the per-layer LeCun gain; 0.1 would start every layer near zero",
+    "init=gaussian_hidden: init.kind": "the option IS a gaussian init",
+    "init=gaussian_hidden: init.lam": "null, as init=gaussian: its λ is measured (lam_hat)",
+    "init=gaussian_hidden: init.scale": "1.0: W1ᵀW1 ≈ W2W2ᵀ ≈ I, c₁ = c₂ = 1 of theory wide (0.1 would be rich)",
+    "init=gaussian_hidden: init.variance": "the option IS the hidden-width variance convention",
     "init=aligned: init.align": "the option IS the task-aligned init",
     "model=deep: model.depth": "the option IS the three-layer network",
     "model=relu: model.activation": "the option IS the relu comparison",
@@ -153,12 +157,19 @@ def test_the_python_api_takes_schema_objects_and_runs_them(tmp_path):
     ("model", {"depth": 1}, "model.depth=1 must be an integer ≥ 2"),
     ("model", {"hidden": 2.5}, "model.hidden=2.5 must be an integer"),
     ("init", {"kind": "orthogonal"}, "init.kind='orthogonal' is not one of balanced, gaussian"),
+    ("init", {"variance": "fan_out"}, "init.variance='fan_out' is not one of fan_in, hidden"),
+    ("init", {"gains": [1.0, -2.0]}, "init.gains=-2.0 must be positive"),
     ("logger", {"wandb": {"projekt": "x"}}, "logger.wandb.projekt is not a key of the logger config"),
 ])
 def test_a_bad_key_or_value_is_refused_in_one_line_naming_the_key(group, given, named):
     with pytest.raises(ConfigError) as err:
         build_group(config_schema.SCHEMAS[group], given, group)
     assert named in str(err.value) and "\n" not in str(err.value)
+
+
+def test_gains_are_one_per_layer():
+    with pytest.raises(ConfigError, match=r"init.gains has 3 values for model.depth=2 layers; give one per layer"):
+        resolve_run({"task": {"name": "hierarchy"}, "init": {"kind": "gaussian", "gains": [1.0, 2.0, 3.0]}})
 
 
 def test_every_schema_field_has_a_meaning():

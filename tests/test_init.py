@@ -13,6 +13,7 @@ from lazyrich.init import (
     balanced_factors,
     deep_balanced,
     gaussian,
+    gaussian_lambda,
     lambda_balanced,
     refactorise,
 )
@@ -145,3 +146,44 @@ def test_balance_on_a_hand_example():
     # D = diag(9, 1) − diag(1, 4) = diag(8, −3): λ̂ = 5/2, deviation ‖diag(5.5, −5.5)‖ = 5.5·√2.
     assert float(lam) == pytest.approx(2.5)
     assert float(dev) == pytest.approx(5.5 * math.sqrt(2))
+
+
+def _hidden_balance(ws):
+    """λ̂ and ‖D − λ̂I‖ from the Nh × Nh matrix D itself: the reference for the row-space route."""
+    d = ws[1].mT @ ws[1] - ws[0] @ ws[0].mT
+    lam = torch.diagonal(d, dim1=-2, dim2=-1).sum(-1) / d.shape[-1]
+    return lam, torch.linalg.matrix_norm(d - lam[..., None, None] * torch.eye(d.shape[-1], dtype=d.dtype))
+
+
+@pytest.mark.parametrize("make", [
+    lambda g: gaussian([8, 600, 4], [0.7, 1.3], generator=g, batch=3),
+    lambda g: list(lambda_balanced(5, 300, 5, 0.0, scale=0.4, generator=g, batch=2)),  # deviation at rounding
+    lambda g: gaussian([9, 100, 2], 0.1, lecun=False, generator=g, batch=2),  # no fan-in scaling: large λ̂
+])
+def test_balance_of_a_wide_hidden_layer_never_forms_it_and_agrees_to_rounding(make):
+    ws = make(torch.Generator().manual_seed(5))
+    lam, dev = balance(ws)
+    ref_lam, ref_dev = _hidden_balance(ws)
+    scale = sum((w * w).sum((-2, -1)) for w in ws)
+    # Both routes round at ~u·‖W‖² (the QR is backward stable; no difference of large squares is formed):
+    # 1e-14 of the scale is a few hundred u, far below any deviation the project reads (1e-8 and up).
+    assert float(((lam[..., 0] - ref_lam).abs() / scale).max()) < 1e-14
+    assert float(((dev[..., 0] - ref_dev).abs() / scale).max()) < 1e-14
+
+
+def test_hidden_variance_keeps_both_grams_at_scale_squared_whatever_the_width():
+    n_in, n_out, s1, s2 = 6, 3, 0.5, 1.5
+    for n_hidden in (64, 1024):
+        w1, w2 = gaussian([n_in, n_hidden, n_out], [s1, s2], variance="hidden",
+                          generator=torch.Generator().manual_seed(8), batch=400)
+        g1, g2 = (w1.mT @ w1).mean(0), (w2 @ w2.mT).mean(0)
+        # The mean of 400 Wishart draws: an entry's standard error is σ²/√(400·N_h) (√2 that on the diagonal);
+        # 6/√(400·N_h) is a 4.2σ band on the diagonal for the ~90 entries checked.
+        band = 6 / math.sqrt(400 * n_hidden)
+        torch.testing.assert_close(g1, s1**2 * torch.eye(n_in, dtype=g1.dtype), rtol=0, atol=band * s1**2)
+        torch.testing.assert_close(g2, s2**2 * torch.eye(n_out, dtype=g2.dtype), rtol=0, atol=band * s2**2)
+        lam = balance([w1, w2])[0][:, 0]
+        expected = gaussian_lambda([n_in, n_hidden, n_out], [s1, s2], variance="hidden")
+        assert abs(float(lam.mean()) - expected) <= 4 * float(lam.std()) / 20 + 1e-12  # 4 standard errors
+    with pytest.raises(ValueError, match="variance='hidden' divides by the hidden width"):
+        gaussian([4, 2], variance="hidden")

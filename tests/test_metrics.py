@@ -162,3 +162,14 @@ def test_relative_change_hand_example():
     before = torch.diag(torch.tensor([3.0, 4.0]))  # ‖·‖_F = 5
     after = torch.diag(torch.tensor([3.0, 1.0]))  # moved by 3
     assert float(relative_change(before, after)) == pytest.approx(0.6)
+
+
+def test_balance_drift_of_a_wide_hidden_layer_agrees_with_the_hidden_matrix():
+    g = torch.Generator().manual_seed(2)
+    w0 = gaussian([4, 300, 3], [0.8, 1.2], generator=g, batch=2)  # Nh = 300 > 2(Ni + No): the row-space route
+    moved = [w + 1e-5 * torch.randn(w.shape, generator=g, dtype=w.dtype) for w in w0]
+    d = [w[1].mT @ w[1] - w[0] @ w[0].mT for w in (moved, w0)]
+    scale = torch.linalg.matrix_norm(w0[1].mT @ w0[1]) + torch.linalg.matrix_norm(w0[0] @ w0[0].mT)
+    ref = torch.linalg.matrix_norm(d[0] - d[1]) / scale
+    # The drift is ~1e-5 here; both routes carry an absolute rounding of ~u (relative to the scale): 1e-14.
+    torch.testing.assert_close(balance_drift(moved, w0)[..., 0], ref, rtol=0, atol=1e-14)

@@ -21,6 +21,7 @@ from typing import Any
 
 from lazyrich.config.checks import BOOL, MAPPING, SEEDS, TEXT, ConfigError, at_least, floats, one_of, seeds
 from lazyrich.config.fields import defaults_of, fill_schema, instantiate, plain, spec
+from lazyrich.init import VARIANCES
 
 __all__ = ["DTYPES", "SCHEMAS", "STORED", "TOP_LEVEL", "WANDB_LAYOUTS", "InitConfig", "LoggerConfig", "ModelConfig",
            "RunConfig", "TheoryConfig", "TrainerConfig", "WandbConfig", "build_group", "defaults", "fill_group",
@@ -29,6 +30,10 @@ __all__ = ["DTYPES", "SCHEMAS", "STORED", "TOP_LEVEL", "WANDB_LAYOUTS", "InitCon
 
 DTYPES = ("float64", "float32")
 """Trainer dtypes: float64, or float32 beside the float64 theory (lower precisions cannot be compared with it)."""
+
+
+def _gains(key: str, value: Any) -> Any:
+    return value if value is None else floats(key, value, positive=True)
 
 
 @dataclass
@@ -44,6 +49,12 @@ class InitConfig:
                                "λ = 0 saddle")
     lecun: bool = spec(True, "gaussian init only: scale each layer by 1/√fan_in (LeCun), so `scale` is the "
                              "per-layer gain")
+    variance: str = spec("fan_in", "gaussian init with lecun=true: the width that divides each layer's variance "
+                                   "scale²: `fan_in` (LeCun; W1ᵀW1 grows with N_h) or `hidden` (W1 by N_h, later "
+                                   "layers by their fan-in: W1ᵀW1 ≈ scale²·I and W2W2ᵀ ≈ scale²·I at any width, "
+                                   "the Grams theory `wide` reads)", one_of(*VARIANCES))
+    gains: list[float] | None = spec(None, "gaussian init only: one multiplier of `scale` per layer (e.g. "
+                                           "[0.63, 1.26]); null: 1 for every layer", _gains)
 
 
 @dataclass
@@ -229,4 +240,7 @@ def resolve_run(cfg: Mapping[str, Any] | Any) -> RunConfig:
         name=top["name"],
     )
     _batch_axes(config.init, config.trainer)
+    if config.init.gains is not None and len(config.init.gains) != config.model.depth:
+        raise ConfigError(f"init.gains has {len(config.init.gains)} values for model.depth={config.model.depth} "
+                          f"layers; give one per layer, or null.")
     return config

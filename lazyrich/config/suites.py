@@ -37,7 +37,7 @@ from lazyrich.train import DEFAULT_MAX_STEPS
 
 __all__ = ["ARCH_SHAPES", "BENCH_TOP_LEVEL", "SUITE_SCHEMAS", "ArchitectureSuite", "BenchConfig", "ContinualSuite",
            "FinetunePretrain", "FinetuneRelation", "FinetuneSuite", "FreshInitSuite", "ReversalSuite", "RotationSuite",
-           "SuiteParams", "SuiteSelection", "TransferSuite", "arch_shape", "build_suite", "fill_suite",
+           "SuiteParams", "SuiteSelection", "TransferSuite", "WidthSuite", "arch_shape", "build_suite", "fill_suite",
            "resolve_bench"]
 
 LAMS = [-8.0, -4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0, 8.0]
@@ -58,6 +58,20 @@ def arch_shape(n_in: int, n_out: int) -> str:
 
 
 _A_SHAPE = {"funnel": "a funnel", "square": "a square net", "inverted_funnel": "an inverted funnel"}
+
+
+def _positive_floats(key: str, value: Any) -> list[float]:
+    return floats(key, value, positive=True)
+
+
+def _any_floats(key: str, value: Any) -> list[float]:
+    """A list of finite numbers, possibly empty."""
+    return [] if value in (None, []) else floats(key, value)
+
+
+def _widths(key: str, value: Any) -> list[int]:
+    """One width or a list, each an integer ≥ 1."""
+    return [at_least(1)(key, item) for item in (value if isinstance(value, list | tuple) else [value])]
 
 
 def _archs(key: str, value: Any) -> Any:
@@ -229,9 +243,27 @@ class ArchitectureSuite(FreshInitSuite):
     n_log: int = spec(121, "log points", at_least(2))
 
 
+@dataclass
+class WidthSuite(SuiteParams):
+    """Wide i.i.d. two-layer nets (W1 ~ N(0, c₁/N_h), W2 ~ N(0, c₂/N_h)) against theory wide, across N_h × (c₁ + c₂)."""
+
+    lams: list[float] = spec([], "unused: an i.i.d. init has no λ input (theory wide reads λ = ±(c₁ + c₂) off the "
+                                 "weights), so suite.lams leaves this suite as it is", _any_floats)
+    task: dict[str, Any] = spec({"name": "random_regression", "n_in": 8, "n_out": 8, "seed": 1, "whiten": True},
+                                "a whitened task (the issue's: random_regression 8→8, seed 1)", MAPPING)
+    widths: list[int] = spec([64, 256, 1024, 4096], "hidden widths N_h (one unit each per c₁ + c₂)", _widths)
+    c_sums: list[float] = spec([0.1, 1.0, 8.0], "c₁ + c₂ of the init, split evenly (c₁ = c₂): rich (small) to lazy "
+                                                "(large)", _positive_floats)
+    eta: float = spec(0.005, "lr = min(lr_max, eta / √((c₁ + c₂)² + 4 s̃₁²)): GD's gap to the flow (~eta/2 ≈ "
+                             "3e-3 of the loss, ~2e-4 of the product) stays below the finite-width error", POSITIVE)
+    t_max: float = spec(6.0, "training time (the issue's)", POSITIVE)
+    n_log: int = spec(61, "log points", at_least(2))
+    n_matrix: int = spec(31, "of the log points, this many keep W2W1 (the product error reads them)", at_least(2))
+
+
 SUITE_SCHEMAS: dict[str, type[SuiteParams]] = {
     "reversal": ReversalSuite, "continual": ContinualSuite, "transfer": TransferSuite, "rotation": RotationSuite,
-    "finetune": FinetuneSuite, "architecture": ArchitectureSuite,
+    "finetune": FinetuneSuite, "architecture": ArchitectureSuite, "width": WidthSuite,
 }
 """Schema of each suite's parameters, by suite name (the keys of :data:`lazyrich.suites.SUITES`)."""
 

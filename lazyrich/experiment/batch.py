@@ -74,7 +74,8 @@ def build_batch(init: InitConfig, model: ModelConfig, lrs: Sequence[float], seed
         elif kind == "balanced":
             ws = inits.deep_balanced(widths, lam, scale=scale, generator=gen, align_to=align)
         else:
-            ws = inits.gaussian(widths, scale, lecun=init.lecun, generator=gen)
+            scales = scale if init.gains is None else [scale * gain for gain in init.gains]
+            ws = inits.gaussian(widths, scales, lecun=init.lecun, variance=init.variance, generator=gen)
         ws = inits.perturb(ws, init.perturb, generator=gen)
         for l, w in enumerate(ws):
             layers[l].append(w)

@@ -6,7 +6,8 @@ import pandas as pd
 
 __all__ = ["config_table", "print_run"]
 
-TABLE_COLUMNS = ["loss_final", "kernel_distance_final", "time_to_1pct", "theory_loss_final", "theory_max_rel_err"]
+TABLE_COLUMNS = ["loss_final", "kernel_distance_final", "time_to_1pct", "theory_loss_final", "theory_max_rel_err",
+                 "theory_expected_err"]
 
 
 def config_table(summary: pd.DataFrame, keys: tuple[str, ...] = ("lam", "scale", "lr")) -> pd.DataFrame:

@@ -115,21 +115,32 @@ def _dynamics(name: str) -> str:
 def derived_agreement(summary: pd.DataFrame, prediction: Any, task: Task, lr: np.ndarray, dtype: torch.dtype, *,
                       two_layer: bool) -> pd.DataFrame:
     """theory_rtol: the GD–flow tolerance derived from the leading O(lr) correction (lazyrich.theory.gd_flow) for
-    two-layer flow theories, rounding only for the GD theories; theory_agrees is then judged against it."""
+    two-layer flow theories, rounding only for the GD theories; theory_agrees is then judged against it.
+
+    A theory that states its own error (``Prediction.expected_error``, theory ``wide``: ε on the product) adds
+    ``theory_expected_err`` = ε beside it, and its loss-curve tolerance grows by 2ε' + ε'² with ε' = 2ε: a product
+    off by ε' moves ½‖A − Σyx‖² by at most ‖A − Σyx‖·ε' + ½ε'², relative to its largest value; ε' is twice the
+    typical law, beyond the worst calibrated case (1.6×)."""
     if prediction is None or "theory_max_rel_err" not in summary or not two_layer:
         return summary
     from lazyrich.theory import TaskStats
     from lazyrich.theory.gd_flow import DTYPE_FLOOR, gd_flow_rtol
 
     eps = torch.finfo(dtype).eps
+    expected = getattr(prediction, "expected_error", None)
     if prediction.theory == "aligned_gd":
         rtol = np.full(len(summary), DTYPE_FLOOR * eps)
-    elif prediction.theory in ("exact", "aligned", "ode"):  # gradient-flow theories
+    elif prediction.theory in ("exact", "aligned", "ode", "gram_ode") or expected is not None:  # flow theories
         rtol = gd_flow_rtol(prediction, TaskStats.from_task(task), torch.tensor(np.array(lr)), dtype).cpu().numpy()
     else:
         return summary
     summary = summary.copy()
+    if expected is not None:
+        worst = 2 * expected.cpu().numpy()
+        rtol = rtol + 2 * worst + worst**2
     summary["theory_rtol"] = rtol
+    if expected is not None:
+        summary["theory_expected_err"] = expected.cpu().numpy()
     summary["theory_agrees"] = summary["theory_max_rel_err"].to_numpy() <= rtol
     return summary
 

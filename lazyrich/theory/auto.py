@@ -1,4 +1,4 @@
-"""Pick the most exact theory that applies: exact, aligned, deep_aligned, else ode (the fallback).
+"""Pick the most exact theory that applies: exact, aligned, deep_aligned, wide, else ode (the fallback).
 
 Selection rules: the first of ``PREFERENCE`` whose check passes, else ``ode``, which always applies; the notes say
 which ran and why each earlier one refused. Inside ``exact``, a singular B (a saddle) and a nearly singular one
@@ -19,12 +19,14 @@ from lazyrich.theory.registry import filter_options, get_theory, register_theory
 
 __all__ = ["PREFERENCE", "AutoTheory", "select_theory"]
 
-PREFERENCE = ("exact", "aligned", "deep_aligned")
-"""Closed forms first; ``ode`` is always last and always applies."""
+PREFERENCE = ("exact", "aligned", "deep_aligned", "wide")
+"""Closed forms first; then ``wide``, an approximation with a stated error that applies only where no exact closed
+form does (wide i.i.d. two-layer nets, wide enough for its default accuracy); ``ode`` is always last and always
+applies."""
 
 
 def select_theory(stats: Any, weights: Sequence[Tensor], **options: Any) -> tuple[Theory, str]:
-    """(theory, reason): the first of exact → aligned → deep_aligned that applies, else ode, with why.
+    """(theory, reason): the first of exact → aligned → deep_aligned → wide that applies, else ode, with why.
 
     ``options`` go to each candidate that takes them (``tau`` to all; ``rtol`` to ode and deep_aligned).
     """
@@ -41,7 +43,7 @@ def select_theory(stats: Any, weights: Sequence[Tensor], **options: Any) -> tupl
 
 @register_theory("auto")
 class AutoTheory(Theory):
-    """The most exact theory that applies (exact, aligned, deep_aligned, else ode); notes say why."""
+    """The most exact theory that applies (exact, aligned, deep_aligned, wide, else ode); notes say why."""
 
     def __init__(self, **options: Any) -> None:
         self.options = options

@@ -263,7 +263,8 @@ class Prediction:
     ``converges_to_saddle`` (B,) bool and ``final_loss`` (B,) describe t → ∞; ``ode_fallback`` (B,) bool, when
     set, marks the networks a closed-form theory handed to the ode theory (its notes say why); ``escape_time``
     (B, m), when set (theory ``escape``), is when each saddle-bound mode leaves the saddle under GD (NaN: never
-    bound).
+    bound); ``expected_error`` (B,), when set (an approximate theory such as ``wide``), is the product error the
+    theory expects of itself (relative, Frobenius, max over t).
     """
 
     t: Tensor
@@ -280,6 +281,7 @@ class Prediction:
     notes: list[str] = field(default_factory=list)
     ode_fallback: Tensor | None = None
     escape_time: Tensor | None = None
+    expected_error: Tensor | None = None
 
     _TENSORS: ClassVar[tuple[str, ...]] = ("t", "product", "w1tw1", "wwt_out", "loss", "kernel_distance",
                                            "ntk_rel_change", "svals", "converges_to_saddle", "final_loss")
