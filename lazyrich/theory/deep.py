@@ -74,6 +74,8 @@ class DeepAlignedTheory(ModeTheory):
         return task_modes(stats, weights)
 
     def _predict(self, stats: TaskStats, weights: list[Tensor], t: Tensor) -> Prediction:
+        if self.training.weight_decay is not None:
+            return self._decayed(stats, weights, t)
         modes, _ = self._modes(stats, weights)
         c = stats.whitening_scale
         s_hat = stats.svd[1] / c
