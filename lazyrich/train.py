@@ -177,7 +177,8 @@ def _option_tensor(name: str, value: Any) -> Tensor | None:
     """``value`` as a float64 tensor, checked; None when it is the plain setting everywhere (or None)."""
     if value is None:
         return None
-    out = torch.tensor(np.array(value.cpu() if isinstance(value, Tensor) else value, dtype=np.float64))
+    out = torch.tensor(np.array(value.detach().cpu().numpy() if isinstance(value, Tensor) else value,
+                                dtype=np.float64))
     positive = name != "weight_decay"
     if not bool(torch.isfinite(out).all()) or bool((out <= 0).any() if positive else (out < 0).any()):
         raise ValueError(f"{name} must be finite and {'positive' if positive else '≥ 0'}, got {value}.")
