@@ -27,7 +27,7 @@ from lazyrich.config.suites import BenchConfig, SuiteParams, build_suite, resolv
 from lazyrich.device import torch_threads
 from lazyrich.results.tables import markdown_table
 from lazyrich.store import identity, locking
-from lazyrich.suites import architecture, continual, finetune, reversal, rotation, transfer
+from lazyrich.suites import architecture, continual, finetune, generalisation, reversal, rotation, transfer
 from lazyrich.suites.common import Report, Suite
 from lazyrich.suites.runner import SweepResult, Unit, run_sweep
 from lazyrich.suites.writeup import render
@@ -38,7 +38,8 @@ __all__ = ["SUITES", "Suite", "run_suite", "run_suites", "work_estimate"]
 
 SUITES: dict[str, Suite] = {
     s.name: s
-    for s in (reversal.SUITE, continual.SUITE, transfer.SUITE, rotation.SUITE, finetune.SUITE, architecture.SUITE)
+    for s in (reversal.SUITE, continual.SUITE, transfer.SUITE, rotation.SUITE, finetune.SUITE, architecture.SUITE,
+              generalisation.SUITE)
 }
 """Every suite by name, in the order ``suite=all`` runs them."""
 
