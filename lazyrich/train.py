@@ -181,7 +181,7 @@ def _option_tensor(name: str, value: Any) -> Tensor | None:
                                 dtype=np.float64))
     positive = name != "weight_decay"
     if not bool(torch.isfinite(out).all()) or bool((out <= 0).any() if positive else (out < 0).any()):
-        raise ValueError(f"{name} must be finite and {'positive' if positive else '≥ 0'}, got {value}.")
+        raise ValueError(f"trainer.{name} must be finite and {'positive' if positive else '≥ 0'}, got {value}.")
     return None if bool((out == _PLAIN[name]).all()) else out
 
 
@@ -249,11 +249,6 @@ class TrainOptions:
         return TrainOptions(_expand("layer_lr", self.layer_lr, (batch, n_layers)),
                             _expand("output_scale", self.output_scale, (batch,)),
                             _expand("weight_decay", self.weight_decay, (batch,)))
-
-    def rows(self, index: Tensor) -> TrainOptions:
-        """The options of networks ``index`` (of a :meth:`per_network` object)."""
-        return TrainOptions(*(None if v is None else v[index.cpu()] for v in
-                              (self.layer_lr, self.output_scale, self.weight_decay)))
 
     def rates(self, batch: int, n_layers: int) -> Tensor:
         """m (B, L): each layer's step multiplier (ones when unset)."""

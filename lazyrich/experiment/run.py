@@ -95,7 +95,8 @@ class ExperimentResult:
 @dataclass(frozen=True)
 class Training:
     """How every phase of a run is trained: the resolved trainer settings (all that :func:`lazyrich.train.train`
-    takes besides the task, the weights and each network's step)."""
+    takes besides the task, the weights, and each network's step and training options, which its metadata row
+    holds: :func:`~lazyrich.experiment.batch.options_of`)."""
 
     t_max: float
     n_log: int
@@ -135,8 +136,8 @@ class Plan:
     """A run resolved into objects: what every step below the top of :func:`run_experiment` reads.
 
     ``weights`` are the float64 initial weights [W1 (B, Nh, Ni), …], ``meta`` one row per network (lam, scale,
-    lr, seed, lam_hat, balance_dev0), ``theories`` the theory of the first phase and of later ones (None: none)
-    and ``notes`` what was decided on the way (which theory, why none).
+    lr, the training options a run sets, seed, lam_hat, balance_dev0), ``theories`` the theory of the first phase
+    and of later ones (None: none) and ``notes`` what was decided on the way (which theory, why none).
     """
 
     task: Task | TaskSequence

@@ -94,9 +94,7 @@ class _TwoLayerAligned(ModeTheory):
 class AlignedTheory(_TwoLayerAligned):
     """Task-aligned two-layer nets (any width, per-mode λ): closed-form s(t) per mode, exact weights."""
 
-    def _predict(self, stats: TaskStats, weights: list[Tensor], t: Tensor) -> Prediction:
-        if self.training.weight_decay is not None:
-            return self._decayed(stats, weights, t)
+    def _flow(self, stats: TaskStats, weights: list[Tensor], t: Tensor) -> Prediction:
         modes, _ = self._modes(stats, weights)
         c = stats.whitening_scale
         s_hat = stats.svd[1] / c

@@ -251,6 +251,15 @@ class ModeTheory(Theory):
     def _check(self, stats: TaskStats, weights: list[Tensor]) -> str | None:
         return self._modes(stats, weights)[1]
 
+    def _predict(self, stats: TaskStats, weights: list[Tensor], t: Tensor) -> Prediction:
+        """:meth:`_decayed` under weight decay, else :meth:`_flow` (the plain flow, or U's: ``rescaled``)."""
+        return self._decayed(stats, weights, t) if self.training.weight_decay is not None else \
+            self._flow(stats, weights, t)
+
+    def _flow(self, stats: TaskStats, weights: list[Tensor], t: Tensor) -> Prediction:
+        """The prediction of the plain flow (the mode theory's own solution)."""
+        raise NotImplementedError
+
     def _decayed(self, stats: TaskStats, weights: list[Tensor], t: Tensor) -> Prediction:
         """The prediction under weight decay (with any layer rates and α), integrated per mode in the weights W:
         :func:`integrate_layer_modes`, the rest of each layer shrinking by e^{−γ m_l t}."""
