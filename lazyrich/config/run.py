@@ -79,10 +79,11 @@ class TrainerConfig:
                                        "10⁷); raise it on purpose", at_least(1, nullable=True))
     weight_decay: Any = spec(0.0, "γ ≥ 0, L2 in the loss: (γ/2)Σ_l‖W_l‖² is added, so a step is W_l ← W_l − "
                                   "lr·m_l(∇_l L + γW_l) (float or list: batch axis)")
-    layer_lr: Any = spec(None, "per-layer step multipliers [m_1, …, m_L]: layer l steps by lr·m_l, t = step·lr "
-                               "(null: all 1; a list of such lists: batch axis)")
-    output_scale: Any = spec(1.0, "output multiplier α: ŷ = α·W_L⋯W_1x; with layer_lr, the balanced init is "
-                                  "balanced in the rates' units (docs: theory) (float or list: batch axis)")
+    layer_lr: Any = spec(None, "per-layer step multipliers [m_1, …, m_L]: layer l steps by lr·m_l, t = step·lr; a "
+                               "balanced init is then balanced in the rates' units (docs: theory §11) (null: all 1; "
+                               "a list of such lists: batch axis)")
+    output_scale: Any = spec(1.0, "output multiplier α: ŷ = α·W_L⋯W_1x; the init is built without it, so a larger α "
+                                  "is lazier (float or list: batch axis)")
 
 
 def _nullable_text(key: str, value: Any) -> Any:
