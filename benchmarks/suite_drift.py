@@ -5,7 +5,7 @@
         PYTHONPATH=/tmp/before python <this checkout>/benchmarks/suite_drift.py run BEFORE
     python -m benchmarks.suite_drift diff BEFORE AFTER
 
-``run`` writes ``OUT/<suite>.csv`` (the suite table) for the six suites at the sizes their tests use; ``diff``
+``run`` writes ``OUT/<suite>.csv`` (the suite table) for the suites at the sizes their tests use; ``diff``
 prints, per suite, the rows and the largest relative difference of any numeric column (and the column), and
 names columns that appear on one side only, text that differs, or NaN that moved. Unit ids and timings are
 left out: they name a configuration, not a result.
@@ -24,7 +24,8 @@ import pandas as pd
 
 SIZES = {"reversal": ("test_suites_reversal", "TINY"), "architecture": ("test_suites_architecture", "TINY"),
          "continual": ("test_suites_continual", "TINY"), "finetune": ("test_suites_finetune", "TINY"),
-         "transfer": ("test_suites_transfer", "TINY"), "rotation": ("test_suites_transfer", "ROTATION")}
+         "transfer": ("test_suites_transfer", "TINY"), "rotation": ("test_suites_transfer", "ROTATION"),
+         "generalisation": ("test_suites_generalisation", "TINY")}
 IGNORED = {"unit", "seconds", "error"}
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "loss_floor",
     "backward_transfer",
     "balance_drift",
+    "balance_law_gap",
     "forgetting",
     "gaussian_balance",
     "gaussian_balance_moments",
@@ -160,6 +161,18 @@ def balance_drift(weights: Sequence[Tensor], init_weights: Sequence[Tensor]) -> 
             scale = torch.linalg.matrix_norm(hi0 @ hi0.mT) + torch.linalg.matrix_norm(lo0.mT @ lo0)
         drifts.append(delta / scale.clamp_min(torch.finfo(scale.dtype).tiny))
     return torch.stack(drifts, dim=-1)
+
+
+def balance_law_gap(t: Tensor, lam_hat: Tensor, decay: Tensor, size: Tensor) -> Tensor:
+    """max_t |λ̂(t) − λ̂(0)·e^{−2·decay·t}| / size, per network (B,): how far a measured balance λ̂ (B, T) on the
+    grid t (B, T) strays from the law of gradient flow with weight decay (decay (B,) = γ·m, the decay rate of each
+    layer; 0 without decay: the conservation law), relative to ``size`` (B,), the size of the terms λ̂ is made of.
+    Log points where λ̂ is NaN (a diverged network) are skipped; none left gives NaN."""
+    law = lam_hat[:, :1] * torch.exp(-2 * decay.to(lam_hat)[:, None] * t.to(lam_hat))
+    gap = (lam_hat - law).abs()
+    worst = torch.where(gap.isnan(), torch.zeros_like(gap), gap).amax(-1)
+    worst = torch.where(gap.isnan().all(-1), torch.full_like(worst, float("nan")), worst)
+    return worst / size.to(lam_hat).clamp_min(torch.finfo(lam_hat.dtype).tiny)
 
 
 def ntk_blocks(weights: Sequence[Tensor]) -> Blocks:
@@ -298,13 +311,16 @@ def kernel_distance(k0: Tensor, k1: Tensor) -> Tensor:
 def snapshot(weights: Sequence[Tensor], init_weights: Sequence[Tensor], init_blocks: Blocks | None,
              sigma_xx: Tensor, sigma_yx: Tensor, sigma_yy: Tensor, task_u: Tensor, task_v: Tensor, *,
              optimum: tuple[Tensor, Tensor] | None = None, loss: Tensor | None = None,
-             with_matrices: bool = True) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+             with_matrices: bool = True, heldout: tuple | None = None,
+             test_loss: Tensor | None = None) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """Every metric the trainer records, for a batch of linear nets (weights (B, out, in)).
 
-    Returns (scalars, matrices): scalars maps stable names to (B,) tensors — ``loss``, ``kernel_distance``,
-    ``ntk_rel_change``, ``sval_k`` (k = 1..m), ``balance_dev_l``, ``balance_drift_l`` (pairs l = 1..L−1) and
-    ``norm_Wl``; matrices maps ``product`` (B, No, Ni), ``w1tw1`` (B, Ni, Ni) and ``wwt_out`` (B, No, No).
-    ``init_blocks=None`` (nonlinear nets) leaves the NTK figures NaN; ``loss`` overrides the linear-map loss.
+    Returns (scalars, matrices): scalars maps stable names to (B,) tensors — ``loss``, ``test_loss`` (with
+    ``heldout`` = (Σxx*, Σyx*, Σyy*, its least-squares optimum), the held-out statistics), ``kernel_distance``,
+    ``ntk_rel_change``, ``sval_k`` (k = 1..m), ``lam_hat_l``, ``balance_dev_l``, ``balance_drift_l`` (pairs
+    l = 1..L−1) and ``norm_Wl``; matrices maps ``product`` (B, No, Ni), ``w1tw1`` (B, Ni, Ni) and ``wwt_out``
+    (B, No, No). ``init_blocks=None`` (nonlinear nets) leaves the NTK figures NaN; ``loss`` and ``test_loss``
+    override the linear-map losses.
     """
     from lazyrich.init import balance  # local: init imports nothing from here, keep the graph one-way
 
@@ -312,6 +328,10 @@ def snapshot(weights: Sequence[Tensor], init_weights: Sequence[Tensor], init_blo
     if loss is None:
         loss = loss_from_product(w, sigma_xx, sigma_yx, sigma_yy, optimum=optimum)
     scalars: dict[str, Tensor] = {"loss": loss}
+    if test_loss is None and heldout is not None:
+        test_loss = loss_from_product(w, *heldout[:3], optimum=heldout[3])
+    if test_loss is not None:
+        scalars["test_loss"] = test_loss
     if init_blocks is not None:
         x_gram = sigma_xx * 1.0  # kernel distance and relative change are invariant to the scale P
         dist, rel = kernel_change(init_blocks, ntk_blocks(weights), x_gram)
@@ -320,9 +340,10 @@ def snapshot(weights: Sequence[Tensor], init_weights: Sequence[Tensor], init_blo
     scalars["kernel_distance"], scalars["ntk_rel_change"] = dist, rel
     for k, s in enumerate(task_svals(w, task_u, task_v).unbind(-1), start=1):
         scalars[f"sval_{k}"] = s
-    _, dev = balance(weights)
+    lam, dev = balance(weights)
     drift = balance_drift(weights, init_weights)
     for l in range(len(weights) - 1):
+        scalars[f"lam_hat_{l + 1}"] = lam[..., l]
         scalars[f"balance_dev_{l + 1}"] = dev[..., l]
         scalars[f"balance_drift_{l + 1}"] = drift[..., l]
     for l, n in enumerate(layer_norms(weights).unbind(-1), start=1):

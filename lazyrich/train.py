@@ -7,6 +7,12 @@ on the same t grid, so networks with different learning rates line up (and stop 
 Linear nets trained full-batch use the sufficient statistics Σxx, Σyx, so a step costs O(L·No·Ni·Nh) whatever P
 is. Nonlinear nets (``activation``) and minibatch SGD (``batch_size``) take the data path with autograd.
 
+Beyond plain GD on the loss (:class:`TrainOptions`, each per network): per-layer step multipliers, an output
+multiplier α (ŷ = α·W_L⋯W_1x) and weight decay (L2 in the loss). Without them the step is the plain one, unchanged.
+With rates or α, the recorder measures the network in its standard variables U_l = k_l·W_l (docs/theory.md §11),
+the variables every theory predicts: the product logged is the network's function α·W_L⋯W_1, the kernel the
+one that drives it; the Grams and norms are mapped back to the weights W.
+
 :func:`train` is a few parts, one job each: the input checks, the schedule (:func:`log_grid` → :func:`plan_steps`
 → the steps at which each network logs and stops), the task on the training device, the recorder, the divergence
 guard, the step (fused statistics path or autograd) and a short loop that ties them together.
@@ -23,6 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,8 +41,8 @@ from lazyrich.device import resolve_device
 
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"relu": torch.relu, "tanh": torch.tanh}
 
-__all__ = ["ACTIVATIONS", "DEFAULT_MAX_STEPS", "Trajectory", "log_events", "log_grid", "lr_per_network", "plan_steps",
-           "step_budget", "train"]
+__all__ = ["ACTIVATIONS", "DEFAULT_MAX_STEPS", "TRAINING_OPTIONS", "TrainOptions", "Trajectory", "log_events",
+           "log_grid", "lr_per_network", "plan_steps", "step_budget", "train"]
 
 
 DEFAULT_MAX_STEPS = 10_000_000
@@ -158,6 +165,118 @@ def lr_per_network(lr: float | Sequence[float] | Tensor, n_batch: int) -> Tensor
     return lr_t
 
 
+TRAINING_OPTIONS = ("layer_lr", "output_scale", "weight_decay")
+"""The step options beyond plain GD (:class:`TrainOptions`), by their trainer key (``trainer.<name>``)."""
+
+_PLAIN = {"layer_lr": 1.0, "output_scale": 1.0, "weight_decay": 0.0}
+_WHAT = {"layer_lr": "per-layer learning rates", "output_scale": "an output multiplier",
+         "weight_decay": "weight decay"}
+
+
+def _option_tensor(name: str, value: Any) -> Tensor | None:
+    """``value`` as a float64 tensor, checked; None when it is the plain setting everywhere (or None)."""
+    if value is None:
+        return None
+    out = torch.tensor(np.array(value.detach().cpu().numpy() if isinstance(value, Tensor) else value,
+                                dtype=np.float64))
+    positive = name != "weight_decay"
+    if not bool(torch.isfinite(out).all()) or bool((out <= 0).any() if positive else (out < 0).any()):
+        raise ValueError(f"trainer.{name} must be finite and {'positive' if positive else '≥ 0'}, got {value}.")
+    return None if bool((out == _PLAIN[name]).all()) else out
+
+
+def _expand(name: str, value: Tensor | None, shape: tuple[int, ...]) -> Tensor | None:
+    """``value`` broadcast to ``shape`` ((B, L): one value, one per layer or one row per network; (B,): one value
+    or one per network); None stays None."""
+    if value is None:
+        return None
+    if value.numel() == 1:
+        return value.reshape(()).expand(shape).clone()
+    if len(shape) == 2 and value.shape == shape[1:]:
+        return value.expand(shape).clone()
+    if value.shape != shape:
+        each = "one value per layer, " if len(shape) == 2 else ""
+        raise ValueError(f"trainer.{name} has shape {tuple(value.shape)}: give one value, {each}or one per network "
+                         f"(shape {shape}).")
+    return value
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """What a step does besides plain full-batch GD on the loss; None is the plain setting.
+
+    ``layer_lr`` (L,) or (B, L): the multiplier m_l of layer l's step (it moves by lr·m_l; t = step·lr is kept);
+    ``output_scale`` () or (B,): α in ŷ = α·W_L⋯W_1x; ``weight_decay`` () or (B,): γ of the L2 term
+    (γ/2)Σ_l‖W_l‖²_F in the loss, so a GD step is W_l ← W_l − lr·m_l(∇_l L + γW_l).
+
+    The change of variables (docs/theory.md §11): with κ = α^{2/L}(Π_l m_l)^{1/L} and k_l = √(κ/m_l), the
+    weights U_l = k_l·W_l have U_L⋯U_1 = α·W_L⋯W_1 and follow the plain flow (and plain GD at step κ·lr) in time
+    κ·t; weight decay becomes a per-layer decay γ·m_l of U_l. V_l = U_l/α^{1/L} are the weights in units of the
+    rates: W_l = ρ_l·V_l with ρ_l = α^{1/L}/k_l, and V_{l+1}ᵀV_{l+1} − V_lV_lᵀ is what a balanced init sets.
+    """
+
+    layer_lr: Tensor | None = None
+    output_scale: Tensor | None = None
+    weight_decay: Tensor | None = None
+
+    @classmethod
+    def of(cls, layer_lr: Any = None, output_scale: Any = None, weight_decay: Any = None) -> TrainOptions:
+        """Checked options from numbers, lists, arrays or tensors; values of the plain setting become None."""
+        return cls(*(_option_tensor(name, value) for name, value in
+                     zip(TRAINING_OPTIONS, (layer_lr, output_scale, weight_decay), strict=True)))
+
+    @property
+    def active(self) -> tuple[str, ...]:
+        """The names of the options set (not the plain setting)."""
+        return tuple(name for name in TRAINING_OPTIONS if getattr(self, name) is not None)
+
+    @property
+    def rescales(self) -> bool:
+        """True when layer rates or α are set: the dynamics are those of U_l = k_l·W_l in time κ·t."""
+        return self.layer_lr is not None or self.output_scale is not None
+
+    def describe(self, names: Sequence[str] | None = None) -> str:
+        """'weight decay (trainer.weight_decay = 0.01)'-style text of the options ``names`` (default: all set)."""
+        parts = []
+        for name in self.active if names is None else names:
+            values = sorted({round(float(v), 12) for v in getattr(self, name).reshape(-1).tolist()})
+            shown = ", ".join(f"{v:g}" for v in values[:4]) + (", …" if len(values) > 4 else "")
+            parts.append(f"{_WHAT[name]} (trainer.{name} = {shown})")
+        return " and ".join(parts)
+
+    def per_network(self, batch: int, n_layers: int) -> TrainOptions:
+        """The options as (B, L), (B,), (B,) float64 tensors (None kept); a size that fits neither is refused."""
+        return TrainOptions(_expand("layer_lr", self.layer_lr, (batch, n_layers)),
+                            _expand("output_scale", self.output_scale, (batch,)),
+                            _expand("weight_decay", self.weight_decay, (batch,)))
+
+    def rates(self, batch: int, n_layers: int) -> Tensor:
+        """m (B, L): each layer's step multiplier (ones when unset)."""
+        value = _expand("layer_lr", self.layer_lr, (batch, n_layers))
+        return torch.ones(batch, n_layers, dtype=torch.float64) if value is None else value
+
+    def alpha(self, batch: int) -> Tensor:
+        """α (B,) (ones when unset)."""
+        value = _expand("output_scale", self.output_scale, (batch,))
+        return torch.ones(batch, dtype=torch.float64) if value is None else value
+
+    def decay(self, batch: int) -> Tensor:
+        """γ (B,) (zeros when unset)."""
+        value = _expand("weight_decay", self.weight_decay, (batch,))
+        return torch.zeros(batch, dtype=torch.float64) if value is None else value
+
+    def standard(self, batch: int, n_layers: int) -> tuple[Tensor, Tensor]:
+        """(κ (B,), k (B, L)) of the change of variables U_l = k_l·W_l, time κ·t (class docstring)."""
+        rates = self.rates(batch, n_layers)
+        kappa = self.alpha(batch) ** (2.0 / n_layers) * rates.log().mean(-1).exp()
+        return kappa, (kappa[:, None] / rates).sqrt()
+
+    def to_rate_units(self, batch: int, n_layers: int) -> Tensor:
+        """1/ρ (B, L): V_l = W_l/ρ_l, the weights in units of the rates (class docstring)."""
+        _, k = self.standard(batch, n_layers)
+        return k / self.alpha(batch)[:, None] ** (1.0 / n_layers)
+
+
 def _check_batch_size(batch_size: int | None, n_samples: int) -> None:
     """Refuse a minibatch size outside [1, P]; None means full-batch."""
     if batch_size is not None and not 1 <= batch_size <= n_samples:
@@ -209,7 +328,8 @@ class _Schedule:
 
 @dataclass(frozen=True)
 class _TaskData:
-    """The task on the training device and dtype: statistics, data, the least-squares optimum, the activation."""
+    """The task on the training device and dtype: statistics, data, the least-squares optimum, the activation, and
+    the held-out statistics (Σxx*, Σyx*, Σyy*, optimum) and data when the task has a held-out set."""
 
     sxx: Tensor
     syx: Tensor
@@ -221,6 +341,8 @@ class _TaskData:
     whitening: float | None
     optimum: tuple[Tensor, Tensor]
     act: Callable[[Tensor], Tensor] | None
+    heldout: tuple | None = None
+    heldout_data: tuple[Tensor, Tensor] | None = None
 
     @classmethod
     def of(cls, task, device: torch.device, dtype: torch.dtype, act: Callable[[Tensor], Tensor] | None) -> _TaskData:
@@ -229,14 +351,23 @@ class _TaskData:
         u, _, v = task.svd
         x, y = task.X.to(device=device, dtype=dtype), task.Y.to(device=device, dtype=dtype)
         optimum = metrics.least_squares_optimum(sxx, syx, syy, x, y)
+        held = getattr(task, "heldout", None)
+        heldout = heldout_data = None
+        if held is not None:
+            stats = [s.to(device=device, dtype=dtype) for s in (held.sigma_xx, held.sigma_yx, held.sigma_yy)]
+            heldout = (*stats, metrics.least_squares_optimum(*stats))
+            heldout_data = (held.X.to(device=device, dtype=dtype), held.Y.to(device=device, dtype=dtype))
         return cls(sxx, syx, syy, u.to(device=device, dtype=dtype), v.to(device=device, dtype=dtype), x, y,
-                   task.whitening_scale, optimum, act)
+                   task.whitening_scale, optimum, act, heldout, heldout_data)
 
-    def loss(self, weights: Sequence[Tensor]) -> Tensor:
-        """Per-network loss (B,): from the data for a nonlinear net, from the statistics for a linear one."""
+    def loss(self, weights: Sequence[Tensor], alpha: Tensor | None = None) -> Tensor:
+        """Per-network loss (B,) of ŷ = α·W_L⋯W_1x (α (B, 1, 1), None: 1): from the data for a nonlinear net,
+        from the statistics for a linear one."""
         if self.act is not None:
-            return _data_loss(weights, self.x, self.y, self.act)
-        return metrics.loss_from_product(metrics.product(weights), self.sxx, self.syx, self.syy, optimum=self.optimum)
+            return _data_loss(weights, self.x, self.y, self.act, alpha)
+        w = metrics.product(weights)
+        return metrics.loss_from_product(w if alpha is None else alpha * w, self.sxx, self.syx, self.syy,
+                                         optimum=self.optimum)
 
 
 class _DivergenceGuard:
@@ -278,18 +409,31 @@ def _rows(tensors: Sequence[Tensor], rows: Tensor) -> list[Tensor]:
 
 
 class _Recorder:
-    """Preallocated (B, T) buffers filled with :func:`lazyrich.metrics.snapshot` at each network's own log steps."""
+    """Preallocated (B, T) buffers filled with :func:`lazyrich.metrics.snapshot` at each network's own log steps.
 
-    def __init__(self, n_log: int, matrix_index: Tensor, data: _TaskData, init_weights: list[Tensor]):
+    With layer rates or α (``scales`` = (k (B, L), α (B,))), the snapshot is taken of U_l = k_l·W_l, which the
+    theories predict, and the figures of the weights themselves (norms, Grams) and λ̂ (of V_l = U_l/α^{1/L},
+    :class:`TrainOptions`) are mapped back.
+    """
+
+    def __init__(self, n_log: int, matrix_index: Tensor, data: _TaskData, init_weights: list[Tensor],
+                 scales: tuple[Tensor, Tensor] | None = None):
         self.n_batch, self.n_log = init_weights[0].shape[0], n_log
         self.matrix_slot = torch.full((n_log,), -1, dtype=torch.long)
         self.matrix_slot[matrix_index] = torch.arange(len(matrix_index))
         self.n_matrix = len(matrix_index)
         self.device = init_weights[0].device
-        self.data, self.init_weights = data, init_weights
-        self.init_blocks = None if data.act is not None else metrics.ntk_blocks(init_weights)
+        self.scales = None if scales is None else tuple(x.to(init_weights[0]) for x in scales)
+        self.data = data
+        self.init_weights = init_weights if scales is None else self.standard(init_weights, None)
+        self.init_blocks = None if data.act is not None else metrics.ntk_blocks(self.init_weights)
         self.scalars: dict[str, Tensor] = {}
         self.matrices: dict[str, Tensor] = {}
+
+    def standard(self, weights: Sequence[Tensor], rows: Tensor | None) -> list[Tensor]:
+        """U_l = k_l·W_l of networks ``rows`` (None: all) of ``weights`` (already those rows)."""
+        k = self.scales[0] if rows is None else self.scales[0][rows]
+        return [w * k[:, l, None, None] for l, w in enumerate(weights)]
 
     def record(self, weights: list[Tensor], rows: Tensor, cols: Tensor, alive: Tensor) -> None:
         """Log networks ``rows`` at log points ``cols``; networks no longer ``alive`` (B,) log NaN."""
@@ -303,14 +447,37 @@ class _Recorder:
         # Matrices are kept at n_matrix of the n_log points only: don't form the Grams at the others.
         keep_matrices = bool((self.matrix_slot[cols.cpu()] >= 0).any())
         data = self.data
-        scalars, matrices = metrics.snapshot(sub, sub0, blocks0, data.sxx, data.syx, data.syy, data.u, data.v,
-                                             optimum=data.optimum, with_matrices=keep_matrices,
-                                             loss=data.loss(sub) if data.act is not None else None)
+        loss = test_loss = None
+        if data.act is not None:
+            alpha = None if self.scales is None else self.scales[1][rows].view(-1, 1, 1)
+            loss = data.loss(sub, alpha)
+            if data.heldout_data is not None:
+                test_loss = _data_loss(sub, *data.heldout_data, data.act, alpha)
+        measured = sub if self.scales is None else self.standard(sub, rows)
+        scalars, matrices = metrics.snapshot(measured, sub0, blocks0, data.sxx, data.syx, data.syy, data.u, data.v,
+                                             optimum=data.optimum, with_matrices=keep_matrices, loss=loss,
+                                             heldout=data.heldout, test_loss=test_loss)
+        if self.scales is not None:
+            self.map_back(scalars, matrices, rows)
         if not bool(alive.all()):
             dead = ~alive[rows]
             for value in list(scalars.values()) + list(matrices.values()):
                 value[dead] = math.nan
         self.put(rows, cols, scalars, matrices)
+
+    def map_back(self, scalars: dict[str, Tensor], matrices: dict[str, Tensor], rows: Tensor) -> None:
+        """Figures of U back to those of W (norms, Grams) and of V (λ̂ and its deviation), in place."""
+        k, alpha = self.scales[0][rows], self.scales[1][rows]
+        n_layers = k.shape[1]
+        v_scale = alpha ** (2.0 / n_layers)
+        for l in range(n_layers):
+            scalars[f"norm_W{l + 1}"] = scalars[f"norm_W{l + 1}"] / k[:, l]
+            if l < n_layers - 1:
+                scalars[f"lam_hat_{l + 1}"] = scalars[f"lam_hat_{l + 1}"] / v_scale
+                scalars[f"balance_dev_{l + 1}"] = scalars[f"balance_dev_{l + 1}"] / v_scale
+        if matrices:
+            matrices["w1tw1"] = matrices["w1tw1"] / (k[:, 0] ** 2)[:, None, None]
+            matrices["wwt_out"] = matrices["wwt_out"] / (k[:, -1] ** 2)[:, None, None]
 
     def put(self, rows: Tensor, cols: Tensor, scalars: dict[str, Tensor], matrices: dict[str, Tensor]) -> None:
         """Store the values (len(rows), …) of networks ``rows`` at log points ``cols``."""
@@ -359,28 +526,65 @@ def _linear_step(weights: list[Tensor], sigma_xx: Tensor, sigma_yx: Tensor, whit
     return new
 
 
-def _forward(weights: Sequence[Tensor], x: Tensor, activation: Callable[[Tensor], Tensor] | None) -> Tensor:
-    """Outputs (B, P, No) of B nets on X (P, Ni); the activation acts on every hidden layer."""
+def _options_linear_step(weights: list[Tensor], sigma_xx: Tensor, sigma_yx: Tensor, whitening: float | None,
+                         lr: Tensor, options: TrainOptions) -> list[Tensor]:
+    """One full-batch GD step with :class:`TrainOptions` (per network, :meth:`TrainOptions.per_network` on the
+    training device): W_l ← (1 − lr·m_l·γ)W_l + lr·m_l·α·W_{L:l+1}ᵀ(Σyx − α·WΣxx)W_{l−1:1}ᵀ. ``lr`` (B, 1, 1)."""
+    alpha = None if options.output_scale is None else options.output_scale.view(-1, 1, 1)
+    rates = options.layer_lr
+    prefixes: list[Tensor | None] = [None]
+    for w in weights[:-1]:
+        prefixes.append(w if prefixes[-1] is None else torch.bmm(w, prefixes[-1]))
+    pre = prefixes[-1]
+    out = weights[-1] if pre is None else torch.bmm(weights[-1], pre)
+    out = out if alpha is None else alpha * out
+    err = sigma_yx - (whitening * out if whitening is not None else out @ sigma_xx)
+    back = err * (lr if alpha is None else lr * alpha)  # becomes lr·α·W_{L:l+1}ᵀ(Σyx − αWΣxx) going down
+    new = list(weights)
+    for l in range(len(weights) - 1, -1, -1):
+        grad = back if prefixes[l] is None else torch.bmm(back, prefixes[l].mT)
+        if l > 0:
+            back = torch.bmm(weights[l].mT, back)
+        rate = None if rates is None else rates[:, l].view(-1, 1, 1)
+        kept = weights[l]
+        if options.weight_decay is not None:
+            shrink = lr * options.weight_decay.view(-1, 1, 1)
+            kept = kept * (1 - (shrink if rate is None else shrink * rate))
+        new[l] = kept + (grad if rate is None else rate * grad)
+    return new
+
+
+def _forward(weights: Sequence[Tensor], x: Tensor, activation: Callable[[Tensor], Tensor] | None,
+             alpha: Tensor | None = None) -> Tensor:
+    """Outputs (B, P, No) of B nets on X (P, Ni), times α (B, 1, 1) if given; the activation acts on every
+    hidden layer."""
     h = x.expand(weights[0].shape[0], *x.shape)
     for l, w in enumerate(weights):
         h = h @ w.mT
         if activation is not None and l < len(weights) - 1:
             h = activation(h)
-    return h
+    return h if alpha is None else alpha * h
 
 
-def _data_loss(weights: Sequence[Tensor], x: Tensor, y: Tensor, activation) -> Tensor:
+def _data_loss(weights: Sequence[Tensor], x: Tensor, y: Tensor, activation, alpha: Tensor | None = None) -> Tensor:
     """Per-network loss 1/(2P)‖ŷ − Y‖², shape (B,)."""
-    return 0.5 * ((_forward(weights, x, activation) - y) ** 2).sum((-2, -1)) / x.shape[0]
+    return 0.5 * ((_forward(weights, x, activation, alpha) - y) ** 2).sum((-2, -1)) / x.shape[0]
 
 
-def _stepper(data: _TaskData, lr_step: Tensor, batch_size: int | None,
-             seed: int) -> Callable[[list[Tensor]], list[Tensor]]:
+def _stepper(data: _TaskData, lr_step: Tensor, batch_size: int | None, seed: int,
+             options: TrainOptions) -> Callable[[list[Tensor]], list[Tensor]]:
     """One GD step of the batch at the rates ``lr_step`` (B, 1, 1): fused on the statistics for a linear net
-    trained full-batch, autograd on the data (a minibatch drawn with ``seed``) otherwise."""
+    trained full-batch, autograd on the data (a minibatch drawn with ``seed``) otherwise; ``options`` (per
+    network, on the device) add layer rates, α and weight decay."""
     if data.act is None and batch_size is None:
-        return lambda weights: _linear_step(weights, data.sxx, data.syx, data.whitening, lr_step)
+        if not options.active:
+            return lambda weights: _linear_step(weights, data.sxx, data.syx, data.whitening, lr_step)
+        return lambda weights: _options_linear_step(weights, data.sxx, data.syx, data.whitening, lr_step, options)
     gen = torch.Generator(device=data.x.device).manual_seed(seed)
+    alpha = None if options.output_scale is None else options.output_scale.view(-1, 1, 1)
+    n_layers = 0 if options.layer_lr is None else options.layer_lr.shape[1]
+    rates = [None] * n_layers if options.layer_lr is None else [m.view(-1, 1, 1) for m in options.layer_lr.unbind(1)]
+    decay = None if options.weight_decay is None else options.weight_decay.view(-1, 1, 1)
 
     def step(weights: list[Tensor]) -> list[Tensor]:
         ws = [w.requires_grad_(True) for w in weights]
@@ -389,21 +593,27 @@ def _stepper(data: _TaskData, lr_step: Tensor, batch_size: int | None,
         else:
             idx = torch.randperm(data.x.shape[0], generator=gen, device=data.x.device)[:batch_size]
             xb, yb = data.x[idx], data.y[idx]
-        grads = torch.autograd.grad(_data_loss(ws, xb, yb, data.act).sum(), ws)
+        grads = torch.autograd.grad(_data_loss(ws, xb, yb, data.act, alpha).sum(), ws)
         with torch.no_grad():
-            return [w.detach() - lr_step * g for w, g in zip(ws, grads, strict=True)]
+            out = []
+            for l, (w, g) in enumerate(zip(ws, grads, strict=True)):
+                w = w.detach()
+                g = g if decay is None else g + decay * w
+                rate = rates[l] if l < len(rates) else None
+                out.append(w - (lr_step * g if rate is None else lr_step * rate * g))
+            return out
 
     return step
 
 
 def _loop(weights: list[Tensor], schedule: _Schedule, step: Callable[[list[Tensor]], list[Tensor]],
           lr_step: Tensor, guard: _DivergenceGuard, recorder: _Recorder, data: _TaskData, check_every: int,
-          progress: bool) -> list[Tensor]:
+          progress: bool, alpha: Tensor | None = None) -> list[Tensor]:
     """Step the batch to the end of ``schedule``, logging when due and checking for divergence every
     ``check_every`` steps (and at every log); a network is frozen (its ``lr_step`` zeroed) when it reaches t_max
-    or diverges. Returns the final weights."""
+    or diverges. ``alpha`` (B, 1, 1): the output multiplier the loss is taken with. Returns the final weights."""
     def check(k: int) -> None:
-        bad = guard.check(k, data.loss(weights))
+        bad = guard.check(k, data.loss(weights, alpha))
         if bad is not None:
             lr_step.masked_fill_(bad.view(-1, 1, 1), 0.0)
 
@@ -431,30 +641,43 @@ def _loop(weights: list[Tensor], schedule: _Schedule, step: Callable[[list[Tenso
 def train(task, weights: Sequence[Tensor], lr: float | Sequence[float] | Tensor, *, t_max: float,
           n_log: int = 101, spacing: str = "linear", n_matrix: int = 21, activation: str | None = None,
           batch_size: int | None = None, seed: int = 0, check_every: int = 10, explode: float = 1e8,
-          progress: bool = True, device: str | torch.device | None = None,
-          max_steps: int | None = None) -> Trajectory:
+          progress: bool = True, device: str | torch.device | None = None, max_steps: int | None = None,
+          layer_lr: Any = None, output_scale: Any = None, weight_decay: Any = None) -> Trajectory:
     """Train B stacked networks on ``task`` by gradient descent up to t = t_max and record their metrics.
 
     ``weights``: [W1, …, WL], each (B, out, in), in the dtype to train in (they are not modified); training runs
     on their device unless ``device`` (auto | cpu | cuda) says otherwise. ``lr``: one value, or one per network.
-    Metrics are recorded at the ``n_log`` points of :func:`log_grid`; the matrices at ``n_matrix`` of them.
+    ``layer_lr`` (L,) or (B, L), ``output_scale`` (α) and ``weight_decay`` (γ, L2 in the loss), each one value or
+    one per network: see :class:`TrainOptions`; the defaults are plain GD.
+    Metrics are recorded at the ``n_log`` points of :func:`log_grid`; the matrices at ``n_matrix`` of them; a
+    task with a held-out set (``task.heldout``) also logs ``test_loss``.
     A network whose loss turns non-finite or exceeds ``explode`` × max(initial loss, 1) is frozen with status
     "diverged" while the rest go on. The step count is checked before any work: see :func:`plan_steps`
     (``max_steps`` None: the budget of :func:`step_budget`, :data:`DEFAULT_MAX_STEPS` unless set).
     """
     weights = _checked_weights(task, weights, device)
     act = _activation(activation)
-    lr_t = lr_per_network(lr, weights[0].shape[0])
+    n_batch, n_layers = weights[0].shape[0], len(weights)
+    lr_t = lr_per_network(lr, n_batch)
+    options = TrainOptions.of(layer_lr, output_scale, weight_decay).per_network(n_batch, n_layers)
     schedule = _Schedule.plan(lr_t, t_max, n_log, spacing, n_matrix, max_steps)
     data = _TaskData.of(task, weights[0].device, weights[0].dtype, act)
     _check_batch_size(batch_size, task.P)
 
+    like = weights[0]
+    scales = options.standard(n_batch, n_layers) if options.rescales else None
+    alpha = None if options.output_scale is None else options.output_scale.to(like).view(-1, 1, 1)
     init_weights = [w.clone() for w in weights]
-    recorder = _Recorder(n_log, schedule.matrix_index, data, init_weights)
-    guard = _DivergenceGuard(data.loss(weights), explode, lr_t, metrics.fastest_rate(weights, data.sxx).cpu())
-    lr_step = lr_t.to(device=weights[0].device, dtype=weights[0].dtype).view(-1, 1, 1).clone()
-    step = _stepper(data, lr_step, batch_size, seed)
-    weights = _loop(weights, schedule, step, lr_step, guard, recorder, data, check_every, progress)
+    recorder = _Recorder(n_log, schedule.matrix_index, data, init_weights,
+                         None if scales is None else (scales[1], options.alpha(n_batch)))
+    rate = (metrics.fastest_rate(weights, data.sxx).cpu() if scales is None
+            else scales[0] * metrics.fastest_rate(recorder.init_weights, data.sxx).cpu())
+    guard = _DivergenceGuard(data.loss(weights, alpha), explode, lr_t, rate)
+    lr_step = lr_t.to(device=like.device, dtype=like.dtype).view(-1, 1, 1).clone()
+    on_device = TrainOptions(*(None if v is None else v.to(like) for v in
+                               (options.layer_lr, options.output_scale, options.weight_decay)))
+    step = _stepper(data, lr_step, batch_size, seed, on_device)
+    weights = _loop(weights, schedule, step, lr_step, guard, recorder, data, check_every, progress, alpha)
     for message in guard.messages:
         warnings.warn(message, RuntimeWarning, stacklevel=2)
     return Trajectory(t=schedule.steps.to(torch.float64) * lr_t.unsqueeze(1), step=schedule.steps,

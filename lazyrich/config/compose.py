@@ -18,7 +18,8 @@ from lazyrich.config.suites import BENCH_TOP_LEVEL, SUITE_SCHEMAS, BenchConfig, 
 __all__ = ["BATCH_KEYS", "batch_overrides", "compose", "conf_dir", "first_of_sweeps", "register_configs",
            "one_line", "store_schemas", "validate"]
 
-BATCH_KEYS = ("init.lam", "init.scale", "trainer.lr", "seed", "suite.lams")
+BATCH_KEYS = ("init.lam", "init.scale", "trainer.lr", "trainer.weight_decay", "trainer.output_scale",
+              "trainer.layer_lr", "seed", "suite.lams")
 """Config keys whose lists become the batch axis of one training run (not separate processes); for
 ``lazyrich bench``, ``suite.lams`` is the λ sweep of one suite run."""
 

@@ -23,9 +23,9 @@ from lazyrich.config.checks import BOOL, MAPPING, SEEDS, TEXT, ConfigError, at_l
 from lazyrich.config.fields import defaults_of, fill_schema, instantiate, plain, spec
 from lazyrich.init import VARIANCES
 
-__all__ = ["DTYPES", "SCHEMAS", "STORED", "TOP_LEVEL", "WANDB_LAYOUTS", "InitConfig", "LoggerConfig", "ModelConfig",
-           "RunConfig", "TheoryConfig", "TrainerConfig", "WandbConfig", "build_group", "defaults", "fill_group",
-           "resolve_run"]
+__all__ = ["DTYPES", "PLAIN_OPTIONS", "SCHEMAS", "STORED", "TOP_LEVEL", "WANDB_LAYOUTS", "InitConfig", "LoggerConfig",
+           "ModelConfig", "RunConfig", "TheoryConfig", "TrainerConfig", "WandbConfig", "build_group", "defaults",
+           "fill_group", "resolve_run"]
 
 
 DTYPES = ("float64", "float32")
@@ -88,6 +88,13 @@ class TrainerConfig:
                                  "(a float32 run warns)", one_of(*DTYPES))
     max_steps: int | None = spec(None, "refuse a run past this many GD steps per network per phase (null: "
                                        "10⁷); raise it on purpose", at_least(1, nullable=True))
+    weight_decay: Any = spec(0.0, "γ ≥ 0, L2 in the loss: (γ/2)Σ_l‖W_l‖² is added, so a step is W_l ← W_l − "
+                                  "lr·m_l(∇_l L + γW_l) (float or list: batch axis)")
+    layer_lr: Any = spec(None, "per-layer step multipliers [m_1, …, m_L]: layer l steps by lr·m_l, t = step·lr; a "
+                               "balanced init is then balanced in the rates' units (docs: theory §11) (null: all 1; "
+                               "a list of such lists: batch axis)")
+    output_scale: Any = spec(1.0, "output multiplier α: ŷ = α·W_L⋯W_1x; the init is built without it, so a larger α "
+                                  "is lazier (float or list: batch axis)")
 
 
 def _nullable_text(key: str, value: Any) -> Any:
@@ -168,7 +175,8 @@ class RunConfig:
 
     :func:`resolve_run` builds it once, at the top of :func:`lazyrich.experiment.run_experiment`; below that every
     function reads these objects. After resolution the batch axes are lists: ``init.lam``, ``init.scale``,
-    ``trainer.lr`` (floats) and ``seed`` (ints).
+    ``trainer.lr``, ``trainer.weight_decay``, ``trainer.output_scale`` (floats), ``trainer.layer_lr`` (None or
+    lists of one float per layer) and ``seed`` (ints).
     """
 
     task: dict[str, Any] = spec({}, "the task: a registered task and its parameters ({name: …, whiten: …, "
@@ -190,16 +198,22 @@ class RunConfig:
         out = dataclasses.asdict(self)
         if out["logger"] is None:
             del out["logger"]
+        for key, plain_value in PLAIN_OPTIONS.items():  # a run without an option records as before it existed
+            if out["trainer"][key] in (plain_value, [plain_value]):
+                del out["trainer"][key]
         return out
 
+
+PLAIN_OPTIONS = {"weight_decay": 0.0, "output_scale": 1.0, "layer_lr": None}
+"""The training options' plain values (GD on the loss as it is), left out of a run's record."""
 
 TOP_LEVEL = ("seed", "device", "threads", "name")
 """The top-level keys of ``conf/config.yaml``, whose defaults come from :class:`RunConfig`."""
 
 
-def _batch_axes(init: InitConfig, trainer: TrainerConfig) -> None:
+def _batch_axes(init: InitConfig, trainer: TrainerConfig, depth: int) -> None:
     """The batch axes as lists, each value checked: λ finite (NaN only for the gaussian init, whose λ is
-    measured), scale ≥ 0, lr > 0."""
+    measured), scale ≥ 0, lr > 0, weight decay ≥ 0, output scale > 0, one positive rate per layer."""
     gaussian = init.kind == "gaussian"
     if gaussian and init.lam is None:
         init.lam = math.nan
@@ -210,6 +224,25 @@ def _batch_axes(init: InitConfig, trainer: TrainerConfig) -> None:
     init.scale = floats("init.scale", init.scale, nonnegative=True)
     trainer.lr = floats("trainer.lr", trainer.lr, positive=True)
     trainer.t_max = floats("trainer.t_max", trainer.t_max, positive=True)[0]
+    trainer.weight_decay = floats("trainer.weight_decay", trainer.weight_decay, nonnegative=True)
+    trainer.output_scale = floats("trainer.output_scale", trainer.output_scale, positive=True)
+    trainer.layer_lr = _layer_rates(trainer.layer_lr, depth)
+
+
+def _layer_rates(value: Any, depth: int) -> list[list[float]] | None:
+    """``trainer.layer_lr`` as None (all 1) or a list of settings, each one positive multiplier per layer."""
+    if value is None:
+        return None
+    settings = value if isinstance(value, list | tuple) and value and isinstance(value[0], list | tuple) else [value]
+    out = []
+    for setting in settings:
+        rates = floats("trainer.layer_lr", setting, positive=True)
+        if len(rates) != depth:
+            ones = ",".join(["1"] * depth)
+            raise ConfigError(f"trainer.layer_lr={list(setting)} has {len(rates)} value(s) for model.depth={depth} "
+                              f"layers; give one multiplier per layer, e.g. trainer.layer_lr=[{ones}].")
+        out.append(rates)
+    return out
 
 
 def resolve_run(cfg: Mapping[str, Any] | Any) -> RunConfig:
@@ -239,7 +272,7 @@ def resolve_run(cfg: Mapping[str, Any] | Any) -> RunConfig:
         threads=top["threads"],
         name=top["name"],
     )
-    _batch_axes(config.init, config.trainer)
+    _batch_axes(config.init, config.trainer, config.model.depth)
     if config.init.gains is not None and len(config.init.gains) != config.model.depth:
         raise ConfigError(f"init.gains has {len(config.init.gains)} values for model.depth={config.model.depth} "
                           f"layers; give one per layer, or null.")

@@ -36,9 +36,9 @@ from lazyrich.config.run import LoggerConfig, build_group
 from lazyrich.train import DEFAULT_MAX_STEPS
 
 __all__ = ["ARCH_SHAPES", "BENCH_TOP_LEVEL", "SUITE_SCHEMAS", "ArchitectureSuite", "BenchConfig", "ContinualSuite",
-           "FinetunePretrain", "FinetuneRelation", "FinetuneSuite", "FreshInitSuite", "ReversalSuite", "RotationSuite",
-           "SuiteParams", "SuiteSelection", "TransferSuite", "WidthSuite", "arch_shape", "build_suite", "fill_suite",
-           "resolve_bench"]
+           "FinetunePretrain", "FinetuneRelation", "FinetuneSuite", "FreshInitSuite", "GeneralisationSuite",
+           "ReversalSuite", "RotationSuite", "SuiteParams", "SuiteSelection", "TransferSuite", "WidthSuite",
+           "arch_shape", "build_suite", "fill_suite", "resolve_bench"]
 
 LAMS = [-8.0, -4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0, 8.0]
 """The λ values every suite sweeps by default: rich (λ = 0) to lazy (|λ| = 8), both signs."""
@@ -261,9 +261,51 @@ class WidthSuite(SuiteParams):
     n_matrix: int = spec(31, "of the log points, this many keep W2W1 (the product error reads them)", at_least(2))
 
 
+def _nonnegative_list(key: str, value: Any) -> list[float]:
+    return floats(key, value, nonnegative=True)
+
+
+def _nonnegative(key: str, value: Any) -> Any:
+    floats(key, value, nonnegative=True)
+    return value
+
+
+@dataclass
+class GeneralisationSuite(FreshInitSuite):
+    """Held-out loss and grokking: a student–teacher task with fewer samples than inputs, one axis at a time
+    around a base point (λ, init scale, weight decay, output multiplier α, P/Ni)."""
+
+    lams: list[float] = spec([-2.0, 0.0, 2.0], "λ values of the λ axis (the other axes at their base values; "
+                                               "suite.lams replaces them in every suite)", FLOATS)
+    seeds: list[int] = spec([0, 1, 2], "seeds of each point, trained as one batch (seed= on the command line "
+                                       "replaces them)", SEEDS)
+    task: dict[str, Any] = spec({"name": "student_teacher", "n_in": 16, "n_out": 4, "n_hidden": 2,
+                                 "whiten_inputs": False, "n_test": 256, "seed": 0},
+                                "the task; n_samples comes from the ratio axis (P = ratio·n_in)", MAPPING)
+    lam: float = spec(0.0, "base λ", FINITE)
+    init_scale: float = spec(1.0, "base size of the initial product: lazy enough that its part outside the data's "
+                                  "span shows in the test loss", POSITIVE)
+    init_scales: list[float] = spec([0.1, 0.3, 1.0, 3.0], "the init-scale axis", _positive_floats)
+    weight_decay: float = spec(0.05, "base weight decay γ (L2 in the loss)", _nonnegative)
+    weight_decays: list[float] = spec([0.0, 0.05, 0.1, 0.2], "the weight-decay axis (γ ≥ 0)",
+                                      _nonnegative_list)
+    output_scale: float = spec(1.0, "base output multiplier α", POSITIVE)
+    output_scales: list[float] = spec([0.5, 1.0, 2.0], "the α axis", _positive_floats)
+    ratio: float = spec(0.5, "base P/Ni", POSITIVE)
+    ratios: list[float] = spec([0.25, 0.5, 0.75, 1.5], "the P/Ni axis", _positive_floats)
+    t_max: float = spec(100.0, "training time: past the slowest grokking of the default axes", POSITIVE)
+    spacing: str = spec("log", "log spacing: training is fast, grokking late", one_of(*SPACINGS))
+    n_log: int = spec(121, "log points", at_least(2))
+    eta: float = spec(0.1, "lr = min(lr_max, eta / rate), rate the fastest rate estimated at init (the suite's "
+                           "module docs)", POSITIVE)
+    threshold: float = spec(0.1, "learned / generalised: the training / test loss within this fraction of the way "
+                                  "from its floor to the zero map's loss", POSITIVE)
+
+
 SUITE_SCHEMAS: dict[str, type[SuiteParams]] = {
     "reversal": ReversalSuite, "continual": ContinualSuite, "transfer": TransferSuite, "rotation": RotationSuite,
     "finetune": FinetuneSuite, "architecture": ArchitectureSuite, "width": WidthSuite,
+    "generalisation": GeneralisationSuite,
 }
 """Schema of each suite's parameters, by suite name (the keys of :data:`lazyrich.suites.SUITES`)."""
 

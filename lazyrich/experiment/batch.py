@@ -1,8 +1,11 @@
 """Config → batch: the task, the initial weights of every network of the batch, and one metadata row each.
 
-The batch axes ``init.lam``, ``init.scale``, ``trainer.lr`` and ``seed`` may each be a list: their Cartesian
-product is trained as ONE batch. Each network's initial weights depend only on its own (seed, lam, scale), so a
-network's numbers are the same whatever else shares its batch.
+The batch axes ``init.lam``, ``init.scale``, ``trainer.lr``, the training options (``trainer.weight_decay``,
+``trainer.output_scale``, ``trainer.layer_lr``) and ``seed`` may each be a list: their Cartesian product is trained
+as ONE batch. Each network's initial weights depend only on its own (seed, lam, scale) and, for a balanced init with
+layer rates, its rates (the init is balanced in the rates' units, :class:`lazyrich.train.TrainOptions`), so a
+network's numbers are the same whatever else shares its batch. A training option becomes a metadata column
+(``weight_decay``, ``output_scale``, ``layer_lr_<l>``) only in a run that sets it.
 """
 
 from __future__ import annotations
@@ -17,14 +20,55 @@ import torch
 
 from lazyrich import init as inits
 from lazyrich.config import checks
-from lazyrich.config.run import InitConfig, ModelConfig
+from lazyrich.config.run import InitConfig, ModelConfig, TrainerConfig
 from lazyrich.device import DTYPE
 from lazyrich.tasks import Task, TaskSequence, make
+from lazyrich.train import TrainOptions
 
-__all__ = ["META_COLUMNS", "build_batch", "build_task", "given_batch"]
+__all__ = ["META_COLUMNS", "build_batch", "build_task", "given_batch", "option_axes", "option_columns",
+           "options_of"]
 
 META_COLUMNS = ("lam", "scale", "lr", "seed")
-"""The batch axes of one network, as columns of its metadata row (:func:`build_batch`)."""
+"""The batch axes of one network, as columns of its metadata row (:func:`build_batch`); the training options add
+theirs (:func:`option_columns`) in a run that sets them."""
+
+
+def option_axes(trainer: TrainerConfig) -> dict[str, list[Any]]:
+    """The training options of a resolved ``trainer`` that a run sets (not the plain GD of the loss), each as
+    its list of values (a batch axis): {"weight_decay": [...], "output_scale": [...], "layer_lr": [(m_1, …)]}."""
+    axes: dict[str, list[Any]] = {}
+    if trainer.weight_decay != [0.0]:
+        axes["weight_decay"] = list(trainer.weight_decay)
+    if trainer.output_scale != [1.0]:
+        axes["output_scale"] = list(trainer.output_scale)
+    if trainer.layer_lr is not None:
+        axes["layer_lr"] = [tuple(rates) for rates in trainer.layer_lr]
+    return axes
+
+
+def _option_row(names: Sequence[str], values: Sequence[Any]) -> dict[str, float]:
+    """The metadata columns of one combination of option values (``layer_lr`` as layer_lr_1, …)."""
+    row: dict[str, float] = {}
+    for name, value in zip(names, values, strict=True):
+        if name == "layer_lr":
+            row.update({f"layer_lr_{l}": float(m) for l, m in enumerate(value, start=1)})
+        else:
+            row[name] = float(value)
+    return row
+
+
+def option_columns(meta: pd.DataFrame) -> list[str]:
+    """The training-option columns a batch's ``meta`` holds, in order."""
+    return [c for c in meta.columns if c in ("weight_decay", "output_scale") or c.startswith("layer_lr_")]
+
+
+def options_of(meta: pd.DataFrame) -> dict[str, Any]:
+    """The per-network training options of a batch from its ``meta`` columns, as the keyword arguments of
+    :func:`lazyrich.train.train` and the theories: layer_lr (B, L), output_scale (B,), weight_decay (B,) or None."""
+    rates = sorted((c for c in meta.columns if c.startswith("layer_lr_")), key=lambda c: int(c.rsplit("_", 1)[1]))
+    return {"layer_lr": meta[rates].to_numpy(dtype=float) if rates else None,
+            "output_scale": meta["output_scale"].to_numpy(dtype=float) if "output_scale" in meta else None,
+            "weight_decay": meta["weight_decay"].to_numpy(dtype=float) if "weight_decay" in meta else None}
 
 
 def build_task(task_cfg: Mapping[str, Any]) -> Task | TaskSequence:
@@ -54,19 +98,23 @@ def build_task(task_cfg: Mapping[str, Any]) -> Task | TaskSequence:
 
 
 def build_batch(init: InitConfig, model: ModelConfig, lrs: Sequence[float], seeds: Sequence[int], n_in: int,
-                n_out: int, align_to: torch.Tensor | None,
-                device: torch.device) -> tuple[list[torch.Tensor], pd.DataFrame]:
+                n_out: int, align_to: torch.Tensor | None, device: torch.device,
+                options: Mapping[str, Sequence[Any]] | None = None) -> tuple[list[torch.Tensor], pd.DataFrame]:
     """Initial weights [W1, …, WL] (each (B, out, in)) for the Cartesian product of the batch axes (``init.lam``,
-    ``init.scale``, ``lrs``, ``seeds``; lists, as :func:`lazyrich.config.run.resolve_run` leaves them), and one
-    metadata row per network (lam, scale, lr, seed)."""
+    ``init.scale``, ``lrs``, the training ``options`` of :func:`option_axes`, ``seeds``; lists, as
+    :func:`lazyrich.config.run.resolve_run` leaves them), and one metadata row per network (lam, scale, lr, its
+    options, seed)."""
     kind, depth = init.kind, model.depth
     widths = [n_in] + [model.hidden or min(n_in, n_out)] * (depth - 1) + [n_out]
     align = align_to if init.align else None
+    names = list(options or {})
+    combos = list(itertools.product(*(options or {}).values()))
     if kind == "balanced" and depth == 2 and not init.perturb:
-        return _balanced_pairs(widths, init.lam, init.scale, lrs, seeds, align, device)
+        weights, meta = _balanced_pairs(widths, init.lam, init.scale, lrs, seeds, align, device, names, combos)
+        return _with_balance(_in_rates(weights, meta, kind), meta)
     layers: list[list[torch.Tensor]] = [[] for _ in range(depth)]
     rows = []
-    for lam, scale, lr, seed in itertools.product(init.lam, init.scale, lrs, seeds):
+    for lam, scale, lr, combo, seed in itertools.product(init.lam, init.scale, lrs, combos, seeds):
         gen = torch.Generator().manual_seed(seed)
         if kind == "balanced" and depth == 2:
             ws = list(inits.lambda_balanced(n_in, widths[1], n_out, lam, scale=scale, generator=gen,
@@ -79,15 +127,29 @@ def build_batch(init: InitConfig, model: ModelConfig, lrs: Sequence[float], seed
         ws = inits.perturb(ws, init.perturb, generator=gen)
         for l, w in enumerate(ws):
             layers[l].append(w)
-        rows.append({"lam": lam if kind == "balanced" else math.nan, "scale": scale, "lr": lr, "seed": seed})
-    return _with_balance([torch.stack(ws).to(device=device, dtype=DTYPE) for ws in layers], pd.DataFrame(rows))
+        rows.append({"lam": lam if kind == "balanced" else math.nan, "scale": scale, "lr": lr,
+                     **_option_row(names, combo), "seed": seed})
+    meta = pd.DataFrame(rows)
+    weights = [torch.stack(ws).to(device=device, dtype=DTYPE) for ws in layers]
+    return _with_balance(_in_rates(weights, meta, kind), meta)
 
 
-def given_batch(weights: Sequence[torch.Tensor], meta: pd.DataFrame,
-                device: torch.device) -> tuple[list[torch.Tensor], pd.DataFrame]:
+def _in_rates(weights: list[torch.Tensor], meta: pd.DataFrame, kind: str) -> list[torch.Tensor]:
+    """A balanced init built as V, the weights in the units of each network's layer rates, turned into
+    W_l = ρ_l·V_l (:class:`lazyrich.train.TrainOptions`); other inits and runs without layer rates unchanged."""
+    rates = options_of(meta)["layer_lr"]
+    if kind != "balanced" or rates is None:
+        return weights
+    to_v = TrainOptions.of(layer_lr=rates).to_rate_units(len(meta), len(weights)).to(weights[0])
+    return [w / to_v[:, l, None, None] for l, w in enumerate(weights)]
+
+
+def given_batch(weights: Sequence[torch.Tensor], meta: pd.DataFrame, device: torch.device,
+                options: Mapping[str, Sequence[Any]] | None = None) -> tuple[list[torch.Tensor], pd.DataFrame]:
     """A batch whose initial weights are given rather than built from an init config (e.g. a re-factorised
     pretrained product): float64 copies on ``device`` and the metadata, one row per network with at least its
-    ``lr``, completed with the measured λ̂ like :func:`build_batch`."""
+    ``lr``, completed with the training ``options`` (:func:`option_axes`, one value each) and the measured λ̂
+    like :func:`build_batch`."""
     weights = [torch.as_tensor(w).detach().to(device=device, dtype=DTYPE).clone() for w in weights]
     meta = pd.DataFrame(meta).reset_index(drop=True)
     if len(meta) != weights[0].shape[0]:
@@ -96,11 +158,19 @@ def given_batch(weights: Sequence[torch.Tensor], meta: pd.DataFrame,
     if "lr" not in meta:
         raise ValueError("the meta of given initial weights needs an `lr` column (each network's step).")
     checks.floats("lr", meta["lr"].tolist(), positive=True)
+    for name, values in (options or {}).items():
+        if len(values) != 1:
+            raise ValueError(f"trainer.{name} has {len(values)} values, but given initial weights are one batch "
+                             f"already: give one value, or one {name} column per network in their meta.")
+        for column, value in _option_row([name], values).items():
+            if column not in meta:
+                meta[column] = value
     return _with_balance(weights, meta)
 
 
 def _balanced_pairs(widths: list[int], lams: list[float], scales: list[float], lrs: list[float], seeds: list[int],
-                    align: torch.Tensor | None, device: torch.device) -> tuple[list[torch.Tensor], pd.DataFrame]:
+                    align: torch.Tensor | None, device: torch.device, names: Sequence[str] = (),
+                    combos: Sequence[tuple] = ((),)) -> tuple[list[torch.Tensor], pd.DataFrame]:
     """The λ-balanced two-layer batch of :func:`build_batch`, one factorisation per (scale, seed) for all λ.
 
     ``inits.lambda_balanced(…, generator=seeded)`` draws the product and then the hidden rotation, neither of
@@ -121,16 +191,23 @@ def _balanced_pairs(widths: list[int], lams: list[float], scales: list[float], l
                                    rotate=False)
         r = inits.random_orthogonal(n_hidden, generator=gen, dtype=DTYPE)
         pairs[scale, seed] = (r @ w1, w2 @ r.mT)
-    index = [(i, scale, lr, seed) for i, scale, lr, seed in itertools.product(range(len(lams)), scales, lrs, seeds)]
-    weights = [torch.stack([pairs[scale, seed][layer][i] for i, scale, _, seed in index]).to(device=device)
+    index = list(itertools.product(range(len(lams)), scales, lrs, combos, seeds))
+    weights = [torch.stack([pairs[scale, seed][layer][i] for i, scale, _, _, seed in index]).to(device=device)
                for layer in (0, 1)]
-    meta = pd.DataFrame([{"lam": lams[i], "scale": scale, "lr": lr, "seed": seed} for i, scale, lr, seed in index])
-    return _with_balance(weights, meta)
+    meta = pd.DataFrame([{"lam": lams[i], "scale": scale, "lr": lr, **_option_row(names, combo), "seed": seed}
+                         for i, scale, lr, combo, seed in index])
+    return weights, meta
 
 
 def _with_balance(weights: list[torch.Tensor], meta: pd.DataFrame) -> tuple[list[torch.Tensor], pd.DataFrame]:
-    """The weights and their metadata with the measured λ̂ and balance deviation of each network."""
-    lam_hat, dev = inits.balance(weights)
+    """The weights and their metadata with the measured λ̂ and balance deviation of each network, measured in the
+    units of its layer rates (V_l = W_l/ρ_l, :class:`lazyrich.train.TrainOptions`; W itself without rates)."""
+    rates = options_of(meta)["layer_lr"]
+    measured = weights
+    if rates is not None:
+        to_v = TrainOptions.of(layer_lr=rates).to_rate_units(len(meta), len(weights)).to(weights[0])
+        measured = [w * to_v[:, l, None, None] for l, w in enumerate(weights)]
+    lam_hat, dev = inits.balance(measured)
     meta["lam_hat"] = lam_hat[:, 0].cpu().numpy()
     meta["balance_dev0"] = dev[:, 0].cpu().numpy()
     return weights, meta

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from lazyrich.experiment.batch import option_columns
+
 __all__ = ["config_table", "print_run"]
 
 TABLE_COLUMNS = ["loss_final", "kernel_distance_final", "time_to_1pct", "theory_loss_final", "theory_max_rel_err",
@@ -11,8 +13,9 @@ TABLE_COLUMNS = ["loss_final", "kernel_distance_final", "time_to_1pct", "theory_
 
 
 def config_table(summary: pd.DataFrame, keys: tuple[str, ...] = ("lam", "scale", "lr")) -> pd.DataFrame:
-    """Summary rows averaged over seeds, one per configuration, with a count of diverged networks."""
-    keys = [k for k in keys if k in summary and summary[k].notna().any()]
+    """Summary rows averaged over seeds, one per configuration (``keys`` and the training options the run sets),
+    with a count of diverged networks."""
+    keys = [k for k in (*keys, *option_columns(summary)) if k in summary and summary[k].notna().any()]
     cols = [c for c in TABLE_COLUMNS if c in summary]
     if not keys:
         return summary[cols]

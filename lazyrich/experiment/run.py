@@ -31,9 +31,18 @@ from lazyrich import metrics, results
 from lazyrich.config.checks import ConfigError
 from lazyrich.config.run import RunConfig, TrainerConfig, resolve_run
 from lazyrich.device import DTYPE, resolve_device
-from lazyrich.experiment.batch import META_COLUMNS, build_batch, build_task, given_batch
+from lazyrich.experiment.batch import (
+    META_COLUMNS,
+    build_batch,
+    build_task,
+    given_batch,
+    option_axes,
+    option_columns,
+    options_of,
+)
 from lazyrich.experiment.chunking import available_memory, per_network_bytes, release_memory, run_chunk
 from lazyrich.experiment.predict import (
+    add_balance_law,
     add_saddle_columns,
     batch_theories,
     derived_agreement,
@@ -86,7 +95,8 @@ class ExperimentResult:
 @dataclass(frozen=True)
 class Training:
     """How every phase of a run is trained: the resolved trainer settings (all that :func:`lazyrich.train.train`
-    takes besides the task, the weights and each network's step)."""
+    takes besides the task, the weights, and each network's step and training options, which its metadata row
+    holds: :func:`~lazyrich.experiment.batch.options_of`)."""
 
     t_max: float
     n_log: int
@@ -111,12 +121,14 @@ class Training:
         """What this training does that no theory models (empty: full-batch GD, which the theories follow)."""
         return f"minibatch SGD (trainer.batch_size={self.batch_size})" if self.batch_size is not None else ""
 
-    def train(self, task: Task, weights: list[torch.Tensor], lr: np.ndarray, budget: float | None) -> Trajectory:
-        """Train ``weights`` on ``task`` for ``budget`` (None: ``t_max``), each network at its own ``lr``."""
-        return train(task.to(weights[0].device), weights, lr, t_max=float(self.t_max if budget is None else budget),
-                     n_log=self.n_log, spacing=self.spacing, n_matrix=self.n_matrix, activation=self.activation,
-                     batch_size=self.batch_size, seed=self.sgd_seed, check_every=self.check_every,
-                     progress=self.progress, max_steps=self.max_steps)
+    def train(self, task: Task, weights: list[torch.Tensor], meta: pd.DataFrame, budget: float | None) -> Trajectory:
+        """Train ``weights`` on ``task`` for ``budget`` (None: ``t_max``), each network at its own ``lr`` and
+        training options (the columns of its ``meta`` row, :func:`~lazyrich.experiment.batch.options_of`)."""
+        return train(task.to(weights[0].device), weights, meta["lr"].to_numpy(),
+                     t_max=float(self.t_max if budget is None else budget), n_log=self.n_log, spacing=self.spacing,
+                     n_matrix=self.n_matrix, activation=self.activation, batch_size=self.batch_size,
+                     seed=self.sgd_seed, check_every=self.check_every, progress=self.progress,
+                     max_steps=self.max_steps, **options_of(meta))
 
 
 @dataclass
@@ -124,8 +136,8 @@ class Plan:
     """A run resolved into objects: what every step below the top of :func:`run_experiment` reads.
 
     ``weights`` are the float64 initial weights [W1 (B, Nh, Ni), …], ``meta`` one row per network (lam, scale,
-    lr, seed, lam_hat, balance_dev0), ``theories`` the theory of the first phase and of later ones (None: none)
-    and ``notes`` what was decided on the way (which theory, why none).
+    lr, the training options a run sets, seed, lam_hat, balance_dev0), ``theories`` the theory of the first phase
+    and of later ones (None: none) and ``notes`` what was decided on the way (which theory, why none).
     """
 
     task: Task | TaskSequence
@@ -157,12 +169,13 @@ def make_plan(config: RunConfig,
     device = resolve_device(config.device)
     task = build_task(config.task)
     first = list(task)[0].task if isinstance(task, TaskSequence) else task
+    options = option_axes(config.trainer)
     weights, meta = (build_batch(config.init, config.model, config.trainer.lr, config.seed, first.n_in,
-                                 first.n_out, first.sigma_yx, device)
-                     if initial is None else given_batch(*initial, device))
+                                 first.n_out, first.sigma_yx, device, options)
+                     if initial is None else given_batch(*initial, device, options))
     training = Training.of(config)
     theories, notes = batch_theories(config.theory.name, config.model.activation, task, weights,
-                                     training.unmodelled)
+                                     training.unmodelled, options_of(meta))
     notes += _dtype_note(training.dtype, theories[1])
     return Plan(task, weights, meta, training, theories, notes)
 
@@ -293,18 +306,17 @@ def _train_phases(plan: Plan, init64: list[torch.Tensor], meta: pd.DataFrame,
     weights = [w.to(dtype) for w in init64]
     frames, trajectories, predictions, phase_weights, notes = [], [], [], [weights], []
     t_offset = torch.zeros(len(meta), dtype=torch.float64)
-    options = {"lr": meta["lr"].to_numpy(), "dtype": dtype}
+    options = {"lr": meta["lr"].to_numpy(), "dtype": dtype, **options_of(meta)}
     for index, phase in enumerate(phases or [None]):
         phase_task = phase.task if phase is not None else plan.task
         with _global_network_numbers(start):
-            traj = plan.training.train(phase_task, weights, meta["lr"].to_numpy(),
-                                       phase.t_budget if phase is not None else None)
+            traj = plan.training.train(phase_task, weights, meta, phase.t_budget if phase is not None else None)
         prefix = f"phase {index}: " if phases else ""
         # Phase 0: the float64 init (its rounding to a lower trainer dtype is inside theory_rtol); later phases
         # restart from the trainer's weights, promoted here so that the theory does not warn again.
         theory_weights, name = (init64, theories[0]) if index == 0 else ([w.to(DTYPE) for w in weights], theories[1])
         if index > 0 and name is not None:
-            theory_weights, note = rebalanced(theory_weights)
+            theory_weights, note = rebalanced(theory_weights, options_of(meta)["layer_lr"])
             notes.append(prefix + note)
         prediction, theory_notes = (predict_theory(name, phase_task, theory_weights, traj.t, options)
                                     if name is not None else (None, []))
@@ -333,13 +345,16 @@ def _train_chunk(plan: Plan, init64: list[torch.Tensor], meta: pd.DataFrame, sta
     floor = metrics.loss_floor(last_task.sigma_xx, last_task.sigma_yx, last_task.sigma_yy,
                                rank=min(min(w.shape[-2:]) for w in init64))
     summary = results.summary_of(simulated(trajectories[-1], meta), None if last is None else predicted(last),
-                                 [*META_COLUMNS, "lam_hat"], first_net=start, floor=float(floor))
+                                 [*META_COLUMNS, *option_columns(meta), "lam_hat"], first_net=start,
+                                 floor=float(floor))
     summary = add_saddle_columns(summary, last)
     if last is not None and plan.training.unmodelled:
         summary["theory_mismatch"] = plan.training.unmodelled
     if not phases and plan.training.batch_size is None:
         summary = derived_agreement(summary, predictions[-1], plan.task, meta["lr"].to_numpy(), plan.training.dtype,
-                                    two_layer=len(init64) == 2)
+                                    two_layer=len(init64) == 2, options=options_of(meta))
+    if not phases and (plan.training.batch_size is not None or options_of(meta)["weight_decay"] is not None):
+        summary = add_balance_law(summary, trajectories[-1], init64, options_of(meta))
     return _Chunk(start, frame, summary, trajectories, predictions, notes, loss_matrix)
 
 

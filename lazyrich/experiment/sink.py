@@ -17,7 +17,7 @@ import pandas as pd
 
 from lazyrich import results, store
 from lazyrich.config.run import RunConfig, WandbConfig
-from lazyrich.experiment.batch import META_COLUMNS
+from lazyrich.experiment.batch import META_COLUMNS, option_columns
 from lazyrich.results.curves import predicted, simulated
 from lazyrich.store import identity
 from lazyrich.train import Trajectory
@@ -124,4 +124,4 @@ def _log_wandb(run_dir: Path, wandb: WandbConfig, record: Mapping[str, Any], fra
     target = Target.from_logger(wandb, group=run_group(run_dir), job_type="run", config=dict(record),
                                 unit=run_dir.name, run_dir=run_dir, theory=theory_that_ran(notes))
     frame = frame if frame is not None else results.load(run_dir).drop(columns="run")
-    log_networks(frame, target, META_COLUMNS[:3], rows=summary, elapsed=elapsed)
+    log_networks(frame, target, [*META_COLUMNS[:3], *option_columns(frame)], rows=summary, elapsed=elapsed)

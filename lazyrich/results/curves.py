@@ -5,8 +5,9 @@ the same quantities in two layouts. :class:`Curves` is the one both are read thr
 (:mod:`lazyrich.results.measures`) is written once, batched over the B networks, and applied to either source:
 
 - ``t`` (B, T): time since the start of the phase, t = step·lr;
-- ``curves``: name → (B, T), under the trainer's names (``loss``, ``kernel_distance``, ``ntk_rel_change``,
-  ``sval_k``, and for the simulation also ``balance_dev_l``, ``norm_Wl``, …);
+- ``curves``: name → (B, T), under the trainer's names (``loss``, ``test_loss`` with a held-out set,
+  ``kernel_distance``, ``ntk_rel_change``, ``sval_k``, and for the simulation also ``lam_hat_l``,
+  ``balance_dev_l``, ``norm_Wl``, …);
 - ``matrices``: name → (B, Tm, …) (``product``, ``w1tw1``, ``wwt_out``) at the log points ``matrix_index`` (Tm,);
 - ``meta``: one row per network (lam, seed, lr, …), or None.
 
@@ -92,6 +93,8 @@ def predicted(prediction: Any, meta: pd.DataFrame | None = None, matrix_index: T
     """
     curves = {"loss": prediction.loss, "kernel_distance": prediction.kernel_distance,
               "ntk_rel_change": prediction.ntk_rel_change}
+    if getattr(prediction, "test_loss", None) is not None:
+        curves["test_loss"] = prediction.test_loss
     for k, s in enumerate(prediction.svals.unbind(-1), start=1):
         curves[f"sval_{k}"] = s
     matrices = {}

@@ -205,7 +205,8 @@ def load_curves(path: str | Path, phase: int | None = None,
         frame = frame[frame["phase"] == phase]
     if frame.empty:
         raise ValueError(f"no rows in {path} for phase={phase} and filters={filters}.")
-    meta = [c for c in frame.columns if c in ("net", "lam", "scale", "lr", "seed", "lam_hat", "task", "status")]
+    meta = [c for c in frame.columns if c in ("net", "lam", "scale", "lr", "weight_decay", "output_scale", "seed",
+                                               "lam_hat", "task", "status") or c.startswith("layer_lr_")]
     simulation = from_frame(frame, SIM, meta)
     start = simulation.t[:, :1]
     simulation = dataclasses.replace(simulation, t=simulation.t - start)

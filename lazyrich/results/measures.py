@@ -17,8 +17,8 @@ from torch import Tensor
 from lazyrich import metrics
 from lazyrich.results.curves import Curves
 
-__all__ = ["agreement", "final", "initial", "matrix_change", "plateau_time", "reaches", "relative_gap", "resolved",
-           "rise_half_time", "time_to_fraction", "time_to_learn", "time_to_level"]
+__all__ = ["agreement", "final", "grokking_time", "initial", "matrix_change", "plateau_time", "reaches",
+           "relative_gap", "resolved", "rise_half_time", "time_to_fraction", "time_to_learn", "time_to_level"]
 
 def initial(curves: Curves, name: str = "loss") -> Tensor:
     """The curve ``name`` at the first log point (B,), or the matrix ``name`` at its first (B, …)."""
@@ -57,6 +57,20 @@ def resolved(curves: Curves, time: Tensor) -> Tensor:
 def time_to_level(curves: Curves, level: float, name: str = "loss") -> Tensor:
     """First t at which the curve falls to the absolute ``level`` (B,); NaN if it never does."""
     return metrics.time_to_threshold(curves.t, curves[name], level, relative=False)
+
+
+def grokking_time(curves: Curves, train_level: float, test_level: float) -> Tensor:
+    """First t (B,) at which ``test_loss`` reaches ``test_level``, counted from the time the training loss has
+    reached ``train_level`` (:func:`time_to_level`): that time itself when the test loss is already below its
+    level then; NaN when either never happens."""
+    t, test = curves.t, curves["test_loss"]
+    t_train = time_to_level(curves, train_level)
+    before = t < t_train[:, None]
+    # Before t_train the test curve is held above its level, so the crossing found is the first one after it.
+    held = torch.where(before, torch.clamp(test, min=test_level + abs(test_level) * 1e-12 + 1e-300), test)
+    held = torch.where(t_train[:, None].isnan(), torch.full_like(test, float("inf")), held)
+    crossing = metrics.time_to_threshold(t, held, test_level, relative=False)
+    return torch.maximum(crossing, t_train)
 
 
 def rise_half_time(curves: Curves, name: str = "kernel_distance") -> Tensor:

@@ -77,7 +77,8 @@ def summary_of(simulation: Curves, theory: Curves | None = None, meta_columns: S
     ``loss_final``, ``kernel_distance_final`` and ``time_to_1pct`` of the simulation: the first t (interpolated)
     at which the excess loss over ``floor`` (the task's loss floor, :func:`lazyrich.metrics.loss_floor`) is
     ``threshold`` × its initial value (NaN if never), with ``time_to_1pct_resolved`` false where that crossing
-    fell inside the first logged interval (too coarse a grid to resolve it).
+    fell inside the first logged interval (too coarse a grid to resolve it). With a held-out set (a ``test_loss``
+    curve), also ``test_loss_final``.
 
     With a theory, adds the same measures of the theory (``theory_loss_final``, ``theory_kernel_distance_final``,
     ``theory_time_to_1pct``), the per-network agreement of the loss curves (``theory_max_rel_err``,
@@ -95,6 +96,8 @@ def summary_of(simulation: Curves, theory: Curves | None = None, meta_columns: S
            "kernel_distance_final": _np(measures.final(simulation, "kernel_distance")),
            "time_to_1pct": _np(learn),
            "time_to_1pct_resolved": _np(measures.resolved(simulation, learn))}
+    if "test_loss" in simulation.curves:
+        out["test_loss_final"] = _np(measures.final(simulation, "test_loss"))
     if theory is not None:
         out.update(_theory_columns(simulation, theory, status != "ok", threshold, floor))
     return pd.DataFrame(out)
@@ -126,10 +129,15 @@ def _theory_columns(simulation: Curves, theory: Curves, unfinished: np.ndarray, 
 
     kernel = ({"theory_kernel_distance_final": where(_np(measures.final(theory, "kernel_distance")))}
               if "kernel_distance" in theory.curves else {})
+    test = {}
+    if "test_loss" in theory.curves and "test_loss" in simulation.curves:
+        test_err = np.where(unfinished, math.inf, _np(measures.agreement(simulation, theory, "test_loss")))
+        test = {"theory_test_loss_final": where(_np(measures.final(theory, "test_loss"))),
+                "theory_test_max_rel_err": where(test_err)}
     return {"theory_loss_final": where(_np(loss[:, -1])), **kernel,
             "theory_time_to_1pct": where(_np(measures.time_to_learn(theory, threshold, floor))),
             "theory_max_rel_err": where(err),
-            "theory_agrees": agrees if has.all() else np.where(has, agrees.astype(object), math.nan)}
+            "theory_agrees": agrees if has.all() else np.where(has, agrees.astype(object), math.nan), **test}
 
 
 def _cell(value: Any, digits: int) -> str:

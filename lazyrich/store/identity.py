@@ -26,7 +26,8 @@ OPERATIONAL = ("device", "threads", "progress", "name", "logger", "logger.*", "m
                "trainer.max_steps", "trainer.batch_chunk", "hydra", "hydra.*")
 """Settings that change how a command runs, never a number it writes (a network's numbers do not depend on the
 chunking; see the docs' performance page for what ODE-based theories share within a chunk)."""
-RUN_BATCH = ("init.lam", "init.scale", "trainer.lr", "seed")
+RUN_BATCH = ("init.lam", "init.scale", "trainer.lr", "trainer.weight_decay", "trainer.output_scale",
+             "trainer.layer_lr", "seed")
 RUN_IGNORED = (*RUN_BATCH, *OPERATIONAL)
 """Left out when an unfinished ``lazyrich run`` folder is matched (a re-run rewrites every file, so it may change the
 batch); a run folder records its batch (claimed with :data:`OPERATIONAL` left out), and into a finished one only

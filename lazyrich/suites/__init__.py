@@ -27,7 +27,7 @@ from lazyrich.config.suites import BenchConfig, SuiteParams, build_suite, resolv
 from lazyrich.device import torch_threads
 from lazyrich.results.tables import markdown_table
 from lazyrich.store import identity, locking
-from lazyrich.suites import architecture, continual, finetune, reversal, rotation, transfer, width
+from lazyrich.suites import architecture, continual, finetune, generalisation, reversal, rotation, transfer, width
 from lazyrich.suites.common import Report, Suite
 from lazyrich.suites.runner import SweepResult, Unit, run_sweep
 from lazyrich.suites.writeup import render, report_view
@@ -39,7 +39,7 @@ __all__ = ["SUITES", "Suite", "report_views", "run_suite", "run_suites", "work_e
 SUITES: dict[str, Suite] = {
     s.name: s
     for s in (reversal.SUITE, continual.SUITE, transfer.SUITE, rotation.SUITE, finetune.SUITE, architecture.SUITE,
-              width.SUITE)
+              width.SUITE, generalisation.SUITE)
 }
 """Every suite by name, in the order ``suite=all`` runs them."""
 

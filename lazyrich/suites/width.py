@@ -1,4 +1,4 @@
-"""Width (docs/theory.md §11): wide i.i.d. two-layer nets against theory wide, across N_h × (c₁ + c₂).
+"""Width (docs/theory.md §12): wide i.i.d. two-layer nets against theory wide, across N_h × (c₁ + c₂).
 
 One unit per (N_h, c₁ + c₂), batched over seeds: W1 ~ N(0, c₁/N_h), W2 ~ N(0, c₂/N_h) with c₁ = c₂ (``init.kind =
 gaussian``, ``init.variance = hidden``) on a whitened task, trained by gradient descent; the run's theory is the
@@ -155,7 +155,7 @@ SUITE = Suite(
     prediction="the product error falls like N_h^(−1/2), within K·√(n_eff/N_h) wherever theory wide's check accepts "
     "the net; the kernel distance falls from rich (small c₁ + c₂) to lazy (large), and theory wide predicts it, "
     "its finite-width part included (the NTK is invariant under the shift).",
-    section="§11",
+    section="§12",
     figures=(_against("n_hidden", "width_error.png", "against the width N_h"),
              _against("width_scale", "width_scale.png", "against N_h × (c₁ + c₂)")),
     key=("c_sum", "n_hidden"),

@@ -60,12 +60,27 @@ def _check_names(
     return names
 
 
+def _held_out(heldout: Any, name: str, n_in: int, n_out: int) -> Task | None:
+    """The held-out data of task ``name`` as a Task (from a Task or (X*, Y*)), its widths checked; None stays."""
+    if heldout is None:
+        return None
+    held = heldout if isinstance(heldout, Task) else Task(*heldout, name=f"{name}[held-out]")
+    if (held.n_in, held.n_out) != (n_in, n_out):
+        raise TaskError(
+            f"task {name!r}: the held-out data maps Ni={held.n_in} → No={held.n_out} but the task maps "
+            f"Ni={n_in} → No={n_out}; give held-out rows of the same inputs and outputs."
+        )
+    return held
+
+
 class Task:
     """A supervised regression task (X, Y) with cached second-order statistics.
 
     X: (P, Ni) inputs, Y: (P, No) targets, one sample per row; stored as float64 tensors and read-only by
     convention (treat the returned tensors as immutable; derive new tasks with :meth:`replace`).
-    ``item_names`` names the P rows, ``feature_names`` the No output columns.
+    ``item_names`` names the P rows, ``feature_names`` the No output columns. ``heldout``: held-out data of the
+    same task, a Task or (X* (P*, Ni), Y* (P*, No)); its statistics Σxx*, Σyx*, Σyy* give the test loss, which
+    the trainer logs and every theory predicts from the product.
     """
 
     def __init__(
@@ -77,6 +92,7 @@ class Task:
         item_names: Sequence[str] | None = None,
         feature_names: Sequence[str] | None = None,
         meta: Mapping[str, Any] | None = None,
+        heldout: Task | tuple[Any, Any] | None = None,
     ) -> None:
         name = str(name)
         X = _as_float64(X, name, "X")
@@ -119,6 +135,7 @@ class Task:
         )
         self._meta: Mapping[str, Any] = MappingProxyType(dict(meta or {}))
         self.__dict__["sigma_yx"] = sigma_yx
+        self._heldout = _held_out(heldout, name, X.shape[1], Y.shape[1])
 
     # -- construction helpers --------------------------------------------------------------------------------
     @classmethod
@@ -127,7 +144,8 @@ class Task:
         return cls(np.asarray(X), np.asarray(Y), **kwargs)
 
     def replace(self, **changes: Any) -> Task:
-        """A new Task with some of X, Y, name, item_names, feature_names, meta replaced (validated again)."""
+        """A new Task with some of X, Y, name, item_names, feature_names, meta, heldout replaced (validated
+        again). A new X or Y drops the held-out data (it belonged to the old task) unless ``heldout`` is given."""
         fields = dict(
             X=self._X,
             Y=self._Y,
@@ -135,6 +153,7 @@ class Task:
             item_names=self._item_names,
             feature_names=self._feature_names,
             meta=dict(self._meta),
+            heldout=None if {"X", "Y"} & set(changes) else self._heldout,
         )
         unknown = set(changes) - set(fields)
         if unknown:
@@ -150,7 +169,8 @@ class Task:
         device = torch.device(device)
         if self._X.device == device:
             return self
-        return self.replace(X=self._X.to(device), Y=self._Y.to(device))
+        heldout = None if self._heldout is None else self._heldout.to(device)
+        return self.replace(X=self._X.to(device), Y=self._Y.to(device), heldout=heldout)
 
     # -- read-only fields ------------------------------------------------------------------------------------
     @property
@@ -182,6 +202,11 @@ class Task:
     def meta(self) -> Mapping[str, Any]:
         """Read-only mapping of generator metadata."""
         return self._meta
+
+    @property
+    def heldout(self) -> Task | None:
+        """Held-out data of the same task (a Task with the same Ni and No), or None."""
+        return self._heldout
 
     @property
     def P(self) -> int:
@@ -274,7 +299,8 @@ class Task:
         ``eps``: singular values of X at or below eps·d_max count as zero (default max(P, Ni)·machine eps).
         ``center``: subtract the column means of X first (off by default: the networks have no biases).
         Y is unchanged, so Σyx changes to that of the new inputs. The map is stored as meta['whitening']
-        (Ni, k'), with X' = (X − meta['whitening_mean']) @ map (no mean when not centered).
+        (Ni, k'), with X' = (X − meta['whitening_mean']) @ map (no mean when not centered). Held-out inputs go
+        through the same map (the training data's mean and directions), so they are not exactly whitened.
         """
         X = self._X - self._X.mean(dim=0, keepdim=True) if center else self._X
         P, Ni = X.shape
@@ -310,13 +336,12 @@ class Task:
             mapping = Bh.T @ torch.diag(math.sqrt(P) / d) @ Bh
         else:
             raise TaskError(f"task {self._name!r}: unknown whitening method {method!r}; use 'zca' or 'pca'.")
-        meta = dict(
-            self._meta,
-            whitening=mapping,
-            whitening_method=method,
-            whitening_mean=self._X.mean(dim=0) if center else None,
-        )
-        return self.replace(X=X_new, meta=meta)
+        mean = self._X.mean(dim=0) if center else None
+        meta = dict(self._meta, whitening=mapping, whitening_method=method, whitening_mean=mean)
+        held = self._heldout
+        if held is not None:
+            held = held.replace(X=((held.X - mean) if center else held.X) @ mapping, Y=held.Y)
+        return self.replace(X=X_new, meta=meta, heldout=held)
 
     def describe(self) -> str:
         """One-line summary: name, shapes, whitening and the leading singular values of Σyx."""
@@ -325,8 +350,9 @@ class Task:
         S = self.svd[1]
         rank = int((S > S[0] * max(self.n_in, self.n_out) * torch.finfo(DTYPE).eps).sum())
         head = ", ".join(f"{float(s):.3g}" for s in S[:6]) + (", …" if S.shape[0] > 6 else "")
+        held = f", held-out P*={self._heldout.P}" if self._heldout is not None else ""
         return (
-            f"{self._name}: P={self.P}, Ni={self.n_in} → No={self.n_out}, {white}, rank {rank}, s̃ = [{head}]"
+            f"{self._name}: P={self.P}, Ni={self.n_in} → No={self.n_out}, {white}, rank {rank}, s̃ = [{head}]{held}"
         )
 
     def __repr__(self) -> str:

@@ -203,11 +203,24 @@ def _orthonormal(M: Any, rows: int, cols: int, task: str, field: str) -> torch.T
 
 
 def spectrum_task(
-    sigma: torch.Tensor, n_samples: int | None, gen: torch.Generator, name: str, meta: dict[str, Any]
+    sigma: torch.Tensor, n_samples: int | None, gen: torch.Generator, name: str, meta: dict[str, Any],
+    n_test: int = 0,
 ) -> Task:
-    """A whitened task with Σyx = sigma (No, Ni): X from ``whitened_inputs`` and Y = X·sigmaᵀ."""
+    """A whitened task with Σyx = sigma (No, Ni): X from ``whitened_inputs`` and Y = X·sigmaᵀ; ``n_test`` > 0 adds
+    that many held-out rows x* ~ N(0, I), y* = sigma·x* (drawn after the training data, which they leave as is)."""
     X = whitened_inputs(sigma.shape[1], n_samples, gen)
-    return Task(X, X @ sigma.T, name=name, meta=dict(meta, sigma_yx=sigma))
+    heldout = None
+    if n_test:
+        x_test = torch.randn(_test_size("n_test", n_test, name), sigma.shape[1], generator=gen, dtype=DTYPE)
+        heldout = (x_test, x_test @ sigma.T)
+    return Task(X, X @ sigma.T, name=name, meta=dict(meta, sigma_yx=sigma), heldout=heldout)
+
+
+def _test_size(field: str, value: Any, task: str) -> int:
+    """A checked held-out size: a positive integer."""
+    if int(value) != value or value < 1:
+        raise TaskError(f"task {task!r}: {field}={value!r} must be a positive integer (held-out rows), or 0 for none.")
+    return int(value)
 
 
 @register()
@@ -219,6 +232,7 @@ def random_regression(
     seed: int = 0,
     U: Any = None,
     V: Any = None,
+    n_test: int = 0,
 ) -> Task:
     """Whitened regression with a prescribed spectrum: Σyx = U diag(s) Vᵀ exactly, Y = X·Σyxᵀ (noise-free).
 
@@ -226,6 +240,7 @@ def random_regression(
       default linspace(2, 0.5, m).
     n_samples: None gives one-hot items X = √P·I with P = n_in; an integer ≥ n_in gives P random inputs with
       XᵀX/P = I exactly. U (n_out, ≥m) and V (n_in, ≥m): orthonormal singular vectors, Haar-random by default.
+    n_test: held-out rows x* ~ N(0, I), y* = Σyx·x* (0: none).
     meta holds U, V (first m columns), singular_values and sigma_yx.
     """
     _check_positive_int("random_regression", n_in=n_in, n_out=n_out)
@@ -253,7 +268,7 @@ def random_regression(
     )
     sigma = U_ @ torch.diag(s) @ V_.T
     meta = dict(U=U_, V=V_, singular_values=s, seed=seed)
-    return spectrum_task(sigma, n_samples, gen, "random_regression", meta)
+    return spectrum_task(sigma, n_samples, gen, "random_regression", meta, n_test)
 
 
 @register()
@@ -266,12 +281,15 @@ def student_teacher(
     teacher_scale: float = 1.0,
     whiten_inputs: bool = True,
     seed: int = 0,
+    n_test: int = 0,
 ) -> Task:
     """Student–teacher regression: Y = X·W_tᵀ + noise·ε with a rank-≤n_hidden linear teacher W_t (No, Ni).
 
     W_t = teacher_scale · W2 W1, W1 ~ N(0, 1/n_in) (n_hidden, n_in), W2 ~ N(0, 1/n_hidden) (n_out, n_hidden).
     X: n_samples Gaussian inputs (P, n_in), ZCA-whitened to XᵀX/P = I exactly when ``whiten_inputs`` (needs
     n_samples ≥ n_in). ε ~ N(0, 1) i.i.d. meta['teacher'] holds W_t, meta['teacher_layers'] (W1, W2).
+    n_test: held-out rows drawn like the training ones (Gaussian inputs through the same whitening map, the same
+    teacher and noise), after them, so the training data do not depend on it (0: none).
     """
     _check_positive_int("student_teacher", n_in=n_in, n_hidden=n_hidden, n_out=n_out, n_samples=n_samples)
     if noise < 0:
@@ -281,16 +299,26 @@ def student_teacher(
     W2 = torch.randn(n_out, n_hidden, generator=gen, dtype=DTYPE) / math.sqrt(n_hidden)
     W_t = teacher_scale * W2 @ W1
     X = torch.randn(n_samples, n_in, generator=gen, dtype=DTYPE)
+    whitening = torch.eye(n_in, dtype=DTYPE)
     if whiten_inputs:
         if n_samples < n_in:
             raise TaskError(
                 f"task 'student_teacher': whiten_inputs=True needs n_samples ≥ n_in, got n_samples="
                 f"{n_samples} < n_in={n_in}; raise n_samples or pass whiten_inputs=False."
             )
-        A, _, Bh = torch.linalg.svd(X, full_matrices=False)
+        A, d, Bh = torch.linalg.svd(X, full_matrices=False)
+        whitening = Bh.T @ torch.diag(math.sqrt(n_samples) / d) @ Bh  # the map X ↦ √P·A·Bh, for held-out rows
         X = math.sqrt(n_samples) * A @ Bh
     Y = X @ W_t.T
     if noise:
         Y = Y + noise * torch.randn(Y.shape, generator=gen, dtype=DTYPE)
+    heldout = None
+    if n_test:
+        x_test = torch.randn(_test_size("n_test", n_test, "student_teacher"), n_in, generator=gen,
+                             dtype=DTYPE) @ whitening
+        y_test = x_test @ W_t.T
+        if noise:
+            y_test = y_test + noise * torch.randn(y_test.shape, generator=gen, dtype=DTYPE)
+        heldout = (x_test, y_test)
     meta = dict(teacher=W_t, teacher_layers=(W1, W2), noise=noise, seed=seed)
-    return Task(X, Y, name="student_teacher", meta=meta)
+    return Task(X, Y, name="student_teacher", meta=meta, heldout=heldout)

@@ -6,7 +6,7 @@ P), the initial weights [W_l (B, out, in)] and a time grid (T,) or (B, T) in t =
 ``aligned``, ``saxe``, ``lazy``, ``deep_aligned`` (§5, §7), ``ode`` (numerical gradient flow, the reference),
 ``auto``, and for gradient descent itself ``aligned_gd`` (exact GD maps), ``gd_flow`` (GD to O(lr²)) and
 ``escape`` (the λ = 0 saddle's plateau under GD); for wide two-layer nets from i.i.d. inits ``wide`` (the closed
-form at λ = ±(c₁ + c₂), with its finite-width error) and ``gram_ode`` (the flow of the Gram QQᵀ, any width; §11).
+form at λ = ±(c₁ + c₂), with its finite-width error) and ``gram_ode`` (the flow of the Gram QQᵀ, any width; §12).
 Plug-ins register through the ``lazyrich.theories`` entry-point group.
 """
 

@@ -94,7 +94,7 @@ class _TwoLayerAligned(ModeTheory):
 class AlignedTheory(_TwoLayerAligned):
     """Task-aligned two-layer nets (any width, per-mode λ): closed-form s(t) per mode, exact weights."""
 
-    def _predict(self, stats: TaskStats, weights: list[Tensor], t: Tensor) -> Prediction:
+    def _flow(self, stats: TaskStats, weights: list[Tensor], t: Tensor) -> Prediction:
         modes, _ = self._modes(stats, weights)
         c = stats.whitening_scale
         s_hat = stats.svd[1] / c
@@ -119,6 +119,7 @@ class SaxeTheory(_TwoLayerAligned):
     """
 
     exact = False
+    modelled = frozenset({"layer_lr", "output_scale"})  # in the standard variables; no decay
 
     def _predict(self, stats: TaskStats, weights: list[Tensor], t: Tensor) -> Prediction:
         modes, _ = self._modes(stats, weights)

@@ -14,8 +14,22 @@ from torch import Tensor
 
 from lazyrich import metrics
 from lazyrich.theory.base import Prediction, TaskStats, loss_from_product
+from lazyrich.train import TrainOptions
 
-__all__ = ["from_grams", "from_trajectory"]
+__all__ = ["from_grams", "from_trajectory", "standard_trajectory"]
+
+
+def standard_trajectory(weights0: Sequence[Tensor], traj: Sequence[Tensor], options: TrainOptions | None
+                        ) -> tuple[list[Tensor], list[Tensor], Tensor | None]:
+    """(U_l(0) (B, out, in), U_l(t) (B, T, out, in), k (B, L)) of weights W and their trajectory, U_l = k_l·W_l
+    (:class:`lazyrich.train.TrainOptions`): the variables a prediction's figures are taken in when layer rates or
+    an output multiplier are set (k None and W itself otherwise); :func:`lazyrich.theory.base.grams_of_weights`
+    maps the Grams back."""
+    if options is None or not options.rescales:
+        return list(weights0), list(traj), None
+    _, k = (x.to(weights0[0]) for x in options.standard(weights0[0].shape[0], len(weights0)))
+    return ([w * k[:, l, None, None] for l, w in enumerate(weights0)],
+            [w * k[:, None, l, None, None] for l, w in enumerate(traj)], k)
 
 
 def _common(stats: TaskStats, product: Tensor, blocks0: metrics.Blocks, blocks_t: metrics.Blocks

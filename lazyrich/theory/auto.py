@@ -16,6 +16,7 @@ from torch import Tensor
 
 from lazyrich.theory.base import Prediction, TaskStats, Theory
 from lazyrich.theory.registry import filter_options, get_theory, register_theory
+from lazyrich.train import TRAINING_OPTIONS
 
 __all__ = ["PREFERENCE", "AutoTheory", "select_theory"]
 
@@ -28,7 +29,9 @@ applies."""
 def select_theory(stats: Any, weights: Sequence[Tensor], **options: Any) -> tuple[Theory, str]:
     """(theory, reason): the first of exact → aligned → deep_aligned → wide that applies, else ode, with why.
 
-    ``options`` go to each candidate that takes them (``tau`` to all; ``rtol`` to ode and deep_aligned).
+    ``options`` go to each candidate that takes them (``tau`` to all; ``rtol`` to ode and deep_aligned); the
+    training options (``layer_lr``, ``output_scale``, ``weight_decay``) to all, and a candidate that does not
+    model one that is set refuses it.
     """
     refused = []
     for name in PREFERENCE:
@@ -45,6 +48,8 @@ def select_theory(stats: Any, weights: Sequence[Tensor], **options: Any) -> tupl
 class AutoTheory(Theory):
     """The most exact theory that applies (exact, aligned, deep_aligned, wide, else ode); notes say why."""
 
+    modelled = frozenset(TRAINING_OPTIONS)  # handed on to the theory it picks (ode models them all)
+
     def __init__(self, **options: Any) -> None:
         self.options = options
 
@@ -52,7 +57,8 @@ class AutoTheory(Theory):
         return None
 
     def _predict(self, stats: TaskStats, weights: list[Tensor], t: Tensor) -> Prediction:
-        theory, why = select_theory(stats, weights, **self.options)
-        pred = theory._predict(stats, weights, t)
+        training = {name: getattr(self.training, name) for name in self.training.active}
+        theory, why = select_theory(stats, weights, **self.options, **training)
+        pred = theory._solve(stats, weights, t)
         pred.notes = [f"auto: picked {why}.", *pred.notes]
         return pred

@@ -27,6 +27,7 @@ from torch import Tensor
 
 from lazyrich import metrics
 from lazyrich.device import DTYPE, resolve_device
+from lazyrich.train import TrainOptions
 
 __all__ = [
     "WHITENING_RTOL",
@@ -123,7 +124,8 @@ class TaskStats:
     """The second-order statistics a theory needs: Σxx (Ni, Ni), Σyx (No, Ni), Σyy (No, No) and P.
 
     ``task_svd`` = (U (No, No), S (m,), V (Ni, Ni)), Σyx = U_m diag(S) V_mᵀ; taken from the task when it has
-    one, so that "aligned" means aligned in the very basis the trainer reports singular values in.
+    one, so that "aligned" means aligned in the very basis the trainer reports singular values in. ``heldout``:
+    the statistics Σxx*, Σyx*, Σyy* of held-out data (a TaskStats), from which a theory's ``test_loss`` comes.
     """
 
     sigma_xx: Tensor
@@ -131,6 +133,7 @@ class TaskStats:
     sigma_yy: Tensor
     P: int
     task_svd: tuple[Tensor, Tensor, Tensor] | None = field(default=None, repr=False)
+    heldout: TaskStats | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         dev = torch.as_tensor(self.sigma_yx).device
@@ -164,15 +167,18 @@ class TaskStats:
             raise TypeError(f"{type(task).__name__} has no {', '.join(missing)}; a theory needs the task's "
                             f"sigma_xx, sigma_yx, sigma_yy and P (see TaskStats.from_data).")
         svd = getattr(task, "svd", None)
+        held = getattr(task, "heldout", None)
         return cls(task.sigma_xx, task.sigma_yx, task.sigma_yy, task.P,
-                   task_svd=tuple(svd) if isinstance(svd, tuple | list) and len(svd) == 3 else None)
+                   task_svd=tuple(svd) if isinstance(svd, tuple | list) and len(svd) == 3 else None,
+                   heldout=None if held is None else cls.from_task(held))
 
     def to(self, device: torch.device | str) -> TaskStats:
         """The same statistics on ``device``."""
         if self.sigma_yx.device == torch.device(device):
             return self
         return TaskStats(self.sigma_xx.to(device), self.sigma_yx.to(device), self.sigma_yy.to(device), self.P,
-                         task_svd=tuple(x.to(device) for x in self.task_svd))
+                         task_svd=tuple(x.to(device) for x in self.task_svd),
+                         heldout=None if self.heldout is None else self.heldout.to(device))
 
     @property
     def n_in(self) -> int:
@@ -264,7 +270,8 @@ class Prediction:
     set, marks the networks a closed-form theory handed to the ode theory (its notes say why); ``escape_time``
     (B, m), when set (theory ``escape``), is when each saddle-bound mode leaves the saddle under GD (NaN: never
     bound); ``expected_error`` (B,), when set (an approximate theory such as ``wide``), is the product error the
-    theory expects of itself (relative, Frobenius, max over t).
+    theory expects of itself (relative, Frobenius, max over t); ``test_loss`` (B, T), when the task has held-out
+    data, is the held-out loss of ``product`` (:meth:`Theory.predict` computes it, the same way for every theory).
     """
 
     t: Tensor
@@ -282,6 +289,7 @@ class Prediction:
     ode_fallback: Tensor | None = None
     escape_time: Tensor | None = None
     expected_error: Tensor | None = None
+    test_loss: Tensor | None = None
 
     _TENSORS: ClassVar[tuple[str, ...]] = ("t", "product", "w1tw1", "wwt_out", "loss", "kernel_distance",
                                            "ntk_rel_change", "svals", "converges_to_saddle", "final_loss")
@@ -321,17 +329,37 @@ class Theory:
     flow, the lr → 0 limit of full-batch GD) or ``"gd"`` (full-batch GD at the step passed as its ``lr``), and
     ``exact`` says whether it equals those dynamics up to numerical error wherever ``check`` accepts (True) or is an
     approximation or a comparison curve (False).
+
+    Training options (:class:`lazyrich.train.TrainOptions`: layer rates, an output multiplier α, weight decay)
+    reach every theory as ``training``: the registry sets it from the options ``layer_lr``, ``output_scale`` and
+    ``weight_decay`` (:func:`lazyrich.theory.registry.get_theory`). ``modelled`` names the ones a theory predicts;
+    ``check`` refuses any other that is set, in one line. With ``rescaled``, layer rates and α go through the
+    change of variables U_l = k_l·W_l in time κ·t (docs/theory.md §11): ``_check`` and ``_predict`` see U on the
+    grid κ·t, predict the plain dynamics, and the Grams are mapped back to W. Weight decay never goes through it:
+    a theory that models it reads ``training`` in ``_predict``, on the weights W themselves.
     """
 
     name: ClassVar[str] = ""
     dynamics: ClassVar[str] = "flow"
     exact: ClassVar[bool] = True
+    modelled: ClassVar[frozenset[str]] = frozenset()
+    rescaled: ClassVar[bool] = False
+    training: TrainOptions = TrainOptions()  # an instance's own once the registry sets it
 
     def check(self, stats: Any, weights: Sequence[Tensor], *, device: str | None = None) -> str | None:
         """None when the theory applies to these weights on this task, else the reason (a low input precision
         that the failure comes from is named first)."""
         dtypes = [torch.as_tensor(w).dtype for w in weights]
-        return self._reason(*_prepare(stats, weights, device), dtypes)
+        stats, weights = _prepare(stats, weights, device)
+        return self._unmodelled() or self._reason(stats, self._standard(weights)[0], dtypes)
+
+    def _unmodelled(self) -> str | None:
+        """The one-line reason this theory refuses the training options it does not model, or None."""
+        missing = [name for name in self.training.active if name not in self.modelled]
+        if not missing:
+            return None
+        return (f"{self.name} does not model {self.training.describe(missing)}: use theory=auto (it picks one "
+                f"that does) or theory=ode (every option, any init).")
 
     def _reason(self, stats: TaskStats, weights: list[Tensor], dtypes: list[torch.dtype]) -> str | None:
         """``_check`` on prepared inputs, a low input precision named first as the likely cause."""
@@ -342,13 +370,36 @@ class Theory:
     def predict(self, stats: Any, weights: Sequence[Tensor], t: Tensor | Sequence[float], *,
                 device: str | None = None) -> Prediction:
         """The prediction on the grid t ((T,) or (B, T)); ``device`` (auto | cpu | cuda) moves the computation,
-        which otherwise runs where the weights are."""
+        which otherwise runs where the weights are. With held-out statistics (``stats.heldout``) it carries
+        ``test_loss``, the held-out loss of the predicted product."""
         dtypes = [torch.as_tensor(w).dtype for w in weights]
         stats, weights = _prepare(stats, weights, device)
-        reason = self._reason(stats, weights, dtypes)
+        reason = self._unmodelled() or self._reason(stats, self._standard(weights)[0], dtypes)
         if reason is not None:
             raise TheoryNotApplicable(f"theory {self.name!r} does not apply: {reason}")
-        return self._predict(stats, weights, time_grid(t, weights[0].shape[0], weights[0].device))
+        pred = self._solve(stats, weights, time_grid(t, weights[0].shape[0], weights[0].device))
+        if stats.heldout is not None:
+            pred.test_loss = loss_from_product(pred.product, stats.heldout)
+        return pred
+
+    def _standard(self, weights: list[Tensor]) -> tuple[list[Tensor], Tensor | None, Tensor | None]:
+        """(U, κ (B,), k (B, L)) when layer rates or α go through the change of variables, else (W, None, None)."""
+        options = self.training
+        if not (self.rescaled and options.rescales and options.weight_decay is None):
+            return weights, None, None
+        kappa, k = (x.to(weights[0]) for x in options.standard(weights[0].shape[0], len(weights)))
+        return [w * k[:, l, None, None] for l, w in enumerate(weights)], kappa, k
+
+    def _solve(self, stats: TaskStats, weights: list[Tensor], t: Tensor) -> Prediction:
+        """``_predict``, through the change of variables when it applies (class docstring)."""
+        standard, kappa, k = self._standard(weights)
+        if kappa is None:
+            return self._predict(stats, weights, t)
+        pred = grams_of_weights(self._predict(stats, standard, kappa[:, None] * t), k)
+        pred.t = t
+        pred.notes.append(f"{self.name}: {self.training.describe()} by the change of variables U_l = k_l·W_l, time "
+                          f"κ·t with κ in [{float(kappa.min()):.4g}, {float(kappa.max()):.4g}] (docs: theory §11).")
+        return pred
 
     def _check(self, stats: TaskStats, weights: list[Tensor]) -> str | None:
         raise NotImplementedError
@@ -358,6 +409,14 @@ class Theory:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+def grams_of_weights(pred: Prediction, k: Tensor) -> Prediction:
+    """``pred`` of the standard variables U_l = k_l·W_l (k (B, L)) with its Grams turned into those of W, in place:
+    W1ᵀW1 = U1ᵀU1/k_1², W_LW_Lᵀ = U_LU_Lᵀ/k_L² (the product, losses and kernel figures are U's by definition)."""
+    pred.w1tw1 = pred.w1tw1 / (k[:, 0] ** 2)[:, None, None, None]
+    pred.wwt_out = pred.wwt_out / (k[:, -1] ** 2)[:, None, None, None]
+    return pred
 
 
 def _prepare(stats: Any, weights: Sequence[Tensor], device: str | None = None) -> tuple[TaskStats, list[Tensor]]:

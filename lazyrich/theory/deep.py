@@ -73,7 +73,7 @@ class DeepAlignedTheory(ModeTheory):
     def _modes(self, stats: TaskStats, weights: list[Tensor]) -> tuple[Modes | None, str | None]:
         return task_modes(stats, weights)
 
-    def _predict(self, stats: TaskStats, weights: list[Tensor], t: Tensor) -> Prediction:
+    def _flow(self, stats: TaskStats, weights: list[Tensor], t: Tensor) -> Prediction:
         modes, _ = self._modes(stats, weights)
         c = stats.whitening_scale
         s_hat = stats.svd[1] / c

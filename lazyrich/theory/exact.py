@@ -257,8 +257,12 @@ class ExactTheory(Theory):
     """λ-balanced two-layer nets with Nh = m and Σxx = c·I: the closed form; (near-)singular B falls back to ode.
 
     Networks whose B is singular (a saddle) or nearly so (``NEAR_SINGULAR_RTOL``) are predicted by the ode theory,
-    marked in ``Prediction.ode_fallback`` and explained in the notes.
+    marked in ``Prediction.ode_fallback`` and explained in the notes. Layer rates and an output multiplier go
+    through the change of variables (docs/theory.md §11); weight decay has no closed form and is refused.
     """
+
+    modelled = frozenset({"layer_lr", "output_scale"})
+    rescaled = True
 
     def __init__(self, tau: float = 1.0, balance_rtol: float = BALANCE_RTOL,
                  ode_options: dict[str, Any] | None = None) -> None:

@@ -10,6 +10,11 @@ Derived tolerance. −Df is the Hessian H, so the correction moves along the flo
 plus the residual term). A curve L(t) shifted by δ·t moves by at most δ·max_t|t·L'(t)|, hence
 :func:`gd_flow_rtol`: (η r_max/2)(1 + η r_max)·max|t L'|/max|L| (the last factor covers the O(η²) terms), plus a
 rounding floor of 1000 u of the training dtype. Measured on hierarchy inits it is 1.0–8× the actual gap.
+
+Training options (docs/theory.md §11). The modified flow is written for GD as the trainer runs it, in W: each layer
+steps along F_l = m_l(α·G_l − γW_l), G_l the gradient of the loss of ŷ = α·W2W1x, so ẇ = F − (η/2)DF·F. The
+tolerance takes the rate in the standard variables U_l = k_l·W_l, where GD is plain GD at step κ·η, plus the
+decay's own rate γ·max_l m_l.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from lazyrich.device import DTYPE
 from lazyrich.theory.base import Prediction, TaskStats, Theory
 from lazyrich.theory.ode import as_numpy, numerical_prediction, solve_stacked
 from lazyrich.theory.registry import register_theory
-from lazyrich.train import lr_per_network
+from lazyrich.train import TRAINING_OPTIONS, TrainOptions, lr_per_network
 
 __all__ = ["DTYPE_FLOOR", "GDFlowTheory", "gd_flow_rtol", "modified_flow"]
 
@@ -32,29 +37,40 @@ DTYPE_FLOOR = 1000
 """Rounding floor of the agreement tolerance, in units u of the training dtype (float64: 2e-13, float32: 1e-4)."""
 
 
-def _modified_rhs(sigma_xx: np.ndarray, sigma_yx: np.ndarray, half_eta: np.ndarray, n1: int, shapes):
-    """ẇ = f − (η/2)Df·f for two layers, in closed form: f = (W2ᵀE, EW1ᵀ) with E = Σyx − W2W1Σxx, and along
-    D = f: dE = −(D2W1 + W2D1)Σxx, d f1 = D2ᵀE + W2ᵀdE, d f2 = dE W1ᵀ + E D1ᵀ."""
+def _modified_rhs(sigma_xx: np.ndarray, sigma_yx: np.ndarray, half_eta: np.ndarray, n1: int, shapes,
+                  options: tuple[np.ndarray, ...] | None = None):
+    """ẇ = F − (η/2)DF·F for two layers, in closed form: F = (m1(αW2ᵀE − γW1), m2(αEW1ᵀ − γW2)) with
+    E = Σyx − αW2W1Σxx, and along D = F: dE = −α(D2W1 + W2D1)Σxx, dF1 = m1(α(D2ᵀE + W2ᵀdE) − γD1),
+    dF2 = m2(α(dE W1ᵀ + E D1ᵀ) − γD2). ``options`` = (m1, m2, α, γ), each (B, 1, 1); None: 1, 1, 1, 0."""
+    m1, m2, alpha, decay = options if options is not None else (1.0, 1.0, 1.0, 0.0)
 
     def rhs(_t: float, y: np.ndarray) -> np.ndarray:
         w1, w2 = y[:n1].reshape(shapes[0]), y[n1:].reshape(shapes[1])
         w2t = w2.transpose(0, 2, 1)
-        err = sigma_yx - w2 @ w1 @ sigma_xx
-        f1, f2 = w2t @ err, err @ w1.transpose(0, 2, 1)
-        d_err = -(f2 @ w1 + w2 @ f1) @ sigma_xx
-        df1 = f2.transpose(0, 2, 1) @ err + w2t @ d_err
-        df2 = d_err @ w1.transpose(0, 2, 1) + err @ f1.transpose(0, 2, 1)
+        err = sigma_yx - alpha * w2 @ w1 @ sigma_xx
+        f1, f2 = m1 * (alpha * w2t @ err - decay * w1), m2 * (alpha * err @ w1.transpose(0, 2, 1) - decay * w2)
+        d_err = -alpha * (f2 @ w1 + w2 @ f1) @ sigma_xx
+        df1 = m1 * (alpha * (f2.transpose(0, 2, 1) @ err + w2t @ d_err) - decay * f1)
+        df2 = m2 * (alpha * (d_err @ w1.transpose(0, 2, 1) + err @ f1.transpose(0, 2, 1)) - decay * f2)
         return np.concatenate([(f1 - half_eta * df1).ravel(), (f2 - half_eta * df2).ravel()])
 
     return rhs
 
 
 def modified_flow(weights: Sequence[Tensor], sigma_xx: Tensor, sigma_yx: Tensor, lr: Tensor, t: Tensor, *,
-                  rtol: float = 1e-10, atol: float = 1e-12) -> list[Tensor]:
-    """Trajectories [W1, W2 (B, T, out, in)] of ẇ = f − (η/2)Df·f from two layers [(B, out, in)], lr (B,), t (B, T)."""
+                  rtol: float = 1e-10, atol: float = 1e-12, options: TrainOptions | None = None) -> list[Tensor]:
+    """Trajectories [W1, W2 (B, T, out, in)] of ẇ = F − (η/2)DF·F from two layers [(B, out, in)], lr (B,), t (B, T);
+    ``options``: the training options (layer rates, α, weight decay) GD runs with (None: plain GD)."""
     ws = [as_numpy(w) for w in weights]
     half_eta = (as_numpy(lr) / 2)[:, None, None]
-    rhs = _modified_rhs(as_numpy(sigma_xx), as_numpy(sigma_yx), half_eta, ws[0].size, [w.shape for w in ws])
+    per_network = None
+    if options is not None and options.active:
+        batch = ws[0].shape[0]
+        rates = as_numpy(options.rates(batch, 2))[:, :, None, None]
+        per_network = (rates[:, 0], rates[:, 1], *(as_numpy(x)[:, None, None] for x in
+                                                    (options.alpha(batch), options.decay(batch))))
+    rhs = _modified_rhs(as_numpy(sigma_xx), as_numpy(sigma_yx), half_eta, ws[0].size, [w.shape for w in ws],
+                        per_network)
     return solve_stacked(rhs, ws, t.detach().cpu().numpy(), weights[0].device, rtol=rtol, atol=atol,
                          what="modified-flow")
 
@@ -65,6 +81,7 @@ class GDFlowTheory(Theory):
 
     dynamics = "gd"
     exact = False
+    modelled = frozenset(TRAINING_OPTIONS)  # written for GD as the trainer runs it, options included
 
     def __init__(self, lr: float | Sequence[float] | np.ndarray | Tensor | None = None, rtol: float = 1e-10,
                  atol: float = 1e-12) -> None:
@@ -80,24 +97,32 @@ class GDFlowTheory(Theory):
 
     def _predict(self, stats: TaskStats, weights: list[Tensor], t: Tensor) -> Prediction:
         lr = lr_per_network(self.lr, weights[0].shape[0]).to(t.device)
-        traj = modified_flow(weights, stats.sigma_xx, stats.sigma_yx, lr, t, rtol=self.rtol, atol=self.atol)
+        traj = modified_flow(weights, stats.sigma_xx, stats.sigma_yx, lr, t, rtol=self.rtol, atol=self.atol,
+                             options=self.training)
+        extra = f", with {self.training.describe()}" if self.training.active else ""
         return numerical_prediction(stats, weights, traj, t, self.name,
                                     f"gd_flow: modified flow ẇ = f − (lr/2)Df·f at lr = {sorted(set(lr.tolist()))}, "
-                                    f"GD to O(lr²)")
+                                    f"GD to O(lr²){extra}", self.training)
 
 
-def gd_flow_rtol(prediction: Prediction, stats: TaskStats, lr: Tensor | float,
-                 dtype: torch.dtype = DTYPE) -> Tensor:
-    """Derived tolerance (B,) for max|L_GD − L_flow|/max|L_flow| of a two-layer flow prediction (module doc)."""
+def gd_flow_rtol(prediction: Prediction, stats: TaskStats, lr: Tensor | float, dtype: torch.dtype = DTYPE, *,
+                 curve: str = "loss", options: TrainOptions | None = None) -> Tensor:
+    """Derived tolerance (B,) for max|C_GD − C_flow|/max|C_flow| of a two-layer flow prediction (module doc), C the
+    curve ``curve`` of the prediction (``loss`` or ``test_loss``); ``options``: the training options it ran with."""
     c = stats.whitening_scale or float(torch.linalg.eigvalsh(stats.sigma_xx)[-1])
     lr = torch.as_tensor(lr, dtype=DTYPE, device=prediction.t.device).reshape(-1)
+    batch = prediction.t.shape[0]
+    options = options or TrainOptions()
+    kappa, k = (x.to(prediction.t) for x in options.standard(batch, 2))
     residual = torch.linalg.matrix_norm(stats.sigma_yx @ torch.linalg.pinv(stats.sigma_xx) - prediction.product,
                                         ord=2)
-    rate = c * (torch.linalg.eigvalsh(prediction.wwt_out)[..., -1] + torch.linalg.eigvalsh(prediction.w1tw1)[..., -1]
-                + residual)
-    eta_r = lr * rate.amax(-1)
-    t, loss = prediction.t, prediction.loss
-    slope = torch.diff(loss, dim=-1) / torch.diff(t, dim=-1).clamp_min(torch.finfo(DTYPE).tiny)
+    grams = (prediction.wwt_out * (k[:, 1] ** 2)[:, None, None, None],  # U's Grams: GD there is plain GD at κ·lr
+             prediction.w1tw1 * (k[:, 0] ** 2)[:, None, None, None])
+    rate = c * (torch.linalg.eigvalsh(grams[0])[..., -1] + torch.linalg.eigvalsh(grams[1])[..., -1] + residual)
+    decay = (options.decay(batch) * options.rates(batch, 2).amax(-1)).to(prediction.t)
+    eta_r = lr * (kappa * rate.amax(-1) + decay)
+    t, values = prediction.t, getattr(prediction, curve)
+    slope = torch.diff(values, dim=-1) / torch.diff(t, dim=-1).clamp_min(torch.finfo(DTYPE).tiny)
     shift = ((t[:, 1:] + t[:, :-1]) / 2 * slope).abs().amax(-1)
-    scale = loss.abs().amax(-1).clamp_min(torch.finfo(DTYPE).tiny)
+    scale = values.abs().amax(-1).clamp_min(torch.finfo(DTYPE).tiny)
     return eta_r / 2 * (1 + eta_r) * shift / scale + DTYPE_FLOOR * torch.finfo(dtype).eps

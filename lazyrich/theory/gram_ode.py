@@ -1,4 +1,4 @@
-"""Gradient flow of a two-layer net on its (Ni + No)² Gram (docs/theory.md §11): the ``gram_ode`` theory.
+"""Gradient flow of a two-layer net on its (Ni + No)² Gram (docs/theory.md §12): the ``gram_ode`` theory.
 
 With Q = [W1ᵀ; W2] (N × N_h, N = Ni + No) the flow is dQ/dt = MQ, M = [[0, Eᵀ], [E, 0]], E = (Σyx − AΣxx)/τ and
 A = W2W1 the lower-left block of P = QQᵀ. So dP/dt = MP + PM is closed on P: the product, both Grams, the loss and

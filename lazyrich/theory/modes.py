@@ -4,7 +4,12 @@ A net is *mode-decoupled* when every layer acts on each task mode α through one
 W_l r^{l−1}_α = a_{l,α} r^l_α and W_lᵀ r^l_α = a_{l,α} r^{l−1}_α, with r^0_α = ṽ_α, r^L_α = ũ_α and the r^l
 orthonormal. Then the product is Ũ_m diag(Π_l a_l) Ṽ_mᵀ, each mode follows its own scalar flow, and the
 differences a_{l+1}² − a_l² are conserved per mode (for a λ-balanced init they all equal λ_l). Whatever else
-is in the weights (e.g. √λ padding of wider nets) is orthogonal to the modes and gradient flow never moves it.
+is in the weights (e.g. √λ padding of wider nets) is orthogonal to the modes and gradient flow never moves it;
+weight decay only shrinks it, by e^{−γ m_l t} in layer l.
+
+With training options (layer rates m_l, an output multiplier α, weight decay γ; :class:`lazyrich.train.TrainOptions`)
+the modes stay decoupled and each obeys da_l/dt = m_l(α·Π_{k≠l}a_k·(σ − αcΠ_k a_k) − γa_l) (docs/theory.md §11):
+:func:`integrate_layer_modes` integrates that for the mode theories under weight decay.
 """
 
 from __future__ import annotations
@@ -17,10 +22,12 @@ import torch
 from torch import Tensor
 
 from lazyrich.device import DTYPE
-from lazyrich.theory.base import TaskStats, Theory, whitening_advice
+from lazyrich.theory.base import Prediction, TaskStats, Theory, whitening_advice
+from lazyrich.theory.ode import as_numpy, numerical_prediction, solve_stacked
+from lazyrich.train import TRAINING_OPTIONS
 
-__all__ = ["ALIGN_RTOL", "ModeTheory", "Modes", "extract_modes", "layer_squares", "layer_squares_np", "rebuild",
-           "signed_layer_values", "task_modes"]
+__all__ = ["ALIGN_RTOL", "ModeTheory", "Modes", "extract_modes", "integrate_layer_modes", "layer_squares",
+           "layer_squares_np", "other_layers", "rebuild", "signed_layer_values", "task_modes"]
 
 ALIGN_RTOL = 1e-8
 """Relative residual allowed in the mode structure: far above rounding, far below any real misalignment."""
@@ -184,17 +191,58 @@ def signed_layer_values(squares: Tensor, s: Tensor, offsets: Tensor, a0: Tensor)
     return sign * squares.sqrt()
 
 
-def rebuild(weights0: Sequence[Tensor], modes: Modes, a_t: Tensor) -> list[Tensor]:
-    """W_l(t) = W_l(0) + Σ_α (a_{l,α}(t) − a_{l,α}(0)) r^l_α r^{l−1}_αᵀ, a_t (B,T,L,m) → [(B,T,out,in)]."""
+def rebuild(weights0: Sequence[Tensor], modes: Modes, a_t: Tensor, rest: Tensor | None = None) -> list[Tensor]:
+    """W_l(t) = W_l(0) + Σ_α (a_{l,α}(t) − a_{l,α}(0)) r^l_α r^{l−1}_αᵀ, a_t (B,T,L,m) → [(B,T,out,in)].
+
+    ``rest`` (B, T, L): the factor by which the part of W_l outside the modes has shrunk (weight decay), 1 if None.
+    """
     out = []
     for l, w in enumerate(weights0):
-        delta = a_t[:, :, l, :] - modes.a[:, None, l, :]
-        out.append(w[:, None] + torch.einsum("bim,btm,bjm->btij", modes.r[l + 1], delta, modes.r[l]))
+        factor = None if rest is None else rest[:, :, l]
+        a0 = modes.a[:, None, l, :]
+        delta = a_t[:, :, l, :] - (a0 if factor is None else factor[..., None] * a0)
+        kept = w[:, None] if factor is None else factor[..., None, None] * w[:, None]
+        out.append(kept + torch.einsum("bim,btm,bjm->btij", modes.r[l + 1], delta, modes.r[l]))
     return out
 
 
+def other_layers(a: Tensor, dim: int) -> Tensor:
+    """Π_{k≠l} a_k along ``dim`` for every l, without dividing (an a_l may be 0): prefix times suffix products."""
+    ones = torch.ones_like(a.narrow(dim, 0, 1))
+    before = torch.cumprod(torch.cat([ones, a.narrow(dim, 0, a.shape[dim] - 1)], dim), dim)
+    flipped = a.flip(dim)
+    after = torch.cumprod(torch.cat([ones, flipped.narrow(dim, 0, a.shape[dim] - 1)], dim), dim).flip(dim)
+    return before * after
+
+
+def integrate_layer_modes(a0: Tensor, sigma: Tensor, c: float, rates: Tensor, alpha: Tensor, decay: Tensor,
+                          t: Tensor, tau: float = 1.0, *, rtol: float = 1e-12, atol: float = 1e-14) -> Tensor:
+    """Layer values a (B, T, L, m) from a0 (B, L, m) on the grids t (B, T) of the per-mode flow with training
+    options: τ da_l/dt = m_l(α·Π_{k≠l}a_k·(σ − αcΠ_k a_k) − γa_l), with ``sigma`` (m,) Σyx's singular values, c the
+    whitening scale, ``rates`` m (B, L), ``alpha`` (B,) and ``decay`` γ (B,). One DOP853 solve for the batch."""
+    batch, n_layers, m = a0.shape
+    sig, m_l = as_numpy(sigma), as_numpy(rates)[:, :, None]
+    al, ga = as_numpy(alpha)[:, None, None], as_numpy(decay)[:, None, None]
+
+    def rhs(_t: float, y: np.ndarray) -> np.ndarray:
+        a = torch.from_numpy(y.reshape(batch, n_layers, m))
+        err = sig - al * c * a.prod(1, keepdim=True).numpy()
+        return (m_l * (al * err * other_layers(a, 1).numpy() - ga * a.numpy()) / tau).ravel()
+
+    (states,) = solve_stacked(rhs, [as_numpy(a0)], t.detach().cpu().numpy(), a0.device, rtol=rtol, atol=atol,
+                              what="mode")
+    return states
+
+
 class ModeTheory(Theory):
-    """A theory of mode-decoupled nets: it applies exactly when :meth:`_modes` finds the nets' modes."""
+    """A theory of mode-decoupled nets: it applies exactly when :meth:`_modes` finds the nets' modes.
+
+    It models every training option: layer rates and α through the change of variables (``rescaled``), weight
+    decay by integrating each mode's layer values (:meth:`_decayed`)."""
+
+    modelled = frozenset(TRAINING_OPTIONS)
+    rescaled = True
+    tau: float = 1.0
 
     def _modes(self, stats: TaskStats, weights: list[Tensor]) -> tuple[Modes | None, str | None]:
         """(the nets' modes, None), or (None, why the theory does not apply)."""
@@ -202,3 +250,27 @@ class ModeTheory(Theory):
 
     def _check(self, stats: TaskStats, weights: list[Tensor]) -> str | None:
         return self._modes(stats, weights)[1]
+
+    def _predict(self, stats: TaskStats, weights: list[Tensor], t: Tensor) -> Prediction:
+        """:meth:`_decayed` under weight decay, else :meth:`_flow` (the plain flow, or U's: ``rescaled``)."""
+        return self._decayed(stats, weights, t) if self.training.weight_decay is not None else \
+            self._flow(stats, weights, t)
+
+    def _flow(self, stats: TaskStats, weights: list[Tensor], t: Tensor) -> Prediction:
+        """The prediction of the plain flow (the mode theory's own solution)."""
+        raise NotImplementedError
+
+    def _decayed(self, stats: TaskStats, weights: list[Tensor], t: Tensor) -> Prediction:
+        """The prediction under weight decay (with any layer rates and α), integrated per mode in the weights W:
+        :func:`integrate_layer_modes`, the rest of each layer shrinking by e^{−γ m_l t}."""
+        modes, _ = self._modes(stats, weights)
+        batch, n_layers = weights[0].shape[0], len(weights)
+        options = self.training
+        rates, alpha, decay = (x.to(t) for x in (options.rates(batch, n_layers), options.alpha(batch),
+                                                  options.decay(batch)))
+        a_t = integrate_layer_modes(modes.a, stats.svd[1], stats.whitening_scale, rates, alpha, decay, t, self.tau)
+        rest = torch.exp(-(decay[:, None] * rates)[:, None, :] * t[..., None] / self.tau)
+        traj = rebuild(weights, modes, a_t, rest)
+        note = (f"{self.name}: {options.describe()}: per-mode flow τ da_l/dt = m_l(α·Π_(k≠l) a_k·(σ − αcΠa) − γa_l) "
+                f"integrated by DOP853 (docs/theory.md §11); λ(t) = λ(0)·e^(−2γmt) for equal layer rates m")
+        return numerical_prediction(stats, weights, traj, t, self.name, note, options)

@@ -18,6 +18,7 @@ from importlib import metadata
 from typing import Any, TypeVar
 
 from lazyrich.theory.base import Theory
+from lazyrich.train import TRAINING_OPTIONS, TrainOptions
 
 __all__ = ["ENTRY_POINT_GROUP", "available_theories", "describe_theories", "filter_options", "get_theory",
            "register_theory"]
@@ -107,26 +108,35 @@ def describe_theories() -> str:
 
 
 def get_theory(name: str, **options: Any) -> Theory:
-    """A fresh instance of theory ``name`` built with ``options`` (e.g. ``get_theory("ode", rtol=1e-9)``)."""
+    """A fresh instance of theory ``name`` built with ``options`` (e.g. ``get_theory("ode", rtol=1e-9)``).
+
+    The training options ``layer_lr``, ``output_scale`` and ``weight_decay`` (:class:`lazyrich.train.TrainOptions`)
+    are given to every theory as its ``training``: one that does not model an option set refuses it in ``check``.
+    """
     factory = _REGISTRY.get(name)
     if factory is None:
         if name not in _entry_points():
             raise ValueError(f"unknown theory {name!r}; valid names: {', '.join(available_theories())}.")
         factory = _load(name)
+    training = {key: options.pop(key) for key in TRAINING_OPTIONS if key in options}
     try:
-        return factory(**options)
+        theory = factory(**options)
     except TypeError as exc:
         if options and "unexpected keyword" in str(exc):
             raise ValueError(f"theory {name!r} does not take options {sorted(options)}: {exc}") from exc
         raise
+    if training:
+        theory.training = TrainOptions.of(**training)
+    return theory
 
 
 def filter_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
-    """The subset of ``options`` that theory ``name`` takes (e.g. ``rtol`` goes to ode, not to exact)."""
+    """The subset of ``options`` that theory ``name`` takes (e.g. ``rtol`` goes to ode, not to exact); the
+    training options (``layer_lr``, ``output_scale``, ``weight_decay``) go to every theory (:func:`get_theory`)."""
     factory = _REGISTRY.get(name) or _load(name)
     target = getattr(factory, "__wrapped_theory__", factory)
     params = inspect.signature(target).parameters.values()
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
         return dict(options)
-    names = {p.name for p in params}
+    names = {p.name for p in params} | set(TRAINING_OPTIONS)
     return {k: v for k, v in options.items() if k in names}

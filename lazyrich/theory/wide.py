@@ -1,4 +1,4 @@
-"""Wide two-layer nets from i.i.d. inits (docs/theory.md §11): the ``wide`` theory, the closed form at λ = ±(c₁ + c₂).
+"""Wide two-layer nets from i.i.d. inits (docs/theory.md §12): the ``wide`` theory, the closed form at λ = ±(c₁ + c₂).
 
 Gradient flow acts on P = QQᵀ = [[G1, Aᵀ], [A, G2]] alone (G1 = W1ᵀW1, G2 = W2W2ᵀ, A = W2W1; see
 :mod:`lazyrich.theory.gram_ode`), and P + αJ with J = diag(I_Ni, −I_No) is a solution whenever P is: the shift
@@ -102,7 +102,7 @@ class WideTheory(Theory):
     def _check(self, stats: TaskStats, weights: list[Tensor]) -> str | None:
         if len(weights) != 2:
             return (f"theory wide is for two-layer nets, got L = {len(weights)}: deep wide nets follow a balanced "
-                    f"chain only approximately (docs/theory.md §11); use theory=ode.")
+                    f"chain only approximately (docs/theory.md §12); use theory=ode.")
         if stats.whitening_scale is None:
             return whitening_advice(stats.sigma_xx)
         w1, w2 = weights
@@ -138,7 +138,7 @@ class WideTheory(Theory):
         i = int(need.argmax())
         worst = float(expected_error(n_in, n_out, n_hidden, c1, c2, bound=True)[i])
         return (f"N_h = {n_hidden} is too narrow for target_error = {self.target_error:g}: the finite-width error "
-                f"may reach {worst:.2g} (law K·√(n_eff/N_h), docs/theory.md §11); theory wide needs N_h ≥ "
+                f"may reach {worst:.2g} (law K·√(n_eff/N_h), docs/theory.md §12); theory wide needs N_h ≥ "
                 f"{int(need[i])} here, or a looser target_error; else use theory=gram_ode (exact at any width).")
 
     def _predict(self, stats: TaskStats, weights: list[Tensor], t: Tensor) -> Prediction:
@@ -157,7 +157,7 @@ class WideTheory(Theory):
         note = (f"wide: A(0) re-factorised at λ = {sign}(c₁ + c₂) = {_span(lam, '.4g')} (c₁ = ‖W1‖²/Ni, "
                 f"c₂ = ‖W2‖²/No) with N_h = m, closed form of theory exact; expected product error "
                 f"{_span(err, '.2g')} at N_h = {n_hidden} (theory_expected_err; law k·√(n_eff/N_h), "
-                f"docs/theory.md §11).")
+                f"docs/theory.md §12).")
         pred = from_grams(stats, inner.product, w1tw1, wwt_out, g1_0, g2_0, t, theory=self.name,
                           final_loss=inner.final_loss, converges_to_saddle=inner.converges_to_saddle,
                           notes=[note, *inner.notes])
