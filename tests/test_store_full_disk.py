@@ -73,22 +73,39 @@ def _nothing_half_written(folder: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_full_disk_while_a_run_is_written_leaves_nothing_half_written(tiny_disk, unraisable):
-    """Disks of five sizes fill up at the matrices, the metrics and the summary of a run."""
-    named = set()
-    for size in ("120k", "240k", "320k", "520k", "560k"):
-        folder = tiny_disk(size) / "run"
-        with pytest.raises(NoSpaceLeft) as err:
-            run_experiment(RUN, folder, plot=False)
-        message = str(err.value)
+def _fills_up(folder: Path, named: set[str]) -> bool:
+    """Run into ``folder``; True (and the file it was writing added to ``named``) if the disk filled up, after
+    checking that it said so in one line and left nothing half-written."""
+    try:
+        run_experiment(RUN, folder, plot=False)
+    except NoSpaceLeft as err:
+        message = str(err)
         assert message.startswith(f"no space left on {folder.parent} writing {folder}/") and message.endswith(FIX)
         assert "\n" not in message and not (folder / store.DONE).exists()
         _nothing_half_written(folder)
-        assert not Path(err.value.filename).exists()  # the file it was writing is gone, not truncated
-        named.add(Path(err.value.filename).name.split("-")[0])
-        del err
+        assert not Path(err.filename).exists()  # the file it was writing is gone, not truncated
+        named.add(Path(err.filename).name.split("-")[0])
+        return True
+    finally:
         gc.collect()
-    assert {"matrices", store.METRICS_PARQUET, "summary.json"} <= named
+    return False
+
+
+def test_a_full_disk_while_a_run_is_written_leaves_nothing_half_written(tiny_disk, unraisable, tmp_path):
+    """Disks of growing size fill up at every kind of file a run writes (its matrix chunks, the metrics, the
+    summary): the sizes step through the run's real footprint, read off a run on a roomy disk, so the cases follow
+    the files whatever columns a run logs."""
+    roomy = tmp_path / "roomy"
+    run_experiment(RUN, roomy, plot=False)
+    total = sum(f.stat().st_size for f in roomy.iterdir() if f.is_file())
+    named, fills = set(), iter(range(40, total // 1024 + 40, 32))  # KiB: coarser than a matrix chunk (≈ 65 KiB)
+    for fill in fills:
+        if _fills_up(tiny_disk(f"{fill}k") / "run", named):
+            continue
+        for fine in range(fill - 32, fill, 4):  # the run fits from here: the last files, page by page
+            _fills_up(tiny_disk(f"{fine}k") / "run", named)
+        break
+    assert {"matrices", store.METRICS_PARQUET} <= named and named & {"summary.csv", "summary.json"}, named
     assert unraisable == []  # no Parquet writer left to fail again at exit
 
 

@@ -36,6 +36,6 @@ def test_width_table_the_law_and_the_theory_auto_picks(tmp_path, capsys):
         ratio = (narrow.set_index("c_sum")["product_error"][c_sum] / wide.set_index("c_sum")["product_error"][c_sum])
         assert math.sqrt(32) / 2 < ratio < 2 * math.sqrt(32), (c_sum, ratio)
     out = capsys.readouterr().out
-    assert "(as docs/theory.md §11 predicts)" in out
+    assert "(as docs/theory.md §12 predicts)" in out
     for name in ("suite.csv", "summary.md", "width_error.png", "width_scale.png"):
         assert (tmp_path / name).exists(), name

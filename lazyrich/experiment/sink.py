@@ -20,6 +20,7 @@ from lazyrich.config.run import RunConfig, WandbConfig
 from lazyrich.experiment.batch import META_COLUMNS, option_columns
 from lazyrich.results.curves import predicted, simulated
 from lazyrich.store import identity
+from lazyrich.store.storage import full_disk_guard
 from lazyrich.train import Trajectory
 
 __all__ = ["RunSink", "matrices"]
@@ -80,9 +81,8 @@ class RunSink:
         run_dir, record = self.run_dir, self.config.record()
         identity.record(run_dir, record, identity.OPERATIONAL)  # checked at the start; the batch too
         self.writer.close()
-        (run_dir / "theory.txt").write_text("\n".join(notes) + "\n")
         figures = [self._plot(frame, str(self.config.task.get("name", "")))] if self.plot else []
-        store.write_run(run_dir, None, summary, config=_yaml(record))
+        store.write_run(run_dir, None, summary, config=_yaml(record), notes=notes)
         logger = self.config.logger
         if logger is not None and logger.wandb.enabled:
             _log_wandb(run_dir, logger.wandb, record, frame, summary, notes, time.perf_counter() - started)
@@ -95,7 +95,9 @@ class RunSink:
         meta = self.meta
         hue = "lam" if meta["lam"].nunique() > 1 else "scale" if meta["scale"].nunique() > 1 else "lr"
         fig = plots.curves(self._plot_frame(frame, hue), ("loss", "kernel_distance"), hue=hue, title=title)
-        return plots.save(fig, self.run_dir / "curves.png")
+        png = self.run_dir / "curves.png"
+        with full_disk_guard(png, png, png.with_suffix(".pdf")):
+            return plots.save(fig, png)
 
     def _plot_frame(self, frame: pd.DataFrame | None, hue: str) -> pd.DataFrame:
         """The long table for the curves figure: in memory, or only its plotted columns read back from disk."""

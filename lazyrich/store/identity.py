@@ -17,6 +17,7 @@ from typing import Any
 
 from lazyrich.config.fields import plain
 from lazyrich.store.integrity import DONE
+from lazyrich.store.storage import full_disk_guard
 
 __all__ = ["BENCH_IGNORED", "IDENTITY_FILE", "RUN_IGNORED", "FolderConflict", "check", "check_run", "claim",
            "identity", "record"]
@@ -115,6 +116,7 @@ def record(folder: str | Path, config: Mapping[str, Any], ignored: Sequence[str]
     folder = Path(folder)
     digest, flat = identity(config, ignored)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / IDENTITY_FILE).write_text(json.dumps({"identity": digest, "config": flat}, indent=1,
-                                                   sort_keys=True) + "\n")
+    text = json.dumps({"identity": digest, "config": flat}, indent=1, sort_keys=True) + "\n"
+    with full_disk_guard(folder / IDENTITY_FILE):
+        (folder / IDENTITY_FILE).write_text(text)
     return digest
