@@ -118,6 +118,7 @@ def rerun_bench(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_a_bench_read_leaves_out_the_units_of_an_earlier_configuration(rerun_bench, tmp_path):
     folder = tmp_path / "sweep"
     shutil.copytree(rerun_bench, folder)

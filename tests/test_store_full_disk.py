@@ -91,6 +91,7 @@ def _fills_up(folder: Path, named: set[str]) -> bool:
     return False
 
 
+@pytest.mark.slow
 def test_a_full_disk_while_a_run_is_written_leaves_nothing_half_written(tiny_disk, unraisable, tmp_path):
     """Disks of growing size fill up at every kind of file a run writes (its matrix chunks, the metrics, the
     summary): the sizes step through the run's real footprint, read off a run on a roomy disk, so the cases follow
@@ -109,6 +110,7 @@ def test_a_full_disk_while_a_run_is_written_leaves_nothing_half_written(tiny_dis
     assert unraisable == []  # no Parquet writer left to fail again at exit
 
 
+@pytest.mark.slow
 def test_the_command_line_says_one_line_on_a_full_disk_and_nothing_at_exit(tiny_disk):
     folder = tiny_disk("120k") / "run"
     done = subprocess.run(

@@ -47,6 +47,7 @@ def test_architecture_table_and_the_lazy_rich_pattern(tmp_path, capsys):
         assert (tmp_path / name).exists(), name
 
 
+@pytest.mark.slow
 def test_a_net_added_under_a_name_of_its_own_is_measured_and_judged_by_its_shape(tmp_path, capsys):
     # mynet has the funnel's widths: the same task and seeds, so the same numbers, and the funnel's expectation.
     table = run(tmp_path, "architecture", [*TINY, "+suite.architecture.archs.mynet={n_in: 4, n_out: 2}"])
