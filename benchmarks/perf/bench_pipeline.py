@@ -1,7 +1,7 @@
 """The whole pipeline on a big sweep: ``lazyrich run`` against the trainer alone, its memory and its output.
 
-Workload (issue 10): 64 λ in [−4, 4] × 64 seeds = 4096 two-layer nets on the 8-item hierarchy, the run
-defaults (lr 0.01, t_max 10: 1000 GD steps, 101 log points, matrices at 21, theory auto → exact),
+Workload (issue 10): 64 λ in [−4, 4] × 64 seeds = 4096 two-layer nets on the 8-item hierarchy, ``init=balanced``
+and the run defaults (lr 0.01, t_max 10: 1000 GD steps, 101 log points, matrices at 21, theory auto → exact),
 ``logger=none``. Rows, each a ratio or a figure measured side by side in this process:
 
 - run_experiment wall ÷ ``train`` alone on the same batch (target ≤ 2.5); the notes add the ``lazyrich run``
@@ -54,7 +54,7 @@ class Sweep:
         lams = ",".join(f"{x:.6g}" for x in np.linspace(-4.0, 4.0, self.n_lam))
         seeds = ",".join(str(s) for s in range(self.n_seeds))
         return [f"init.lam={lams}", f"seed={seeds}", f"trainer.t_max={self.t_max}", f"trainer.n_log={self.n_log}",
-                "logger=none", "trainer.progress=false"]
+                "init=balanced", "logger=none", "trainer.progress=false"]
 
 
 FULL, BIG = Sweep(), Sweep(n_lam=256, n_seeds=256, t_max=2.0, n_log=21)
