@@ -173,3 +173,10 @@ def test_ctrl_c_ends_a_run_in_one_line_and_leaves_nothing_trusted(tmp_path):
     assert proc.returncode == 130 and len(lines) == 1 and lines[0].startswith("lazyrich: interrupted (Ctrl-C)")
     assert "Traceback" not in err
     assert not (out / "DONE").exists() and not (out / ".lazyrich.lock").exists()
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_a_trainer_dtype_the_theory_cannot_compare_with_is_refused_by_the_schema(dtype):
+    """float16/bfloat16 used to pass the schema and fail inside linalg.pinv; now one line at the key."""
+    with pytest.raises(ConfigError, match=rf"trainer.dtype='{dtype}' is not one of float64, float32"):
+        run_experiment({"task": {"name": "hierarchy"}, "trainer": {"dtype": dtype, "progress": False}})
