@@ -2,6 +2,7 @@
 
     lazyrich run   [hydra overrides]    train a batch (λ × scale × lr × seed) with theory overlay
     lazyrich bench suite=<name> [...]   run a benchmark suite (suite=all for every suite)
+    lazyrich atlas [x=KEY y=KEY ...]    two-axis sweep with theory in every cell; maps (preset=breaks: where it fails)
     lazyrich tasks                      list registered tasks (built-in and plug-in) with their parameters
     lazyrich theories                   list registered theories
     lazyrich compare DIR [DIR ...]      side-by-side tables and overlay plots of finished runs or sweeps
@@ -210,6 +211,10 @@ def _dispatch(command: str, rest: list[str]) -> None:
         _hydra_entry("config", _run_job, rest, "lazyrich run")
     elif command == "bench":
         _hydra_entry("bench", _bench_job, rest, "lazyrich bench")
+    elif command == "atlas":
+        from lazyrich.atlas.command import main as atlas_main
+
+        sys.exit(atlas_main(rest))
     elif command == "tasks":
         from lazyrich.tasks import describe_all
 
@@ -237,7 +242,7 @@ def _dispatch(command: str, rest: list[str]) -> None:
 
         sys.exit(dashboard_main(rest))
     else:
-        commands = ["run", "bench", "tasks", "theories", "compare", "report", "sync", "dashboard"]
+        commands = ["run", "bench", "atlas", "tasks", "theories", "compare", "report", "sync", "dashboard"]
         close = difflib.get_close_matches(command, commands, n=1)
         raise SystemExit(f"lazyrich: unknown command {command!r}" + (f"; did you mean {close[0]!r}?" if close
                                                                      else "") + f"\n{USAGE}")

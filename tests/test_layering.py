@@ -28,13 +28,14 @@ RANKS: dict[str, int] = {
     "tracking": 8,                     # the W&B mirror of results
     "experiment": 9,                   # config → objects → train/predict → sink
     "suites": 10,                      # declared sweeps over experiments
+    "atlas": 10,                       # two-axis sweeps of runs with every theory in every cell
     "figures": 11,                     # views of suite folders
     "": 12,                            # lazyrich/__init__.py, the face of the Python API
     "cli": 13,                         # the command line (prints the face's version)
 }
 """Rank of every room, lowest first (a room imports only from lower ranks or itself)."""
 
-MAX_ROOMS = 17
+MAX_ROOMS = 18  # 17 until the atlas (issue 21) became a room of its own
 
 
 def _modules() -> dict[str, Path]:

@@ -1,0 +1,63 @@
+"""``lazyrich atlas [key=value …]``: parse the words, run the atlas into its folder, draw its maps and print its
+summary. Bad input stops in one line (a :class:`~lazyrich.config.checks.ConfigError` the command reports)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from lazyrich.atlas.maps import draw_atlas
+from lazyrich.atlas.runner import RECORD, run_atlas
+from lazyrich.atlas.spec import AtlasConfig, parse_atlases
+from lazyrich.device import torch_threads
+
+__all__ = ["main", "one", "summary_lines"]
+
+
+def summary_lines(summary: dict) -> list[str]:
+    """The atlas summary as a few lines of text: agreement per theory, the boundary, where theories break."""
+    lines = [f"{summary['cells']} cells, {summary['networks']} networks"]
+    for theory, a in summary["agreement"].items():
+        if a["cells_in_domain"]:
+            lines.append(f"theory {theory}: {a['cells_agree']}/{a['cells_in_domain']} in-domain cells agree "
+                         f"(max |Δ kernel distance| {a['max_gap_kernel_final']:.2g}, max time gap "
+                         f"{a['max_gap_time']:.2g})")
+        else:
+            lines.append(f"theory {theory}: no cell inside its domain")
+    b = summary.get("boundary")
+    if b and b["level"] is not None:
+        lines.append(f"lazy/rich boundary (kernel distance {b['level']:.3g}): simulation vs {b['theory']}: "
+                     f"{b['differ']} cell(s) differ, offset {b['offset']:g} cell(s)")
+    for column, (low, high) in summary.get("ranges", {}).items():
+        lines.append(f"{column}: {low:.3g} … {high:.3g} over the cells")
+    for theory, axes in summary["breaks"].items():
+        for axis, found in axes.items():
+            hits = {k: v for k, v in found.items() if v is not None}
+            if hits:
+                lines.append(f"{theory} breaks (deviation > 5%) along {axis} at: "
+                             + ", ".join(f"{v} (for {k})" for k, v in hits.items()))
+    return lines
+
+
+def main(argv: Sequence[str]) -> int:
+    """Run ``lazyrich atlas`` with the words ``argv`` (every atlas of a preset group, each in a sub-folder);
+    returns the exit status."""
+    configs = parse_atlases(argv)
+    out = Path(configs[0].extra.get("out") or f"outputs/atlas/{time.strftime('%Y-%m-%d_%H-%M-%S')}")
+    for config in configs:
+        config.extra.pop("out", None)
+        one(config, out if len(configs) == 1 else out / config.preset)
+    return 0
+
+
+def one(config: AtlasConfig, out: Path) -> None:
+    """Run one atlas into ``out``, draw its maps and print its summary."""
+    started = time.perf_counter()
+    with torch_threads(config.base.get("threads", 1)):
+        cells = run_atlas(config, out)
+    figures = draw_atlas(cells, config, out)
+    summary = json.loads((out / RECORD).read_text())["summary"]
+    print("\n".join(summary_lines(summary)))
+    print(f"atlas {config.preset}: {out} ({len(figures)} figures, {time.perf_counter() - started:.1f} s)")

@@ -1,0 +1,134 @@
+"""Running an atlas into its folder, resumably, and reading it back.
+
+The folder::
+
+    <atlas>/atlas.json          the atlas's record (axes, base config, theories) and its summary
+    <atlas>/runs/<unit>/        one run folder per unit (lazyrich.results.load reads them all)
+    <atlas>/networks/<unit>.parquet   the unit's network table (atlas.network_rows)
+    <atlas>/cells.parquet       the cell table (atlas.cells), read by load_atlas
+    <atlas>/DONE                written last
+
+A unit is one run: the batch axes of the atlas inside it, one value of each other axis. A unit whose run folder
+is finished and intact is not trained again, and one whose network table exists is not measured again; a
+finished atlas (``DONE``) is read back, nothing recomputed. A folder that records another atlas is refused.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lazyrich.atlas.cells import cell_table
+from lazyrich.atlas.network_rows import network_rows
+from lazyrich.atlas.spec import AtlasConfig
+from lazyrich.atlas.summary import summarise
+from lazyrich.config.checks import ConfigError
+from lazyrich.config.run import resolve_run
+from lazyrich.experiment import run_experiment
+from lazyrich.experiment.run import make_plan
+from lazyrich.store import integrity, locking
+
+__all__ = ["CELLS", "RECORD", "load_atlas", "load_networks", "run_atlas", "units_of"]
+
+log = logging.getLogger(__name__)
+
+RECORD, CELLS, NETWORKS, DONE = "atlas.json", "cells.parquet", "networks", "DONE"
+
+
+def _set(tree: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    for part in parts[:-1]:
+        tree = tree.setdefault(part, {})
+    tree[parts[-1]] = value
+
+
+def units_of(config: AtlasConfig) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(unit id, the unit's values of the non-batch axes, its run config) for every unit of the atlas."""
+    unit_axes = [a for a in (config.x, config.y) if not a.batch]
+    for values in itertools.product(*(a.values for a in unit_axes)):
+        run = copy.deepcopy(config.base)
+        given = dict(zip((a.key for a in unit_axes), values, strict=True))
+        for key, value in given.items():
+            _set(run, key, value)
+        run.setdefault("theory", {}).setdefault("name", config.theories[0] if config.theories else "none")
+        text = json.dumps(run, sort_keys=True, default=str)
+        yield hashlib.sha1(text.encode()).hexdigest()[:12], given, run
+
+
+def _check_folder(folder: Path, config: AtlasConfig) -> bool:
+    """Whether ``folder`` holds this atlas finished; refuse one that records another atlas."""
+    path = folder / RECORD
+    if not path.is_file():
+        return False
+    recorded = json.loads(path.read_text()).get("config")
+    if json.dumps(recorded, sort_keys=True, default=str) != json.dumps(config.record(), sort_keys=True, default=str):
+        raise ConfigError(f"{folder} holds another atlas ({path} differs from this one); write it elsewhere with "
+                          f"out=<new folder>.")
+    return (folder / DONE).is_file()
+
+
+def _unit(folder: Path, config: AtlasConfig, unit: str, given: dict[str, Any], run: dict[str, Any]) -> pd.DataFrame:
+    """The network table of one unit: trained unless its run folder is finished and intact, measured unless its
+    table exists."""
+    table = folder / NETWORKS / f"{unit}.parquet"
+    run_dir = folder / "runs" / unit
+    if table.is_file() and integrity.verify_unit(run_dir) is None:
+        return pd.read_parquet(table)
+    resolved = resolve_run(run)
+    if integrity.verify_unit(run_dir) is not None:
+        log.info("atlas unit %s: training %s", unit, given or "the batch")
+        run_experiment(resolved, run_dir, plot=False)
+    rows = network_rows(run_dir, make_plan(resolved), config.theories, resolved.theory.name,
+                        (config.x, config.y), given, unit, with_sharpness=config.sharpness)
+    table.parent.mkdir(parents=True, exist_ok=True)
+    rows.to_parquet(table.with_suffix(".tmp"), index=False)
+    table.with_suffix(".tmp").replace(table)
+    return rows
+
+
+def run_atlas(config: AtlasConfig, folder: str | Path) -> pd.DataFrame:
+    """Run the atlas ``config`` into ``folder`` (resuming what is there) and return its cell table."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with locking.FolderLock(folder):
+        if _check_folder(folder, config):
+            return load_atlas(folder)
+        (folder / RECORD).write_text(json.dumps({"config": config.record()}, indent=1, default=str))
+        networks = pd.concat([_unit(folder, config, *u) for u in units_of(config)], ignore_index=True)
+        cells = cell_table(networks, config.x.column, config.y.column)
+        cells.to_parquet(folder / CELLS, index=False)
+        record = {"config": config.record(), "summary": summarise(cells, networks, config)}
+        (folder / RECORD).write_text(json.dumps(record, indent=1, default=_plain))
+        (folder / DONE).write_text("")
+    return cells
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else str(value)
+
+
+def load_atlas(folder: str | Path) -> pd.DataFrame:
+    """The cell table of a finished atlas folder (its record in ``.attrs["atlas"]``); FileNotFoundError in one line
+    for an unfinished one."""
+    folder = Path(folder)
+    if not (folder / DONE).is_file():
+        raise FileNotFoundError(f"{folder} is not a finished atlas (no {DONE}); run `lazyrich atlas out={folder}` "
+                                f"with the same settings to finish it.")
+    cells = pd.read_parquet(folder / CELLS)
+    cells.attrs["atlas"] = json.loads((folder / RECORD).read_text())
+    return cells
+
+
+def load_networks(folder: str | Path) -> pd.DataFrame:
+    """The network table of every unit of an atlas folder (one row per network, before seeds are averaged)."""
+    return pd.concat([pd.read_parquet(f) for f in sorted((Path(folder) / NETWORKS).glob("*.parquet"))],
+                     ignore_index=True)
