@@ -113,13 +113,14 @@ def test_outside_domain_cells_are_marked_and_hatched(tmp_path):
     (["x=model.depth"], "has no values"),
     (["x=init.scale", "y=init.scale"], "pick two different keys"),
     (["init.lam=abc"], "init.lam"),
+    (["trainer.lrr=0.1"], "lrr"),
 ])
 def test_the_cli_refuses_bad_input_in_one_line(tmp_path, words, needle):
     with pytest.raises(SystemExit) as info:
         cli.main(["atlas", *words, f"out={tmp_path / 'x'}"])
     text = str(info.value)
     assert text.startswith("lazyrich:") and "\n" not in text.strip() and needle in text, text
-    assert not (tmp_path / "x" / "DONE").exists()
+    assert not (tmp_path / "x").exists()  # refused before anything is written
 
 
 def test_a_finished_atlas_is_read_back_without_computing(small, monkeypatch):
@@ -130,6 +131,7 @@ def test_a_finished_atlas_is_read_back_without_computing(small, monkeypatch):
 
     monkeypatch.setattr(atlas_runner, "run_experiment", refuse)
     monkeypatch.setattr(atlas_runner, "network_rows", refuse)
+    monkeypatch.setattr(atlas_runner, "cell_table", refuse)
     again = run_atlas(config, folder)
     pd.testing.assert_frame_equal(again, cells)
     pd.testing.assert_frame_equal(load_atlas(folder), cells)

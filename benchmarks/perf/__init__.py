@@ -5,5 +5,5 @@ Run them all with ``python -m benchmarks.perf --out bench_results`` (``make benc
 follow :data:`benchmarks.perf.common.COLUMNS` and are built with :func:`benchmarks.perf.common.row`.
 """
 
-BENCHMARKS = ("training", "ntk", "theory", "scaling", "memory", "pipeline")
+BENCHMARKS = ("training", "ntk", "theory", "scaling", "memory", "pipeline", "atlas")
 """Run order; ``benchmarks.perf.bench_<name>`` holds each one."""

@@ -1,10 +1,11 @@
 """The cell table: the network table grouped by the two axes' values, seeds averaged.
 
 Every numeric measure ``m`` becomes ``m`` (the mean over the cell's networks), ``m_lo`` and ``m_hi`` (mean ∓ 1.96
-standard errors; equal to the mean for a single seed); an infinite value (a diverged network, a theory that learns
-where the simulation does not) makes the cell's mean infinite. ``<th>/in_domain`` holds only if it holds for every
-network of the cell, and ``<th>/domain`` keeps the first reason given. ``n`` counts the networks of a cell and
-``diverged`` how many of them diverged.
+standard errors; equal to the mean for a single seed); NaN values (a network that never learned has no time to
+learn) are left out of a cell's mean, a cell with no value left is NaN; an infinite value (a diverged network, a
+theory that learns where the simulation does not) makes the cell's mean infinite. ``<th>/in_domain`` holds only if
+it holds for every network of the cell, and ``<th>/domain`` keeps the first reason given. ``n`` counts the networks
+of a cell and ``diverged`` how many of them diverged.
 """
 
 from __future__ import annotations

@@ -16,6 +16,13 @@ from lazyrich.device import torch_threads
 __all__ = ["main", "one", "summary_lines"]
 
 
+def _text(value: object) -> str:
+    try:
+        return f"{float(value):.3g}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
 def summary_lines(summary: dict) -> list[str]:
     """The atlas summary as a few lines of text: agreement per theory, the boundary, where theories break."""
     lines = [f"{summary['cells']} cells, {summary['networks']} networks"]
@@ -34,10 +41,10 @@ def summary_lines(summary: dict) -> list[str]:
         lines.append(f"{column}: {low:.3g} … {high:.3g} over the cells")
     for theory, axes in summary["breaks"].items():
         for axis, found in axes.items():
-            hits = {k: v for k, v in found.items() if v is not None}
+            other = next((a for a in axes if a != axis), "")
+            hits = [f"{_text(v)} ({other}={_text(k)})" for k, v in found.items() if v is not None]
             if hits:
-                lines.append(f"{theory} breaks (deviation > 5%) along {axis} at: "
-                             + ", ".join(f"{v} (for {k})" for k, v in hits.items()))
+                lines.append(f"{theory} deviates > 5% along {axis} from: " + ", ".join(hits))
     return lines
 
 

@@ -46,9 +46,10 @@ def _rows(options: Mapping[str, Any], rows: np.ndarray) -> dict[str, Any]:
 
 def domain_of(name: str, task: Task, weights: Sequence[torch.Tensor], options: Mapping[str, Any],
               activation: str, full_batch: bool) -> Domain:
-    """The :class:`Domain` of theory ``name`` over the networks ``weights`` ([W1 (B, …), …]); ``options`` holds
-    each network's lr and training options ((B,) arrays) as :func:`lazyrich.experiment.predict.predict_theory`
-    takes them. The check runs once on the block, and per network only where the block is refused."""
+    """The :class:`~lazyrich.atlas.domain.Domain` of theory ``name`` over the networks ``weights`` ([W1 (B, …),
+    …]); ``options`` holds each network's lr and training options ((B,) arrays) as
+    :func:`lazyrich.experiment.predict.predict_theory` takes them. The check runs once on the block, and per network
+    only where the block is refused."""
     from lazyrich.theory import TaskStats
 
     stats, batch = TaskStats.from_task(task), weights[0].shape[0]
@@ -72,8 +73,8 @@ def domain_of(name: str, task: Task, weights: Sequence[torch.Tensor], options: M
 
 def predict_block(name: str, task: Task, weights: Sequence[torch.Tensor], t: torch.Tensor,
                   options: Mapping[str, Any], rows: np.ndarray) -> Curves | None:
-    """The theory's :class:`Curves` of the networks ``rows`` of the block (on their grid ``t`` (B, T)), or None
-    when there are none."""
+    """The theory's :class:`~lazyrich.results.curves.Curves` of the networks ``rows`` of the block (on their grid
+    ``t`` (B, T)), or None when there are none."""
     from lazyrich.theory import TaskStats
 
     if len(rows) == 0:

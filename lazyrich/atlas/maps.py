@@ -1,8 +1,9 @@
 """The atlas's figures, from its cell table: a heat map of a measure with the theory's contours and both lazy/rich
 boundaries over it, and one agreement map per theory with the cells outside its domain hatched.
 
-Cells are drawn as tiles centred on their axis values: a log-spaced axis (:func:`~lazyrich.atlas.spec.
-is_log_spaced`) is drawn on a log scale, a numeric one on a linear scale, any other (an activation) as categories.
+Cells are drawn as tiles centred on their axis values: a log-spaced axis (:func:`~lazyrich.atlas.spec.is_log_spaced`)
+on a log scale, an evenly spaced one on a linear scale, any other (uneven values, an activation) as equal tiles
+labelled by value.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
 from lazyrich.atlas.spec import BATCH_AXES, AtlasConfig, Axis
-from lazyrich.atlas.summary import boundary, grid
+from lazyrich.atlas.summary import boundary, grid, key
 from lazyrich.plots import label, save
 
 __all__ = ["OUTSIDE", "agreement_map", "draw_atlas", "measure_map"]
@@ -32,8 +33,20 @@ def _numeric(axis: Axis) -> bool:
     return all(isinstance(v, int | float) and not isinstance(v, bool) for v in axis.values)
 
 
+def _evenly_spaced(axis: Axis) -> bool:
+    if not _numeric(axis):
+        return False
+    steps = np.diff(np.asarray(axis.values, dtype=float))
+    return bool(len(steps) and (steps > 0).all() and np.allclose(steps, steps[0], rtol=1e-6))
+
+
+def _categorical(axis: Axis) -> bool:
+    """Drawn as equal tiles labelled by value: anything neither log-spaced nor evenly spaced."""
+    return not (axis.log or _evenly_spaced(axis))
+
+
 def _centres(axis: Axis) -> np.ndarray:
-    return np.asarray(axis.values, dtype=float) if _numeric(axis) else np.arange(len(axis.values), dtype=float)
+    return np.arange(len(axis.values), dtype=float) if _categorical(axis) else np.asarray(axis.values, dtype=float)
 
 
 def _edges(axis: Axis) -> np.ndarray:
@@ -50,8 +63,9 @@ def _axis_style(ax, axis: Axis, which: str) -> None:
     getattr(ax, f"set_{which}label")(name)
     if axis.log:
         getattr(ax, f"set_{which}scale")("log")
-    elif not _numeric(axis):
-        getattr(ax, f"set_{which}ticks")(_centres(axis), [str(v) for v in axis.values])
+    elif _categorical(axis):
+        names = [f"{v:.2g}" if _numeric(axis) else str(v) for v in axis.values]
+        getattr(ax, f"set_{which}ticks")(_centres(axis), names, rotation=30 if which == "x" and len(names) > 5 else 0)
 
 
 def _tiles(ax, config: AtlasConfig, values: np.ndarray, cmap: str, norm: mcolors.Normalize, title: str):
@@ -104,52 +118,76 @@ def measure_map(cells: pd.DataFrame, config: AtlasConfig, measure: str = "kernel
                 if _contour(ax, config, values, [level], colors=colour, linestyles=style, linewidths=2.0) is not None:
                     handles.append(Line2D([], [], color=colour if colour != "w" else "0.7", linestyle=style,
                                           linewidth=2, label=f"lazy/rich boundary, {who} (S = {level:.2g})"))
+    _edge_of_stability(ax, cells, config, handles)
     if handles:
         fig.legend(handles=handles, loc="outside lower center", fontsize=7, frameon=False, ncols=1)
     return fig if path is None else save(fig, path)
 
 
-def _hatch_outside(ax, config: AtlasConfig, outside: np.ndarray) -> bool:
+def _edge_of_stability(ax, cells: pd.DataFrame, config: AtlasConfig, handles: list) -> None:
+    """On a map over the step (x = trainer.lr, log-spaced), a red bar at lr = 2/S in each row (S: the top Hessian
+    eigenvalue at init, mean of the row's cells)."""
+    if config.x.key != "trainer.lr" or not config.x.log or "sharpness" not in cells:
+        return
+    ys = _centres(config.y)
+    for i, value in enumerate(config.y.values):
+        s = cells.loc[[key(v) == key(value) for v in cells[config.y.column]], "sharpness"].mean()
+        if np.isfinite(s) and s > 0:
+            ax.plot([2 / s], [ys[i]], marker="|", markersize=16, markeredgewidth=2.5, color="#c0392b")
+    handles.append(Line2D([], [], marker="|", markersize=10, markeredgewidth=2, color="#c0392b", linestyle="none",
+                          label="lr = 2/S (S: top Hessian eigenvalue at init)"))
+
+
+def _hatch_outside(ax, config: AtlasConfig, outside: np.ndarray, see_through: bool = False) -> bool:
     ex, ey = _edges(config.x), _edges(config.y)
+    style = {**HATCH, "facecolor": "none"} if see_through else HATCH
     for i, j in np.argwhere(outside):
-        ax.add_patch(Rectangle((ex[j], ey[i]), ex[j + 1] - ex[j], ey[i + 1] - ey[i], **HATCH))
+        ax.add_patch(Rectangle((ex[j], ey[i]), ex[j + 1] - ex[j], ey[i + 1] - ey[i], **style))
     return bool(outside.any())
 
 
 def agreement_map(cells: pd.DataFrame, config: AtlasConfig, theory: str, gap: str = "gap_loss",
-                  path: str | Path | None = None):
+                  path: str | Path | None = None, *, deviation: bool = False):
     """Map of ``theory``'s relative gap to the simulation (``<theory>/<gap>``, log colour scale), its cells outside
-    the theory's domain hatched and named in the legend (never blank, never zero). Saved to ``path`` if given."""
+    the theory's domain hatched and named in the legend (never blank, never zero). ``deviation``: also colour the
+    outside cells where the theory could still be evaluated (a nonlinear net against the linear theory), under a
+    see-through hatch. Saved to ``path`` if given."""
     x, y, xs, ys = config.x.column, config.y.column, list(config.x.values), list(config.y.values)
     values = grid(cells, f"{theory}/{gap}", x, y, xs, ys)
     inside = grid(cells, f"{theory}/in_domain", x, y, xs, ys)
     outside = ~(inside == 1)
-    shown = np.where(outside, np.nan, values)
+    shown = values if deviation else np.where(outside, np.nan, values)
     finite = shown[np.isfinite(shown) & (shown > 0)]
     low, high = (finite.min(), finite.max()) if finite.size else (1e-6, 1.0)
     fig, ax = plt.subplots(figsize=(5.6, 4.2), layout="constrained")
+    title = f"deviation from theory {theory}" if deviation else f"agreement with theory {theory}"
     mesh = _tiles(ax, config, np.where(shown > 0, shown, low), "viridis",
-                  mcolors.LogNorm(vmin=low, vmax=max(high, low * 10)), f"agreement with theory {theory}")
+                  mcolors.LogNorm(vmin=low, vmax=max(high, low * 10)), title)
     fig.colorbar(mesh, ax=ax).set_label(f"relative gap ({gap.removeprefix('gap_').replace('_', ' ')})")
     handles = []
-    if _hatch_outside(ax, config, outside):
-        handles.append(Patch(label=OUTSIDE, **HATCH))
+    if _hatch_outside(ax, config, outside, see_through=deviation):
+        handles.append(Patch(label=OUTSIDE, **({**HATCH, "facecolor": "none"} if deviation else HATCH)))
     diverged = np.isinf(values) & ~outside
     for i, j in np.argwhere(diverged):
         ax.plot(_centres(config.x)[j], _centres(config.y)[i], marker="^", color="#c0392b", linestyle="none")
     if diverged.any():
         handles.append(Line2D([], [], marker="^", color="#c0392b", linestyle="none", label="infinite gap"))
+    _edge_of_stability(ax, cells, config, handles)
     if handles:
         fig.legend(handles=handles, loc="outside lower center", fontsize=7, frameon=False)
     return fig if path is None else save(fig, path)
 
 
 def draw_atlas(cells: pd.DataFrame, config: AtlasConfig, folder: str | Path) -> list[Path]:
-    """Every figure of an atlas into ``folder``: ``map_<measure>.png`` for the final kernel distance and the time
-    to learn, and ``agreement_<theory>.png`` for each theory. Returns the PNG paths."""
+    """Every figure of an atlas into ``folder``: ``map_<measure>.png`` for the final kernel distance, the time to learn
+    and, with weight decay, ``lam_law_gap``, ``agreement_<theory>.png`` for each theory, and
+    ``deviation_<theory>.png`` where the theory was evaluated outside its domain. Returns the PNG paths."""
     folder = Path(folder)
     theory = config.theories[0] if config.theories else None
-    out = [measure_map(cells, config, m, theory, folder / f"map_{m}.png")
-           for m in ("kernel_distance_final", "time_to_learn")]
+    measures = ["kernel_distance_final", "time_to_learn", *(["lam_law_gap"] if "lam_law_gap" in cells else [])]
+    out = [measure_map(cells, config, m, theory, folder / f"map_{m}.png") for m in measures]
     out += [agreement_map(cells, config, t, path=folder / f"agreement_{t}.png") for t in config.theories]
+    for t in config.theories:  # cells outside the domain that the theory still evaluates: the breaks maps
+        if f"{t}/gap_loss" in cells and (cells[f"{t}/gap_loss"].notna() & ~cells[f"{t}/in_domain"]).any():
+            out.append(agreement_map(cells, config, t, path=folder / f"deviation_{t}.png", deviation=True))
     return out

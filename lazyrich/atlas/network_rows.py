@@ -3,8 +3,9 @@ and, for each theory of the atlas, its measures, its agreement and its domain (:
 :mod:`~lazyrich.atlas.domain`).
 
 The simulation is read back from the run folder block by block (``BLOCK`` networks, only the columns needed), and
-the theories predict each block from the same initial weights the run started from (:func:`make_plan` rebuilds
-them: a network's weights depend only on its own seed and batch values). The run's own theory, when it is the
+the theories predict each block from the same initial weights the run started from
+(:func:`~lazyrich.experiment.run.make_plan` rebuilds them: a network's weights depend only on its own seed and batch
+values). The run's own theory, when it is the
 atlas's first, is read from the folder instead of predicted again.
 """
 

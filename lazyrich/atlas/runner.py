@@ -15,12 +15,8 @@ finished atlas (``DONE``) is read back, nothing recomputed. A folder that record
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import itertools
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +25,7 @@ import pandas as pd
 
 from lazyrich.atlas.cells import cell_table
 from lazyrich.atlas.network_rows import network_rows
-from lazyrich.atlas.spec import AtlasConfig
+from lazyrich.atlas.spec import AtlasConfig, units_of
 from lazyrich.atlas.summary import summarise
 from lazyrich.config.checks import ConfigError
 from lazyrich.config.run import resolve_run
@@ -37,31 +33,11 @@ from lazyrich.experiment import run_experiment
 from lazyrich.experiment.run import make_plan
 from lazyrich.store import integrity, locking
 
-__all__ = ["CELLS", "RECORD", "load_atlas", "load_networks", "run_atlas", "units_of"]
+__all__ = ["CELLS", "RECORD", "load_atlas", "load_networks", "run_atlas"]
 
 log = logging.getLogger(__name__)
 
 RECORD, CELLS, NETWORKS, DONE = "atlas.json", "cells.parquet", "networks", "DONE"
-
-
-def _set(tree: dict[str, Any], key: str, value: Any) -> None:
-    parts = key.split(".")
-    for part in parts[:-1]:
-        tree = tree.setdefault(part, {})
-    tree[parts[-1]] = value
-
-
-def units_of(config: AtlasConfig) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
-    """(unit id, the unit's values of the non-batch axes, its run config) for every unit of the atlas."""
-    unit_axes = [a for a in (config.x, config.y) if not a.batch]
-    for values in itertools.product(*(a.values for a in unit_axes)):
-        run = copy.deepcopy(config.base)
-        given = dict(zip((a.key for a in unit_axes), values, strict=True))
-        for key, value in given.items():
-            _set(run, key, value)
-        run.setdefault("theory", {}).setdefault("name", config.theories[0] if config.theories else "none")
-        text = json.dumps(run, sort_keys=True, default=str)
-        yield hashlib.sha1(text.encode()).hexdigest()[:12], given, run
 
 
 def _check_folder(folder: Path, config: AtlasConfig) -> bool:
@@ -96,7 +72,8 @@ def _unit(folder: Path, config: AtlasConfig, unit: str, given: dict[str, Any], r
 
 
 def run_atlas(config: AtlasConfig, folder: str | Path) -> pd.DataFrame:
-    """Run the atlas ``config`` into ``folder`` (resuming what is there) and return its cell table."""
+    """Run the atlas ``config`` into ``folder`` (resuming what is there) and return its cell table, as
+    :func:`load_atlas` reads it back."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     with locking.FolderLock(folder):
@@ -109,7 +86,7 @@ def run_atlas(config: AtlasConfig, folder: str | Path) -> pd.DataFrame:
         record = {"config": config.record(), "summary": summarise(cells, networks, config)}
         (folder / RECORD).write_text(json.dumps(record, indent=1, default=_plain))
         (folder / DONE).write_text("")
-    return cells
+    return load_atlas(folder)
 
 
 def _plain(value: Any) -> Any:

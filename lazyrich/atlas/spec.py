@@ -2,8 +2,9 @@
 it goes; parsed from ``key=value`` words (the ``lazyrich atlas`` command) and checked once, here.
 
 An axis is a dotted run-config key and its values (``init.lam=[-4,-1,0,1,4]``, ``init.scale=logspace(-3,0,7)``).
-Axes that are batch axes of a run (:data:`BATCH_AXES`) are trained as ONE batch; any other key (``model.depth``,
-``model.activation``, ``model.hidden``, ``task.name``) makes one run, a *unit*, per value. Seeds are not an axis:
+Axes that are batch axes of a run (:data:`~lazyrich.atlas.spec.BATCH_AXES`) are trained as ONE batch; any other
+key (``model.depth``, ``model.activation``, ``model.hidden``, ``task.name``) makes one run, a *unit*, per value. Seeds
+are not an axis:
 every cell is the mean over ``seed`` with an interval.
 """
 
@@ -11,8 +12,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
+import itertools
+import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +26,7 @@ import yaml
 from lazyrich.config.checks import ConfigError
 
 __all__ = ["ATLAS_KEYS", "BATCH_AXES", "DEFAULT_BASE", "GROUPS", "PRESETS", "AtlasConfig", "Axis", "is_log_spaced",
-           "parse_atlas", "parse_atlases", "values_of"]
+           "parse_atlas", "parse_atlases", "units_of", "values_of"]
 
 BATCH_AXES: dict[str, str] = {"init.lam": "lam", "init.scale": "scale", "trainer.lr": "lr",
                               "trainer.weight_decay": "weight_decay", "trainer.output_scale": "output_scale"}
@@ -91,7 +95,7 @@ class AtlasConfig:
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> AtlasConfig:
-        """The atlas a :meth:`record` describes."""
+        """The atlas a :meth:`~lazyrich.atlas.spec.AtlasConfig.record` describes."""
         data = dict(record)
         data["x"], data["y"] = (Axis(a["key"], tuple(a["values"])) for a in (data["x"], data["y"]))
         data["theories"] = tuple(data["theories"])
@@ -180,7 +184,7 @@ def _axis(base: dict[str, Any], key: str, name: str) -> Axis:
 
 
 def parse_atlas(argv: Sequence[str]) -> AtlasConfig:
-    """The :class:`AtlasConfig` of ``key=value`` words: ``preset=`` (default, breaks: :data:`PRESETS`), the axes
+    """The :class:`AtlasConfig` of ``key=value`` words: ``preset=`` (:data:`~lazyrich.atlas.spec.PRESETS`), the axes
     ``x=`` and ``y=`` (run-config keys, defaults ``init.lam`` and ``init.scale``) whose values are set like any
     other key, ``theories=[exact,lazy]``, ``boundary=`` (a kernel distance), and run-config keys
     (``task.name=…``, ``trainer.t_max=…``, ``seed=[0,1,2]``). ``out=`` is the command's and is returned in
@@ -205,12 +209,30 @@ def parse_atlas(argv: Sequence[str]) -> AtlasConfig:
     config = AtlasConfig(_axis(base, x, "x"), _axis(base, y, "y"), base, tuple(str(t) for t in theories),
                          boundary, sharp, preset, {"out": own["out"]} if "out" in own else {})
     _check_theories(config.theories)
+    from lazyrich.config.run import resolve_run
+
+    for _, _, run in units_of(config):  # every unit's run config checked before anything is written
+        resolve_run(run)
     return config
 
 
+def units_of(config: AtlasConfig) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(unit id, the unit's values of the non-batch axes, its run config) for every unit of the atlas; the id is
+    the first 12 hex digits of the sha1 of the run config as sorted JSON (the same atlas, the same ids)."""
+    unit_axes = [a for a in (config.x, config.y) if not a.batch]
+    for values in itertools.product(*(a.values for a in unit_axes)):
+        run = copy.deepcopy(config.base)
+        given = dict(zip((a.key for a in unit_axes), values, strict=True))
+        for key, value in given.items():
+            _set(run, key, value)
+        run.setdefault("theory", {}).setdefault("name", config.theories[0] if config.theories else "none")
+        text = json.dumps(run, sort_keys=True, default=str)
+        yield hashlib.sha1(text.encode()).hexdigest()[:12], given, run
+
+
 def parse_atlases(argv: Sequence[str]) -> list[AtlasConfig]:
-    """The atlases of ``key=value`` words: one, or each of a preset group (``preset=breaks``: :data:`GROUPS`),
-    the other words applied to every one."""
+    """The atlases of ``key=value`` words: one, or each of a preset group (``preset=breaks``:
+    :data:`~lazyrich.atlas.spec.GROUPS`), the other words applied to every one."""
     words = [w for w in argv if not w.startswith("preset=")]
     preset = next((w.split("=", 1)[1] for w in argv if w.startswith("preset=")), "default")
     names = GROUPS.get(preset, (preset,))

@@ -2,13 +2,15 @@
 the simulation and in the theory, and where along each axis the theory breaks.
 
 - ``agreement``: per theory, the fraction of its in-domain cells with final kernel distances within
-  :data:`KERNEL_TOL` and times to learn within :data:`TIME_TOL` (relative) of the simulation's;
+  :data:`~lazyrich.atlas.summary.KERNEL_TOL` and times to learn within :data:`~lazyrich.atlas.summary.TIME_TOL`
+  (relative) of the simulation's;
 - ``boundary``: a cell is rich when its final kernel distance is at least the level (the atlas's ``boundary``, or
   halfway across the reference theory's map); the boundary offset is the largest distance, in grid cells
   (Chebyshev), from a cell that the simulation and the theory classify differently to the theory's own boundary
   (0 where they agree everywhere): within one cell means offset ≤ 1;
 - ``breaks``: per theory and axis, for each value of the other axis, the first value along the axis at which the
-  deviation ``max(gap_loss, gap_kernel)`` passes :data:`BREAK_LEVEL` (None: never on the grid).
+  deviation ``max(gap_loss, gap_kernel)`` passes :data:`~lazyrich.atlas.summary.BREAK_LEVEL` (None: never on the
+  grid).
 """
 
 from __future__ import annotations
