@@ -23,18 +23,14 @@ Z95 = 1.96
 _KEYS = ("unit", "net", "seed")
 
 
-def _interval(group: pd.DataFrame, columns: Sequence[str]) -> dict[str, float]:
-    out: dict[str, float] = {}
+def _intervals(grouped, columns: Sequence[str]) -> pd.DataFrame:
+    """``m``, ``m_lo``, ``m_hi`` of every column: the mean of the non-NaN values ∓ 1.96 standard errors."""
+    mean, std, count = (grouped[list(columns)].agg(how) for how in ("mean", "std", "count"))
+    half = (Z95 * std / np.sqrt(count)).where((count > 1) & np.isfinite(mean), 0.0)
+    parts = {}
     for c in columns:
-        v = group[c].to_numpy(dtype=float)
-        v = v[~np.isnan(v)]
-        if len(v) == 0:
-            out.update({c: np.nan, f"{c}_lo": np.nan, f"{c}_hi": np.nan})
-            continue
-        mean = float(v.mean()) if np.isfinite(v).all() else float(np.inf if (v == np.inf).any() else -np.inf)
-        half = Z95 * float(v.std(ddof=1)) / np.sqrt(len(v)) if len(v) > 1 and np.isfinite(mean) else 0.0
-        out.update({c: mean, f"{c}_lo": mean - half, f"{c}_hi": mean + half})
-    return out
+        parts.update({c: mean[c], f"{c}_lo": mean[c] - half[c], f"{c}_hi": mean[c] + half[c]})
+    return pd.DataFrame(parts)
 
 
 def cell_table(networks: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
@@ -44,14 +40,8 @@ def cell_table(networks: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
     reasons = [c for c in networks.columns if c.endswith("/domain")]
     numeric = [c for c in networks.columns if c not in (*_KEYS, x, y, "diverged", *domains, *reasons)
                and pd.api.types.is_numeric_dtype(networks[c]) and not pd.api.types.is_bool_dtype(networks[c])]
-    rows = []
-    for (xv, yv), group in networks.groupby([x, y], sort=False):
-        row = {x: xv, y: yv, "unit": group["unit"].iloc[0], "n": len(group), "diverged": int(group["diverged"].sum())}
-        row.update(_interval(group, numeric))
-        for d in domains:
-            row[d] = bool(group[d].all())
-        for r in reasons:
-            given = [s for s in group[r] if s]
-            row[r] = given[0] if given else ""
-        rows.append(row)
-    return pd.DataFrame(rows)
+    grouped = networks.assign(diverged=networks["diverged"].astype(int)).groupby([x, y], sort=False)
+    out = pd.concat([grouped["unit"].first(), grouped.size().rename("n"), grouped["diverged"].sum(),
+                     _intervals(grouped, numeric), grouped[domains].all(),
+                     grouped[reasons].agg(lambda r: next((s for s in r if s), ""))], axis=1)
+    return out.reset_index()
