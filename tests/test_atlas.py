@@ -199,3 +199,22 @@ def test_the_default_atlas_meets_its_targets(tmp_path, capsys):
     summary = json.loads((tmp_path / "atlas.json").read_text())["summary"]
     assert summary["agreement"]["exact"]["fraction"] >= 0.99
     assert summary["boundary"]["offset"] <= 1
+
+
+@pytest.mark.slow
+def test_the_breaks_preset_finds_where_the_linear_theory_fails(tmp_path):
+    """Issue 21, measured (docs/atlas.md): GD past 2/S leaves the flow theory; with weight decay λ̂(t) follows
+    λ0·e^{−2γt} (the remaining gap is the GD step, < 1e-3); ReLU is off the linear theory at every init scale
+    while the linear net stays on it."""
+    with pytest.raises(SystemExit) as info:
+        cli.main(["atlas", "preset=breaks", f"out={tmp_path}"])
+    assert info.value.code == 0
+    lr = load_atlas(tmp_path / "breaks-lr")
+    past = lr["lr_S_over_2"] > 1
+    assert past.any() and ((lr.loc[past, "exact/gap_loss"] > 0.05) | (lr.loc[past, "diverged"] > 0)).all()
+    assert (lr.loc[lr["lr_S_over_2"] < 0.01, "exact/gap_loss"] < 0.01).all()
+    decay = load_atlas(tmp_path / "breaks-decay")
+    assert decay["lam_law_gap"].max() < 1e-3 and decay["lam_drift"].max() > 1  # λ̂ moves, and follows its law
+    act = load_atlas(tmp_path / "breaks-activation")
+    relu, linear = act["model.activation"] == "relu", act["model.activation"] == "none"
+    assert (act.loc[relu, "exact/gap_loss"] > 0.05).all() and (act.loc[linear, "exact/gap_loss"] < 2e-3).all()
