@@ -218,3 +218,14 @@ def test_the_breaks_preset_finds_where_the_linear_theory_fails(tmp_path):
     act = load_atlas(tmp_path / "breaks-activation")
     relu, linear = act["model.activation"] == "relu", act["model.activation"] == "none"
     assert (act.loc[relu, "exact/gap_loss"] > 0.05).all() and (act.loc[linear, "exact/gap_loss"] < 2e-3).all()
+
+
+def test_a_task_sequence_is_refused_and_a_held_out_loss_is_mapped(tmp_path):
+    with pytest.raises(ConfigError, match="task.phase"):
+        run_atlas(parse_atlas(["task.name=reversal", *SMALL[:3], "seed=[0]"]), tmp_path / "seq")
+    config = parse_atlas(["task.name=student_teacher", "task.n_test=16", "init.lam=[0.5,2]", "init.scale=[0.1,0.3]",
+                          *SMALL[:3], "seed=[0]", "theories=[exact]"])
+    cells = run_atlas(config, tmp_path / "heldout")
+    assert cells["test_loss_final"].notna().all() and cells["exact/test_loss_final"].notna().all()
+    assert (cells["test_loss_final"] - cells["exact/test_loss_final"]).abs().max() < 0.05 * cells[
+        "test_loss_final"].abs().max()  # lr 0.01 against the flow: within a few percent

@@ -60,10 +60,14 @@ def _unit(folder: Path, config: AtlasConfig, unit: str, given: dict[str, Any], r
     if table.is_file() and integrity.verify_unit(run_dir) is None:
         return pd.read_parquet(table)
     resolved = resolve_run(run)
+    plan = make_plan(resolved)
+    if plan.phases:
+        raise ConfigError(f"task {resolved.task['name']!r} is a task sequence; an atlas maps one phase: pick it with "
+                          f"task.phase=<index>.")
     if integrity.verify_unit(run_dir) is not None:
         log.info("atlas unit %s: training %s", unit, given or "the batch")
         run_experiment(resolved, run_dir, plot=False)
-    rows = network_rows(run_dir, make_plan(resolved), config.theories, resolved.theory.name,
+    rows = network_rows(run_dir, plan, config.theories, resolved.theory.name,
                         (config.x, config.y), given, unit, with_sharpness=config.sharpness)
     table.parent.mkdir(parents=True, exist_ok=True)
     rows.to_parquet(table.with_suffix(".tmp"), index=False)
