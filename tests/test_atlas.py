@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lazyrich import cli
+from lazyrich import cli, results
 from lazyrich.atlas import load_atlas, load_networks, parse_atlas, run_atlas
 from lazyrich.atlas import runner as atlas_runner
 from lazyrich.atlas.maps import OUTSIDE, agreement_map, draw_atlas, measure_map
@@ -187,6 +187,8 @@ def test_the_summary_is_recorded(small):
     summary = json.loads((folder / "atlas.json").read_text())["summary"]
     assert summary["cells"] == 4 and summary["networks"] == 8
     assert summary["agreement"]["exact"]["cells_in_domain"] == 4
+    long = results.load(folder, columns=["net", "t", "sim/loss"])  # the units' run folders, as any sweep's
+    assert len(long) == 8 * 31 and long["run"].str.startswith("runs/").all()
 
 
 @pytest.mark.slow
