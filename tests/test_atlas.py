@@ -231,3 +231,9 @@ def test_a_task_sequence_is_refused_and_a_held_out_loss_is_mapped(tmp_path):
     assert cells["test_loss_final"].notna().all() and cells["exact/test_loss_final"].notna().all()
     assert (cells["test_loss_final"] - cells["exact/test_loss_final"]).abs().max() < 0.05 * cells[
         "test_loss_final"].abs().max()  # lr 0.01 against the flow: within a few percent
+
+
+def test_the_cli_prints_its_usage(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["atlas", "--help"])
+    assert info.value.code == 0 and "x=, y=" in capsys.readouterr().out

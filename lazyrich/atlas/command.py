@@ -13,7 +13,19 @@ from lazyrich.atlas.runner import RECORD, run_atlas
 from lazyrich.atlas.spec import AtlasConfig, parse_atlases
 from lazyrich.device import torch_threads
 
-__all__ = ["main", "one", "summary_lines"]
+__all__ = ["USAGE", "main", "one", "summary_lines"]
+
+USAGE = """lazyrich atlas [x=KEY y=KEY] [KEY=VALUES ...] [theories=[exact,lazy]] [preset=NAME] [out=FOLDER]
+
+  x=, y=        the two run-config keys swept (default init.lam, init.scale); give their values like any key:
+                init.lam=[-4,0,4], init.scale=logspace(-3,0,7), trainer.lr=linspace(0.001,0.01,5)
+  KEY=VALUE     any run-config key (task.name=…, trainer.t_max=…, seed=[0,1,2]: seeds are averaged per cell)
+  theories=     theories held to the simulation in every cell (the first is also the run's own)
+  boundary=     the final kernel distance that separates lazy from rich (default: halfway across the theory)
+  sharpness=    true: log S, the top Hessian eigenvalue of the loss at init, and lr·S/2
+  preset=       default | breaks (breaks-activation, breaks-lr, breaks-decay, into sub-folders)
+  out=          the atlas folder (default outputs/atlas/<time>); the same command into it resumes it
+"""
 
 
 def _text(value: object) -> str:
@@ -51,6 +63,9 @@ def summary_lines(summary: dict) -> list[str]:
 def main(argv: Sequence[str]) -> int:
     """Run ``lazyrich atlas`` with the words ``argv`` (every atlas of a preset group, each in a sub-folder);
     returns the exit status."""
+    if any(word in ("-h", "--help", "help") for word in argv):
+        print(USAGE)
+        return 0
     configs = parse_atlases(argv)
     out = Path(configs[0].extra.get("out") or f"outputs/atlas/{time.strftime('%Y-%m-%d_%H-%M-%S')}")
     for config in configs:
