@@ -114,6 +114,7 @@ def test_outside_domain_cells_are_marked_and_hatched(tmp_path):
     (["x=init.scale", "y=init.scale"], "pick two different keys"),
     (["init.lam=abc"], "init.lam"),
     (["trainer.lrr=0.1"], "lrr"),
+    (["x=trainer.lr", "trainer.lr=[0.01,0.02]", "init.lam=[0,1]"], "init.lam has 2 values but is not an axis"),
 ])
 def test_the_cli_refuses_bad_input_in_one_line(tmp_path, words, needle):
     with pytest.raises(SystemExit) as info:
@@ -149,6 +150,11 @@ def test_an_interrupted_atlas_resumes_from_its_finished_units(small, monkeypatch
     pd.testing.assert_frame_equal(run_atlas(config, copy), cells)
     with pytest.raises(FileNotFoundError, match="not a finished atlas"):
         load_atlas(tmp_path)
+
+
+def test_a_key_the_preset_sweeps_falls_back_to_its_default_when_not_an_axis():
+    config = parse_atlas(["x=trainer.lr", "trainer.lr=[0.01,0.02]"])  # the default preset sweeps init.lam
+    assert (config.x.key, config.y.key) == ("trainer.lr", "init.scale") and "lam" not in config.base["init"]
 
 
 def test_values_and_spacing():

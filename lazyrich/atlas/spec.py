@@ -203,6 +203,7 @@ def parse_atlas(argv: Sequence[str]) -> AtlasConfig:
     x, y = own.get("x", made["x"]), own.get("y", made["y"])
     if x == y:
         raise ConfigError(f"x and y are both {x}; pick two different keys (e.g. x=init.lam y=init.scale).")
+    _unswept(base, (made["x"], made["y"]), (x, y), words)
     theories = values_of("theories", own["theories"]) if "theories" in own else made["theories"]
     boundary = float(own["boundary"]) if "boundary" in own else None
     sharp = own.get("sharpness", str(made.get("sharpness", False))).lower() in ("true", "1", "yes")
@@ -228,6 +229,23 @@ def units_of(config: AtlasConfig) -> Iterator[tuple[str, dict[str, Any], dict[st
         run.setdefault("theory", {}).setdefault("name", config.theories[0] if config.theories else "none")
         text = json.dumps(run, sort_keys=True, default=str)
         yield hashlib.sha1(text.encode()).hexdigest()[:12], given, run
+
+
+def _unswept(base: dict[str, Any], preset_axes: Sequence[str], axes: Sequence[str], given: Mapping[str, str]) -> None:
+    """A key the preset sweeps but this atlas does not falls back to the run's default (unless given); a batch
+    axis of the run given several values without being an axis of the atlas is refused (its values would be
+    averaged into the cells unseen)."""
+    for key in preset_axes:
+        if key not in axes and key not in given:
+            *parents, last = key.split(".")
+            node = _get(base, ".".join(parents)) if parents else base
+            if isinstance(node, dict):
+                node.pop(last, None)
+    for key in BATCH_AXES:
+        value = _get(base, key)
+        if key not in axes and isinstance(value, list | tuple) and len(value) > 1:
+            raise ConfigError(f"{key} has {len(value)} values but is not an axis of this atlas (x={axes[0]}, "
+                              f"y={axes[1]}); give it one value, or make it an axis (x={key} or y={key}).")
 
 
 def parse_atlases(argv: Sequence[str]) -> list[AtlasConfig]:
