@@ -338,20 +338,24 @@ def pair_rows(lo: Tensor, hi: Tensor) -> tuple[Tensor, Tensor]:
     return torch.cat([lo.mT, hi], dim=-2), signs
 
 
-def balance(weights: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+def balance(weights: Sequence[Tensor], imbalance: Sequence[Tensor | None] | None = None) -> tuple[Tensor, Tensor]:
     """Estimated λ and deviation for each adjacent pair of [W1, …, WL] (each (…, out, in)).
 
     λ̂_l = tr(D_l)/n_l and dev_l = ‖D_l − λ̂_l I‖_F with D_l = W_{l+1}ᵀW_{l+1} − W_lW_lᵀ (n_l × n_l).
     Returns (lam (…, L−1), deviation (…, L−1)). A hidden layer wider than in + out of its pair (a wide net) is
     never formed: D_l is read in the k = in + out dimensional row space of its factors
     (:func:`signed_gram_form`), ‖D_l − λ̂I‖² = ‖R diag(±1) Rᵀ − λ̂I_k‖² + (n_l − k)λ̂², equal to rounding.
+    ``imbalance``: the D_l already formed as W_{l+1}ᵀW_{l+1} − W_lW_lᵀ (None where not), e.g. by the trainer's
+    recorder, which also needs them for the drift.
     """
     if len(weights) < 2:
         raise ValueError("balance needs at least two layers.")
     lams, devs = [], []
-    for w_lo, w_hi in zip(weights[:-1], weights[1:], strict=True):
+    for l, (w_lo, w_hi) in enumerate(zip(weights[:-1], weights[1:], strict=True)):
         n, k = w_lo.shape[-2], w_lo.shape[-1] + w_hi.shape[-2]
-        d = w_hi.mT @ w_hi - w_lo @ w_lo.mT if n <= k else signed_gram_form(*pair_rows(w_lo, w_hi))
+        given = None if imbalance is None else imbalance[l]
+        d = (given if given is not None else w_hi.mT @ w_hi - w_lo @ w_lo.mT) if n <= k else \
+            signed_gram_form(*pair_rows(w_lo, w_hi))
         lam = torch.diagonal(d, dim1=-2, dim2=-1).sum(-1) / n
         eye = torch.eye(d.shape[-1], dtype=d.dtype, device=d.device)
         dev = torch.linalg.matrix_norm(d - lam[..., None, None] * eye)

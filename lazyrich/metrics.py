@@ -26,6 +26,8 @@ __all__ = [
     "loss_floor",
     "backward_transfer",
     "balance_drift",
+    "balance_reference",
+    "imbalances",
     "balance_law_gap",
     "forgetting",
     "gaussian_balance",
@@ -135,32 +137,65 @@ def layer_norms(weights: Sequence[Tensor]) -> Tensor:
     return torch.stack([torch.linalg.matrix_norm(w) for w in weights], dim=-1)
 
 
-def balance_drift(weights: Sequence[Tensor], init_weights: Sequence[Tensor]) -> Tensor:
+def balance_drift(weights: Sequence[Tensor], init_weights: Sequence[Tensor],
+                  reference: Sequence[tuple] | None = None,
+                  imbalance: Sequence[Tensor | None] | None = None) -> Tensor:
     """Relative drift of each pair's conserved quantity D_l = W_{l+1}ᵀW_{l+1} − W_lW_lᵀ since init, (…, L−1).
 
     ‖D_l(t) − D_l(0)‖_F / (‖W_{l+1}ᵀW_{l+1}‖_F + ‖W_lW_lᵀ‖_F) at init: gradient flow conserves D_l exactly,
     so this is a direct measure of discretisation error, relative to the size of the terms it is made of.
     A hidden layer wider than 2(in + out) of its pair is never formed (n × n): the change is read in the row
     space of [W_lᵀ; W_{l+1}; W_l(0)ᵀ; W_{l+1}(0)] (:func:`lazyrich.init.signed_gram_form`), equal to rounding.
+    ``reference`` (:func:`balance_reference` of ``init_weights``) and ``imbalance`` (the D_l(t) already formed,
+    :func:`imbalances`) save recomputing what a loop over log points shares; the values are the same bits.
     """
-    from lazyrich.init import pair_rows, signed_gram_form  # local: init imports nothing from here
+    from lazyrich.init import signed_gram_form  # local: init imports nothing from here
 
+    reference = balance_reference(init_weights) if reference is None else reference
     drifts = []
-    for l in range(len(weights) - 1):
-        lo, hi, lo0, hi0 = weights[l], weights[l + 1], init_weights[l], init_weights[l + 1]
-        n, k = lo.shape[-2], lo.shape[-1] + hi.shape[-2]
-        if n <= 2 * k:
-            hi_gram0, lo_gram0 = hi0.mT @ hi0, lo0 @ lo0.mT
-            delta = torch.linalg.matrix_norm((hi.mT @ hi - lo @ lo.mT) - (hi_gram0 - lo_gram0))
-            scale = torch.linalg.matrix_norm(hi_gram0) + torch.linalg.matrix_norm(lo_gram0)
+    for l, (lo, hi) in enumerate(zip(weights[:-1], weights[1:], strict=True)):
+        ref, scale = reference[l]
+        if _narrow_pair(lo, hi):
+            d = imbalance[l] if imbalance is not None and imbalance[l] is not None else hi.mT @ hi - lo @ lo.mT
+            delta = torch.linalg.matrix_norm(d - ref)
         else:
-            (rows, signs), (rows0, _) = pair_rows(lo, hi), pair_rows(lo0, hi0)
-            rows, rows0 = torch.broadcast_tensors(rows, rows0)
+            from lazyrich.init import pair_rows
+
+            rows, signs = pair_rows(lo, hi)
+            rows, rows0 = torch.broadcast_tensors(rows, ref)
             delta = torch.linalg.matrix_norm(signed_gram_form(torch.cat([rows, rows0], -2),
                                                               torch.cat([signs, -signs])))
-            scale = torch.linalg.matrix_norm(hi0 @ hi0.mT) + torch.linalg.matrix_norm(lo0.mT @ lo0)
         drifts.append(delta / scale.clamp_min(torch.finfo(scale.dtype).tiny))
     return torch.stack(drifts, dim=-1)
+
+
+def _narrow_pair(lo: Tensor, hi: Tensor) -> bool:
+    """Whether the pair's n × n imbalance is formed (n ≤ 2(in + out)) rather than read in its rows' space."""
+    return lo.shape[-2] <= 2 * (lo.shape[-1] + hi.shape[-2])
+
+
+def balance_reference(init_weights: Sequence[Tensor]) -> list[tuple[Tensor, Tensor]]:
+    """Per pair of ``init_weights``: (D_l(0), or the rows [W_lᵀ; W_{l+1}] of a wide pair; the drift's scale
+    ‖W_{l+1}ᵀW_{l+1}‖_F + ‖W_lW_lᵀ‖_F): what :func:`balance_drift` compares with at every log point."""
+    from lazyrich.init import pair_rows  # local: init imports nothing from here
+
+    out = []
+    for lo0, hi0 in zip(init_weights[:-1], init_weights[1:], strict=True):
+        if _narrow_pair(lo0, hi0):
+            hi_gram0, lo_gram0 = hi0.mT @ hi0, lo0 @ lo0.mT
+            out.append((hi_gram0 - lo_gram0,
+                        torch.linalg.matrix_norm(hi_gram0) + torch.linalg.matrix_norm(lo_gram0)))
+        else:
+            out.append((pair_rows(lo0, hi0)[0],
+                        torch.linalg.matrix_norm(hi0 @ hi0.mT) + torch.linalg.matrix_norm(lo0.mT @ lo0)))
+    return out
+
+
+def imbalances(weights: Sequence[Tensor]) -> list[Tensor | None]:
+    """D_l = W_{l+1}ᵀW_{l+1} − W_lW_lᵀ (…, n, n) of every pair whose n × n matrix :func:`balance_drift` forms,
+    None for a wide pair: formed once for :func:`lazyrich.init.balance` and :func:`balance_drift` both."""
+    return [hi.mT @ hi - lo @ lo.mT if _narrow_pair(lo, hi) else None
+            for lo, hi in zip(weights[:-1], weights[1:], strict=True)]
 
 
 def balance_law_gap(t: Tensor, lam_hat: Tensor, decay: Tensor, size: Tensor) -> Tensor:
@@ -203,16 +238,49 @@ def two_layer_ntk_blocks(w1tw1: Tensor, wwt_out: Tensor) -> Blocks:
     return [(wwt_out, eye_in), (eye_out, w1tw1)]
 
 
+class _Inner:
+    """The sums ⟨A1, A2⟩ and tr(G1 C G2 C) of :func:`kernel_inner`, each formed once per pair of tensors however
+    many inner products ask for it: the same expressions on the same tensors, so the same bits."""
+
+    def __init__(self, x_gram: Tensor) -> None:
+        self.x_gram = x_gram
+        self.memo: dict[tuple, Tensor] = {}
+        self.kept: list[Tensor] = []  # the tensors keyed by id stay alive, so no id is reused meanwhile
+
+    def _get(self, key: tuple, make) -> Tensor:
+        if key not in self.memo:
+            self.memo[key] = make()
+        return self.memo[key]
+
+    def h(self, g: Tensor) -> Tensor:
+        self.kept.append(g)
+        return self._get(("h", id(g)), lambda: g @ self.x_gram)
+
+    def a_sum(self, a1: Tensor, a2: Tensor) -> Tensor:
+        self.kept += [a1, a2]  # a1 * a2 and a2 * a1 are the same products: one key for both orders
+        return self._get(("a", *sorted((id(a1), id(a2)))), lambda: torch.sum(a1 * a2, dim=(-2, -1)))
+
+    def h_sum(self, g1: Tensor, g2: Tensor) -> Tensor:
+        return self._get(("g", id(g1), id(g2)), lambda: torch.sum(self.h(g1) * self.h(g2).mT, dim=(-2, -1)))
+
+    def inner(self, blocks1: Blocks, blocks2: Blocks) -> Tensor:
+        total = None
+        for a1, g1 in blocks1:
+            for a2, g2 in blocks2:
+                term = self.a_sum(a1, a2) * self.h_sum(g1, g2)
+                total = term if total is None else total + term
+        return total
+
+
 def kernel_inner(blocks1: Blocks, blocks2: Blocks, x_gram: Tensor) -> Tensor:
     """Frobenius inner product ⟨K1, K2⟩ of two kernels given as blocks, shape (…)."""
-    h2s = [(a2, (g2 @ x_gram).mT) for a2, g2 in blocks2]  # each G·C once, not once per pair
-    total = None
-    for a1, g1 in blocks1:
-        h1 = g1 @ x_gram
-        for a2, h2t in h2s:
-            term = torch.sum(a1 * a2, dim=(-2, -1)) * torch.sum(h1 * h2t, dim=(-2, -1))
-            total = term if total is None else total + term
-    return total
+    return _Inner(x_gram).inner(blocks1, blocks2)
+
+
+def _same_shared(x: Tensor, y: Tensor) -> bool:
+    """Whether x and y are one shared (unbatched) matrix with equal entries, e.g. the identity block of both NTKs:
+    their difference is exactly zero, and so is every term it enters (a term 0·s adds nothing to a sum)."""
+    return x.dim() == 2 and y.dim() == 2 and (x is y or torch.equal(x, y))
 
 
 def kernel_change(blocks0: Blocks, blocks_t: Blocks, x_gram: Tensor) -> tuple[Tensor, Tensor]:
@@ -221,15 +289,23 @@ def kernel_change(blocks0: Blocks, blocks_t: Blocks, x_gram: Tensor) -> tuple[Te
     Kt − K0 is expanded as Σ_l [(A_l^t − A_l^0) ⊗ B_l^t + A_l^0 ⊗ (B_l^t − B_l^0)], whose terms are small when
     the kernel barely moves, so neither figure loses precision to cancellation in the lazy regime.
     A zero kernel (e.g. a zero init) has no direction: see :func:`zero_kernel_convention` for the values then.
+
+    Cost: a term of ΔK whose factor is an unchanged shared block (the identity ends of the chain) is exactly zero
+    and left out, and every pair sum is formed once (:class:`_Inner`); the figures are those of the full
+    expansion, bit for bit, for finite weights.
     """
     delta = []
     for (a0, g0), (at, gt) in zip(blocks0, blocks_t, strict=True):
-        delta += [(at - a0, gt), (a0, gt - g0)]
-    n0 = kernel_inner(blocks0, blocks0, x_gram).clamp_min(0).sqrt()
-    nt = kernel_inner(blocks_t, blocks_t, x_gram).clamp_min(0).sqrt()
-    d_sq = kernel_inner(delta, delta, x_gram).clamp_min(0)
+        delta += [] if _same_shared(a0, at) else [(at - a0, gt)]
+        delta += [] if _same_shared(g0, gt) else [(a0, gt - g0)]
+    sums = _Inner(x_gram)
+    n0 = sums.inner(blocks0, blocks0).clamp_min(0).sqrt()
+    nt = sums.inner(blocks_t, blocks_t).clamp_min(0).sqrt()
+    if not delta:  # nothing moved: every term of ΔK is zero
+        delta = [(torch.zeros_like(blocks0[0][0]), blocks0[0][1])]
+    d_sq = sums.inner(delta, delta).clamp_min(0)
     # nt − n0 = (nt² − n0²)/(nt + n0) with nt² − n0² = ⟨ΔK, K0 + Kt⟩.
-    dn = kernel_inner(delta, list(blocks0) + list(blocks_t), x_gram) / (nt + n0)
+    dn = sums.inner(delta, list(blocks0) + list(blocks_t)) / (nt + n0)
     distance = ((d_sq - dn * dn) / (2 * n0 * nt)).clamp(0.0, 2.0)
     return zero_kernel_convention(distance, d_sq.sqrt() / n0, n0, nt)
 
@@ -311,8 +387,8 @@ def kernel_distance(k0: Tensor, k1: Tensor) -> Tensor:
 def snapshot(weights: Sequence[Tensor], init_weights: Sequence[Tensor], init_blocks: Blocks | None,
              sigma_xx: Tensor, sigma_yx: Tensor, sigma_yy: Tensor, task_u: Tensor, task_v: Tensor, *,
              optimum: tuple[Tensor, Tensor] | None = None, loss: Tensor | None = None,
-             with_matrices: bool = True, heldout: tuple | None = None,
-             test_loss: Tensor | None = None) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+             with_matrices: bool = True, heldout: tuple | None = None, test_loss: Tensor | None = None,
+             reference: Sequence[tuple] | None = None) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """Every metric the trainer records, for a batch of linear nets (weights (B, out, in)).
 
     Returns (scalars, matrices): scalars maps stable names to (B,) tensors — ``loss``, ``test_loss`` (with
@@ -320,7 +396,8 @@ def snapshot(weights: Sequence[Tensor], init_weights: Sequence[Tensor], init_blo
     ``ntk_rel_change``, ``sval_k`` (k = 1..m), ``lam_hat_l``, ``balance_dev_l``, ``balance_drift_l`` (pairs
     l = 1..L−1) and ``norm_Wl``; matrices maps ``product`` (B, No, Ni), ``w1tw1`` (B, Ni, Ni) and ``wwt_out``
     (B, No, No). ``init_blocks=None`` (nonlinear nets) leaves the NTK figures NaN; ``loss`` and ``test_loss``
-    override the linear-map losses.
+    override the linear-map losses; ``reference`` is :func:`balance_reference` of ``init_weights`` (computed here
+    when None).
     """
     from lazyrich.init import balance  # local: init imports nothing from here, keep the graph one-way
 
@@ -340,8 +417,9 @@ def snapshot(weights: Sequence[Tensor], init_weights: Sequence[Tensor], init_blo
     scalars["kernel_distance"], scalars["ntk_rel_change"] = dist, rel
     for k, s in enumerate(task_svals(w, task_u, task_v).unbind(-1), start=1):
         scalars[f"sval_{k}"] = s
-    lam, dev = balance(weights)
-    drift = balance_drift(weights, init_weights)
+    pairs = imbalances(weights)
+    lam, dev = balance(weights, pairs)
+    drift = balance_drift(weights, init_weights, reference, pairs)
     for l in range(len(weights) - 1):
         scalars[f"lam_hat_{l + 1}"] = lam[..., l]
         scalars[f"balance_dev_{l + 1}"] = dev[..., l]

@@ -427,6 +427,7 @@ class _Recorder:
         self.data = data
         self.init_weights = init_weights if scales is None else self.standard(init_weights, None)
         self.init_blocks = None if data.act is not None else metrics.ntk_blocks(self.init_weights)
+        self.reference = metrics.balance_reference(self.init_weights)
         self.scalars: dict[str, Tensor] = {}
         self.matrices: dict[str, Tensor] = {}
 
@@ -441,9 +442,11 @@ class _Recorder:
         full = len(rows) == self.n_batch and bool((rows == torch.arange(self.n_batch, device=self.device)).all())
         sub = weights if full else _rows(weights, rows)
         sub0 = self.init_weights if full else _rows(self.init_weights, rows)
-        blocks0 = self.init_blocks
+        blocks0, reference = self.init_blocks, self.reference
         if not full and blocks0 is not None:
             blocks0 = [tuple(_rows(block, rows)) for block in blocks0]
+        if not full:
+            reference = [(ref[rows], scale[rows]) for ref, scale in reference]
         # Matrices are kept at n_matrix of the n_log points only: don't form the Grams at the others.
         keep_matrices = bool((self.matrix_slot[cols.cpu()] >= 0).any())
         data = self.data
@@ -456,7 +459,7 @@ class _Recorder:
         measured = sub if self.scales is None else self.standard(sub, rows)
         scalars, matrices = metrics.snapshot(measured, sub0, blocks0, data.sxx, data.syx, data.syy, data.u, data.v,
                                              optimum=data.optimum, with_matrices=keep_matrices, loss=loss,
-                                             heldout=data.heldout, test_loss=test_loss)
+                                             heldout=data.heldout, test_loss=test_loss, reference=reference)
         if self.scales is not None:
             self.map_back(scalars, matrices, rows)
         if not bool(alive.all()):
@@ -481,11 +484,17 @@ class _Recorder:
 
     def put(self, rows: Tensor, cols: Tensor, scalars: dict[str, Tensor], matrices: dict[str, Tensor]) -> None:
         """Store the values (len(rows), …) of networks ``rows`` at log points ``cols``."""
+        # The whole batch at one log point (networks sharing an lr): a column slice, not a scatter.
+        column = int(cols[0]) if (len(rows) == self.n_batch and bool((cols == cols[0]).all())
+                                  and bool((rows == torch.arange(self.n_batch, device=rows.device)).all())) else None
         for name, value in scalars.items():
             if name not in self.scalars:
                 self.scalars[name] = torch.full((self.n_batch, self.n_log), math.nan, dtype=value.dtype,
                                                 device=self.device)
-            self.scalars[name][rows, cols] = value
+            if column is None:
+                self.scalars[name][rows, cols] = value
+            else:
+                self.scalars[name][:, column] = value
         slots = self.matrix_slot[cols.cpu()].to(self.device)
         keep = slots >= 0
         if not bool(keep.any()):
@@ -494,7 +503,10 @@ class _Recorder:
             if name not in self.matrices:
                 self.matrices[name] = torch.full((self.n_batch, self.n_matrix, *value.shape[1:]), math.nan,
                                                  dtype=value.dtype, device=self.device)
-            self.matrices[name][rows[keep], slots[keep]] = value[keep]
+            if column is None:
+                self.matrices[name][rows[keep], slots[keep]] = value[keep]
+            else:
+                self.matrices[name][:, int(slots[0])] = value
 
 
 def _linear_step(weights: list[Tensor], sigma_xx: Tensor, sigma_yx: Tensor, whitening: float | None,
