@@ -114,6 +114,7 @@ def test_outside_domain_cells_are_marked_and_hatched(tmp_path):
     (["x=init.scale", "y=init.scale"], "pick two different keys"),
     (["init.lam=abc"], "init.lam"),
     (["trainer.lrr=0.1"], "lrr"),
+    (["x=trainer.layer_lr", "trainer.layer_lr=[[1,1],[1,2]]"], "single values"),
     (["x=trainer.lr", "trainer.lr=[0.01,0.02]", "init.lam=[0,1]"], "init.lam has 2 values but is not an axis"),
 ])
 def test_the_cli_refuses_bad_input_in_one_line(tmp_path, words, needle):

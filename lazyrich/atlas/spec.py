@@ -171,6 +171,9 @@ def _axis(base: dict[str, Any], key: str, name: str) -> Axis:
         raise ConfigError(f"{name}=seed: seeds are averaged in every cell, not an axis; set seed=[0,1,2] and pick "
                           f"another {name} (e.g. {name}=init.lam).")
     values = _get(base, key)
+    if any(isinstance(v, list | tuple | dict) for v in (values if isinstance(values, list | tuple) else [])):
+        raise ConfigError(f"{name}={key}: an axis takes single values (numbers or names), not lists such as "
+                          f"trainer.layer_lr's; sweep one multiplier through a key that takes a number.")
     if values is None:
         raise ConfigError(f"{name}={key} has no values: give them too, e.g. {key}=[a,b,c] or "
                           f"{key}=logspace(-3,0,7).")
