@@ -51,6 +51,9 @@ LEFT_OUT = ("_target_", "submitit_folder", "name", "nodes", "tasks_per_node", "m
 GRACE_SECONDS = 10.0
 """How long a piece that left the queue may take to show its result file (a shared file system's delay)."""
 CANCEL_SECONDS = 60.0
+ENDED_WITHOUT_RESULT = frozenset({"CANCELLED", "FAILED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL",
+                                  "DEADLINE", "PREEMPTED"})
+"""SLURM states of a task that ended without writing its result: no grace to wait for it."""
 
 
 @dataclass(frozen=True)
@@ -230,14 +233,18 @@ def _outcome(index: int, job, state: Callable[[], str]) -> Outcome:
     how, if it can)."""
     from submitit.core.utils import pickle_load
 
-    deadline = time.monotonic() + GRACE_SECONDS
     result = job.paths.result_pickle
-    while not result.exists() and time.monotonic() < deadline:
-        time.sleep(0.5)
-    logfile = job.paths.stderr
+    how = "" if result.exists() else state()
+    if not result.exists() and how not in ENDED_WITHOUT_RESULT:  # it may have finished: its file may be on its way
+        deadline = time.monotonic() + GRACE_SECONDS
+        while not result.exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+    logfile = job.paths.stderr if job.paths.stderr.exists() else None
     if not result.exists():
-        how = state() or "cancelled, out of time or memory, or its node failed"
-        return Outcome(index, False, error=f"ended without a result ({how})", log=logfile, job=job.job_id)
+        how = how or ("cancelled, out of time or memory, or its node failed" if logfile is not None else
+                      "it never started: cancelled while queued, or refused; no log")
+        return Outcome(index, False, error=f"job {job.job_id} ended without a result ({how})", log=logfile,
+                       job=job.job_id)
     kind, value = pickle_load(result)
     if kind == "success":
         return Outcome(index, True, value, log=logfile, job=job.job_id)

@@ -197,7 +197,7 @@ def _elsewhere(todo: Sequence[Unit], compute: Callable[[Unit, Path], UnitOutput]
         if outcome.ok:
             done.append(outcome.value)
             continue
-        error = f"{outcome.error}; log {outcome.log}"
+        error = outcome.error + (f"; log {outcome.log}" if outcome.log is not None else "")
         (runs_dir / unit.id).mkdir(parents=True, exist_ok=True)
         (runs_dir / unit.id / FAILED).write_text(f"{_key_text(unit.key)}\n\njob {outcome.job}: {error}\n")
         done.append((_failed_row(unit, error), False))
