@@ -193,3 +193,24 @@ def test_matrices_of_a_sharded_run_are_numbered_batch_wide(runs):
     whole, parts = results.load_matrices(one), results.load_matrices(split)
     key = next(iter(whole))
     assert np.asarray(parts[key]).shape == np.asarray(whole[key]).shape
+
+
+def test_curves_compare_and_report_read_a_sharded_folder_as_one_run(runs, tmp_path, capsys):
+    from lazyrich.results.compare import compare
+    from lazyrich.results.report import build, check, write
+
+    one, split = runs
+    (sim_one, theory_one), (sim_split, theory_split) = results.load_curves(one), results.load_curves(split)
+    assert sim_split["loss"].shape == sim_one["loss"].shape == (10, 11)
+    assert rel_err(sim_split["loss"], sim_one["loss"]) <= 1e-12
+    assert rel_err(theory_split["kernel_distance"], theory_one["kernel_distance"]) <= 1e-12
+    files = compare([one, split], tmp_path / "cmp", labels=["one", "split"])
+    final = pd.read_csv(files["final.csv"])
+    assert len(final) == 10
+    for column in [c for c in final.columns if c.endswith(" [one]")]:
+        assert rel_err(final[column.replace("[one]", "[split]")], final[column]) <= 1e-12, column
+    report = build(split)
+    assert [s.kind for s in report.sections] == ["run"]  # one run, not one per shard
+    page = write(split, tmp_path / "report.html")
+    problems, _ = check(split, page)
+    assert problems == []
