@@ -214,3 +214,23 @@ def test_curves_compare_and_report_read_a_sharded_folder_as_one_run(runs, tmp_pa
     page = write(split, tmp_path / "report.html")
     problems, _ = check(split, page)
     assert problems == []
+
+
+@pytest.mark.slow  # real W&B runs (offline)
+def test_a_sharded_run_is_mirrored_to_wandb_once_as_the_one_process_run_is(tmp_path):
+    from conftest import offline_wandb_in
+
+    from lazyrich.tracking.read import read_run
+    from lazyrich.tracking.sync import find_offline_runs
+
+    logged = {**CFG, "init": {**CFG["init"], "lam": [0.0, 2.0]},
+              "logger": {"wandb": {"enabled": True, "project": "lazyrich-test", "layout": "network"}}}
+    with offline_wandb_in(tmp_path):
+        run_experiment(logged, tmp_path / "one", plot=False)
+        run_shards({**logged, "shards": 2}, tmp_path / "split")
+    one = {(r.config["lam"], r.config["seed"]): r for r in map(read_run, find_offline_runs(tmp_path / "one"))}
+    split = {(r.config["lam"], r.config["seed"]): r for r in map(read_run, find_offline_runs(tmp_path / "split"))}
+    assert set(one) == set(split) == {(0.0, 0), (0.0, 1), (2.0, 0), (2.0, 1)}  # one W&B run per network, no more
+    for key, run in split.items():
+        assert run.history_keys == one[key].history_keys and len(run.history_keys) > 2
+        assert "shards" not in run.config  # the split is how it ran, not what it is
