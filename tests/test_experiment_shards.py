@@ -233,4 +233,5 @@ def test_a_sharded_run_is_mirrored_to_wandb_once_as_the_one_process_run_is(tmp_p
     assert set(one) == set(split) == {(0.0, 0), (0.0, 1), (2.0, 0), (2.0, 1)}  # one W&B run per network, no more
     for key, run in split.items():
         assert run.history_keys == one[key].history_keys and len(run.history_keys) > 2
-        assert "shards" not in run.config  # the split is how it ran, not what it is
+        assert run.config["shards"] == 2 and "shards" not in one[key].config  # how it ran, shown
+        assert {k: v for k, v in run.config.items() if k != "shards"}.keys() == one[key].config.keys()
