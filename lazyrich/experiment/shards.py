@@ -9,9 +9,9 @@ under its own lock, with the batch-wide network numbers. When every shard verifi
 config, theory notes, curves figure and identity, and seals it (:func:`lazyrich.store.write_sharded`: the manifest
 pins every shard's); then the W&B mirror, once, from the sealed folder. Readers see one finished run.
 
-Each network's numbers depend only on its own (λ, scale, lr, options, seed), and the trainer and the exact theory
-give the same bits whatever the chunking, so the sealed folder holds what a one-process run writes (ODE-based
-theories agree to their tolerance across chunkings; docs: Performance, Chunks).
+Each network's numbers depend only on its own (λ, scale, lr, options, seed), so the sealed folder holds what a
+one-process run writes, up to the last bit that a batched product of another batch size may round differently
+(ODE-based theories agree to their tolerance across chunkings; docs: Performance, Chunks).
 
 Re-running the same command into the same folder recomputes only the shards that are missing, unfinished,
 damaged or of another split, and names them in one line; a finished, intact run is left as it is. A failed shard
