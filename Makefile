@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export WANDB_MODE ?= offline
 
-.PHONY: run test test-fast browser lint bench figures docs clean distclean
+.PHONY: run test test-fast browser lint bench bench-slurm slurm-up slurm-down figures docs clean distclean
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,16 @@ lint: $(STAMP)
 ## bench: performance benchmarks, each a ratio against its baseline in the same process
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.perf --out bench_results
+
+## bench-slurm: 262,144 networks as 16 shards on the local SLURM against one process (about 15 minutes here)
+bench-slurm: $(STAMP)
+	$(BIN)/python -m benchmarks.slurm.shards --out bench_results/slurm
+
+## slurm-up / slurm-down: a one-node SLURM on this machine (root; installs slurm-wlm and munge with apt if missing)
+slurm-up:
+	bash benchmarks/slurm/local_cluster.sh up
+slurm-down:
+	bash benchmarks/slurm/local_cluster.sh down
 
 ## docs: build the documentation site into site/ (--strict: a broken link or reference fails the build)
 docs: $(STAMP)

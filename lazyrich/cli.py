@@ -150,19 +150,34 @@ def _job(body: Callable) -> Callable:
     return job
 
 
+def _launch():
+    """Where a command's pieces (a run's shards, a bench's units) run: the launcher Hydra composed, for a single
+    run; in a ``-m`` sweep the launcher runs the jobs, and each job's pieces run in it."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from lazyrich.experiment.cluster import Launch
+
+    hydra = HydraConfig.get()
+    if hydra.mode == RunMode.MULTIRUN:
+        return Launch()
+    return Launch.of(OmegaConf.to_container(hydra.launcher, resolve=True))
+
+
 @_job
 def _run_job(cfg) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     from lazyrich.config.run import resolve_run
     from lazyrich.device import torch_threads
-    from lazyrich.experiment import run_experiment
+    from lazyrich.experiment import run_shards
     from lazyrich.experiment.console import print_run
 
     _one_thread_if_multirun()
     config = resolve_run(cfg)
     with torch_threads(config.threads):
-        result = run_experiment(config, Path(HydraConfig.get().runtime.output_dir))
+        result = run_shards(config, Path(HydraConfig.get().runtime.output_dir), _launch())
     print_run(result)
 
 
@@ -174,7 +189,7 @@ def _bench_job(cfg) -> None:
 
     _one_thread_if_multirun()
     out_dir = Path(HydraConfig.get().runtime.output_dir)
-    tables = run_suites(cfg, out_dir)
+    tables = run_suites(cfg, out_dir, _launch())
     failed = [f"{name}: unit {row.unit} ({row.error})" for name, table in tables.items() if "status" in table
               for row in table[table["status"] == "failed"].itertuples()]
     if failed:

@@ -11,7 +11,7 @@ from hydra import compose, initialize_config_dir
 from lazyrich import cli
 from lazyrich.config.checks import ConfigError
 from lazyrich.config.compose import conf_dir, register_configs, validate
-from lazyrich.experiment import run_experiment
+from lazyrich.experiment import run_experiment, run_shards
 
 
 def _one_line(message) -> str:
@@ -56,12 +56,14 @@ def test_a_new_entry_of_an_open_mapping_is_told_how_to_add_it(override):
     ("seed=99999999999999999999", "seed=99999999999999999999 is out of range"),
     ("init.lam=[]", "init.lam is an empty list"),
     ("seed=1.5", "seed=1.5 is not an integer seed"),
+    ("shards=0", "run.shards=0 must be an integer ≥ 1"),
+    ("shards=99", "shards=99 must be between 1 and the batch's 3 networks; lower shards"),
 ])
 def test_bad_values_from_the_command_line_stop_the_job_in_one_line(tmp_path, override, needle):
     register_configs()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = compose("config", overrides=[override, "logger=none", "trainer.progress=false"])
-    job = cli._job(lambda c: run_experiment(c, tmp_path, plot=False))
+    job = cli._job(lambda c: run_shards(c, tmp_path))
     with pytest.raises(SystemExit) as info:
         job(cfg)
     assert needle in _one_line(info.value)

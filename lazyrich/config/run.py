@@ -191,6 +191,10 @@ class RunConfig:
     threads: int | None = spec(1, "torch threads; the nets are small, so 1 is fastest (null: torch's default, "
                                   "for wide nets)", at_least(1, nullable=True))
     name: str = spec("run", "name of the run: the first folder under outputs/ and multirun/", TEXT)
+    shards: int = spec(1, "split the batch into this many contiguous slices, each trained by a process of its own "
+                          "into shards/<k>/ of the one run folder: SLURM array tasks with hydra/launcher=slurm, "
+                          "submitit processes with hydra/launcher=submitit_local, else one after another (docs: "
+                          "SLURM); 1: one process", at_least(1))
 
     def record(self) -> dict[str, Any]:
         """This configuration as plain data (what a run folder's config.yaml and identity record, and W&B shows);
@@ -198,6 +202,8 @@ class RunConfig:
         out = dataclasses.asdict(self)
         if out["logger"] is None:
             del out["logger"]
+        if out["shards"] == 1:  # one process: recorded as before sharding existed (suite unit ids unchanged)
+            del out["shards"]
         for key, plain_value in PLAIN_OPTIONS.items():  # a run without an option records as before it existed
             if out["trainer"][key] in (plain_value, [plain_value]):
                 del out["trainer"][key]
@@ -207,7 +213,7 @@ class RunConfig:
 PLAIN_OPTIONS = {"weight_decay": 0.0, "output_scale": 1.0, "layer_lr": None}
 """The training options' plain values (GD on the loss as it is), left out of a run's record."""
 
-TOP_LEVEL = ("seed", "device", "threads", "name")
+TOP_LEVEL = ("seed", "device", "threads", "name", "shards")
 """The top-level keys of ``conf/config.yaml``, whose defaults come from :class:`RunConfig`."""
 
 
@@ -271,6 +277,7 @@ def resolve_run(cfg: Mapping[str, Any] | Any) -> RunConfig:
         device=top["device"],
         threads=top["threads"],
         name=top["name"],
+        shards=top["shards"],
     )
     _batch_axes(config.init, config.trainer, config.model.depth)
     if config.init.gains is not None and len(config.init.gains) != config.model.depth:

@@ -6,12 +6,16 @@ results, written by a sink (run folder, curves PNG, W&B).
 - :mod:`~lazyrich.experiment.predict`: the theory beside the trainer;
 - :mod:`~lazyrich.experiment.sink`: the run folder being written, and its W&B mirror;
 - :mod:`~lazyrich.experiment.chunking`: how many networks run at once;
-- :mod:`~lazyrich.experiment.console`: what a finished run prints.
+- :mod:`~lazyrich.experiment.console`: what a finished run prints;
+- :mod:`~lazyrich.experiment.shards`: :func:`run_shards`, one run folder written by several processes;
+- :mod:`~lazyrich.experiment.cluster`: where those processes run (here, submitit local, a SLURM job array).
 """
 
 from lazyrich.experiment.batch import META_COLUMNS, build_batch, build_task, given_batch
+from lazyrich.experiment.cluster import Launch
 from lazyrich.experiment.predict import choose_theory, predict_theory
 from lazyrich.experiment.run import ExperimentResult, plan_work, run_experiment
+from lazyrich.experiment.shards import ShardsFailed, run_shards
 
-__all__ = ["META_COLUMNS", "ExperimentResult", "build_batch", "build_task", "choose_theory", "given_batch",
-           "plan_work", "predict_theory", "run_experiment"]
+__all__ = ["META_COLUMNS", "ExperimentResult", "Launch", "ShardsFailed", "build_batch", "build_task", "choose_theory",
+           "given_batch", "plan_work", "predict_theory", "run_experiment", "run_shards"]

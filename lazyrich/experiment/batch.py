@@ -25,7 +25,7 @@ from lazyrich.device import DTYPE
 from lazyrich.tasks import Task, TaskSequence, make
 from lazyrich.train import TrainOptions
 
-__all__ = ["META_COLUMNS", "build_batch", "build_task", "given_batch", "option_axes", "option_columns",
+__all__ = ["META_COLUMNS", "batch_size", "build_batch", "build_task", "given_batch", "option_axes", "option_columns",
            "options_of"]
 
 META_COLUMNS = ("lam", "scale", "lr", "seed")
@@ -44,6 +44,13 @@ def option_axes(trainer: TrainerConfig) -> dict[str, list[Any]]:
     if trainer.layer_lr is not None:
         axes["layer_lr"] = [tuple(rates) for rates in trainer.layer_lr]
     return axes
+
+
+def batch_size(init: InitConfig, trainer: TrainerConfig, seeds: Sequence[int]) -> int:
+    """How many networks :func:`build_batch` builds for these resolved settings (the product of the axes' sizes),
+    without building them."""
+    sizes = [len(init.lam), len(init.scale), len(trainer.lr), len(seeds), *map(len, option_axes(trainer).values())]
+    return math.prod(sizes)
 
 
 def _option_row(names: Sequence[str], values: Sequence[Any]) -> dict[str, float]:
@@ -99,22 +106,25 @@ def build_task(task_cfg: Mapping[str, Any]) -> Task | TaskSequence:
 
 def build_batch(init: InitConfig, model: ModelConfig, lrs: Sequence[float], seeds: Sequence[int], n_in: int,
                 n_out: int, align_to: torch.Tensor | None, device: torch.device,
-                options: Mapping[str, Sequence[Any]] | None = None) -> tuple[list[torch.Tensor], pd.DataFrame]:
+                options: Mapping[str, Sequence[Any]] | None = None,
+                rows: range | None = None) -> tuple[list[torch.Tensor], pd.DataFrame]:
     """Initial weights [W1, …, WL] (each (B, out, in)) for the Cartesian product of the batch axes (``init.lam``,
     ``init.scale``, ``lrs``, the training ``options`` of :func:`option_axes`, ``seeds``; lists, as
     :func:`lazyrich.config.run.resolve_run` leaves them), and one metadata row per network (lam, scale, lr, its
-    options, seed)."""
+    options, seed). ``rows``: only those networks of the product (a contiguous slice, in its order), each
+    built as in the whole batch."""
     kind, depth = init.kind, model.depth
     widths = [n_in] + [model.hidden or min(n_in, n_out)] * (depth - 1) + [n_out]
     align = align_to if init.align else None
     names = list(options or {})
     combos = list(itertools.product(*(options or {}).values()))
     if kind == "balanced" and depth == 2 and not init.perturb:
-        weights, meta = _balanced_pairs(widths, init.lam, init.scale, lrs, seeds, align, device, names, combos)
+        weights, meta = _balanced_pairs(widths, init.lam, init.scale, lrs, seeds, align, device, names, combos, rows)
         return _with_balance(_in_rates(weights, meta, kind), meta)
     layers: list[list[torch.Tensor]] = [[] for _ in range(depth)]
-    rows = []
-    for lam, scale, lr, combo, seed in itertools.product(init.lam, init.scale, lrs, combos, seeds):
+    rows_meta = []
+    product = itertools.product(init.lam, init.scale, lrs, combos, seeds)
+    for lam, scale, lr, combo, seed in product if rows is None else itertools.islice(product, rows.start, rows.stop):
         gen = torch.Generator().manual_seed(seed)
         if kind == "balanced" and depth == 2:
             ws = list(inits.lambda_balanced(n_in, widths[1], n_out, lam, scale=scale, generator=gen,
@@ -127,9 +137,9 @@ def build_batch(init: InitConfig, model: ModelConfig, lrs: Sequence[float], seed
         ws = inits.perturb(ws, init.perturb, generator=gen)
         for l, w in enumerate(ws):
             layers[l].append(w)
-        rows.append({"lam": lam if kind == "balanced" else math.nan, "scale": scale, "lr": lr,
-                     **_option_row(names, combo), "seed": seed})
-    meta = pd.DataFrame(rows)
+        rows_meta.append({"lam": lam if kind == "balanced" else math.nan, "scale": scale, "lr": lr,
+                          **_option_row(names, combo), "seed": seed})
+    meta = pd.DataFrame(rows_meta)
     weights = [torch.stack(ws).to(device=device, dtype=DTYPE) for ws in layers]
     return _with_balance(_in_rates(weights, meta, kind), meta)
 
@@ -170,29 +180,34 @@ def given_batch(weights: Sequence[torch.Tensor], meta: pd.DataFrame, device: tor
 
 def _balanced_pairs(widths: list[int], lams: list[float], scales: list[float], lrs: list[float], seeds: list[int],
                     align: torch.Tensor | None, device: torch.device, names: Sequence[str] = (),
-                    combos: Sequence[tuple] = ((),)) -> tuple[list[torch.Tensor], pd.DataFrame]:
+                    combos: Sequence[tuple] = ((),),
+                    rows: range | None = None) -> tuple[list[torch.Tensor], pd.DataFrame]:
     """The λ-balanced two-layer batch of :func:`build_batch`, one factorisation per (scale, seed) for all λ.
 
     ``inits.lambda_balanced(…, generator=seeded)`` draws the product and then the hidden rotation, neither of
     which depends on λ: drawing them once per (scale, seed) and re-factorising the product at every λ gives each
     network the weights it gets alone (the same to rounding, 1e-16), in one batched SVD instead of one per
-    network (14 s of a 65 536-network run).
+    network (14 s of a 65 536-network run). Only the (scale, seed) pairs and λ values of ``rows`` are factorised
+    (each matrix of a batched SVD and product on its own: the same bits as in the whole batch).
     """
     n_in, n_hidden, n_out = widths
     cpu = torch.device("cpu")
-    lam_t = torch.tensor(lams, dtype=DTYPE)
-    pairs = {}
-    for scale, seed in itertools.product(scales, seeds):
+    for scale in scales:
         if not scale > 0:
             raise ValueError(f"scale must be positive, got {scale}.")
+    index = list(itertools.product(range(len(lams)), scales, lrs, combos, seeds))
+    index = index if rows is None else index[rows.start:rows.stop]
+    at = {i: k for k, i in enumerate(sorted({i for i, *_ in index}))}  # the λ values needed, by index
+    lam_t = torch.tensor([lams[i] for i in at], dtype=DTYPE)
+    needed = {(scale, seed) for _, scale, _, _, seed in index}
+    pairs = {}
+    for scale, seed in (pair for pair in itertools.product(scales, seeds) if pair in needed):
         gen = torch.Generator().manual_seed(seed)
         product = inits._initial_product((n_out, n_in), scale, align, gen, DTYPE, cpu)  # as lambda_balanced
-        w1, w2 = inits.refactorise(product.expand(len(lams), n_out, n_in), lam_t, n_hidden=n_hidden,
-                                   rotate=False)
+        w1, w2 = inits.refactorise(product.expand(len(at), n_out, n_in), lam_t, n_hidden=n_hidden, rotate=False)
         r = inits.random_orthogonal(n_hidden, generator=gen, dtype=DTYPE)
         pairs[scale, seed] = (r @ w1, w2 @ r.mT)
-    index = list(itertools.product(range(len(lams)), scales, lrs, combos, seeds))
-    weights = [torch.stack([pairs[scale, seed][layer][i] for i, scale, _, _, seed in index]).to(device=device)
+    weights = [torch.stack([pairs[scale, seed][layer][at[i]] for i, scale, _, _, seed in index]).to(device=device)
                for layer in (0, 1)]
     meta = pd.DataFrame([{"lam": lams[i], "scale": scale, "lr": lr, **_option_row(names, combo), "seed": seed}
                          for i, scale, lr, combo, seed in index])

@@ -57,7 +57,7 @@ from lazyrich.train import Trajectory, log_grid, plan_steps, train
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ExperimentResult", "Plan", "Training", "plan_work", "run_experiment"]
+__all__ = ["ExperimentResult", "Plan", "Training", "plan_work", "run_experiment", "run_slice"]
 
 
 @dataclass
@@ -162,16 +162,16 @@ class Plan:
         return self.meta["lr"].to_numpy()
 
 
-def make_plan(config: RunConfig,
-              initial: tuple[Sequence[torch.Tensor], pd.DataFrame] | None = None) -> Plan:
-    """The :class:`Plan` of a resolved ``config``: its task, its batch (or the ``initial`` weights and meta), how
-    it trains and which theory predicts it."""
+def make_plan(config: RunConfig, initial: tuple[Sequence[torch.Tensor], pd.DataFrame] | None = None,
+              rows: range | None = None) -> Plan:
+    """The :class:`Plan` of a resolved ``config``: its task, its batch (or the ``initial`` weights and meta; or
+    only the networks ``rows`` of its batch), how it trains and which theory predicts it."""
     device = resolve_device(config.device)
     task = build_task(config.task)
     first = list(task)[0].task if isinstance(task, TaskSequence) else task
     options = option_axes(config.trainer)
     weights, meta = (build_batch(config.init, config.model, config.trainer.lr, config.seed, first.n_in,
-                                 first.n_out, first.sigma_yx, device, options)
+                                 first.n_out, first.sigma_yx, device, options, rows)
                      if initial is None else given_batch(*initial, device, options))
     training = Training.of(config)
     theories, notes = batch_theories(config.theory.name, config.model.activation, task, weights,
@@ -215,6 +215,10 @@ def run_experiment(cfg: Mapping[str, Any] | RunConfig, run_dir: str | Path | Non
     config it came from, and given weights are not part of it.
     """
     config = resolve_run(cfg)
+    if config.shards > 1:
+        raise ConfigError(f"shards={config.shards} splits a run folder among processes: call "
+                          f"lazyrich.experiment.run_shards(cfg, run_dir) (as `lazyrich run shards=…` does), or set "
+                          f"shards=1 to train in this process.")
     if initial is not None and run_dir is not None:
         raise ValueError("a run folder records the config that built its batch; a batch started from given weights "
                          "(initial=…) runs in memory only: drop run_dir.")
@@ -225,20 +229,32 @@ def run_experiment(cfg: Mapping[str, Any] | RunConfig, run_dir: str | Path | Non
         return _run(config, make_plan(config), Path(run_dir), plot=plot)
 
 
-def _run(config: RunConfig, plan: Plan, run_dir: Path | None, *, plot: bool) -> ExperimentResult:
+def run_slice(cfg: Mapping[str, Any] | RunConfig, run_dir: str | Path, rows: range) -> ExperimentResult:
+    """The networks ``rows`` (a contiguous slice, e.g. one shard: :mod:`lazyrich.experiment.shards`) of ``cfg``'s
+    batch, trained and written into ``run_dir`` as a unit of its own, chunk by chunk and under its own lock, every
+    file numbering the networks as the whole batch does (``net``, the matrices' indices), so the slices of a batch
+    hold what one run of it holds. No curves figure; ``cfg``'s logger is its caller's to drop or keep."""
+    config = resolve_run(cfg)
+    with locking.FolderLock(run_dir):
+        identity.check_run(run_dir, config.record())
+        return _run(config, make_plan(config, rows=rows), Path(run_dir), plot=False, first=rows.start)
+
+
+def _run(config: RunConfig, plan: Plan, run_dir: Path | None, *, plot: bool, first: int = 0) -> ExperimentResult:
+    """The chunk loop; ``first``: the batch-wide index of the plan's first network (a slice's start)."""
     started = time.perf_counter()
     budgets = [p.t_budget for p in plan.phases] if plan.phases else [None]
     (log.info if run_dir is not None else log.debug)(plan_work(budgets, plan.lr, config.trainer))
     size = _chunk_size(config.trainer, plan, in_memory=run_dir is None)
     single = size >= len(plan.meta)
-    sink = RunSink(run_dir, plan.meta, config, plot=plot) if run_dir is not None else None
+    sink = RunSink(run_dir, plan.meta, config, plot=plot, first=first) if run_dir is not None else None
     chunks = []
     for start in range(0, len(plan.meta), size):
         rows = slice(start, start + size)
         chunk = _train_chunk(plan, [w[rows] for w in plan.weights], plan.meta.iloc[rows].reset_index(drop=True),
-                             start)
+                             first + start)
         if sink is not None:
-            sink.append(start, start + len(chunk.summary), chunk.frame,
+            sink.append(first + start, first + start + len(chunk.summary), chunk.frame,
                         matrices(chunk.trajectories, chunk.predictions, chunk.loss_matrix))
         if not single:  # keep only what is small: the summary and the notes (and the table if not written)
             chunk.trajectories, chunk.predictions = [], []

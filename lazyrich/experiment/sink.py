@@ -19,11 +19,11 @@ from lazyrich import results, store
 from lazyrich.config.run import RunConfig, WandbConfig
 from lazyrich.experiment.batch import META_COLUMNS, option_columns
 from lazyrich.results.curves import predicted, simulated
-from lazyrich.store import identity
+from lazyrich.store import identity, shards
 from lazyrich.store.storage import full_disk_guard
 from lazyrich.train import Trajectory
 
-__all__ = ["RunSink", "matrices"]
+__all__ = ["RunSink", "log_wandb", "matrices", "plot_curves"]
 
 
 def matrices(trajectories: Sequence[Trajectory], predictions: Sequence[Any],
@@ -51,27 +51,28 @@ class RunSink:
 
     Matrices are written for the networks of the first ``trainer.matrix_seeds`` seeds of each configuration
     (None: every network): the curves of every network are kept, and a network's matrices can always be
-    recomputed by running its (λ, scale, lr, seed) alone, since its init depends on nothing else.
+    recomputed by running its (λ, scale, lr, seed) alone, since its init depends on nothing else. ``meta`` holds
+    the networks ``first`` … of the batch (a slice of it: a shard), numbered batch-wide in every file.
     """
 
-    def __init__(self, run_dir: Path, meta: pd.DataFrame, config: RunConfig, *, plot: bool = True) -> None:
+    def __init__(self, run_dir: Path, meta: pd.DataFrame, config: RunConfig, *, plot: bool = True,
+                 first: int = 0) -> None:
         from lazyrich.store.storage import RunWriter
 
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / store.DONE).unlink(missing_ok=True)  # being rewritten: unfinished until the manifest is in
-        self.run_dir, self.meta, self.config, self.plot = run_dir, meta, config, plot
+        shards.clear(run_dir)  # a sharded run rewritten as one unit
+        self.run_dir, self.meta, self.config, self.plot, self.first = run_dir, meta, config, plot, first
         self.writer = RunWriter(run_dir)
-        self.columns: list[str] = []
         matrix_seeds = config.trainer.matrix_seeds
-        seeds = sorted(meta["seed"].unique())
+        seeds = sorted(set(config.seed))  # the batch's seeds: a slice of it keeps the networks the batch keeps
         self.kept = meta["seed"].isin(seeds[:matrix_seeds] if matrix_seeds else seeds).to_numpy()
 
     def append(self, start: int, stop: int, frame: pd.DataFrame, arrays: Mapping[str, np.ndarray]) -> None:
-        """Write the long table of networks ``start`` … ``stop − 1`` and the kept networks' rows of ``arrays``
-        (:func:`matrices`)."""
-        keep = np.flatnonzero(self.kept[start:stop])
+        """Write the long table of networks ``start`` … ``stop − 1`` (batch-wide) and the kept networks' rows of
+        ``arrays`` (:func:`matrices`)."""
+        keep = np.flatnonzero(self.kept[start - self.first:stop - self.first])
         self.writer.append(start, stop, frame, {k: v[keep] for k, v in arrays.items()}, nets=start + keep)
-        self.columns = list(frame.columns)
 
     def finish(self, frame: pd.DataFrame | None, summary: pd.DataFrame, notes: Sequence[str], *,
                started: float) -> list[Path]:
@@ -81,32 +82,42 @@ class RunSink:
         run_dir, record = self.run_dir, self.config.record()
         identity.record(run_dir, record, identity.OPERATIONAL)  # checked at the start; the batch too
         self.writer.close()
-        figures = [self._plot(frame, str(self.config.task.get("name", "")))] if self.plot else []
+        figures = [plot_curves(run_dir, self.meta, _title(self.config), frame)] if self.plot else []
         store.write_run(run_dir, None, summary, config=_yaml(record), notes=notes)
         logger = self.config.logger
         if logger is not None and logger.wandb.enabled:
-            _log_wandb(run_dir, logger.wandb, record, frame, summary, notes, time.perf_counter() - started)
+            log_wandb(run_dir, logger.wandb, record, frame, summary, notes, time.perf_counter() - started)
         return figures
 
-    def _plot(self, frame: pd.DataFrame | None, title: str) -> Path:
-        """The curves figure (loss and kernel distance, one line per network, coloured by the swept axis)."""
-        from lazyrich import plots
 
-        meta = self.meta
-        hue = "lam" if meta["lam"].nunique() > 1 else "scale" if meta["scale"].nunique() > 1 else "lr"
-        fig = plots.curves(self._plot_frame(frame, hue), ("loss", "kernel_distance"), hue=hue, title=title)
-        png = self.run_dir / "curves.png"
-        with full_disk_guard(png, png, png.with_suffix(".pdf")):
-            return plots.save(fig, png)
+def plot_curves(run_dir: Path, meta: pd.DataFrame, title: str, frame: pd.DataFrame | None = None) -> Path:
+    """``run_dir``'s curves figure (loss and kernel distance, one line per network, coloured by the axis ``meta``
+    sweeps), drawn from ``frame``, the long table, or (None) from the plotted columns of the metrics of the run's
+    parts (:func:`lazyrich.store.shards.parts`), read back unverified: the run is being finished."""
+    from lazyrich import plots
 
-    def _plot_frame(self, frame: pd.DataFrame | None, hue: str) -> pd.DataFrame:
-        """The long table for the curves figure: in memory, or only its plotted columns read back from disk."""
-        if frame is not None:
-            return frame
-        from lazyrich.store.storage import read_metrics
+    hue = "lam" if meta["lam"].nunique() > 1 else "scale" if meta["scale"].nunique() > 1 else "lr"
+    frame = frame if frame is not None else pd.concat([_plotted(part, hue) for part in shards.parts(run_dir)],
+                                                      ignore_index=True)
+    fig = plots.curves(frame, ("loss", "kernel_distance"), hue=hue, title=title)
+    png = run_dir / "curves.png"
+    with full_disk_guard(png, png, png.with_suffix(".pdf")):
+        return plots.save(fig, png)
 
-        wanted = [c for c in self.columns if c in (hue, "t") or c.endswith(("/loss", "/kernel_distance"))]
-        return read_metrics(self.run_dir, columns=wanted)  # the unit is not finished yet: no verification
+
+def _plotted(unit: Path, hue: str) -> pd.DataFrame:
+    """The columns the curves figure needs from one unit's metrics (read without verification)."""
+    import pyarrow.parquet as pq
+
+    from lazyrich.store.storage import METRICS_PARQUET, read_metrics
+
+    names = pq.read_schema(unit / METRICS_PARQUET).names
+    wanted = [c for c in names if c in (hue, "t") or c.endswith(("/loss", "/kernel_distance"))]
+    return read_metrics(unit / METRICS_PARQUET, columns=wanted)
+
+
+def _title(config: RunConfig) -> str:
+    return str(config.task.get("name", ""))
 
 
 def _yaml(record: Mapping[str, Any]) -> str:
@@ -115,8 +126,8 @@ def _yaml(record: Mapping[str, Any]) -> str:
     return OmegaConf.to_yaml(OmegaConf.create(dict(record)))
 
 
-def _log_wandb(run_dir: Path, wandb: WandbConfig, record: Mapping[str, Any], frame: pd.DataFrame | None,
-               summary: pd.DataFrame, notes: Sequence[str], elapsed: float) -> None:
+def log_wandb(run_dir: Path, wandb: WandbConfig, record: Mapping[str, Any], frame: pd.DataFrame | None,
+              summary: pd.DataFrame, notes: Sequence[str], elapsed: float) -> None:
     """One W&B run per network of the finished run folder (:func:`lazyrich.tracking.sink.log_networks`), its
     config's ``theory`` the theory that ran (from ``notes``); ``elapsed``: the run's seconds, for the log line."""
     from lazyrich.results.notes import theory_that_ran

@@ -7,8 +7,10 @@ so where they agree the dots run along the middle of the solid line and both sta
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -199,6 +201,18 @@ def legend_sim_theory(ax, *, extra: Sequence = (), title: str | None = None, out
                      title=title, title_fontsize=fontsize, **{**place, **kwargs})
 
 
+@contextlib.contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    """Within the block, the logger ``name`` passes on warnings and errors only (not its INFO chatter)."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def save(fig, path: str | Path, dpi: int = DPI, *, vector: str | None = "pdf") -> Path:
     """Write ``fig`` as ``path`` (a PNG, at ``dpi``, 200 by default) and a vector copy beside it
     (``path`` with suffix ``.pdf``; ``vector=None``: none), creating folders; close the figure and return
@@ -212,7 +226,7 @@ def save(fig, path: str | Path, dpi: int = DPI, *, vector: str | None = "pdf") -
     try:
         fig.savefig(path, dpi=dpi)
         if vector is not None and path.suffix.lower() == ".png":
-            with plt.rc_context({"pdf.fonttype": 42}):
+            with plt.rc_context({"pdf.fonttype": 42}), _quiet("fontTools"):  # its font subsetting logs at INFO
                 fig.savefig(path.with_suffix(f".{vector}"), metadata={"CreationDate": None}
                             if vector == "pdf" else None)
     finally:

@@ -38,7 +38,8 @@ import pandas as pd
 from lazyrich.results.curves import SIM, Curves, from_frame
 from lazyrich.results.names import canonical
 from lazyrich.store import SUMMARY_FILE, integrity
-from lazyrich.store.storage import read_matrices, read_metrics
+from lazyrich.store import shards as sharding
+from lazyrich.store.storage import MATRICES_PREFIX, MatrixStore, read_matrices, read_metrics
 
 __all__ = ["ResultsWarning", "load", "load_curves", "load_matrices", "load_summary"]
 
@@ -67,28 +68,59 @@ def _read_table(f: Path, filename: str) -> pd.DataFrame:
     return canonical(df)
 
 
-def _verified(files: list[Path], path: Path, verify: Callable[[Path], str | None] | None = None) -> list[Path]:
-    """The files to read under ``path`` (see the module docstring): of the units a bench's ``suite.csv`` lists (or
-    of no bench), finished and intact by ``verify`` (default :func:`~lazyrich.store.integrity.verify_unit`), and
-    listed by their manifest; the others are named in ResultsWarnings. A file passed as ``path`` that fails
-    raises FileNotFoundError saying why."""
+Verdict = Callable[[Path], str | None]
+
+
+def _judge(verify: Verdict | None) -> Verdict:
+    """``verify`` (default :func:`~lazyrich.store.integrity.verify_unit`) asked once per unit: a sharded run's
+    files are read shard by shard, and the run is verified once for all of them."""
+    return functools.cache(lambda unit: (verify or integrity.verify_unit)(unit))
+
+
+def _verified(files: list[Path], path: Path, verify: Verdict | None = None,
+              stacklevel: int = 4) -> list[tuple[str, list[Path]]]:
+    """(run name, its files in network order) of each unit under ``path`` whose files are ``files`` (see the
+    module docstring): a file's unit is its folder, or the sharded run its shard belongs to
+    (:func:`lazyrich.store.shards.owner`); only the units a bench's ``suite.csv`` lists (or of no bench), finished
+    and intact by ``verify``, and only files their manifests list; the others are named in ResultsWarnings. A file
+    passed as ``path`` that fails raises FileNotFoundError saying why. ``stacklevel``: the warnings' frame, the
+    caller of the public read."""
+    judge = _judge(verify)
+
+    def reason(f: Path) -> str | None:
+        return integrity.verify_file(f, lambda part: judge(sharding.owner(part)))
+
     if path.is_file():
-        reason = integrity.verify_file(path, verify)
-        if reason is not None:
-            raise FileNotFoundError(f"{path} is not read: {reason}; re-run the unit that wrote it, or read a finished "
-                                    f"unit.")
-        return files
+        problem = reason(path)
+        if problem is not None:
+            raise FileNotFoundError(f"{path} is not read: {problem}; re-run the unit that wrote it, or read a "
+                                    f"finished unit.")
+        return [(sharding.owner(path.parent).name, files)]
+    units: dict[Path, list[Path]] = {}
+    for f in files:
+        units.setdefault(sharding.owner(f.parent), []).append(f)
     kept = []
-    for f in _current(files, path):
-        reason = integrity.verify_file(f, verify)
-        if reason is None:
-            kept.append(f)
+    for unit in _current(list(units), path, stacklevel + 1):
+        problem = judge(unit)
+        ordered = [] if problem else [f for part in sharding.parts(unit) for f in units[unit] if f.parent == part]
+        problem = problem or next((p for p in map(reason, ordered) if p is not None), None)
+        if problem is None and not ordered:
+            problem = f"none of {', '.join(f.name for f in units[unit])} is in its parts ({sharding.INDEX})"
+        if problem is None:
+            kept.append((_name(unit, path), ordered))
         else:
-            warnings.warn(f"skipped {f.parent}: {reason}", ResultsWarning, stacklevel=4)
+            warnings.warn(f"skipped {unit}: {problem}", ResultsWarning, stacklevel=stacklevel)
     if files and not kept:
         raise FileNotFoundError(f"no finished, intact run under {path}: every one was left out (see the warnings); "
                                 f"re-run them.")
     return kept
+
+
+def _name(unit: Path, path: Path) -> str:
+    """A unit's ``run`` column: its path under the folder read, or its own name (the folder itself, or the run
+    that a shard folder read belongs to)."""
+    rel = unit.relative_to(path) if unit.is_relative_to(path) else Path(".")
+    return str(rel) if str(rel) != "." else unit.name
 
 
 def _bench_of(unit: Path) -> Path | None:
@@ -109,46 +141,52 @@ def _current_units(bench: str | Path) -> set[str] | str:
     return set(units["unit"].dropna())
 
 
-def _current(files: list[Path], path: Path) -> list[Path]:
-    """``files`` less those of bench units that their bench's suite.csv does not list, one warning per bench."""
+def _current(units: list[Path], path: Path, stacklevel: int) -> list[Path]:
+    """``units`` less the bench units that their bench's suite.csv does not list, one warning per bench."""
     listed: dict[Path, set[str] | str] = {}
     left: dict[Path, list[str]] = {}
     kept = []
-    for f in files:
-        bench = _bench_of(f.parent)
-        if bench is None or f.parent == path:
-            kept.append(f)
+    for unit in units:
+        bench = _bench_of(unit)
+        if bench is None or unit == path:
+            kept.append(unit)
             continue
         if bench not in listed:
             listed[bench] = _current_units(bench)
-        if isinstance(listed[bench], set) and f.parent.name in listed[bench]:
-            kept.append(f)
+        if isinstance(listed[bench], set) and unit.name in listed[bench]:
+            kept.append(unit)
         else:
-            left.setdefault(bench, []).append(f.parent.name)
+            left.setdefault(bench, []).append(unit.name)
     for bench, units in left.items():
         named = ", ".join(units[:NAMED_MAX]) + (f" and {len(units) - NAMED_MAX} more" if len(units) > NAMED_MAX else "")
         why = (f"{bench / SUITE_TABLE} does not list them (units of an earlier configuration of this folder)"
                if isinstance(listed[bench], set) else
                f"{listed[bench]}; re-run the bench into the same folder to rewrite it (finished units are skipped)")
         warnings.warn(f"left out {len(units)} unit(s) under {bench / 'runs'}: {why}: {named}", ResultsWarning,
-                      stacklevel=5)
+                      stacklevel=stacklevel)
     return kept
 
 
-def _collect(path: str | Path, filename: str, verify: Callable[[Path], str | None] | None = None) -> pd.DataFrame:
+def _collect(path: str | Path, filename: str, verify: Verdict | None = None) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no {filename} at {path}: it does not exist; pass a run or sweep folder, or a file.")
-    files = _verified([path] if path.is_file() else sorted(path.rglob(filename)), path, verify)
-    if not files:
+    units = _verified([path] if path.is_file() else sorted(path.rglob(filename)), path, verify)
+    if not units:
         raise FileNotFoundError(f"no {filename} under {path}: pass a run folder or a sweep folder that holds runs.")
     frames = []
-    for f in files:
-        df = _read_table(f, filename)
-        rel = f.parent.relative_to(path) if path.is_dir() else Path(".")
-        df.insert(0, "run", str(rel) if str(rel) != "." else f.parent.name)
-        frames.append(df)
+    for name, files in units:
+        for f in files:
+            df = _read_table(f, filename)
+            df.insert(0, "run", name)
+            frames.append(df)
     return pd.concat(frames, ignore_index=True)
+
+
+def _named(files: list[Path], path: Path, verify: Verdict | None) -> list[tuple[Path, str]]:
+    """The files :func:`_verified` keeps, each with its run's name (the ``select`` of
+    :func:`~lazyrich.store.storage.read_metrics`)."""
+    return [(f, name) for name, unit_files in _verified(files, path, verify, stacklevel=5) for f in unit_files]
 
 
 def load(path: str | Path, columns: Sequence[str] | None = None,
@@ -166,22 +204,32 @@ def load(path: str | Path, columns: Sequence[str] | None = None,
     FileNotFoundError saying why (see the module docstring). ``verify`` replaces the check of a unit folder (e.g.
     one that remembers its verdicts). A file that is not a table raises a ValueError naming it.
     """
-    return read_metrics(path, columns=columns, filters=filters, select=functools.partial(_verified, verify=verify))
+    return read_metrics(path, columns=columns, filters=filters, select=functools.partial(_named, verify=verify))
 
 
 def load_matrices(run_dir: str | Path, names: Sequence[str] | None = None,
                   nets: Sequence[int] | None = None) -> dict[str, np.ndarray]:
     """The matrix arrays of one finished, intact unit (a run folder or a suite's ``runs/<id>/``), verified, batch
     first (``net``: which network each row is): only ``names`` (default all) and, if given, only the networks
-    ``nets`` (:func:`lazyrich.store.storage.read_matrices`, which reads without verifying). A unit that fails
+    ``nets`` (:func:`lazyrich.store.storage.read_matrices`, which reads without verifying). A sharded run reads
+    its shards in network order (a shard folder: that shard, once its run verifies). A unit that fails
     verification raises FileNotFoundError saying why; so does a file path (pass its unit folder)."""
     run_dir = Path(run_dir)
     if run_dir.is_file():
         raise FileNotFoundError(f"{run_dir} is a file; pass the unit folder that holds it ({run_dir.parent}).")
-    reason = integrity.verify_unit(run_dir)
+    unit = sharding.owner(run_dir)
+    reason = integrity.verify_unit(unit)
     if reason is not None:
-        raise FileNotFoundError(f"{run_dir} is not a finished, intact unit ({reason}); re-run it.")
-    return read_matrices(run_dir, names, nets)
+        raise FileNotFoundError(f"{unit} is not a finished, intact unit ({reason}); re-run it.")
+    parts = sharding.parts(unit) if unit == run_dir else [run_dir]  # a shard folder: that part of its run
+    if len(parts) == 1:
+        return read_matrices(parts[0], names, nets)
+    pieces = [read_matrices(part, names, nets) for part in parts if MatrixStore(part).chunks()]
+    if not pieces:
+        raise FileNotFoundError(f"no matrices under {run_dir}: none of its {len(parts)} shards holds "
+                                f"{MATRICES_PREFIX}*.npz.")
+    keys = dict.fromkeys(k for piece in pieces for k in piece)
+    return {k: np.concatenate([piece[k] for piece in pieces if k in piece]) for k in keys}
 
 
 def load_summary(path: str | Path, verify: Callable[[Path], str | None] | None = None) -> pd.DataFrame:

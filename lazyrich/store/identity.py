@@ -24,9 +24,9 @@ __all__ = ["BENCH_IGNORED", "IDENTITY_FILE", "RUN_IGNORED", "FolderConflict", "c
 
 IDENTITY_FILE = "identity.json"
 OPERATIONAL = ("device", "threads", "progress", "name", "logger", "logger.*", "max_steps", "trainer.progress",
-               "trainer.max_steps", "trainer.batch_chunk", "hydra", "hydra.*")
+               "trainer.max_steps", "trainer.batch_chunk", "shards", "hydra", "hydra.*")
 """Settings that change how a command runs, never a number it writes (a network's numbers do not depend on the
-chunking; see the docs' performance page for what ODE-based theories share within a chunk)."""
+chunking nor on the sharding; see the docs' performance page for what ODE-based theories share within a chunk)."""
 RUN_BATCH = ("init.lam", "init.scale", "trainer.lr", "trainer.weight_decay", "trainer.output_scale",
              "trainer.layer_lr", "seed")
 RUN_IGNORED = (*RUN_BATCH, *OPERATIONAL)

@@ -10,10 +10,15 @@ the lock, the folder identity, hidden folders such as ``.hydra`` and W&B's ``wan
 such a unit, and :func:`lazyrich.results.load` skips it with a warning naming it. :func:`verify_file` asks the
 same of one file, which must also be one its unit's manifest lists (a file written beside a finished unit is not
 part of it).
+
+A sharded run (:mod:`lazyrich.store.shards`) is one unit made of parts: its manifest lists its index, the index
+pins the sha256 of each part's ``MANIFEST.json`` (filled in by :func:`write_manifest`), and :func:`verify_unit`
+verifies every part as well, so a shard damaged after the run finished fails the run.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -21,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lazyrich.store import shards as sharding
 from lazyrich.store.storage import full_disk_guard
 
 __all__ = ["DONE", "MANIFEST", "verify_file", "verify_unit", "write_manifest"]
@@ -55,15 +61,41 @@ def _entry(path: Path) -> dict[str, Any]:
 def write_manifest(run_dir: str | Path) -> Path:
     """Record every file of ``run_dir`` (size and sha256) in ``MANIFEST.json``, atomically.
 
-    Call it after the last result file is written and before ``DONE``.
+    Call it after the last result file is written and before ``DONE``. In a sharded run, every part must be
+    finished: the index records the sha256 of each part's manifest first.
     """
     run_dir = Path(run_dir)
+    _pin_parts(run_dir)
     manifest = {"version": 1, "files": {p.name: _entry(p) for p in _listed(run_dir)}}
     tmp = run_dir / (MANIFEST + ".tmp")
     with full_disk_guard(run_dir / MANIFEST, tmp):
         tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     os.replace(tmp, run_dir / MANIFEST)
     return run_dir / MANIFEST
+
+
+def _pin_parts(run_dir: Path) -> None:
+    """Record in a sharded run's index the sha256 of each part's MANIFEST.json (nothing to do unsharded)."""
+    shards = sharding.read_index(run_dir)
+    if shards is not None:
+        sharding.write_index(run_dir, [dataclasses.replace(s, manifest=_sha256(run_dir / s.folder / MANIFEST))
+                                       for s in shards])
+
+
+def _parts_problem(run_dir: Path) -> str | None:
+    """None if every part of a sharded run is a finished, intact unit with the manifest the index pins."""
+    try:
+        shards = sharding.read_index(run_dir) or []
+    except ValueError as err:
+        return str(err)
+    for shard in shards:
+        part = run_dir / shard.folder
+        problem = verify_unit(part)
+        if problem is None and _sha256(part / MANIFEST) != shard.manifest:
+            problem = f"its {MANIFEST} is not the one the run recorded (changed after the run finished)"
+        if problem is not None:
+            return f"shard {shard.index} ({shard.folder}, {shard.networks}): {problem}"
+    return None
 
 
 def _read_manifest(run_dir: Path) -> dict[str, Any] | str:
@@ -102,7 +134,7 @@ def verify_unit(run_dir: str | Path) -> str | None:
         problem = _check_file(run_dir / name, want)
         if problem is not None:
             return problem
-    return None
+    return _parts_problem(run_dir) if sharding.INDEX in files else None
 
 
 def verify_file(path: str | Path, unit: Callable[[Path], str | None] | None = None) -> str | None:

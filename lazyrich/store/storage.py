@@ -426,7 +426,7 @@ def metrics_files(path: str | Path) -> list[Path]:
 
 
 def read_metrics(path: str | Path, columns: Sequence[str] | None = None, filters: Sequence[Filter] | None = None,
-                 select: Callable[[list[Path], Path], list[Path]] | None = None) -> pd.DataFrame:
+                 select: Callable[[list[Path], Path], list[tuple[Path, str]]] | None = None) -> pd.DataFrame:
     """The long metrics table of one run, or of every run under a sweep folder (adds a ``run`` column).
 
     ``columns`` keeps only those columns; ``filters`` keeps only the rows that satisfy every (column, op,
@@ -434,8 +434,9 @@ def read_metrics(path: str | Path, columns: Sequence[str] | None = None, filters
     column's kind (a number, text or a bool), or ``in`` / ``not in`` with a list of them; a filter of another
     shape raises a one-line ValueError saying the fix. From Parquet, only the selected columns are decoded and row
     groups whose statistics exclude the filter are skipped. ``select`` picks the files to read, of a folder or
-    the one file passed (e.g. only verified units'). Without ``select`` nothing is verified: this reader serves
-    writers and the verified :func:`lazyrich.results.load`.
+    the one file passed (e.g. only verified units'), each with its ``run`` value (default: its folder's path under
+    ``path``). Without ``select`` nothing is verified: this reader serves writers and the verified
+    :func:`lazyrich.results.load`.
     """
     path = Path(path)
     if not path.exists():
@@ -443,16 +444,21 @@ def read_metrics(path: str | Path, columns: Sequence[str] | None = None, filters
                                 f"file.")
     checked = _as_filters(filters)
     files = metrics_files(path)
-    if select is not None and files:
-        files = select(files, path)
-    if not files:
+    named = select(files, path) if select is not None and files else [(f, _run_name(f, path)) for f in files]
+    if not named:
         raise FileNotFoundError(f"no {METRICS_CSV} or {METRICS_PARQUET} under {path}: pass a run folder or a "
                                 f"sweep folder that holds runs.")
     frames = []
-    for f in files:
+    for f, name in named:
         reader = _read_parquet if f.suffix == ".parquet" else _read_csv
         frame = reader(f, columns, checked)
-        rel = f.parent.relative_to(path) if path.is_dir() else Path(".")
-        frame.insert(0, "run", str(rel) if str(rel) != "." else f.parent.name)
+        frame.insert(0, "run", name)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
+
+
+def _run_name(f: Path, path: Path) -> str:
+    """The ``run`` value of the metrics file ``f`` read under ``path``: its folder's path below it, or the
+    folder's name (``path`` itself, or the file)."""
+    rel = f.parent.relative_to(path) if path.is_dir() else Path(".")
+    return str(rel) if str(rel) != "." else f.parent.name

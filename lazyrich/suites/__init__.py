@@ -25,6 +25,7 @@ import pandas as pd
 
 from lazyrich.config.suites import BenchConfig, SuiteParams, build_suite, resolve_bench
 from lazyrich.device import torch_threads
+from lazyrich.experiment.cluster import Launch
 from lazyrich.results.tables import markdown_table
 from lazyrich.store import identity, locking
 from lazyrich.suites import architecture, continual, finetune, generalisation, reversal, rotation, transfer, width
@@ -58,14 +59,16 @@ def run_suite(
     progress: bool = True,
     log=None,
     units: list[Unit] | None = None,
+    launch: Launch | None = None,
 ) -> tuple[pd.DataFrame, Report, SweepResult]:
     """Run one suite into ``folder`` (resuming finished units); write suite.csv, figures and summary.md.
     ``params`` (a mapping or the suite's schema object, :mod:`lazyrich.config.suites`) is completed from the
     suite's defaults, checked and built into the schema object ``suite.units`` reads; ``units``, when given, are
-    the ones ``suite.units`` lists for them."""
+    the ones ``suite.units`` lists for them; ``launch``: where the units run (None: here; SLURM array tasks or
+    submitit processes, :mod:`lazyrich.experiment.cluster`)."""
     start = time.perf_counter()
     units = suite.units(build_suite(suite.name, params), device) if units is None else units
-    sweep = run_sweep(units, suite.compute, folder, desc=suite.name, progress=progress, log=log)
+    sweep = run_sweep(units, suite.compute, folder, desc=suite.name, progress=progress, log=log, launch=launch)
     table = sweep.rows
     if len(table):
         table.insert(0, "suite", suite.name)
@@ -169,22 +172,25 @@ def work_estimate(units: list[Unit], max_steps: int) -> str:
     return line
 
 
-def run_suites(cfg: Mapping[str, Any] | BenchConfig, out_dir: str | Path) -> dict[str, pd.DataFrame]:
+def run_suites(cfg: Mapping[str, Any] | BenchConfig, out_dir: str | Path,
+               launch: Launch | None = None) -> dict[str, pd.DataFrame]:
     """Run the suites listed in ``cfg.suite.run`` into ``out_dir``; returns each suite's table by name.
 
     ``cfg`` (a mapping, the Hydra config of ``lazyrich bench`` or a :class:`~lazyrich.config.suites.BenchConfig`)
     is resolved and checked first, every suite's parameters included, before any training. Re-running with the same
     ``out_dir`` (``hydra.run.dir=...``) skips finished units and redoes the rest. The folder is locked for this
     process and holds one configuration (more λ values or seeds aside): a different one is refused before any
-    training (:mod:`lazyrich.store.identity`).
+    training (:mod:`lazyrich.store.identity`). ``launch``: where the units run (None: here, one after another;
+    ``lazyrich bench hydra/launcher=slurm`` runs each suite's units as one job array,
+    :mod:`lazyrich.experiment.cluster`).
     """
     bench = cfg if isinstance(cfg, BenchConfig) else resolve_bench(cfg)
     out_dir = Path(out_dir)
     with locking.FolderLock(out_dir), torch_threads(bench.threads or 0), step_budget(bench.max_steps):
-        return _run_suites(bench, out_dir)
+        return _run_suites(bench, out_dir, launch)
 
 
-def _run_suites(bench: BenchConfig, out_dir: Path) -> dict[str, pd.DataFrame]:
+def _run_suites(bench: BenchConfig, out_dir: Path, launch: Launch | None) -> dict[str, pd.DataFrame]:
     out_dir.mkdir(parents=True, exist_ok=True)
     names = bench.suite.run
     units = {name: SUITES[name].units(bench.params[name], bench.device) for name in names}
@@ -198,7 +204,7 @@ def _run_suites(bench: BenchConfig, out_dir: Path) -> dict[str, pd.DataFrame]:
         folder.mkdir(parents=True, exist_ok=True)
         log = suite_logger(wandb, suite.name, suite.key, folder)
         table, report, sweep = run_suite(suite, bench.params[name], folder, device=bench.device,
-                                         progress=bench.progress, log=log, units=units[name])
+                                         progress=bench.progress, log=log, units=units[name], launch=launch)
         _print(suite, table, report, sweep, folder)
         log_suite_run(wandb, suite.name, folder, table, report.figures, report.verdict)
         tables[name] = table

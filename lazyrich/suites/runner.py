@@ -16,6 +16,7 @@ resumed run redid.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -32,6 +33,7 @@ from tqdm.auto import tqdm
 
 from lazyrich import results, store
 from lazyrich.config.run import RunConfig
+from lazyrich.experiment.cluster import LOGS, Launch, run_all
 from lazyrich.results.names import canonical
 from lazyrich.store import integrity
 
@@ -129,12 +131,16 @@ def run_sweep(
     desc: str = "sweep",
     progress: bool = True,
     log: Callable[[Unit, UnitOutput | None, Path], None] | None = None,
+    launch: Launch | None = None,
 ) -> SweepResult:
     """Compute every unit not yet ``DONE`` under ``out_dir/runs`` and collect all rows (see module docstring).
 
     ``compute(unit, run_dir)`` returns a :class:`UnitOutput`; ``log`` (e.g. the W&B mirror) runs after its
     results are written, so a W&B call never holds the only copy of a result, and as ``log(unit, None, run_dir)``
-    for a finished unit it skips (the W&B mirror logs again a unit whose logging was cut short).
+    for a finished unit it skips (the W&B mirror logs again a unit whose logging was cut short). ``launch``: where
+    the units to compute run (:mod:`lazyrich.experiment.cluster`; None: here, one after another): as SLURM array
+    tasks or submitit processes, each computes, writes and logs its unit as here, and a task that ends without a
+    result (cancelled, out of time) is a failed unit whose ``FAILED`` names its log.
     """
     out_dir = Path(out_dir)
     runs_dir = out_dir / "runs"
@@ -142,47 +148,90 @@ def run_sweep(
     ids = [u.id for u in units]
     if len(set(ids)) != len(ids):
         raise ValueError(f"{desc}: two units share a config (ids {ids}); every point of a sweep must differ.")
-    frames, computed, skipped, failed = [], [], [], []
-    bar = tqdm(units, desc=desc, unit="run", disable=not progress, leave=True)
-    for unit in bar:
+    rows: dict[str, pd.DataFrame] = {}
+    todo = []
+    for unit in units:
         run_dir = runs_dir / unit.id
         if _finished(run_dir, unit):
-            frames.append(canonical(pd.read_csv(run_dir / store.SUMMARY_FILE)))
-            skipped.append(unit.id)
+            rows[unit.id] = canonical(pd.read_csv(run_dir / store.SUMMARY_FILE))
             if log is not None:  # a finished unit whose W&B mirror was cut short is logged again
                 log(unit, None, run_dir)
         else:
-            if run_dir.exists():
-                shutil.rmtree(run_dir)  # a killed or failed attempt: start clean
-            run_dir.mkdir(parents=True)
-            try:
-                output = compute(unit, run_dir)
-                rows = output.rows.copy()
-                for name, value in reversed(list(unit.key.items())):
-                    if name not in rows:
-                        rows.insert(0, name, value)
-                rows["unit"] = unit.id
-                if "status" not in rows:
-                    rows["status"] = "ok"
-                store.write_run(
-                    run_dir,
-                    output.frame,
-                    rows,
-                    matrices=output.matrices or None,
-                    config=json.dumps(_jsonable(unit.config), indent=1, sort_keys=True) + "\n",
-                    notes=output.theory_notes,
-                )
-                if log is not None:  # after write_run: the results are on disk before any W&B call
-                    log(unit, output, run_dir)
-                with open(out_dir / COMPUTED_LOG, "a") as handle:
-                    handle.write(unit.id + "\n")
-                frames.append(rows)
-                computed.append(unit.id)
-            except Exception as err:  # noqa: BLE001 — one bad configuration must not cost the others
-                (run_dir / FAILED).write_text(f"{_key_text(unit.key)}\n\n{traceback.format_exc()}")
-                frames.append(_failed_row(unit, f"{type(err).__name__}: {err}"))
-                failed.append(unit.id)
-        bar.set_postfix(done=len(computed), skipped=len(skipped), failed=len(failed))
+            todo.append(unit)
+    done = (_here(todo, compute, runs_dir, log, desc, progress) if launch is None or launch.where == "here"
+            else _elsewhere(todo, compute, runs_dir, log, desc, launch))
+    rows.update({unit.id: frame for unit, (frame, _) in zip(todo, done, strict=True)})
+    computed = [unit.id for unit, (_, ok) in zip(todo, done, strict=True) if ok]
+    if computed:
+        with open(out_dir / COMPUTED_LOG, "a") as handle:
+            handle.writelines(f"{unit_id}\n" for unit_id in computed)
+    frames = [rows[u.id] for u in units]
+    failed = [unit.id for unit, (_, ok) in zip(todo, done, strict=True) if not ok]
+    skipped = [u.id for u in units if u not in todo]
+    return SweepResult(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(), runs_dir, computed,
+                       skipped, failed, {u.id: _key_text(u.key) for u in units})
+
+
+def _here(todo: Sequence[Unit], compute: Callable[[Unit, Path], UnitOutput], runs_dir: Path, log, desc: str,
+          progress: bool) -> list[tuple[pd.DataFrame, bool]]:
+    """Compute the units in this process, one after another, with a progress bar."""
+    done = []
+    bar = tqdm(todo, desc=desc, unit="run", disable=not progress, leave=True)
+    for unit in bar:
+        done.append(_compute(unit, compute, str(runs_dir / unit.id), log))
+        bar.set_postfix(done=sum(ok for _, ok in done), failed=sum(not ok for _, ok in done))
     bar.close()
-    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    return SweepResult(rows, runs_dir, computed, skipped, failed, {u.id: _key_text(u.key) for u in units})
+    return done
+
+
+def _elsewhere(todo: Sequence[Unit], compute: Callable[[Unit, Path], UnitOutput], runs_dir: Path, log, desc: str,
+               launch: Launch) -> list[tuple[pd.DataFrame, bool]]:
+    """Compute the units as pieces where ``launch`` says (one array task each); a piece that ended without a
+    result is a failed unit, its FAILED naming the piece's error and log."""
+    if not todo:
+        return []
+    pieces = [functools.partial(_compute, unit, compute, str(runs_dir / unit.id), log) for unit in todo]
+    outcomes = run_all(pieces, launch, runs_dir.parent / LOGS, name=f"lazyrich:{desc}")
+    done = []
+    for unit, outcome in zip(todo, outcomes, strict=True):
+        if outcome.ok:
+            done.append(outcome.value)
+            continue
+        error = outcome.error + (f"; log {outcome.log}" if outcome.log is not None else "")
+        (runs_dir / unit.id).mkdir(parents=True, exist_ok=True)
+        (runs_dir / unit.id / FAILED).write_text(f"{_key_text(unit.key)}\n\njob {outcome.job}: {error}\n")
+        done.append((_failed_row(unit, error), False))
+    return done
+
+
+def _compute(unit: Unit, compute: Callable[[Unit, Path], UnitOutput], run_dir: str,
+             log: Callable[[Unit, UnitOutput | None, Path], None] | None) -> tuple[pd.DataFrame, bool]:
+    """Compute one unit into ``run_dir`` (cleared first), write its folder, then log it: (its rows, True); or, if
+    it raises, its traceback in ``FAILED`` and (a failed row, False)."""
+    run_dir = Path(run_dir)
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # a killed or failed attempt: start clean
+    run_dir.mkdir(parents=True)
+    try:
+        output = compute(unit, run_dir)
+        rows = output.rows.copy()
+        for name, value in reversed(list(unit.key.items())):
+            if name not in rows:
+                rows.insert(0, name, value)
+        rows["unit"] = unit.id
+        if "status" not in rows:
+            rows["status"] = "ok"
+        store.write_run(
+            run_dir,
+            output.frame,
+            rows,
+            matrices=output.matrices or None,
+            config=json.dumps(_jsonable(unit.config), indent=1, sort_keys=True) + "\n",
+            notes=output.theory_notes,
+        )
+        if log is not None:  # after write_run: the results are on disk before any W&B call
+            log(unit, output, run_dir)
+        return rows, True
+    except Exception as err:  # noqa: BLE001 — one bad configuration must not cost the others
+        (run_dir / FAILED).write_text(f"{_key_text(unit.key)}\n\n{traceback.format_exc()}")
+        return _failed_row(unit, f"{type(err).__name__}: {err}"), False
