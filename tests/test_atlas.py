@@ -149,8 +149,24 @@ def test_an_interrupted_atlas_resumes_from_its_finished_units(small, monkeypatch
     (copy / "cells.parquet").unlink()
     monkeypatch.setattr(atlas_runner, "run_experiment", lambda *a, **k: pytest.fail("retrained a finished unit"))
     pd.testing.assert_frame_equal(run_atlas(config, copy), cells)
-    with pytest.raises(FileNotFoundError, match="not a finished atlas"):
+    with pytest.raises(FileNotFoundError, match="is not read as an atlas: unfinished"):
         load_atlas(tmp_path)
+
+
+def test_a_damaged_atlas_is_refused_by_its_readers_and_sealed_again_from_its_units(small, monkeypatch, tmp_path):
+    config, folder, cells = small
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    data = bytearray((copy / "cells.parquet").read_bytes())
+    data[len(data) // 2] ^= 0x01  # one flipped bit
+    (copy / "cells.parquet").write_bytes(bytes(data))
+    for read in (load_atlas, load_networks):
+        with pytest.raises(FileNotFoundError, match="is not read as an atlas: .*cells.parquet"):
+            read(copy)
+    monkeypatch.setattr(atlas_runner, "run_experiment", lambda *a, **k: pytest.fail("retrained a finished unit"))
+    pd.testing.assert_frame_equal(run_atlas(config, copy), cells)
+    pd.testing.assert_frame_equal(load_atlas(copy), cells)
+    assert atlas_runner.figures(copy) and all(p.with_suffix(".pdf").is_file() for p in atlas_runner.figures(copy))
 
 
 def test_a_key_the_preset_sweeps_falls_back_to_its_default_when_not_an_axis():

@@ -3,13 +3,11 @@ summary. Bad input stops in one line (a :class:`~lazyrich.config.checks.ConfigEr
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from lazyrich.atlas.maps import draw_atlas
-from lazyrich.atlas.runner import RECORD, run_atlas
+from lazyrich.atlas.runner import figures, run_atlas
 from lazyrich.atlas.spec import AtlasConfig, parse_atlases
 from lazyrich.device import torch_threads
 
@@ -75,11 +73,11 @@ def main(argv: Sequence[str]) -> int:
 
 
 def one(config: AtlasConfig, out: Path) -> None:
-    """Run one atlas into ``out``, draw its maps and print its summary."""
+    """Run one atlas into ``out`` (its maps drawn before it is sealed) and print its summary."""
     started = time.perf_counter()
     with torch_threads(config.base.get("threads", 1)):
         cells = run_atlas(config, out)
-    figures = draw_atlas(cells, config, out)
-    summary = json.loads((out / RECORD).read_text())["summary"]
+    maps = figures(out)
+    summary = cells.attrs["atlas"]["summary"]
     print("\n".join(summary_lines(summary)))
-    print(f"atlas {config.preset}: {out} ({len(figures)} figures, {time.perf_counter() - started:.1f} s)")
+    print(f"atlas {config.preset}: {out} ({len(maps)} figures, {time.perf_counter() - started:.1f} s)")
