@@ -104,9 +104,11 @@ def measure_map(cells: pd.DataFrame, config: AtlasConfig, measure: str = "kernel
     handles = []
     if theory is not None and f"{theory}/{measure}" in cells:
         th = grid(cells, f"{theory}/{measure}", x, y, xs, ys)
-        levels = np.geomspace(finite.min(), finite.max(), 6)[1:-1] if positive else np.linspace(
-            finite.min(), finite.max(), 6)[1:-1]
-        cs = _contour(ax, config, th, list(levels), colors="0.85", linestyles="dotted", linewidths=1.4)
+        spread = finite.size > 1 and finite.min() < finite.max()  # no contour levels on an empty or flat map
+        levels = [] if not spread else np.geomspace(finite.min(), finite.max(), 6)[1:-1] if positive else \
+            np.linspace(finite.min(), finite.max(), 6)[1:-1]
+        cs = _contour(ax, config, th, list(levels), colors="0.85", linestyles="dotted", linewidths=1.4) \
+            if spread else None
         if cs is not None:
             ax.clabel(cs, fontsize=6, fmt="%.2g")
             handles.append(Line2D([], [], color="0.6", linestyle=":", label=f"theory {theory}: contours"))
