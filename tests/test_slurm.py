@@ -83,18 +83,9 @@ def same_numbers(a_dir: Path, b_dir: Path) -> None:
     pd.testing.assert_frame_equal(a, b, rtol=1e-12, atol=0.0)
 
 
-def test_shards_run_as_one_slurm_array_into_one_verified_folder(slurm, reference, tmp_path):
-    proc = lazyrich(["run", *BATCH, *SLURM, "shards=4", "hydra.run.dir=out"], tmp_path, slurm)
-    assert proc.returncode == 0, proc.stdout
-    assert "submitted 4 piece(s) as SLURM job array" in proc.stdout
-    run = tmp_path / "out"
-    assert integrity.verify_unit(run) is None and len(sharding.parts(run)) == 4
-    assert list((run / ".submitit").glob("*_0/*_log.err"))  # each array task's log, under the run folder
-    same_numbers(reference, run)
-    assert queued(slurm, "lazyrich:out") == []
-
-
-def test_a_cancelled_array_task_is_named_and_a_rerun_computes_it_alone(slurm, reference, tmp_path):
+def test_shards_run_as_one_array_and_a_cancelled_task_is_named_then_recomputed_alone(slurm, reference, tmp_path):
+    """One job array writes one verified folder equal to the one-process run; its second task, cancelled while
+    queued, is named by the command, and the same command again computes that shard alone."""
     args = ["run", *BATCH, *SLURM, "shards=2", "hydra.launcher.array_parallelism=1", "hydra.run.dir=cancel"]
     submit = subprocess.Popen([sys.executable, "-m", "lazyrich.cli", *args], cwd=tmp_path, env=slurm,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -114,7 +105,9 @@ def test_a_cancelled_array_task_is_named_and_a_rerun_computes_it_alone(slurm, re
     again = lazyrich(args, tmp_path, slurm)
     assert again.returncode == 0, again.stdout
     assert "recomputing 1 of 2 shards" in again.stdout and "shard 1 (shards/1, networks 8–14)" in again.stdout
-    assert "submitted 1 piece(s)" in again.stdout
+    assert "submitted 1 piece(s) as SLURM job array" in again.stdout
+    assert integrity.verify_unit(run) is None and len(sharding.parts(run)) == 2
+    assert list((run / ".submitit").glob(f"{array}_0/{array}_0_0_log.err"))  # each task's log, in the run folder
     assert (run / "shards" / "0" / "MANIFEST.json").stat().st_mtime_ns == kept
     same_numbers(reference, run)
     assert queued(slurm, "lazyrich:cancel") == []
