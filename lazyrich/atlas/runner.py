@@ -69,7 +69,7 @@ def _unit(folder: Path, config: AtlasConfig, unit: str, given: dict[str, Any], r
                           f"task.phase=<index>.")
     if integrity.verify_unit(run_dir) is not None:
         log.info("atlas unit %s: training %s", unit, given or "the batch")
-        run_experiment(resolved, run_dir, plot=False)
+        run_experiment(resolved, run_dir, plot=False, plan=plan)
     rows = network_rows(run_dir, plan, config.theories, resolved.theory.name,
                         (config.x, config.y), given, unit, with_sharpness=config.sharpness)
     rows.to_parquet(table.with_suffix(".tmp"), index=False)
@@ -86,7 +86,7 @@ def run_atlas(config: AtlasConfig, folder: str | Path) -> pd.DataFrame:
         if _check_folder(folder, config):
             problem = integrity.verify_unit(folder)
             if problem is None:
-                return load_atlas(folder)
+                return _read(folder)
             log.warning("%s: %s; sealing the atlas again from its units", folder, problem)
         (folder / DONE).unlink(missing_ok=True)
         (folder / RECORD).write_text(json.dumps({"config": config.record()}, indent=1, default=str))
@@ -98,7 +98,7 @@ def run_atlas(config: AtlasConfig, folder: str | Path) -> pd.DataFrame:
         draw_atlas(cells, config, folder)
         integrity.write_manifest(folder)
         (folder / DONE).write_text("")
-    return load_atlas(folder)
+    return _read(folder)  # just written and sealed: no second pass over its bytes
 
 
 def _plain(value: Any) -> Any:
@@ -108,7 +108,11 @@ def _plain(value: Any) -> Any:
 def load_atlas(folder: str | Path) -> pd.DataFrame:
     """The cell table of a finished atlas folder (its record in ``.attrs["atlas"]``); FileNotFoundError in one line
     for an unfinished one."""
-    folder = _verified(folder)
+    return _read(_verified(folder))
+
+
+def _read(folder: Path) -> pd.DataFrame:
+    """The cell table of an atlas folder already verified, its record in ``.attrs["atlas"]``."""
     cells = pd.read_parquet(folder / CELLS)
     cells.attrs["atlas"] = json.loads((folder / RECORD).read_text())
     return cells

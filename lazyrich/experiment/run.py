@@ -193,7 +193,8 @@ def plan_work(budgets: Sequence[float | None], lrs: np.ndarray, trainer: Trainer
 
 
 def run_experiment(cfg: Mapping[str, Any] | RunConfig, run_dir: str | Path | None = None, *, plot: bool = True,
-                   initial: tuple[Sequence[torch.Tensor], pd.DataFrame] | None = None) -> ExperimentResult:
+                   initial: tuple[Sequence[torch.Tensor], pd.DataFrame] | None = None,
+                   plan: Plan | None = None) -> ExperimentResult:
     """Train the batch of ``cfg`` on its task (or task sequence), predict it with the chosen theory, and write
     the run folder (if ``run_dir``: metrics, matrices, summary, config, ``curves.png`` if ``plot``, and the W&B
     mirror if ``cfg`` has an enabled ``logger``). Returns an :class:`ExperimentResult`.
@@ -213,6 +214,9 @@ def run_experiment(cfg: Mapping[str, Any] | RunConfig, run_dir: str | Path | Non
     the batch from those weights instead of ``cfg``'s init (e.g. a re-factorised pretrained product); the
     ``init`` and batch axes of ``cfg`` are then unused. Such a run is kept in memory: a run folder records the
     config it came from, and given weights are not part of it.
+
+    ``plan``: the :func:`make_plan` of this ``cfg`` when the caller has made it already (it needs the batch too),
+    so that it is not built twice; None: made here.
     """
     config = resolve_run(cfg)
     if config.shards > 1:
@@ -222,11 +226,13 @@ def run_experiment(cfg: Mapping[str, Any] | RunConfig, run_dir: str | Path | Non
     if initial is not None and run_dir is not None:
         raise ValueError("a run folder records the config that built its batch; a batch started from given weights "
                          "(initial=…) runs in memory only: drop run_dir.")
+    if plan is not None and initial is not None:
+        raise ValueError("a plan already holds its batch: pass plan=… or initial=…, not both.")
     if run_dir is None:
-        return _run(config, make_plan(config, initial), None, plot=False)
+        return _run(config, plan or make_plan(config, initial), None, plot=False)
     with locking.FolderLock(run_dir):
         identity.check_run(run_dir, config.record())  # recorded with the results by the sink
-        return _run(config, make_plan(config), Path(run_dir), plot=plot)
+        return _run(config, plan or make_plan(config), Path(run_dir), plot=plot)
 
 
 def run_slice(cfg: Mapping[str, Any] | RunConfig, run_dir: str | Path, rows: range) -> ExperimentResult:
