@@ -654,7 +654,7 @@ def train(task, weights: Sequence[Tensor], lr: float | Sequence[float] | Tensor,
           n_log: int = 101, spacing: str = "linear", n_matrix: int = 21, activation: str | None = None,
           batch_size: int | None = None, seed: int = 0, check_every: int = 10, explode: float = 1e8,
           progress: bool = True, device: str | torch.device | None = None, max_steps: int | None = None,
-          layer_lr: Any = None, output_scale: Any = None, weight_decay: Any = None) -> Trajectory:
+          layer_lr: Any = None, output_scale: Any = None, weight_decay: Any = None, warn: bool = True) -> Trajectory:
     """Train B stacked networks on ``task`` by gradient descent up to t = t_max and record their metrics.
 
     ``weights``: [W1, …, WL], each (B, out, in), in the dtype to train in (they are not modified); training runs
@@ -664,7 +664,8 @@ def train(task, weights: Sequence[Tensor], lr: float | Sequence[float] | Tensor,
     Metrics are recorded at the ``n_log`` points of :func:`log_grid`; the matrices at ``n_matrix`` of them; a
     task with a held-out set (``task.heldout``) also logs ``test_loss``.
     A network whose loss turns non-finite or exceeds ``explode`` × max(initial loss, 1) is frozen with status
-    "diverged" while the rest go on. The step count is checked before any work: see :func:`plan_steps`
+    "diverged" while the rest go on, with a RuntimeWarning each (``warn=False``: only in ``Trajectory.messages``,
+    for a caller that reports them itself). The step count is checked before any work: see :func:`plan_steps`
     (``max_steps`` None: the budget of :func:`step_budget`, :data:`DEFAULT_MAX_STEPS` unless set).
     """
     weights = _checked_weights(task, weights, device)
@@ -690,7 +691,7 @@ def train(task, weights: Sequence[Tensor], lr: float | Sequence[float] | Tensor,
                                (options.layer_lr, options.output_scale, options.weight_decay)))
     step = _stepper(data, lr_step, batch_size, seed, on_device)
     weights = _loop(weights, schedule, step, lr_step, guard, recorder, data, check_every, progress, alpha)
-    for message in guard.messages:
+    for message in guard.messages if warn else ():
         warnings.warn(message, RuntimeWarning, stacklevel=2)
     return Trajectory(t=schedule.steps.to(torch.float64) * lr_t.unsqueeze(1), step=schedule.steps,
                       scalars=recorder.scalars, matrices=recorder.matrices, matrix_index=schedule.matrix_index,

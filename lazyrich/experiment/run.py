@@ -13,12 +13,13 @@ folder, curves PNG and W&B in :mod:`~lazyrich.experiment.sink`.
 
 from __future__ import annotations
 
-import contextlib
+import functools
+import importlib
 import logging
 import re
 import time
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from lazyrich.experiment.batch import (
     options_of,
 )
 from lazyrich.experiment.chunking import available_memory, per_network_bytes, release_memory, run_chunk
+from lazyrich.experiment.overlap import ChunkQueue, spare_core
 from lazyrich.experiment.predict import (
     add_balance_law,
     add_saddle_columns,
@@ -123,12 +125,13 @@ class Training:
 
     def train(self, task: Task, weights: list[torch.Tensor], meta: pd.DataFrame, budget: float | None) -> Trajectory:
         """Train ``weights`` on ``task`` for ``budget`` (None: ``t_max``), each network at its own ``lr`` and
-        training options (the columns of its ``meta`` row, :func:`~lazyrich.experiment.batch.options_of`)."""
+        training options (the columns of its ``meta`` row, :func:`~lazyrich.experiment.batch.options_of`). A
+        network that diverges is in the trajectory's ``messages``; :func:`_warn_diverged` reports it."""
         return train(task.to(weights[0].device), weights, meta["lr"].to_numpy(),
                      t_max=float(self.t_max if budget is None else budget), n_log=self.n_log, spacing=self.spacing,
                      n_matrix=self.n_matrix, activation=self.activation, batch_size=self.batch_size,
                      seed=self.sgd_seed, check_every=self.check_every, progress=self.progress,
-                     max_steps=self.max_steps, **options_of(meta))
+                     max_steps=self.max_steps, warn=False, **options_of(meta))
 
 
 @dataclass
@@ -254,19 +257,27 @@ def _run(config: RunConfig, plan: Plan, run_dir: Path | None, *, plot: bool, fir
     size = _chunk_size(config.trainer, plan, in_memory=run_dir is None)
     single = size >= len(plan.meta)
     sink = RunSink(run_dir, plan.meta, config, plot=plot, first=first) if run_dir is not None else None
-    chunks = []
-    for start in range(0, len(plan.meta), size):
-        rows = slice(start, start + size)
-        chunk = _train_chunk(plan, [w[rows] for w in plan.weights], plan.meta.iloc[rows].reset_index(drop=True),
-                             first + start)
+
+    def finish_chunk(init64: list[torch.Tensor], meta: pd.DataFrame, start: int,
+                     trajectories: list[Trajectory]) -> _Chunk:
+        chunk = _tabulate_chunk(plan, init64, meta, start, trajectories)
         if sink is not None:
-            sink.append(first + start, first + start + len(chunk.summary), chunk.frame,
+            sink.append(start, start + len(chunk.summary), chunk.frame,
                         matrices(chunk.trajectories, chunk.predictions, chunk.loss_matrix))
         if not single:  # keep only what is small: the summary and the notes (and the table if not written)
             chunk.trajectories, chunk.predictions = [], []
             chunk.frame = chunk.frame if sink is None else None
-        chunks.append(chunk)
         release_memory()
+        return chunk
+
+    with ChunkQueue(threaded=not single and spare_core()) as queue:  # chunk k is finished while k + 1 trains
+        if sink is not None and plot:
+            queue.warm(functools.partial(importlib.import_module, "lazyrich.plots"))  # matplotlib: about 1 s
+        for start in range(0, len(plan.meta), size):
+            rows = slice(start, start + size)
+            init64, meta = [w[rows] for w in plan.weights], plan.meta.iloc[rows].reset_index(drop=True)
+            queue.submit(finish_chunk, init64, meta, first + start, _train_phases(plan, init64, meta, first + start))
+        chunks = queue.drain()
     notes = list(dict.fromkeys(plan.notes + [n for c in chunks for n in c.notes]))
     for note in notes:
         log.debug(note)
@@ -306,37 +317,40 @@ class _Chunk:
     loss_matrix: np.ndarray | None
 
 
-@contextlib.contextmanager
-def _global_network_numbers(start: int) -> Iterator[None]:
-    """Re-issue the trainer's "network <b> diverged" warnings of a chunk with the batch-wide index start + b."""
-    if start == 0:
-        yield
-        return
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield
-    for w in caught:
-        text = re.sub(r"^network (\d+)", lambda m: f"network {int(m[1]) + start}", str(w.message))
-        warnings.warn_explicit(text, w.category, w.filename, w.lineno)
+def _warn_diverged(trajectory: Trajectory, start: int) -> None:
+    """The trainer's "network <b> diverged" messages of a chunk as warnings, numbered batch-wide (start + b)."""
+    for message in trajectory.messages:
+        text = re.sub(r"^network (\d+)", lambda m: f"network {int(m[1]) + start}", message)
+        warnings.warn(text, RuntimeWarning, stacklevel=4)
 
 
-def _train_phases(plan: Plan, init64: list[torch.Tensor], meta: pd.DataFrame,
-                  start: int) -> tuple[list[pd.DataFrame], list[Trajectory], list[Any], list[list], list[str]]:
-    """Train one chunk phase after phase and predict each phase: (frames, trajectories, predictions, the
-    weights after each phase (the init first), notes)."""
-    phases, theories, dtype = plan.phases, plan.theories, plan.training.dtype
-    weights = [w.to(dtype) for w in init64]
-    frames, trajectories, predictions, phase_weights, notes = [], [], [], [weights], []
+def _train_phases(plan: Plan, init64: list[torch.Tensor], meta: pd.DataFrame, start: int) -> list[Trajectory]:
+    """Train one chunk phase after phase, each phase from the weights the last one ended with."""
+    weights = [w.to(plan.training.dtype) for w in init64]
+    trajectories = []
+    for phase in plan.phases or [None]:
+        traj = plan.training.train(phase.task if phase is not None else plan.task, weights, meta,
+                                   phase.t_budget if phase is not None else None)
+        _warn_diverged(traj, start)
+        trajectories.append(traj)
+        weights = traj.final_weights
+    return trajectories
+
+
+def _predict_phases(plan: Plan, init64: list[torch.Tensor], meta: pd.DataFrame, start: int,
+                    trajectories: list[Trajectory]) -> tuple[list[pd.DataFrame], list[Any], list[str]]:
+    """Predict each trained phase of a chunk and tabulate it: (frames, predictions, notes)."""
+    phases = plan.phases
+    frames, predictions, notes = [], [], []
     t_offset = torch.zeros(len(meta), dtype=torch.float64)
-    options = {"lr": meta["lr"].to_numpy(), "dtype": dtype, **options_of(meta)}
-    for index, phase in enumerate(phases or [None]):
-        phase_task = phase.task if phase is not None else plan.task
-        with _global_network_numbers(start):
-            traj = plan.training.train(phase_task, weights, meta, phase.t_budget if phase is not None else None)
+    options = {"lr": meta["lr"].to_numpy(), "dtype": plan.training.dtype, **options_of(meta)}
+    for index, traj in enumerate(trajectories):
+        phase_task = phases[index].task if phases else plan.task
         prefix = f"phase {index}: " if phases else ""
         # Phase 0: the float64 init (its rounding to a lower trainer dtype is inside theory_rtol); later phases
         # restart from the trainer's weights, promoted here so that the theory does not warn again.
-        theory_weights, name = (init64, theories[0]) if index == 0 else ([w.to(DTYPE) for w in weights], theories[1])
+        theory_weights, name = ((init64, plan.theories[0]) if index == 0 else
+                                ([w.to(DTYPE) for w in trajectories[index - 1].final_weights], plan.theories[1]))
         if index > 0 and name is not None:
             theory_weights, note = rebalanced(theory_weights, options_of(meta)["layer_lr"])
             notes.append(prefix + note)
@@ -348,21 +362,19 @@ def _train_phases(plan: Plan, init64: list[torch.Tensor], meta: pd.DataFrame,
         if phases:
             frame.insert(frame.columns.get_loc("phase") + 1, "task", phase_task.name)
         frames.append(frame)
-        trajectories.append(traj)
         predictions.append(prediction)
         t_offset = t_offset + traj.t[:, -1].cpu()
-        weights = traj.final_weights
-        phase_weights.append(weights)
-    return frames, trajectories, predictions, phase_weights, notes
+    return frames, predictions, notes
 
 
-def _train_chunk(plan: Plan, init64: list[torch.Tensor], meta: pd.DataFrame, start: int) -> _Chunk:
-    """Train, predict and tabulate the networks ``start`` … of one chunk (see :func:`_train_phases`)."""
-    frames, trajectories, predictions, phase_weights, notes = _train_phases(plan, init64, meta, start)
+def _tabulate_chunk(plan: Plan, init64: list[torch.Tensor], meta: pd.DataFrame, start: int,
+                    trajectories: list[Trajectory]) -> _Chunk:
+    """Predict and tabulate a trained chunk (see :func:`_predict_phases`): its table, summary and notes."""
+    frames, predictions, notes = _predict_phases(plan, init64, meta, start, trajectories)
     phases = plan.phases
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    loss_matrix = (metrics.loss_matrix(phase_weights[1:], [p.task for p in phases]).cpu().numpy()
-                   if phases else None)
+    loss_matrix = (metrics.loss_matrix([t.final_weights for t in trajectories], [p.task for p in phases])
+                   .cpu().numpy() if phases else None)
     last, last_task = predictions[-1], phases[-1].task if phases else plan.task
     floor = metrics.loss_floor(last_task.sigma_xx, last_task.sigma_yx, last_task.sigma_yy,
                                rank=min(min(w.shape[-2:]) for w in init64))

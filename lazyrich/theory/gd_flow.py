@@ -114,8 +114,7 @@ def gd_flow_rtol(prediction: Prediction, stats: TaskStats, lr: Tensor | float, d
     batch = prediction.t.shape[0]
     options = options or TrainOptions()
     kappa, k = (x.to(prediction.t) for x in options.standard(batch, 2))
-    residual = torch.linalg.matrix_norm(stats.sigma_yx @ torch.linalg.pinv(stats.sigma_xx) - prediction.product,
-                                        ord=2)
+    residual = _spectral_norm(stats.sigma_yx @ torch.linalg.pinv(stats.sigma_xx) - prediction.product)
     grams = (prediction.wwt_out * (k[:, 1] ** 2)[:, None, None, None],  # U's Grams: GD there is plain GD at κ·lr
              prediction.w1tw1 * (k[:, 0] ** 2)[:, None, None, None])
     rate = c * (torch.linalg.eigvalsh(grams[0])[..., -1] + torch.linalg.eigvalsh(grams[1])[..., -1] + residual)
@@ -126,3 +125,9 @@ def gd_flow_rtol(prediction: Prediction, stats: TaskStats, lr: Tensor | float, d
     shift = ((t[:, 1:] + t[:, :-1]) / 2 * slope).abs().amax(-1)
     scale = values.abs().amax(-1).clamp_min(torch.finfo(DTYPE).tiny)
     return eta_r / 2 * (1 + eta_r) * shift / scale + DTYPE_FLOOR * torch.finfo(dtype).eps
+
+
+def _spectral_norm(a: Tensor) -> Tensor:
+    """‖a‖₂ over the last two axes, as √λ_max of the smaller Gram (a symmetric eigenproblem costs half an SVD)."""
+    gram = a @ a.mT if a.shape[-2] <= a.shape[-1] else a.mT @ a
+    return torch.linalg.eigvalsh(gram)[..., -1].clamp_min(0).sqrt()

@@ -1,0 +1,73 @@
+"""Predicting and writing a trained chunk on a spare core while the next chunk trains.
+
+A chunked run alternates two kinds of work: training a chunk (the trainer's loop) and everything after it — the
+theory's prediction, the agreement tolerance, the tables and the write to the run folder. With the trainer on one
+torch thread (``threads=1``, the default) and a second core idle, :class:`ChunkQueue` runs the second kind on one
+worker thread, so chunk k is predicted and written while chunk k + 1 trains. Jobs run one at a time and in order
+(the run folder receives its chunks as a serial run writes them), at most one waits, and an error in a job is
+raised in the caller at its next :meth:`~ChunkQueue.submit` or at :meth:`~ChunkQueue.drain`. Every operation is
+the same on either thread, so the numbers are the same bits as a serial run's; without a spare core the jobs
+run inline.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import torch
+
+__all__ = ["ChunkQueue", "spare_core"]
+
+
+def spare_core() -> bool:
+    """Whether this process may use a core its torch threads leave free (its CPU affinity counts, not the machine)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores > torch.get_num_threads()
+
+
+class ChunkQueue:
+    """Runs ``job(*args)`` calls in order on one worker thread (``threaded``) or inline, collecting their results.
+
+    Use as a context manager: leaving it waits for the job in progress, also when the caller raised, so nothing
+    is written to a run folder after its lock is released.
+    """
+
+    def __init__(self, threaded: bool) -> None:
+        self.results: list[Any] = []
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="lazyrich-chunk") if threaded else None
+        self._pending: Future | None = None
+
+    def submit(self, job: Callable[..., Any], *args: Any) -> None:
+        """Queue ``job(*args)`` after the previous job, which is waited for first (so at most one is pending)."""
+        self._wait()
+        if self._pool is None:
+            self.results.append(job(*args))
+        else:
+            self._pending = self._pool.submit(job, *args)
+
+    def warm(self, job: Callable[[], Any]) -> None:
+        """Run ``job()`` on the worker ahead of the chunks, e.g. an import the end of the run needs, while the
+        first chunk trains; its result and any error are dropped (the caller meets the error again when it does
+        the work itself). Inline nothing: without a worker there is no idle core to do it on."""
+        if self._pool is not None:
+            self._pool.submit(job)
+
+    def drain(self) -> list[Any]:
+        """Wait for the last job; every job's result, in the order submitted."""
+        self._wait()
+        return self.results
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            self.results.append(pending.result())
+
+    def __enter__(self) -> ChunkQueue:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
