@@ -69,7 +69,9 @@ def _axis_style(ax, axis: Axis, which: str) -> None:
 
 
 def _tiles(ax, config: AtlasConfig, values: np.ndarray, cmap: str, norm: mcolors.Normalize, title: str):
-    mesh = ax.pcolormesh(_edges(config.x), _edges(config.y), np.ma.masked_invalid(values), cmap=cmap, norm=norm)
+    # Rasterised inside the PDF (text, contours and hatching stay vector): thousands of cells as one image.
+    mesh = ax.pcolormesh(_edges(config.x), _edges(config.y), np.ma.masked_invalid(values), cmap=cmap, norm=norm,
+                         rasterized=True)
     _axis_style(ax, config.x, "x")
     _axis_style(ax, config.y, "y")
     ax.set_title(title, fontsize=9)

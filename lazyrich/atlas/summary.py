@@ -57,13 +57,12 @@ def deviation(cells: pd.DataFrame, theory: str) -> pd.Series:
 
 def _distance_to_edge(rich: np.ndarray) -> np.ndarray:
     """Chebyshev distance (in cells) of every cell to the nearest cell on the other side (∞ if there is none)."""
-    ii, jj = np.indices(rich.shape)
+    from scipy.ndimage import distance_transform_cdt
+
     out = np.full(rich.shape, np.inf)
     for side in (rich, ~rich):
-        others = np.argwhere(~side)
-        if len(others):
-            d = np.maximum(np.abs(ii[..., None] - others[:, 0]), np.abs(jj[..., None] - others[:, 1])).min(-1)
-            out = np.where(side, d, out)
+        if side.any() and not side.all():
+            out = np.where(side, distance_transform_cdt(side, metric="chessboard"), out)
     return out
 
 
@@ -80,13 +79,16 @@ def boundary(sim: np.ndarray, theory: np.ndarray, level: float | None) -> dict[s
     return {"level": level, "differ": int(differ.sum()), "offset": offset}
 
 
-def _first_breaks(cells: pd.DataFrame, theory: str, along: str, other: str, values: list) -> dict[str, Any]:
-    dev = deviation(cells, theory)
+def _first_breaks(cells: pd.DataFrame, theory: str, along: str, other: str, values: list,
+                  other_values: list) -> dict[str, Any]:
+    """Per value of ``other``, the first of ``values`` along ``along`` where the deviation passes BREAK_LEVEL."""
+    dev = grid(cells.assign(_deviation=deviation(cells, theory)), "_deviation", along, other, values, other_values)
+    row_of = {key(v): i for i, v in enumerate(other_values)}
     out = {}
     for o in dict.fromkeys(cells[other].tolist()):
-        row = {key(a): d for a, b, d in zip(cells[along], cells[other], dev, strict=True) if key(b) == key(o)}
-        hit = [v for v in values if row.get(key(v), np.nan) > BREAK_LEVEL]
-        out[str(o)] = hit[0] if hit else None
+        row = dev[row_of[key(o)]] if key(o) in row_of else np.full(len(values), np.nan)
+        hit = np.flatnonzero(row > BREAK_LEVEL)
+        out[str(o)] = values[hit[0]] if hit.size else None
     return out
 
 
@@ -108,7 +110,8 @@ def summarise(cells: pd.DataFrame, networks: pd.DataFrame, config: Any) -> dict[
     out: dict[str, Any] = {"cells": len(cells), "networks": len(networks), "agreement": {}, "breaks": {}}
     for theory in config.theories:
         out["agreement"][theory] = _agreement(cells, theory)
-        out["breaks"][theory] = {x: _first_breaks(cells, theory, x, y, xs), y: _first_breaks(cells, theory, y, x, ys)}
+        out["breaks"][theory] = {x: _first_breaks(cells, theory, x, y, xs, ys),
+                                 y: _first_breaks(cells, theory, y, x, ys, xs)}
     out["ranges"] = {c: [float(np.nanmin(cells[c])), float(np.nanmax(cells[c]))]
                      for c in ("lam_law_gap", "sharpness", "lr_S_over_2", "lam_drift") if c in cells}
     reference = next((t for t in config.theories if np.nanmax(grid(cells, f"{t}/kernel_distance_final", x, y, xs,
