@@ -5,7 +5,7 @@
     lazyrich atlas [x=KEY y=KEY ...]    two-axis sweep with theory in every cell; maps (preset=breaks: where it fails)
     lazyrich tasks                      list registered tasks (built-in and plug-in) with their parameters
     lazyrich theories                   list registered theories
-    lazyrich compare DIR [DIR ...]      side-by-side tables and overlay plots of finished runs or sweeps
+    lazyrich compare DIR [DIR ...]      side-by-side tables and overlay plots of finished runs, sweeps or atlases
     lazyrich report DIR [--check]       one self-contained HTML report of a folder (--check: recompute its values)
     lazyrich sync DIR [--dry-run]       upload every offline W&B run below DIR (wandb sync, recursively)
     lazyrich dashboard DIR [--push]     write (or save to W&B) a W&B saved view per run or suite folder
@@ -239,10 +239,12 @@ def _dispatch(command: str, rest: list[str]) -> None:
 
         print(describe_theories())
     elif command == "compare":
+        from lazyrich.atlas.compare import main as compare_atlases
         from lazyrich.results.compare import main as compare_main
         from lazyrich.suites import SUITES
 
-        compare_main(rest, {name: suite.columns for name, suite in SUITES.items()})
+        if not compare_atlases(rest):
+            compare_main(rest, {name: suite.columns for name, suite in SUITES.items()})
     elif command == "report":
         from lazyrich.results.report import main as report_main
         from lazyrich.suites import report_views

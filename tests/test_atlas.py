@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -212,6 +213,25 @@ def test_the_summary_is_recorded(small):
     assert summary["agreement"]["exact"]["cells_in_domain"] == 4
     long = results.load(folder, columns=["net", "t", "sim/loss"])  # the units' run folders, as any sweep's
     assert len(long) == 8 * 31 and long["run"].str.startswith("runs/").all()
+
+
+def test_the_report_shows_an_atlas_as_an_atlas_and_checks_it(small, tmp_path):
+    from lazyrich.results.report import build, check, write
+
+    _, folder, cells = small
+    summary = json.loads((folder / "atlas.json").read_text())["summary"]
+    [section] = build(folder).sections
+    assert section.kind == "atlas" and section.size.value == summary["networks"]
+    verdicts = {n.id.rsplit("/", 1)[-1]: (held, n) for held, n in section.verdicts}
+    exact = summary["agreement"]["exact"]
+    assert verdicts["exact"][0] == (exact["fraction"] >= 0.99)
+    assert f"agrees in {exact['cells_agree']} of {exact['cells_in_domain']} cells" in verdicts["exact"][1].text
+    assert verdicts["boundary"][0] == (summary["boundary"]["offset"] <= 1)
+    assert sorted(Path(f.name).name for f in section.figures) == sorted(p.name for p in atlas_runner.figures(folder))
+    [table] = [t for t in section.tables if t.id.endswith("/cells")]
+    assert len(table.rows) == len(cells) and table.columns[:2] == ["init.lam", "init.scale"]
+    page = write(folder, tmp_path / "report.html")
+    assert check(folder, page)[0] == []
 
 
 @pytest.mark.slow

@@ -6,7 +6,8 @@
   network's measures, for the simulation and each theory, and each theory's domain;
 - :mod:`~lazyrich.atlas.cells`: seeds averaged into cells with an interval;
 - :mod:`~lazyrich.atlas.summary`: agreement, the lazy/rich boundary, where a theory breaks;
-- :mod:`~lazyrich.atlas.maps`: the figures.
+- :mod:`~lazyrich.atlas.maps`: the figures;
+- :mod:`~lazyrich.atlas.compare`: atlases side by side, cell by cell (``lazyrich compare`` on atlas folders).
 """
 
 from lazyrich.atlas.cells import cell_table

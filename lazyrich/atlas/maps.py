@@ -23,7 +23,7 @@ from lazyrich.atlas.spec import BATCH_AXES, AtlasConfig, Axis
 from lazyrich.atlas.summary import boundary, grid, key
 from lazyrich.plots import label, save
 
-__all__ = ["OUTSIDE", "agreement_map", "draw_atlas", "measure_map"]
+__all__ = ["OUTSIDE", "agreement_map", "difference_map", "draw_atlas", "measure_map"]
 
 OUTSIDE = "outside domain"
 HATCH = {"hatch": "///", "facecolor": "0.88", "edgecolor": "0.45", "linewidth": 0.0}
@@ -179,6 +179,23 @@ def agreement_map(cells: pd.DataFrame, config: AtlasConfig, theory: str, gap: st
     _edge_of_stability(ax, cells, config, handles)
     if handles:
         fig.legend(handles=handles, loc="outside lower center", fontsize=7, frameon=False)
+    return fig if path is None else save(fig, path)
+
+
+def difference_map(cells: pd.DataFrame, config: AtlasConfig, column: str, title: str, path: str | Path | None = None):
+    """Map of a difference between two atlases (``column`` of their side-by-side cell table, over ``config``'s
+    axes) on a diverging scale centred on zero; cells that only one atlas holds are hatched. Saved to ``path`` if
+    given; returns the figure (or ``path``)."""
+    x, y, xs, ys = config.x.column, config.y.column, list(config.x.values), list(config.y.values)
+    values = grid(cells, column, x, y, xs, ys)
+    finite = np.abs(values[np.isfinite(values)])
+    reach = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    fig, ax = plt.subplots(figsize=(5.6, 4.2), layout="constrained")
+    mesh = _tiles(ax, config, values, "RdBu_r", mcolors.Normalize(vmin=-reach, vmax=reach), title)
+    fig.colorbar(mesh, ax=ax).set_label("difference")
+    if _hatch_outside(ax, config, np.isnan(values)):
+        fig.legend(handles=[Patch(label="in one atlas only", **HATCH)], loc="outside lower center", fontsize=7,
+                   frameon=False)
     return fig if path is None else save(fig, path)
 
 

@@ -99,6 +99,7 @@ def _agreement(cells: pd.DataFrame, theory: str) -> dict[str, Any]:
     good = inside & (kernel <= KERNEL_TOL) & (time <= TIME_TOL)
     n = int(inside.sum())
     return {"cells_in_domain": n, "cells_agree": int(good.sum()), "fraction": float(good.sum() / n) if n else None,
+            "tolerances": {"gap_kernel_final": KERNEL_TOL, "gap_time": TIME_TOL},
             "max_gap_kernel_final": float(np.nanmax(kernel[inside])) if n else None,
             "max_gap_time": float(np.nanmax(time[inside])) if n else None}
 

@@ -3,6 +3,8 @@
     lazyrich compare DIR [DIR ...] [--out DIR] [--metric loss kernel_distance ...] [--label NAME ...]
 
 Each DIR is a run folder, a sweep folder or a bench folder (a file is refused: pass the folder that holds it).
+Atlas folders are compared cell by cell instead (:mod:`lazyrich.atlas.compare`, which ``lazyrich compare`` calls
+when its folders are atlases).
 Its long metrics tables are loaded with :func:`lazyrich.results.load` (verified units only, and of a bench only the
 units its ``suite.csv`` lists), its ``suite.csv`` tables with the rows of verified units only. Written to
 ``--out``:
@@ -37,7 +39,7 @@ from lazyrich.results.names import canonical
 from lazyrich.results.tables import markdown_table
 from lazyrich.store import integrity
 
-__all__ = ["CONFIG_COLUMNS", "DEFAULT_METRICS", "Verdicts", "compare", "main"]
+__all__ = ["CONFIG_COLUMNS", "DEFAULT_METRICS", "Verdicts", "compare", "main", "parse_arguments", "source_labels"]
 
 CONFIG_COLUMNS = ("suite", "part", "arch", "angle", "lam", "scale", "lr", "seed")
 """Columns that identify a configuration (whichever a table has), in the order they are tried as keys."""
@@ -51,7 +53,8 @@ Table = tuple[pd.DataFrame, list[str]]
 """A side-by-side table and its notes (which axes differ between the sources)."""
 
 
-def _labels(dirs: Sequence[Path], labels: Sequence[str] | None) -> list[str]:
+def source_labels(dirs: Sequence[Path], labels: Sequence[str] | None) -> list[str]:
+    """``labels`` checked (one per folder), or the folders' names made unique."""
     if labels:
         if len(labels) != len(dirs):
             raise SystemExit(f"lazyrich compare: {len(labels)} --label values for {len(dirs)} folders.")
@@ -266,7 +269,7 @@ def compare(
     suite's headline columns. ``headlines`` names each suite's headline columns (``lazyrich compare`` passes every
     registered suite's), the ones a suite table shows when ``metrics`` names none of its columns."""
     dirs = _folders(dirs)
-    labels = _labels(dirs, labels)
+    labels = source_labels(dirs, labels)
     out = Path(out)
     frames = []
     verdicts = Verdicts()  # each unit is verified once, for its metrics and its suite.csv rows alike
@@ -304,10 +307,10 @@ def compare(
     return written
 
 
-def main(argv: Sequence[str] | None = None, headlines: Mapping[str, Sequence[str]] | None = None) -> None:
-    """Entry point of ``lazyrich compare``; ``headlines`` as in :func:`compare`."""
+def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The words of ``lazyrich compare``: dirs, --out, --metric, --label."""
     parser = argparse.ArgumentParser(prog="lazyrich compare", description=__doc__.split("\n")[0])
-    parser.add_argument("dirs", nargs="+", help="run, sweep or bench folders")
+    parser.add_argument("dirs", nargs="+", help="run, sweep or bench folders, or atlas folders")
     parser.add_argument("--out", default="compare", help="output folder (default: ./compare)")
     parser.add_argument(
         "--metric",
@@ -315,10 +318,15 @@ def main(argv: Sequence[str] | None = None, headlines: Mapping[str, Sequence[str
         default=None,
         help="metrics to compare: sim/<metric> and theory/<metric> of the runs, columns of their summary.csv "
         "(e.g. time_to_1pct) or suite.csv columns; each must be in some folder (default: loss kernel_distance "
-        "where present, and each suite's headline columns)",
+        "where present, and each suite's headline columns); of atlases, columns of their cell tables",
     )
     parser.add_argument(
         "--label", nargs="+", default=None, help="one name per folder (default: folder names)"
     )
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None, headlines: Mapping[str, Sequence[str]] | None = None) -> None:
+    """Entry point of ``lazyrich compare``; ``headlines`` as in :func:`compare`."""
+    args = parse_arguments(argv)
     compare(args.dirs, args.out, args.metric, args.label, headlines)

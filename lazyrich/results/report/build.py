@@ -1,7 +1,7 @@
-"""Building a report from a folder: every study under it — a run (a unit folder), or a suite (a folder with
-``suite.csv`` and its units under ``runs/``) — becomes a section, read through the verified reads of
-:mod:`lazyrich.results.io` only. A run folder, a ``-m`` sweep of runs, a suite, a bench of suites, or any folder
-of such folders (an atlas) is reported the same way.
+"""Building a report from a folder: every study under it — a run (a unit folder), a suite (a folder with
+``suite.csv`` and its units under ``runs/``) or an atlas (:mod:`~lazyrich.results.report.atlas`) — becomes a
+section, read through the verified reads of :mod:`lazyrich.results.io` only. A run folder, a ``-m`` sweep of runs,
+a suite, a bench of suites, an atlas or a preset's atlases, or any folder of such folders is reported the same way.
 
 What a section of a suite needs from the suite itself (its headline columns, its key, its verdicts) comes in as a
 :class:`SuiteView` from the caller: results never imports suites.
@@ -22,6 +22,7 @@ import pandas as pd
 from lazyrich.results.io import ResultsWarning, load, load_summary
 from lazyrich.results.notes import read_notes, theory_that_ran
 from lazyrich.results.report import stats
+from lazyrich.results.report.atlas import ATLAS_FILES, atlas_section
 from lazyrich.results.report.model import Figure, Number, Report, Section, Table, cell
 from lazyrich.results.tables import AGREEMENT_RTOL, summarise
 from lazyrich.store import DONE, SUMMARY_FILE, THEORY_FILE, integrity
@@ -53,13 +54,17 @@ class SuiteView:
 
 def discover(root: Path) -> list[tuple[str, Path]]:
     """(kind, folder) of every study under ``root``, in path order: ``suite`` for a folder with suite.csv (its
-    ``runs/`` are its units), ``run`` for a unit folder (DONE, MANIFEST.json, FAILED, metrics or summary)."""
+    ``runs/`` are its units), ``atlas`` for an atlas folder (atlas.json and cells.parquet; its units inside it),
+    ``run`` for a unit folder (DONE, MANIFEST.json, FAILED, metrics or summary)."""
     found = []
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "wandb")
         if "suite.csv" in files:
             found.append(("suite", Path(folder)))
             dirs[:] = [d for d in dirs if d != "runs"]
+        elif ATLAS_FILES <= set(files):  # its units' run folders are inside it: the atlas is the study
+            found.append(("atlas", Path(folder)))
+            dirs[:] = []
         elif UNIT_MARKERS & set(files):
             found.append(("run", Path(folder)))
             dirs[:] = []
@@ -83,7 +88,9 @@ def build(root: str | Path, suites: Mapping[str, SuiteView] | None = None) -> Re
             continue
         reason = integrity.verify_unit(folder)
         if reason is None:
-            report.sections.append(_run(root, folder))
+            report.sections.append(_run(root, folder) if kind == "run" else
+                                   atlas_section(root, folder, _figures(root, folder, rel, manifest=True),
+                                                 PER_NETWORK_MAX))
         else:
             report.skipped.append(Number(f"skipped/{rel}", f"{rel}: {reason}", reason,
                                          f"{rel}: integrity.verify_unit"))
