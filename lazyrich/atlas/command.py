@@ -1,5 +1,6 @@
-"""``lazyrich atlas [key=value …]``: parse the words, run the atlas into its folder, draw its maps and print its
-summary. Bad input stops in one line (a :class:`~lazyrich.config.checks.ConfigError` the command reports)."""
+"""``lazyrich atlas [key=value …]``: parse the words, run the atlas into its folder, draw its maps, print its
+summary and mirror it as one W&B run (:mod:`lazyrich.atlas.tracking`; ``logger=none``: none). Bad input stops in
+one line (a :class:`~lazyrich.config.checks.ConfigError` the command reports)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ from pathlib import Path
 
 from lazyrich.atlas.runner import figures, run_atlas
 from lazyrich.atlas.spec import AtlasConfig, parse_atlases
+from lazyrich.atlas.tracking import log_atlas, split_logger
+from lazyrich.config.run import WandbConfig
 from lazyrich.device import torch_threads
 
 __all__ = ["USAGE", "main", "one", "summary_lines"]
 
 USAGE = """lazyrich atlas [x=KEY y=KEY] [KEY=VALUES ...] [theories=[exact,lazy]] [preset=NAME] [out=FOLDER]
+              [logger=wandb|none]
 
   x=, y=        the two run-config keys swept (default init.lam, init.scale); give their values like any key:
                 init.lam=[-4,0,4], init.scale=logspace(-3,0,7), trainer.lr=linspace(0.001,0.01,5)
@@ -23,6 +27,8 @@ USAGE = """lazyrich atlas [x=KEY y=KEY] [KEY=VALUES ...] [theories=[exact,lazy]]
   sharpness=    true: log S, the top Hessian eigenvalue of the loss at init, and lr·S/2
   preset=       default | breaks (breaks-activation, breaks-lr, breaks-decay, into sub-folders)
   out=          the atlas folder (default outputs/atlas/<time>); the same command into it resumes it
+  logger=       wandb (default): one W&B run per atlas (cells table, maps, summary), offline unless
+                WANDB_MODE=online; logger.wandb.KEY=VALUE as for lazyrich run | none: no W&B run
 """
 
 
@@ -64,16 +70,18 @@ def main(argv: Sequence[str]) -> int:
     if any(word in ("-h", "--help", "help") for word in argv):
         print(USAGE)
         return 0
+    argv, wandb = split_logger(argv)  # the W&B choice is the command's: never in the atlas's record
     configs = parse_atlases(argv)
     out = Path(configs[0].extra.get("out") or f"outputs/atlas/{time.strftime('%Y-%m-%d_%H-%M-%S')}")
     for config in configs:
         config.extra.pop("out", None)
-        one(config, out if len(configs) == 1 else out / config.preset)
+        one(config, out if len(configs) == 1 else out / config.preset, wandb)
     return 0
 
 
-def one(config: AtlasConfig, out: Path) -> None:
-    """Run one atlas into ``out`` (its maps drawn before it is sealed) and print its summary."""
+def one(config: AtlasConfig, out: Path, wandb: WandbConfig | None = None) -> None:
+    """Run one atlas into ``out`` (its maps drawn before it is sealed), print its summary and, with ``wandb``,
+    mirror the sealed folder as one W&B run."""
     started = time.perf_counter()
     with torch_threads(config.base.get("threads", 1)):
         cells = run_atlas(config, out)
@@ -81,3 +89,7 @@ def one(config: AtlasConfig, out: Path) -> None:
     summary = cells.attrs["atlas"]["summary"]
     print("\n".join(summary_lines(summary)))
     print(f"atlas {config.preset}: {out} ({len(maps)} figures, {time.perf_counter() - started:.1f} s)")
+    mirrored = log_atlas(out, wandb)
+    if mirrored:
+        later = f" (offline: `lazyrich sync {out}` uploads it)" if "offline-run-" in Path(mirrored).name else ""
+        print(f"W&B: the atlas's run is in {mirrored}{later}")

@@ -112,8 +112,8 @@ def _differences(wide: pd.DataFrame, labels: Sequence[str], measures: Sequence[s
             both = np.isfinite(delta)
             size = np.abs(delta[both])
             rows.append({"measure": m, "atlas": label, "reference": labels[0], "cells in both": int(both.sum()),
-                         "max |Δ|": float(size.max()) if size.size else np.nan,
-                         "median |Δ|": float(np.median(size)) if size.size else np.nan,
+                         "largest abs Δ": float(size.max()) if size.size else np.nan,
+                         "median abs Δ": float(np.median(size)) if size.size else np.nan,
                          "cells apart (95% intervals)": _apart(wide, m, labels[0], label)})
     return pd.DataFrame(rows)
 

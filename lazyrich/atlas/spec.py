@@ -44,8 +44,10 @@ DEFAULT_BASE: dict[str, Any] = {
 starts near the saddle the exact theory also predicts), at a small step (lr 0.002: GD within 1% of the flow in
 time to learn), two seeds a cell."""
 
-ATLAS_KEYS = ("x", "y", "theories", "out", "preset", "boundary", "sharpness")
-"""The atlas's own keys; every other ``key=value`` word sets a run-config key."""
+ATLAS_KEYS = ("x", "y", "theories", "out", "preset", "boundary", "sharpness", "logger")
+"""The atlas's own keys; every other ``key=value`` word sets a run-config key. ``logger`` (and
+``logger.wandb.<key>``) is the command's W&B choice (:func:`lazyrich.atlas.tracking.split_logger`), never part of
+the atlas's record or of its runs' configs."""
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
 """``lazyrich dashboard DIR [--push]``: a W&B saved view per W&B group, written as code.
 
-For each group of the offline W&B runs below DIR (a ``lazyrich run`` folder, every job of one ``-m`` sweep, or
-a suite folder with ``suite.csv``), the view shows the runs of that group: loss and kernel distance against
-``t`` grouped by ``lam`` with the seed band (theory dashed beside simulation), the final kernel distance and the
-theory agreement against ``lam``, and, for a suite, its ``suite`` table. The keys come from the runs' own offline
-files, so every panel draws something they logged (only the newest offline run of each W&B id is read). Offline
+For each group of the offline W&B runs below DIR (a ``lazyrich run`` folder, every job of one ``-m`` sweep, a
+suite folder with ``suite.csv``, or an atlas folder), the view shows the runs of that group: loss and kernel
+distance against ``t`` grouped by ``lam`` with the seed band (theory dashed beside simulation), the final kernel
+distance and the theory agreement against ``lam``, for a suite its ``suite`` table, and for an atlas its ``cells``
+table and its maps (``maps/<name>``). The keys come from the runs' own offline files, so every panel draws
+something they logged (only the newest offline run of each W&B id is read). Offline
 the definition is written to ``dashboard.json`` in the folder that holds the group's runs; ``--push`` saves it to
 W&B (needs ``wandb login``, an entity and the optional extra ``lazyrich[dashboards]``).
 
@@ -74,7 +75,8 @@ def _line(wr, metric: str, keys: set[str], group_by: str):
 
 
 def build_workspace(runs: Sequence[OfflineRun], *, entity: str, project: str, name: str):
-    """The W&B workspace (saved view) for ``runs``, all of one group; panels use only the keys they logged."""
+    """The W&B workspace (saved view) for ``runs``, all of one group; panels use only the keys they logged, and a
+    section with no panel (no curves in an atlas's view, no table in a run's) is left out."""
     ws, wr = _require_workspaces()
     group = runs[0].group
     keys = set().union(*(r.history_keys for r in runs))
@@ -87,11 +89,12 @@ def build_workspace(runs: Sequence[OfflineRun], *, entity: str, project: str, na
     sections = [ws.Section(name="Curves against t", panels=curves, is_open=True),
                 ws.Section(name="Agreement and final values", panels=finals, is_open=True)]
     logged = {k.split(".", 1)[0] for r in runs for row in r.history for k in row}  # tables decode as "suite._type"
-    tables = [k for k in ("suite", "networks") if k in logged]
-    if tables:
-        sections.append(ws.Section(name="Tables", panels=[wr.WeavePanelSummaryTable(table_name=t) for t in tables],
-                                   is_open=True))
-    return ws.Workspace(entity=entity, project=project, name=name, sections=sections,
+    tables = [k for k in ("suite", "networks", "cells") if k in logged]
+    maps = sorted(k for k in logged if k.startswith("maps/"))  # an atlas's maps (lazyrich.atlas.tracking)
+    sections += [ws.Section(name="Tables", panels=[wr.WeavePanelSummaryTable(table_name=t) for t in tables],
+                            is_open=True),
+                 ws.Section(name="Maps", panels=[wr.MediaBrowser(title=k, media_keys=[k]) for k in maps], is_open=True)]
+    return ws.Workspace(entity=entity, project=project, name=name, sections=[s for s in sections if s.panels],
                         settings=ws.WorkspaceSettings(x_axis="t"),
                         runset_settings=ws.RunsetSettings(filters=ws.And(ws.Metric("Group") == group),
                                                           groupby=[ws.Config(group_by)]))
