@@ -101,3 +101,20 @@ def test_derived_tolerance_bounds_the_gd_flow_gap(hierarchy, aligned, scale):
     # A bound that is also tight: measured 1.0–8× over the gap on these inits.
     assert (measured <= rtol).all(), (measured, rtol)
     assert (rtol <= 10 * measured).all(), (measured, rtol)
+
+
+@pytest.mark.parametrize("n_in,n_out", [(8, 8), (6, 3), (3, 6)])
+def test_balanced_grams_share_their_top_eigenvalue_up_to_lambda(n_in, n_out):
+    """The derived tolerance's shortcut for the exact theory (one eigensolve of its (B, T) grid instead of two):
+    λ_max(W2W2ᵀ) − λ_max(W1ᵀW1) stays the init's value along the flow, to the rounding of the prediction."""
+    from lazyrich.theory.gd_flow import _top_eigenvalues
+
+    g = torch.Generator().manual_seed(3)
+    stats = TaskStats(torch.eye(n_in, dtype=F64), torch.randn(n_out, n_in, generator=g, dtype=F64),
+                      torch.eye(n_out, dtype=F64), 1)
+    weights = init.lambda_balanced(n_in, min(n_in, n_out), n_out, [-3.0, -0.5, 0.0, 1.0, 6.0], scale=0.3,
+                                   generator=g)
+    pred = get_theory("exact").predict(stats, weights, torch.linspace(0, 6, 31, dtype=F64))
+    shortcut = _top_eigenvalues(pred.wwt_out, pred.w1tw1, balanced=True)
+    direct = _top_eigenvalues(pred.wwt_out, pred.w1tw1, balanced=False)
+    assert rel_err(shortcut[0], direct[0], batch_dims=1) <= 1e-12 and torch.equal(shortcut[1], direct[1])

@@ -156,7 +156,7 @@ def derived_agreement(summary: pd.DataFrame, prediction: Any, task: Task, lr: np
             continue
         rtol = (np.full(len(summary), DTYPE_FLOOR * eps) if prediction.theory == "aligned_gd" else
                 gd_flow_rtol(prediction, TaskStats.from_task(task), torch.tensor(np.array(lr)), dtype, curve=curve,
-                             options=train_options).cpu().numpy())
+                             options=train_options, balanced=prediction.theory == "exact").cpu().numpy())
         summary[f"{prefix}_rtol"] = rtol + widen
         summary[f"{prefix}_agrees"] = summary[f"{prefix}_max_rel_err"].to_numpy() <= rtol + widen
     if expected is not None:

@@ -115,16 +115,18 @@ def _draw(ax, stats: pd.DataFrame | None, colour, label: str | None, is_sim: boo
     """One hue value's mean curve (stats indexed by t), over its seed band where it has one; the line."""
     if stats is None:
         return None
-    stats = stats.dropna(subset=["mean"])
-    if stats.empty:
+    mean = stats["mean"].to_numpy(dtype=float)
+    kept = ~np.isnan(mean)  # the points with a mean (numpy masks: a hue value per call, many per figure)
+    if not kept.any():
         return None
-    t = stats.index.to_numpy()
+    t, mean = stats.index.to_numpy()[kept], mean[kept]
     if not is_sim:
-        return ax.plot(t, stats["mean"].to_numpy(), color=theory_colour(colour), **THEORY_STYLE)[0]
-    (line,) = ax.plot(t, stats["mean"].to_numpy(), color=colour, label=label or "_nolegend_", **SIM_STYLE)
-    if "low" in stats and stats["low"].notna().any():
-        ax.fill_between(t, stats["low"].to_numpy(), stats["high"].to_numpy(), color=colour, alpha=0.15,
-                        linewidth=0, zorder=1)
+        return ax.plot(t, mean, color=theory_colour(colour), **THEORY_STYLE)[0]
+    (line,) = ax.plot(t, mean, color=colour, label=label or "_nolegend_", **SIM_STYLE)
+    low = stats["low"].to_numpy(dtype=float)[kept] if "low" in stats else None
+    if low is not None and not np.isnan(low).all():
+        ax.fill_between(t, low, stats["high"].to_numpy(dtype=float)[kept], color=colour, alpha=0.15, linewidth=0,
+                        zorder=1)
     return line
 
 

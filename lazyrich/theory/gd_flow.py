@@ -106,9 +106,11 @@ class GDFlowTheory(Theory):
 
 
 def gd_flow_rtol(prediction: Prediction, stats: TaskStats, lr: Tensor | float, dtype: torch.dtype = DTYPE, *,
-                 curve: str = "loss", options: TrainOptions | None = None) -> Tensor:
+                 curve: str = "loss", options: TrainOptions | None = None, balanced: bool = False) -> Tensor:
     """Derived tolerance (B,) for max|C_GD − C_flow|/max|C_flow| of a two-layer flow prediction (module doc), C the
-    curve ``curve`` of the prediction (``loss`` or ``test_loss``); ``options``: the training options it ran with."""
+    curve ``curve`` of the prediction (``loss`` or ``test_loss``); ``options``: the training options it ran with.
+    ``balanced``: the prediction's networks are λ-balanced in the standard variables (theory ``exact``), so the top
+    eigenvalues of their two Grams differ by a constant (:func:`_top_eigenvalues`)."""
     c = stats.whitening_scale or float(torch.linalg.eigvalsh(stats.sigma_xx)[-1])
     lr = torch.as_tensor(lr, dtype=DTYPE, device=prediction.t.device).reshape(-1)
     batch = prediction.t.shape[0]
@@ -117,7 +119,7 @@ def gd_flow_rtol(prediction: Prediction, stats: TaskStats, lr: Tensor | float, d
     residual = _spectral_norm(stats.sigma_yx @ torch.linalg.pinv(stats.sigma_xx) - prediction.product)
     grams = (prediction.wwt_out * (k[:, 1] ** 2)[:, None, None, None],  # U's Grams: GD there is plain GD at κ·lr
              prediction.w1tw1 * (k[:, 0] ** 2)[:, None, None, None])
-    rate = c * (torch.linalg.eigvalsh(grams[0])[..., -1] + torch.linalg.eigvalsh(grams[1])[..., -1] + residual)
+    rate = c * (sum(_top_eigenvalues(*grams, balanced=balanced)) + residual)
     decay = (options.decay(batch) * options.rates(batch, 2).amax(-1)).to(prediction.t)
     eta_r = lr * (kappa * rate.amax(-1) + decay)
     t, values = prediction.t, getattr(prediction, curve)
@@ -125,6 +127,18 @@ def gd_flow_rtol(prediction: Prediction, stats: TaskStats, lr: Tensor | float, d
     shift = ((t[:, 1:] + t[:, :-1]) / 2 * slope).abs().amax(-1)
     scale = values.abs().amax(-1).clamp_min(torch.finfo(DTYPE).tiny)
     return eta_r / 2 * (1 + eta_r) * shift / scale + DTYPE_FLOOR * torch.finfo(dtype).eps
+
+
+def _top_eigenvalues(wwt_out: Tensor, w1tw1: Tensor, *, balanced: bool) -> tuple[Tensor, Tensor]:
+    """λ_max of the Grams W2W2ᵀ and W1ᵀW1 (B, T, ·, ·), each (B, T). For λ-balanced networks (W2ᵀW2 = W1W1ᵀ + λI,
+    kept by the flow) the first is the second plus a constant: the nonzero spectra of W2W2ᵀ and W1ᵀW1 are those of
+    W2ᵀW2 and W1W1ᵀ, which differ by λ. It is taken at the first time, so one eigensolve of the (B, T) grid is
+    saved; the two agree to the rounding of the prediction's balance."""
+    inner = torch.linalg.eigvalsh(w1tw1)[..., -1]
+    if not balanced:
+        return torch.linalg.eigvalsh(wwt_out)[..., -1], inner
+    shift = torch.linalg.eigvalsh(wwt_out[:, 0])[..., -1] - inner[:, 0]
+    return inner + shift[:, None], inner
 
 
 def _spectral_norm(a: Tensor) -> Tensor:
