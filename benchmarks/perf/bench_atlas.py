@@ -9,7 +9,9 @@ exact in every cell. Rows, measured side by side in this process (threads 1, as 
   batch, in the chunks the run trains in (target ≤ 1.3);
 - the same ÷ ``train`` alone on the whole batch at once (information: one batch is what the trainer would do given
   the memory; here it needs about 3 GiB);
-- peak RSS of the command (target ≤ 2 GiB).
+- peak RSS of the command (target ≤ 2 GiB);
+- the same two rows for a second workload at the default atlas's step, lr 0.002 (1000 steps to t = 2), where the
+  command's fixed costs (start-up, the maps) weigh less (``--no-long`` skips it).
 
 Run standalone: ``python -m benchmarks.perf.bench_atlas [--quick] [--no-single]``.
 """
@@ -30,18 +32,20 @@ ROOT = Path(__file__).resolve().parents[2]
 FULL = {"lams": 256, "scales": 16, "seeds": 16}
 QUICK = {"lams": 16, "scales": 4, "seeds": 4}
 SETTINGS = ["trainer.lr=0.01", "trainer.t_max=2", "trainer.n_log=21", "theories=[exact]"]
+LONG = ["trainer.lr=0.002", "trainer.t_max=2", "trainer.n_log=21", "theories=[exact]"]
+"""The second workload: the default atlas's step (lr 0.002), so 1000 GD steps to t = 2."""
 
 
-def words(size: dict[str, int]) -> list[str]:
+def words(size: dict[str, int], settings: list[str] = SETTINGS) -> list[str]:
     """The ``lazyrich atlas`` words of a workload."""
     seeds = ",".join(str(s) for s in range(size["seeds"]))
     return [f"init.lam=linspace(-4,4,{size['lams']})", f"init.scale=logspace(-2,1,{size['scales']})",
-            f"seed=[{seeds}]", *SETTINGS]
+            f"seed=[{seeds}]", *settings]
 
 
-def command(size: dict[str, int], out: Path) -> dict[str, float]:
+def command(size: dict[str, int], out: Path, settings: list[str] = SETTINGS) -> dict[str, float]:
     """Run ``lazyrich atlas`` in a child process: its wall time (s) and peak RSS (MiB)."""
-    cmd = [sys.executable, "-m", "lazyrich.cli", "atlas", *words(size), f"out={out}"]
+    cmd = [sys.executable, "-m", "lazyrich.cli", "atlas", *words(size, settings), f"out={out}", "logger=none"]
     env = {**os.environ, "WANDB_MODE": "disabled",
            "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     start = time.perf_counter()
@@ -53,7 +57,7 @@ def command(size: dict[str, int], out: Path) -> dict[str, float]:
     return {"seconds": seconds, "peak_mib": usage.ru_maxrss / 1024}
 
 
-def trainer_alone(size: dict[str, int], single: bool) -> dict[str, float]:
+def trainer_alone(size: dict[str, int], single: bool, settings: list[str] = SETTINGS) -> dict[str, float]:
     """Wall time (s) of ``train`` alone on the atlas's batch, in the run's chunks (and at once if ``single``);
     the batch size, its GD steps and the chunk size."""
     from lazyrich.atlas.spec import parse_atlas, units_of
@@ -63,7 +67,7 @@ def trainer_alone(size: dict[str, int], single: bool) -> dict[str, float]:
     from lazyrich.experiment.run import make_plan
     from lazyrich.train import train
 
-    _, _, run = next(units_of(parse_atlas(words(size))))
+    _, _, run = next(units_of(parse_atlas(words(size, settings))))
     config = resolve_run(run)
     plan, tr = make_plan(config), config.trainer
     lr = plan.meta["lr"].to_numpy()
@@ -87,28 +91,39 @@ def trainer_alone(size: dict[str, int], single: bool) -> dict[str, float]:
     return out
 
 
-def main(argv: list[str] | None = None) -> list[Row]:
-    p = parser(__doc__.splitlines()[0])
-    p.add_argument("--no-single", action="store_true", help="skip the trainer on the whole batch at once (≈ 3 GiB)")
-    args = p.parse_args(argv)
-    size = QUICK if args.quick else FULL
-    with tempfile.TemporaryDirectory() as tmp:  # first: Linux keeps a parent's peak RSS in the child's across exec
-        cli = command(size, Path(tmp) / "atlas")
-    base = trainer_alone(size, single=not args.no_single)
+def _rows(size: dict[str, int], cli: dict[str, float], base: dict[str, float], quick: bool) -> list[Row]:
     what = (f"B={base['batch']} ({size['lams']} λ × {size['scales']} scales × {size['seeds']} seeds), "
             f"{base['steps']} steps")
     per_step = 1e6 / (base["batch"] * base["steps"])
     rows = [row(NAME, f"`lazyrich atlas` ÷ train alone in the run's chunks, per network-step, {what}",
                 baseline=base["chunked"], lazyrich=cli["seconds"], cost=cli["seconds"] / base["chunked"],
-                max_cost=1.3, quick=args.quick,
+                max_cost=1.3, quick=quick,
                 notes=f"{cli['seconds'] * per_step:.2f} vs {base['chunked'] * per_step:.2f} µs per network-step; "
                       f"chunks of {base['chunk']}; the command's wall includes start-up and imports"),
             row(NAME, f"peak RSS of `lazyrich atlas`, {what}", baseline=None, lazyrich=cli["peak_mib"], unit="MiB",
-                max_value=2048.0, quick=args.quick, with_ratio=False, notes=f"completed in {cli['seconds']:.1f} s")]
+                max_value=2048.0, quick=quick, with_ratio=False, notes=f"completed in {cli['seconds']:.1f} s")]
     if "single" in base:
         rows.append(row(NAME, f"`lazyrich atlas` ÷ train alone on the whole batch at once, {what}",
                         baseline=base["single"], lazyrich=cli["seconds"], cost=cli["seconds"] / base["single"],
-                        quick=args.quick, notes=f"{base['single'] * per_step:.2f} µs per network-step at once"))
+                        quick=quick, notes=f"{base['single'] * per_step:.2f} µs per network-step at once"))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> list[Row]:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--no-single", action="store_true", help="skip the trainer on the whole batch at once (≈ 3 GiB)")
+    p.add_argument("--no-long", action="store_true", help="skip the second workload (lr 0.002: 1000 steps)")
+    args = p.parse_args(argv)
+    size = QUICK if args.quick else FULL
+    workloads = (SETTINGS,) if args.quick or args.no_long else (SETTINGS, LONG)
+    commands = []
+    for settings in workloads:  # every command first: Linux keeps a parent's peak RSS in its children's
+        with tempfile.TemporaryDirectory() as tmp:
+            commands.append(command(size, Path(tmp) / "atlas", settings))
+    rows = []
+    for settings, cli in zip(workloads, commands, strict=True):
+        base = trainer_alone(size, single=not args.no_single and settings is SETTINGS, settings=settings)
+        rows += _rows(size, cli, base, args.quick)
     return rows
 
 
