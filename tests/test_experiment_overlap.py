@@ -1,6 +1,7 @@
 """A chunk predicted and written on a spare core while the next one trains: the same bits, the same order, and an
 error that still stops the run."""
 
+import signal
 import threading
 
 import numpy as np
@@ -67,3 +68,21 @@ def test_an_error_in_a_chunk_on_the_worker_stops_the_run_unfinished(tmp_path, mo
         run_experiment(CFG, tmp_path / "run", plot=False)
     assert not (tmp_path / "run" / store.DONE).exists()
     assert [(a, b) for a, b, _ in MatrixStore(tmp_path / "run").chunks()] == [(0, 5)]  # nothing after the failure
+
+
+class _Freed:
+    """An object whose finalizer receives a Ctrl-C: Python prints the KeyboardInterrupt and drops it."""
+
+    def __del__(self) -> None:
+        signal.raise_signal(signal.SIGINT)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_ctrl_c_dropped_in_a_finalizer_still_stops_the_queue():
+    previous = signal.getsignal(signal.SIGINT)
+    with ChunkQueue(threaded=True) as queue:
+        queue.submit(lambda: 1)
+        _Freed()  # freed at once: the interrupt lands in its __del__ and is dropped there
+        with pytest.raises(KeyboardInterrupt):
+            queue.submit(lambda: 2)
+    assert signal.getsignal(signal.SIGINT) is previous  # the handler is restored on leaving

@@ -8,11 +8,18 @@ worker thread, so chunk k is predicted and written while chunk k + 1 trains. Job
 raised in the caller at its next :meth:`~ChunkQueue.submit` or at :meth:`~ChunkQueue.drain`. Every operation is
 the same on either thread, so the numbers are the same bits as a serial run's; without a spare core the jobs
 run inline.
+
+Ctrl-C: Python raises KeyboardInterrupt in the main thread wherever it is, and where that is a finalizer (an
+object freed, possibly one the worker made) it prints the exception and drops it. While the queue is open in the
+main thread it also remembers the interrupt, and the next :meth:`~ChunkQueue.submit` or :meth:`~ChunkQueue.drain`
+raises it again, so a dropped Ctrl-C still stops the run after the chunk in progress.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -39,9 +46,12 @@ class ChunkQueue:
         self.results: list[Any] = []
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="lazyrich-chunk") if threaded else None
         self._pending: Future | None = None
+        self._interrupted = threading.Event()
+        self._previous: Any = None
 
     def submit(self, job: Callable[..., Any], *args: Any) -> None:
         """Queue ``job(*args)`` after the previous job, which is waited for first (so at most one is pending)."""
+        self._raise_if_interrupted()
         self._wait()
         if self._pool is None:
             self.results.append(job(*args))
@@ -57,8 +67,24 @@ class ChunkQueue:
 
     def drain(self) -> list[Any]:
         """Wait for the last job; every job's result, in the order submitted."""
+        self._raise_if_interrupted()
         self._wait()
+        self._raise_if_interrupted()
         return self.results
+
+    def _raise_if_interrupted(self) -> None:
+        if self._interrupted.is_set():
+            self._interrupted.clear()
+            raise KeyboardInterrupt
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        """SIGINT while the queue is open: remembered, then handled as before (KeyboardInterrupt by default)."""
+        self._interrupted.set()
+        previous = self._previous
+        if callable(previous):
+            previous(signum, frame)
+        elif previous != signal.SIG_IGN:
+            raise KeyboardInterrupt
 
     def _wait(self) -> None:
         if self._pending is not None:
@@ -66,8 +92,14 @@ class ChunkQueue:
             self.results.append(pending.result())
 
     def __enter__(self) -> ChunkQueue:
+        main = threading.current_thread() is threading.main_thread()
+        if self._pool is not None and main and signal.getsignal(signal.SIGINT) is not None:  # None: set from C
+            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
