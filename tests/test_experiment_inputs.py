@@ -170,7 +170,8 @@ def test_ctrl_c_ends_a_run_in_one_line_and_leaves_nothing_trusted(tmp_path):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     lines = [line for line in err.splitlines() if "lazyrich:" in line]
-    assert proc.returncode == 130 and len(lines) == 1 and lines[0].startswith("lazyrich: interrupted (Ctrl-C)")
+    assert proc.returncode == 130 and len(lines) == 1 and lines[0].startswith("lazyrich: interrupted (Ctrl-C)"), \
+        (proc.returncode, err[-3000:])
     assert "Traceback" not in err
     assert not (out / "DONE").exists() and not (out / ".lazyrich.lock").exists()
 
