@@ -19,13 +19,12 @@ Run standalone: ``python -m benchmarks.perf.bench_atlas [--quick] [--no-single]`
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.perf.common import Row, parser, row
+from benchmarks.perf.common import Row, parser, row, run_measured
 
 NAME = "atlas"
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,13 +47,10 @@ def command(size: dict[str, int], out: Path, settings: list[str] = SETTINGS) -> 
     cmd = [sys.executable, "-m", "lazyrich.cli", "atlas", *words(size, settings), f"out={out}", "logger=none"]
     env = {**os.environ, "WANDB_MODE": "disabled",
            "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=out.parent, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"lazyrich atlas failed:\n{proc.stderr.read().decode()[-2000:]}")
-    return {"seconds": seconds, "peak_mib": usage.ru_maxrss / 1024}
+    done = run_measured(cmd, env=env, cwd=out.parent)
+    if done["status"] != 0:
+        raise RuntimeError(f"lazyrich atlas failed:\n{done['stderr']}")
+    return {"seconds": done["seconds"], "peak_mib": done["peak_mib"]}
 
 
 def trainer_alone(size: dict[str, int], single: bool, settings: list[str] = SETTINGS) -> dict[str, float]:
@@ -117,7 +113,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
     size = QUICK if args.quick else FULL
     workloads = (SETTINGS,) if args.quick or args.no_long else (SETTINGS, LONG)
     commands = []
-    for settings in workloads:  # every command first: Linux keeps a parent's peak RSS in its children's
+    for settings in workloads:
         with tempfile.TemporaryDirectory() as tmp:
             commands.append(command(size, Path(tmp) / "atlas", settings))
     rows = []

@@ -21,16 +21,14 @@ B = 65 536 command).
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.perf.common import Row, median, parser, repeat_time, row
+from benchmarks.perf.common import Row, median, parser, repeat_time, row, run_measured
 
 NAME = "pipeline"
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,16 +75,11 @@ def command(sweep: Sweep, out: Path) -> dict[str, float]:
     """Run ``lazyrich run`` in a child process: its wall time (s), peak RSS (MiB) and bytes written (MB)."""
     cmd = [sys.executable, "-m", "lazyrich.cli", "run", *sweep.overrides(), f"hydra.run.dir={out}"]
     path = f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
-    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONPATH": path}
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=out.parent, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"lazyrich run failed:\n{err[-2000:]}")
+    done = run_measured(cmd, env={**os.environ, "WANDB_MODE": "disabled", "PYTHONPATH": path}, cwd=out.parent)
+    if done["status"] != 0:
+        raise RuntimeError(f"lazyrich run failed:\n{done['stderr']}")
     written = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    return {"seconds": seconds, "peak_mib": usage.ru_maxrss / 1024, "written_mb": written / 1e6}
+    return {"seconds": done["seconds"], "peak_mib": done["peak_mib"], "written_mb": written / 1e6}
 
 
 def in_process(sweep: Sweep, repeats: int) -> dict[str, float]:
@@ -157,9 +150,12 @@ def main(argv: list[str] | None = None) -> list[Row]:
     p.add_argument("--no-big", action="store_true", help="skip the B = 65 536 command")
     args = p.parse_args(argv)
     sweep, big = (QUICK if args.quick else FULL), BIG
-    m = in_process(sweep, args.repeats or 1)
     with tempfile.TemporaryDirectory() as tmp:
         cli = command(sweep, Path(tmp) / "run")
+    if not args.no_big and not args.quick:
+        with tempfile.TemporaryDirectory() as tmp:
+            b = command(big, Path(tmp) / "run")
+    m = in_process(sweep, args.repeats or 1)
     what = f"B={sweep.batch} ({sweep.n_lam} λ × {sweep.n_seeds} seeds), {sweep.steps} steps, {sweep.n_log} log points"
     rows = [
         row(NAME, f"run_experiment ÷ train alone, {what}", baseline=m["train"], lazyrich=m["run"],
@@ -179,8 +175,6 @@ def main(argv: list[str] | None = None) -> list[Row]:
                     baseline=deep["train"], lazyrich=deep["theory"], cost=deep["theory"] / deep["train"],
                     max_cost=1.0, quick=args.quick, notes="median of 3; the run defaults (1000 steps, 101 log points)"))
     if not args.no_big and not args.quick:  # a smoke test needs no second command
-        with tempfile.TemporaryDirectory() as tmp:
-            b = command(big, Path(tmp) / "run")
         per_step = (b["seconds"] / (big.batch * big.steps)) / (cli["seconds"] / (sweep.batch * sweep.steps))
         name = f"B={big.batch} ({big.n_lam} λ × {big.n_seeds} seeds), {big.steps} steps, {big.n_log} log points"
         rows += [

@@ -8,7 +8,11 @@ lower is better, its target written ≤); ``status`` is "pass", "fail" or "info"
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -128,3 +132,35 @@ def row(
         "notes": notes,
         **extra,
     }
+
+
+_MEASURE = """
+import json, os, sys, time
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvpe(sys.argv[1], sys.argv[1:], os.environ)
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+print(json.dumps({"seconds": time.perf_counter() - start, "status": os.waitstatus_to_exitcode(status),
+                  "peak_mib": usage.ru_maxrss / 1024}))
+"""
+
+
+def run_measured(cmd: Sequence[str], *, env: dict[str, str], cwd: str | os.PathLike) -> dict[str, Any]:
+    """Run ``cmd`` and return its wall time (s), exit status and peak RSS (MiB), its stderr's tail on failure.
+
+    The command is the child of a small Python that forks it: Linux gives a process that a large parent started
+    directly (vfork and exec) that parent's peak RSS as its own starting maximum, so a benchmark that has already
+    trained in-process would read its own peak in the command's. A fork of a small process starts from that
+    small process's size instead."""
+    done = subprocess.run([sys.executable, "-c", _MEASURE, *cmd], env=env, cwd=cwd, capture_output=True, text=True,
+                          check=False)
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"{' '.join(cmd[:4])} … could not be measured:\n{done.stderr[-2000:]}")
+    out = json.loads(lines[-1])
+    out["stderr"] = done.stderr[-2000:]
+    return out
