@@ -10,7 +10,8 @@ from conftest import rel_err
 
 from lazyrich.init import deep_balanced, gaussian
 from lazyrich.theory import TaskStats, get_theory, integrate_flow, select_theory
-from lazyrich.theory.modes import layer_squares_np
+from lazyrich.theory.deep import integrate_modes
+from lazyrich.theory.modes import layer_squares, task_modes
 from lazyrich.theory.ode import numerical_prediction
 
 F64 = torch.float64
@@ -121,14 +122,32 @@ def test_stall_needs_two_layers_that_can_vanish_together():
     assert rel_err(excess, (s_hat[1] ** 2 / 2).expand(2), batch_dims=1) <= 1e-10
 
 
-def test_layer_squares_root_find():
-    d = torch.tensor([[0.0, 1.0, 0.5], [0.0, 0.0, 2.0], [0.0, 0.0, 0.0], [3.0, 0.0, 1e-9]], dtype=F64)
+def test_deep_modes_keep_their_offsets_and_multiply_to_s():
+    """integrate_modes carries each mode in its smallest layer's value x, the others ±√(x² + d_l): along the
+    solve every a_l² − a_k² stays the initial offset and Π a_l is the s the flow reaches."""
+    stats = whitened_stats(3, 3, seed=5)
+    weights = aligned_deep(stats, [3, 3, 3, 3], [[1.0, -0.5], [0.5, 0.5]], negate_mode=1)  # mode 1 crosses zero
+    modes, _ = task_modes(stats, weights)
+    a0 = modes.a.mT  # (B, m, L)
+    target = stats.svd[1] / stats.whitening_scale
+    u = stats.whitening_scale * torch.linspace(0, 40, 21, dtype=F64)[None].expand(2, -1)
+    a_t = integrate_modes(a0, modes.offsets(), target, u)
+    sq = a_t * a_t
+    assert rel_err(sq - sq.amin(-1, keepdim=True), modes.offsets()[:, None].expand_as(sq), batch_dims=1) <= 1e-12
+    assert rel_err(a_t[:, 0], a0, batch_dims=1) <= 1e-12  # starts where the weights are
+    assert rel_err(a_t[:, -1].prod(-1), target.expand(2, -1), batch_dims=1) <= 1e-6  # every mode learned by t = 40
+    assert (a_t[:, 0, 1].prod(-1) < 0).all() and (a_t[:, -1, 1].prod(-1) > 0).all()  # through zero, one layer first
+
+
+def test_two_layer_squares_are_the_closed_form():
+    d = torch.tensor([[0.0, 1.0], [0.0, 0.0], [2.5, 0.0]], dtype=F64)
     for s in (1e-12, 1e-4, 0.7, 50.0):
-        squares = layer_squares_np(torch.full((4,), s, dtype=F64).numpy(), d.numpy())
-        # Π a_l² = s² to rounding (a few ulps from the logs), and a_l² − a_k² is the offset exactly.
-        assert abs(math.sqrt(squares.prod(-1).max()) / s - 1) <= 1e-13
-        assert abs(math.sqrt(squares.prod(-1).min()) / s - 1) <= 1e-13
-    assert (layer_squares_np(torch.zeros(4, dtype=F64).numpy(), d.numpy()) == d.numpy()).all()
+        squares = layer_squares(torch.full((3,), s, dtype=F64), d)
+        assert ((squares.prod(-1).sqrt() / s - 1).abs() <= 1e-14).all()  # a_1²a_2² = s² to rounding
+        assert torch.allclose(squares - squares.amin(-1, keepdim=True), d, rtol=0, atol=1e-14 * max(s, 1))
+    assert torch.equal(layer_squares(torch.zeros(3, dtype=F64), d), d)
+    with pytest.raises(ValueError, match="two-layer closed form"):
+        layer_squares(torch.ones(1, dtype=F64), torch.zeros(1, 3, dtype=F64))
 
 
 def test_deep_refusals_and_selection():

@@ -27,7 +27,7 @@ from lazyrich.theory.ode import as_numpy, numerical_prediction, solve_stacked
 from lazyrich.train import TRAINING_OPTIONS
 
 __all__ = ["ALIGN_RTOL", "ModeTheory", "Modes", "extract_modes", "integrate_layer_modes", "layer_squares",
-           "layer_squares_np", "other_layers", "rebuild", "signed_layer_values", "task_modes"]
+           "other_layers", "rebuild", "signed_layer_values", "task_modes"]
 
 ALIGN_RTOL = 1e-8
 """Relative residual allowed in the mode structure: far above rounding, far below any real misalignment."""
@@ -121,57 +121,16 @@ def task_modes(stats: TaskStats, weights: list[Tensor]) -> tuple[Modes | None, s
 
 
 def layer_squares(s_abs: Tensor, offsets: Tensor) -> Tensor:
-    """Layer values a_l² = y + d_l (…, L) with Π_l a_l² = s², from |s| (…) and offsets d (…, L), min d = 0.
-
-    L = 2 uses the closed form; deeper nets use :func:`layer_squares_np` (a root-find, on the CPU).
-    """
+    """Layer values a_l² = y + d_l (…, 2) of two-layer modes with a_1²a_2² = s², from |s| (…) and offsets d (…, 2),
+    min d = 0, in closed form (deeper modes: :func:`lazyrich.theory.deep.integrate_modes` carries them itself)."""
+    if offsets.shape[-1] != 2:
+        raise ValueError(f"layer_squares is the two-layer closed form, got L = {offsets.shape[-1]} layers.")
     s_abs, _ = torch.broadcast_tensors(s_abs, offsets[..., 0])
-    d = offsets.expand(*s_abs.shape, offsets.shape[-1])
-    if d.shape[-1] == 2:
-        gap = d.sum(-1)  # = |λ|, one of the two offsets is 0
-        root = torch.hypot(gap, 2 * s_abs)
-        y = torch.where(root > 0, 2 * s_abs * s_abs / torch.where(root > 0, root + gap, 1.0), 0.0)
-        return y[..., None] + d
-    out = layer_squares_np(s_abs.detach().cpu().numpy(), d.detach().cpu().numpy())
-    return torch.from_numpy(out).to(s_abs.device)
-
-
-def layer_squares_np(s_abs: np.ndarray, d: np.ndarray, max_iter: int = 100,
-                     guess: np.ndarray | None = None) -> np.ndarray:
-    """numpy twin of :func:`layer_squares` for L ≥ 2 (the deep theory calls it at every ODE evaluation).
-
-    Solves φ(w) = Σ_l log(e^w + d_l) − log s² = 0 for w = log y by Newton's method: φ is convex and increasing
-    in w, so Newton converges monotonically after its first step; a bracket on y guards it. Working in y, the
-    smallest square, keeps it exact even when it is tiny next to the offsets. ``guess`` (…) is a starting y,
-    e.g. the previous solution inside an ODE solve.
-    """
-    positive = s_abs > 0
-    s_safe = np.where(positive, s_abs, 1.0)  # s = 0 has y = 0; keep its lane finite meanwhile
-    target = s_safe ** (2.0 / d.shape[-1])  # geometric mean of the a_l²
-    lo = np.maximum(target - d.mean(-1), 0.0)  # AM ≥ GM
-    hi = target.copy()  # every factor ≥ y
-    log_s2 = 2 * np.log(s_safe)
-    # Start from the small-s asymptote y^z Π_{d>0} d = s² (z zero offsets), clipped into the bracket.
-    zero = d == 0
-    log_rest = np.log(np.where(zero, 1.0, d)).sum(-1)
-    start = np.exp((log_s2 - log_rest) / zero.sum(-1)) if guess is None else guess
-    y = np.clip(start, lo, hi)
-    y = np.where(y > 0, y, hi / 2)
-    polish = False
-    for _ in range(max_iter):
-        factors = y[..., None] + d
-        val = np.log(factors).sum(-1) - log_s2
-        lo = np.where(val < 0, y, lo)
-        hi = np.where(val > 0, y, hi)
-        newton = y * np.exp(-val / (y * (1.0 / factors).sum(-1)))
-        nxt = np.where((newton >= lo) & (newton <= hi), newton, (lo + hi) / 2)
-        step = np.abs(nxt - y)
-        y = nxt
-        if polish:
-            break
-        # Quadratic convergence: once every step is below 1e-9·y, one more step reaches rounding.
-        polish = bool((step <= 1e-9 * y).all())
-    return np.where(positive, y, 0.0)[..., None] + d
+    d = offsets.expand(*s_abs.shape, 2)
+    gap = d.sum(-1)  # = |λ|, one of the two offsets is 0
+    root = torch.hypot(gap, 2 * s_abs)
+    y = torch.where(root > 0, 2 * s_abs * s_abs / torch.where(root > 0, root + gap, 1.0), 0.0)
+    return y[..., None] + d
 
 
 def signed_layer_values(squares: Tensor, s: Tensor, offsets: Tensor, a0: Tensor) -> Tensor:
