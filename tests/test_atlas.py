@@ -193,6 +193,23 @@ def test_boundary_offset_counts_cells_from_the_theory_edge():
     assert boundary(theory, theory, None)["level"] == 0.5  # halfway across the theory's map
 
 
+def test_the_distance_to_the_edge_is_the_chebyshev_distance_to_the_other_side():
+    """The distance transform against a direct search over every pair of cells, on random grids."""
+    from lazyrich.atlas.summary import _distance_to_edge
+
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        rich = rng.random(tuple(rng.integers(1, 10, 2))) < rng.random()
+        ii, jj = np.indices(rich.shape)
+        direct = np.full(rich.shape, np.inf)
+        for side in (rich, ~rich):
+            others = np.argwhere(~side)
+            if len(others):
+                far = np.maximum(abs(ii[..., None] - others[:, 0]), abs(jj[..., None] - others[:, 1])).min(-1)
+                direct = np.where(side, far, direct)
+        assert np.array_equal(_distance_to_edge(rich), direct), rich
+
+
 def test_the_maps_are_drawn_with_log_axes_where_log_spaced(small, tmp_path):
     config, _, cells = small
     paths = draw_atlas(cells, config, tmp_path)

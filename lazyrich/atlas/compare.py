@@ -134,10 +134,8 @@ def _maps(tables: Sequence[pd.DataFrame], wide: pd.DataFrame, labels: Sequence[s
     from lazyrich.atlas.maps import difference_map
 
     configs = [AtlasConfig.from_record(t.attrs["atlas"]["config"]) for t in tables]
-    same = len(tables) == 2 and all([key(v) for v in c.x.values] == [key(v) for v in configs[0].x.values] and
-                                    [key(v) for v in c.y.values] == [key(v) for v in configs[0].y.values]
-                                    for c in configs)
-    if not same:
+    grids = {tuple(tuple(map(key, axis.values)) for axis in (c.x, c.y)) for c in configs}
+    if len(configs) != 2 or len(grids) != 1:
         return {}
     written = {}
     for m in measures:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from lazyrich.results.report.model import Number, Section, Table, cell
+from lazyrich.results.report.model import Number, Section, Table, cell, rows_table
 
 __all__ = ["AGREE_FRACTION", "ATLAS_FILES", "BOUNDARY_CELLS", "atlas_section"]
 
@@ -83,17 +83,6 @@ def _breaks_table(summary: dict[str, Any], sid: str, source: str) -> Table | Non
                  note="deviation: max(gap_loss, gap_kernel) of the theory against the simulation, per cell.")
 
 
-def _cells_table(cells: pd.DataFrame, axes: list[str], theories: list[str], sid: str, source: str,
-                 limit: int) -> Table:
-    columns = [*axes, *(c for c in SHOWN_MEASURES if c in cells),
-               *(f"{t}/{m}" for t in theories for m in THEORY_MEASURES if f"{t}/{m}" in cells)]
-    shown = cells.head(limit)
-    body = [[cell(f"{sid}/cells/{i}/{c}", row[c], source) for c in columns]
-            for i, (_, row) in enumerate(shown.iterrows())]
-    note = "" if len(cells) <= limit else f"the first {limit} of {len(cells)} cells; cells.parquet holds them all."
-    return Table(f"{sid}/cells", "Cells (seed means)", columns, body, note=note)
-
-
 def atlas_section(root: Path, folder: Path, figures: list, limit: int) -> Section:
     """The section of a verified atlas folder (``figures``: its maps, as the caller reads a folder's figures)."""
     rel = folder.relative_to(root).as_posix()
@@ -108,8 +97,11 @@ def atlas_section(root: Path, folder: Path, figures: list, limit: int) -> Sectio
     section.size = cell(f"{sid}/networks", summary.get("networks", int(cells["n"].sum())), source)
     section.figures = figures
     cells_source = source.replace("atlas.json", "cells.parquet")
+    theories = list(config.get("theories", []))
+    columns = [*axes, *SHOWN_MEASURES, *(f"{t}/{m}" for t in theories for m in THEORY_MEASURES)]
+    note = "" if len(cells) <= limit else f"the first {limit} of {len(cells)} cells; cells.parquet holds them all."
     tables = [_breaks_table(summary, sid, source),
-              _cells_table(cells, axes, list(config.get("theories", [])), sid, cells_source, limit)]
+              rows_table(cells.head(limit), columns, sid, "cells", "Cells (seed means)", cells_source, note)]
     section.tables = [t for t in tables if t is not None]
     config_text = json.dumps(config, indent=1)
     section.texts = [(source, Number(f"{sid}/text/atlas.json", config_text,

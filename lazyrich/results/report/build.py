@@ -23,7 +23,7 @@ from lazyrich.results.io import ResultsWarning, load, load_summary
 from lazyrich.results.notes import read_notes, theory_that_ran
 from lazyrich.results.report import stats
 from lazyrich.results.report.atlas import ATLAS_FILES, atlas_section
-from lazyrich.results.report.model import Figure, Number, Report, Section, Table, cell
+from lazyrich.results.report.model import Figure, Number, Report, Section, Table, cell, rows_table
 from lazyrich.results.tables import AGREEMENT_RTOL, summarise
 from lazyrich.store import DONE, SUMMARY_FILE, THEORY_FILE, integrity
 
@@ -191,7 +191,7 @@ def _run(root: Path, folder: Path) -> Section:
     tables = [stats.seed_means(summary, keys, RUN_MEASURES, sid, source),
               stats.agreement_table(_run_networks(summary, theory), sid, source)]
     if len(summary) <= PER_NETWORK_MAX:
-        tables.append(_rows_table(summary, ["net", *keys, "seed", "status", *RUN_MEASURES], sid, "networks",
+        tables.append(rows_table(summary, ["net", *keys, "seed", "status", *RUN_MEASURES], sid, "networks",
                                   "Networks", source))
     section.tables = [t for t in tables if t is not None]
     section.texts = _texts(root, folder, sid)
@@ -230,16 +230,6 @@ def _run_verdicts(summary: pd.DataFrame, theory: str, sid: str, source: str) -> 
     return out
 
 
-def _rows_table(rows: pd.DataFrame, columns: Sequence[str], sid: str, what: str, title: str, source: str) -> Table:
-    """The rows themselves (``columns`` present), one Number per cell, sortable."""
-    from lazyrich.plots.labels import label
-
-    columns = [c for c in dict.fromkeys(columns) if c in rows]
-    body = [[cell(f"{sid}/{what}/{i}/{c}", row[c], source) for c in columns]
-            for i, (_, row) in enumerate(rows.iterrows())]
-    return Table(f"{sid}/{what}", title, [label(c) for c in columns], body)
-
-
 def _suite(root: Path, folder: Path, view: SuiteView | None) -> Section:
     """The section of a suite folder: its verified units' rows, verdicts, figures, means, agreement, configs."""
     rel = folder.relative_to(root).as_posix()
@@ -260,7 +250,7 @@ def _suite(root: Path, folder: Path, view: SuiteView | None) -> Section:
     tables = [stats.seed_means(rows, key, [c for c in columns if c not in axes], sid, source),
               stats.agreement_table(_suite_networks(units, rows), sid, _in(rel, "runs/<unit>"))]
     if len(rows):
-        tables.append(_rows_table(rows, [*axes, *columns, "unit"], sid, "rows", "Rows (one per configuration "
+        tables.append(rows_table(rows, [*axes, *columns, "unit"], sid, "rows", "Rows (one per configuration "
                                   "and seed)", source))
     section.tables = [t for t in tables if t is not None]
     section.texts = [text for unit in units for text in _texts(root, unit, f"{sid}/{unit.name}")]

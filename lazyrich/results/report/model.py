@@ -8,12 +8,14 @@ from a folder twice gives the same numbers, so a number that was edited in the p
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-__all__ = ["Figure", "Number", "Report", "Section", "Table", "cell", "jsonable", "plain"]
+__all__ = ["Figure", "Number", "Report", "Section", "Table", "cell", "jsonable", "plain", "rows_table"]
 
 
 def jsonable(value: Any) -> Any:
@@ -138,3 +140,14 @@ class Report:
             yield from (n for t in s.tables for row in t.rows for n in row)
             yield from (n for _, n in s.texts)
             yield from s.problems  # s.size is shown in the overview
+
+
+def rows_table(rows: pd.DataFrame, columns: Sequence[str], sid: str, what: str, title: str, source: str,
+               note: str = "") -> Table:
+    """The rows of a DataFrame ``rows`` themselves (``columns`` present), one :func:`cell` each, sortable."""
+    from lazyrich.plots.labels import label  # local: the plots package imports matplotlib
+
+    columns = [c for c in dict.fromkeys(columns) if c in rows]
+    body = [[cell(f"{sid}/{what}/{i}/{c}", row[c], source) for c in columns]
+            for i, (_, row) in enumerate(rows.iterrows())]
+    return Table(f"{sid}/{what}", title, [label(c) for c in columns], body, note=note)
