@@ -466,7 +466,7 @@ class _Recorder:
             dead = ~alive[rows]
             for value in list(scalars.values()) + list(matrices.values()):
                 value[dead] = math.nan
-        self.put(rows, cols, scalars, matrices)
+        self.put(rows, cols, scalars, matrices, full=full)
 
     def map_back(self, scalars: dict[str, Tensor], matrices: dict[str, Tensor], rows: Tensor) -> None:
         """Figures of U back to those of W (norms, Grams) and of V (λ̂ and its deviation), in place."""
@@ -482,11 +482,12 @@ class _Recorder:
             matrices["w1tw1"] = matrices["w1tw1"] / (k[:, 0] ** 2)[:, None, None]
             matrices["wwt_out"] = matrices["wwt_out"] / (k[:, -1] ** 2)[:, None, None]
 
-    def put(self, rows: Tensor, cols: Tensor, scalars: dict[str, Tensor], matrices: dict[str, Tensor]) -> None:
-        """Store the values (len(rows), …) of networks ``rows`` at log points ``cols``."""
+    def put(self, rows: Tensor, cols: Tensor, scalars: dict[str, Tensor], matrices: dict[str, Tensor], *,
+            full: bool) -> None:
+        """Store the values (len(rows), …) of networks ``rows`` at log points ``cols`` (``full``: rows is the whole
+        batch in order)."""
         # The whole batch at one log point (networks sharing an lr): a column slice, not a scatter.
-        column = int(cols[0]) if (len(rows) == self.n_batch and bool((cols == cols[0]).all())
-                                  and bool((rows == torch.arange(self.n_batch, device=rows.device)).all())) else None
+        column = int(cols[0]) if full and bool((cols == cols[0]).all()) else None
         for name, value in scalars.items():
             if name not in self.scalars:
                 self.scalars[name] = torch.full((self.n_batch, self.n_log), math.nan, dtype=value.dtype,
