@@ -16,7 +16,7 @@ from lazyrich.atlas import load_atlas, load_networks, parse_atlas, run_atlas
 from lazyrich.atlas import runner as atlas_runner
 from lazyrich.atlas.maps import OUTSIDE, agreement_map, draw_atlas, measure_map
 from lazyrich.atlas.spec import is_log_spaced, values_of
-from lazyrich.atlas.summary import boundary
+from lazyrich.atlas.summary import boundary, summarise
 from lazyrich.config.checks import ConfigError
 from lazyrich.experiment import run_experiment
 
@@ -117,6 +117,8 @@ def test_outside_domain_cells_are_marked_and_hatched(tmp_path):
     (["trainer.lrr=0.1"], "lrr"),
     (["x=trainer.layer_lr", "trainer.layer_lr=[[1,1],[1,2]]"], "single values"),
     (["x=trainer.lr", "trainer.lr=[0.01,0.02]", "init.lam=[0,1]"], "init.lam has 2 values but is not an axis"),
+    (["break_level=5"], "between 0 and 1"),
+    (["break_level=abc"], "break_level=abc"),
 ])
 def test_the_cli_refuses_bad_input_in_one_line(tmp_path, words, needle):
     with pytest.raises(SystemExit) as info:
@@ -232,6 +234,34 @@ def test_the_summary_is_recorded(small):
     assert len(long) == 8 * 31 and long["run"].str.startswith("runs/").all()
 
 
+def test_breaks_are_the_first_values_past_the_break_level():
+    """A hand-made 3 × 2 deviation grid: along x, for each y, the first x whose deviation passes the level."""
+    config = parse_atlas(["init.lam=[0,1,2]", "init.scale=[0.1,1]", "theories=[exact]", "break_level=0.01"])
+    gap = {(0, 0.1): 1e-3, (1, 0.1): 2e-2, (2, 0.1): 1e-1, (0, 1): 1e-4, (1, 1): 5e-3, (2, 1): 6e-3}
+    cells = pd.DataFrame([{"init.lam": float(x), "init.scale": y, "exact/gap_loss": g, "exact/gap_kernel_final": 0.0}
+                          for (x, y), g in gap.items()])
+    breaks = summarise(cells, cells, config)
+    assert breaks["break_level"] == 0.01
+    assert breaks["breaks"]["exact"]["init.lam"] == {"0.1": 1.0, "1.0": None}  # 6e-3 < 1% at y = 1: never
+    assert breaks["breaks"]["exact"]["init.scale"] == {"0.0": None, "1.0": 0.1, "2.0": 0.1}
+    at_5 = summarise(cells, cells, parse_atlas(["init.lam=[0,1,2]", "init.scale=[0.1,1]", "theories=[exact]"]))
+    assert at_5["break_level"] == 0.05 and at_5["breaks"]["exact"]["init.lam"] == {"0.1": 2.0, "1.0": None}
+
+
+def test_an_atlas_sealed_before_break_level_existed_is_the_same_atlas(small, monkeypatch, tmp_path):
+    config, folder, cells = small
+    copy = tmp_path / "old"
+    shutil.copytree(folder, copy)
+    record = json.loads((copy / "atlas.json").read_text())
+    del record["config"]["break_level"]
+    (copy / "atlas.json").write_text(json.dumps(record))
+    monkeypatch.setattr(atlas_runner, "run_experiment", lambda *a, **k: pytest.fail("retrained a finished unit"))
+    again = run_atlas(config, copy)  # resealed (atlas.json changed), from the finished units
+    pd.testing.assert_frame_equal(again, cells)
+    with pytest.raises(ConfigError, match="holds another atlas"):
+        run_atlas(parse_atlas([f"init.lam={LAMS}", f"init.scale={SCALES}", *SMALL, "break_level=0.2"]), copy)
+
+
 def test_the_report_shows_an_atlas_as_an_atlas_and_checks_it(small, tmp_path):
     from lazyrich.results.report import build, check, write
 
@@ -267,7 +297,8 @@ def test_the_default_atlas_meets_its_targets(tmp_path, capsys):
 def test_the_breaks_preset_finds_where_the_linear_theory_fails(tmp_path):
     """Issue 21, measured (docs/atlas.md): GD past 2/S leaves the flow theory; with weight decay λ̂(t) follows
     λ0·e^{−2γt} (the remaining gap is the GD step, < 1e-3); ReLU is off the linear theory at every init scale
-    while the linear net stays on it."""
+    while the linear net stays on it; tanh at init scale ≤ 1e-2 stays within 1e-3 of it where λ ≥ 32, and not
+    where λ ≤ 4 (the summary's first break along init.scale, at the preset's break_level 1e-3)."""
     with pytest.raises(SystemExit) as info:
         cli.main(["atlas", "preset=breaks", f"out={tmp_path}"])
     assert info.value.code == 0
@@ -280,6 +311,12 @@ def test_the_breaks_preset_finds_where_the_linear_theory_fails(tmp_path):
     act = load_atlas(tmp_path / "breaks-activation")
     relu, linear = act["model.activation"] == "relu", act["model.activation"] == "none"
     assert (act.loc[relu, "exact/gap_loss"] > 0.05).all() and (act.loc[linear, "exact/gap_loss"] < 2e-3).all()
+    tanh = load_atlas(tmp_path / "breaks-tanh")  # within 0.1% of the linear theory only with a small hidden layer
+    small = tanh["init.scale"] <= 1e-2
+    assert (tanh.loc[small & (tanh["init.lam"] >= 32), "exact/gap_loss"] < 1e-3).all()
+    assert (tanh.loc[small & (tanh["init.lam"] <= 4), "exact/gap_loss"] > 1e-2).all()
+    summary = tanh.attrs["atlas"]["summary"]
+    assert summary["break_level"] == 1e-3 and summary["breaks"]["exact"]["init.scale"]["32.0"] > 1e-2
 
 
 def test_a_task_sequence_is_refused_and_a_held_out_loss_is_mapped(tmp_path):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from lazyrich.atlas.runner import figures, run_atlas
 from lazyrich.atlas.spec import AtlasConfig, parse_atlases
+from lazyrich.atlas.summary import BREAK_LEVEL, percent
 from lazyrich.atlas.tracking import log_atlas, split_logger
 from lazyrich.config.run import WandbConfig
 from lazyrich.device import torch_threads
@@ -24,8 +25,10 @@ USAGE = """lazyrich atlas [x=KEY y=KEY] [KEY=VALUES ...] [theories=[exact,lazy]]
   KEY=VALUE     any run-config key (task.name=…, trainer.t_max=…, seed=[0,1,2]: seeds are averaged per cell)
   theories=     theories held to the simulation in every cell (the first is also the run's own)
   boundary=     the final kernel distance that separates lazy from rich (default: halfway across the theory)
+  break_level=  the relative deviation from a theory that counts as breaking it (default 0.05)
   sharpness=    true: log S, the top Hessian eigenvalue of the loss at init, and lr·S/2
-  preset=       default | breaks (breaks-activation, breaks-lr, breaks-decay, into sub-folders)
+  preset=       default | breaks (breaks-activation, breaks-tanh, breaks-lr, breaks-decay, into sub-folders)
+                or one of those four alone
   out=          the atlas folder (default outputs/atlas/<time>); the same command into it resumes it
   logger=       wandb (default): one W&B run per atlas (cells table, maps, summary), offline unless
                 WANDB_MODE=online; logger.wandb.KEY=VALUE as for lazyrich run | none: no W&B run
@@ -55,12 +58,13 @@ def summary_lines(summary: dict) -> list[str]:
                      f"{b['differ']} cell(s) differ, offset {b['offset']:g} cell(s)")
     for column, (low, high) in summary.get("ranges", {}).items():
         lines.append(f"{column}: {low:.3g} … {high:.3g} over the cells")
+    level = percent(summary.get("break_level", BREAK_LEVEL))
     for theory, axes in summary["breaks"].items():
         for axis, found in axes.items():
             other = next((a for a in axes if a != axis), "")
             hits = [f"{_text(v)} ({other}={_text(k)})" for k, v in found.items() if v is not None]
             if hits:
-                lines.append(f"{theory} deviates > 5% along {axis} from: " + ", ".join(hits))
+                lines.append(f"{theory} deviates > {level} along {axis} from: " + ", ".join(hits))
     return lines
 
 

@@ -20,7 +20,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
 from lazyrich.atlas.spec import BATCH_AXES, AtlasConfig, Axis
-from lazyrich.atlas.summary import boundary, grid, key
+from lazyrich.atlas.summary import boundary, grid, key, percent
 from lazyrich.plots import label, save
 
 __all__ = ["OUTSIDE", "agreement_map", "difference_map", "draw_atlas", "measure_map"]
@@ -155,7 +155,8 @@ def agreement_map(cells: pd.DataFrame, config: AtlasConfig, theory: str, gap: st
     """Map of ``theory``'s relative gap to the simulation (``<theory>/<gap>``, log colour scale), its cells outside
     the theory's domain hatched and named in the legend (never blank, never zero). ``deviation``: also colour the
     outside cells where the theory could still be evaluated (a nonlinear net against the linear theory), under a
-    see-through hatch. Saved to ``path`` if given."""
+    see-through hatch, with the contour where the deviation crosses the atlas's ``break_level``. Saved to ``path``
+    if given."""
     x, y, xs, ys = config.x.column, config.y.column, list(config.x.values), list(config.y.values)
     values = grid(cells, f"{theory}/{gap}", x, y, xs, ys)
     inside = grid(cells, f"{theory}/in_domain", x, y, xs, ys)
@@ -171,6 +172,11 @@ def agreement_map(cells: pd.DataFrame, config: AtlasConfig, theory: str, gap: st
     handles = []
     if _hatch_outside(ax, config, outside, see_through=deviation):
         handles.append(Patch(label=OUTSIDE, **({**HATCH, "facecolor": "none"} if deviation else HATCH)))
+    if deviation and _contour(ax, config, np.log10(np.where(values > 0, values, np.nan)),
+                              [np.log10(config.break_level)], colors="w", linestyles="solid",
+                              linewidths=2.0) is not None:
+        handles.append(Line2D([], [], color="0.7", linewidth=2,
+                              label=f"deviation = {percent(config.break_level)} (break_level)"))
     diverged = np.isinf(values) & ~outside
     for i, j in np.argwhere(diverged):
         ax.plot(_centres(config.x)[j], _centres(config.y)[i], marker="^", color="#c0392b", linestyle="none")

@@ -48,11 +48,20 @@ def _check_folder(folder: Path, config: AtlasConfig) -> bool:
     path = folder / RECORD
     if not path.is_file():
         return False
-    recorded = json.loads(path.read_text()).get("config")
+    recorded = _completed(json.loads(path.read_text()).get("config"))
     if json.dumps(recorded, sort_keys=True, default=str) != json.dumps(config.record(), sort_keys=True, default=str):
         raise ConfigError(f"{folder} holds another atlas ({path} differs from this one); write it elsewhere with "
                           f"out=<new folder>.")
     return (folder / DONE).is_file()
+
+
+def _completed(record: Any) -> Any:
+    """A recorded atlas config with the keys added since it was written at their defaults (an atlas written
+    before ``break_level`` existed is the same atlas at 0.05); a record that does not parse is left as it is."""
+    try:
+        return AtlasConfig.from_record(record).record()
+    except (TypeError, KeyError, ValueError):
+        return record
 
 
 def _unit(folder: Path, config: AtlasConfig, unit: str, given: dict[str, Any], run: dict[str, Any]) -> pd.DataFrame:

@@ -44,7 +44,7 @@ DEFAULT_BASE: dict[str, Any] = {
 starts near the saddle the exact theory also predicts), at a small step (lr 0.002: GD within 1% of the flow in
 time to learn), two seeds a cell."""
 
-ATLAS_KEYS = ("x", "y", "theories", "out", "preset", "boundary", "sharpness", "logger")
+ATLAS_KEYS = ("x", "y", "theories", "out", "preset", "boundary", "break_level", "sharpness", "logger")
 """The atlas's own keys; every other ``key=value`` word sets a run-config key. ``logger`` (and
 ``logger.wandb.<key>``) is the command's W&B choice (:func:`lazyrich.atlas.tracking.split_logger`), never part of
 the atlas's record or of its runs' configs."""
@@ -76,8 +76,9 @@ class Axis:
 @dataclass
 class AtlasConfig:
     """A whole atlas: two axes, the base run config (without the axes), the theories whose agreement is mapped,
-    the level of final kernel distance that separates lazy from rich (None: halfway across the theory's map) and
-    whether to measure the top Hessian eigenvalue S of the loss at init (the breaks preset)."""
+    the level of final kernel distance that separates lazy from rich (None: halfway across the theory's map), the
+    deviation from a theory that counts as breaking it (the summary's ``breaks``) and whether to measure the top
+    Hessian eigenvalue S of the loss at init (the breaks preset)."""
 
     x: Axis
     y: Axis
@@ -85,6 +86,7 @@ class AtlasConfig:
     theories: tuple[str, ...] = ("exact", "lazy")
     boundary: float | None = None
     sharpness: bool = False
+    break_level: float = 0.05
     preset: str = "default"
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -213,13 +215,27 @@ def parse_atlas(argv: Sequence[str]) -> AtlasConfig:
     boundary = float(own["boundary"]) if "boundary" in own else None
     sharp = own.get("sharpness", str(made.get("sharpness", False))).lower() in ("true", "1", "yes")
     config = AtlasConfig(_axis(base, x, "x"), _axis(base, y, "y"), base, tuple(str(t) for t in theories),
-                         boundary, sharp, preset, {"out": own["out"]} if "out" in own else {})
+                         boundary=boundary, sharpness=sharp, preset=preset,
+                         break_level=_break_level(own.get("break_level", made.get("break_level", 0.05))),
+                         extra={"out": own["out"]} if "out" in own else {})
     _check_theories(config.theories)
     from lazyrich.config.run import resolve_run
 
     for _, _, run in units_of(config):  # every unit's run config checked before anything is written
         resolve_run(run)
     return config
+
+
+def _break_level(text: object) -> float:
+    """``break_level=``: a relative deviation in (0, 1), e.g. 0.05 (5%) or 1e-3."""
+    try:
+        level = float(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        level = float("nan")
+    if not 0 < level < 1:
+        raise ConfigError(f"break_level={text} must be a relative deviation between 0 and 1, e.g. break_level=0.05 "
+                          f"(5%) or break_level=1e-3.")
+    return level
 
 
 def units_of(config: AtlasConfig) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
@@ -278,6 +294,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "breaks-activation": {"base": {**DEFAULT_BASE, "model": {"activation": ["none", "tanh", "relu"]},
                                    "init": {"kind": "balanced", "lam": 4.0, "scale": _SCALES}},
                           "x": "model.activation", "y": "init.scale", "theories": ["exact"]},
+    "breaks-tanh": {"base": {**DEFAULT_BASE, "model": {"activation": "tanh"},
+                             "init": {"kind": "balanced", "lam": [-4.0, 0.0, 4.0, 8.0, 16.0, 32.0, 64.0],
+                                      "scale": _SCALES}},
+                    "x": "init.lam", "y": "init.scale", "theories": ["exact"], "break_level": 1e-3},
     "breaks-lr": {"base": {**DEFAULT_BASE, "init": {"kind": "balanced", "lam": [0.0, 1.0, 4.0, 8.0], "scale": 0.1},
                            "trainer": {**DEFAULT_BASE["trainer"],
                                        "lr": [float(v) for v in np.logspace(-3, 0.5, 8)]}},
@@ -288,8 +308,9 @@ PRESETS: dict[str, dict[str, Any]] = {
                      "x": "trainer.weight_decay", "y": "init.lam", "theories": ["exact", "ode"]},
 }
 """Named atlases: ``default`` (λ × init scale, linear, small step) and the three maps of where the linear theory
-breaks: ``breaks-activation`` (tanh and ReLU × init scale, at λ = 4), ``breaks-lr`` (the GD step up to past 2/S,
+breaks: ``breaks-activation`` (tanh and ReLU × init scale, at λ = 4), ``breaks-tanh`` (tanh, λ × init scale:
+where it stays within 0.1% of the linear theory, so ``break_level`` 1e-3), ``breaks-lr`` (the GD step up to past 2/S,
 with S at init logged, × λ) and ``breaks-decay`` (weight decay × λ: λ̂(t) against its law λ0·e^{−2γt})."""
 
-GROUPS: dict[str, tuple[str, ...]] = {"breaks": ("breaks-activation", "breaks-lr", "breaks-decay")}
+GROUPS: dict[str, tuple[str, ...]] = {"breaks": ("breaks-activation", "breaks-tanh", "breaks-lr", "breaks-decay")}
 """Presets that name several atlases, run one after the other into sub-folders of ``out``."""

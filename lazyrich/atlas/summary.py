@@ -9,8 +9,8 @@ the simulation and in the theory, and where along each axis the theory breaks.
   (Chebyshev), from a cell that the simulation and the theory classify differently to the theory's own boundary
   (0 where they agree everywhere): within one cell means offset ≤ 1;
 - ``breaks``: per theory and axis, for each value of the other axis, the first value along the axis at which the
-  deviation ``max(gap_loss, gap_kernel)`` passes :data:`~lazyrich.atlas.summary.BREAK_LEVEL` (None: never on the
-  grid).
+  deviation ``max(gap_loss, gap_kernel)`` passes the atlas's ``break_level`` (default
+  :data:`~lazyrich.atlas.summary.BREAK_LEVEL`, recorded as ``break_level``; None: never on the grid).
 """
 
 from __future__ import annotations
@@ -20,11 +20,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["BREAK_LEVEL", "KERNEL_TOL", "TIME_TOL", "boundary", "deviation", "grid", "key", "summarise"]
+__all__ = ["BREAK_LEVEL", "KERNEL_TOL", "TIME_TOL", "boundary", "deviation", "grid", "key", "percent", "summarise"]
 
 KERNEL_TOL = 2e-3
 TIME_TOL = 0.02
 BREAK_LEVEL = 0.05
+"""The deviation from a theory that counts as breaking it, unless an atlas sets its own ``break_level``."""
+
+
+def percent(level: float) -> str:
+    """A break level as people write it: 0.05 → ``5%``, 0.001 → ``0.1%``."""
+    return f"{100 * level:.3g}%"
 
 
 def key(value: Any) -> Any:
@@ -80,14 +86,14 @@ def boundary(sim: np.ndarray, theory: np.ndarray, level: float | None) -> dict[s
 
 
 def _first_breaks(cells: pd.DataFrame, theory: str, along: str, other: str, values: list,
-                  other_values: list) -> dict[str, Any]:
-    """Per value of ``other``, the first of ``values`` along ``along`` where the deviation passes BREAK_LEVEL."""
+                  other_values: list, level: float = BREAK_LEVEL) -> dict[str, Any]:
+    """Per value of ``other``, the first of ``values`` along ``along`` where the deviation passes ``level``."""
     dev = grid(cells.assign(_deviation=deviation(cells, theory)), "_deviation", along, other, values, other_values)
     row_of = {key(v): i for i, v in enumerate(other_values)}
     out = {}
     for o in dict.fromkeys(cells[other].tolist()):
         row = dev[row_of[key(o)]] if key(o) in row_of else np.full(len(values), np.nan)
-        hit = np.flatnonzero(row > BREAK_LEVEL)
+        hit = np.flatnonzero(row > level)
         out[str(o)] = values[hit[0]] if hit.size else None
     return out
 
@@ -108,11 +114,13 @@ def summarise(cells: pd.DataFrame, networks: pd.DataFrame, config: Any) -> dict[
     """The summary recorded in ``atlas.json`` (module docstring) of a cell table."""
     x, y = config.x.column, config.y.column
     xs, ys = list(config.x.values), list(config.y.values)
-    out: dict[str, Any] = {"cells": len(cells), "networks": len(networks), "agreement": {}, "breaks": {}}
+    level = getattr(config, "break_level", BREAK_LEVEL)
+    out: dict[str, Any] = {"cells": len(cells), "networks": len(networks), "agreement": {}, "break_level": level,
+                           "breaks": {}}
     for theory in config.theories:
         out["agreement"][theory] = _agreement(cells, theory)
-        out["breaks"][theory] = {x: _first_breaks(cells, theory, x, y, xs, ys),
-                                 y: _first_breaks(cells, theory, y, x, ys, xs)}
+        out["breaks"][theory] = {x: _first_breaks(cells, theory, x, y, xs, ys, level),
+                                 y: _first_breaks(cells, theory, y, x, ys, xs, level)}
     out["ranges"] = {c: [float(np.nanmin(cells[c])), float(np.nanmax(cells[c]))]
                      for c in ("lam_law_gap", "sharpness", "lr_S_over_2", "lam_drift") if c in cells}
     reference = next((t for t in config.theories if np.nanmax(grid(cells, f"{t}/kernel_distance_final", x, y, xs,
