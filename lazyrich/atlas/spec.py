@@ -177,7 +177,8 @@ def _axis(base: dict[str, Any], key: str, name: str) -> Axis:
     values = _get(base, key)
     if any(isinstance(v, list | tuple | dict) for v in (values if isinstance(values, list | tuple) else [])):
         raise ConfigError(f"{name}={key}: an axis takes single values (numbers or names), not lists such as "
-                          f"trainer.layer_lr's; sweep one multiplier through a key that takes a number.")
+                          f"trainer.layer_lr's; run one atlas per setting ({key}=[1,2] out=<folder>) and line them "
+                          f"up with `lazyrich compare <folder> <folder> --out <dir>`.")
     if values is None:
         raise ConfigError(f"{name}={key} has no values: give them too, e.g. {key}=[a,b,c] or "
                           f"{key}=logspace(-3,0,7).")
