@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.collections import LineCollection
 
 from lazyrich import cli, results
 from lazyrich.atlas import load_atlas, load_networks, parse_atlas, run_atlas
@@ -246,6 +247,21 @@ def test_breaks_are_the_first_values_past_the_break_level():
     assert breaks["breaks"]["exact"]["init.scale"] == {"0.0": None, "1.0": 0.1, "2.0": 0.1}
     at_5 = summarise(cells, cells, parse_atlas(["init.lam=[0,1,2]", "init.scale=[0.1,1]", "theories=[exact]"]))
     assert at_5["break_level"] == 0.05 and at_5["breaks"]["exact"]["init.lam"] == {"0.1": 2.0, "1.0": None}
+
+
+def test_a_deviation_map_draws_the_tile_edges_where_the_break_level_is_crossed():
+    """The hand-made grid above, at break_level 1%: above it are (λ 1, scale 0.1) and (λ 2, scale 0.1); the border
+    is the edge between λ 0 and 1 in the first row and the two edges above those cells (tile edges halfway between
+    the values: λ edges −0.5, 0.5, 1.5, 2.5; scale edges −0.35, 0.55, 1.45)."""
+    config = parse_atlas(["init.lam=[0,1,2]", "init.scale=[0.1,1]", "theories=[exact]", "break_level=0.01"])
+    gap = {(0, 0.1): 1e-3, (1, 0.1): 2e-2, (2, 0.1): 1e-1, (0, 1): 1e-4, (1, 1): 5e-3, (2, 1): 6e-3}
+    cells = pd.DataFrame([{"init.lam": float(x), "init.scale": y, "exact/gap_loss": g, "exact/in_domain": False}
+                          for (x, y), g in gap.items()])
+    fig = agreement_map(cells, config, "exact", deviation=True)
+    (border,) = [c for c in fig.axes[0].collections if isinstance(c, LineCollection)]
+    drawn = sorted(tuple(map(tuple, np.round(seg, 9))) for seg in border.get_segments())
+    assert drawn == sorted([((0.5, -0.35), (0.5, 0.55)), ((0.5, 0.55), (1.5, 0.55)), ((1.5, 0.55), (2.5, 0.55))])
+    assert "deviation crosses 1%" in [t.get_text() for t in fig.legends[0].get_texts()][-1]
 
 
 def test_an_atlas_sealed_before_break_level_existed_is_the_same_atlas(small, monkeypatch, tmp_path):

@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib import colors as mcolors
+from matplotlib.collections import LineCollection
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
@@ -142,6 +143,23 @@ def _edge_of_stability(ax, cells: pd.DataFrame, config: AtlasConfig, handles: li
                           label="lr = 2/S (S: top Hessian eigenvalue at init)"))
 
 
+def _cell_border(ax, config: AtlasConfig, values: np.ndarray, level: float, **style: Any) -> bool:
+    """Draw the tile edges between neighbouring cells on either side of ``level`` (NaN cells have no side): a
+    staircase that follows the cells, on any axis (a contour would interpolate between categories). Returns
+    whether any edge was drawn."""
+    ex, ey = _edges(config.x), _edges(config.y)
+    known = np.isfinite(values)
+    above = np.where(known, values > level, False)
+    segments = []
+    for i, j in np.argwhere(known[:, :-1] & known[:, 1:] & (above[:, :-1] != above[:, 1:])):
+        segments.append([(ex[j + 1], ey[i]), (ex[j + 1], ey[i + 1])])  # between columns j and j + 1
+    for i, j in np.argwhere(known[:-1, :] & known[1:, :] & (above[:-1, :] != above[1:, :])):
+        segments.append([(ex[j], ey[i + 1]), (ex[j + 1], ey[i + 1])])  # between rows i and i + 1
+    if segments:
+        ax.add_collection(LineCollection(segments, capstyle="projecting", **style))
+    return bool(segments)
+
+
 def _hatch_outside(ax, config: AtlasConfig, outside: np.ndarray, see_through: bool = False) -> bool:
     ex, ey = _edges(config.x), _edges(config.y)
     style = {**HATCH, "facecolor": "none"} if see_through else HATCH
@@ -155,8 +173,8 @@ def agreement_map(cells: pd.DataFrame, config: AtlasConfig, theory: str, gap: st
     """Map of ``theory``'s relative gap to the simulation (``<theory>/<gap>``, log colour scale), its cells outside
     the theory's domain hatched and named in the legend (never blank, never zero). ``deviation``: also colour the
     outside cells where the theory could still be evaluated (a nonlinear net against the linear theory), under a
-    see-through hatch, with the contour where the deviation crosses the atlas's ``break_level``. Saved to ``path``
-    if given."""
+    see-through hatch, with the tile edges where the deviation crosses the atlas's ``break_level`` drawn white.
+    Saved to ``path`` if given."""
     x, y, xs, ys = config.x.column, config.y.column, list(config.x.values), list(config.y.values)
     values = grid(cells, f"{theory}/{gap}", x, y, xs, ys)
     inside = grid(cells, f"{theory}/in_domain", x, y, xs, ys)
@@ -172,11 +190,9 @@ def agreement_map(cells: pd.DataFrame, config: AtlasConfig, theory: str, gap: st
     handles = []
     if _hatch_outside(ax, config, outside, see_through=deviation):
         handles.append(Patch(label=OUTSIDE, **({**HATCH, "facecolor": "none"} if deviation else HATCH)))
-    if deviation and _contour(ax, config, np.log10(np.where(values > 0, values, np.nan)),
-                              [np.log10(config.break_level)], colors="w", linestyles="solid",
-                              linewidths=2.0) is not None:
+    if deviation and _cell_border(ax, config, values, config.break_level, color="w", linewidth=2.0):
         handles.append(Line2D([], [], color="0.7", linewidth=2,
-                              label=f"deviation = {percent(config.break_level)} (break_level)"))
+                              label=f"deviation crosses {percent(config.break_level)} (break_level)"))
     diverged = np.isinf(values) & ~outside
     for i, j in np.argwhere(diverged):
         ax.plot(_centres(config.x)[j], _centres(config.y)[i], marker="^", color="#c0392b", linestyle="none")
