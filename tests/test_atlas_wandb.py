@@ -66,7 +66,8 @@ def test_the_summary_holds_atlas_json_headline_and_the_config_its_axes(mirrored)
     folder, run = mirrored
     summary = json.loads((folder / "atlas.json").read_text())["summary"]
     numbers = headline(summary)
-    assert {"agreement/exact/fraction", "agreement/lazy/cells_agree", "boundary/offset", "cells"} <= set(numbers)
+    assert {"agreement/exact/fraction", "agreement/lazy/cells_agree", "boundary/offset", "cells",
+            "break_level"} <= set(numbers)
     for key, value in numbers.items():
         assert run.summary[key] == (pytest.approx(value, rel=1e-12) if isinstance(value, float) else value), key
     assert run.summary["agreement/exact/cells_in_domain"] == summary["agreement"]["exact"]["cells_in_domain"]
@@ -77,6 +78,7 @@ def test_the_summary_holds_atlas_json_headline_and_the_config_its_axes(mirrored)
                                                                                                    -1, 1)
     assert (config["atlas.y"], config["atlas.y_n"], config["atlas.y_min"]) == ("init.scale", 2, 0.1)
     assert config["atlas.theories"] == "exact,lazy" and config["atlas.preset"] == "default"
+    assert config["atlas.break_level"] == 0.05
     assert config["trainer.t_max"] == 1 and config["trainer.lr"] == 0.002 and config["task"] == "hierarchy"
     assert not [k for k, v in config.items() if isinstance(v, list)] and not [k for k in config if "logger" in k]
 

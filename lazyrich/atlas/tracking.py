@@ -64,10 +64,10 @@ def _value(key: str, text: str) -> Any:
 
 
 def headline(summary: Mapping[str, Any]) -> dict[str, Any]:
-    """The scalar headline of an atlas summary (``atlas.json``'s ``summary``): ``cells``, ``networks``,
+    """The scalar headline of an atlas summary (``atlas.json``'s ``summary``): ``cells``, ``networks``, ``break_level``,
     ``agreement/<theory>/<number>``, ``boundary/<key>`` and ``ranges/<column>/low|high``; None values and the
     ``breaks`` (keyed by axis values; in the saved ``atlas.json``) left out."""
-    out: dict[str, Any] = {k: summary[k] for k in ("cells", "networks") if k in summary}
+    out: dict[str, Any] = {k: summary[k] for k in ("cells", "networks", "break_level") if k in summary}
     for theory, numbers in summary.get("agreement", {}).items():
         out.update({f"agreement/{theory}/{k}": v for k, v in numbers.items() if _scalar(v)})
     out.update({f"boundary/{k}": v for k, v in (summary.get("boundary") or {}).items() if _scalar(v)})
@@ -93,8 +93,8 @@ def _axis(name: str, axis: Axis) -> dict[str, Any]:
 
 
 def atlas_config(config: AtlasConfig) -> dict[str, Any]:
-    """The run's own config keys: the axes (:func:`_axis`), theories, preset, boundary, sharpness, the number of
-    seeds a cell and the base run config's scalars, flattened (``trainer.lr``, ``task.name``, …)."""
+    """The run's own config keys: the axes (:func:`_axis`), theories, preset, boundary, sharpness, break level, the
+    number of seeds a cell and the base run config's scalars, flattened (``trainer.lr``, ``task.name``, …)."""
     from lazyrich.tracking.schema import flatten
 
     base = {k: v for k, v in flatten(config.base).items() if not k.startswith("logger")}
@@ -102,7 +102,7 @@ def atlas_config(config: AtlasConfig) -> dict[str, Any]:
     out = {k: v for k, v in base.items() if v is None or _scalar(v)}
     out.update({**_axis("x", config.x), **_axis("y", config.y), "atlas.theories": ",".join(config.theories),
                 "atlas.preset": config.preset, "atlas.boundary": config.boundary,
-                "atlas.sharpness": config.sharpness,
+                "atlas.sharpness": config.sharpness, "atlas.break_level": config.break_level,
                 "n_seeds": len(seeds) if isinstance(seeds, list | tuple) else 1})
     return out
 
