@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from lazyrich.atlas.summary import BREAK_LEVEL
 from lazyrich.config.checks import ConfigError
 
 __all__ = ["ATLAS_KEYS", "BATCH_AXES", "DEFAULT_BASE", "GROUPS", "PRESETS", "AtlasConfig", "Axis", "is_log_spaced",
@@ -86,7 +87,7 @@ class AtlasConfig:
     theories: tuple[str, ...] = ("exact", "lazy")
     boundary: float | None = None
     sharpness: bool = False
-    break_level: float = 0.05
+    break_level: float = BREAK_LEVEL
     preset: str = "default"
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -217,7 +218,7 @@ def parse_atlas(argv: Sequence[str]) -> AtlasConfig:
     sharp = own.get("sharpness", str(made.get("sharpness", False))).lower() in ("true", "1", "yes")
     config = AtlasConfig(_axis(base, x, "x"), _axis(base, y, "y"), base, tuple(str(t) for t in theories),
                          boundary=boundary, sharpness=sharp, preset=preset,
-                         break_level=_break_level(own.get("break_level", made.get("break_level", 0.05))),
+                         break_level=_break_level(own.get("break_level", made.get("break_level", BREAK_LEVEL))),
                          extra={"out": own["out"]} if "out" in own else {})
     _check_theories(config.theories)
     from lazyrich.config.run import resolve_run

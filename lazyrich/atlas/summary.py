@@ -86,7 +86,7 @@ def boundary(sim: np.ndarray, theory: np.ndarray, level: float | None) -> dict[s
 
 
 def _first_breaks(cells: pd.DataFrame, theory: str, along: str, other: str, values: list,
-                  other_values: list, level: float = BREAK_LEVEL) -> dict[str, Any]:
+                  other_values: list, level: float) -> dict[str, Any]:
     """Per value of ``other``, the first of ``values`` along ``along`` where the deviation passes ``level``."""
     dev = grid(cells.assign(_deviation=deviation(cells, theory)), "_deviation", along, other, values, other_values)
     row_of = {key(v): i for i, v in enumerate(other_values)}
@@ -114,7 +114,7 @@ def summarise(cells: pd.DataFrame, networks: pd.DataFrame, config: Any) -> dict[
     """The summary recorded in ``atlas.json`` (module docstring) of a cell table."""
     x, y = config.x.column, config.y.column
     xs, ys = list(config.x.values), list(config.y.values)
-    level = getattr(config, "break_level", BREAK_LEVEL)
+    level = config.break_level
     out: dict[str, Any] = {"cells": len(cells), "networks": len(networks), "agreement": {}, "break_level": level,
                            "breaks": {}}
     for theory in config.theories:
