@@ -103,18 +103,69 @@ def test_derived_tolerance_bounds_the_gd_flow_gap(hierarchy, aligned, scale):
     assert (rtol <= 10 * measured).all(), (measured, rtol)
 
 
-@pytest.mark.parametrize("n_in,n_out", [(8, 8), (6, 3), (3, 6)])
-def test_balanced_grams_share_their_top_eigenvalue_up_to_lambda(n_in, n_out):
-    """The derived tolerance's shortcut for the exact theory (one eigensolve of its (B, T) grid instead of two):
-    λ_max(W2W2ᵀ) − λ_max(W1ᵀW1) stays the init's value along the flow, to the rounding of the prediction."""
-    from lazyrich.theory.gd_flow import _top_eigenvalues
-
+def _prediction(n_in: int, n_out: int, t: torch.Tensor, scales=(0.3,)):
     g = torch.Generator().manual_seed(3)
     stats = TaskStats(torch.eye(n_in, dtype=F64), torch.randn(n_out, n_in, generator=g, dtype=F64),
                       torch.eye(n_out, dtype=F64), 1)
-    weights = init.lambda_balanced(n_in, min(n_in, n_out), n_out, [-3.0, -0.5, 0.0, 1.0, 6.0], scale=0.3,
-                                   generator=g)
-    pred = get_theory("exact").predict(stats, weights, torch.linspace(0, 6, 31, dtype=F64))
-    shortcut = _top_eigenvalues(pred.wwt_out, pred.w1tw1, balanced=True)
-    direct = _top_eigenvalues(pred.wwt_out, pred.w1tw1, balanced=False)
-    assert rel_err(shortcut[0], direct[0], batch_dims=1) <= 1e-12 and torch.equal(shortcut[1], direct[1])
+    lams = [-3.0, -0.5, 0.0, 1.0, 6.0]
+    parts = [init.lambda_balanced(n_in, min(n_in, n_out), n_out, lams, scale=s, generator=g) for s in scales]
+    weights = [torch.cat([p[i] for p in parts]) for i in range(2)]
+    return stats, get_theory("exact").predict(stats, weights, t)
+
+
+def _rate_per_point(pred, target: torch.Tensor, balanced: bool) -> torch.Tensor:
+    """The GD–flow rate at every log point of each network, its grid solved alone (the reference)."""
+    from lazyrich.theory.gd_flow import _spectral_norm
+
+    rates = []
+    for b in range(pred.t.shape[0]):
+        inner = torch.linalg.eigvalsh(pred.w1tw1[b].clone())[..., -1]
+        outer = (inner + (torch.linalg.eigvalsh(pred.wwt_out[b, 0].clone())[-1]
+                          - torch.linalg.eigvalsh(pred.w1tw1[b, 0].clone())[-1])
+                 if balanced else torch.linalg.eigvalsh(pred.wwt_out[b].clone())[..., -1])
+        rates.append(outer + inner + _spectral_norm(target - pred.product[b]))
+    return torch.stack(rates)
+
+
+@pytest.mark.parametrize("n_in,n_out", [(8, 8), (6, 3), (3, 6)])
+def test_balanced_grams_share_their_top_eigenvalue_up_to_lambda(n_in, n_out):
+    """The derived tolerance's shortcut for the exact theory (one Gram solved instead of two):
+    λ_max(W2W2ᵀ) − λ_max(W1ᵀW1) stays the init's value along the flow, to the rounding of the prediction."""
+    stats, pred = _prediction(n_in, n_out, torch.linspace(0, 6, 31, dtype=F64))
+    shortcut = _rate_per_point(pred, stats.sigma_yx, balanced=True)
+    direct = _rate_per_point(pred, stats.sigma_yx, balanced=False)
+    assert rel_err(shortcut, direct, batch_dims=1) <= 1e-12
+
+
+@pytest.mark.parametrize("n_in,n_out", [(8, 8), (8, 15), (6, 3), (3, 6)])
+@pytest.mark.parametrize("n_t", [1, 2, 21, 101])
+@pytest.mark.parametrize("balanced", [True, False])
+def test_largest_rate_is_the_maximum_over_every_log_point(n_in, n_out, n_t, balanced):
+    """The tolerance's rate solves the eigenproblems at a few log points and bounds the others: its maximum is the
+    same bits as solving every point of each network's grid alone, whatever networks share the batch (a slice of
+    it gives the slice's values), from the lazy to the rich regime."""
+    from lazyrich.theory import gd_flow
+
+    stats, pred = _prediction(n_in, n_out, torch.linspace(0, 10, n_t, dtype=F64), scales=(1e-3, 0.1, 1.0, 3.0))
+    largest = gd_flow._largest_rate(pred.wwt_out, pred.w1tw1, stats.sigma_yx, pred.product, balanced=balanced)
+    assert torch.equal(largest, _rate_per_point(pred, stats.sigma_yx, balanced).amax(-1))
+    part = slice(3, 14)
+    alone = gd_flow._largest_rate(pred.wwt_out[part], pred.w1tw1[part], stats.sigma_yx, pred.product[part],
+                                  balanced=balanced)
+    assert torch.equal(alone, largest[part])
+
+
+def test_largest_rate_solves_a_fraction_of_the_grid(monkeypatch):
+    """The bounds leave most log points unsolved on learning curves from the lazy to the rich regime (the point of
+    them)."""
+    from lazyrich.theory import gd_flow
+
+    stats, pred = _prediction(8, 8, torch.linspace(0, 10, 101, dtype=F64), scales=(1e-3, 0.1, 1.0))
+    solved = []
+    real = gd_flow._solved
+    monkeypatch.setattr(gd_flow, "_solved", lambda solve, net, point: solved.append(len(net)) or real(solve, net,
+                                                                                                      point))
+    gd_flow._largest_rate(pred.wwt_out, pred.w1tw1, stats.sigma_yx, pred.product, balanced=True)
+    n_networks = pred.t.shape[0]
+    assert solved[0] == n_networks  # the balance shift at the first point
+    assert sum(solved[1:]) <= 0.35 * n_networks * 101, solved

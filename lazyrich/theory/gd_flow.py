@@ -19,7 +19,7 @@ decay's own rate γ·max_l m_l.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -110,18 +110,18 @@ def gd_flow_rtol(prediction: Prediction, stats: TaskStats, lr: Tensor | float, d
     """Derived tolerance (B,) for max|C_GD − C_flow|/max|C_flow| of a two-layer flow prediction (module doc), C the
     curve ``curve`` of the prediction (``loss`` or ``test_loss``); ``options``: the training options it ran with.
     ``balanced``: the prediction's networks are λ-balanced in the standard variables (theory ``exact``), so the top
-    eigenvalues of their two Grams differ by a constant (:func:`_top_eigenvalues`)."""
+    eigenvalues of their two Grams differ by a constant (:func:`_balance_shift`)."""
     c = stats.whitening_scale or float(torch.linalg.eigvalsh(stats.sigma_xx)[-1])
     lr = torch.as_tensor(lr, dtype=DTYPE, device=prediction.t.device).reshape(-1)
     batch = prediction.t.shape[0]
     options = options or TrainOptions()
     kappa, k = (x.to(prediction.t) for x in options.standard(batch, 2))
-    residual = _spectral_norm(stats.sigma_yx @ torch.linalg.pinv(stats.sigma_xx) - prediction.product)
+    target = stats.sigma_yx @ torch.linalg.pinv(stats.sigma_xx)
     grams = (prediction.wwt_out * (k[:, 1] ** 2)[:, None, None, None],  # U's Grams: GD there is plain GD at κ·lr
              prediction.w1tw1 * (k[:, 0] ** 2)[:, None, None, None])
-    rate = c * (sum(_top_eigenvalues(*grams, balanced=balanced)) + residual)
+    rate = c * _largest_rate(*grams, target, prediction.product, balanced=balanced)
     decay = (options.decay(batch) * options.rates(batch, 2).amax(-1)).to(prediction.t)
-    eta_r = lr * (kappa * rate.amax(-1) + decay)
+    eta_r = lr * (kappa * rate + decay)
     t, values = prediction.t, getattr(prediction, curve)
     slope = torch.diff(values, dim=-1) / torch.diff(t, dim=-1).clamp_min(torch.finfo(DTYPE).tiny)
     shift = ((t[:, 1:] + t[:, :-1]) / 2 * slope).abs().amax(-1)
@@ -129,16 +129,84 @@ def gd_flow_rtol(prediction: Prediction, stats: TaskStats, lr: Tensor | float, d
     return eta_r / 2 * (1 + eta_r) * shift / scale + DTYPE_FLOOR * torch.finfo(dtype).eps
 
 
-def _top_eigenvalues(wwt_out: Tensor, w1tw1: Tensor, *, balanced: bool) -> tuple[Tensor, Tensor]:
-    """λ_max of the Grams W2W2ᵀ and W1ᵀW1 (B, T, ·, ·), each (B, T). For λ-balanced networks (W2ᵀW2 = W1W1ᵀ + λI,
-    kept by the flow) the first is the second plus a constant: the nonzero spectra of W2W2ᵀ and W1ᵀW1 are those of
-    W2ᵀW2 and W1W1ᵀ, which differ by λ. It is taken at the first time, so one eigensolve of the (B, T) grid is
-    saved; the two agree to the rounding of the prediction's balance."""
+ANCHOR_EVERY = 10
+""":func:`_largest_rate` solves the eigenproblems at every this-many log points first (and at the last)."""
+
+ALIGN = 8
+"""LAPACK's and BLAS's last bits depend on where a matrix sits in memory, modulo 64 bytes (8 float64 entries):
+:func:`_solved` places the matrix of log point t at a batch position ≡ t (mod ALIGN), as in its own network's grid."""
+
+
+def _largest_rate(wwt_out: Tensor, w1tw1: Tensor, target: Tensor, product: Tensor, *, balanced: bool) -> Tensor:
+    """max over t of r(t) = λ_max(W2W2ᵀ) + λ_max(W1ᵀW1) + ‖target − W2W1‖₂ per network (B,), from the Grams
+    (B, T, ·, ·) and the product (B, T, No, Ni): the value that solving the eigenproblems at every log point gives.
+
+    Each term moves by at most the Frobenius norm of its matrix's change (a top eigenvalue and a spectral norm are
+    1-Lipschitz), so between two log points r changes by at most the sum of those norms, D. r is solved at the
+    anchors (every :data:`ANCHOR_EVERY`-th point and the last) first; a point between two anchors lies below the
+    bounds they give, r(anchor) + D along the way, and is solved only where a bound reaches the anchors' largest
+    value (or is not finite). Every network's value is that of its own grid solved alone (:func:`_solved`).
+    """
+    (batch, n_t), device = w1tw1.shape[:2], w1tw1.device
+    moved_in = torch.linalg.matrix_norm(torch.diff(w1tw1, dim=1))
+    moved_out = moved_in if balanced else torch.linalg.matrix_norm(torch.diff(wwt_out, dim=1))
+    step = moved_out + moved_in + torch.linalg.matrix_norm(torch.diff(product, dim=1))
+    walked = torch.cat([step.new_zeros(batch, 1), step.cumsum(1)], 1)  # D from the first point to each
+    anchors = torch.unique(torch.cat([torch.arange(0, n_t, ANCHOR_EVERY, device=device),
+                                      torch.tensor([n_t - 1], device=device)]))
+    shift = _balance_shift(wwt_out, w1tw1) if balanced else None
+
+    def rate_at(net: Tensor, point: Tensor) -> Tensor:
+        return _rate_at(wwt_out[net, point], w1tw1[net, point], target, product[net, point],
+                        None if shift is None else shift[net])
+
+    rate = torch.full((batch, n_t), -torch.inf, dtype=w1tw1.dtype, device=device)
+    net, point = (x.reshape(-1) for x in torch.meshgrid(torch.arange(batch, device=device), anchors, indexing="ij"))
+    rate[net, point] = _solved(rate_at, net, point)
+    best = rate[:, anchors].amax(-1, keepdim=True)
+    below = torch.searchsorted(anchors, torch.arange(n_t, device=device), right=True) - 1  # anchor at or before
+    lo, hi = anchors[below], anchors[(below + 1).clamp_max(len(anchors) - 1)]
+    bound = torch.minimum(rate[:, lo] + (walked - walked[:, lo]), rate[:, hi] + (walked[:, hi] - walked))
+    slack = 1e-9 * (best.abs() + walked[:, -1:])  # more than the bound's own rounding
+    net, point = torch.nonzero(~(bound <= best - slack) & (rate == -torch.inf), as_tuple=True)
+    if len(net):
+        rate[net, point] = _solved(rate_at, net, point)
+    return rate.amax(-1)
+
+
+def _solved(solve: Callable[[Tensor, Tensor], Tensor], net: Tensor, point: Tensor) -> Tensor:
+    """``solve(nets, points)`` of the (network, log point) pairs given, in their order, each pair solved at a batch
+    position ≡ its point (mod :data:`ALIGN`), padded with copies of the first pair, so that its last bits are those
+    of its network's whole grid solved alone, whatever else is solved beside it."""
+    residue = point % ALIGN
+    rank = torch.empty_like(point)
+    for r in range(ALIGN):
+        members = residue == r
+        rank[members] = torch.arange(int(members.sum()), device=point.device)
+    slot = rank * ALIGN + residue
+    nets, points = net[:1].repeat(int(slot.max()) + 1), point[:1].repeat(int(slot.max()) + 1)
+    nets[slot], points[slot] = net, point
+    return solve(nets, points)[slot]
+
+
+def _rate_at(wwt_out: Tensor, w1tw1: Tensor, target: Tensor, product: Tensor, shift: Tensor | None) -> Tensor:
+    """r = λ_max(W2W2ᵀ) + λ_max(W1ᵀW1) + ‖target − W2W1‖₂ of a batch of matrices (K, ·, ·); ``shift`` (K,):
+    λ_max(W2W2ᵀ) − λ_max(W1ᵀW1) of λ-balanced networks (:func:`_balance_shift`), None to solve both Grams."""
     inner = torch.linalg.eigvalsh(w1tw1)[..., -1]
-    if not balanced:
-        return torch.linalg.eigvalsh(wwt_out)[..., -1], inner
-    shift = torch.linalg.eigvalsh(wwt_out[:, 0])[..., -1] - inner[:, 0]
-    return inner + shift[:, None], inner
+    outer = torch.linalg.eigvalsh(wwt_out)[..., -1] if shift is None else inner + shift
+    return outer + inner + _spectral_norm(target - product)
+
+
+def _balance_shift(wwt_out: Tensor, w1tw1: Tensor) -> Tensor:
+    """λ_max(W2W2ᵀ) − λ_max(W1ᵀW1) at the first log point (B,): for λ-balanced networks (W2ᵀW2 = W1W1ᵀ + λI, kept
+    by the flow) a constant, since the nonzero spectra of W2W2ᵀ and W1ᵀW1 are those of W2ᵀW2 and W1W1ᵀ, which
+    differ by λ; it agrees with the direct eigensolve to the rounding of the prediction's balance."""
+    def solve(net: Tensor, point: Tensor) -> Tensor:
+        return (torch.linalg.eigvalsh(wwt_out[net, point])[..., -1]
+                - torch.linalg.eigvalsh(w1tw1[net, point])[..., -1])
+
+    first = torch.arange(w1tw1.shape[0], device=w1tw1.device)
+    return _solved(solve, first, torch.zeros_like(first))
 
 
 def _spectral_norm(a: Tensor) -> Tensor:
