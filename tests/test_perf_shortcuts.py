@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 from conftest import balance_terms, batch_of, rel_err
+from matplotlib import colors as mcolors
 
 from lazyrich import metrics, plots, results
 
@@ -121,10 +122,13 @@ def sweep_frame(n_lam: int, n_seeds: int) -> pd.DataFrame:
 def test_curves_draw_configuration_means_with_seed_bands():
     fig = plots.curves(sweep_frame(3, 4), ["loss"], hue="lam")
     ax = fig.axes[0]
-    assert len(ax.get_lines()) == 6 and len(ax.collections) == 3  # mean + theory per λ, one band per λ
+    assert len(ax.get_lines()) == 6  # mean + theory per λ
+    (bands,) = ax.collections  # one band per λ, drawn as one collection
+    assert len(bands.get_paths()) == 3 and bands.get_zorder() < min(line.get_zorder() for line in ax.get_lines())
     low, high = sweep_frame(3, 4).query("lam == 0").groupby("t")["sim/loss"].quantile([0.1, 0.9]).unstack().T.values
-    band = ax.collections[0].get_paths()[0].vertices[:, 1]
+    band = bands.get_paths()[0].vertices[:, 1]
     assert np.isclose(band, low[3]).any() and np.isclose(band, high[3]).any()  # the 10th–90th percentiles
+    np.testing.assert_allclose(bands.get_facecolors()[0][:3], mcolors.to_rgb(ax.get_lines()[0].get_color()))
     np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), sweep_frame(3, 4).query("lam == 0")
                                .groupby("t")["sim/loss"].mean())
     single = plots.curves(sweep_frame(3, 1), ["loss"], hue="lam")
@@ -178,3 +182,14 @@ def test_the_batch_init_gives_each_network_its_own_lambda_balanced_weights(n_out
         assert rel_err(w1[b], r1) <= 1e-15 and rel_err(w2[b], r2) <= 1e-15
     # λ̂ is rounding of W2ᵀW2 − W1W1ᵀ: 1e-12 of the size of those terms (|λ| up to 3, scale² up to 1).
     assert rel_err(meta["lam_hat"], meta["lam"], scale=balance_terms([w1, w2])[:, 0], batch_dims=1) <= 1e-12
+
+
+def test_a_seed_band_leaves_a_gap_where_its_quantiles_are_missing():
+    from lazyrich.plots.tables import _band_polygons
+
+    t = np.arange(7.0)
+    low = np.array([0.0, 1.0, np.nan, 3.0, 4.0, 5.0, np.nan])
+    polygons = _band_polygons(t, low, low + 1)
+    assert [p[:, 0].tolist() for p in polygons] == [[0, 1, 1, 0], [3, 4, 5, 5, 4, 3]]
+    assert polygons[1][:, 1].tolist() == [3, 4, 5, 6, 5, 4]
+    assert _band_polygons(t, np.full(7, np.nan), np.zeros(7)) == []

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib import colors as mcolors
+from matplotlib.collections import PolyCollection
 
 from lazyrich.plots.labels import SYMBOLS, axis_label, label, number, pi_text, value_text
 from lazyrich.plots.style import (
@@ -94,15 +95,17 @@ def curves(frame: pd.DataFrame, metrics: Sequence[str] = ("loss", "kernel_distan
     names = [value_text(hue, v) if v is not None else "all" for v in values]
     drawn: dict[str, list] = {}
     for ax, metric in zip(axes, metrics, strict=True):
+        bands: list[tuple[np.ndarray, object]] = []
         for column, is_sim in ((f"sim/{metric}", True), (f"theory/{metric}", False)):
             if column not in frame or not frame[column].notna().any():
                 continue
             stats = _stats(frame, key, column, band if is_sim else None)
             for value, colour, name in zip(values, colours, names, strict=True):
                 part = stats if value is None else stats.loc[value] if value in stats.index else None
-                line = _draw(ax, part, colour, name if mappable is None and key else None, is_sim)
+                line = _draw(ax, part, colour, name if mappable is None and key else None, is_sim, bands)
                 if is_sim and line is not None:
                     drawn.setdefault(name, []).append(line)
+        _shade(ax, bands)
         _mark_diverged(ax, diverged, f"sim/{metric}")
     _decorate(axes, metrics, log_t, labels)
     if title:
@@ -111,8 +114,10 @@ def curves(frame: pd.DataFrame, metrics: Sequence[str] = ("loss", "kernel_distan
     return fig
 
 
-def _draw(ax, stats: pd.DataFrame | None, colour, label: str | None, is_sim: bool):
-    """One hue value's mean curve (stats indexed by t), over its seed band where it has one; the line."""
+def _draw(ax, stats: pd.DataFrame | None, colour, label: str | None, is_sim: bool,
+          bands: list[tuple[np.ndarray, object]]):
+    """One hue value's mean curve (stats indexed by t); its seed band, where it has one, is added to ``bands`` as
+    (polygon, colour) for :func:`_shade`. Returns the line."""
     if stats is None:
         return None
     mean = stats["mean"].to_numpy(dtype=float)
@@ -123,11 +128,27 @@ def _draw(ax, stats: pd.DataFrame | None, colour, label: str | None, is_sim: boo
     if not is_sim:
         return ax.plot(t, mean, color=theory_colour(colour), **THEORY_STYLE)[0]
     (line,) = ax.plot(t, mean, color=colour, label=label or "_nolegend_", **SIM_STYLE)
-    low = stats["low"].to_numpy(dtype=float)[kept] if "low" in stats else None
-    if low is not None and not np.isnan(low).all():
-        ax.fill_between(t, low, stats["high"].to_numpy(dtype=float)[kept], color=colour, alpha=0.15, linewidth=0,
-                        zorder=1)
+    if "low" in stats:
+        low, high = (stats[c].to_numpy(dtype=float)[kept] for c in ("low", "high"))
+        bands += [(polygon, colour) for polygon in _band_polygons(t, low, high)]
     return line
+
+
+def _band_polygons(t: np.ndarray, low: np.ndarray, high: np.ndarray) -> list[np.ndarray]:
+    """The region between ``low`` and ``high`` over ``t`` as polygons (n, 2), one per run of points where both
+    are finite (a gap stays a gap)."""
+    finite = np.isfinite(low) & np.isfinite(high)
+    edges = np.flatnonzero(np.diff(np.r_[0, finite.astype(np.int8), 0]))
+    return [np.column_stack([np.r_[t[a:b], t[a:b][::-1]], np.r_[low[a:b], high[a:b][::-1]]])
+            for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def _shade(ax, bands: list[tuple[np.ndarray, object]]) -> None:
+    """A panel's seed bands, pale and under the lines, as one collection: one artist to draw, not one per hue
+    value (a 64-λ run draws 128 bands)."""
+    if bands:
+        polygons, colours = zip(*bands, strict=True)
+        ax.add_collection(PolyCollection(polygons, facecolors=colours, alpha=0.15, linewidths=0, zorder=1))
 
 
 def _mark_diverged(ax, diverged: pd.DataFrame, column: str) -> None:
