@@ -9,7 +9,8 @@ Derived tolerance. −Df is the Hessian H, so the correction moves along the flo
 (η/2)·r_max. For a two-layer net with Σxx = c·I, r ≤ c(λ_max(W2W2ᵀ) + λ_max(W1ᵀW1) + ‖Σyx/c − W‖₂) (the NTK
 plus the residual term). A curve L(t) shifted by δ·t moves by at most δ·max_t|t·L'(t)|, hence
 :func:`gd_flow_rtol`: (η r_max/2)(1 + η r_max)·max|t L'|/max|L| (the last factor covers the O(η²) terms), plus a
-rounding floor of 1000 u of the training dtype. Measured on hierarchy inits it is 1.0–8× the actual gap.
+rounding floor of 1000 u of the training dtype. Measured on hierarchy inits it is 1.0–8× the actual gap. r_max is
+the maximum over the log points of the bound on r, found without solving every point (:func:`_largest_rate`).
 
 Training options (docs/theory.md §11). The modified flow is written for GD as the trainer runs it, in W: each layer
 steps along F_l = m_l(α·G_l − γW_l), G_l the gradient of the loss of ŷ = α·W2W1x, so ẇ = F − (η/2)DF·F. The
