@@ -20,6 +20,7 @@ decay's own rate γ·max_l m_l.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -135,7 +136,7 @@ ANCHOR_EVERY = 10
 
 ALIGN = 8
 """LAPACK's and BLAS's last bits depend on where a matrix sits in memory, modulo 64 bytes (8 float64 entries):
-:func:`_solved` places the matrix of log point t at a batch position ≡ t (mod ALIGN), as in its own network's grid."""
+:func:`_solved` places the matrix of log point t where its network's own grid would."""
 
 
 def _largest_rate(wwt_out: Tensor, w1tw1: Tensor, target: Tensor, product: Tensor, *, balanced: bool) -> Tensor:
@@ -155,7 +156,9 @@ def _largest_rate(wwt_out: Tensor, w1tw1: Tensor, target: Tensor, product: Tenso
     walked = torch.cat([step.new_zeros(batch, 1), step.cumsum(1)], 1)  # D from the first point to each
     anchors = torch.unique(torch.cat([torch.arange(0, n_t, ANCHOR_EVERY, device=device),
                                       torch.tensor([n_t - 1], device=device)]))
-    shift = _balance_shift(wwt_out, w1tw1) if balanced else None
+    n_out, n_in = product.shape[-2:]
+    period = _period(n_in * n_in, n_out * n_out, n_out * n_in, min(n_out, n_in) ** 2)
+    shift = _balance_shift(wwt_out, w1tw1, period) if balanced else None
 
     def rate_at(net: Tensor, point: Tensor) -> Tensor:
         return _rate_at(wwt_out[net, point], w1tw1[net, point], target, product[net, point],
@@ -163,7 +166,7 @@ def _largest_rate(wwt_out: Tensor, w1tw1: Tensor, target: Tensor, product: Tenso
 
     rate = torch.full((batch, n_t), -torch.inf, dtype=w1tw1.dtype, device=device)
     net, point = (x.reshape(-1) for x in torch.meshgrid(torch.arange(batch, device=device), anchors, indexing="ij"))
-    rate[net, point] = _solved(rate_at, net, point)
+    rate[net, point] = _solved(rate_at, net, point, period)
     best = rate[:, anchors].amax(-1, keepdim=True)
     below = torch.searchsorted(anchors, torch.arange(n_t, device=device), right=True) - 1  # anchor at or before
     lo, hi = anchors[below], anchors[(below + 1).clamp_max(len(anchors) - 1)]
@@ -171,20 +174,28 @@ def _largest_rate(wwt_out: Tensor, w1tw1: Tensor, target: Tensor, product: Tenso
     slack = 1e-9 * (best.abs() + walked[:, -1:])  # more than the bound's own rounding
     net, point = torch.nonzero(~(bound <= best - slack) & (rate == -torch.inf), as_tuple=True)
     if len(net):
-        rate[net, point] = _solved(rate_at, net, point)
+        rate[net, point] = _solved(rate_at, net, point, period)
     return rate.amax(-1)
 
 
-def _solved(solve: Callable[[Tensor, Tensor], Tensor], net: Tensor, point: Tensor) -> Tensor:
+def _period(*sizes: int) -> int:
+    """The least p such that batch positions k and k + p align alike for matrices of every one of ``sizes``
+    (entries per matrix): 1 when each size is a multiple of :data:`ALIGN`."""
+    return max(ALIGN // math.gcd(ALIGN, size) for size in sizes)
+
+
+def _solved(solve: Callable[[Tensor, Tensor], Tensor], net: Tensor, point: Tensor, period: int) -> Tensor:
     """``solve(nets, points)`` of the (network, log point) pairs given, in their order, each pair solved at a batch
-    position ≡ its point (mod :data:`ALIGN`), padded with copies of the first pair, so that its last bits are those
-    of its network's whole grid solved alone, whatever else is solved beside it."""
-    residue = point % ALIGN
+    position ≡ its point (mod ``period``, :func:`_period`), padded with copies of the first pair, so that its last
+    bits are those of its network's whole grid solved alone, whatever else is solved beside it."""
+    if period == 1:
+        return solve(net, point)
+    residue = point % period
     rank = torch.empty_like(point)
-    for r in range(ALIGN):
+    for r in range(period):
         members = residue == r
         rank[members] = torch.arange(int(members.sum()), device=point.device)
-    slot = rank * ALIGN + residue
+    slot = rank * period + residue
     nets, points = net[:1].repeat(int(slot.max()) + 1), point[:1].repeat(int(slot.max()) + 1)
     nets[slot], points[slot] = net, point
     return solve(nets, points)[slot]
@@ -198,7 +209,7 @@ def _rate_at(wwt_out: Tensor, w1tw1: Tensor, target: Tensor, product: Tensor, sh
     return outer + inner + _spectral_norm(target - product)
 
 
-def _balance_shift(wwt_out: Tensor, w1tw1: Tensor) -> Tensor:
+def _balance_shift(wwt_out: Tensor, w1tw1: Tensor, period: int) -> Tensor:
     """λ_max(W2W2ᵀ) − λ_max(W1ᵀW1) at the first log point (B,): for λ-balanced networks (W2ᵀW2 = W1W1ᵀ + λI, kept
     by the flow) a constant, since the nonzero spectra of W2W2ᵀ and W1ᵀW1 are those of W2ᵀW2 and W1W1ᵀ, which
     differ by λ; it agrees with the direct eigensolve to the rounding of the prediction's balance."""
@@ -207,7 +218,7 @@ def _balance_shift(wwt_out: Tensor, w1tw1: Tensor) -> Tensor:
                 - torch.linalg.eigvalsh(w1tw1[net, point])[..., -1])
 
     first = torch.arange(w1tw1.shape[0], device=w1tw1.device)
-    return _solved(solve, first, torch.zeros_like(first))
+    return _solved(solve, first, torch.zeros_like(first), period)
 
 
 def _spectral_norm(a: Tensor) -> Tensor:
