@@ -4,9 +4,9 @@ Workload (issue 10): 64 λ in [−4, 4] × 64 seeds = 4096 two-layer nets on the
 and the run defaults (lr 0.01, t_max 10: 1000 GD steps, 101 log points, matrices at 21, theory auto → exact),
 ``logger=none``. Rows, each a ratio or a figure measured side by side in this process:
 
-- run_experiment wall ÷ ``train`` alone on the same batch (target ≤ 1.5, issue 21; 2.35–2.46 before chunks were
-  predicted and written on a spare core); the notes add the ``lazyrich run`` command's wall, interpreter start-up
-  and imports included;
+- run_experiment wall ÷ ``train`` alone on the same batch, medians of 3 interleaved repeats unless ``--repeats``
+  says otherwise (target ≤ 1.5, issue 21; 2.35–2.46 before chunks were predicted and written on a spare core); the
+  notes add the ``lazyrich run`` command's wall, interpreter start-up and imports included;
 - peak RSS of the ``lazyrich run`` command (target ≤ 1 GiB) and the bytes it wrote (target ≤ 100 MB);
 - the theory's prediction of the 4096 nets × 101 points, in the pipeline's chunks, ÷ ``train`` alone (≤ 1);
 - the ``deep_aligned`` theory of 22 depth-4 task-aligned nets (λ in [−2, 2], the run defaults otherwise) ÷
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
     if not args.no_big and not args.quick:
         with tempfile.TemporaryDirectory() as tmp:
             b = command(big, Path(tmp) / "run")
-    m = in_process(sweep, args.repeats or 1)
+    m = in_process(sweep, args.repeats or (1 if args.quick else 3))  # the machine moves the trainer by ±30%
     what = f"B={sweep.batch} ({sweep.n_lam} λ × {sweep.n_seeds} seeds), {sweep.steps} steps, {sweep.n_log} log points"
     rows = [
         row(NAME, f"run_experiment ÷ train alone, {what}", baseline=m["train"], lazyrich=m["run"],
