@@ -235,12 +235,19 @@ def test_the_summary_is_recorded(small):
     assert len(long) == 8 * 31 and long["run"].str.startswith("runs/").all()
 
 
+HAND_GAPS = {(0, 0.1): 1e-3, (1, 0.1): 2e-2, (2, 0.1): 1e-1, (0, 1): 1e-4, (1, 1): 5e-3, (2, 1): 6e-3}
+"""A hand-made 3 × 2 grid of the exact theory's loss gap, (λ, init scale) → gap."""
+
+
+def _hand_cells(**columns) -> pd.DataFrame:
+    return pd.DataFrame([{"init.lam": float(x), "init.scale": y, "exact/gap_loss": g, **columns}
+                         for (x, y), g in HAND_GAPS.items()])
+
+
 def test_breaks_are_the_first_values_past_the_break_level():
-    """A hand-made 3 × 2 deviation grid: along x, for each y, the first x whose deviation passes the level."""
+    """The hand-made grid: along x, for each y, the first x whose deviation passes the level."""
     config = parse_atlas(["init.lam=[0,1,2]", "init.scale=[0.1,1]", "theories=[exact]", "break_level=0.01"])
-    gap = {(0, 0.1): 1e-3, (1, 0.1): 2e-2, (2, 0.1): 1e-1, (0, 1): 1e-4, (1, 1): 5e-3, (2, 1): 6e-3}
-    cells = pd.DataFrame([{"init.lam": float(x), "init.scale": y, "exact/gap_loss": g, "exact/gap_kernel_final": 0.0}
-                          for (x, y), g in gap.items()])
+    cells = _hand_cells(**{"exact/gap_kernel_final": 0.0})
     breaks = summarise(cells, cells, config)
     assert breaks["break_level"] == 0.01
     assert breaks["breaks"]["exact"]["init.lam"] == {"0.1": 1.0, "1.0": None}  # 6e-3 < 1% at y = 1: never
@@ -250,13 +257,11 @@ def test_breaks_are_the_first_values_past_the_break_level():
 
 
 def test_a_deviation_map_draws_the_tile_edges_where_the_break_level_is_crossed():
-    """The hand-made grid above, at break_level 1%: above it are (λ 1, scale 0.1) and (λ 2, scale 0.1); the border
+    """The hand-made grid, at break_level 1%: above it are (λ 1, scale 0.1) and (λ 2, scale 0.1); the border
     is the edge between λ 0 and 1 in the first row and the two edges above those cells (tile edges halfway between
     the values: λ edges −0.5, 0.5, 1.5, 2.5; scale edges −0.35, 0.55, 1.45)."""
     config = parse_atlas(["init.lam=[0,1,2]", "init.scale=[0.1,1]", "theories=[exact]", "break_level=0.01"])
-    gap = {(0, 0.1): 1e-3, (1, 0.1): 2e-2, (2, 0.1): 1e-1, (0, 1): 1e-4, (1, 1): 5e-3, (2, 1): 6e-3}
-    cells = pd.DataFrame([{"init.lam": float(x), "init.scale": y, "exact/gap_loss": g, "exact/in_domain": False}
-                          for (x, y), g in gap.items()])
+    cells = _hand_cells(**{"exact/in_domain": False})
     fig = agreement_map(cells, config, "exact", deviation=True)
     (border,) = [c for c in fig.axes[0].collections if isinstance(c, LineCollection)]
     drawn = sorted(tuple(map(tuple, np.round(seg, 9))) for seg in border.get_segments())

@@ -150,9 +150,10 @@ def main(argv: list[str] | None = None) -> list[Row]:
     p.add_argument("--no-big", action="store_true", help="skip the B = 65 536 command")
     args = p.parse_args(argv)
     sweep, big = (QUICK if args.quick else FULL), BIG
+    with_big = not args.no_big and not args.quick  # a smoke test needs no second command
     with tempfile.TemporaryDirectory() as tmp:
         cli = command(sweep, Path(tmp) / "run")
-    if not args.no_big and not args.quick:
+    if with_big:
         with tempfile.TemporaryDirectory() as tmp:
             b = command(big, Path(tmp) / "run")
     m = in_process(sweep, args.repeats or (1 if args.quick else 3))  # the machine moves the trainer by ±30%
@@ -174,7 +175,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
     rows.append(row(NAME, f"theory (deep_aligned) ÷ train alone, {6 if args.quick else 22} depth-4 aligned nets",
                     baseline=deep["train"], lazyrich=deep["theory"], cost=deep["theory"] / deep["train"],
                     max_cost=1.0, quick=args.quick, notes="median of 3; the run defaults (1000 steps, 101 log points)"))
-    if not args.no_big and not args.quick:  # a smoke test needs no second command
+    if with_big:
         per_step = (b["seconds"] / (big.batch * big.steps)) / (cli["seconds"] / (sweep.batch * sweep.steps))
         name = f"B={big.batch} ({big.n_lam} λ × {big.n_seeds} seeds), {big.steps} steps, {big.n_log} log points"
         rows += [

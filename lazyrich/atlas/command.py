@@ -10,10 +10,11 @@ from pathlib import Path
 
 from lazyrich.atlas.runner import figures, run_atlas
 from lazyrich.atlas.spec import AtlasConfig, parse_atlases
-from lazyrich.atlas.summary import BREAK_LEVEL, percent
+from lazyrich.atlas.summary import BREAK_LEVEL
 from lazyrich.atlas.tracking import log_atlas, split_logger
 from lazyrich.config.run import WandbConfig
 from lazyrich.device import torch_threads
+from lazyrich.plots.labels import percent
 
 __all__ = ["USAGE", "main", "one", "summary_lines"]
 

@@ -21,8 +21,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
 from lazyrich.atlas.spec import BATCH_AXES, AtlasConfig, Axis
-from lazyrich.atlas.summary import boundary, grid, key, percent
-from lazyrich.plots import label, save
+from lazyrich.atlas.summary import boundary, grid, key
+from lazyrich.plots import label, percent, save
 
 __all__ = ["OUTSIDE", "agreement_map", "difference_map", "draw_atlas", "measure_map"]
 

@@ -20,17 +20,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["BREAK_LEVEL", "KERNEL_TOL", "TIME_TOL", "boundary", "deviation", "grid", "key", "percent", "summarise"]
+__all__ = ["BREAK_LEVEL", "KERNEL_TOL", "TIME_TOL", "boundary", "deviation", "grid", "key", "summarise"]
 
 KERNEL_TOL = 2e-3
 TIME_TOL = 0.02
 BREAK_LEVEL = 0.05
 """The deviation from a theory that counts as breaking it, unless an atlas sets its own ``break_level``."""
-
-
-def percent(level: float) -> str:
-    """A break level as people write it: 0.05 → ``5%``, 0.001 → ``0.1%``."""
-    return f"{100 * level:.3g}%"
 
 
 def key(value: Any) -> Any:

@@ -12,7 +12,7 @@ Every function takes or draws on matplotlib objects and returns them. Matplotlib
 figures render without a display (matplotlib falls back to Agg when there is none).
 """
 
-from lazyrich.plots.labels import LABELS, T_LABEL, TIME_UNIT, label, number, pi_text, value_text
+from lazyrich.plots.labels import LABELS, T_LABEL, TIME_UNIT, label, number, percent, pi_text, value_text
 from lazyrich.plots.primitives import contour_compare, mark_phases, matrix_entries, sim_theory, split_matrix
 from lazyrich.plots.style import (
     COINCIDE,
@@ -52,6 +52,7 @@ __all__ = [
     "mark_phases",
     "matrix_entries",
     "number",
+    "percent",
     "palette",
     "panel_grid",
     "pi_text",

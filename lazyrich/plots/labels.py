@@ -15,7 +15,8 @@ from fractions import Fraction
 
 import numpy as np
 
-__all__ = ["LABELS", "SYMBOLS", "T_LABEL", "TIME_UNIT", "axis_label", "label", "number", "pi_text", "value_text"]
+__all__ = ["LABELS", "SYMBOLS", "T_LABEL", "TIME_UNIT", "axis_label", "label", "number", "percent", "pi_text",
+           "value_text"]
 
 TIME_UNIT = "steps · lr"
 """The unit of every time: t = step · lr, gradient-descent steps times the learning rate."""
@@ -97,6 +98,11 @@ def number(value: float, digits: int = 3) -> str:
     if math.isinf(value):
         return "∞" if value > 0 else "−∞"
     return f"{value:.{digits}g}".replace("-", "−")
+
+
+def percent(fraction: float) -> str:
+    """A fraction as people write a level: 0.05 → ``5%``, 0.001 → ``0.1%``."""
+    return f"{100 * fraction:.3g}%"
 
 
 def pi_text(radians: float, max_denominator: int = 12, tol: float = 1e-3) -> str:

@@ -78,7 +78,9 @@ def _breaks_table(summary: dict[str, Any], sid: str, source: str) -> Table | Non
                              cell(f"{stem}/first", "never on the grid" if first is None else first, source)])
     if not body:
         return None
-    level = f"{100 * summary.get('break_level', 0.05):.3g}%"  # an atlas sealed before break_level was at 5%
+    from lazyrich.plots.labels import percent  # local: the plots package imports matplotlib
+
+    level = percent(summary.get("break_level", 0.05))  # an atlas sealed before break_level was at 5%
     return Table(f"{sid}/breaks", f"Where each theory deviates by more than {level}",
                  ["theory", "along", "at the other axis's value", f"first value past {level}"], body,
                  note="deviation: max(gap_loss, gap_kernel) of the theory against the simulation, per cell.")

@@ -192,7 +192,7 @@ def _run(root: Path, folder: Path) -> Section:
               stats.agreement_table(_run_networks(summary, theory), sid, source)]
     if len(summary) <= PER_NETWORK_MAX:
         tables.append(rows_table(summary, ["net", *keys, "seed", "status", *RUN_MEASURES], sid, "networks",
-                                  "Networks", source))
+                                 "Networks", source))
     section.tables = [t for t in tables if t is not None]
     section.texts = _texts(root, folder, sid)
     return section
