@@ -88,6 +88,13 @@ def test_a_rerun_into_the_same_folder_resumes_the_same_ids(per_network, tmp_path
     assert other not in again  # the same unit in another sweep is another W&B run
 
 
+def test_a_relative_run_folder_gets_its_runs_after_a_change_of_directory(per_network, tmp_path):
+    # W&B's service started in the fixture's directory; a folder given relative to another one still gets its runs.
+    with offline_wandb_in(tmp_path):
+        run_experiment({**config(), "seed": [0]}, "relative")
+    assert len(find_offline_runs(tmp_path / "relative")) == 2  # one per network, each with its .wandb file
+
+
 def test_fallback_logs_configurations_and_a_networks_table(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("WANDB_MODE", "offline")

@@ -209,7 +209,10 @@ def _guarded(target: Target, *, rid: str, name: str, config: Mapping[str, Any], 
     try:
         run = start_run(target.mode, light=light, project=target.project, entity=target.entity,
                         group=target.group, job_type=target.job_type, name=name, id=rid, resume="allow",
-                        dir=str(target.run_dir), config=dict(config), tags=[*tags(config), *target.tags])
+                        # Absolute: W&B's service, started once per process, resolves a relative dir against
+                        # the working directory it started in, not the caller's current one.
+                        dir=str(Path(target.run_dir).resolve()), config=dict(config),
+                        tags=[*tags(config), *target.tags])
         if run is None:
             return None
         fill(run)
