@@ -24,6 +24,7 @@ never promotes; the whole policy, theories included, is in :mod:`lazyrich.theory
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -42,7 +43,7 @@ from lazyrich.device import resolve_device
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"relu": torch.relu, "tanh": torch.tanh}
 
 __all__ = ["ACTIVATIONS", "DEFAULT_MAX_STEPS", "TRAINING_OPTIONS", "TrainOptions", "Trajectory", "log_events",
-           "log_grid", "lr_per_network", "plan_steps", "step_budget", "train"]
+           "log_grid", "lr_per_network", "plan_steps", "renumbered", "step_budget", "train"]
 
 
 DEFAULT_MAX_STEPS = 10_000_000
@@ -122,6 +123,33 @@ class Trajectory:
     @property
     def batch(self) -> int:
         return self.t.shape[0]
+
+    def rows(self, start: int, stop: int) -> Trajectory:
+        """Networks ``start`` … ``stop − 1`` as a trajectory of their own (views, not copies), numbered from 0,
+        with the messages about them."""
+        part = slice(start, stop)
+        about = [m for m in self.messages if start <= _network_of(m) < stop]
+        return Trajectory(t=self.t[part], step=self.step[part],
+                          scalars={k: v[part] for k, v in self.scalars.items()},
+                          matrices={k: v[part] for k, v in self.matrices.items()}, matrix_index=self.matrix_index,
+                          lr=self.lr[part], status=self.status[part], diverged_step=self.diverged_step[part],
+                          init_weights=[w[part] for w in self.init_weights],
+                          final_weights=[w[part] for w in self.final_weights],
+                          messages=[renumbered(m, -start) for m in about])
+
+
+_NETWORK = re.compile(r"^network (\d+)")
+
+
+def _network_of(message: str) -> int:
+    """The network a divergence message is about (its index in the batch that trained it)."""
+    return int(_NETWORK.match(message)[1])
+
+
+def renumbered(message: str, shift: int) -> str:
+    """A divergence message about network b as one about network b + ``shift`` (e.g. batch-wide, from a chunk's
+    own numbering)."""
+    return _NETWORK.sub(lambda m: f"network {int(m[1]) + shift}", message, count=1)
 
 
 def _checked_weights(task, weights: Sequence[Tensor], device: str | torch.device | None) -> list[Tensor]:

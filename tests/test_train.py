@@ -93,6 +93,27 @@ def test_divergence_is_recorded_and_the_rest_of_the_batch_goes_on(task):
     assert rel_err(traj.scalars["loss"][:1], alone.scalars["loss"]) <= 1e-12  # its own arithmetic: rounding
 
 
+def test_rows_of_a_trajectory_are_those_networks_renumbered(task):
+    w = _batch([0.0, 0.0, 1.0, 0.0], scale=1.0)
+    traj = train(task, w, [0.01, 3.0, 0.01, 3.0], t_max=30.0, n_log=11, n_matrix=3, progress=False, warn=False)
+    assert traj.status == ["ok", "diverged", "ok", "diverged"] and len(traj.messages) == 2
+    part = traj.rows(1, 3)
+    assert part.batch == 2 and part.status == ["diverged", "ok"]
+    assert torch.equal(part.t, traj.t[1:3]) and torch.equal(part.step, traj.step[1:3])
+    assert torch.equal(part.lr, traj.lr[1:3]) and torch.equal(part.diverged_step, traj.diverged_step[1:3])
+    assert torch.equal(part.matrix_index, traj.matrix_index)
+    for whole, rows in ((traj.scalars, part.scalars), (traj.matrices, part.matrices)):
+        assert set(rows) == set(whole)
+        for k in whole:
+            torch.testing.assert_close(rows[k], whole[k][1:3], rtol=0, atol=0, equal_nan=True)
+    for whole, rows in ((traj.init_weights, part.init_weights), (traj.final_weights, part.final_weights)):
+        for a, b in zip(rows, whole, strict=True):
+            torch.testing.assert_close(a, b[1:3], rtol=0, atol=0, equal_nan=True)
+    # Network 1's message, renumbered as network 0 of the part; network 3's left out.
+    assert part.messages == [traj.messages[0].replace("network 1 ", "network 0 ", 1)]
+    assert traj.messages[0].startswith("network 1 diverged") and traj.rows(0, 1).messages == []
+
+
 def _drift(task, lr, lams, steps):
     w = _batch(lams, scale=0.1)
     traj = train(task, w, lr, t_max=steps * lr, n_log=3, progress=False)
