@@ -9,8 +9,17 @@ import pytest
 from conftest import rel_err
 
 from lazyrich import results, store
-from lazyrich.experiment import run_experiment
-from lazyrich.experiment.chunking import MIN_CHUNK, auto_chunk, chunk_size, per_network_bytes
+from lazyrich.experiment import chunking, run_experiment
+from lazyrich.experiment import run as run_module
+from lazyrich.experiment.chunking import (
+    MIN_CHUNK,
+    TRAIN_BLOCK,
+    auto_chunk,
+    chunk_size,
+    per_network_bytes,
+    training_blocks,
+    trajectory_bytes,
+)
 from lazyrich.store.storage import METRICS_PARQUET, MatrixStore
 
 CFG = {
@@ -91,6 +100,55 @@ def test_chunk_size_auto_fits_the_budget_and_explicit_sizes_are_checked():
     for bad in (0, -3, 2.5, "many", True):
         with pytest.raises(ValueError, match="trainer.batch_chunk must be a positive int or 'auto'"):
             chunk_size(bad, 100, n_in=8, n_out=8, n_log=101, n_matrix=21)
+
+
+def test_training_blocks_group_whole_chunks_under_auto_only():
+    per_net = trajectory_bytes(8, 8, 101, 21)
+    blocks = training_blocks(5000, 256, auto=True, per_network=per_net)
+    assert [(b.start, b.stop) for b in blocks] == [(0, 256), (256, 1280), (1280, 2304), (2304, 3328),
+                                                   (3328, 4352), (4352, 4864), (4864, 5000)]
+    assert all(len(b) <= TRAIN_BLOCK for b in blocks)
+    chunks = training_blocks(5000, 256, auto=False, per_network=per_net)  # a chunk size set by hand is kept
+    assert [len(b) for b in chunks] == [256] * 19 + [136]
+    assert training_blocks(700, 256, auto=True, per_network=per_net) == [range(0, 256), range(256, 512),
+                                                                         range(512, 700)]  # too few to group
+    heavy = training_blocks(4096, 64, auto=True, per_network=chunking.BLOCK_BUDGET // 100)  # records: 100 a block
+    assert max(len(b) for b in heavy) == 64  # one chunk of 64 fits the budget, two do not
+
+
+def test_a_run_trained_in_blocks_writes_the_bits_of_chunk_by_chunk_training(tmp_path, monkeypatch):
+    cfg = {**CFG, "init": {**CFG["init"], "lam": [-2.0, -1.0, 0.0, 1.0, 2.0, 3.0]},
+           "trainer": {**CFG["trainer"], "lr": [0.05, 2.0], "t_max": 20.0}}  # 24 networks; those at lr 2 diverge
+    trained = []
+    real_train = run_module._train_phases
+    monkeypatch.setattr(run_module, "_train_phases", lambda plan, init, meta, start: trained.append(
+        (start, start + len(meta))) or real_train(plan, init, meta, start))
+    monkeypatch.setattr(run_module, "_chunk_size", lambda trainer, plan, in_memory: 4)
+    monkeypatch.setattr(chunking, "TRAIN_BLOCK", 12)  # auto: 3 chunks of 4 a block
+    runs = {}
+    for chunk in ("auto", 4):
+        trained.clear()
+        with pytest.warns(RuntimeWarning) as caught:
+            result = run_experiment({**cfg, "trainer": {**cfg["trainer"], "batch_chunk": chunk}},
+                                    tmp_path / str(chunk), plot=False)
+        named = sorted(int(str(w.message).split()[1]) for w in caught if "diverged" in str(w.message))
+        runs[chunk] = (list(trained), named, result.summary, tmp_path / str(chunk))
+    (blocks, named, summary, run_dir), (chunks, named4, summary4, run_dir4) = runs["auto"], runs[4]
+    assert blocks == [(0, 4), (4, 16), (16, 20), (20, 24)] and chunks == [(a, a + 4) for a in range(0, 24, 4)]
+    assert [(a, b) for a, b, _ in MatrixStore(run_dir).chunks()] == chunks  # written chunk by chunk all the same
+    diverged = summary.loc[summary["status"] == "diverged", "net"].tolist()
+    assert named == named4 == diverged and len(diverged) == 12  # numbered batch-wide from inside a block
+    # Another batch size for the trainer: a batched product may round differently (docs: Performance, Chunks).
+    a, b = numbers(results.load(run_dir)), numbers(results.load(run_dir4))
+    floats = [c for c in a.columns if a[c].dtype == float]
+    gaps = {c: rel_err(a[c], b[c], equal_nan=True) for c in floats}
+    assert max(gaps.values()) <= 1e-14, gaps
+    assert all(gaps[c] == 0.0 for c in floats if c.startswith("theory/"))  # predicted chunk by chunk as before
+    pd.testing.assert_frame_equal(a.drop(columns=floats), b.drop(columns=floats))
+    pd.testing.assert_frame_equal(summary, summary4, rtol=1e-14)
+    first, second = results.load_matrices(run_dir), results.load_matrices(run_dir4)
+    assert set(first) == set(second)
+    assert all(rel_err(first[k], second[k], batch_dims=1, equal_nan=True) <= 1e-14 for k in first)
 
 
 @pytest.mark.slow

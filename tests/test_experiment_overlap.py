@@ -38,6 +38,29 @@ def test_the_queue_runs_jobs_in_order_on_one_worker_and_raises_their_errors():
         assert queue.drain() == [threading.current_thread().name]  # inline: no spare core
 
 
+def test_a_backlog_of_two_keeps_the_order_and_runs_nothing_after_a_failure():
+    start, fail, ran = threading.Event(), threading.Event(), []
+
+    def job(k):
+        (fail if k == 1 else start).wait(5)  # held until the test lets it go
+        ran.append(k)
+        if k == 1:
+            raise ZeroDivisionError(k)
+        return k
+
+    with ChunkQueue(threaded=True, backlog=2) as queue:
+        queue.submit(job, 0)
+        queue.submit(job, 1)  # queued at once: the first is still running
+        assert len(queue._pending) == 2 and not ran
+        start.set()
+        queue.submit(job, 2)  # waits for job 0 only, and is queued behind job 1, which is still held
+        assert len(queue._pending) == 2
+        fail.set()
+        with pytest.raises(ZeroDivisionError):
+            queue.drain()
+    assert ran == [0, 1] and queue.results == [0]  # job 2 was queued but never ran
+
+
 def test_a_run_is_the_same_bits_with_or_without_the_spare_core(tmp_path, monkeypatch):
     written = {}
     for threaded in (True, False):

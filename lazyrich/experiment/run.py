@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
-import re
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -41,7 +40,14 @@ from lazyrich.experiment.batch import (
     option_columns,
     options_of,
 )
-from lazyrich.experiment.chunking import available_memory, per_network_bytes, release_memory, run_chunk
+from lazyrich.experiment.chunking import (
+    available_memory,
+    per_network_bytes,
+    release_memory,
+    run_chunk,
+    training_blocks,
+    trajectory_bytes,
+)
 from lazyrich.experiment.overlap import ChunkQueue, spare_core
 from lazyrich.experiment.predict import (
     add_balance_law,
@@ -55,7 +61,7 @@ from lazyrich.experiment.sink import RunSink, matrices
 from lazyrich.results.curves import Curves, predicted, simulated
 from lazyrich.store import identity, locking
 from lazyrich.tasks import Phase, Task, TaskSequence
-from lazyrich.train import Trajectory, log_grid, plan_steps, train
+from lazyrich.train import Trajectory, log_grid, plan_steps, renumbered, train
 
 log = logging.getLogger(__name__)
 
@@ -256,6 +262,7 @@ def _run(config: RunConfig, plan: Plan, run_dir: Path | None, *, plot: bool, fir
     (log.info if run_dir is not None else log.debug)(plan_work(budgets, plan.lr, config.trainer))
     size = _chunk_size(config.trainer, plan, in_memory=run_dir is None)
     single = size >= len(plan.meta)
+    blocks = _training_blocks(config.trainer, plan, size)
     sink = RunSink(run_dir, plan.meta, config, plot=plot, first=first) if run_dir is not None else None
 
     def finish_chunk(init64: list[torch.Tensor], meta: pd.DataFrame, start: int,
@@ -270,14 +277,24 @@ def _run(config: RunConfig, plan: Plan, run_dir: Path | None, *, plot: bool, fir
         release_memory()
         return chunk
 
-    with ChunkQueue(threaded=not single and spare_core()) as queue:  # chunk k is finished while k + 1 trains
+    def finish_block(init64: list[torch.Tensor], meta: pd.DataFrame, start: int,
+                     trajectories: list[Trajectory]) -> list[_Chunk]:
+        if len(meta) <= size:
+            return [finish_chunk(init64, meta, start, trajectories)]
+        return [finish_chunk([w[lo:lo + size] for w in init64], meta.iloc[lo:lo + size].reset_index(drop=True),
+                             start + lo, [t.rows(lo, lo + size) for t in trajectories])
+                for lo in range(0, len(meta), size)]
+
+    # Block k is predicted and written while k + 1 trains; a second finished block may wait (the worker's pace varies).
+    with ChunkQueue(threaded=not single and spare_core(), backlog=2) as queue:
         if sink is not None and plot:
             queue.warm(functools.partial(importlib.import_module, "lazyrich.plots"))  # matplotlib: about 1 s
-        for start in range(0, len(plan.meta), size):
-            rows = slice(start, start + size)
+        for block in blocks:
+            rows = slice(block.start, block.stop)
             init64, meta = [w[rows] for w in plan.weights], plan.meta.iloc[rows].reset_index(drop=True)
-            queue.submit(finish_chunk, init64, meta, first + start, _train_phases(plan, init64, meta, first + start))
-        chunks = queue.drain()
+            queue.submit(finish_block, init64, meta, first + block.start,
+                         _train_phases(plan, init64, meta, first + block.start))
+        chunks = [chunk for finished in queue.drain() for chunk in finished]
     notes = list(dict.fromkeys(plan.notes + [n for c in chunks for n in c.notes]))
     for note in notes:
         log.debug(note)
@@ -304,6 +321,15 @@ def _chunk_size(trainer: TrainerConfig, plan: Plan, *, in_memory: bool) -> int:
     return run_chunk(trainer, len(plan.meta), n_in=first.n_in, n_out=first.n_out, n_phases=len(plan.phases or [None]))
 
 
+def _training_blocks(trainer: TrainerConfig, plan: Plan, size: int) -> list[range]:
+    """The networks trained at once, chunks of ``size`` grouped under ``auto`` (:func:`training_blocks`)."""
+    first, n_phases = plan.first_task, len(plan.phases or [None])
+    per_network = trajectory_bytes(first.n_in, first.n_out, trainer.n_log, min(trainer.n_matrix, trainer.n_log),
+                                   n_phases)
+    return training_blocks(len(plan.meta), size, auto=trainer.batch_chunk in (None, "auto"),
+                           per_network=per_network)
+
+
 @dataclass
 class _Chunk:
     """What one chunk of the batch produced (networks ``start`` … ``start + len(meta) − 1``)."""
@@ -318,10 +344,9 @@ class _Chunk:
 
 
 def _warn_diverged(trajectory: Trajectory, start: int) -> None:
-    """The trainer's "network <b> diverged" messages of a chunk as warnings, numbered batch-wide (start + b)."""
+    """The trainer's "network <b> diverged" messages of a block as warnings, numbered batch-wide (start + b)."""
     for message in trajectory.messages:
-        text = re.sub(r"^network (\d+)", lambda m: f"network {int(m[1]) + start}", message)
-        warnings.warn(text, RuntimeWarning, stacklevel=4)
+        warnings.warn(renumbered(message, start), RuntimeWarning, stacklevel=4)
 
 
 def _train_phases(plan: Plan, init64: list[torch.Tensor], meta: pd.DataFrame, start: int) -> list[Trajectory]:
