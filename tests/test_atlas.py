@@ -145,6 +145,29 @@ def test_a_finished_atlas_is_read_back_without_computing(small, monkeypatch):
         run_atlas(parse_atlas([f"init.lam={LAMS}", "init.scale=[0.05,0.3]", *SMALL]), folder)
 
 
+def test_the_network_table_read_back_in_blocks_is_the_one_block_table(small, monkeypatch, tmp_path):
+    from lazyrich.atlas import network_rows as rows_module
+
+    config, folder, _ = small
+    assert rows_module.block_size(31) >= 8  # the fixture's 8 networks are one block
+    monkeypatch.setattr(rows_module, "block_size", lambda n_log: 3)  # blocks of 3, 3 and 2
+    blocked = run_atlas(config, tmp_path / "blocked")
+    one, parts = load_networks(folder), load_networks(tmp_path / "blocked")
+    assert list(parts.columns) == list(one.columns) and len(parts) == 8
+    floats = [c for c in one.columns if one[c].dtype == float]
+    pd.testing.assert_frame_equal(parts.drop(columns=floats), one.drop(columns=floats))
+    for column in floats:  # a theory predicted for 3 networks at once instead of 8: rounding at most
+        np.testing.assert_allclose(parts[column], one[column], rtol=1e-12, atol=1e-15, err_msg=column)
+    assert len(blocked) == 4
+
+
+def test_the_blocks_hold_a_bounded_number_of_network_points():
+    from lazyrich.atlas.network_rows import BLOCK_POINTS, block_size
+
+    assert block_size(21) == 8192 and block_size(101) * 101 <= BLOCK_POINTS < (block_size(101) + 1) * 101
+    assert block_size(10**6) == 64  # never fewer networks than that
+
+
 def test_an_interrupted_atlas_resumes_from_its_finished_units(small, monkeypatch, tmp_path):
     config, folder, cells = small
     copy = tmp_path / "copy"

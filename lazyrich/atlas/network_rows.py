@@ -2,11 +2,11 @@
 and, for each theory of the atlas, its measures, its agreement and its domain (:mod:`~lazyrich.atlas.measures`,
 :mod:`~lazyrich.atlas.domain`).
 
-The simulation is read back from the run folder block by block (``BLOCK`` networks, only the columns needed), and
-the theories predict each block from the same initial weights the run started from
-(:func:`~lazyrich.experiment.run.make_plan` rebuilds them: a network's weights depend only on its own seed and batch
-values). The run's own theory, when it is the
-atlas's first, is read from the folder instead of predicted again.
+The simulation is read back from the run folder block by block (:func:`block_size` networks, only the columns
+needed), and the theories predict each block from the same initial weights the run started from
+(:func:`~lazyrich.experiment.run.make_plan` rebuilds them: a network's weights depend only on its own seed and
+batch values). The run's own theory, when it is the atlas's first, is read from the folder instead of predicted
+again.
 """
 
 from __future__ import annotations
@@ -30,10 +30,16 @@ from lazyrich.results.curves import Curves, from_frame
 from lazyrich.store import SUMMARY_FILE
 from lazyrich.store.storage import read_metrics
 
-__all__ = ["BLOCK", "network_rows"]
+__all__ = ["BLOCK_POINTS", "block_size", "network_rows"]
 
-BLOCK = 8192
-"""Networks read back and predicted at once (bounds the memory of the atlas's own step)."""
+BLOCK_POINTS = 8192 * 21
+"""Network × log points read back and predicted at once: it bounds the memory of the atlas's own step (8192
+networks a block at 21 log points; 65 536 networks at 101 points took 3.0 GiB in blocks of 8192)."""
+
+
+def block_size(n_log: int) -> int:
+    """Networks a block holds at ``n_log`` log points (:data:`BLOCK_POINTS` of them, at least 64 networks)."""
+    return max(64, BLOCK_POINTS // max(1, n_log))
 
 _CURVES = ("loss", "kernel_distance", "test_loss", "lam_hat_1")
 
@@ -90,9 +96,9 @@ def network_rows(unit_dir: Path, plan: Plan, theories: Sequence[str], run_theory
     ``run_theory`` is the theory the run itself recorded (read back instead of predicted). ``with_sharpness``
     adds S at init and lr·S/2 (:mod:`~lazyrich.atlas.sharpness`)."""
     names = pq.ParquetFile(unit_dir / "metrics.parquet").schema_arrow.names
-    floor, parts = _floor(plan), []
-    for start in range(0, len(plan.meta), BLOCK):
-        rows = slice(start, min(start + BLOCK, len(plan.meta)))
+    floor, parts, size = _floor(plan), [], block_size(plan.training.n_log)
+    for start in range(0, len(plan.meta), size):
+        rows = slice(start, min(start + size, len(plan.meta)))
         meta = plan.meta.iloc[rows].reset_index(drop=True)
         frame = _read_block(unit_dir, names, rows.start, rows.stop)
         sim = from_frame(frame, "sim")
