@@ -11,9 +11,11 @@ exact in every cell. Rows, measured side by side in this process (threads 1, as 
   the memory; here it needs about 3 GiB);
 - peak RSS of the command (target ≤ 2 GiB);
 - the same two rows for a second workload at the default atlas's step, lr 0.002 (1000 steps to t = 2), where the
-  command's fixed costs (start-up, the maps) weigh less (``--no-long`` skips it).
+  command's fixed costs (start-up, the maps) weigh less (``--no-long`` skips it);
+- with ``--default-atlas``, the same two rows for the default atlas's own settings (lr 0.002 to t = 10: 5000
+  steps, 101 log points, theories exact and lazy): about 8 minutes here, so not part of ``make bench``.
 
-Run standalone: ``python -m benchmarks.perf.bench_atlas [--quick] [--no-single]``.
+Run standalone: ``python -m benchmarks.perf.bench_atlas [--quick] [--no-single] [--default-atlas]``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ QUICK = {"lams": 16, "scales": 4, "seeds": 4}
 SETTINGS = ["trainer.lr=0.01", "trainer.t_max=2", "trainer.n_log=21", "theories=[exact]"]
 LONG = ["trainer.lr=0.002", "trainer.t_max=2", "trainer.n_log=21", "theories=[exact]"]
 """The second workload: the default atlas's step (lr 0.002), so 1000 GD steps to t = 2."""
+DEFAULT: list[str] = []
+"""The third (``--default-atlas``): the default atlas's settings, only the grid made larger."""
 
 
 def words(size: dict[str, int], settings: list[str] = SETTINGS) -> list[str]:
@@ -109,9 +113,12 @@ def main(argv: list[str] | None = None) -> list[Row]:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--no-single", action="store_true", help="skip the trainer on the whole batch at once (≈ 3 GiB)")
     p.add_argument("--no-long", action="store_true", help="skip the second workload (lr 0.002: 1000 steps)")
+    p.add_argument("--default-atlas", action="store_true",
+                   help="add the default atlas's settings (5000 steps, 101 log points; about 8 minutes)")
     args = p.parse_args(argv)
     size = QUICK if args.quick else FULL
     workloads = (SETTINGS,) if args.quick or args.no_long else (SETTINGS, LONG)
+    workloads += (DEFAULT,) if args.default_atlas else ()
     commands = []
     for settings in workloads:
         with tempfile.TemporaryDirectory() as tmp:
