@@ -79,8 +79,8 @@ class TrainerConfig:
     n_matrix: int = spec(21, "of which this many also keep W2W1, W1ᵀW1, W_LW_Lᵀ", at_least(1))
     batch_size: int | None = spec(None, "null = full batch; an int = minibatch SGD", at_least(1, nullable=True))
     check_every: int = spec(10, "divergence check period, in steps", at_least(1))
-    batch_chunk: Any = spec("auto", "networks trained, predicted and written at once; auto: sized from "
-                                    "available memory")
+    batch_chunk: Any = spec("auto", "networks predicted and written at once (and trained, when a number); "
+                                    "auto: sized from available memory, the trainer taking several chunks at once")
     matrix_seeds: int | None = spec(1, "the run folder keeps matrices for the first this-many seeds of each "
                                        "configuration (null: all)", at_least(1, nullable=True))
     progress: bool = spec(True, "tqdm progress bar during training")
