@@ -19,7 +19,7 @@ import os
 
 from lazyrich.config.run import TrainerConfig
 
-__all__ = ["MAX_BUDGET", "MIN_CHUNK", "TRAIN_BLOCK", "auto_chunk", "available_memory", "chunk_size",
+__all__ = ["BLOCK_BUDGET", "MAX_BUDGET", "MIN_CHUNK", "TRAIN_BLOCK", "auto_chunk", "available_memory", "chunk_size",
            "per_network_bytes", "release_memory", "run_chunk", "trajectory_bytes", "training_blocks"]
 
 MAX_BUDGET = 384 * 2**20
@@ -35,8 +35,8 @@ in blocks of 1024 on this project's 2-core reference machine, 3.9–4.3 s in chu
 batch (whose working set leaves the cache)."""
 
 BLOCK_BUDGET = 64 * 2**20
-"""Bytes the trajectories of one training block may hold (two blocks are alive at once: one being trained, the
-other being predicted and written)."""
+"""Bytes the trajectories of one training block may hold (up to three blocks are alive at once: one being
+trained, one being predicted and written, one waiting for it: :mod:`~lazyrich.experiment.overlap`)."""
 
 
 def available_memory() -> int:

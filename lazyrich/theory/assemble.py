@@ -60,8 +60,9 @@ def from_grams(stats: TaskStats, product: Tensor, w1tw1: Tensor, wwt_out: Tensor
                notes: Sequence[str] = ()) -> Prediction:
     """Prediction of a two-layer net from its product (B,T,No,Ni) and Grams (B,T,·,·), NTK(0) from (B,·,·).
 
-    Blocks of a larger matrix (views of QQᵀ) are copied out first: every reduction below, and those of the
-    consumers of the prediction, run about twice as fast on contiguous matrices, and the QQᵀ grid is freed."""
+    Blocks of a larger matrix (views of a QQᵀ grid, as ``gram_ode`` passes) are copied out first: every reduction
+    below, and those of the consumers of the prediction, run about twice as fast on contiguous matrices, and the
+    grid is freed."""
     product, w1tw1, wwt_out = (m.contiguous() for m in (product, w1tw1, wwt_out))
     u, _, v = stats.svd
     dist, rel = metrics.two_layer_kernel_change(wwt_out_0.unsqueeze(1), w1tw1_0.unsqueeze(1), wwt_out, w1tw1,

@@ -151,7 +151,8 @@ def _qqt_of(w1tw1: Tensor, product: Tensor, wwt_out: Tensor) -> Tensor:
     return torch.cat([torch.cat([w1tw1, product.mT], -1), torch.cat([product, wwt_out], -1)], -2)
 
 
-def _evaluate_chunk(st: _Setup, u: Tensor) -> Tensor:
+def _evaluate_chunk(st: _Setup, u: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`_evaluate` of one block of networks × times, the three blocks as views of one QQᵀ."""
     uu = u[..., None]  # (B, T, 1)
     eps = st.eps[:, None, :]  # (B, 1, m)
     eu = eps * uu
